@@ -1,0 +1,63 @@
+#include "cli/app.h"
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/threads.h"
+
+#ifdef SAMDISTILL_WITH_SPDLOG
+#include <spdlog/spdlog.h>
+#endif
+
+namespace sd::cli {
+namespace {
+
+void route_logs_to_spdlog() {
+#ifdef SAMDISTILL_WITH_SPDLOG
+  log::set_sink([](log::Level level, const std::string& message) {
+    switch (level) {
+      case log::Level::debug: spdlog::debug(message); break;
+      case log::Level::info: spdlog::info(message); break;
+      case log::Level::warn: spdlog::warn(message); break;
+      case log::Level::error: spdlog::error(message); break;
+    }
+  });
+#endif
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{"samdistill: distil SAM into MobileSAM-class students (LibTorch)"};
+  app.require_subcommand(1);
+  Globals globals;
+  app.add_option("--threads", globals.threads, "CPU threads (0: all cores)")->capture_default_str();
+  app.add_flag("-v,--verbose", globals.verbose, "Log debug messages");
+  app.parse_complete_callback([&] {
+    route_logs_to_spdlog();
+#ifdef SAMDISTILL_WITH_SPDLOG
+    if (globals.verbose) spdlog::set_level(spdlog::level::debug);
+#endif
+    if (globals.verbose) log::set_min_level(log::Level::debug);
+    configure_threads(globals.threads);
+  });
+
+  add_checkpoint_command(app, globals);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const Error& e) {
+    log::error(e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    log::error(std::string("unexpected failure: ") + e.what());
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace sd::cli

@@ -1,0 +1,15 @@
+#pragma once
+#include <CLI/CLI.hpp>
+
+// Each subcommand lives in its own cmd_<name>.cpp and registers itself on the app.
+// The callback it installs does the work; errors are thrown as sd::Error.
+namespace sd::cli {
+
+struct Globals {
+  int threads = 0;  // 0: all cores
+  bool verbose = false;
+};
+
+void add_checkpoint_command(CLI::App& app, const Globals& globals);
+
+}  // namespace sd::cli

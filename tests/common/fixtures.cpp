@@ -1,0 +1,53 @@
+#include "common/fixtures.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+namespace fs = std::filesystem;
+
+namespace sd::testing {
+
+std::string fixtures_root() {
+  const char* env = std::getenv("SAMDISTILL_FIXTURES");
+  return env && *env ? env : SAMDISTILL_FIXTURES_DEFAULT;
+}
+
+bool fixtures_present() { return fs::is_directory(fixtures_root()); }
+
+std::vector<ModelFolder> model_folders() {
+  std::vector<ModelFolder> out;
+  if (!fixtures_present()) return out;
+  for (const auto& entry : fs::directory_iterator(fixtures_root())) {
+    fs::path config = entry.path() / "config.json";
+    if (!entry.is_directory() || !fs::exists(config)) continue;
+    ModelFolder folder;
+    folder.path = entry.path().string();
+    folder.name = entry.path().filename().string();
+    std::ifstream in(config);
+    folder.config = nlohmann::json::parse(in);
+    folder.tiny_vit = folder.config.contains("embed_dims");
+    out.push_back(folder);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const ModelFolder& a, const ModelFolder& b) { return a.path < b.path; });
+  return out;
+}
+
+std::optional<ModelFolder> first_folder(bool tiny_vit) {
+  for (auto& f : model_folders())
+    if (f.tiny_vit == tiny_vit) return f;
+  return std::nullopt;
+}
+
+std::string source_dir() { return SAMDISTILL_SOURCE_DIR; }
+std::string binary_path() { return SAMDISTILL_BINARY; }
+std::string data_sample() { return source_dir() + "/data/sample"; }
+
+std::string make_temp_dir(const std::string& prefix) {
+  std::string pattern = (fs::temp_directory_path() / (prefix + "-XXXXXX")).string();
+  if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed for " + pattern);
+  return pattern;
+}
+
+}  // namespace sd::testing
