@@ -17,12 +17,15 @@ at::Tensor LayerNorm2dImpl::forward(const at::Tensor& x) {
   return weight.view({-1, 1, 1}) * y + bias.view({-1, 1, 1});
 }
 
-MLPBlockImpl::MLPBlockImpl(int64_t embedding_dim, int64_t mlp_dim) {
+MLPBlockImpl::MLPBlockImpl(int64_t embedding_dim, int64_t mlp_dim, Activation act) : act_(act) {
   lin1 = register_module("lin1", torch::nn::Linear(embedding_dim, mlp_dim));
   lin2 = register_module("lin2", torch::nn::Linear(mlp_dim, embedding_dim));
 }
 
-at::Tensor MLPBlockImpl::forward(const at::Tensor& x) { return lin2(at::gelu(lin1(x))); }
+at::Tensor MLPBlockImpl::forward(const at::Tensor& x) {
+  at::Tensor h = lin1(x);
+  return lin2(act_ == Activation::gelu ? at::gelu(h) : at::relu(h));
+}
 
 torch::nn::Sequential make_neck(int64_t in_chans, int64_t out_chans) {
   using torch::nn::Conv2d;

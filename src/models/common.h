@@ -17,13 +17,18 @@ class LayerNorm2dImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LayerNorm2d);
 
-// SAM's MLPBlock: lin1 -> GELU -> lin2.
+enum class Activation { gelu, relu };
+
+// SAM's MLPBlock: lin1 -> act -> lin2 (GELU in the ViT blocks, ReLU in the two-way transformer).
 class MLPBlockImpl : public torch::nn::Module {
  public:
-  MLPBlockImpl(int64_t embedding_dim, int64_t mlp_dim);
+  MLPBlockImpl(int64_t embedding_dim, int64_t mlp_dim, Activation act = Activation::gelu);
   at::Tensor forward(const at::Tensor& x);
 
   torch::nn::Linear lin1{nullptr}, lin2{nullptr};
+
+ private:
+  Activation act_;
 };
 TORCH_MODULE(MLPBlock);
 
