@@ -1,0 +1,61 @@
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/pimpl.h>
+
+#include "models/image_encoder.h"
+#include "models/transformer.h"
+
+namespace sd::models {
+
+// `num_layers` Linear layers (`layers.N`) with ReLU between them.
+class MLPImpl : public torch::nn::Module {
+ public:
+  MLPImpl(int64_t input_dim, int64_t hidden_dim, int64_t output_dim, int64_t num_layers);
+  at::Tensor forward(const at::Tensor& x);
+
+  torch::nn::ModuleList layers{nullptr};
+};
+TORCH_MODULE(MLP);
+
+struct DecoderOutput {
+  at::Tensor masks;            // BxCx(4h)x(4w) low-res logits
+  at::Tensor iou_predictions;  // BxC
+};
+
+// SAM's mask decoder: the two-way transformer between output tokens + prompt tokens
+// and the image embedding, then upscaling and one hypernetwork MLP per mask token.
+class MaskDecoderImpl : public torch::nn::Module {
+ public:
+  MaskDecoderImpl(int64_t transformer_dim, TwoWayTransformer transformer,
+                  int64_t num_multimask_outputs = 3, int64_t iou_head_depth = 3,
+                  int64_t iou_head_hidden_dim = 256);
+
+  // image_embeddings: 1xCxhxw (repeated for each of the B prompts), image_pe: 1xCxhxw,
+  // sparse: BxTxC, dense: BxCxhxw. C = 3 masks (multimask_output) or the single one.
+  // `trace` receives `transformer_tokens` and `transformer_image` (BxhwxC).
+  DecoderOutput forward(const at::Tensor& image_embeddings, const at::Tensor& image_pe,
+                        const at::Tensor& sparse_prompt_embeddings,
+                        const at::Tensor& dense_prompt_embeddings, bool multimask_output,
+                        Trace* trace = nullptr);
+
+  TwoWayTransformer transformer{nullptr};
+  torch::nn::Embedding iou_token{nullptr};
+  torch::nn::Embedding mask_tokens{nullptr};
+  torch::nn::Sequential output_upscaling{nullptr};
+  torch::nn::ModuleList output_hypernetworks_mlps{nullptr};
+  MLP iou_prediction_head{nullptr};
+
+ private:
+  // All num_multimask_outputs + 1 masks.
+  DecoderOutput predict_masks(const at::Tensor& image_embeddings, const at::Tensor& image_pe,
+                              const at::Tensor& sparse_prompt_embeddings,
+                              const at::Tensor& dense_prompt_embeddings, Trace* trace);
+
+  int64_t num_mask_tokens_;
+};
+TORCH_MODULE(MaskDecoder);
+
+}  // namespace sd::models

@@ -1,0 +1,115 @@
+#include "models/transformer.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+namespace sd::models {
+namespace {
+
+torch::nn::LayerNorm layer_norm(int64_t dim) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}));
+}
+
+// BxNxC -> BxheadsxNx(C/heads)
+at::Tensor separate_heads(const at::Tensor& x, int64_t num_heads) {
+  return x.reshape({x.size(0), x.size(1), num_heads, x.size(2) / num_heads}).transpose(1, 2);
+}
+
+// BxheadsxNxc -> BxNx(heads*c)
+at::Tensor recombine_heads(const at::Tensor& x) {
+  return x.transpose(1, 2).reshape({x.size(0), x.size(2), x.size(1) * x.size(3)});
+}
+
+}  // namespace
+
+AttentionImpl::AttentionImpl(int64_t embedding_dim, int64_t num_heads, int64_t downsample_rate)
+    : num_heads_(num_heads) {
+  int64_t internal_dim = embedding_dim / downsample_rate;
+  TORCH_CHECK(internal_dim % num_heads == 0, "num_heads must divide embedding_dim.");
+  q_proj = register_module("q_proj", torch::nn::Linear(embedding_dim, internal_dim));
+  k_proj = register_module("k_proj", torch::nn::Linear(embedding_dim, internal_dim));
+  v_proj = register_module("v_proj", torch::nn::Linear(embedding_dim, internal_dim));
+  out_proj = register_module("out_proj", torch::nn::Linear(internal_dim, embedding_dim));
+}
+
+at::Tensor AttentionImpl::forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  at::Tensor qh = separate_heads(q_proj(q), num_heads_);
+  at::Tensor kh = separate_heads(k_proj(k), num_heads_);
+  at::Tensor vh = separate_heads(v_proj(v), num_heads_);
+  at::Tensor attn = at::matmul(qh, kh.permute({0, 1, 3, 2}));  // Bxheadsx Nq x Nk
+  attn = at::softmax(attn / std::sqrt(static_cast<double>(qh.size(3))), -1);
+  return out_proj(recombine_heads(at::matmul(attn, vh)));
+}
+
+TwoWayAttentionBlockImpl::TwoWayAttentionBlockImpl(int64_t embedding_dim, int64_t num_heads,
+                                                   int64_t mlp_dim,
+                                                   int64_t attention_downsample_rate,
+                                                   bool skip_first_layer_pe)
+    : skip_first_layer_pe_(skip_first_layer_pe) {
+  self_attn = register_module("self_attn", Attention(embedding_dim, num_heads));
+  norm1 = register_module("norm1", layer_norm(embedding_dim));
+  cross_attn_token_to_image = register_module(
+      "cross_attn_token_to_image", Attention(embedding_dim, num_heads, attention_downsample_rate));
+  norm2 = register_module("norm2", layer_norm(embedding_dim));
+  mlp = register_module("mlp", MLPBlock(embedding_dim, mlp_dim, Activation::relu));
+  norm3 = register_module("norm3", layer_norm(embedding_dim));
+  norm4 = register_module("norm4", layer_norm(embedding_dim));
+  cross_attn_image_to_token = register_module(
+      "cross_attn_image_to_token", Attention(embedding_dim, num_heads, attention_downsample_rate));
+}
+
+std::pair<at::Tensor, at::Tensor> TwoWayAttentionBlockImpl::forward(const at::Tensor& queries_in,
+                                                                    const at::Tensor& keys_in,
+                                                                    const at::Tensor& query_pe,
+                                                                    const at::Tensor& key_pe) {
+  at::Tensor queries = queries_in;
+  if (skip_first_layer_pe_) {
+    queries = self_attn(queries, queries, queries);
+  } else {
+    at::Tensor q = queries + query_pe;
+    queries = queries + self_attn(q, q, queries);
+  }
+  queries = norm1(queries);
+
+  at::Tensor q = queries + query_pe;
+  at::Tensor k = keys_in + key_pe;
+  queries = norm2(queries + cross_attn_token_to_image(q, k, keys_in));
+
+  queries = norm3(queries + mlp(queries));
+
+  q = queries + query_pe;
+  at::Tensor keys = norm4(keys_in + cross_attn_image_to_token(k, q, queries));
+  return {queries, keys};
+}
+
+TwoWayTransformerImpl::TwoWayTransformerImpl(int64_t depth, int64_t embedding_dim,
+                                             int64_t num_heads, int64_t mlp_dim,
+                                             int64_t attention_downsample_rate) {
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < depth; ++i)
+    layers->push_back(TwoWayAttentionBlock(embedding_dim, num_heads, mlp_dim,
+                                           attention_downsample_rate, /*skip_first_layer_pe=*/i == 0));
+  final_attn_token_to_image = register_module(
+      "final_attn_token_to_image", Attention(embedding_dim, num_heads, attention_downsample_rate));
+  norm_final_attn = register_module("norm_final_attn", layer_norm(embedding_dim));
+}
+
+std::pair<at::Tensor, at::Tensor> TwoWayTransformerImpl::forward(
+    const at::Tensor& image_embedding, const at::Tensor& image_pe,
+    const at::Tensor& point_embedding) {
+  // BxCxHxW -> BxHWxC
+  at::Tensor keys = image_embedding.flatten(2).permute({0, 2, 1});
+  at::Tensor key_pe = image_pe.flatten(2).permute({0, 2, 1});
+  at::Tensor queries = point_embedding;
+  for (const auto& layer : *layers)
+    std::tie(queries, keys) =
+        layer->as<TwoWayAttentionBlock>()->forward(queries, keys, point_embedding, key_pe);
+
+  at::Tensor q = queries + point_embedding;
+  at::Tensor k = keys + key_pe;
+  queries = norm_final_attn(queries + final_attn_token_to_image(q, k, keys));
+  return {queries, keys};
+}
+
+}  // namespace sd::models

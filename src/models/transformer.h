@@ -1,0 +1,71 @@
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+
+#include <utility>
+
+#include "models/common.h"
+
+namespace sd::models {
+
+// Multi-head attention whose q/k/v projections may shrink the width to
+// embedding_dim / downsample_rate before the heads are split.
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(int64_t embedding_dim, int64_t num_heads, int64_t downsample_rate = 1);
+  // q: BxNqxC, k and v: BxNkxC -> BxNqxC.
+  at::Tensor forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+
+ private:
+  int64_t num_heads_;
+};
+TORCH_MODULE(Attention);
+
+// Self-attention of the tokens, tokens -> image cross-attention, MLP on the tokens,
+// image -> tokens cross-attention.
+class TwoWayAttentionBlockImpl : public torch::nn::Module {
+ public:
+  TwoWayAttentionBlockImpl(int64_t embedding_dim, int64_t num_heads, int64_t mlp_dim,
+                           int64_t attention_downsample_rate, bool skip_first_layer_pe);
+  // queries: BxNxC tokens, keys: BxHWxC image; returns the updated (queries, keys).
+  std::pair<at::Tensor, at::Tensor> forward(const at::Tensor& queries, const at::Tensor& keys,
+                                            const at::Tensor& query_pe,
+                                            const at::Tensor& key_pe);
+
+  Attention self_attn{nullptr};
+  torch::nn::LayerNorm norm1{nullptr};
+  Attention cross_attn_token_to_image{nullptr};
+  torch::nn::LayerNorm norm2{nullptr};
+  MLPBlock mlp{nullptr};
+  torch::nn::LayerNorm norm3{nullptr};
+  torch::nn::LayerNorm norm4{nullptr};
+  Attention cross_attn_image_to_token{nullptr};
+
+ private:
+  bool skip_first_layer_pe_;
+};
+TORCH_MODULE(TwoWayAttentionBlock);
+
+// SAM's two-way transformer between prompt tokens and the image embedding.
+class TwoWayTransformerImpl : public torch::nn::Module {
+ public:
+  TwoWayTransformerImpl(int64_t depth, int64_t embedding_dim, int64_t num_heads, int64_t mlp_dim,
+                        int64_t attention_downsample_rate = 2);
+  // image_embedding, image_pe: BxCxHxW; point_embedding: BxNxC.
+  // Returns (tokens BxNxC, image BxHWxC).
+  std::pair<at::Tensor, at::Tensor> forward(const at::Tensor& image_embedding,
+                                            const at::Tensor& image_pe,
+                                            const at::Tensor& point_embedding);
+
+  torch::nn::ModuleList layers{nullptr};
+  Attention final_attn_token_to_image{nullptr};
+  torch::nn::LayerNorm norm_final_attn{nullptr};
+};
+TORCH_MODULE(TwoWayTransformer);
+
+}  // namespace sd::models
