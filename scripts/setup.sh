@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs what samdistill needs on a fresh Debian 12 / Ubuntu machine (run as root or with sudo).
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  build-essential cmake ccache pkg-config \
+  libtorch-dev libopencv-dev nlohmann-json3-dev libspdlog-dev libcli11-dev \
+  libgtest-dev libopenblas0-openmp >/dev/null

@@ -1,0 +1,90 @@
+#include "io/config.h"
+
+#include <sstream>
+
+#include "util/atomic_file.h"
+#include "util/error.h"
+
+namespace sd::io {
+namespace {
+
+using nlohmann::json;
+
+bool same_kind(const json& expected, const json& given) {
+  if (expected.is_number_float()) return given.is_number();
+  if (expected.is_number_integer()) return given.is_number_integer();
+  if (expected.is_array()) return given.is_array();
+  return expected.type() == given.type();
+}
+
+std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> parts;
+  std::stringstream in(text);
+  std::string part;
+  while (std::getline(in, part, sep))
+    if (!part.empty()) parts.push_back(part);
+  return parts;
+}
+
+json parse_scalar(const json& like, const std::string& key, const std::string& text) {
+  auto bad = [&](const char* type) {
+    return Error("option --" + key + ": '" + text + "' is not " + type);
+  };
+  if (like.is_boolean()) {
+    if (text == "true" || text == "1" || text == "on") return true;
+    if (text == "false" || text == "0" || text == "off") return false;
+    throw bad("a boolean (true/false)");
+  }
+  if (like.is_number()) {
+    size_t used = 0;
+    try {
+      if (like.is_number_integer()) {
+        long long v = std::stoll(text, &used);
+        if (used == text.size()) return v;
+      } else {
+        double v = std::stod(text, &used);
+        if (used == text.size()) return v;
+      }
+    } catch (const std::exception&) {
+    }
+    throw bad(like.is_number_integer() ? "an integer" : "a number");
+  }
+  return text;
+}
+
+}  // namespace
+
+json read_json_file(const std::string& path) {
+  std::string text = read_file(path);
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw Error("malformed JSON in '" + path + "' at byte " + std::to_string(e.byte) + ": " +
+                e.what());
+  }
+}
+
+json merge_config(const json& defaults, const json& given, const std::string& source) {
+  if (!given.is_object()) throw Error(source + ": a config must be a JSON object");
+  json out = defaults;
+  for (auto it = given.begin(); it != given.end(); ++it) {
+    if (!defaults.contains(it.key()))
+      throw Error(source + ": unknown key '" + it.key() + "'");
+    const json& expected = defaults.at(it.key());
+    if (!same_kind(expected, it.value()))
+      throw Error(source + ": key '" + it.key() + "' must be " + expected.type_name() +
+                  ", got " + it.value().type_name() + " " + it.value().dump());
+    out[it.key()] = it.value();
+  }
+  return out;
+}
+
+json parse_override(const json& default_value, const std::string& key, const std::string& text) {
+  if (!default_value.is_array()) return parse_scalar(default_value, key, text);
+  json element = default_value.empty() ? json("") : default_value.front();
+  json out = json::array();
+  for (const auto& part : split(text, ',')) out.push_back(parse_scalar(element, key, part));
+  return out;
+}
+
+}  // namespace sd::io
