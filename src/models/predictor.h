@@ -1,0 +1,66 @@
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include "models/image_encoder.h"
+#include "models/sam.h"
+#include "models/transforms.h"
+
+namespace sd::models {
+
+// Prompts for one image; an undefined tensor is an absent prompt.
+// predict(): point_coords Nx2 (x, y) and box 4 (x0, y0, x1, y1) in original pixels,
+// point_labels N (1 foreground, 0 background), mask_input 1x256x256 logits.
+// predict_torch(): the same with a leading batch dimension B, already in the frame of the
+// resized image (ResizeLongestSide), mask_input Bx1x256x256.
+struct Prompts {
+  at::Tensor point_coords;
+  at::Tensor point_labels;
+  at::Tensor box;
+  at::Tensor mask_input;
+};
+
+// Masks at the original size (bool, or float logits with return_logits), their predicted
+// IoU, and 256x256 low-res logits (reusable as mask_input). predict() drops the batch
+// dimension: CxHxW, C, Cx256x256. Everything stays on the model's device.
+struct Prediction {
+  at::Tensor masks;
+  at::Tensor iou_predictions;
+  at::Tensor low_res_logits;
+};
+
+// SAM's SamPredictor: encode an image once, then predict masks for many prompts.
+class SamPredictor {
+ public:
+  explicit SamPredictor(Sam model);
+
+  // uint8 HxWx3 RGB already resized by ResizeLongestSide(1024) from an image of
+  // `original_size` (H, W); runs the image encoder.
+  void set_image(const at::Tensor& resized_image, Size2 original_size);
+  // A precomputed 1x256x64x64 embedding (e.g. a stored teacher embedding) of an image of
+  // `original_size`.
+  void set_image_embedding(const at::Tensor& embedding, Size2 original_size);
+
+  // `trace` (optional) receives sparse_embeddings, dense_embeddings, transformer_tokens,
+  // transformer_image.
+  Prediction predict(const Prompts& prompts, bool multimask_output = true,
+                     bool return_logits = false, Trace* trace = nullptr);
+  Prediction predict_torch(const Prompts& prompts, bool multimask_output = true,
+                           bool return_logits = false, Trace* trace = nullptr);
+
+  const at::Tensor& get_image_embedding() const;
+  Size2 original_size() const { return original_size_; }
+  Size2 input_size() const { return input_size_; }
+  const ResizeLongestSide& transform() const { return transform_; }
+  Sam& model() { return model_; }
+
+ private:
+  void require_image() const;
+
+  Sam model_;
+  ResizeLongestSide transform_;
+  at::Tensor features_;  // undefined until an image is set
+  Size2 original_size_{0, 0};
+  Size2 input_size_{0, 0};
+};
+
+}  // namespace sd::models
