@@ -1,0 +1,165 @@
+#include "models/image_encoder_vit.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace sd::models::vit {
+
+PatchEmbedImpl::PatchEmbedImpl(int64_t patch_size, int64_t in_chans, int64_t embed_dim) {
+  proj = register_module(
+      "proj", torch::nn::Conv2d(
+                  torch::nn::Conv2dOptions(in_chans, embed_dim, patch_size).stride(patch_size)));
+}
+
+at::Tensor PatchEmbedImpl::forward(const at::Tensor& x) { return proj(x).permute({0, 2, 3, 1}); }
+
+at::Tensor window_partition(const at::Tensor& x, int64_t window_size) {
+  int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+  int64_t pad_h = (window_size - H % window_size) % window_size;
+  int64_t pad_w = (window_size - W % window_size) % window_size;
+  at::Tensor padded = (pad_h > 0 || pad_w > 0) ? at::constant_pad_nd(x, {0, 0, 0, pad_w, 0, pad_h})
+                                               : x;
+  int64_t Hp = H + pad_h, Wp = W + pad_w;
+  return padded.view({B, Hp / window_size, window_size, Wp / window_size, window_size, C})
+      .permute({0, 1, 3, 2, 4, 5})
+      .contiguous()
+      .view({-1, window_size, window_size, C});
+}
+
+at::Tensor window_unpartition(const at::Tensor& windows, int64_t window_size,
+                              std::pair<int64_t, int64_t> padded_hw,
+                              std::pair<int64_t, int64_t> hw) {
+  auto [Hp, Wp] = padded_hw;
+  auto [H, W] = hw;
+  int64_t B = windows.size(0) / (Hp * Wp / window_size / window_size);
+  at::Tensor x = windows.view({B, Hp / window_size, Wp / window_size, window_size, window_size, -1})
+                     .permute({0, 1, 3, 2, 4, 5})
+                     .contiguous()
+                     .view({B, Hp, Wp, -1});
+  if (Hp > H || Wp > W) x = x.slice(1, 0, H).slice(2, 0, W).contiguous();
+  return x;
+}
+
+at::Tensor get_rel_pos(int64_t q_size, int64_t k_size, const at::Tensor& rel_pos) {
+  int64_t max_rel_dist = 2 * std::max(q_size, k_size) - 1;
+  at::Tensor resized = rel_pos;
+  if (rel_pos.size(0) != max_rel_dist) {
+    // F.interpolate(mode="linear"), align_corners False, over the rows of the table.
+    at::Tensor table = rel_pos.reshape({1, rel_pos.size(0), -1}).permute({0, 2, 1});
+    resized = at::upsample_linear1d(table, {max_rel_dist}, false)
+                  .reshape({-1, max_rel_dist})
+                  .permute({1, 0});
+  }
+  // Python scales integer coordinates by floats, then truncates; kept as is.
+  double q_scale = std::max(double(k_size) / q_size, 1.0);
+  double k_scale = std::max(double(q_size) / k_size, 1.0);
+  at::Tensor q_coords = at::arange(q_size).unsqueeze(1) * q_scale;
+  at::Tensor k_coords = at::arange(k_size).unsqueeze(0) * k_scale;
+  at::Tensor relative = (q_coords - k_coords) + double(k_size - 1) * k_scale;
+  at::Tensor rows = relative.to(at::kLong).flatten().to(rel_pos.device());
+  return resized.index_select(0, rows).view({q_size, k_size, -1});
+}
+
+// attn: B x (H*W) x (H*W); q: B x (H*W) x C. Adds q . Rh and q . Rw per axis.
+static at::Tensor add_decomposed_rel_pos(const at::Tensor& attn, const at::Tensor& q,
+                                         const at::Tensor& rel_pos_h,
+                                         const at::Tensor& rel_pos_w, int64_t H, int64_t W) {
+  at::Tensor Rh = get_rel_pos(H, H, rel_pos_h).permute({0, 2, 1});
+  at::Tensor Rw = get_rel_pos(W, W, rel_pos_w).permute({0, 2, 1});
+  int64_t B = q.size(0), dim = q.size(2);
+  at::Tensor r_q = q.reshape({B, H, W, dim});
+  at::Tensor rel_h = at::matmul(r_q, Rh);
+  at::Tensor rel_w = at::matmul(r_q.permute({0, 2, 1, 3}), Rw).permute({0, 2, 1, 3});
+  return (attn.view({B, H, W, H, W}) + rel_h.unsqueeze(4) + rel_w.unsqueeze(3))
+      .view({B, H * W, H * W});
+}
+
+AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias,
+                                   bool use_rel_pos, int64_t input_size)
+    : num_heads(num_heads) {
+  int64_t head_dim = dim / num_heads;
+  scale = std::pow(double(head_dim), -0.5);
+  qkv = register_module("qkv",
+                        torch::nn::Linear(torch::nn::LinearOptions(dim, dim * 3).bias(qkv_bias)));
+  proj = register_module("proj", torch::nn::Linear(dim, dim));
+  if (use_rel_pos) {
+    rel_pos_h = register_parameter("rel_pos_h", at::zeros({2 * input_size - 1, head_dim}));
+    rel_pos_w = register_parameter("rel_pos_w", at::zeros({2 * input_size - 1, head_dim}));
+  }
+}
+
+at::Tensor AttentionImpl::forward(const at::Tensor& x) {
+  int64_t B = x.size(0), H = x.size(1), W = x.size(2);
+  // 3 x B x heads x HW x head_dim, then q, k, v: (B*heads) x HW x head_dim
+  at::Tensor qkv_all =
+      qkv(x).reshape({B, H * W, 3, num_heads, -1}).permute({2, 0, 3, 1, 4});
+  auto qkv_split = qkv_all.reshape({3, B * num_heads, H * W, -1}).unbind(0);
+  const at::Tensor &q = qkv_split[0], &k = qkv_split[1], &v = qkv_split[2];
+  at::Tensor attn = at::matmul(q * scale, k.transpose(-2, -1));
+  if (rel_pos_h.defined()) attn = add_decomposed_rel_pos(attn, q, rel_pos_h, rel_pos_w, H, W);
+  attn = attn.softmax(-1);
+  at::Tensor out = at::matmul(attn, v)
+                       .view({B, num_heads, H, W, -1})
+                       .permute({0, 2, 3, 1, 4})
+                       .reshape({B, H, W, -1});
+  return proj(out);
+}
+
+BlockImpl::BlockImpl(const ViTConfig& c, int64_t window_size) : window_size(window_size) {
+  auto layer_norm = [&] {
+    return torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.embed_dim}).eps(1e-6));
+  };
+  int64_t grid = c.img_size / c.patch_size;
+  norm1 = register_module("norm1", layer_norm());
+  attn = register_module("attn", Attention(c.embed_dim, c.num_heads, c.qkv_bias, c.use_rel_pos,
+                                              window_size == 0 ? grid : window_size));
+  norm2 = register_module("norm2", layer_norm());
+  mlp = register_module("mlp", MLPBlock(c.embed_dim, int64_t(c.embed_dim * c.mlp_ratio)));
+}
+
+at::Tensor BlockImpl::forward(const at::Tensor& x) {
+  at::Tensor y = norm1(x);
+  if (window_size > 0) {
+    int64_t H = x.size(1), W = x.size(2);
+    int64_t Hp = (H + window_size - 1) / window_size * window_size;
+    int64_t Wp = (W + window_size - 1) / window_size * window_size;
+    y = window_unpartition(attn(window_partition(y, window_size)), window_size, {Hp, Wp}, {H, W});
+  } else {
+    y = attn(y);
+  }
+  y = x + y;
+  return y + mlp(norm2(y));
+}
+
+}  // namespace sd::models::vit
+
+namespace sd::models {
+
+ImageEncoderViT::ImageEncoderViT(const ViTConfig& c) {
+  int64_t grid = c.img_size / c.patch_size;
+  patch_embed = register_module("patch_embed", vit::PatchEmbed(c.patch_size, c.in_chans, c.embed_dim));
+  if (c.use_abs_pos) pos_embed = register_parameter("pos_embed", at::zeros({1, grid, grid, c.embed_dim}));
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int i = 0; i < c.depth; ++i) {
+    bool global = std::count(c.global_attn_indexes.begin(), c.global_attn_indexes.end(), i) > 0;
+    blocks->push_back(vit::Block(c, global ? 0 : c.window_size));
+  }
+  neck = register_module("neck", make_neck(c.embed_dim, c.out_chans));
+}
+
+at::Tensor ImageEncoderViT::forward(const at::Tensor& input, Trace* trace) {
+  at::Tensor x = patch_embed(input);
+  if (trace) trace->emplace_back("patch_embed", x);
+  if (pos_embed.defined()) x = x + pos_embed;
+  for (size_t i = 0; i < blocks->size(); ++i) {
+    x = blocks->at<vit::BlockImpl>(i).forward(x);
+    if (trace) trace->emplace_back("blocks." + std::to_string(i), x);
+  }
+  x = neck->forward(x.permute({0, 3, 1, 2}));
+  if (trace) trace->emplace_back("neck", x);
+  return x;
+}
+
+}  // namespace sd::models

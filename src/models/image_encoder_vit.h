@@ -1,0 +1,76 @@
+#pragma once
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+
+#include "models/common.h"
+#include "models/image_encoder.h"
+
+// SAM's ImageEncoderViT (segment_anything/modeling/image_encoder.py). Tokens are BxHxWxC.
+namespace sd::models::vit {
+
+// Non-overlapping 16x16 patches: Bx3xHxW -> Bx(H/16)x(W/16)xC.
+class PatchEmbedImpl : public torch::nn::Module {
+ public:
+  PatchEmbedImpl(int64_t patch_size, int64_t in_chans, int64_t embed_dim);
+  at::Tensor forward(const at::Tensor& x);
+
+  torch::nn::Conv2d proj{nullptr};
+};
+TORCH_MODULE(PatchEmbed);
+
+// Multi-head attention with decomposed relative position embeddings (MViTv2).
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias, bool use_rel_pos,
+                   int64_t input_size);
+  at::Tensor forward(const at::Tensor& x);  // BxHxWxC -> BxHxWxC
+
+  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+  at::Tensor rel_pos_h, rel_pos_w;  // (2 * input_size - 1) x head_dim, when use_rel_pos
+  int64_t num_heads;
+  double scale;
+};
+TORCH_MODULE(Attention);
+
+// Pre-norm transformer block; window attention when window_size > 0, else global.
+class BlockImpl : public torch::nn::Module {
+ public:
+  BlockImpl(const ViTConfig& config, int64_t window_size);
+  at::Tensor forward(const at::Tensor& x);
+
+  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
+  Attention attn{nullptr};
+  MLPBlock mlp{nullptr};
+  int64_t window_size;
+};
+TORCH_MODULE(Block);
+
+// Exposed for tests: BxHxWxC -> (B*nWindows)xWSxWSxC, zero-padding H and W up to a
+// multiple of `window_size`; and the inverse, cropping back to `hw`.
+at::Tensor window_partition(const at::Tensor& x, int64_t window_size);
+at::Tensor window_unpartition(const at::Tensor& windows, int64_t window_size,
+                              std::pair<int64_t, int64_t> padded_hw,
+                              std::pair<int64_t, int64_t> hw);
+// The rel-pos rows for every (query, key) pair: q_size x k_size x C, resizing the table
+// linearly when it does not have 2 * max(q_size, k_size) - 1 rows.
+at::Tensor get_rel_pos(int64_t q_size, int64_t k_size, const at::Tensor& rel_pos);
+
+}  // namespace sd::models::vit
+
+namespace sd::models {
+
+class ImageEncoderViT : public ImageEncoder {
+ public:
+  explicit ImageEncoderViT(const ViTConfig& config);
+  at::Tensor forward(const at::Tensor& x, Trace* trace = nullptr) override;
+
+  at::Tensor pos_embed;  // 1 x (img/patch) x (img/patch) x C, when use_abs_pos
+  vit::PatchEmbed patch_embed{nullptr};
+  torch::nn::ModuleList blocks{nullptr};
+  torch::nn::Sequential neck{nullptr};
+};
+
+}  // namespace sd::models

@@ -1,0 +1,244 @@
+#include "models/tiny_vit.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/types.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "models/common.h"
+
+namespace sd::models::tiny_vit {
+
+Conv2d_BNImpl::Conv2d_BNImpl(int64_t a, int64_t b, int64_t ks, int64_t stride, int64_t pad,
+                             int64_t groups, double bn_weight_init)
+    : stride(stride), pad(pad), groups(groups) {
+  c = register_module("c", torch::nn::Conv2d(torch::nn::Conv2dOptions(a, b, ks)
+                                                 .stride(stride)
+                                                 .padding(pad)
+                                                 .groups(groups)
+                                                 .bias(false)));
+  bn = register_module("bn", torch::nn::BatchNorm2d(b));
+  torch::NoGradGuard no_grad;
+  bn->weight.fill_(bn_weight_init);
+}
+
+at::Tensor Conv2d_BNImpl::forward(const at::Tensor& x) {
+  if (is_training()) return bn(c(x));
+  // Eval: fold the running statistics into the convolution, from the current values.
+  at::Tensor scale = bn->weight / at::sqrt(bn->running_var + bn->options.eps());
+  at::Tensor weight = c->weight * scale.view({-1, 1, 1, 1});
+  at::Tensor bias = bn->bias - bn->running_mean * scale;
+  return at::conv2d(x, weight, bias, {stride, stride}, {pad, pad}, {1, 1}, groups);
+}
+
+PatchEmbedImpl::PatchEmbedImpl(int64_t in_chans, int64_t embed_dim) {
+  int64_t n = embed_dim;
+  seq = register_module("seq", torch::nn::Sequential(Conv2d_BN(in_chans, n / 2, 3, 2, 1),
+                                                     torch::nn::GELU(),
+                                                     Conv2d_BN(n / 2, n, 3, 2, 1)));
+}
+
+at::Tensor PatchEmbedImpl::forward(const at::Tensor& x) { return seq->forward(x); }
+
+MBConvImpl::MBConvImpl(int64_t in_chans, int64_t out_chans, double expand_ratio) {
+  int64_t hidden = int64_t(in_chans * expand_ratio);
+  conv1 = register_module("conv1", Conv2d_BN(in_chans, hidden));
+  conv2 = register_module("conv2", Conv2d_BN(hidden, hidden, 3, 1, 1, hidden));
+  conv3 = register_module("conv3", Conv2d_BN(hidden, out_chans, 1, 1, 0, 1, 0.0));
+}
+
+at::Tensor MBConvImpl::forward(const at::Tensor& x) {
+  at::Tensor y = at::gelu(conv1(x));
+  y = at::gelu(conv2(y));
+  return at::gelu(conv3(y) + x);
+}
+
+PatchMergingImpl::PatchMergingImpl(Resolution input_resolution, int64_t dim, int64_t out_dim)
+    : input_resolution(input_resolution) {
+  int64_t stride = (out_dim == 320 || out_dim == 448 || out_dim == 576) ? 1 : 2;
+  conv1 = register_module("conv1", Conv2d_BN(dim, out_dim, 1, 1, 0));
+  conv2 = register_module("conv2", Conv2d_BN(out_dim, out_dim, 3, stride, 1, out_dim));
+  conv3 = register_module("conv3", Conv2d_BN(out_dim, out_dim, 1, 1, 0));
+}
+
+at::Tensor PatchMergingImpl::forward(const at::Tensor& x) {
+  at::Tensor y = x;
+  if (x.dim() == 3)  // B x L x C -> NCHW
+    y = x.view({x.size(0), input_resolution.first, input_resolution.second, -1})
+            .permute({0, 3, 1, 2});
+  y = at::gelu(conv1(y));
+  y = at::gelu(conv2(y));
+  return conv3(y).flatten(2).transpose(1, 2);
+}
+
+MlpImpl::MlpImpl(int64_t in_features, int64_t hidden_features) {
+  norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({in_features})));
+  fc1 = register_module("fc1", torch::nn::Linear(in_features, hidden_features));
+  fc2 = register_module("fc2", torch::nn::Linear(hidden_features, in_features));
+}
+
+at::Tensor MlpImpl::forward(const at::Tensor& x) { return fc2(at::gelu(fc1(norm(x)))); }
+
+AttentionImpl::AttentionImpl(int64_t dim, int64_t key_dim, int64_t num_heads, int64_t window_size)
+    : num_heads(num_heads), key_dim(key_dim), scale(std::pow(double(key_dim), -0.5)) {
+  int64_t dh = key_dim * num_heads;  // attn_ratio 1: values as wide as keys
+  norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
+  qkv = register_module("qkv", torch::nn::Linear(dim, 3 * dh));
+  proj = register_module("proj", torch::nn::Linear(dh, dim));
+  // Python numbers the offsets in order of first appearance; the first point (0, 0) meets
+  // them all, row-major, so offset (dy, dx) gets index dy * window_size + dx.
+  at::Tensor row = at::arange(window_size).repeat_interleave(window_size);
+  at::Tensor col = at::arange(window_size).repeat({window_size});
+  attention_bias_idxs = (row.unsqueeze(1) - row.unsqueeze(0)).abs() * window_size +
+                        (col.unsqueeze(1) - col.unsqueeze(0)).abs();
+  attention_biases =
+      register_parameter("attention_biases", at::zeros({num_heads, window_size * window_size}));
+}
+
+at::Tensor AttentionImpl::forward(const at::Tensor& x) {
+  int64_t B = x.size(0), N = x.size(1);
+  auto qkv_split = qkv(norm(x)).view({B, N, num_heads, -1}).split_with_sizes({key_dim, key_dim, key_dim}, 3);
+  // B x heads x N x key_dim
+  at::Tensor q = qkv_split[0].permute({0, 2, 1, 3});
+  at::Tensor k = qkv_split[1].permute({0, 2, 1, 3});
+  at::Tensor v = qkv_split[2].permute({0, 2, 1, 3});
+  at::Tensor idxs = attention_bias_idxs.to(x.device()).flatten();
+  at::Tensor biases = attention_biases.index_select(1, idxs).view({num_heads, N, N});
+  at::Tensor attn = (at::matmul(q, k.transpose(-2, -1)) * scale + biases).softmax(-1);
+  return proj(at::matmul(attn, v).transpose(1, 2).reshape({B, N, -1}));
+}
+
+TinyViTBlockImpl::TinyViTBlockImpl(int64_t dim, Resolution input_resolution, int64_t num_heads,
+                                   int64_t window_size, double mlp_ratio, int64_t local_conv_size)
+    : input_resolution(input_resolution), window_size(window_size) {
+  attn = register_module("attn", Attention(dim, dim / num_heads, num_heads, window_size));
+  mlp = register_module("mlp", Mlp(dim, int64_t(dim * mlp_ratio)));
+  local_conv = register_module(
+      "local_conv", Conv2d_BN(dim, dim, local_conv_size, 1, local_conv_size / 2, dim));
+}
+
+at::Tensor TinyViTBlockImpl::forward(const at::Tensor& x) {
+  auto [H, W] = input_resolution;
+  int64_t B = x.size(0), L = x.size(1), C = x.size(2), ws = window_size;
+  at::Tensor y;
+  if (H == ws && W == ws) {
+    y = attn(x);
+  } else {
+    int64_t pad_b = (ws - H % ws) % ws, pad_r = (ws - W % ws) % ws;
+    bool padding = pad_b > 0 || pad_r > 0;
+    y = x.view({B, H, W, C});
+    if (padding) y = at::constant_pad_nd(y, {0, 0, 0, pad_r, 0, pad_b});
+    int64_t pH = H + pad_b, pW = W + pad_r, nH = pH / ws, nW = pW / ws;
+    // window partition: (B*nH*nW) x (ws*ws) x C
+    y = y.view({B, nH, ws, nW, ws, C}).transpose(2, 3).reshape({B * nH * nW, ws * ws, C});
+    y = attn(y);
+    // window reverse
+    y = y.view({B, nH, nW, ws, ws, C}).transpose(2, 3).reshape({B, pH, pW, C});
+    if (padding) y = y.slice(1, 0, H).slice(2, 0, W).contiguous();
+    y = y.view({B, L, C});
+  }
+  y = x + y;
+  y = local_conv(y.transpose(1, 2).reshape({B, C, H, W})).view({B, C, L}).transpose(1, 2);
+  return y + mlp(y);
+}
+
+// Runs a stage's blocks, then its downsample, recording each output.
+template <class BlockImpl>
+static at::Tensor run_stage(torch::nn::ModuleList& blocks, PatchMerging& downsample, at::Tensor x,
+                            Trace* trace, const std::string& name) {
+  for (size_t i = 0; i < blocks->size(); ++i) {
+    x = blocks->at<BlockImpl>(i).forward(x);
+    if (trace) trace->emplace_back(name + ".blocks." + std::to_string(i), x);
+  }
+  if (!downsample.is_empty()) x = downsample(x);
+  if (trace) trace->emplace_back(name, x);
+  return x;
+}
+
+ConvLayerImpl::ConvLayerImpl(int64_t dim, Resolution input_resolution, int64_t depth,
+                             int64_t out_dim, bool with_downsample, double conv_expand_ratio) {
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < depth; ++i) blocks->push_back(MBConv(dim, dim, conv_expand_ratio));
+  if (with_downsample)
+    downsample = register_module("downsample", PatchMerging(input_resolution, dim, out_dim));
+}
+
+at::Tensor ConvLayerImpl::forward(const at::Tensor& x, Trace* trace, const std::string& name) {
+  return run_stage<MBConvImpl>(blocks, downsample, x, trace, name);
+}
+
+BasicLayerImpl::BasicLayerImpl(int64_t dim, Resolution input_resolution, int64_t depth,
+                               int64_t num_heads, int64_t window_size, double mlp_ratio,
+                               int64_t local_conv_size, int64_t out_dim, bool with_downsample) {
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < depth; ++i)
+    blocks->push_back(TinyViTBlock(dim, input_resolution, num_heads, window_size, mlp_ratio,
+                                   local_conv_size));
+  if (with_downsample)
+    downsample = register_module("downsample", PatchMerging(input_resolution, dim, out_dim));
+}
+
+at::Tensor BasicLayerImpl::forward(const at::Tensor& x, Trace* trace, const std::string& name) {
+  return run_stage<TinyViTBlockImpl>(blocks, downsample, x, trace, name);
+}
+
+}  // namespace sd::models::tiny_vit
+
+namespace sd::models {
+
+using tiny_vit::Resolution;
+
+TinyViT::TinyViT(const TinyViTConfig& c) {
+  int64_t dim0 = c.embed_dims.front(), last = c.embed_dims.back();
+  patch_embed = register_module("patch_embed", tiny_vit::PatchEmbed(c.in_chans, dim0));
+  layers = register_module("layers", torch::nn::ModuleList());
+  size_t n = c.depths.size();
+  for (size_t i = 0; i < n; ++i) {
+    // The grid halves per stage, except that stage 3 keeps stage 2's (stride-1 merging).
+    int64_t r = (c.img_size / 4) >> (i == 3 ? i - 1 : i);
+    Resolution res{r, r};
+    int64_t out_dim = c.embed_dims[std::min(i + 1, n - 1)];
+    bool down = i + 1 < n;
+    if (i == 0)
+      layers->push_back(
+          tiny_vit::ConvLayer(dim0, res, c.depths[0], out_dim, down, c.mbconv_expand_ratio));
+    else
+      layers->push_back(tiny_vit::BasicLayer(c.embed_dims[i], res, c.depths[i], c.num_heads[i],
+                                             c.window_sizes[i], c.mlp_ratio, c.local_conv_size,
+                                             out_dim, down));
+    output_resolution = res;
+  }
+  norm_head = register_module("norm_head", torch::nn::LayerNorm(torch::nn::LayerNormOptions({last})));
+  if (c.num_classes > 0) head = register_module("head", torch::nn::Linear(last, c.num_classes));
+  neck = register_module("neck", make_neck(last, c.out_chans));
+  init_linear_weights();
+}
+
+// Python's _init_weights: Linear weights ~ N(0, 0.02) (timm's trunc_normal_ cuts at +-2,
+// 100 standard deviations away), biases 0. LayerNorms already start at 1 / 0.
+void TinyViT::init_linear_weights() {
+  torch::NoGradGuard no_grad;
+  for (auto& m : modules(/*include_self=*/false))
+    if (auto* linear = m->as<torch::nn::LinearImpl>()) {
+      linear->weight.normal_(0.0, 0.02);
+      linear->bias.zero_();
+    }
+}
+
+at::Tensor TinyViT::forward(const at::Tensor& input, Trace* trace) {
+  at::Tensor x = patch_embed(input);
+  if (trace) trace->emplace_back("patch_embed", x);
+  x = layers->at<tiny_vit::ConvLayerImpl>(0).forward(x, trace, "layers.0");
+  for (size_t i = 1; i < layers->size(); ++i)
+    x = layers->at<tiny_vit::BasicLayerImpl>(i).forward(x, trace, "layers." + std::to_string(i));
+  // B x L x C -> NCHW
+  x = x.view({x.size(0), output_resolution.first, output_resolution.second, x.size(2)})
+          .permute({0, 3, 1, 2});
+  x = neck->forward(x);
+  if (trace) trace->emplace_back("neck", x);
+  return x;
+}
+
+}  // namespace sd::models

@@ -1,0 +1,152 @@
+#pragma once
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+
+#include <string>
+#include <utility>
+
+#include "models/image_encoder.h"
+
+// MobileSAM's TinyViT (mobile_sam/modeling/tiny_vit_sam.py). Convolutional stages are NCHW,
+// attention stages B x L x C with L = H * W.
+namespace sd::models::tiny_vit {
+
+using Resolution = std::pair<int64_t, int64_t>;
+
+// Convolution without bias followed by BatchNorm. In eval mode the BatchNorm is folded into
+// the convolution weights on every call (never cached, so it cannot go stale).
+class Conv2d_BNImpl : public torch::nn::Module {
+ public:
+  Conv2d_BNImpl(int64_t a, int64_t b, int64_t ks = 1, int64_t stride = 1, int64_t pad = 0,
+                int64_t groups = 1, double bn_weight_init = 1.0);
+  at::Tensor forward(const at::Tensor& x);
+
+  torch::nn::Conv2d c{nullptr};
+  torch::nn::BatchNorm2d bn{nullptr};
+  int64_t stride, pad, groups;
+};
+TORCH_MODULE(Conv2d_BN);
+
+// Two stride-2 3x3 convolutions: Bx3xHxW -> Bx`embed_dim`x(H/4)x(W/4).
+class PatchEmbedImpl : public torch::nn::Module {
+ public:
+  PatchEmbedImpl(int64_t in_chans, int64_t embed_dim);
+  at::Tensor forward(const at::Tensor& x);
+
+  torch::nn::Sequential seq{nullptr};  // Conv2d_BN, GELU, Conv2d_BN
+};
+TORCH_MODULE(PatchEmbed);
+
+// Inverted residual: 1x1 expand, 3x3 depthwise, 1x1 project, plus the input. NCHW.
+class MBConvImpl : public torch::nn::Module {
+ public:
+  MBConvImpl(int64_t in_chans, int64_t out_chans, double expand_ratio);
+  at::Tensor forward(const at::Tensor& x);
+
+  Conv2d_BN conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
+};
+TORCH_MODULE(MBConv);
+
+// NCHW or B x L x C in, B x L' x `out_dim` out. Halves the grid except when `out_dim` is
+// 320, 448 or 576 (MobileSAM keeps the last stage at the third stage's grid).
+class PatchMergingImpl : public torch::nn::Module {
+ public:
+  PatchMergingImpl(Resolution input_resolution, int64_t dim, int64_t out_dim);
+  at::Tensor forward(const at::Tensor& x);
+
+  Conv2d_BN conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
+  Resolution input_resolution;
+};
+TORCH_MODULE(PatchMerging);
+
+// LayerNorm -> fc1 -> GELU -> fc2.
+class MlpImpl : public torch::nn::Module {
+ public:
+  MlpImpl(int64_t in_features, int64_t hidden_features);
+  at::Tensor forward(const at::Tensor& x);
+
+  torch::nn::LayerNorm norm{nullptr};
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+// Windowed attention with a learned bias per head and per (|dy|, |dx|) offset. (B*nW) x N x C.
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(int64_t dim, int64_t key_dim, int64_t num_heads, int64_t window_size);
+  at::Tensor forward(const at::Tensor& x);
+
+  at::Tensor attention_biases;  // num_heads x number of offsets
+  torch::nn::LayerNorm norm{nullptr};
+  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+  at::Tensor attention_bias_idxs;  // N x N offset index; not state (non-persistent in Python)
+  int64_t num_heads, key_dim;
+  double scale;
+};
+TORCH_MODULE(Attention);
+
+// Window attention + residual, depthwise local conv, MLP + residual. B x L x C.
+class TinyViTBlockImpl : public torch::nn::Module {
+ public:
+  TinyViTBlockImpl(int64_t dim, Resolution input_resolution, int64_t num_heads,
+                   int64_t window_size, double mlp_ratio, int64_t local_conv_size);
+  at::Tensor forward(const at::Tensor& x);
+
+  Attention attn{nullptr};
+  Mlp mlp{nullptr};
+  Conv2d_BN local_conv{nullptr};
+  Resolution input_resolution;
+  int64_t window_size;
+};
+TORCH_MODULE(TinyViTBlock);
+
+// One stage: `blocks` (MBConv for ConvLayer, TinyViTBlock for BasicLayer), then an optional
+// PatchMerging `downsample`. Records `<name>.blocks.M` in the trace.
+class ConvLayerImpl : public torch::nn::Module {
+ public:
+  ConvLayerImpl(int64_t dim, Resolution input_resolution, int64_t depth, int64_t out_dim,
+                bool downsample, double conv_expand_ratio);
+  at::Tensor forward(const at::Tensor& x, Trace* trace, const std::string& name);
+
+  torch::nn::ModuleList blocks{nullptr};
+  PatchMerging downsample{nullptr};
+};
+TORCH_MODULE(ConvLayer);
+
+class BasicLayerImpl : public torch::nn::Module {
+ public:
+  BasicLayerImpl(int64_t dim, Resolution input_resolution, int64_t depth, int64_t num_heads,
+                 int64_t window_size, double mlp_ratio, int64_t local_conv_size, int64_t out_dim,
+                 bool downsample);
+  at::Tensor forward(const at::Tensor& x, Trace* trace, const std::string& name);
+
+  torch::nn::ModuleList blocks{nullptr};
+  PatchMerging downsample{nullptr};
+};
+TORCH_MODULE(BasicLayer);
+
+}  // namespace sd::models::tiny_vit
+
+namespace sd::models {
+
+class TinyViT : public ImageEncoder {
+ public:
+  explicit TinyViT(const TinyViTConfig& config);
+  at::Tensor forward(const at::Tensor& x, Trace* trace = nullptr) override;
+
+  tiny_vit::PatchEmbed patch_embed{nullptr};
+  torch::nn::ModuleList layers{nullptr};  // ConvLayer, then BasicLayers
+  torch::nn::LayerNorm norm_head{nullptr};
+  torch::nn::Linear head{nullptr};  // the unused classifier, when num_classes > 0
+  torch::nn::Sequential neck{nullptr};
+  tiny_vit::Resolution output_resolution;
+
+ private:
+  void init_linear_weights();
+};
+
+}  // namespace sd::models
