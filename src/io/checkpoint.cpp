@@ -25,10 +25,11 @@ at::Storage load_storage(PyTorchStreamReader& reader, const std::string& path,
   std::string record = "data/" + key;
   if (!reader.hasRecord(record)) throw Error(path + ": storage record '" + record + "' is missing");
   auto [data, size] = reader.getRecord(record);
-  size_t needed = static_cast<size_t>(numel) * c10::elementSize(dtype);
-  if (size < needed)
+  size_t item = c10::elementSize(dtype);
+  if (static_cast<uint64_t>(numel) > size / item)
     throw Error(path + ": storage record '" + record + "' holds " + std::to_string(size) +
-                " bytes, its tensors need " + std::to_string(needed));
+                " bytes, its tensors need " + std::to_string(numel) + " x " + std::to_string(item));
+  size_t needed = static_cast<size_t>(numel) * item;
   return at::Storage(at::Storage::use_byte_size_t(), needed, std::move(data), nullptr, false);
 }
 

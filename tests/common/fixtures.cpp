@@ -4,6 +4,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "io/checkpoint.h"
+#include "util/error.h"
+
 namespace fs = std::filesystem;
 
 namespace sd::testing {
@@ -48,6 +51,25 @@ std::string make_temp_dir(const std::string& prefix) {
   std::string pattern = (fs::temp_directory_path() / (prefix + "-XXXXXX")).string();
   if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed for " + pattern);
   return pattern;
+}
+
+std::map<std::string, at::Tensor> load_tensors(const std::string& path) {
+  io::StateDict entries = io::read_state_dict(path);
+  return {entries.begin(), entries.end()};
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an sd::Error, got none";
+  return "";
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
 }
 
 }  // namespace sd::testing

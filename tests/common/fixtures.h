@@ -1,6 +1,9 @@
 #pragma once
+#include <ATen/core/Tensor.h>
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -28,6 +31,15 @@ std::string source_dir();   // the repository root
 std::string binary_path();  // the samdistill program
 std::string data_sample();  // <repo>/data/sample
 std::string make_temp_dir(const std::string& prefix);
+
+// The tensors of a torch.save dict (weights.pth, cases.pth, train_step.pth) by key,
+// read with our own reader (io/checkpoint.h).
+std::map<std::string, at::Tensor> load_tensors(const std::string& path);
+
+// The message of the sd::Error that `fn` throws; fails the test when it throws none.
+std::string error_of(const std::function<void()>& fn);
+// For EXPECT_PRED2(contains, message, "part"), which prints both on failure.
+bool contains(const std::string& text, const std::string& part);
 
 }  // namespace sd::testing
 

@@ -81,8 +81,7 @@ TEST(CheckpointRef, CasesAgreeWithJsonAndSummary) {
   SD_REQUIRE_FIXTURES();
   auto summary = read_json(fixtures_root() + "/summary.json");
   for (const auto& folder : model_folders()) {
-    StateDict sd = read_state_dict(folder.file("cases.pth"));
-    std::map<std::string, at::Tensor> c(sd.begin(), sd.end());
+    auto c = load_tensors(folder.file("cases.pth"));
     at::Tensor image = c.at("image_resized");
     ASSERT_EQ(image.scalar_type(), at::kByte);
     ASSERT_EQ(image.dim(), 3);
@@ -115,9 +114,9 @@ TEST(CheckpointRef, TrainStepValues) {
   SD_REQUIRE_FIXTURES();
   std::string path = fixtures_root() + "/train_step.pth";
   StateDict sd = read_state_dict(path);
-  std::map<std::string, at::Tensor> t(sd.begin(), sd.end());
   EXPECT_EQ(sd.size(), 500u);
   EXPECT_EQ(sd.front().first, "loss");
+  auto t = load_tensors(path);
   auto summary = read_json(fixtures_root() + "/summary.json");
   EXPECT_EQ(t.at("loss").scalar_type(), at::kDouble);
   EXPECT_EQ(t.at("loss").item<double>(), summary["train_step.loss"].get<double>());

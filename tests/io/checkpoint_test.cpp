@@ -1,0 +1,260 @@
+#include <ATen/ATen.h>
+#include <caffe2/serialize/inline_container.h>
+
+#include <filesystem>
+
+#include "common/fixtures.h"
+#include "io/checkpoint.h"
+#include "io/pickle.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+
+namespace sd::io {
+namespace {
+
+using sd::testing::contains;
+using sd::testing::error_of;
+
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = sd::testing::make_temp_dir("sd-io"); }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string path(const std::string& leaf) const { return dir_ + "/" + leaf; }
+
+  static std::string read_error(const std::string& file) {
+    return error_of([&] { read_torch_file(file); });
+  }
+
+  std::string dir_;
+};
+
+// A zip in torch.save's layout holding exactly `records` (name -> bytes).
+void write_zip(const std::string& path, const std::vector<std::pair<std::string, std::string>>& records) {
+  caffe2::serialize::PyTorchStreamWriter writer(path);
+  for (const auto& [name, bytes] : records) writer.writeRecord(name, bytes.data(), bytes.size());
+  writer.writeEndOfFile();
+}
+
+std::string bytes_of(const at::Tensor& t) {
+  return std::string(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
+}
+
+StateDict every_dtype() {
+  at::Tensor base = at::arange(24, at::kFloat).reshape({4, 6});
+  return {
+      {"f32", at::randn({2, 3})},
+      {"f64", at::randn({3}, at::kDouble)},
+      {"f16", at::randn({5}).to(at::kHalf)},
+      {"bf16", at::randn({2, 2}).to(at::kBFloat16)},
+      {"i64", at::arange(-3, 3, at::kLong)},
+      {"i32", at::tensor({-7, 8}, at::kInt)},
+      {"i16", at::tensor({-300, 300}, at::kShort)},
+      {"i8", at::tensor({-5, 5}, at::kChar)},
+      {"u8", at::tensor({0, 255}, at::kByte)},
+      {"bool", at::tensor({1, 0, 1}, at::kByte).to(at::kBool)},
+      {"scalar", at::scalar_tensor(3.5)},
+      {"empty", at::zeros({0, 3})},
+      {"transposed", base.t()},
+      {"slice", base.narrow(0, 1, 2)},
+      {"column", base.select(1, 4)},
+      {"expanded", at::ones({1, 3}).expand({4, 3})},
+  };
+}
+
+TEST_F(CheckpointTest, StateDictRoundTripKeepsOrderDtypesAndValues) {
+  StateDict original = every_dtype();
+  write_state_dict(path("sd.pth"), original);
+  StateDict again = read_state_dict(path("sd.pth"));
+  ASSERT_EQ(again.size(), original.size());
+  for (size_t i = 0; i < again.size(); ++i) {
+    const auto& [key, t] = again[i];
+    EXPECT_EQ(key, original[i].first);
+    EXPECT_EQ(t.scalar_type(), original[i].second.scalar_type()) << key;
+    EXPECT_EQ(t.sizes(), original[i].second.sizes()) << key;
+    EXPECT_TRUE(t.is_contiguous()) << key;
+    EXPECT_TRUE(at::equal(t, original[i].second)) << key;
+  }
+}
+
+TEST_F(CheckpointTest, NestedValuesRoundTrip) {
+  c10::impl::GenericDict meta(c10::StringType::get(), c10::AnyType::get());
+  meta.insert("epoch", int64_t(3));
+  meta.insert("big", int64_t(1) << 40);
+  meta.insert("negative", int64_t(-5));
+  meta.insert("lr", 1e-3);
+  meta.insert("name", std::string("run"));
+  meta.insert("done", true);
+  meta.insert("nothing", c10::IValue());
+  c10::impl::GenericList history(c10::AnyType::get());
+  history.push_back(1.5);
+  history.push_back(at::ones({2}));
+  meta.insert("history", history);
+  meta.insert("pair", c10::ivalue::Tuple::create({int64_t(1), std::string("b")}));
+  c10::impl::GenericDict by_step(c10::IntType::get(), c10::AnyType::get());
+  by_step.insert(int64_t(7), at::zeros({1}));
+  meta.insert("by_step", by_step);
+
+  write_torch_file(path("nested.pth"), meta);
+  auto again = read_torch_file(path("nested.pth")).toGenericDict();
+  ASSERT_EQ(again.size(), meta.size());
+  EXPECT_EQ(again.begin()->key().toStringRef(), "epoch");
+  EXPECT_EQ(again.at("epoch").toInt(), 3);
+  EXPECT_EQ(again.at("big").toInt(), int64_t(1) << 40);
+  EXPECT_EQ(again.at("negative").toInt(), -5);
+  EXPECT_EQ(again.at("lr").toDouble(), 1e-3);
+  EXPECT_EQ(again.at("name").toStringRef(), "run");
+  EXPECT_TRUE(again.at("done").toBool());
+  EXPECT_TRUE(again.at("nothing").isNone());
+  auto list = again.at("history").toList();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list.get(0).toDouble(), 1.5);
+  EXPECT_TRUE(at::equal(list.get(1).toTensor(), at::ones({2})));
+  const auto& pair = again.at("pair").toTupleRef().elements();
+  EXPECT_EQ(pair[1].toStringRef(), "b");
+  EXPECT_TRUE(at::equal(again.at("by_step").toGenericDict().at(int64_t(7)).toTensor(), at::zeros({1})));
+}
+
+// Written by Python (torch 1.13), with views sharing one storage and an OrderedDict with
+// `_metadata` inside a trainer-style wrapper:
+//   base = torch.arange(12, dtype=torch.float32); sd = collections.OrderedDict()
+//   sd['base'] = base; sd['slice'] = base[2:8].view(2, 3); sd['transposed'] = base.view(3, 4).t()
+//   sd['half'] = torch.tensor([1.5, -2.0], dtype=torch.float16)
+//   sd['bf16'] = torch.tensor([0.5, 3.0], dtype=torch.bfloat16)
+//   sd['flags'] = torch.tensor([True, False, True]); sd['scalar'] = torch.tensor(7)
+//   sd['empty'] = torch.zeros(0, 3); sd._metadata = OrderedDict([('', {'version': 1})])
+//   torch.save({'model': sd, 'epoch': 3, 'lr': 1e-3, 'name': 'run', 'none': None, 'big': 2**40,
+//               'neg': -5, 'list': [1, 2.5, 'a', True], 'tuple': (1, 2)}, 'python_views.pth')
+TEST_F(CheckpointTest, ReadsPythonFileWithSharedStorages) {
+  std::string file = sd::testing::source_dir() + "/tests/io/data/python_views.pth";
+  StateDict sd = read_state_dict(file);  // unwraps "model"
+  std::vector<std::string> keys;
+  for (const auto& e : sd) keys.push_back(e.first);
+  EXPECT_EQ(keys, (std::vector<std::string>{"base", "slice", "transposed", "half", "bf16", "flags",
+                                            "scalar", "empty"}));
+  std::map<std::string, at::Tensor> t(sd.begin(), sd.end());
+  at::Tensor base = at::arange(12, at::kFloat);
+  EXPECT_TRUE(at::equal(t["base"], base));
+  EXPECT_TRUE(at::equal(t["slice"], base.slice(0, 2, 8).view({2, 3})));
+  EXPECT_TRUE(at::equal(t["transposed"], base.view({3, 4}).t()));
+  EXPECT_TRUE(t["slice"].storage().is_alias_of(t["base"].storage()));
+  EXPECT_TRUE(t["transposed"].storage().is_alias_of(t["base"].storage()));
+  EXPECT_EQ(t["slice"].storage_offset(), 2);
+  EXPECT_EQ(t["transposed"].strides(), at::IntArrayRef({1, 4}));
+  EXPECT_TRUE(at::equal(t["half"], at::tensor({1.5, -2.0}).to(at::kHalf)));
+  EXPECT_TRUE(at::equal(t["bf16"], at::tensor({0.5, 3.0}).to(at::kBFloat16)));
+  EXPECT_TRUE(at::equal(t["flags"], at::tensor({1, 0, 1}).to(at::kBool)));
+  EXPECT_EQ(t["scalar"].dim(), 0);
+  EXPECT_EQ(t["scalar"].item<int64_t>(), 7);
+  EXPECT_EQ(t["empty"].sizes(), at::IntArrayRef({0, 3}));
+
+  auto all = read_torch_file(file).toGenericDict();
+  EXPECT_EQ(all.at("big").toInt(), int64_t(1) << 40);
+  EXPECT_EQ(all.at("neg").toInt(), -5);
+  EXPECT_EQ(all.at("lr").toDouble(), 1e-3);
+  EXPECT_TRUE(all.at("none").isNone());
+  auto list = all.at("list").toList();
+  ASSERT_EQ(list.size(), 4u);
+  EXPECT_EQ(list.get(2).toStringRef(), "a");
+  EXPECT_TRUE(list.get(3).toBool());
+  EXPECT_EQ(all.at("tuple").toTupleRef().elements()[1].toInt(), 2);
+}
+
+TEST_F(CheckpointTest, NonTensorValueNamesItsKey) {
+  c10::impl::GenericDict d(c10::StringType::get(), c10::AnyType::get());
+  d.insert("weight", at::ones({1}));
+  d.insert("epoch", int64_t(2));
+  write_torch_file(path("mixed.pth"), d);
+  EXPECT_PRED2(contains, error_of([&] { read_state_dict(path("mixed.pth")); }), "'epoch'");
+}
+
+TEST_F(CheckpointTest, FilesThatAreNoCheckpoints) {
+  EXPECT_PRED2(contains, read_error(path("absent.pth")), "absent.pth: no such file");
+  write_file_atomic(path("notes.txt"), "just some text\n");
+  EXPECT_PRED2(contains, read_error(path("notes.txt")), "notes.txt: not a readable torch.save zip file");
+  write_file_atomic(path("photo.jpg"), std::string("\xFF\xD8\xFF\xE0\x00\x10JFIF\x00", 11) + std::string(500, 'x'));
+  EXPECT_PRED2(contains, read_error(path("photo.jpg")), "photo.jpg: not a readable torch.save zip file");
+  write_zip(path("nopickle.pth"), {{"other.txt", "hello"}});
+  EXPECT_PRED2(contains, read_error(path("nopickle.pth")), "nopickle.pth: zip file without data.pkl");
+}
+
+TEST_F(CheckpointTest, MissingOrShortStorageRecord) {
+  std::vector<at::Tensor> storages;
+  std::string pkl = pickle(c10::IValue(at::arange(4, at::kFloat)), storages);
+  write_zip(path("missing.pth"), {{"data.pkl", pkl}});
+  EXPECT_PRED2(contains, read_error(path("missing.pth")), "storage record 'data/0' is missing");
+  write_zip(path("short.pth"), {{"data.pkl", pkl}, {"data/0", bytes_of(storages[0]).substr(0, 12)}});
+  EXPECT_PRED2(contains, read_error(path("short.pth")), "holds 12 bytes, its tensors need 4 x 4");
+}
+
+// A tensor whose size/stride reaches past its storage is refused (never read out of bounds).
+TEST_F(CheckpointTest, TensorBeyondItsStorage) {
+  // Our own pickle of a 2x3 tensor, with the storage's numel lowered from 6 to 5.
+  std::vector<at::Tensor> storages;
+  std::string pkl = pickle(c10::IValue(at::zeros({2, 3})), storages);
+  std::string numel6 = std::string(1, char(Op::BININT)) + std::string("\x06\x00\x00\x00", 4) +
+                       std::string(1, char(Op::TUPLE)) + std::string(1, char(Op::BINPERSID));
+  size_t at_numel = pkl.find(numel6);
+  ASSERT_NE(at_numel, std::string::npos);
+  pkl[at_numel + 1] = 5;
+  write_zip(path("beyond.pth"), {{"data.pkl", pkl}, {"data/0", bytes_of(storages[0])}});
+  EXPECT_PRED2(contains, read_error(path("beyond.pth")), "reaches past its storage of 5 elements");
+}
+
+TEST_F(CheckpointTest, UnknownGlobalIsRefused) {
+  std::string pkl = "\x80\x02" "cos\nsystem\n" "." ;
+  write_zip(path("evil.pth"), {{"data.pkl", pkl}});
+  EXPECT_PRED2(contains, read_error(path("evil.pth")), "unsupported global 'os.system'");
+}
+
+// Every truncation fails with an sd::Error; bit flips either fail with one or read.
+TEST_F(CheckpointTest, TruncationsAndBitFlipsNeverCrash) {
+  StateDict sd = {{"a", at::randn({3, 4})}, {"b", at::arange(5, at::kLong)}};
+  write_state_dict(path("good.pth"), sd);
+  std::string good = read_file(path("good.pth"));
+  for (size_t n = 0; n < good.size(); n += 37) {
+    write_file_atomic(path("cut.pth"), good.substr(0, n));
+    read_error(path("cut.pth"));
+  }
+  for (size_t i = 0; i < good.size(); i += 11) {
+    std::string bad = good;
+    bad[i] ^= char(1 << (i % 8));
+    write_file_atomic(path("flip.pth"), bad);
+    try {
+      read_torch_file(path("flip.pth"));
+    } catch (const Error&) {
+    }
+  }
+}
+
+// The same inside data.pkl, with a valid zip around it (the zip's CRC cannot catch it).
+TEST_F(CheckpointTest, DamagedPickleNeverCrashes) {
+  c10::impl::GenericDict d(c10::StringType::get(), c10::AnyType::get());
+  d.insert("w", at::randn({2, 3}).t());
+  d.insert("meta", c10::ivalue::Tuple::create({int64_t(1) << 40, 2.5, std::string("x")}));
+  std::vector<at::Tensor> storages;
+  std::string pkl = pickle(d, storages);
+  std::string data = bytes_of(storages[0]);
+  for (size_t n = 0; n < pkl.size(); ++n) {
+    write_zip(path("cut.pth"), {{"data.pkl", pkl.substr(0, n)}, {"data/0", data}});
+    read_error(path("cut.pth"));
+  }
+  for (size_t i = 0; i < pkl.size() * 8; i += 3) {
+    std::string bad = pkl;
+    bad[i / 8] ^= char(1 << (i % 8));
+    write_zip(path("flip.pth"), {{"data.pkl", bad}, {"data/0", data}});
+    try {
+      read_torch_file(path("flip.pth"));
+    } catch (const Error&) {
+    }
+  }
+}
+
+TEST_F(CheckpointTest, DuplicateKeyAndUnsupportedDtypeAreErrors) {
+  EXPECT_THROW(write_state_dict(path("dup.pth"), {{"a", at::ones(1)}, {"a", at::ones(1)}}), Error);
+  EXPECT_PRED2(contains, error_of([&] { write_state_dict(path("c.pth"), {{"z", at::ones(1, at::kComplexFloat)}}); }),
+               "c.pth: cannot save tensors of dtype ComplexFloat");
+  EXPECT_FALSE(std::filesystem::exists(path("c.pth")));
+}
+
+}  // namespace
+}  // namespace sd::io
