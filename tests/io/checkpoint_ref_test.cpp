@@ -11,6 +11,7 @@
 
 #include "common/fixtures.h"
 #include "io/checkpoint.h"
+#include "io/checkpoint_summary.h"
 
 namespace sd::io {
 namespace {
@@ -20,20 +21,6 @@ using namespace sd::testing;
 nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);
   return nlohmann::json::parse(in);
-}
-
-std::string dtype_name(at::ScalarType t) {  // as Python prints it in the manifests
-  switch (t) {
-    case at::kFloat: return "float32";
-    case at::kLong: return "int64";
-    default: return c10::toString(t);
-  }
-}
-
-std::map<std::string, std::string> entry_lines(const StateDict& sd) {
-  std::map<std::string, std::string> out;
-  for (const auto& [k, t] : sd) out[k] = c10::str(t.sizes()) + " " + dtype_name(t.scalar_type());
-  return out;
 }
 
 // Every key of a fixture state dict exists in some official checkpoint (manifests).
@@ -70,9 +57,46 @@ TEST(CheckpointRef, VitTWeightsMatchManifestInOrder) {
       EXPECT_EQ(sd[i].second.sizes().vec(), manifest[i][1].get<std::vector<int64_t>>()) << sd[i].first;
       EXPECT_EQ(dtype_name(sd[i].second.scalar_type()), manifest[i][2].get<std::string>()) << sd[i].first;
     }
+    int64_t integers = 0;
+    for (const auto& [key, t] : sd)
+      if (!t.is_floating_point()) integers += t.numel();
+    auto summary = read_json(fixtures_root() + "/summary.json");
+    EXPECT_EQ(count_parameters(sd) + integers, summary["manifest.vit_t.params"].get<int64_t>());
     ++checked;
   }
   if (checked == 0) GTEST_SKIP() << "no fixture folder with vit_t's config";
+}
+
+// The encoder the summary finds has the sizes of the folder's config.json, in a full
+// model and in the encoder alone.
+TEST(CheckpointRef, SummaryFindsTheConfiguredEncoder) {
+  SD_REQUIRE_FIXTURES();
+  for (const auto& folder : model_folders()) {
+    StateDict sd = read_state_dict(folder.file("weights.pth"));
+    nlohmann::json full = summarize_checkpoint(folder.file("weights.pth"), true);
+    nlohmann::json alone = summarize_state_dict(strip_prefix(sd, "image_encoder."), false);
+    EXPECT_EQ(full["keys"], sd.size());
+    EXPECT_EQ(full["entries"].size(), sd.size());
+    EXPECT_EQ(full["entries"][0][0], sd[0].first);
+    std::vector<std::string> prefixes;
+    for (const auto& p : full["prefixes"]) prefixes.push_back(p["prefix"]);
+    EXPECT_EQ(prefixes, (std::vector<std::string>{"image_encoder", "prompt_encoder", "mask_decoder"}));
+    EXPECT_EQ(full["encoder"]["prefix"], "image_encoder.");
+    EXPECT_EQ(alone["encoder"]["prefix"], "");
+    for (const auto& s : {full, alone}) {
+      const auto& e = s["encoder"];
+      ASSERT_FALSE(e.is_null()) << folder.path;
+      if (folder.tiny_vit) {
+        EXPECT_EQ(e["family"], "TinyViT");
+        EXPECT_EQ(e["embed_dims"], folder.config["embed_dims"]);
+        EXPECT_EQ(e["depths"], folder.config["depths"]);
+      } else {
+        EXPECT_EQ(e["family"], "ViT");
+        EXPECT_EQ(e["embed_dim"], folder.config["embed_dim"]);
+        EXPECT_EQ(e["depth"], folder.config["depth"]);
+      }
+    }
+  }
 }
 
 // cases.pth: uint8 image, int64 sizes, int32 labels, fp32 outputs, consistent with

@@ -1,0 +1,29 @@
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "io/state_dict.h"
+
+namespace sd::io {
+
+// What a state dict holds, from its keys and shapes alone:
+//   "keys", "parameters" (floating-point values), "bytes",
+//   "dtypes": {"float32": 412, ...},
+//   "prefixes": [{"prefix": "image_encoder", "keys": n, "parameters": p}, ...] in file order,
+//   "encoder": the SAM / MobileSAM image encoder found under "image_encoder." (a full
+//     model) or at the top level (an encoder alone):
+//       {"family": "TinyViT", "prefix": "image_encoder.", "embed_dims": [...], "depths": [...]}
+//       {"family": "ViT", "prefix": "", "embed_dim": 768, "depth": 12}
+//     or null,
+// plus "entries": [[key, shape, dtype], ...] (the format of the reference manifests)
+// when `with_entries`.
+nlohmann::json summarize_state_dict(const StateDict& entries, bool with_entries);
+
+// The same for a checkpoint file (read_state_dict), with "file" added.
+nlohmann::json summarize_checkpoint(const std::string& path, bool with_entries);
+
+// Python's name of a dtype: "float32", "int64", "bfloat16", ...
+std::string dtype_name(at::ScalarType dtype);
+
+}  // namespace sd::io
