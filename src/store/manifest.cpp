@@ -1,0 +1,100 @@
+#include "store/manifest.h"
+
+#include "util/atomic_file.h"
+#include "util/error.h"
+
+namespace sd::store {
+namespace {
+
+constexpr const char* kFormat = "samdistill-embedding-store/1";
+
+// Path of the first difference between two JSON values, or "" when equal.
+std::string first_difference(const nlohmann::json& a, const nlohmann::json& b, const std::string& path) {
+  if (a.is_object() && b.is_object()) {
+    for (const auto& [key, value] : a.items()) {
+      std::string sub = path + "." + key;
+      if (!b.contains(key)) return sub;
+      std::string diff = first_difference(value, b[key], sub);
+      if (!diff.empty()) return diff;
+    }
+    for (const auto& [key, value] : b.items())
+      if (!a.contains(key)) return path + "." + key;
+    return "";
+  }
+  return a == b ? "" : path;
+}
+
+nlohmann::json at_path(const nlohmann::json& j, const std::string& path) {
+  const nlohmann::json* node = &j;
+  size_t start = path.find('.') + 1;
+  while (start > 0 && start <= path.size()) {
+    size_t end = path.find('.', start);
+    std::string key = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (!node->contains(key)) return "(absent)";
+    node = &(*node)[key];
+    start = end == std::string::npos ? 0 : end + 1;
+  }
+  return *node;
+}
+
+}  // namespace
+
+nlohmann::json Manifest::to_json() const {
+  return {{"format", kFormat},
+          {"teacher", teacher},
+          {"checkpoint_sha256", checkpoint_sha256},
+          {"checkpoint_name", checkpoint_name},
+          {"preprocess", preprocess},
+          {"dtype", dtype ? dtype_name(*dtype) : "any"}};
+}
+
+Manifest Manifest::from_json(const nlohmann::json& j, const std::string& source) {
+  auto field = [&](const char* key) -> const nlohmann::json& {
+    if (!j.is_object() || !j.contains(key)) throw Error(source + ": missing field '" + key + "'");
+    return j[key];
+  };
+  if (field("format") != kFormat)
+    throw Error(source + ": format '" + field("format").dump() + "' is not " + kFormat);
+  try {
+    Manifest m;
+    m.teacher = field("teacher");
+    m.checkpoint_sha256 = field("checkpoint_sha256").get<std::string>();
+    m.checkpoint_name = field("checkpoint_name").get<std::string>();
+    m.preprocess = field("preprocess");
+    std::string dtype = field("dtype").get<std::string>();
+    if (dtype != "any") m.dtype = parse_embedding_dtype(dtype);
+    return m;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(source + ": " + e.what());
+  } catch (const Error& e) {
+    throw Error(source + ": " + e.what());
+  }
+}
+
+void check_compatible(const Manifest& expected, const Manifest& actual, const std::string& store) {
+  auto mismatch = [&](const std::string& field, const std::string& want, const std::string& got) {
+    throw Error("store '" + store + "' was made differently: " + field + " is " + got +
+                " in the store, expected " + want);
+  };
+  std::string diff = first_difference(expected.teacher, actual.teacher, "teacher");
+  if (!diff.empty()) mismatch(diff, at_path(expected.teacher, diff).dump(), at_path(actual.teacher, diff).dump());
+  if (expected.checkpoint_sha256 != actual.checkpoint_sha256)
+    mismatch("checkpoint_sha256", expected.checkpoint_sha256 + " (" + expected.checkpoint_name + ")",
+             actual.checkpoint_sha256 + " (" + actual.checkpoint_name + ")");
+  diff = first_difference(expected.preprocess, actual.preprocess, "preprocess");
+  if (!diff.empty())
+    mismatch(diff, at_path(expected.preprocess, diff).dump(), at_path(actual.preprocess, diff).dump());
+  if (expected.dtype && expected.dtype != actual.dtype)
+    mismatch("dtype", dtype_name(*expected.dtype), actual.dtype ? dtype_name(*actual.dtype) : "any");
+}
+
+std::string manifest_path(const std::string& dir) { return dir + "/manifest.json"; }
+
+Manifest read_manifest(const std::string& dir) {
+  std::string path = manifest_path(dir);
+  nlohmann::json j = nlohmann::json::parse(read_file(path), nullptr, false);
+  if (j.is_discarded()) throw Error("store manifest '" + path + "' is not valid JSON");
+  return Manifest::from_json(j, path);
+}
+
+}  // namespace sd::store

@@ -1,0 +1,32 @@
+#pragma once
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "store/format.h"
+
+namespace sd::store {
+
+// What produced a store (manifest.json in its folder). Training and evaluation build the
+// manifest they expect and call check_compatible against the store's.
+struct Manifest {
+  nlohmann::json teacher;         // sd::models::to_json of the teacher's encoder config
+  std::string checkpoint_sha256;  // of the teacher checkpoint file (sd::sha256_file)
+  std::string checkpoint_name;    // file name, for people; never compared
+  nlohmann::json preprocess;      // img_size, pixel_mean, pixel_std, resize filter
+  std::optional<DType> dtype;     // always set in a store; unset in `expected` = any dtype
+
+  nlohmann::json to_json() const;
+  // sd::Error naming `source` and the field when a field is missing or mistyped.
+  static Manifest from_json(const nlohmann::json& j, const std::string& source);
+};
+
+// Throws sd::Error naming the first field that differs (for JSON fields, the full path such as
+// `teacher.depth`) with both values. `expected.dtype` unset accepts any dtype.
+void check_compatible(const Manifest& expected, const Manifest& actual, const std::string& store);
+
+// manifest.json of the store folder `dir` (sd::Error naming the file if absent or broken).
+Manifest read_manifest(const std::string& dir);
+std::string manifest_path(const std::string& dir);
+
+}  // namespace sd::store
