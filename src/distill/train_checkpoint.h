@@ -1,0 +1,47 @@
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+namespace sd::distill {
+
+// Where a run stands; everything beyond the weights and the optimiser that an exact
+// resume needs.
+struct TrainProgress {
+  int64_t step = 0;      // optimiser steps done
+  int64_t epoch = 0;     // current epoch (0-based)
+  int64_t position = 0;  // samples of this epoch already consumed
+  double loss_scale = 65536.0;  // fp16 dynamic loss scale
+  int64_t nonfinite_in_row = 0;
+  int64_t nonfinite_total = 0;
+  double best_loss = 0.0;  // best epoch-mean loss so far (0: none yet)
+};
+
+struct TrainCheckpoint {
+  TrainProgress progress;
+  nlohmann::json config;  // the effective config of the run
+  std::string store_id;   // identity of the embedding store trained on
+};
+
+// Writes model weights (official key names, under "model"), the optimiser state, the
+// progress, the CPU (and CUDA) generator states, the config and the store identity into
+// one torch.save-format file, atomically.
+void save_train_checkpoint(const std::string& path, const torch::nn::Module& model,
+                           torch::optim::Optimizer& optimizer, const TrainCheckpoint& meta);
+
+// Restores what save_train_checkpoint wrote into `model` and `optimizer` (built the same
+// way) and the generator states; returns the progress, config and store identity.
+// sd::Error naming the file when it is damaged, partial or of another model.
+TrainCheckpoint load_train_checkpoint(const std::string& path, torch::nn::Module& model,
+                                      torch::optim::Optimizer& optimizer);
+
+// Reads only the config/progress of a checkpoint (to validate it cheaply).
+TrainCheckpoint peek_train_checkpoint(const std::string& path);
+
+// File name of the checkpoint written after `step` optimiser steps.
+std::string checkpoint_name(int64_t step);  // "step-00001200.pth"
+
+}  // namespace sd::distill

@@ -1,0 +1,74 @@
+#include "distill/train_config.h"
+
+#include "util/error.h"
+
+namespace sd::distill {
+namespace {
+
+using nlohmann::json;
+
+void require(bool ok, const std::string& key, const json& value, const std::string& rule) {
+  if (!ok) throw Error("config key '" + key + "' = " + value.dump() + ": " + rule);
+}
+
+}  // namespace
+
+const json& train_config_defaults() {
+  static const json defaults = {
+      {"student_model", "vit_t"}, {"init", ""},        {"store", ""},
+      {"data", json::array()},    {"epochs", 8},       {"max_steps", 0},
+      {"batch_size", 8},          {"grad_accum", 1},   {"lr", 1e-3},
+      {"min_lr", 1e-5},           {"weight_decay", 0.01}, {"layer_decay", 1.0},
+      {"warmup_steps", 1000},     {"clip_grad", 0.0},  {"loss_ignore_padding", false},
+      {"seed", 0},                {"device", "auto"},  {"amp", "off"},
+      {"checkpoint_every", 1000}, {"keep_last", 3},    {"max_nonfinite", 20},
+      {"workers", 0},             {"log_every", 10},
+  };
+  return defaults;
+}
+
+TrainConfig train_config_from_json(const json& j) {
+  TrainConfig c;
+  c.student_model = j.at("student_model").get<std::string>();
+  c.init = j.at("init").get<std::string>();
+  c.store = j.at("store").get<std::string>();
+  c.data = j.at("data").get<std::vector<std::string>>();
+  c.epochs = j.at("epochs").get<int64_t>();
+  c.max_steps = j.at("max_steps").get<int64_t>();
+  c.batch_size = j.at("batch_size").get<int64_t>();
+  c.grad_accum = j.at("grad_accum").get<int64_t>();
+  c.lr = j.at("lr").get<double>();
+  c.min_lr = j.at("min_lr").get<double>();
+  c.weight_decay = j.at("weight_decay").get<double>();
+  c.layer_decay = j.at("layer_decay").get<double>();
+  c.warmup_steps = j.at("warmup_steps").get<int64_t>();
+  c.clip_grad = j.at("clip_grad").get<double>();
+  c.loss_ignore_padding = j.at("loss_ignore_padding").get<bool>();
+  c.seed = j.at("seed").get<int64_t>();
+  c.device = j.at("device").get<std::string>();
+  c.amp = j.at("amp").get<std::string>();
+  c.checkpoint_every = j.at("checkpoint_every").get<int64_t>();
+  c.keep_last = j.at("keep_last").get<int64_t>();
+  c.max_nonfinite = j.at("max_nonfinite").get<int64_t>();
+  c.workers = j.at("workers").get<int64_t>();
+  c.log_every = j.at("log_every").get<int64_t>();
+  c.json = j;
+
+  require(c.epochs > 0 || c.max_steps > 0, "epochs", j["epochs"], "epochs or max_steps must be > 0");
+  require(c.batch_size > 0, "batch_size", j["batch_size"], "must be > 0");
+  require(c.grad_accum > 0, "grad_accum", j["grad_accum"], "must be > 0");
+  require(c.lr > 0, "lr", j["lr"], "must be > 0");
+  require(c.min_lr >= 0 && c.min_lr <= c.lr, "min_lr", j["min_lr"], "must be in [0, lr]");
+  require(c.layer_decay > 0 && c.layer_decay <= 1, "layer_decay", j["layer_decay"],
+          "must be in (0, 1]");
+  require(c.device == "auto" || c.device == "cpu" || c.device == "cuda", "device", j["device"],
+          "must be auto, cpu or cuda");
+  require(c.amp == "off" || c.amp == "bf16" || c.amp == "fp16", "amp", j["amp"],
+          "must be off, bf16 or fp16");
+  require(c.keep_last > 0, "keep_last", j["keep_last"], "must be > 0");
+  require(c.max_nonfinite > 0, "max_nonfinite", j["max_nonfinite"], "must be > 0");
+  require(c.log_every > 0, "log_every", j["log_every"], "must be > 0");
+  return c;
+}
+
+}  // namespace sd::distill

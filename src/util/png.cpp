@@ -1,0 +1,80 @@
+#include "util/png.h"
+
+#include <array>
+
+namespace sd {
+namespace {
+
+uint32_t crc32(const std::string& bytes, size_t from) {
+  static const std::array<uint32_t, 256> table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t n = 0; n < 256; ++n) {
+      uint32_t c = n;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[n] = c;
+    }
+    return t;
+  }();
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = from; i < bytes.size(); ++i)
+    c = table[(c ^ static_cast<uint8_t>(bytes[i])) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+void put_be32(std::string& out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+}
+
+void chunk(std::string& out, const char* type, const std::string& data) {
+  put_be32(out, static_cast<uint32_t>(data.size()));
+  size_t start = out.size();
+  out.append(type, 4);
+  out += data;
+  put_be32(out, crc32(out, start));
+}
+
+// zlib stream of `raw` in stored (uncompressed) deflate blocks of at most 65535 bytes.
+std::string zlib_stored(const std::string& raw) {
+  std::string out = "\x78\x01";
+  size_t pos = 0;
+  do {
+    size_t n = std::min<size_t>(65535, raw.size() - pos);
+    bool last = pos + n == raw.size();
+    out.push_back(last ? 1 : 0);
+    out.push_back(static_cast<char>(n & 0xFF));
+    out.push_back(static_cast<char>(n >> 8));
+    out.push_back(static_cast<char>(~n & 0xFF));
+    out.push_back(static_cast<char>((~n >> 8) & 0xFF));
+    out.append(raw, pos, n);
+    pos += n;
+  } while (pos < raw.size());
+  uint32_t a = 1, b = 0;  // Adler-32
+  for (unsigned char c : raw) {
+    a = (a + c) % 65521;
+    b = (b + a) % 65521;
+  }
+  put_be32(out, (b << 16) | a);
+  return out;
+}
+
+}  // namespace
+
+std::string encode_png_rgb(const uint8_t* rgb, int width, int height) {
+  std::string raw;
+  raw.reserve(static_cast<size_t>(height) * (3 * width + 1));
+  for (int y = 0; y < height; ++y) {
+    raw.push_back(0);  // filter: none
+    raw.append(reinterpret_cast<const char*>(rgb) + static_cast<size_t>(y) * 3 * width, 3 * width);
+  }
+  std::string header;
+  put_be32(header, static_cast<uint32_t>(width));
+  put_be32(header, static_cast<uint32_t>(height));
+  header += std::string("\x08\x02\x00\x00\x00", 5);  // 8-bit, RGB, deflate, no filter, no interlace
+  std::string out = "\x89PNG\r\n\x1a\n";
+  chunk(out, "IHDR", header);
+  chunk(out, "IDAT", zlib_stored(raw));
+  chunk(out, "IEND", "");
+  return out;
+}
+
+}  // namespace sd
