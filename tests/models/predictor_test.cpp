@@ -1,0 +1,146 @@
+// SAM's prompt side without fixtures: prompt scaling, batching, errors, devices.
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <ATen/core/grad_mode.h>
+
+#include "common/fixtures.h"
+#include "models/predictor.h"
+
+namespace sd::models {
+namespace {
+
+using namespace sd::testing;
+
+TEST(ResizeLongestSide, RoundsSizesLikePython) {
+  EXPECT_EQ(ResizeLongestSide::get_preprocess_shape(1200, 1800, 1024), (Size2{683, 1024}));
+  EXPECT_EQ(ResizeLongestSide::get_preprocess_shape(2241, 1500, 1024), (Size2{1024, 685}));
+  EXPECT_EQ(ResizeLongestSide::get_preprocess_shape(1, 4, 2), (Size2{1, 2}));  // 0.5 rounds up
+  EXPECT_EQ(ResizeLongestSide::get_preprocess_shape(512, 512, 1024), (Size2{1024, 1024}));
+}
+
+TEST(ResizeLongestSide, ScalesCoordinatesAndBoxesByTheRoundedSize) {
+  ResizeLongestSide t(1024);
+  at::Tensor xy = t.apply_coords(at::tensor({900.0f, 600.0f, 0.0f, 1200.0f}).view({2, 2}), {1200, 1800});
+  EXPECT_EQ(xy.scalar_type(), at::kFloat);
+  // x by 1024 / 1800, y by 683 / 1200 (the rounded height, not 1024 / 1800).
+  EXPECT_TRUE(at::allclose(xy, at::tensor({512.0f, 341.5f, 0.0f, 683.0f}).view({2, 2})));
+  at::Tensor box = t.apply_boxes(at::tensor({0.0f, 0.0f, 1800.0f, 1200.0f}), {1200, 1800});
+  EXPECT_EQ(box.sizes(), (at::IntArrayRef{1, 4}));
+  EXPECT_TRUE(at::allclose(box, at::tensor({0.0f, 0.0f, 1024.0f, 683.0f}).view({1, 4})));
+}
+
+class PredictorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    at::manual_seed(0);
+    sam = build_sam(encoder_preset("vit_t"));
+    sam->eval();
+  }
+  SamPredictor predictor_with_random_embedding(Sam model, Size2 original_size = {600, 900}) {
+    SamPredictor p(model);
+    p.set_image_embedding(at::randn({1, 256, 64, 64}), original_size);
+    return p;
+  }
+  Sam sam{nullptr};
+};
+
+TEST_F(PredictorTest, PadsPointsWithoutABoxAndEmbedsBoxCorners) {
+  at::NoGradGuard no_grad;
+  auto& pe = sam->prompt_encoder;
+  at::Tensor points = at::rand({2, 3, 2}) * 1024;
+  at::Tensor labels = at::tensor({1, 0, 1, 0, 0, 1}, at::kInt).view({2, 3});
+  auto [sparse, dense] = pe->forward(points, labels, at::Tensor(), at::Tensor());
+  EXPECT_EQ(sparse.sizes(), (at::IntArrayRef{2, 4, 256}));
+  EXPECT_EQ(dense.sizes(), (at::IntArrayRef{2, 256, 64, 64}));
+  // The padding token is exactly not_a_point_embed.
+  EXPECT_TRUE(at::equal(sparse.select(1, 3), pe->not_a_point_embed->weight.expand({2, 256})));
+
+  at::Tensor boxes = at::tensor({10.0f, 20.0f, 300.0f, 400.0f});
+  std::tie(sparse, dense) = pe->forward(points.slice(0, 0, 1), labels.slice(0, 0, 1),
+                                        boxes.view({1, 4}), at::Tensor());
+  EXPECT_EQ(sparse.sizes(), (at::IntArrayRef{1, 5, 256}));  // 3 points + 2 corners, no padding
+
+  std::tie(sparse, dense) =
+      pe->forward(at::Tensor(), at::Tensor(), at::Tensor(), at::randn({3, 1, 256, 256}));
+  EXPECT_EQ(sparse.sizes(), (at::IntArrayRef{3, 0, 256}));
+  EXPECT_EQ(dense.sizes(), (at::IntArrayRef{3, 256, 64, 64}));
+}
+
+TEST_F(PredictorTest, ABatchOfPromptsEqualsThePromptsOneByOne) {
+  SamPredictor predictor = predictor_with_random_embedding(sam);
+  Prompts batch;
+  batch.box = at::tensor({10.0f, 20.0f, 300.0f, 400.0f, 500.0f, 100.0f, 900.0f, 600.0f}).view({2, 4});
+  batch.point_coords = at::tensor({100.0f, 200.0f, 700.0f, 300.0f}).view({2, 1, 2});
+  batch.point_labels = at::tensor({1, 0}, at::kInt).view({2, 1});
+  Prediction all = predictor.predict_torch(batch, /*multimask_output=*/true, /*return_logits=*/true);
+  EXPECT_EQ(all.masks.sizes(), (at::IntArrayRef{2, 3, 600, 900}));
+  EXPECT_EQ(all.iou_predictions.sizes(), (at::IntArrayRef{2, 3}));
+  EXPECT_EQ(all.low_res_logits.sizes(), (at::IntArrayRef{2, 3, 256, 256}));
+  for (int64_t i = 0; i < 2; ++i) {
+    Prompts one{batch.point_coords.slice(0, i, i + 1), batch.point_labels.slice(0, i, i + 1),
+                batch.box.slice(0, i, i + 1), at::Tensor()};
+    Prediction single = predictor.predict_torch(one, true, true);
+    EXPECT_TRUE(at::allclose(single.low_res_logits[0], all.low_res_logits[i], 1e-4, 1e-4)) << i;
+    EXPECT_TRUE(at::allclose(single.iou_predictions[0], all.iou_predictions[i], 1e-4, 1e-4)) << i;
+  }
+}
+
+TEST_F(PredictorTest, PredictDropsTheBatchAndThresholdsAtZero) {
+  SamPredictor predictor = predictor_with_random_embedding(sam);
+  Prompts prompts;
+  prompts.point_coords = at::tensor({450.0f, 300.0f}).view({1, 2});
+  prompts.point_labels = at::tensor({1}, at::kInt);
+  Prediction logits = predictor.predict(prompts, /*multimask_output=*/false, /*return_logits=*/true);
+  Prediction masks = predictor.predict(prompts, false, false);
+  EXPECT_EQ(masks.masks.sizes(), (at::IntArrayRef{1, 600, 900}));
+  EXPECT_EQ(masks.masks.scalar_type(), at::kBool);
+  EXPECT_TRUE(at::equal(masks.masks, logits.masks > 0));
+  EXPECT_EQ(masks.iou_predictions.sizes(), (at::IntArrayRef{1}));
+  EXPECT_EQ(masks.low_res_logits.sizes(), (at::IntArrayRef{1, 256, 256}));
+}
+
+TEST_F(PredictorTest, RejectsMisuseWithAnErrorThatSaysWhat) {
+  SamPredictor predictor(sam);
+  Prompts prompts;
+  prompts.box = at::tensor({0.0f, 0.0f, 10.0f, 10.0f});
+  EXPECT_PRED2(contains, error_of([&] { predictor.predict(prompts); }), "set an image");
+  EXPECT_PRED2(contains,
+               error_of([&] { predictor.set_image(at::zeros({1024, 1024, 3}, at::kByte), {1200, 1800}); }),
+               "683x1024");
+  EXPECT_PRED2(contains,
+               error_of([&] { predictor.set_image_embedding(at::zeros({1, 256, 32, 32}), {100, 100}); }),
+               "1x256x64x64");
+  predictor.set_image_embedding(at::zeros({1, 256, 64, 64}), {100, 100});
+  prompts.point_coords = at::zeros({1, 2});
+  EXPECT_PRED2(contains, error_of([&] { predictor.predict(prompts); }), "point_labels");
+}
+
+TEST_F(PredictorTest, CudaMatchesCpu) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  SamPredictor cpu = predictor_with_random_embedding(sam);
+  at::Tensor embedding = cpu.get_image_embedding();
+  Sam gpu_sam = build_sam(encoder_preset("vit_t"));
+  gpu_sam->to(at::kCUDA);
+  {
+    at::NoGradGuard no_grad;
+    auto src = sam->named_parameters();
+    for (auto& p : gpu_sam->named_parameters()) p.value().copy_(src[p.key()]);
+    auto bufs = sam->named_buffers();
+    for (auto& b : gpu_sam->named_buffers()) b.value().copy_(bufs[b.key()]);
+  }
+  gpu_sam->eval();
+  SamPredictor gpu(gpu_sam);
+  gpu.set_image_embedding(embedding, cpu.original_size());
+  Prompts prompts;
+  prompts.point_coords = at::tensor({450.0f, 300.0f, 100.0f, 50.0f}).view({2, 2});
+  prompts.point_labels = at::tensor({1, 0}, at::kInt);
+  prompts.box = at::tensor({50.0f, 40.0f, 800.0f, 500.0f});
+  Prediction a = cpu.predict(prompts, true, true);
+  Prediction b = gpu.predict(prompts, true, true);
+  EXPECT_TRUE(b.masks.is_cuda());
+  EXPECT_TRUE(at::allclose(a.low_res_logits, b.low_res_logits.cpu(), 1e-3, 1e-3));
+  EXPECT_TRUE(at::allclose(a.iou_predictions, b.iou_predictions.cpu(), 1e-3, 1e-3));
+}
+
+}  // namespace
+}  // namespace sd::models
