@@ -1,0 +1,116 @@
+#include "data/dataset.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace sd::data {
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+  return h;
+}
+
+// Distinct salts keep the validation split independent of the training fraction.
+constexpr uint64_t kValidationSalt = 0x76616c6964ull;  // "valid"
+
+bool is_sa1b_name(const std::string& stem) { return stem.rfind("sa_", 0) == 0; }
+
+std::set<std::string> read_list(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot read subset list");
+  std::set<std::string> names;
+  std::string line;
+  while (std::getline(in, line)) {
+    line.erase(0, line.find_first_not_of(" \t\r"));
+    line.erase(line.find_last_not_of(" \t\r") + 1);
+    if (line.empty() || line[0] == '#') continue;
+    names.insert(fs::path(line).stem().string());  // sa_1.jpg, sa_1.json, sa_000020.tar -> stem
+  }
+  return names;
+}
+
+}  // namespace
+
+double subset_draw(const std::string& id, uint64_t seed) {
+  return static_cast<double>(splitmix64(fnv1a(id) ^ splitmix64(seed)) >> 11) * 0x1.0p-53;
+}
+
+Record load_record(const Entry& entry) {
+  if (entry.record) return *entry.record;
+  return read_sa1b_record(entry.json_path, entry.image_path);
+}
+
+Dataset Dataset::index_sa1b(const std::vector<std::string>& folders, std::vector<Skip>* orphans) {
+  // stem -> (image, json)
+  std::map<std::string, std::pair<fs::path, fs::path>> pairs;
+  for (const std::string& folder : folders) {
+    if (!fs::is_directory(folder)) throw Error(folder + ": not a folder (--data expects SA-1B folders)");
+    for (auto it = fs::recursive_directory_iterator(folder, fs::directory_options::follow_directory_symlink);
+         it != fs::recursive_directory_iterator(); ++it) {
+      if (!it->is_regular_file()) continue;
+      const fs::path& p = it->path();
+      const std::string stem = p.stem().string();
+      if (!is_sa1b_name(stem)) continue;
+      const std::string ext = p.extension().string();
+      if (ext == ".jpg") pairs[stem].first = p;
+      if (ext == ".json") pairs[stem].second = p;
+    }
+  }
+  Dataset d;
+  for (auto& [stem, files] : pairs) {
+    if (files.first.empty() || files.second.empty()) {
+      if (orphans)
+        orphans->push_back({(files.first.empty() ? files.second : files.first).string(),
+                            files.first.empty() ? "JSON without its image" : "image without its JSON"});
+      continue;
+    }
+    d.entries_.push_back({stem, files.first.parent_path().filename().string(), files.first.string(),
+                          files.second.string(), nullptr});
+  }
+  return d;
+}
+
+Dataset Dataset::from_coco(const std::string& json_path, const std::string& image_dir) {
+  Dataset d;
+  for (Record& r : read_coco_instances(json_path, image_dir)) {
+    std::string id = fs::path(r.image.file_name).stem().string();
+    std::string path = r.image_path;
+    d.entries_.push_back({id, fs::path(json_path).stem().string(), path, "",
+                          std::make_shared<const Record>(std::move(r))});
+  }
+  return d;
+}
+
+Dataset Dataset::subset(const SubsetSpec& spec) const {
+  if (spec.fraction < 0 || spec.fraction > 1 || spec.val_fraction < 0 || spec.val_fraction >= 1)
+    throw Error("subset: --fraction must be in [0, 1] and --val-fraction in [0, 1), got " +
+                std::to_string(spec.fraction) + " and " + std::to_string(spec.val_fraction));
+  const std::set<std::string> listed = spec.list_file.empty() ? std::set<std::string>{} : read_list(spec.list_file);
+  Dataset d;
+  for (const Entry& e : entries_) {
+    if (!spec.list_file.empty() && !listed.count(e.id) && !listed.count(e.group)) continue;
+    const bool in_validation = subset_draw(e.id, spec.seed ^ kValidationSalt) < spec.val_fraction;
+    if (spec.validation ? !in_validation : (in_validation || subset_draw(e.id, spec.seed) >= spec.fraction))
+      continue;
+    d.entries_.push_back(e);
+  }
+  return d;
+}
+
+}  // namespace sd::data

@@ -1,0 +1,65 @@
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/records.h"
+
+namespace sd::data {
+
+// A record that could not be used: the file at fault and why.
+struct Skip {
+  std::string file;
+  std::string reason;
+};
+
+// One image of a dataset. SA-1B: `sa_<id>.jpg` with its `sa_<id>.json` read on demand;
+// COCO: the record parsed up front.
+struct Entry {
+  std::string id;     // file stem, e.g. "sa_100001"
+  std::string group;  // the folder holding it (an extracted tar, e.g. "sa_000020")
+  std::string image_path;
+  std::string json_path;                 // empty for COCO entries
+  std::shared_ptr<const Record> record;  // null for SA-1B entries
+};
+
+// Reads (SA-1B) or returns (COCO) the entry's record; sd::Error naming the file on bad input.
+Record load_record(const Entry& entry);
+
+// Which entries to keep. A list file holds one image id (`sa_100001`, `sa_100001.jpg`) or
+// folder name (`sa_000020`) per line. A fraction keeps each id with probability `fraction`,
+// decided by hashing (seed, id): the same ids on every run, machine and thread count, and a
+// superset when the fraction grows. `val_fraction` sets aside a disjoint validation split
+// (hashed with another salt); `validation` selects it instead of the training part.
+struct SubsetSpec {
+  std::string list_file;
+  double fraction = 1.0;
+  uint64_t seed = 0;
+  double val_fraction = 0.0;
+  bool validation = false;
+};
+
+class Dataset {
+ public:
+  // Every `sa_<id>.jpg` / `sa_<id>.json` pair under the folders (searched recursively), sorted
+  // by id. An image without its JSON or the reverse is left out and reported in `orphans`.
+  static Dataset index_sa1b(const std::vector<std::string>& folders, std::vector<Skip>* orphans);
+  // A COCO instance file; images under `image_dir`.
+  static Dataset from_coco(const std::string& json_path, const std::string& image_dir);
+
+  Dataset subset(const SubsetSpec& spec) const;
+
+  size_t size() const { return entries_.size(); }
+  const Entry& operator[](size_t i) const { return entries_[i]; }
+  const std::vector<Entry>& entries() const { return entries_; }
+
+ private:
+  std::vector<Entry> entries_;
+};
+
+// The uniform [0, 1) number that decides whether `id` is in a hashed subset (FNV-1a of the id,
+// mixed with the seed by splitmix64).
+double subset_draw(const std::string& id, uint64_t seed);
+
+}  // namespace sd::data

@@ -1,0 +1,179 @@
+#include "data/records.h"
+
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "util/atomic_file.h"
+#include "util/error.h"
+
+namespace sd::data {
+namespace {
+
+using nlohmann::json;
+
+const json& field(const json& j, const char* key, const std::string& where) {
+  if (!j.is_object()) throw Error(where + ": expected an object holding '" + key + "'");
+  auto it = j.find(key);
+  if (it == j.end()) throw Error(where + ": missing field '" + key + "'");
+  return *it;
+}
+
+template <typename T>
+T number(const json& j, const char* key, const std::string& where) {
+  const json& v = field(j, key, where);
+  if (!v.is_number()) throw Error(where + ": field '" + key + "' is not a number");
+  return v.get<T>();
+}
+
+template <typename T>
+T number_or(const json& j, const char* key, T fallback, const std::string& where) {
+  return j.contains(key) ? number<T>(j, key, where) : fallback;
+}
+
+template <size_t N>
+std::array<double, N> numbers(const json& v, const std::string& where) {
+  if (!v.is_array() || v.size() != N) throw Error(where + ": expected " + std::to_string(N) + " numbers");
+  std::array<double, N> out{};
+  for (size_t i = 0; i < N; ++i) {
+    if (!v[i].is_number()) throw Error(where + ": expected " + std::to_string(N) + " numbers");
+    out[i] = v[i].get<double>();
+  }
+  return out;
+}
+
+// {"size": [h, w], "counts": "<compressed>" | [n0, n1, ...]}
+Rle parse_rle(const json& seg, int height, int width, const std::string& where) {
+  const auto size = numbers<2>(field(seg, "size", where), where + ": segmentation.size");
+  if (size[0] != height || size[1] != width)
+    throw Error(where + ": mask size [" + std::to_string(static_cast<int64_t>(size[0])) + ", " +
+                std::to_string(static_cast<int64_t>(size[1])) + "] differs from image size [" +
+                std::to_string(height) + ", " + std::to_string(width) + "]");
+  const json& counts = field(seg, "counts", where);
+  if (counts.is_string()) return rle_from_string(counts.get_ref<const std::string&>(), height, width, where);
+  if (!counts.is_array()) throw Error(where + ": segmentation.counts is neither a string nor a list");
+  std::vector<int64_t> list;
+  for (const json& c : counts) {
+    if (!c.is_number_integer()) throw Error(where + ": segmentation.counts holds a non-integer");
+    list.push_back(c.get<int64_t>());
+  }
+  return rle_from_counts(list, height, width, where);
+}
+
+// bbox and area as given, else the mask's own.
+void fill_geometry(Annotation& a, const json& j, const std::string& where) {
+  if (j.contains("bbox")) {
+    a.bbox = numbers<4>(j["bbox"], where + ": bbox");
+  } else {
+    auto b = rle_bbox(a.segmentation);
+    a.bbox = {double(b[0]), double(b[1]), double(b[2]), double(b[3])};
+  }
+  a.area = j.contains("area") ? static_cast<int64_t>(number<double>(j, "area", where))
+                              : rle_area(a.segmentation);
+}
+
+ImageInfo parse_image_info(const json& j, const std::string& where) {
+  ImageInfo info;
+  info.width = number<int>(j, "width", where);
+  info.height = number<int>(j, "height", where);
+  if (info.width <= 0 || info.height <= 0)
+    throw Error(where + ": image size " + std::to_string(info.width) + "x" + std::to_string(info.height) + " is empty");
+  if (j.contains("file_name") && j["file_name"].is_string()) info.file_name = j["file_name"];
+  return info;
+}
+
+json parse_json_file(const std::string& path) {
+  std::string text = read_file(path);
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw Error(path + ": invalid JSON (" + e.what() + ")");
+  }
+}
+
+}  // namespace
+
+Record parse_sa1b_record(const json& j, const std::string& where) {
+  Record record;
+  const json& image = field(j, "image", where);
+  record.image = parse_image_info(image, where + ": image");
+  record.image.image_id = number_or<int64_t>(image, "image_id", 0, where + ": image");
+  const json& annotations = field(j, "annotations", where);
+  if (!annotations.is_array()) throw Error(where + ": 'annotations' is not a list");
+  for (size_t i = 0; i < annotations.size(); ++i) {
+    const json& aj = annotations[i];
+    const std::string at = where + ": annotations[" + std::to_string(i) + "]";
+    Annotation a;
+    a.id = number_or<int64_t>(aj, "id", 0, at);
+    a.segmentation = parse_rle(field(aj, "segmentation", at), record.image.height, record.image.width, at);
+    fill_geometry(a, aj, at);
+    a.predicted_iou = number_or<double>(aj, "predicted_iou", 0, at);
+    a.stability_score = number_or<double>(aj, "stability_score", 0, at);
+    if (aj.contains("point_coords")) {
+      const json& points = aj["point_coords"];
+      if (!points.is_array()) throw Error(at + ": point_coords is not a list");
+      for (const json& p : points) a.point_coords.push_back(numbers<2>(p, at + ": point_coords"));
+    }
+    record.annotations.push_back(std::move(a));
+  }
+  return record;
+}
+
+Record read_sa1b_record(const std::string& json_path, const std::string& image_path) {
+  Record record = parse_sa1b_record(parse_json_file(json_path), json_path);
+  record.image_path = image_path;
+  return record;
+}
+
+std::vector<Record> read_coco_instances(const std::string& json_path, const std::string& image_dir) {
+  const json j = parse_json_file(json_path);
+  const json& images = field(j, "images", json_path);
+  const json& annotations = field(j, "annotations", json_path);
+  if (!images.is_array() || !annotations.is_array())
+    throw Error(json_path + ": 'images' and 'annotations' must be lists");
+  std::vector<Record> records;
+  std::map<int64_t, size_t> by_id;
+  for (size_t i = 0; i < images.size(); ++i) {
+    const std::string at = json_path + ": images[" + std::to_string(i) + "]";
+    Record r;
+    r.image = parse_image_info(images[i], at);
+    r.image.image_id = number<int64_t>(images[i], "id", at);
+    if (r.image.file_name.empty()) throw Error(at + ": missing field 'file_name'");
+    r.image_path = (std::filesystem::path(image_dir) / r.image.file_name).string();
+    by_id[r.image.image_id] = records.size();
+    records.push_back(std::move(r));
+  }
+  for (size_t i = 0; i < annotations.size(); ++i) {
+    const json& aj = annotations[i];
+    const std::string at = json_path + ": annotations[" + std::to_string(i) + "]";
+    const int64_t image_id = number<int64_t>(aj, "image_id", at);
+    auto it = by_id.find(image_id);
+    if (it == by_id.end()) throw Error(at + ": image_id " + std::to_string(image_id) + " is not in 'images'");
+    Record& r = records[it->second];
+    const int h = r.image.height, w = r.image.width;
+    Annotation a;
+    a.id = number_or<int64_t>(aj, "id", 0, at);
+    const json& seg = field(aj, "segmentation", at);
+    if (seg.is_array()) {  // polygons, one object possibly in several parts
+      std::vector<Rle> parts;
+      for (const json& polygon : seg) {
+        std::vector<double> xy;
+        if (!polygon.is_array()) throw Error(at + ": polygon is not a list of numbers");
+        for (const json& v : polygon) {
+          if (!v.is_number()) throw Error(at + ": polygon is not a list of numbers");
+          xy.push_back(v.get<double>());
+        }
+        if (xy.size() < 6 || xy.size() % 2) throw Error(at + ": polygon needs at least 3 (x, y) points");
+        parts.push_back(rle_from_polygon(xy, h, w));
+      }
+      a.segmentation = rle_union(parts, h, w);
+    } else {
+      a.segmentation = parse_rle(seg, h, w, at);
+    }
+    fill_geometry(a, aj, at);
+    r.annotations.push_back(std::move(a));
+  }
+  return records;
+}
+
+}  // namespace sd::data
