@@ -4,11 +4,11 @@
 
 namespace sd::distill {
 
-at::Tensor mse_loss(const at::Tensor& student, const at::Tensor& teacher) {
+at::Tensor embedding_mse(const at::Tensor& student, const at::Tensor& teacher) {
   return at::mse_loss(student, teacher.to(student.dtype()));
 }
 
-at::Tensor masked_mse_loss(const at::Tensor& student, const at::Tensor& teacher,
+at::Tensor masked_embedding_mse(const at::Tensor& student, const at::Tensor& teacher,
                            const std::vector<models::Size2>& input_sizes, int64_t img_size) {
   const int64_t b = student.size(0), grid_h = student.size(2), grid_w = student.size(3);
   at::Tensor mask = at::zeros({b, 1, grid_h, grid_w}, student.options());

@@ -1,0 +1,130 @@
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/optim/adamw.h>
+
+#include <cmath>
+
+#include "distill/distill_loss.h"
+#include "distill/param_groups.h"
+#include "distill/schedule.h"
+#include "distill/train_config.h"
+#include "io/config.h"
+#include "models/image_encoder.h"
+#include "util/error.h"
+
+namespace sd::distill {
+namespace {
+
+TEST(LrSchedule, WarmsUpLinearlyThenFollowsTheCosine) {
+  LrSchedule s{1e-3, 1e-5, 10, 110};
+  EXPECT_DOUBLE_EQ(s.at(0), 1e-4);
+  EXPECT_DOUBLE_EQ(s.at(9), 1e-3);
+  EXPECT_DOUBLE_EQ(s.at(10), 1e-3);
+  EXPECT_NEAR(s.at(60), 1e-5 + 0.5 * (1e-3 - 1e-5), 1e-15);
+  EXPECT_DOUBLE_EQ(s.at(110), 1e-5);
+  EXPECT_DOUBLE_EQ(s.at(500), 1e-5);
+}
+
+TEST(ParamGroups, NormsBiasesAndAttentionBiasesAreNotDecayed) {
+  auto config = models::encoder_preset("vit_t");
+  auto encoder = models::make_image_encoder(config);
+  for (const auto& g : make_param_groups(*encoder, config, 1.0)) {
+    for (size_t i = 0; i < g.names.size(); ++i) {
+      const auto& name = g.names[i];
+      bool expect_decay = g.params[i].dim() > 1 && name.find("attention_biases") == std::string::npos;
+      EXPECT_EQ(g.weight_decay, expect_decay) << name;
+    }
+  }
+  EXPECT_FALSE(decays("layers.1.blocks.0.attn.attention_biases", at::zeros({4, 49})));
+  EXPECT_FALSE(decays("neck.1.bias", at::zeros({256})));
+  EXPECT_TRUE(decays("neck.0.weight", at::zeros({256, 320, 1, 1})));
+}
+
+TEST(ParamGroups, LayerDecayFollowsTinyViTsBlockOrder) {
+  auto config = models::encoder_preset("vit_t");  // depths 2, 2, 6, 2: 12 blocks
+  const double d = 0.8;
+  EXPECT_DOUBLE_EQ(layer_lr_scale("patch_embed.seq.0.c.weight", config, d), std::pow(d, 11));
+  EXPECT_DOUBLE_EQ(layer_lr_scale("layers.0.blocks.1.conv1.c.weight", config, d), std::pow(d, 10));
+  // layer 0's downsampling shares its last block's (index 1) scale
+  EXPECT_DOUBLE_EQ(layer_lr_scale("layers.0.downsample.conv1.c.weight", config, d), std::pow(d, 10));
+  EXPECT_DOUBLE_EQ(layer_lr_scale("layers.2.blocks.5.attn.qkv.weight", config, d), std::pow(d, 2));
+  EXPECT_DOUBLE_EQ(layer_lr_scale("layers.3.blocks.1.mlp.fc1.weight", config, d), 1.0);
+  EXPECT_DOUBLE_EQ(layer_lr_scale("neck.0.weight", config, d), 1.0);
+
+  auto vit = models::encoder_preset("vit_b");  // 12 blocks
+  EXPECT_DOUBLE_EQ(layer_lr_scale("pos_embed", vit, d), std::pow(d, 11));
+  EXPECT_DOUBLE_EQ(layer_lr_scale("blocks.3.attn.qkv.weight", vit, d), std::pow(d, 8));
+  EXPECT_DOUBLE_EQ(layer_lr_scale("neck.2.weight", vit, d), 1.0);
+}
+
+TEST(ParamGroups, AdamWGroupsCarryScaledLrAndTheirDecay) {
+  auto config = models::encoder_preset("vit_t");
+  auto encoder = models::make_image_encoder(config);
+  auto groups = make_param_groups(*encoder, config, 0.8);
+  GroupOptions options;
+  options.lr = 2e-3;
+  options.weight_decay = 0.05;
+  torch::optim::AdamW adamw(adamw_groups(groups, options));
+  ASSERT_EQ(adamw.param_groups().size(), groups.size());
+  size_t total = 0;
+  for (size_t i = 0; i < groups.size(); ++i) {
+    auto& o = static_cast<torch::optim::AdamWOptions&>(adamw.param_groups()[i].options());
+    EXPECT_DOUBLE_EQ(o.lr(), 2e-3 * groups[i].lr_scale);
+    EXPECT_DOUBLE_EQ(o.weight_decay(), groups[i].weight_decay ? 0.05 : 0.0);
+    total += groups[i].params.size();
+  }
+  EXPECT_EQ(total, encoder->parameters().size());
+}
+
+TEST(TrainConfig, UnknownKeysAndWrongTypesAreNamed) {
+  const auto& defaults = train_config_defaults();
+  try {
+    io::merge_config(defaults, {{"epochz", 3}}, "my.json");
+    FAIL() << "unknown key accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("my.json: unknown key 'epochz'"), std::string::npos) << e.what();
+  }
+  try {
+    io::merge_config(defaults, {{"lr", "fast"}}, "my.json");
+    FAIL() << "string lr accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("key 'lr' must be number"), std::string::npos) << e.what();
+  }
+  auto merged = io::merge_config(defaults, {{"lr", 1}, {"epochs", 2}}, "my.json");
+  EXPECT_DOUBLE_EQ(train_config_from_json(merged).lr, 1.0);
+  EXPECT_THROW(train_config_from_json(io::merge_config(defaults, {{"batch_size", 0}}, "x")), Error);
+  EXPECT_THROW(train_config_from_json(io::merge_config(defaults, {{"amp", "fp8"}}, "x")), Error);
+}
+
+TEST(TrainConfig, OverridesTakeTheDefaultsType) {
+  const auto& d = train_config_defaults();
+  EXPECT_EQ(io::parse_override(d.at("epochs"), "epochs", "3"), 3);
+  EXPECT_EQ(io::parse_override(d.at("lr"), "lr", "5e-4"), 5e-4);
+  EXPECT_EQ(io::parse_override(d.at("loss_ignore_padding"), "loss-ignore-padding", "true"), true);
+  EXPECT_EQ(io::parse_override(d.at("data"), "data", "a,b"), nlohmann::json::array({"a", "b"}));
+  EXPECT_THROW(io::parse_override(d.at("epochs"), "epochs", "3.5"), Error);
+  EXPECT_THROW(io::parse_override(d.at("lr"), "lr", "x"), Error);
+}
+
+TEST(DistillLoss, MaskedLossLeavesThePaddingOut) {
+  at::manual_seed(0);
+  at::Tensor teacher = at::randn({2, 4, 64, 64});
+  at::Tensor student = teacher.clone();
+  // Image 0 covers 1024x512 (32 columns of cells), image 1 the whole frame; only padding differs.
+  student[0].narrow(2, 32, 32).add_(5.0);
+  std::vector<models::Size2> sizes = {{1024, 512}, {1024, 1024}};
+  EXPECT_FLOAT_EQ(masked_embedding_mse(student, teacher, sizes).item<float>(), 0.0f);
+  EXPECT_GT(embedding_mse(student, teacher).item<float>(), 1.0f);
+  // Full images: the masked loss is the plain MSE.
+  at::Tensor noisy = teacher + at::randn_like(teacher);
+  std::vector<models::Size2> full = {{1024, 1024}, {1024, 1024}};
+  EXPECT_NEAR(masked_embedding_mse(noisy, teacher, full).item<float>(), embedding_mse(noisy, teacher).item<float>(), 1e-6);
+  // A partly covered cell (683 rows -> 42.7 cells) counts: 43 rows of cells.
+  at::Tensor one = at::zeros({1, 1, 64, 64});
+  at::Tensor ref = at::ones({1, 1, 64, 64});
+  std::vector<models::Size2> tall = {{683, 1024}};
+  EXPECT_FLOAT_EQ(masked_embedding_mse(one, ref, tall).item<float>(), 1.0f);
+}
+
+}  // namespace
+}  // namespace sd::distill
