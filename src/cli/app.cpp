@@ -45,6 +45,8 @@ int run(int argc, char** argv) {
   });
 
   add_checkpoint_command(app, globals);
+  add_embed_command(app, globals);
+  add_store_command(app, globals);
 
   try {
     app.parse(argc, argv);

@@ -11,5 +11,7 @@ struct Globals {
 };
 
 void add_checkpoint_command(CLI::App& app, const Globals& globals);
+void add_embed_command(CLI::App& app, const Globals& globals);
+void add_store_command(CLI::App& app, const Globals& globals);
 
 }  // namespace sd::cli

@@ -1,0 +1,180 @@
+#include "store/embed.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include <chrono>
+#include <filesystem>
+#include <future>
+
+#include "data/image.h"
+#include "data/loader.h"
+#include "data/preprocess.h"
+#include "io/checkpoint.h"
+#include "models/preprocess.h"
+#include "store/reader.h"
+#include "store/writer.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/progress.h"
+#include "util/sha256.h"
+
+namespace fs = std::filesystem;
+
+namespace sd::store {
+namespace {
+
+// One decoded, resized image ready for the teacher.
+struct Prepared {
+  const data::Entry* entry = nullptr;
+  at::Tensor resized;  // uint8 hxwx3, longest side 1024
+  at::Tensor pixels;   // 1x3x1024x1024, normalised and padded
+};
+
+struct PreparedBatch {
+  std::vector<Prepared> images;
+  std::vector<data::Skip> skipped;
+};
+
+PreparedBatch prepare(const std::vector<const data::Entry*>& entries, const data::ImageDecoder& decoder) {
+  PreparedBatch batch;
+  for (const data::Entry* entry : entries) {
+    try {
+      at::Tensor resized = data::resize_longest_side(data::read_image(*entry, decoder, nullptr));
+      batch.images.push_back({entry, resized, models::normalize_and_pad(resized)});
+    } catch (const std::exception& e) {  // sd::Error, or c10::Error from a bad image
+      batch.skipped.push_back({entry->image_path, e.what()});
+    }
+  }
+  return batch;
+}
+
+at::Device parse_device(const std::string& name) {
+  if (name == "cpu") return at::kCPU;
+  if (name == "cuda") {
+    if (!at::hasCUDA()) throw Error("--device cuda: this build or machine has no CUDA device");
+    return at::kCUDA;
+  }
+  throw Error("unknown device '" + name + "' (expected cpu or cuda)");
+}
+
+bool is_done(const Reader& done, const std::string& key, bool cache_images) {
+  return done.find(Kind::embedding, key) && (!cache_images || done.find(Kind::image, key));
+}
+
+}  // namespace
+
+void parse_shard(const std::string& text, EmbedOptions& options) {
+  size_t slash = text.find('/');
+  try {
+    size_t used_i = 0, used_n = 0;
+    options.shard_index = std::stoi(text.substr(0, slash), &used_i);
+    options.shard_count = std::stoi(text.substr(slash + 1), &used_n);
+    if (slash == std::string::npos || used_i != slash || used_n != text.size() - slash - 1) throw Error("");
+  } catch (const std::exception&) {
+    throw Error("--shard '" + text + "' is not of the form i/N");
+  }
+  if (options.shard_count < 1 || options.shard_index < 0 || options.shard_index >= options.shard_count)
+    throw Error("--shard '" + text + "' needs 0 <= i < N");
+}
+
+nlohmann::json EmbedSummary::to_json() const {
+  nlohmann::json skips = nlohmann::json::array();
+  for (const data::Skip& s : skipped) skips.push_back({{"file", s.file}, {"reason", s.reason}});
+  return {{"selected", selected},           {"already_done", already_done},
+          {"embedded", embedded},           {"skipped", skips},
+          {"cached_image_bytes", image_bytes}, {"seconds", seconds},
+          {"images_per_s", seconds > 0 ? embedded / seconds : 0.0}};
+}
+
+std::shared_ptr<models::ImageEncoder> load_image_encoder(const models::EncoderConfig& config,
+                                                         const std::string& checkpoint) {
+  io::StateDict entries = io::read_state_dict(checkpoint);
+  const std::string prefix = "image_encoder.";
+  bool full_model = false;
+  for (const auto& [key, value] : entries) full_model = full_model || key.rfind(prefix, 0) == 0;
+  std::shared_ptr<models::ImageEncoder> encoder = models::make_image_encoder(config);
+  io::load_state_dict(*encoder, full_model ? io::strip_prefix(entries, prefix) : entries, "", checkpoint);
+  return encoder;
+}
+
+Manifest teacher_manifest(const models::EncoderConfig& config, const std::string& checkpoint, DType dtype) {
+  Manifest m;
+  m.teacher = models::to_json(config);
+  m.checkpoint_sha256 = sha256_file(checkpoint);
+  m.checkpoint_name = fs::path(checkpoint).filename().string();
+  // What data::resize_longest_side and models::normalize_and_pad apply.
+  m.preprocess = {{"img_size", 1024},
+                  {"resize", "longest side, PIL bilinear with antialiasing, int(x * scale + 0.5)"},
+                  {"pixel_mean", {123.675, 116.28, 103.53}},
+                  {"pixel_std", {58.395, 57.12, 57.375}},
+                  {"pad", "zeros, bottom-right"}};
+  m.dtype = dtype;
+  return m;
+}
+
+EmbedSummary embed(const EmbedOptions& options) {
+  auto start = std::chrono::steady_clock::now();
+  if (options.batch_size < 1) throw Error("--batch-size must be >= 1");
+  at::Device device = parse_device(options.device);
+  models::EncoderConfig config = models::resolve_encoder(options.teacher);
+  Manifest manifest = teacher_manifest(config, options.teacher_checkpoint, options.dtype);
+  Writer writer(options.store, manifest, shard_part_name(options.shard_index, options.shard_count));
+
+  EmbedSummary summary;
+  const data::Dataset dataset = data::Dataset::index_sa1b(options.data, &summary.skipped).subset(options.subset);
+  const Reader before(options.store);  // committed by earlier runs and other shards' writers
+  std::vector<const data::Entry*> todo;
+  for (size_t i = options.shard_index; i < dataset.size(); i += options.shard_count) {
+    ++summary.selected;
+    if (is_done(before, dataset[i].id, options.cache_images)) ++summary.already_done;
+    else todo.push_back(&dataset[i]);
+  }
+  log::info("embed: " + std::to_string(summary.selected) + " images in shard " +
+            std::to_string(options.shard_index) + "/" + std::to_string(options.shard_count) + ", " +
+            std::to_string(summary.already_done) + " already in '" + options.store + "'");
+
+  auto teacher = load_image_encoder(config, options.teacher_checkpoint);
+  teacher->eval();
+  teacher->to(device);
+  torch::NoGradGuard no_grad;
+  const data::ImageDecoder decoder = data::default_image_decoder();
+
+  auto batch_entries = [&](size_t first) {
+    size_t end = std::min(todo.size(), first + size_t(options.batch_size));
+    return std::vector<const data::Entry*>(todo.begin() + first, todo.begin() + end);
+  };
+  // Decodes the next batch while the teacher runs on this one.
+  Progress progress("embed", int64_t(todo.size()));
+  std::future<PreparedBatch> next = std::async(std::launch::async, prepare, batch_entries(0), decoder);
+  for (size_t first = 0; first < todo.size(); first += options.batch_size) {
+    PreparedBatch batch = next.get();
+    if (first + options.batch_size < todo.size())
+      next = std::async(std::launch::async, prepare, batch_entries(first + options.batch_size), decoder);
+    for (const data::Skip& s : batch.skipped) log::warn("embed: skipping " + s.file + ": " + s.reason);
+    summary.skipped.insert(summary.skipped.end(), batch.skipped.begin(), batch.skipped.end());
+    if (!batch.images.empty()) {
+      std::vector<at::Tensor> pixels;
+      for (const Prepared& p : batch.images) pixels.push_back(p.pixels);
+      at::Tensor embeddings = teacher->forward(at::cat(pixels).to(device)).to(at::kCPU);
+      for (size_t i = 0; i < batch.images.size(); ++i) {
+        const std::string& key = batch.images[i].entry->id;
+        if (!before.find(Kind::embedding, key)) writer.put(encode_embedding(key, embeddings[int64_t(i)], options.dtype));
+        if (options.cache_images && !before.find(Kind::image, key)) {
+          Encoded image = encode_image(key, batch.images[i].resized);
+          summary.image_bytes += record_bytes(key.size(), image.info.payload_bytes);
+          writer.put(image);
+        }
+      }
+      writer.commit();
+      summary.embedded += batch.images.size();
+    }
+    progress.update(int64_t(std::min(todo.size(), first + options.batch_size)));
+  }
+  progress.finish();
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return summary;
+}
+
+}  // namespace sd::store

@@ -1,0 +1,53 @@
+#pragma once
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "models/image_encoder.h"
+#include "store/manifest.h"
+
+namespace sd::store {
+
+struct EmbedOptions {
+  std::string teacher = "vit_h";  // preset or JSON config
+  std::string teacher_checkpoint;
+  std::vector<std::string> data;
+  data::SubsetSpec subset;
+  std::string store;
+  int batch_size = 1;
+  std::string device = "cpu";
+  DType dtype = DType::fp16;
+  int shard_index = 0;  // --shard i/N: the subset's images at positions i, i+N, i+2N, ...
+  int shard_count = 1;
+  bool cache_images = false;  // also store each resized uint8 image
+};
+
+// "i/N" with 0 <= i < N; sd::Error naming the text otherwise.
+void parse_shard(const std::string& text, EmbedOptions& options);
+
+struct EmbedSummary {
+  size_t selected = 0;  // images of this shard of the subset
+  size_t already_done = 0;  // committed by an earlier run (or another shard's writer)
+  size_t embedded = 0;
+  std::vector<data::Skip> skipped;  // unreadable images, with reasons
+  uint64_t image_bytes = 0;         // record bytes of the cached images written
+  double seconds = 0;
+  nlohmann::json to_json() const;
+};
+
+// Runs the frozen teacher (eval, no grad) over the shard's images not yet in the store and
+// appends their embeddings, committing after each batch: running it again continues.
+// Shows a progress line (images/s, ETA) on stderr.
+EmbedSummary embed(const EmbedOptions& options);
+
+// An encoder with its weights from a full SAM/MobileSAM checkpoint (keys `image_encoder.*`)
+// or an encoder-only state dict; strict (sd::Error naming the key and the file).
+std::shared_ptr<models::ImageEncoder> load_image_encoder(const models::EncoderConfig& config,
+                                                         const std::string& checkpoint);
+
+// What a store made by this teacher, checkpoint and dtype records (SAM's preprocessing).
+Manifest teacher_manifest(const models::EncoderConfig& config, const std::string& checkpoint, DType dtype);
+
+}  // namespace sd::store
