@@ -1,0 +1,90 @@
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "io/checkpoint_summary.h"
+#include "models/config.h"
+
+namespace sd::cli {
+namespace {
+
+using nlohmann::json;
+
+struct CheckpointArgs {
+  std::string file;
+  bool json = false;
+  bool keys = false;
+};
+
+// The preset ("vit_h", "vit_t", ...) whose encoder has the sizes found in the checkpoint,
+// else "custom".
+std::string preset_of(const json& encoder) {
+  const bool tiny = encoder["family"] == "TinyViT";
+  for (const char* name : {"vit_h", "vit_l", "vit_b", "vit_t"}) {
+    json preset = models::to_json(models::encoder_preset(name));
+    bool same = tiny ? preset.contains("embed_dims") && preset["embed_dims"] == encoder["embed_dims"] &&
+                           preset["depths"] == encoder["depths"]
+                     : preset.contains("embed_dim") && preset["embed_dim"] == encoder["embed_dim"] &&
+                           preset["depth"] == encoder["depth"];
+    if (same) return name;
+  }
+  return "custom";
+}
+
+std::string joined(const json& list, const char* sep) {
+  std::string out;
+  for (const auto& v : list) out += (out.empty() ? "" : sep) + v.dump();
+  return out;
+}
+
+std::string describe_encoder(const json& e) {
+  if (e.is_null()) return "none recognised";
+  std::string sizes = e["family"] == "TinyViT"
+                          ? "embed_dims " + joined(e["embed_dims"], "/") + ", depths " + joined(e["depths"], "/")
+                          : "embed_dim " + e["embed_dim"].dump() + ", depth " + e["depth"].dump();
+  std::string where = e["prefix"] == "" ? "encoder only" : "under '" + e["prefix"].get<std::string>() + "'";
+  return e["family"].get<std::string>() + " (" + sizes + "): " + e["preset"].get<std::string>() + ", " + where;
+}
+
+void print_table(const json& s) {
+  std::cout << "file        " << s["file"].get<std::string>() << "\n"
+            << "keys        " << s["keys"] << "\n"
+            << "parameters  " << s["parameters"] << "\n"
+            << "bytes       " << s["bytes"] << "\n"
+            << "encoder     " << describe_encoder(s["encoder"]) << "\n"
+            << "dtypes     ";
+  for (const auto& [name, count] : s["dtypes"].items()) std::cout << " " << name << " " << count;
+  std::cout << "\nprefixes\n";
+  for (const auto& p : s["prefixes"])
+    std::cout << "  " << std::left << std::setw(20) << p["prefix"].get<std::string>() << std::right << " "
+              << std::setw(7) << p["keys"] << " keys " << std::setw(12) << p["parameters"] << " parameters\n";
+  if (!s.contains("entries")) return;
+  std::cout << "entries\n";
+  for (const auto& e : s["entries"])
+    std::cout << "  " << e[0].get<std::string>() << "  " << e[1].dump() << "  " << e[2].get<std::string>() << "\n";
+}
+
+void run_checkpoint(const CheckpointArgs& args) {
+  json summary = io::summarize_checkpoint(args.file, args.keys);
+  if (!summary["encoder"].is_null()) summary["encoder"]["preset"] = preset_of(summary["encoder"]);
+  if (args.json)
+    std::cout << summary.dump(2) << "\n";
+  else
+    print_table(summary);
+}
+
+}  // namespace
+
+void add_checkpoint_command(CLI::App& app, const Globals& globals) {
+  auto args = std::make_shared<CheckpointArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "checkpoint", "Summarise a torch.save checkpoint: keys, parameters, dtypes, prefixes, encoder preset");
+  cmd->add_option("file", args->file, "A .pth/.pt file written by torch.save (or by samdistill)")->required();
+  cmd->add_flag("--json", args->json, "Print a JSON object instead of a table");
+  cmd->add_flag("--keys", args->keys, "Also list every entry: [key, shape, dtype]");
+  cmd->callback([args] { run_checkpoint(*args); });
+}
+
+}  // namespace sd::cli
