@@ -67,19 +67,20 @@ inline uint8_t clip8(int32_t v) {
 }
 
 // Rows [row0, row0 + rows) of `in` (in_w x C) resampled along x into `out` (rows x out_w x C).
-void horizontal(const uint8_t* in, int in_w, int row0, int rows, int channels, const Coefficients& c,
-                int out_w, uint8_t* out) {
+template <int C>
+void horizontal(const uint8_t* in, int in_w, int row0, int rows, const Coefficients& c, int out_w,
+                uint8_t* out) {
   for (int y = 0; y < rows; ++y) {
-    const uint8_t* line = in + static_cast<size_t>(row0 + y) * in_w * channels;
-    uint8_t* dst = out + static_cast<size_t>(y) * out_w * channels;
+    const uint8_t* line = in + static_cast<size_t>(row0 + y) * in_w * C;
+    uint8_t* dst = out + static_cast<size_t>(y) * out_w * C;
     for (int xx = 0; xx < out_w; ++xx) {
       const int32_t* k = &c.weights[static_cast<size_t>(xx) * c.ksize];
-      const uint8_t* src = line + static_cast<size_t>(c.first[xx]) * channels;
-      for (int ch = 0; ch < channels; ++ch) {
-        int32_t ss = 1 << (kPrecisionBits - 1);
-        for (int x = 0; x < c.count[xx]; ++x) ss += src[x * channels + ch] * k[x];
-        dst[xx * channels + ch] = clip8(ss);
-      }
+      const uint8_t* src = line + static_cast<size_t>(c.first[xx]) * C;
+      int32_t ss[C];
+      for (int ch = 0; ch < C; ++ch) ss[ch] = 1 << (kPrecisionBits - 1);
+      for (int x = 0; x < c.count[xx]; ++x)
+        for (int ch = 0; ch < C; ++ch) ss[ch] += src[x * C + ch] * k[x];
+      for (int ch = 0; ch < C; ++ch) dst[xx * C + ch] = clip8(ss[ch]);
     }
   }
 }
@@ -127,8 +128,8 @@ at::Tensor pil_resize_bilinear(const at::Tensor& image, int out_height, int out_
   if (need_horizontal) {
     const Coefficients ch = precompute(in_w, out_width);
     mid = at::empty({row_end - row0, out_width, channels}, at::kByte);
-    horizontal(in.data_ptr<uint8_t>(), in_w, row0, row_end - row0, channels, ch, out_width,
-               mid.data_ptr<uint8_t>());
+    auto pass = channels == 1 ? horizontal<1> : channels == 2 ? horizontal<2> : channels == 3 ? horizontal<3> : horizontal<4>;
+    pass(in.data_ptr<uint8_t>(), in_w, row0, row_end - row0, ch, out_width, mid.data_ptr<uint8_t>());
     mid_row0 = row0;
   }
   if (!need_vertical) return mid;
