@@ -47,6 +47,7 @@ int run(int argc, char** argv) {
   add_checkpoint_command(app, globals);
   add_embed_command(app, globals);
   add_store_command(app, globals);
+  add_data_command(app, globals);
 
   try {
     app.parse(argc, argv);

@@ -13,5 +13,6 @@ struct Globals {
 void add_checkpoint_command(CLI::App& app, const Globals& globals);
 void add_embed_command(CLI::App& app, const Globals& globals);
 void add_store_command(CLI::App& app, const Globals& globals);
+void add_data_command(CLI::App& app, const Globals& globals);
 
 }  // namespace sd::cli
