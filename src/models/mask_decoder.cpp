@@ -35,7 +35,8 @@ MaskDecoderImpl::MaskDecoderImpl(int64_t transformer_dim, TwoWayTransformer tran
   using torch::nn::ConvTranspose2dOptions;
   transformer = register_module("transformer", transformer_module);
   iou_token = register_module("iou_token", torch::nn::Embedding(1, transformer_dim));
-  mask_tokens = register_module("mask_tokens", torch::nn::Embedding(num_mask_tokens_, transformer_dim));
+  mask_tokens =
+      register_module("mask_tokens", torch::nn::Embedding(num_mask_tokens_, transformer_dim));
   int64_t d = transformer_dim;
   output_upscaling = register_module(
       "output_upscaling",
@@ -93,7 +94,8 @@ DecoderOutput MaskDecoderImpl::predict_masks(const at::Tensor& image_embeddings,
         output_hypernetworks_mlps[i]->as<MLP>()->forward(mask_tokens_out.select(1, i)));
   at::Tensor hyper_in = at::stack(hyper_in_list, 1);  // B x masks x C/8
   int64_t uc = upscaled.size(1), uh = upscaled.size(2), uw = upscaled.size(3);
-  at::Tensor masks = at::matmul(hyper_in, upscaled.reshape({b, uc, uh * uw})).reshape({b, -1, uh, uw});
+  at::Tensor masks =
+      at::matmul(hyper_in, upscaled.reshape({b, uc, uh * uw})).reshape({b, -1, uh, uw});
   return {masks, iou_prediction_head(iou_token_out)};
 }
 

@@ -18,9 +18,9 @@ void SamPredictor::set_image(const at::Tensor& resized_image, Size2 original_siz
   if (resized_image.dim() != 3 || resized_image.size(0) != expected[0] ||
       resized_image.size(1) != expected[1]) {
     std::ostringstream msg;
-    msg << "set_image: an image of original size " << original_size[0] << "x"
-        << original_size[1] << " must come resized to " << expected[0] << "x" << expected[1]
-        << "x3, got " << resized_image.sizes();
+    msg << "set_image: an image of original size " << original_size[0] << "x" << original_size[1]
+        << " must come resized to " << expected[0] << "x" << expected[1] << "x3, got "
+        << resized_image.sizes();
     throw Error(msg.str());
   }
   features_.reset();
@@ -56,8 +56,8 @@ void SamPredictor::require_image() const {
     throw Error("SamPredictor: set an image (set_image or set_image_embedding) before predicting");
 }
 
-Prediction SamPredictor::predict(const Prompts& prompts, bool multimask_output,
-                                 bool return_logits, Trace* trace) {
+Prediction SamPredictor::predict(const Prompts& prompts, bool multimask_output, bool return_logits,
+                                 Trace* trace) {
   require_image();
   if (prompts.point_coords.defined() != prompts.point_labels.defined())
     throw Error("predict: point_coords and point_labels must be given together");
@@ -87,9 +87,8 @@ Prediction SamPredictor::predict_torch(const Prompts& prompts, bool multimask_ou
     trace->emplace_back("sparse_embeddings", sparse);
     trace->emplace_back("dense_embeddings", dense);
   }
-  DecoderOutput decoded =
-      model_->mask_decoder->forward(features_, model_->prompt_encoder->get_dense_pe(), sparse,
-                                    dense, multimask_output, trace);
+  DecoderOutput decoded = model_->mask_decoder->forward(
+      features_, model_->prompt_encoder->get_dense_pe(), sparse, dense, multimask_output, trace);
   at::Tensor masks = model_->postprocess_masks(decoded.masks, input_size_, original_size_);
   if (!return_logits) masks = masks > SamImpl::mask_threshold;
   return {masks, decoded.iou_predictions, decoded.masks};

@@ -51,11 +51,11 @@ PromptEncoderImpl::PromptEncoderImpl(int64_t embed_dim, Size2 image_embedding_si
   not_a_point_embed = register_module("not_a_point_embed", Embedding(1, embed_dim));
   mask_downscaling = register_module(
       "mask_downscaling",
-      torch::nn::Sequential(
-          Conv2d(Conv2dOptions(1, mask_in_chans / 4, 2).stride(2)), LayerNorm2d(mask_in_chans / 4),
-          torch::nn::GELU(), Conv2d(Conv2dOptions(mask_in_chans / 4, mask_in_chans, 2).stride(2)),
-          LayerNorm2d(mask_in_chans), torch::nn::GELU(),
-          Conv2d(Conv2dOptions(mask_in_chans, embed_dim, 1))));
+      torch::nn::Sequential(Conv2d(Conv2dOptions(1, mask_in_chans / 4, 2).stride(2)),
+                            LayerNorm2d(mask_in_chans / 4), torch::nn::GELU(),
+                            Conv2d(Conv2dOptions(mask_in_chans / 4, mask_in_chans, 2).stride(2)),
+                            LayerNorm2d(mask_in_chans), torch::nn::GELU(),
+                            Conv2d(Conv2dOptions(mask_in_chans, embed_dim, 1))));
   no_mask_embed = register_module("no_mask_embed", Embedding(1, embed_dim));
 }
 
@@ -89,7 +89,7 @@ std::pair<at::Tensor, at::Tensor> PromptEncoderImpl::forward(const at::Tensor& p
                                                              const at::Tensor& labels,
                                                              const at::Tensor& boxes,
                                                              const at::Tensor& masks) {
-  int64_t bs = points.defined() ? points.size(0)
+  int64_t bs = points.defined()  ? points.size(0)
                : boxes.defined() ? boxes.size(0)
                : masks.defined() ? masks.size(0)
                                  : 1;
@@ -101,10 +101,9 @@ std::pair<at::Tensor, at::Tensor> PromptEncoderImpl::forward(const at::Tensor& p
                      : at::cat(sparse, 1);
 
   at::Tensor dense_embeddings =
-      masks.defined()
-          ? mask_downscaling->forward(masks)
-          : no_mask_embed->weight.reshape({1, -1, 1, 1})
-                .expand({bs, -1, image_embedding_size_[0], image_embedding_size_[1]});
+      masks.defined() ? mask_downscaling->forward(masks)
+                      : no_mask_embed->weight.reshape({1, -1, 1, 1})
+                            .expand({bs, -1, image_embedding_size_[0], image_embedding_size_[1]});
   return {sparse_embeddings, dense_embeddings};
 }
 

@@ -89,7 +89,8 @@ TwoWayTransformerImpl::TwoWayTransformerImpl(int64_t depth, int64_t embedding_di
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < depth; ++i)
     layers->push_back(TwoWayAttentionBlock(embedding_dim, num_heads, mlp_dim,
-                                           attention_downsample_rate, /*skip_first_layer_pe=*/i == 0));
+                                           attention_downsample_rate,
+                                           /*skip_first_layer_pe=*/i == 0));
   final_attn_token_to_image = register_module(
       "final_attn_token_to_image", Attention(embedding_dim, num_heads, attention_downsample_rate));
   norm_final_attn = register_module("norm_final_attn", layer_norm(embedding_dim));

@@ -34,8 +34,7 @@ class TwoWayAttentionBlockImpl : public torch::nn::Module {
                            int64_t attention_downsample_rate, bool skip_first_layer_pe);
   // queries: BxNxC tokens, keys: BxHWxC image; returns the updated (queries, keys).
   std::pair<at::Tensor, at::Tensor> forward(const at::Tensor& queries, const at::Tensor& keys,
-                                            const at::Tensor& query_pe,
-                                            const at::Tensor& key_pe);
+                                            const at::Tensor& query_pe, const at::Tensor& key_pe);
 
   Attention self_attn{nullptr};
   torch::nn::LayerNorm norm1{nullptr};

@@ -45,7 +45,12 @@ double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
 // numpy.packbits (MSB first) of a C-order boolean array, unpacked to `numel` bools.
 at::Tensor unpack_bits(const at::Tensor& packed, int64_t numel) {
   at::Tensor shifts = at::arange(7, -1, -1, packed.options());
-  return packed.unsqueeze(-1).bitwise_right_shift(shifts).bitwise_and(1).flatten().slice(0, 0, numel).to(at::kBool);
+  return packed.unsqueeze(-1)
+      .bitwise_right_shift(shifts)
+      .bitwise_and(1)
+      .flatten()
+      .slice(0, 0, numel)
+      .to(at::kBool);
 }
 
 // A trace is [sum, L2 norm, first 256 values in C order]. The sum and norm are taken in
@@ -60,7 +65,8 @@ void expect_trace(const std::string& what, const at::Tensor& mine, const at::Ten
       << what << " sum";
   at::Tensor first = ref.slice(0, 2).to(at::kDouble);
   double scale = std::max(1.0, first.abs().max().item<double>());
-  EXPECT_LE(max_abs_diff(x.slice(0, 0, first.numel()), first), kRelTol * scale) << what << " first values";
+  EXPECT_LE(max_abs_diff(x.slice(0, 0, first.numel()), first), kRelTol * scale)
+      << what << " first values";
 }
 
 // Runs every case of cases.json on the predictor's current image and compares.
@@ -125,7 +131,8 @@ TEST(DecoderRef, EveryCaseFromTheStoredEmbedding) {
     SamPredictor predictor(sam);
     predictor.set_image_embedding(cases.at("embedding"), original_size(cases));
     at::NoGradGuard no_grad;
-    expect_trace(folder.name + " image_pe", sam->prompt_encoder->get_dense_pe(), cases.at("trace.image_pe"));
+    expect_trace(folder.name + " image_pe", sam->prompt_encoder->get_dense_pe(),
+                 cases.at("trace.image_pe"));
     check_cases(predictor, cases, read_cases_json(folder), folder.name);
   }
 }

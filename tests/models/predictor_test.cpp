@@ -1,10 +1,11 @@
 // SAM's prompt side without fixtures: prompt scaling, batching, errors, devices.
+#include "models/predictor.h"
+
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/core/grad_mode.h>
 
 #include "common/fixtures.h"
-#include "models/predictor.h"
 
 namespace sd::models {
 namespace {
@@ -20,7 +21,8 @@ TEST(ResizeLongestSide, RoundsSizesLikePython) {
 
 TEST(ResizeLongestSide, ScalesCoordinatesAndBoxesByTheRoundedSize) {
   ResizeLongestSide t(1024);
-  at::Tensor xy = t.apply_coords(at::tensor({900.0f, 600.0f, 0.0f, 1200.0f}).view({2, 2}), {1200, 1800});
+  at::Tensor xy =
+      t.apply_coords(at::tensor({900.0f, 600.0f, 0.0f, 1200.0f}).view({2, 2}), {1200, 1800});
   EXPECT_EQ(xy.scalar_type(), at::kFloat);
   // x by 1024 / 1800, y by 683 / 1200 (the rounded height, not 1024 / 1800).
   EXPECT_TRUE(at::allclose(xy, at::tensor({512.0f, 341.5f, 0.0f, 683.0f}).view({2, 2})));
@@ -56,8 +58,8 @@ TEST_F(PredictorTest, PadsPointsWithoutABoxAndEmbedsBoxCorners) {
   EXPECT_TRUE(at::equal(sparse.select(1, 3), pe->not_a_point_embed->weight.expand({2, 256})));
 
   at::Tensor boxes = at::tensor({10.0f, 20.0f, 300.0f, 400.0f});
-  std::tie(sparse, dense) = pe->forward(points.slice(0, 0, 1), labels.slice(0, 0, 1),
-                                        boxes.view({1, 4}), at::Tensor());
+  std::tie(sparse, dense) =
+      pe->forward(points.slice(0, 0, 1), labels.slice(0, 0, 1), boxes.view({1, 4}), at::Tensor());
   EXPECT_EQ(sparse.sizes(), (at::IntArrayRef{1, 5, 256}));  // 3 points + 2 corners, no padding
 
   std::tie(sparse, dense) =
@@ -69,10 +71,12 @@ TEST_F(PredictorTest, PadsPointsWithoutABoxAndEmbedsBoxCorners) {
 TEST_F(PredictorTest, ABatchOfPromptsEqualsThePromptsOneByOne) {
   SamPredictor predictor = predictor_with_random_embedding(sam);
   Prompts batch;
-  batch.box = at::tensor({10.0f, 20.0f, 300.0f, 400.0f, 500.0f, 100.0f, 900.0f, 600.0f}).view({2, 4});
+  batch.box =
+      at::tensor({10.0f, 20.0f, 300.0f, 400.0f, 500.0f, 100.0f, 900.0f, 600.0f}).view({2, 4});
   batch.point_coords = at::tensor({100.0f, 200.0f, 700.0f, 300.0f}).view({2, 1, 2});
   batch.point_labels = at::tensor({1, 0}, at::kInt).view({2, 1});
-  Prediction all = predictor.predict_torch(batch, /*multimask_output=*/true, /*return_logits=*/true);
+  Prediction all =
+      predictor.predict_torch(batch, /*multimask_output=*/true, /*return_logits=*/true);
   EXPECT_EQ(all.masks.sizes(), (at::IntArrayRef{2, 3, 600, 900}));
   EXPECT_EQ(all.iou_predictions.sizes(), (at::IntArrayRef{2, 3}));
   EXPECT_EQ(all.low_res_logits.sizes(), (at::IntArrayRef{2, 3, 256, 256}));
@@ -90,7 +94,8 @@ TEST_F(PredictorTest, PredictDropsTheBatchAndThresholdsAtZero) {
   Prompts prompts;
   prompts.point_coords = at::tensor({450.0f, 300.0f}).view({1, 2});
   prompts.point_labels = at::tensor({1}, at::kInt);
-  Prediction logits = predictor.predict(prompts, /*multimask_output=*/false, /*return_logits=*/true);
+  Prediction logits =
+      predictor.predict(prompts, /*multimask_output=*/false, /*return_logits=*/true);
   Prediction masks = predictor.predict(prompts, false, false);
   EXPECT_EQ(masks.masks.sizes(), (at::IntArrayRef{1, 600, 900}));
   EXPECT_EQ(masks.masks.scalar_type(), at::kBool);
@@ -104,11 +109,13 @@ TEST_F(PredictorTest, RejectsMisuseWithAnErrorThatSaysWhat) {
   Prompts prompts;
   prompts.box = at::tensor({0.0f, 0.0f, 10.0f, 10.0f});
   EXPECT_PRED2(contains, error_of([&] { predictor.predict(prompts); }), "set an image");
-  EXPECT_PRED2(contains,
-               error_of([&] { predictor.set_image(at::zeros({1024, 1024, 3}, at::kByte), {1200, 1800}); }),
+  EXPECT_PRED2(contains, error_of([&] {
+                 predictor.set_image(at::zeros({1024, 1024, 3}, at::kByte), {1200, 1800});
+               }),
                "683x1024");
-  EXPECT_PRED2(contains,
-               error_of([&] { predictor.set_image_embedding(at::zeros({1, 256, 32, 32}), {100, 100}); }),
+  EXPECT_PRED2(contains, error_of([&] {
+                 predictor.set_image_embedding(at::zeros({1, 256, 32, 32}), {100, 100});
+               }),
                "1x256x64x64");
   predictor.set_image_embedding(at::zeros({1, 256, 64, 64}), {100, 100});
   prompts.point_coords = at::zeros({1, 2});

@@ -16,9 +16,12 @@ using namespace sd::testing;
 
 std::string dtype_name(at::ScalarType t) {  // as the manifests spell it (numpy style)
   switch (t) {
-    case at::kFloat: return "float32";
-    case at::kLong: return "int64";
-    default: return c10::toString(t);
+    case at::kFloat:
+      return "float32";
+    case at::kLong:
+      return "int64";
+    default:
+      return c10::toString(t);
   }
 }
 
