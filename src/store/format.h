@@ -68,5 +68,8 @@ Encoded encode_embedding(const std::string& key, const at::Tensor& values, DType
 Encoded encode_image(const std::string& key, const at::Tensor& image);
 // The stored tensor as written (`shape`, dtype per `info.dtype`); int8 gives its float32 decode.
 at::Tensor decode_payload(const RecordInfo& info, const at::Tensor& payload);
+// An embedding record as float32 CxHxW. Plain loops on the calling thread: readers decode in
+// parallel across records, and LibTorch's OpenMP conversion stalls on a busy machine.
+at::Tensor decode_embedding(const RecordInfo& info, const at::Tensor& payload);
 
 }  // namespace sd::store

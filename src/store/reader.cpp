@@ -61,7 +61,8 @@ at::Tensor Reader::read(const Entry& entry) const {
 }
 
 at::Tensor Reader::embedding(const std::string& key) const {
-  return read(require(Kind::embedding, key)).to(at::kFloat);
+  Encoded record = read_encoded(require(Kind::embedding, key));
+  return decode_embedding(record.info, record.payload);
 }
 
 at::Tensor Reader::image(const std::string& key) const { return read(require(Kind::image, key)); }

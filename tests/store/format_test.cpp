@@ -87,6 +87,7 @@ TEST(Format, EmbeddingEncodingPerDtype) {
       expected = y;
     }
     EXPECT_TRUE(at::equal(y, expected)) << dtype_name(d);
+    EXPECT_TRUE(at::equal(decode_embedding(e.info, e.payload), y)) << dtype_name(d);
     double err = (y - x3).square().sum().item<double>();
     EXPECT_NEAR(e.info.err_sq, err, 1e-6 * std::max(1.0, err)) << dtype_name(d);
     EXPECT_NEAR(e.info.ref_sq, x3.square().sum().item<double>(), 1e-3);
