@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/shared_options.h"
 #include "data/dataset.h"
 #include "data/image.h"
 #include "data/stats.h"
@@ -28,7 +29,9 @@ void run_stats(const StatsArgs& args, const Globals& globals) {
   const int threads = globals.threads > 0 ? globals.threads : static_cast<int>(std::thread::hardware_concurrency());
   Progress progress("data stats", static_cast<int64_t>(dataset.size()));
   data::DataStats stats = data::compute_stats(dataset, data::default_image_decoder(), threads, args.strict,
-                                              [&](size_t done, size_t) { progress.update(static_cast<int64_t>(done)); });
+                                              [&](size_t done, size_t total) {
+                                                if (done < total) progress.update(static_cast<int64_t>(done));
+                                              });
   progress.finish();
   stats.skipped.insert(stats.skipped.begin(), orphans.begin(), orphans.end());
   if (args.json) {
@@ -39,7 +42,8 @@ void run_stats(const StatsArgs& args, const Globals& globals) {
             << "annotations  " << stats.annotations << "\n"
             << "mask_pixels  " << stats.mask_pixels << "\n"
             << "skipped      " << stats.skipped.size() << "\n";
-  for (const data::Skip& s : stats.skipped) std::cout << "  " << s.file << ": " << s.reason << "\n";
+  for (const data::Skip& s : stats.skipped)  // most reasons already start with the file
+    std::cout << "  " << (s.reason.find(s.file) == std::string::npos ? s.file + ": " : "") << s.reason << "\n";
 }
 
 }  // namespace
@@ -51,13 +55,7 @@ void add_data_command(CLI::App& app, const Globals& globals) {
   CLI::App* stats = data->add_subcommand(
       "stats", "Read every record as the loader does; count usable images, masks, mask pixels and skipped records");
   stats->add_option("--data", args->data, "SA-1B folder(s) of sa_<id>.jpg + sa_<id>.json")->required();
-  stats->add_option("--subset", args->subset.list_file, "File listing image ids or folder (tar) names to keep");
-  stats->add_option("--fraction", args->subset.fraction, "Keep this fraction of images, chosen by hashing their ids")
-      ->capture_default_str();
-  stats->add_option("--seed", args->subset.seed, "Seed of the hashed selection")->capture_default_str();
-  stats->add_option("--val-fraction", args->subset.val_fraction, "Fraction set aside as the validation split")
-      ->capture_default_str();
-  stats->add_flag("--validation", args->subset.validation, "Count the validation split instead");
+  add_subset_options(stats, args->subset);
   stats->add_flag("--strict", args->strict, "Stop with an error at the first bad record");
   stats->add_flag("--json", args->json, "Print a JSON object (images, annotations, mask_pixels, skipped)");
   stats->callback([args, &globals] { run_stats(*args, globals); });

@@ -1,5 +1,8 @@
 #include "common/fixtures.h"
 
+#include <sys/wait.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -70,6 +73,18 @@ std::string error_of(const std::function<void()>& fn) {
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
+}
+
+ProgramRun run_program(const std::string& args) {
+  const std::string command = binary_path() + " " + args + " 2>&1";
+  ProgramRun run;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return run;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) run.output.append(buffer, n);
+  run.status = WEXITSTATUS(pclose(pipe));
+  return run;
 }
 
 }  // namespace sd::testing

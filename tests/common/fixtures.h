@@ -41,6 +41,13 @@ std::string error_of(const std::function<void()>& fn);
 // For EXPECT_PRED2(contains, message, "part"), which prints both on failure.
 bool contains(const std::string& text, const std::string& part);
 
+// Runs `samdistill <args>` through the shell; its exit status and stdout + stderr.
+struct ProgramRun {
+  int status = -1;
+  std::string output;
+};
+ProgramRun run_program(const std::string& args);
+
 }  // namespace sd::testing
 
 // Skips (with a message that says why) when the reference fixtures are absent.
