@@ -1,0 +1,70 @@
+// Both image encoders against the Python reference, stage by stage: every `trace.*` summary
+// of cases.pth ([sum, L2 norm, first 256 values in C order]) and the full embedding, for
+// every model folder of the fixtures.
+#include <ATen/ATen.h>
+#include <torch/types.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+
+#include "models/encoder_testing.h"
+
+namespace sd::models {
+namespace {
+
+using namespace sd::testing;
+using encoder_testing::relative_error;
+
+constexpr double kTolerance = 1e-4;  // fixtures README: embedding relative L2 error
+
+// The largest relative error of a stage output against its [sum, norm, first 256] summary.
+// Sums and norms are taken in fp32 like the reference's: a sum of millions of values
+// with cancellation differs by more than the tolerance between fp32 and fp64.
+double trace_error(const at::Tensor& output, const at::Tensor& summary) {
+  at::Tensor flat = output.contiguous().view(-1);
+  double sum = flat.sum().item<double>(), ref_sum = summary[0].item<double>();
+  double norm = flat.norm().item<double>(), ref_norm = summary[1].item<double>();
+  int64_t n = std::min<int64_t>(256, flat.numel());
+  return std::max({std::abs(sum - ref_sum) / std::abs(ref_sum), std::abs(norm - ref_norm) / ref_norm,
+                   relative_error(flat.slice(0, 0, n), summary.slice(0, 2, 2 + n))});
+}
+
+TEST(EncoderRef, EveryStageAndTheEmbeddingMatchPython) {
+  SD_REQUIRE_FIXTURES();
+  auto folders = model_folders();
+  ASSERT_FALSE(folders.empty()) << "no model folder (config.json) under " << fixtures_root();
+  for (const auto& folder : folders) {
+    SCOPED_TRACE(folder.path);
+    auto cases = load_tensors(folder.file("cases.pth"));
+    auto encoder = encoder_testing::load_encoder(folder);
+    Trace trace;
+    at::Tensor embedding;
+    {
+      torch::NoGradGuard no_grad;
+      embedding = encoder->forward(encoder_testing::encoder_input(folder), &trace);
+    }
+    std::string first_departing;
+    size_t reference_stages = 0;
+    for (const auto& [key, value] : cases)
+      if (key.rfind("trace.", 0) == 0 && key != "trace.image_pe") ++reference_stages;
+    EXPECT_EQ(trace.size(), reference_stages) << "stages traced vs trace.* entries of cases.pth";
+    for (const auto& [stage, output] : trace) {
+      auto it = cases.find("trace." + stage);
+      if (it == cases.end()) {
+        ADD_FAILURE() << "stage '" << stage << "' has no trace in cases.pth";
+        continue;
+      }
+      double error = trace_error(output, it->second);
+      std::cout << folder.name << " " << stage << ": max relative error " << error << "\n";
+      if (error > kTolerance && first_departing.empty()) first_departing = stage;
+    }
+    EXPECT_EQ(first_departing, "") << "first stage departing from the Python reference";
+    double error = relative_error(embedding, cases.at("embedding"));
+    std::cout << folder.name << " embedding: relative L2 error " << error << "\n";
+    EXPECT_LE(error, kTolerance);
+  }
+}
+
+}  // namespace
+}  // namespace sd::models

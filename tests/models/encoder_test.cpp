@@ -1,0 +1,77 @@
+// Pieces of the image encoders that the reference fixtures do not reach on their own.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/types.h>
+
+#include "common/fixtures.h"
+#include "io/state_dict.h"
+#include "models/image_encoder_vit.h"
+#include "models/preprocess.h"
+#include "models/tiny_vit.h"
+
+namespace sd::models {
+namespace {
+
+TEST(ViTEncoder, RelPosTableIsResizedLinearlyWhenItsLengthDiffers) {
+  // Two rows [0, 1] for q = k = 2 (which needs 3 rows): resized (align_corners false) to
+  // [0, 0.5, 1], then row (q - k) + 1 for each pair.
+  at::Tensor table = at::tensor({0.f, 1.f}).view({2, 1});
+  at::Tensor rows = vit::get_rel_pos(2, 2, table).view({2, 2});
+  EXPECT_TRUE(at::allclose(rows, at::tensor({0.5f, 0.f, 1.f, 0.5f}).view({2, 2})));
+}
+
+TEST(ViTEncoder, WindowPartitionPadsAndUnpartitionRestores) {
+  at::Tensor x = at::randn({2, 5, 6, 3});
+  at::Tensor windows = vit::window_partition(x, 4);
+  EXPECT_EQ(windows.sizes(), (at::IntArrayRef{2 * 2 * 2, 4, 4, 3}));
+  EXPECT_TRUE(at::equal(windows[0], x[0].slice(0, 0, 4).slice(1, 0, 4)));
+  EXPECT_EQ(windows[7].slice(0, 1).abs().sum().item<float>(), 0.f);  // zero padding
+  EXPECT_TRUE(at::equal(vit::window_unpartition(windows, 4, {8, 8}, {5, 6}), x));
+}
+
+TEST(TinyViT, AttentionBiasesAreNeverStale) {
+  tiny_vit::Attention attn(8, 4, 2, 3);
+  attn->eval();
+  torch::NoGradGuard no_grad;
+  at::Tensor x = at::randn({1, 9, 8});
+  at::Tensor before = attn(x);
+  attn->attention_biases.add_(1.0 + at::arange(attn->attention_biases.numel()).view_as(attn->attention_biases));
+  EXPECT_FALSE(at::allclose(attn(x), before));
+  // The offset table is not state: only the parameter appears in the state dict.
+  auto entries = io::state_dict(*attn);
+  EXPECT_EQ(entries.front().first, "attention_biases");
+  for (const auto& [key, value] : entries) EXPECT_EQ(key.find("idxs"), std::string::npos) << key;
+}
+
+TEST(TinyViT, EvalModeFoldsTheCurrentBatchNormStatistics) {
+  tiny_vit::Conv2d_BN conv(4, 6, 3, 2, 1, 2);
+  torch::NoGradGuard no_grad;
+  conv->bn->running_mean.uniform_(-1, 1);
+  conv->bn->running_var.uniform_(0.5, 2);
+  conv->bn->weight.uniform_(-1, 1);
+  conv->bn->bias.uniform_(-1, 1);
+  conv->eval();
+  at::Tensor x = at::randn({2, 4, 9, 9});
+  EXPECT_TRUE(at::allclose(conv(x), conv->bn(conv->c(x)), 1e-5, 1e-5));
+  conv->bn->running_mean.add_(3.0);
+  EXPECT_TRUE(at::allclose(conv(x), conv->bn(conv->c(x)), 1e-5, 1e-5));
+}
+
+TEST(Preprocess, NormalisesAndPadsBottomRight) {
+  at::Tensor image = at::zeros({2, 3, 3}, at::kByte);
+  image[1][2][0] = 255;
+  at::Tensor x = normalize_and_pad(image);
+  EXPECT_EQ(x.sizes(), (at::IntArrayRef{1, 3, 1024, 1024}));
+  EXPECT_FLOAT_EQ(x[0][0][1][2].item<float>(), (255.f - 123.675f) / 58.395f);
+  EXPECT_FLOAT_EQ(x[0][2][0][0].item<float>(), (0.f - 103.53f) / 57.375f);
+  EXPECT_EQ(x.slice(2, 2).abs().sum().item<float>(), 0.f);
+  EXPECT_EQ(x.slice(3, 3).abs().sum().item<float>(), 0.f);
+  EXPECT_PRED2(sd::testing::contains,
+               sd::testing::error_of([] { normalize_and_pad(at::zeros({1025, 4, 3}, at::kByte)); }),
+               "1025");
+  EXPECT_PRED2(sd::testing::contains,
+               sd::testing::error_of([] { normalize_and_pad(at::zeros({4, 4, 3})); }), "Float");
+}
+
+}  // namespace
+}  // namespace sd::models

@@ -1,0 +1,35 @@
+#pragma once
+// Shared by the encoder reference tests: a fixture folder's encoder and its input image.
+#include <ATen/ATen.h>
+
+#include <memory>
+
+#include "common/fixtures.h"
+#include "io/checkpoint.h"
+#include "io/state_dict.h"
+#include "models/image_encoder.h"
+#include "models/preprocess.h"
+
+namespace sd::models::encoder_testing {
+
+// The folder's encoder (from its config.json), with weights.pth's `image_encoder.` entries
+// loaded strictly, in eval mode.
+inline std::shared_ptr<ImageEncoder> load_encoder(const sd::testing::ModelFolder& folder) {
+  auto encoder = make_image_encoder(encoder_config_from_json(folder.config, folder.file("config.json")));
+  io::load_state_dict(*encoder, io::read_state_dict(folder.file("weights.pth")), "image_encoder.",
+                      folder.file("weights.pth"));
+  encoder->eval();
+  return encoder;
+}
+
+// The folder's `image_resized` (cases.pth), normalised and padded: 1x3x1024x1024.
+inline at::Tensor encoder_input(const sd::testing::ModelFolder& folder) {
+  return normalize_and_pad(sd::testing::load_tensors(folder.file("cases.pth")).at("image_resized"));
+}
+
+inline double relative_error(const at::Tensor& ours, const at::Tensor& reference) {
+  return (ours.to(at::kDouble) - reference.to(at::kDouble)).norm().item<double>() /
+         reference.to(at::kDouble).norm().item<double>();
+}
+
+}  // namespace sd::models::encoder_testing
