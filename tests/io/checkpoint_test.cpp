@@ -77,6 +77,15 @@ TEST_F(CheckpointTest, StateDictRoundTripKeepsOrderDtypesAndValues) {
   }
 }
 
+TEST_F(CheckpointTest, WritesCudaTensorsFromTheCpu) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  at::Tensor on_gpu = at::arange(6, at::kFloat).reshape({2, 3}).to(at::kCUDA).t();
+  write_state_dict(path("gpu.pth"), {{"w", on_gpu}});
+  StateDict again = read_state_dict(path("gpu.pth"));
+  EXPECT_TRUE(again[0].second.device().is_cpu());
+  EXPECT_TRUE(at::equal(again[0].second, on_gpu.cpu()));
+}
+
 TEST_F(CheckpointTest, NestedValuesRoundTrip) {
   c10::impl::GenericDict meta(c10::StringType::get(), c10::AnyType::get());
   meta.insert("epoch", int64_t(3));
