@@ -62,8 +62,10 @@ void run_stats(const StoreArgs& args) {
 }
 
 void run_merge(const StoreArgs& args) {
-  for (const auto& src : args.from)
-    std::cout << "copied " << store::merge_store(args.store, src) << " records from " << src << "\n";
+  for (const auto& src : args.from) {
+    size_t copied = store::merge_store(args.store, src);
+    std::cout << "copied " << copied << " records from " << src << "\n";
+  }
 }
 
 }  // namespace

@@ -170,7 +170,7 @@ EmbedSummary embed(const EmbedOptions& options) {
       writer.commit();
       summary.embedded += batch.images.size();
     }
-    progress.update(int64_t(std::min(todo.size(), first + options.batch_size)));
+    if (first + options.batch_size < todo.size()) progress.update(int64_t(first + options.batch_size));
   }
   progress.finish();
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
