@@ -1,3 +1,4 @@
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -12,19 +13,26 @@
 #include "util/error.h"
 #include "util/progress.h"
 
+namespace fs = std::filesystem;
+
 namespace sd::cli {
 namespace {
 
 struct StatsArgs {
   std::vector<std::string> data;
+  std::string coco, images;
   data::SubsetSpec subset;
   bool strict = false;
   bool json = false;
 };
 
 void run_stats(const StatsArgs& args, const Globals& globals) {
+  if (args.data.empty() && args.coco.empty()) throw Error("data stats: give --data (SA-1B folders) or --coco (a COCO file)");
   std::vector<data::Skip> orphans;
-  const data::Dataset dataset = data::Dataset::index_sa1b(args.data, &orphans).subset(args.subset);
+  const std::string image_dir = args.images.empty() ? fs::path(args.coco).parent_path().string() : args.images;
+  const data::Dataset dataset = (args.coco.empty() ? data::Dataset::index_sa1b(args.data, &orphans)
+                                                   : data::Dataset::from_coco(args.coco, image_dir))
+                                    .subset(args.subset);
   if (args.strict && !orphans.empty()) throw Error(orphans.front().file + ": " + orphans.front().reason);
   const int threads = globals.threads > 0 ? globals.threads : static_cast<int>(std::thread::hardware_concurrency());
   Progress progress("data stats", static_cast<int64_t>(dataset.size()));
@@ -54,7 +62,11 @@ void add_data_command(CLI::App& app, const Globals& globals) {
   auto args = std::make_shared<StatsArgs>();
   CLI::App* stats = data->add_subcommand(
       "stats", "Read every record as the loader does; count usable images, masks, mask pixels and skipped records");
-  stats->add_option("--data", args->data, "SA-1B folder(s) of sa_<id>.jpg + sa_<id>.json")->required();
+  auto* folders = stats->add_option("--data", args->data, "SA-1B folder(s) of sa_<id>.jpg + sa_<id>.json");
+  auto* coco = stats->add_option("--coco", args->coco, "A COCO instance file (polygons or RLE) instead of SA-1B folders");
+  stats->add_option("--images", args->images, "Folder of the COCO file's images (default: the file's folder)")
+      ->needs(coco);
+  folders->excludes(coco);
   add_subset_options(stats, args->subset);
   stats->add_flag("--strict", args->strict, "Stop with an error at the first bad record");
   stats->add_flag("--json", args->json, "Print a JSON object (images, annotations, mask_pixels, skipped)");

@@ -43,4 +43,20 @@ TEST(DataCli, BadRecordSkippedOrStrictFailure) {
   std::filesystem::remove_all(dir);
 }
 
+// A 200x100 rectangle polygon covers 20000 pixels (pycocotools' rasterisation: columns
+// 100..299, rows 100..199; see tests/data/rle_test.cpp for the rule traced by hand).
+TEST(DataCli, StatsOfCocoFile) {
+  const std::string dir = sd::testing::make_temp_dir("sd-cli-coco");
+  std::filesystem::copy_file(sd::testing::data_sample() + "/sa_100003.jpg", dir + "/dog.jpg");
+  sd::write_file_atomic(dir + "/instances.json", R"({"images": [{"id": 1, "width": 800, "height": 534,
+      "file_name": "dog.jpg"}], "annotations": [{"id": 1, "image_id": 1, "iscrowd": 0,
+      "segmentation": [[100, 100, 300, 100, 300, 200, 100, 200]]}]})");
+  auto run = run_program("data stats --json --coco " + dir + "/instances.json");
+  ASSERT_EQ(run.status, 0) << run.output;
+  const auto j = nlohmann::json::parse(run.output.substr(run.output.find('{')));
+  EXPECT_EQ(j["images"], 1);
+  EXPECT_EQ(j["mask_pixels"], 20000);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
