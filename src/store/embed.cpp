@@ -2,7 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
-#include <torch/csrc/autograd/grad_mode.h>
+#include <ATen/core/grad_mode.h>
 
 #include <chrono>
 #include <filesystem>
@@ -120,10 +120,9 @@ EmbedSummary embed(const EmbedOptions& options) {
   at::Device device = parse_device(options.device);
   models::EncoderConfig config = models::resolve_encoder(options.teacher);
   Manifest manifest = teacher_manifest(config, options.teacher_checkpoint, options.dtype);
-  Writer writer(options.store, manifest, shard_part_name(options.shard_index, options.shard_count));
-
   EmbedSummary summary;
   const data::Dataset dataset = data::Dataset::index_sa1b(options.data, &summary.skipped).subset(options.subset);
+  Writer writer(options.store, manifest, shard_part_name(options.shard_index, options.shard_count));
   const Reader before(options.store);  // committed by earlier runs and other shards' writers
   std::vector<const data::Entry*> todo;
   for (size_t i = options.shard_index; i < dataset.size(); i += options.shard_count) {
@@ -138,7 +137,7 @@ EmbedSummary embed(const EmbedOptions& options) {
   auto teacher = load_image_encoder(config, options.teacher_checkpoint);
   teacher->eval();
   teacher->to(device);
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   const data::ImageDecoder decoder = data::default_image_decoder();
 
   auto batch_entries = [&](size_t first) {

@@ -48,12 +48,16 @@ StoreFiles list_store_files(const std::string& dir) {
     if (entry.path().extension() == kIndex) indexes.insert(strip(kIndex));
   }
   StoreFiles files;
+  // An empty file alone is a writer creating its part (index first, then records).
+  auto empty = [&](const std::string& name) { return fs::file_size(dir + "/" + name) == 0; };
   for (const auto& part : records) {
     if (indexes.count(part)) files.parts.push_back(part);
-    else files.orphans.push_back("shard '" + part + kRecords + "' has no index '" + part + kIndex + "'");
+    else if (!empty(part + kRecords))
+      files.orphans.push_back("shard '" + part + kRecords + "' has no index '" + part + kIndex + "'");
   }
   for (const auto& part : indexes)
-    if (!records.count(part)) files.orphans.push_back("index '" + part + kIndex + "' has no shard '" + part + kRecords + "'");
+    if (!records.count(part) && !empty(part + kIndex))
+      files.orphans.push_back("index '" + part + kIndex + "' has no shard '" + part + kRecords + "'");
   return files;
 }
 

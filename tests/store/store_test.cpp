@@ -217,6 +217,14 @@ TEST_F(Damage, MissingIndex) {
   EXPECT_THROW(Reader{dir}, Error);
 }
 
+TEST_F(Damage, PartBeingCreatedIsNotDamage) {
+  write_bytes(index_path(dir, "new"), "");  // a writer between creating its two files
+  EXPECT_TRUE(verify_store(dir).ok());
+  EXPECT_EQ(Reader(dir).parts(), std::vector<std::string>{"part"});
+  write_bytes(index_path(dir, "new"), read_bytes(index()));
+  EXPECT_NE(verify_damage().find("index 'new.index' has no shard 'new.records'"), std::string::npos);
+}
+
 TEST_F(Damage, TornTailsAreNotDamage) {
   // What kill -9 leaves: half an index entry and bytes of an unindexed record.
   std::string idx = read_bytes(index());
