@@ -99,8 +99,12 @@ at::Tensor annotation_prompt(const Annotation& a, PromptKind kind, uint64_t seed
       if (a.point_coords.empty()) throw Error(where + ": has no point_coords");
       return point(a.point_coords[0][0], a.point_coords[0][1]);
     case PromptKind::centre: {
-      auto [row, col] = mask_centre(rle_decode(a.segmentation));
-      return point(col + 0.5, row + 0.5);
+      // Everything outside the mask's box is background, and for any background pixel outside
+      // the box its projection on the box's border ring is as close: the box alone decides.
+      auto [x, y, w, h] = rle_bbox(a.segmentation);
+      if (w == 0) throw Error(where + ": the mask is empty");
+      auto [row, col] = mask_centre(rle_decode(a.segmentation).slice(0, y, y + h).slice(1, x, x + w));
+      return point(x + col + 0.5, y + row + 0.5);
     }
     case PromptKind::random_point: {
       const int64_t area = rle_area(a.segmentation);

@@ -1,6 +1,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "common/fixtures.h"
+#include "data/dataset.h"
 #include "data/prompts.h"
 #include "util/error.h"
 
@@ -56,6 +58,23 @@ TEST(Prompts, FromAnnotation) {
   }
   a.point_coords.clear();
   EXPECT_THROW(annotation_prompt(a, PromptKind::point_coords), Error);
+}
+
+// The centre prompt searches only the mask's box; on real masks it finds the same pixel as the
+// search over the whole image.
+TEST(Prompts, CentreOfSampleMasksMatchesWholeImageSearch) {
+  Dataset d = Dataset::index_sa1b({testing::data_sample()}, nullptr);
+  const Entry* dog = nullptr;
+  for (const Entry& e : d.entries())
+    if (e.id == "sa_100003") dog = &e;
+  ASSERT_NE(dog, nullptr);
+  const Record r = load_record(*dog);
+  ASSERT_EQ(r.annotations.size(), 75u);
+  for (const Annotation& a : r.annotations) {
+    auto [row, col] = mask_centre(rle_decode(a.segmentation));
+    EXPECT_TRUE(annotation_prompt(a, PromptKind::centre).equal(at::tensor({col + 0.5f, row + 0.5f}).view({1, 2})))
+        << "annotation " << a.id;
+  }
 }
 
 TEST(Prompts, Into1024Frame) {
