@@ -59,24 +59,60 @@ at::Device parse_device(const std::string& name) {
   throw Error("unknown device '" + name + "' (expected cpu or cuda)");
 }
 
-bool is_done(const Reader& done, const std::string& key, bool cache_images) {
-  return done.find(Kind::embedding, key) && (!cache_images || done.find(Kind::image, key));
+// The shard's images at positions i, i+N, ... of the subset, less those already done.
+std::vector<const data::Entry*> select(const data::Dataset& dataset, const Reader& done,
+                                       const EmbedOptions& options, EmbedSummary& summary) {
+  std::vector<const data::Entry*> todo;
+  for (size_t i = options.shard_index; i < dataset.size(); i += options.shard_count) {
+    ++summary.selected;
+    const std::string& key = dataset[i].id;
+    if (done.find(Kind::embedding, key) && (!options.cache_images || done.find(Kind::image, key)))
+      ++summary.already_done;
+    else
+      todo.push_back(&dataset[i]);
+  }
+  return todo;
+}
+
+std::shared_ptr<models::ImageEncoder> frozen_teacher(const models::EncoderConfig& config,
+                                                     const std::string& checkpoint, at::Device device) {
+  auto teacher = load_image_encoder(config, checkpoint);
+  teacher->eval();
+  teacher->to(device);
+  for (auto& p : teacher->parameters()) p.set_requires_grad(false);
+  return teacher;
+}
+
+// Appends what the store lacks of each image (embedding, cached image) and commits.
+void write_batch(const PreparedBatch& batch, const at::Tensor& embeddings, const Reader& before,
+                 const EmbedOptions& options, Writer& writer, EmbedSummary& summary) {
+  for (size_t i = 0; i < batch.images.size(); ++i) {
+    const std::string& key = batch.images[i].entry->id;
+    if (!before.find(Kind::embedding, key)) writer.put(encode_embedding(key, embeddings[int64_t(i)], options.dtype));
+    if (options.cache_images && !before.find(Kind::image, key)) {
+      Encoded image = encode_image(key, batch.images[i].resized);
+      summary.image_bytes += record_bytes(key.size(), image.info.payload_bytes);
+      writer.put(image);
+    }
+  }
+  writer.commit();
+  summary.embedded += batch.images.size();
 }
 
 }  // namespace
 
 void parse_shard(const std::string& text, EmbedOptions& options) {
+  auto invalid = [&] { return Error("--shard '" + text + "' is not i/N with 0 <= i < N"); };
+  auto number = [&](const std::string& digits) {
+    if (digits.empty() || digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos)
+      throw invalid();
+    return std::stoi(digits);
+  };
   size_t slash = text.find('/');
-  try {
-    size_t used_i = 0, used_n = 0;
-    options.shard_index = std::stoi(text.substr(0, slash), &used_i);
-    options.shard_count = std::stoi(text.substr(slash + 1), &used_n);
-    if (slash == std::string::npos || used_i != slash || used_n != text.size() - slash - 1) throw Error("");
-  } catch (const std::exception&) {
-    throw Error("--shard '" + text + "' is not of the form i/N");
-  }
-  if (options.shard_count < 1 || options.shard_index < 0 || options.shard_index >= options.shard_count)
-    throw Error("--shard '" + text + "' needs 0 <= i < N");
+  if (slash == std::string::npos) throw invalid();
+  options.shard_index = number(text.substr(0, slash));
+  options.shard_count = number(text.substr(slash + 1));
+  if (options.shard_index >= options.shard_count) throw invalid();
 }
 
 nlohmann::json EmbedSummary::to_json() const {
@@ -124,52 +160,34 @@ EmbedSummary embed(const EmbedOptions& options) {
   const data::Dataset dataset = data::Dataset::index_sa1b(options.data, &summary.skipped).subset(options.subset);
   Writer writer(options.store, manifest, shard_part_name(options.shard_index, options.shard_count));
   const Reader before(options.store);  // committed by earlier runs and other shards' writers
-  std::vector<const data::Entry*> todo;
-  for (size_t i = options.shard_index; i < dataset.size(); i += options.shard_count) {
-    ++summary.selected;
-    if (is_done(before, dataset[i].id, options.cache_images)) ++summary.already_done;
-    else todo.push_back(&dataset[i]);
-  }
+  const std::vector<const data::Entry*> todo = select(dataset, before, options, summary);
   log::info("embed: " + std::to_string(summary.selected) + " images in shard " +
             std::to_string(options.shard_index) + "/" + std::to_string(options.shard_count) + ", " +
             std::to_string(summary.already_done) + " already in '" + options.store + "'");
 
-  auto teacher = load_image_encoder(config, options.teacher_checkpoint);
-  teacher->eval();
-  teacher->to(device);
+  auto teacher = frozen_teacher(config, options.teacher_checkpoint, device);
   at::NoGradGuard no_grad;
   const data::ImageDecoder decoder = data::default_image_decoder();
-
-  auto batch_entries = [&](size_t first) {
-    size_t end = std::min(todo.size(), first + size_t(options.batch_size));
-    return std::vector<const data::Entry*>(todo.begin() + first, todo.begin() + end);
+  const size_t batch_size = size_t(options.batch_size);
+  auto batch_at = [&](size_t first) {
+    return std::vector<const data::Entry*>(todo.begin() + first, todo.begin() + std::min(todo.size(), first + batch_size));
   };
-  // Decodes the next batch while the teacher runs on this one.
   Progress progress("embed", int64_t(todo.size()));
-  std::future<PreparedBatch> next = std::async(std::launch::async, prepare, batch_entries(0), decoder);
-  for (size_t first = 0; first < todo.size(); first += options.batch_size) {
+  // Decodes the next batch while the teacher runs on this one.
+  std::future<PreparedBatch> next = std::async(std::launch::async, prepare, batch_at(0), decoder);
+  for (size_t first = 0; first < todo.size(); first += batch_size) {
     PreparedBatch batch = next.get();
-    if (first + options.batch_size < todo.size())
-      next = std::async(std::launch::async, prepare, batch_entries(first + options.batch_size), decoder);
+    bool last = first + batch_size >= todo.size();
+    if (!last) next = std::async(std::launch::async, prepare, batch_at(first + batch_size), decoder);
     for (const data::Skip& s : batch.skipped) log::warn("embed: skipping " + s.file + ": " + s.reason);
     summary.skipped.insert(summary.skipped.end(), batch.skipped.begin(), batch.skipped.end());
     if (!batch.images.empty()) {
       std::vector<at::Tensor> pixels;
       for (const Prepared& p : batch.images) pixels.push_back(p.pixels);
       at::Tensor embeddings = teacher->forward(at::cat(pixels).to(device)).to(at::kCPU);
-      for (size_t i = 0; i < batch.images.size(); ++i) {
-        const std::string& key = batch.images[i].entry->id;
-        if (!before.find(Kind::embedding, key)) writer.put(encode_embedding(key, embeddings[int64_t(i)], options.dtype));
-        if (options.cache_images && !before.find(Kind::image, key)) {
-          Encoded image = encode_image(key, batch.images[i].resized);
-          summary.image_bytes += record_bytes(key.size(), image.info.payload_bytes);
-          writer.put(image);
-        }
-      }
-      writer.commit();
-      summary.embedded += batch.images.size();
+      write_batch(batch, embeddings, before, options, writer, summary);
     }
-    if (first + options.batch_size < todo.size()) progress.update(int64_t(first + options.batch_size));
+    if (!last) progress.update(int64_t(first + batch_size));
   }
   progress.finish();
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
