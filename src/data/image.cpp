@@ -35,9 +35,10 @@ void check_jpeg_complete(std::string_view b, const std::string& where) {
   const std::string truncated = where + ": truncated JPEG (no end-of-image marker before the data ends)";
   size_t p = 2;
   while (true) {
-    if (p >= n) throw Error(truncated);
-    if (byte(p) != 0xFF)
-      throw Error(where + ": corrupt JPEG (expected a marker at byte " + std::to_string(p) + ")");
+    // Stray bytes before a marker: libjpeg skips them with a warning, and so do we.
+    const void* ff = p < n ? std::memchr(b.data() + p, 0xFF, n - p) : nullptr;
+    if (!ff) throw Error(truncated);
+    p = static_cast<const char*>(ff) - b.data();
     while (p < n && byte(p) == 0xFF) ++p;  // fill bytes
     if (p >= n) throw Error(truncated);
     const uint8_t marker = byte(p++);

@@ -19,8 +19,8 @@ ImageDecoder default_image_decoder();
 bool image_decoding_available();
 
 // Walks a JPEG's marker segments and entropy-coded data up to the EOI marker. Throws when the
-// data ends first (a truncated file: OpenCV would decode it silently with grey rows) or when a
-// marker is malformed. Bytes that do not start with a JPEG SOI marker are left alone.
+// data ends first (a truncated file: OpenCV would decode it silently with grey rows) or a
+// segment length is impossible. Bytes that do not start with a JPEG SOI marker are left alone.
 void check_jpeg_complete(std::string_view bytes, const std::string& where);
 
 }  // namespace sd::data

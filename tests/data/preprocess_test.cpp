@@ -79,6 +79,24 @@ TEST(Preprocess, NormalisedAndPadded) {
   EXPECT_NEAR(p.pixels[2][0][0].item<float>(), (135 - 103.53) / 57.375, 1e-5);
 }
 
+// The structure walk alone (no decoder needed).
+TEST(Image, JpegStructureCheck) {
+  const std::string bytes = read_file(testing::data_sample() + "/sa_100007.jpg");  // progressive
+  EXPECT_NO_THROW(check_jpeg_complete(bytes, "a.jpg"));
+  EXPECT_NO_THROW(check_jpeg_complete(bytes + "trailing bytes", "a.jpg"));
+  // Stray bytes between segments are skipped, as libjpeg does (with a warning).
+  const size_t after_app0 = 4 + ((uint8_t(bytes[4]) << 8) | uint8_t(bytes[5]));
+  ASSERT_EQ(uint8_t(bytes[after_app0]), 0xFF);
+  std::string stray = bytes;
+  stray.insert(after_app0, "\x12\x34");
+  EXPECT_NO_THROW(check_jpeg_complete(stray, "a.jpg"));
+  EXPECT_PRED2(testing::contains, testing::error_of([&] { check_jpeg_complete(bytes.substr(0, 1000), "a.jpg"); }),
+               "a.jpg: truncated JPEG");
+  EXPECT_PRED2(testing::contains, testing::error_of([] { check_jpeg_complete(std::string("\xFF\xD8\xFF\xE0\x00\x01", 6), "b.jpg"); }),
+               "b.jpg: corrupt JPEG (segment length 1)");
+  EXPECT_NO_THROW(check_jpeg_complete("\x89PNG", "c.png"));  // not a JPEG: left to the decoder
+}
+
 TEST(Image, TruncatedJpegIsRejected) {
   SD_REQUIRE_DECODER();
   for (const char* name : {"sa_100001.jpg", "sa_100007.jpg"}) {  // baseline, progressive
