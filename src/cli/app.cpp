@@ -48,6 +48,8 @@ int run(int argc, char** argv) {
   add_embed_command(app, globals);
   add_store_command(app, globals);
   add_data_command(app, globals);
+  add_train_command(app, globals);
+  add_export_command(app, globals);
 
   try {
     app.parse(argc, argv);

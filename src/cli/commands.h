@@ -14,5 +14,7 @@ void add_checkpoint_command(CLI::App& app, const Globals& globals);
 void add_embed_command(CLI::App& app, const Globals& globals);
 void add_store_command(CLI::App& app, const Globals& globals);
 void add_data_command(CLI::App& app, const Globals& globals);
+void add_train_command(CLI::App& app, const Globals& globals);
+void add_export_command(CLI::App& app, const Globals& globals);
 
 }  // namespace sd::cli

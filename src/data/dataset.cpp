@@ -102,14 +102,24 @@ Dataset Dataset::subset(const SubsetSpec& spec) const {
     throw Error("subset: --fraction must be in [0, 1] and --val-fraction in [0, 1), got " +
                 std::to_string(spec.fraction) + " and " + std::to_string(spec.val_fraction));
   const std::set<std::string> listed = spec.list_file.empty() ? std::set<std::string>{} : read_list(spec.list_file);
-  Dataset d;
-  for (const Entry& e : entries_) {
-    if (!spec.list_file.empty() && !listed.count(e.id) && !listed.count(e.group)) continue;
+  return filter([&](const Entry& e) {
+    if (!spec.list_file.empty() && !listed.count(e.id) && !listed.count(e.group)) return false;
     const bool in_validation = subset_draw(e.id, spec.seed ^ kValidationSalt) < spec.val_fraction;
-    if (spec.validation ? !in_validation : (in_validation || subset_draw(e.id, spec.seed) >= spec.fraction))
-      continue;
-    d.entries_.push_back(e);
-  }
+    return spec.validation ? in_validation
+                           : !in_validation && subset_draw(e.id, spec.seed) < spec.fraction;
+  });
+}
+
+Dataset Dataset::filter(const std::function<bool(const Entry&)>& keep) const {
+  Dataset d;
+  for (const Entry& e : entries_)
+    if (keep(e)) d.entries_.push_back(e);
+  return d;
+}
+
+Dataset Dataset::from_entries(std::vector<Entry> entries) {
+  Dataset d;
+  d.entries_ = std::move(entries);
   return d;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,7 +49,11 @@ class Dataset {
   // A COCO instance file; images under `image_dir`.
   static Dataset from_coco(const std::string& json_path, const std::string& image_dir);
 
+  // Entries made elsewhere (e.g. the keys of an embedding store whose images are cached).
+  static Dataset from_entries(std::vector<Entry> entries);
+
   Dataset subset(const SubsetSpec& spec) const;
+  Dataset filter(const std::function<bool(const Entry&)>& keep) const;
 
   size_t size() const { return entries_.size(); }
   const Entry& operator[](size_t i) const { return entries_[i]; }

@@ -57,7 +57,14 @@ std::vector<int64_t> epoch_order(size_t n, uint64_t seed, int64_t epoch, bool sh
 }
 
 Loader::Loader(Dataset dataset, ImageDecoder decoder, LoaderOptions options)
-    : dataset_(std::move(dataset)), decoder_(std::move(decoder)), options_(options) {
+    : Loader(std::move(dataset),
+             [decoder = std::move(decoder)](const Entry& entry, const Record* record) {
+               return read_image(entry, decoder, record);
+             },
+             options) {}
+
+Loader::Loader(Dataset dataset, ImageSource source, LoaderOptions options)
+    : dataset_(std::move(dataset)), source_(std::move(source)), options_(options) {
   if (options_.batch_size < 1 || options_.workers < 1 || options_.prefetch < 1)
     throw Error("loader: batch size, workers and prefetch must be >= 1");
 }
@@ -93,7 +100,7 @@ Loader::Item Loader::load(int64_t position) const {
   item.id = entry.id;
   try {
     if (options_.read_records) item.record = load_record(entry);
-    item.image = preprocess(read_image(entry, decoder_, options_.read_records ? &item.record : nullptr));
+    item.image = preprocess(source_(entry, options_.read_records ? &item.record : nullptr));
   } catch (const std::exception& e) {  // sd::Error, or c10::Error / bad_alloc from a bad image
     item.skip = Skip{entry.image_path, e.what()};
   }

@@ -2,6 +2,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -41,6 +42,11 @@ struct Batch {
 // record, when its size differs from the record's.
 at::Tensor read_image(const Entry& entry, const ImageDecoder& decoder, const Record* record);
 
+// Where the loader gets an entry's uint8 HxWx3 RGB pixels (the record is null unless the
+// loader reads records): decoded files (read_image), or images cached elsewhere (the
+// embedding store). An image already at its SAM size passes the resize unchanged.
+using ImageSource = std::function<at::Tensor(const Entry& entry, const Record* record)>;
+
 // The order of an epoch: a permutation of [0, n) that depends on (seed, epoch) only.
 std::vector<int64_t> epoch_order(size_t n, uint64_t seed, int64_t epoch, bool shuffle);
 
@@ -50,6 +56,7 @@ std::vector<int64_t> epoch_order(size_t n, uint64_t seed, int64_t epoch, bool sh
 class Loader {
  public:
   Loader(Dataset dataset, ImageDecoder decoder, LoaderOptions options);
+  Loader(Dataset dataset, ImageSource source, LoaderOptions options);
   ~Loader();
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
@@ -69,7 +76,7 @@ class Loader {
   Item load(int64_t position) const;
 
   Dataset dataset_;
-  ImageDecoder decoder_;
+  ImageSource source_;
   LoaderOptions options_;
 
   int64_t epoch_ = 0;

@@ -1,0 +1,47 @@
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "distill/export.h"
+#include "distill/run_folder.h"
+#include "io/checkpoint.h"
+#include "io/state_dict.h"
+
+namespace sd::cli {
+namespace {
+
+struct ExportArgs {
+  std::string student, student_model = "vit_t", decoder_from, out;
+};
+
+void run_export(const ExportArgs& a) {
+  models::EncoderConfig config = distill::student_config_of(a.student, a.student_model);
+  io::StateDict sam =
+      distill::assemble_sam(distill::read_encoder_weights(a.student), config, a.decoder_from);
+  io::write_state_dict(a.out, sam);
+  std::cout << "wrote " << a.out << ": " << sam.size() << " entries, "
+            << io::count_parameters(sam) << " parameters ("
+            << models::preset_name(config) << " encoder)\n";
+}
+
+}  // namespace
+
+void add_export_command(CLI::App& app, const Globals&) {
+  auto a = std::make_shared<ExportArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "export", "Write a full SAM checkpoint (student encoder + teacher prompt encoder and mask "
+                "decoder) under the official key names, loadable by torch.load and MobileSAM");
+  cmd->add_option("--student", a->student,
+                  "Student weights: a run folder (its final.pth, else newest checkpoint) or a file")
+      ->required();
+  cmd->add_option("--student-model", a->student_model,
+                  "Student architecture when --student is not a run folder (preset or JSON config)")
+      ->capture_default_str();
+  cmd->add_option("--decoder-from", a->decoder_from,
+                  "Full SAM checkpoint whose prompt encoder and mask decoder to take")
+      ->required();
+  cmd->add_option("--out", a->out, "Output checkpoint (e.g. mobile_sam.pt)")->required();
+  cmd->callback([a] { run_export(*a); });
+}
+
+}  // namespace sd::cli
