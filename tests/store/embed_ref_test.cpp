@@ -70,6 +70,8 @@ TEST(EmbedReference, StoredEmbeddingMatchesFixture) {
 
   options.dtype = DType::int8;  // a store made with other settings is refused
   EXPECT_THROW(embed(options), Error);
+  fs::remove_all(options.data[0]);
+  fs::remove_all(fs::path(options.store).parent_path());
 }
 
 }  // namespace

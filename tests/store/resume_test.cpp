@@ -83,6 +83,7 @@ TEST(Resume, KilledRunsContinueToTheSameStore) {
   EXPECT_TRUE(verify_store(resumed).ok());
   for (const char* file : {"/manifest.json", "/part.records", "/part.index"})
     EXPECT_EQ(read_bytes(resumed + file), read_bytes(whole + file)) << file;
+  fs::remove_all(root);
 }
 
 }  // namespace
