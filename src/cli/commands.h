@@ -16,5 +16,6 @@ void add_store_command(CLI::App& app, const Globals& globals);
 void add_data_command(CLI::App& app, const Globals& globals);
 void add_train_command(CLI::App& app, const Globals& globals);
 void add_export_command(CLI::App& app, const Globals& globals);
+void add_bench_command(CLI::App& app, const Globals& globals);
 
 }  // namespace sd::cli

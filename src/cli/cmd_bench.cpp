@@ -1,0 +1,74 @@
+#include <iostream>
+#include <memory>
+#include <set>
+
+#include "cli/commands.h"
+#include "data/bench.h"
+#include "distill/bench.h"
+#include "models/bench.h"
+#include "models/sam.h"
+#include "store/bench.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/memory.h"
+
+namespace sd::cli {
+namespace {
+
+struct BenchArgs {
+  bool json = false;
+  int repeats = 3;
+  int train_steps = 3;
+  std::string data = "data/sample";
+  std::vector<std::string> only;
+};
+
+const std::vector<std::string> kParts = {"encoder", "decoder", "data", "store", "train"};
+
+nlohmann::json run_part(const std::string& part, const BenchArgs& a) {
+  log::info("bench: " + part);
+  if (part == "encoder") return models::bench_encoder(a.repeats);
+  if (part == "decoder") return models::bench_decoder(models::build_sam(models::encoder_preset("vit_t")), a.repeats);
+  if (part == "data") return data::bench_data(a.data);
+  if (part == "store") return store::bench_store();
+  return distill::bench_train(a.data, a.train_steps);
+}
+
+void run_bench(const BenchArgs& a) {
+  std::set<std::string> only(a.only.begin(), a.only.end());
+  for (const auto& p : only)
+    if (std::find(kParts.begin(), kParts.end(), p) == kParts.end())
+      throw Error("bench --only: unknown part '" + p + "' (encoder, decoder, data, store, train)");
+  nlohmann::json figures = nlohmann::json::object();
+  for (const auto& part : kParts)
+    if (only.empty() || only.count(part)) figures.update(run_part(part, a));
+  figures["peak_rss_mb"] = peak_rss_mb();
+  if (a.json) {
+    std::cout << figures.dump(2) << "\n";
+    return;
+  }
+  for (auto it = figures.begin(); it != figures.end(); ++it)
+    std::cout << it.key() << std::string(it.key().size() < 32 ? 32 - it.key().size() : 1, ' ')
+              << it.value().dump() << "\n";
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, const Globals&) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Measure every figure the project tracks: encoder latency, training step, decoder "
+               "per prompt, preprocessing, RLE, store I/O, trainer throughput (medians)");
+  cmd->add_flag("--json", a->json, "One JSON object; keys name the figure and unit");
+  cmd->add_option("--repeats", a->repeats, "Timed runs per model figure (after one warm-up)")
+      ->capture_default_str();
+  cmd->add_option("--train-steps", a->train_steps, "Optimiser steps per trainer figure")
+      ->capture_default_str();
+  cmd->add_option("--data", a->data, "SA-1B folder for the data and trainer figures")
+      ->capture_default_str();
+  cmd->add_option("--only", a->only, "Parts to run: encoder, decoder, data, store, train")
+      ->delimiter(',');
+  cmd->callback([a] { run_bench(*a); });
+}
+
+}  // namespace sd::cli

@@ -1,0 +1,77 @@
+#include "distill/bench.h"
+
+#include <ATen/ATen.h>
+
+#include <filesystem>
+
+#include "data/dataset.h"
+#include "data/image.h"
+#include "data/loader.h"
+#include "data/preprocess.h"
+#include "distill/trainer.h"
+#include "io/checkpoint.h"
+#include "io/config.h"
+#include "store/embed.h"
+#include "store/writer.h"
+
+namespace fs = std::filesystem;
+
+namespace sd::distill {
+namespace {
+
+// A store of random fp16 "teacher" embeddings for every image of `folder`, with or
+// without the resized images cached.
+void make_store(const std::string& dir, const std::string& folder, const std::string& teacher_file,
+                bool cache_images) {
+  store::Manifest manifest = store::teacher_manifest(models::encoder_preset("vit_h"), teacher_file,
+                                                     store::DType::fp16);
+  store::Writer writer(dir, manifest, "bench");
+  data::ImageDecoder decode = data::default_image_decoder();
+  for (const auto& entry : data::Dataset::index_sa1b({folder}, nullptr).entries()) {
+    writer.put(store::encode_embedding(entry.id, at::randn({256, 64, 64}), store::DType::fp16));
+    if (cache_images)
+      writer.put(store::encode_image(
+          entry.id, data::resize_longest_side(data::read_image(entry, decode, nullptr))));
+  }
+  writer.commit();
+}
+
+TrainSummary timed_run(const std::string& dir, const std::string& store, const std::string& folder,
+                       int steps) {
+  nlohmann::json overrides = {{"store", store},     {"data", {folder}},     {"batch_size", 2},
+                              {"max_steps", steps}, {"warmup_steps", 1},    {"checkpoint_every", 0},
+                              {"log_every", 1000},  {"workers", 2}};
+  TrainRequest request;
+  request.config = train_config_from_json(
+      io::merge_config(train_config_defaults(), overrides, "bench"));
+  request.run_dir = dir;
+  return train(request);
+}
+
+}  // namespace
+
+nlohmann::json bench_train(const std::string& folder, int steps) {
+  fs::path dir = fs::temp_directory_path() / ("samdistill-bench-train-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  nlohmann::json out;
+  try {
+    std::string teacher_file = (dir / "teacher.pth").string();
+    io::write_state_dict(teacher_file, {{"bench", at::zeros({1})}});
+    make_store((dir / "cached").string(), folder, teacher_file, true);
+    make_store((dir / "jpeg").string(), folder, teacher_file, false);
+    TrainSummary cached = timed_run((dir / "run-cached").string(), (dir / "cached").string(), folder, steps);
+    TrainSummary jpeg = timed_run((dir / "run-jpeg").string(), (dir / "jpeg").string(), folder, steps);
+    out = {{"train_img_per_s", cached.images_per_s},
+           {"train_data_wait_pct", cached.data_wait_pct},
+           {"train_jpeg_img_per_s", jpeg.images_per_s},
+           {"train_jpeg_data_wait_pct", jpeg.data_wait_pct},
+           {"train_steps", steps}};
+  } catch (...) {
+    fs::remove_all(dir);
+    throw;
+  }
+  fs::remove_all(dir);
+  return out;
+}
+
+}  // namespace sd::distill
