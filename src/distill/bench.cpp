@@ -27,7 +27,8 @@ void make_store(const std::string& dir, const std::string& folder, const std::st
                                                      store::DType::fp16);
   store::Writer writer(dir, manifest, "bench");
   data::ImageDecoder decode = data::default_image_decoder();
-  for (const auto& entry : data::Dataset::index_sa1b({folder}, nullptr).entries()) {
+  const data::Dataset images = data::Dataset::index_sa1b({folder}, nullptr);
+  for (const auto& entry : images.entries()) {
     writer.put(store::encode_embedding(entry.id, at::randn({256, 64, 64}), store::DType::fp16));
     if (cache_images)
       writer.put(store::encode_image(
