@@ -40,6 +40,7 @@ c10::impl::GenericDict progress_dict(const TrainProgress& p) {
   d.insert("epoch", p.epoch);
   d.insert("position", p.position);
   d.insert("loss_scale", p.loss_scale);
+  d.insert("loss_scale_good_steps", p.loss_scale_good_steps);
   d.insert("nonfinite_in_row", p.nonfinite_in_row);
   d.insert("nonfinite_total", p.nonfinite_total);
   d.insert("best_loss", p.best_loss);
@@ -59,6 +60,7 @@ TrainProgress read_progress(const c10::impl::GenericDict& d, const std::string& 
   p.epoch = field(d, "epoch", path).toInt();
   p.position = field(d, "position", path).toInt();
   p.loss_scale = field(d, "loss_scale", path).toDouble();
+  p.loss_scale_good_steps = field(d, "loss_scale_good_steps", path).toInt();
   p.nonfinite_in_row = field(d, "nonfinite_in_row", path).toInt();
   p.nonfinite_total = field(d, "nonfinite_total", path).toInt();
   p.best_loss = field(d, "best_loss", path).toDouble();

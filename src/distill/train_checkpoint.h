@@ -14,7 +14,8 @@ struct TrainProgress {
   int64_t step = 0;      // optimiser steps done
   int64_t epoch = 0;     // current epoch (0-based)
   int64_t position = 0;  // samples of this epoch already consumed
-  double loss_scale = 65536.0;  // fp16 dynamic loss scale
+  double loss_scale = 65536.0;  // fp16 dynamic loss scale (see loss_scale.h)
+  int64_t loss_scale_good_steps = 0;
   int64_t nonfinite_in_row = 0;
   int64_t nonfinite_total = 0;
   double best_loss = 0.0;  // best epoch-mean loss so far (0: none yet)

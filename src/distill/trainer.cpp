@@ -14,7 +14,9 @@
 
 #include "data/image.h"
 #include "data/loader.h"
+#include "distill/autocast.h"
 #include "distill/distill_loss.h"
+#include "distill/loss_scale.h"
 #include "distill/loss_plot.h"
 #include "distill/param_groups.h"
 #include "distill/run_folder.h"
@@ -131,9 +133,11 @@ class Run {
         student_config_(models::resolve_encoder(c_.student_model)),
         encoder_(make_student(student_config_, c_.seed)) {
     check_teacher(r_, reader_);
+    check_amp(c_.amp, device_);
     if (!c_.init.empty()) io::load_state_dict(*encoder_, read_encoder_weights(c_.init), "", c_.init);
     encoder_->to(device_);
     groups_ = make_param_groups(*encoder_, student_config_, c_.layer_decay);
+    for (const auto& g : groups_) params_.insert(params_.end(), g.params.begin(), g.params.end());
     GroupOptions options;
     options.lr = c_.lr;
     options.weight_decay = c_.weight_decay;
@@ -237,11 +241,20 @@ class Run {
       end_position = batch->end_position;
     }
     const double loss = loss_sum / static_cast<double>(c_.grad_accum);
-    const bool finite = std::isfinite(loss);
-    double grad_norm = finite ? clip_and_measure() : NAN;
-    if (finite && std::isfinite(grad_norm)) {
+    const bool finite_loss = std::isfinite(loss);
+    LossScale scaler = loss_scale();
+    scaler.unscale(params_);
+    const double grad_norm = finite_loss ? clip_and_measure() : NAN;
+    const bool ok = finite_loss && std::isfinite(grad_norm);
+    scaler.update(ok);
+    progress_.loss_scale = scaler.scale;
+    progress_.loss_scale_good_steps = scaler.good_steps;
+    if (ok) {
       optimizer_->step();
       progress_.nonfinite_in_row = 0;
+    } else if (scaler.enabled && finite_loss) {
+      log::warn("step " + std::to_string(progress_.step) + ": fp16 gradient overflow, step skipped, "
+                "loss scale lowered to " + format_number(scaler.scale));
     } else {
       skip_nonfinite(loss);
     }
@@ -254,18 +267,24 @@ class Run {
   at::Tensor micro_step(const data::Batch& batch) {
     at::Tensor images = batch.images.to(device_, /*non_blocking=*/true);
     at::Tensor target = stack_targets(reader_, batch.ids, device_);
-    at::Tensor out = encoder_->forward(images);
+    at::Tensor out;
+    {
+      AutocastScope autocast(c_.amp, device_);
+      out = encoder_->forward(images);
+    }
     at::Tensor loss = c_.loss_ignore_padding ? masked_embedding_mse(out, target, batch.input_sizes)
                                              : embedding_mse(out, target);
-    (loss / static_cast<double>(c_.grad_accum)).backward();
+    (loss * (loss_scale().factor() / static_cast<double>(c_.grad_accum))).backward();
     return loss.detach();
   }
 
+  LossScale loss_scale() const {
+    return LossScale{c_.amp == "fp16", progress_.loss_scale, progress_.loss_scale_good_steps};
+  }
+
   double clip_and_measure() {
-    std::vector<at::Tensor> params;
-    for (const auto& g : groups_) params.insert(params.end(), g.params.begin(), g.params.end());
     double max_norm = c_.clip_grad > 0 ? c_.clip_grad : std::numeric_limits<double>::infinity();
-    return torch::nn::utils::clip_grad_norm_(params, max_norm);
+    return torch::nn::utils::clip_grad_norm_(params_, max_norm);
   }
 
   void skip_nonfinite(double loss) {
@@ -330,6 +349,7 @@ class Run {
   models::EncoderConfig student_config_;
   std::shared_ptr<models::ImageEncoder> encoder_;
   std::vector<ParamGroup> groups_;
+  std::vector<at::Tensor> params_;  // every trained parameter, in group order
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   int64_t steps_per_epoch_ = 0, total_steps_ = 0;
   LrSchedule schedule_;

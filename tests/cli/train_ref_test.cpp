@@ -58,7 +58,10 @@ class TrainRun : public ::testing::Test {
   static std::vector<double> losses(const std::string& run) {
     std::vector<double> out;
     std::ifstream in(run + "/metrics.jsonl");
-    for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line)["loss"]);
+    for (std::string line; std::getline(in, line);) {
+      auto loss = nlohmann::json::parse(line)["loss"];  // null when it was not finite
+      out.push_back(loss.is_number() ? loss.get<double>() : NAN);
+    }
     return out;
   }
   static void expect_same_weights(const std::string& a, const std::string& b) {
@@ -141,6 +144,20 @@ TEST_F(TrainRun, ANewRunRefusesAFolderWithCheckpoints) {
   ProgramRun again = run_program(train_args(reference_run(), 7));
   EXPECT_NE(again.status, 0);
   EXPECT_PRED2(contains, again.output, "already has checkpoints");
+}
+
+TEST_F(TrainRun, NonFiniteLossesAreSkippedThenStopTheRun) {
+  io::StateDict weights = io::read_state_dict(reference_run() + "/final.pth");
+  for (auto& [key, value] : weights)
+    if (key == "neck.0.weight") value = value.clone().fill_(NAN);
+  std::string init = *dir_ + "/nan.pth";
+  io::write_state_dict(init, weights);
+  const std::string run = *dir_ + "/nan";
+  ProgramRun r = run_program(train_args(run, 5) + " --init " + init + " --max-nonfinite 2");
+  EXPECT_NE(r.status, 0);
+  EXPECT_PRED2(contains, r.output, "step skipped");
+  EXPECT_PRED2(contains, r.output, "2 non-finite losses in a row");
+  EXPECT_EQ(losses(run).size(), 1u);  // the second bad step stops the run before its record
 }
 
 TEST_F(TrainRun, ConfigErrorsNameTheKey) {

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "distill/distill_loss.h"
+#include "distill/loss_scale.h"
 #include "distill/param_groups.h"
 #include "distill/schedule.h"
 #include "distill/train_config.h"
@@ -124,6 +125,35 @@ TEST(DistillLoss, MaskedLossLeavesThePaddingOut) {
   at::Tensor ref = at::ones({1, 1, 64, 64});
   std::vector<models::Size2> tall = {{683, 1024}};
   EXPECT_FLOAT_EQ(masked_embedding_mse(one, ref, tall).item<float>(), 1.0f);
+}
+
+}  // namespace
+}  // namespace sd::distill
+
+namespace sd::distill {
+namespace {
+
+TEST(LossScale, OverflowSkipsAndHalvesGoodStepsGrow) {
+  at::Tensor p = at::zeros({3}).set_requires_grad(true);
+  p.mutable_grad() = at::full({3}, 8.0);
+  LossScale s{true, 4.0, 0, 2};
+  EXPECT_DOUBLE_EQ(s.factor(), 4.0);
+  s.unscale({p});
+  EXPECT_TRUE(at::equal(p.grad(), at::full({3}, 2.0)));
+  s.update(false);
+  EXPECT_DOUBLE_EQ(s.scale, 2.0);
+  s.update(true);
+  EXPECT_DOUBLE_EQ(s.scale, 2.0);
+  s.update(true);  // growth_interval good steps in a row
+  EXPECT_DOUBLE_EQ(s.scale, 4.0);
+  EXPECT_EQ(s.good_steps, 0);
+
+  LossScale off;
+  EXPECT_DOUBLE_EQ(off.factor(), 1.0);
+  off.unscale({p});
+  EXPECT_TRUE(at::equal(p.grad(), at::full({3}, 2.0)));
+  off.update(false);
+  EXPECT_DOUBLE_EQ(off.scale, 65536.0);
 }
 
 }  // namespace

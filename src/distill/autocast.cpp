@@ -1,0 +1,28 @@
+#include "distill/autocast.h"
+
+#include <ATen/autocast_mode.h>
+
+#include "util/error.h"
+
+namespace sd::distill {
+
+void check_amp(const std::string& amp, c10::Device device) {
+  if (amp != "off" && !device.is_cuda())
+    throw Error("amp '" + amp + "' needs a CUDA device (device is " + device.str() + ")");
+}
+
+AutocastScope::AutocastScope(const std::string& amp, c10::Device device) {
+  check_amp(amp, device);
+  if (amp == "off") return;
+  at::autocast::set_autocast_gpu_dtype(amp == "bf16" ? at::kBFloat16 : at::kHalf);
+  at::autocast::set_enabled(true);
+  active_ = true;
+}
+
+AutocastScope::~AutocastScope() {
+  if (!active_) return;
+  at::autocast::set_enabled(false);
+  at::autocast::clear_cache();
+}
+
+}  // namespace sd::distill
