@@ -18,13 +18,6 @@ bool is_checkpoint_name(const std::string& name) {
          name.compare(name.size() - 4, 4, ".pth") == 0;
 }
 
-io::StateDict model_of_train_checkpoint(const c10::impl::GenericDict& d) {
-  io::StateDict out;
-  for (const auto& item : d.at("model").toGenericDict())
-    out.emplace_back(item.key().toStringRef(), item.value().toTensor());
-  return out;
-}
-
 }  // namespace
 
 std::vector<std::string> list_checkpoints(const RunPaths& run) {
@@ -62,13 +55,8 @@ std::string resolve_weights(const std::string& file_or_run) {
 }
 
 io::StateDict read_encoder_weights(const std::string& file_or_run) {
-  std::string path = resolve_weights(file_or_run);
-  c10::IValue top = io::read_torch_file(path);
-  if (top.isGenericDict() && top.toGenericDict().contains("format"))
-    return model_of_train_checkpoint(top.toGenericDict());
-  io::StateDict all = io::read_state_dict(path);
-  io::StateDict encoder = io::strip_prefix(all, "image_encoder.");
-  return encoder.empty() ? all : encoder;
+  // read_state_dict takes a training checkpoint's weights from its "model" entry.
+  return io::encoder_entries(io::read_state_dict(resolve_weights(file_or_run)));
 }
 
 }  // namespace sd::distill

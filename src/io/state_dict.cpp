@@ -81,4 +81,9 @@ int64_t count_parameters(const StateDict& entries) {
   return total;
 }
 
+StateDict encoder_entries(const StateDict& entries) {
+  StateDict encoder = strip_prefix(entries, "image_encoder.");
+  return encoder.empty() ? entries : encoder;
+}
+
 }  // namespace sd::io

@@ -28,6 +28,10 @@ void load_state_dict(torch::nn::Module& module, const StateDict& entries,
 // The entries whose key starts with `prefix`, with the prefix removed.
 StateDict strip_prefix(const StateDict& entries, const std::string& prefix);
 
+// The image encoder's entries of a full SAM / MobileSAM state dict (its `image_encoder.*`,
+// prefix removed), or `entries` unchanged when it holds an encoder alone.
+StateDict encoder_entries(const StateDict& entries);
+
 // Sum of the element counts of the floating-point entries.
 int64_t count_parameters(const StateDict& entries);
 

@@ -126,12 +126,8 @@ nlohmann::json EmbedSummary::to_json() const {
 
 std::shared_ptr<models::ImageEncoder> load_image_encoder(const models::EncoderConfig& config,
                                                          const std::string& checkpoint) {
-  io::StateDict entries = io::read_state_dict(checkpoint);
-  const std::string prefix = "image_encoder.";
-  bool full_model = false;
-  for (const auto& [key, value] : entries) full_model = full_model || key.rfind(prefix, 0) == 0;
   std::shared_ptr<models::ImageEncoder> encoder = models::make_image_encoder(config);
-  io::load_state_dict(*encoder, full_model ? io::strip_prefix(entries, prefix) : entries, "", checkpoint);
+  io::load_state_dict(*encoder, io::encoder_entries(io::read_state_dict(checkpoint)), "", checkpoint);
   return encoder;
 }
 
