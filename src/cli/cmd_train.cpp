@@ -76,7 +76,7 @@ void add_train_command(CLI::App& app, const Globals&) {
     const std::string key = it.key();
     cmd->add_option_function<std::string>(
         flag_of(key), [a, key](const std::string& text) { a->overrides[key] = text; },
-        "config '" + key + "' (default " + it.value().dump() + ")");
+        distill::train_config_help().at(key) + " (default " + it.value().dump() + ")");
   }
   cmd->callback([a] { run_train(*a); });
 }

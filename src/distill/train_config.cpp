@@ -2,6 +2,8 @@
 
 #include "util/error.h"
 
+#include <map>
+
 namespace sd::distill {
 namespace {
 
@@ -25,6 +27,35 @@ const json& train_config_defaults() {
       {"workers", 0},             {"log_every", 10},
   };
   return defaults;
+}
+
+const std::map<std::string, std::string>& train_config_help() {
+  static const std::map<std::string, std::string> help = {
+      {"student_model", "student architecture: vit_t or a TinyViT/ViT JSON config"},
+      {"init", "initial student weights: encoder state dict, full SAM checkpoint or run folder"},
+      {"store", "embedding store with the teacher's embeddings (samdistill embed)"},
+      {"data", "SA-1B folder(s) for images the store does not cache (comma-separated)"},
+      {"epochs", "passes over the store's images"},
+      {"max_steps", "stop after this many optimiser steps (0: epochs decide)"},
+      {"batch_size", "images per micro-batch"},
+      {"grad_accum", "micro-batches per optimiser step"},
+      {"lr", "peak learning rate (AdamW)"},
+      {"min_lr", "learning rate at the end of the cosine decay"},
+      {"weight_decay", "AdamW weight decay (never on norms, biases, attention biases)"},
+      {"layer_decay", "layer-wise learning-rate decay (TinyViT uses 0.8; 1: off)"},
+      {"warmup_steps", "linear warm-up steps"},
+      {"clip_grad", "clip the gradient's L2 norm to this (0: off)"},
+      {"loss_ignore_padding", "leave the padded area out of the MSE (EdgeSAM)"},
+      {"seed", "seed of the student's initial weights and the data order"},
+      {"device", "auto, cpu or cuda"},
+      {"amp", "mixed precision on CUDA: off, bf16, or fp16 with loss scaling"},
+      {"checkpoint_every", "write a checkpoint every N steps (and at each epoch end; 0: epochs only)"},
+      {"keep_last", "step checkpoints kept (best.pth is kept apart)"},
+      {"max_nonfinite", "stop after this many non-finite losses in a row"},
+      {"workers", "image loading threads (0: 2)"},
+      {"log_every", "progress line every N steps"},
+  };
+  return help;
 }
 
 TrainConfig train_config_from_json(const json& j) {

@@ -1,5 +1,6 @@
 #pragma once
 #include <nlohmann/json.hpp>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -7,6 +8,9 @@ namespace sd::distill {
 
 // Every key a training config may hold, with its default and so its type (io::merge_config).
 const nlohmann::json& train_config_defaults();
+
+// One line of help per key, for `train --help`.
+const std::map<std::string, std::string>& train_config_help();
 
 // The effective configuration of a distillation run.
 struct TrainConfig {

@@ -97,6 +97,13 @@ TEST(TrainConfig, UnknownKeysAndWrongTypesAreNamed) {
   EXPECT_THROW(train_config_from_json(io::merge_config(defaults, {{"amp", "fp8"}}, "x")), Error);
 }
 
+TEST(TrainConfig, EveryKeyHasHelpAndNoHelpIsStale) {
+  const auto& defaults = train_config_defaults();
+  const auto& help = train_config_help();
+  EXPECT_EQ(help.size(), defaults.size());
+  for (auto it = defaults.begin(); it != defaults.end(); ++it) EXPECT_TRUE(help.count(it.key())) << it.key();
+}
+
 TEST(TrainConfig, OverridesTakeTheDefaultsType) {
   const auto& d = train_config_defaults();
   EXPECT_EQ(io::parse_override(d.at("epochs"), "epochs", "3"), 3);
