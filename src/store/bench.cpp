@@ -9,6 +9,10 @@
 #include <filesystem>
 #include <random>
 
+#include "io/checkpoint.h"
+#include "io/state_dict.h"
+#include "models/image_encoder.h"
+#include "store/embed.h"
 #include "store/reader.h"
 #include "store/writer.h"
 #include "util/error.h"
@@ -88,6 +92,29 @@ nlohmann::json bench_store() {
   out["store_read_float32_gbps"] = total_bytes / decode_s / 1e9;
   out["store_records_per_s"] = kRecords / sequential_s;
   out["store_bench_threads"] = at::get_num_threads();
+  return out;
+}
+
+nlohmann::json bench_embed(const std::string& teacher, const std::string& folder) {
+  const std::string dir = make_bench_dir();
+  nlohmann::json out;
+  try {
+    EmbedOptions options;
+    options.teacher = teacher;
+    options.teacher_checkpoint = dir + "/teacher.pth";
+    options.data = {folder};
+    options.store = dir + "/store";
+    at::manual_seed(0);
+    auto encoder = models::make_image_encoder(models::resolve_encoder(teacher));
+    io::write_state_dict(options.teacher_checkpoint, io::state_dict(*encoder));
+    EmbedSummary summary = embed(options);
+    out = {{"embed_img_per_s", summary.embedded / summary.seconds},
+           {"embed_teacher", models::preset_name(models::resolve_encoder(teacher))}};
+  } catch (...) {
+    fs::remove_all(dir);
+    throw;
+  }
+  fs::remove_all(dir);
   return out;
 }
 
