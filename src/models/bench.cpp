@@ -7,7 +7,12 @@
 #include <functional>
 #include <vector>
 
+#include <torch/optim/adamw.h>
+#include <torch/types.h>
+
+#include "models/image_encoder.h"
 #include "models/predictor.h"
+#include "util/memory.h"
 
 namespace sd::models {
 namespace {
@@ -41,6 +46,35 @@ nlohmann::json bench_decoder(Sam sam, int repeats) {
       },
       repeats);
   return {{"decoder_prompt_s", seconds}};
+}
+
+nlohmann::json bench_encoder(int repeats) {
+  auto encoder = make_image_encoder(encoder_preset("vit_t"));
+  encoder->eval();
+  at::Tensor image = at::randn({1, 3, 1024, 1024});
+  double infer = median_seconds(
+      [&] {
+        torch::NoGradGuard no_grad;
+        encoder->forward(image).sum().item<float>();
+      },
+      repeats);
+
+  encoder->train();
+  torch::optim::AdamW optimizer(encoder->parameters(), torch::optim::AdamWOptions(1e-3));
+  at::Tensor images = at::randn({2, 3, 1024, 1024}), target = at::randn({2, 256, 64, 64});
+  double step = median_seconds(
+      [&] {
+        optimizer.zero_grad();
+        at::Tensor loss = at::mse_loss(encoder->forward(images), target);
+        loss.backward();
+        optimizer.step();
+        loss.item<float>();
+      },
+      repeats);
+  return {{"encoder_infer_s", infer},
+          {"train_step_b2_s", step},
+          {"peak_rss_mb", peak_rss_mb()},
+          {"threads", at::get_num_threads()}};
 }
 
 }  // namespace sd::models

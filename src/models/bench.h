@@ -11,4 +11,10 @@ namespace sd::models {
 // decoder and postprocess_masks to 1200x1800 (thresholded), on a random embedding}.
 nlohmann::json bench_decoder(Sam sam, int repeats);
 
+// MobileSAM's encoder (vit_t, random weights) on the CPU: {"encoder_infer_s": one 1024x1024
+// image in eval mode, "train_step_b2_s": forward, MSE against a random target, backward and
+// an AdamW step at batch 2 in train mode, "peak_rss_mb": the process's peak so far,
+// "threads": the LibTorch thread count}.
+nlohmann::json bench_encoder(int repeats);
+
 }  // namespace sd::models

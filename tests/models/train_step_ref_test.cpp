@@ -6,6 +6,7 @@
 #include <torch/types.h>
 
 #include <cmath>
+#include <iostream>
 #include <map>
 
 #include "models/encoder_testing.h"
@@ -47,6 +48,15 @@ Step train_step(const ModelFolder& student_folder, const at::Tensor& images,
 
 double sum_of(const at::Tensor& t) { return t.to(at::kDouble).sum().item<double>(); }
 
+// The README's tolerance, or, for an entry that fp32 does not determine that closely (its
+// rounding spread exceeds the tolerance; see below), the tolerance plus that spread.
+double allowance(const std::string& what, double tolerance, double spread) {
+  if (spread <= tolerance) return tolerance;
+  std::cout << what << ": rounding spread " << spread << " exceeds the tolerance " << tolerance
+            << "\n";
+  return tolerance + spread;
+}
+
 TEST(TrainStepRef, OneAdamWStepOfTheStudentMatchesPython) {
   SD_REQUIRE_FIXTURES();
   auto student_folder = first_folder(/*tiny_vit=*/true), teacher_folder = first_folder(false);
@@ -68,8 +78,10 @@ TEST(TrainStepRef, OneAdamWStepOfTheStudentMatchesPython) {
   // mean removes any constant shift), so its gradient is rounding noise, and AdamW's first
   // update lr * g / (|g| + eps) turns noise-level gradient entries into steps of up to lr.
   // The same step with the batch swapped (identical in exact arithmetic) measures this
-  // port's own rounding spread per entry, which is added to the tolerance; it is ~0 for
-  // every well-determined entry.
+  // port's own rounding spread per entry: the norm of the gradients' difference, the sum of
+  // the after-step differences in absolute value. Where it exceeds the tolerance, fp32
+  // cannot decide the entry that closely (on these fixtures: both biases' gradient norms
+  // and after-step sums, and the after-step sum of patch_embed.seq.2.c.weight).
   Step swapped = train_step(*student_folder, at::cat({b, a}), target_swapped);
 
   EXPECT_NEAR(step.loss, ref.at("loss").item<double>(), 1e-4 * ref.at("loss").item<double>());
@@ -87,13 +99,15 @@ TEST(TrainStepRef, OneAdamWStepOfTheStudentMatchesPython) {
     }
     ASSERT_TRUE(grad.defined()) << key;
     double spread = (grad - swapped.grads.at(key)).norm().item<double>();
-    EXPECT_NEAR(grad.norm().item<double>(), r, 1e-3 * r + spread) << "gradient norm of " << key;
+    EXPECT_NEAR(grad.norm().item<double>(), r, allowance("gradient norm of " + key, 1e-3 * r, spread))
+        << "gradient norm of " << key;
     ++checked;
   }
   for (const auto& [key, value] : step.after) {
     double r = ref.at("after." + key).item<double>();
     double spread = sum_of((value - swapped.after.at(key)).abs());
-    EXPECT_NEAR(sum_of(value), r, std::max(1e-5, 1e-4 * std::abs(r)) + spread)
+    double tolerance = std::max(1e-5, 1e-4 * std::abs(r));
+    EXPECT_NEAR(sum_of(value), r, allowance("sum of " + key + " after the step", tolerance, spread))
         << "sum of " << key << " after the step";
     ++checked;
   }
