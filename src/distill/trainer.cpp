@@ -1,7 +1,6 @@
 #include "distill/trainer.h"
 
 #include <ATen/ATen.h>
-#include <torch/cuda.h>
 #include <torch/types.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
@@ -27,6 +26,7 @@
 #include "store/manifest.h"
 #include "store/reader.h"
 #include "util/atomic_file.h"
+#include "util/device.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/memory.h"
@@ -44,25 +44,9 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-at::Device resolve_device(const std::string& name) {
-  if (name == "cuda" && !torch::cuda::is_available())
-    throw Error("--device cuda: no CUDA device is available");
-  if (name == "cuda" || (name == "auto" && torch::cuda::is_available())) return at::kCUDA;
-  return at::kCPU;
-}
-
 // Identity of a store: the digest of its manifest (what produced it).
 std::string store_identity(const std::string& store) {
   return sha256_file(store::manifest_path(store));
-}
-
-void check_teacher(const TrainRequest& r, const store::Reader& reader) {
-  if (r.teacher.empty() && r.teacher_checkpoint.empty()) return;
-  store::Manifest expected = reader.manifest();
-  if (!r.teacher.empty()) expected.teacher = models::to_json(models::resolve_encoder(r.teacher));
-  if (!r.teacher_checkpoint.empty()) expected.checkpoint_sha256 = sha256_file(r.teacher_checkpoint);
-  expected.dtype.reset();
-  store::check_compatible(expected, reader.manifest(), r.config.store);
 }
 
 // The training set: every image with a stored embedding, its pixels from the store's
@@ -128,11 +112,11 @@ std::shared_ptr<models::ImageEncoder> make_student(const models::EncoderConfig& 
 class Run {
  public:
   explicit Run(const TrainRequest& request)
-      : r_(request), c_(request.config), paths_{request.run_dir}, device_(resolve_device(c_.device)),
+      : r_(request), c_(request.config), paths_{request.run_dir}, device_(parse_device(c_.device)),
         reader_(c_.store), set_(training_set(c_, reader_)),
         student_config_(models::resolve_encoder(c_.student_model)),
         encoder_(make_student(student_config_, c_.seed)) {
-    check_teacher(r_, reader_);
+    store::check_made_by(reader_.manifest(), r_.teacher, r_.teacher_checkpoint, c_.store);
     check_amp(c_.amp, device_);
     if (!c_.init.empty()) io::load_state_dict(*encoder_, read_encoder_weights(c_.init), "", c_.init);
     encoder_->to(device_);

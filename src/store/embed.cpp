@@ -15,6 +15,7 @@
 #include "models/preprocess.h"
 #include "store/reader.h"
 #include "store/writer.h"
+#include "util/device.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/progress.h"
@@ -48,15 +49,6 @@ PreparedBatch prepare(const std::vector<const data::Entry*>& entries, const data
     }
   }
   return batch;
-}
-
-at::Device parse_device(const std::string& name) {
-  if (name == "cpu") return at::kCPU;
-  if (name == "cuda") {
-    if (!at::hasCUDA()) throw Error("--device cuda: this build or machine has no CUDA device");
-    return at::kCUDA;
-  }
-  throw Error("unknown device '" + name + "' (expected cpu or cuda)");
 }
 
 // The shard's images at positions i, i+N, ... of the subset, less those already done.

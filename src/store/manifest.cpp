@@ -1,5 +1,7 @@
 #include "store/manifest.h"
 
+#include "models/config.h"
+#include "util/sha256.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 
@@ -95,6 +97,14 @@ Manifest read_manifest(const std::string& dir) {
   nlohmann::json j = nlohmann::json::parse(read_file(path), nullptr, false);
   if (j.is_discarded()) throw Error("store manifest '" + path + "' is not valid JSON");
   return Manifest::from_json(j, path);
+}
+
+void check_made_by(const Manifest& actual, const std::string& teacher,
+                   const std::string& teacher_checkpoint, const std::string& store) {
+  Manifest expected = actual;
+  if (!teacher.empty()) expected.teacher = models::to_json(models::resolve_encoder(teacher));
+  if (!teacher_checkpoint.empty()) expected.checkpoint_sha256 = sha256_file(teacher_checkpoint);
+  check_compatible(expected, actual, store);
 }
 
 }  // namespace sd::store

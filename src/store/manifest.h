@@ -25,6 +25,11 @@ struct Manifest {
 // `teacher.depth`) with both values. `expected.dtype` unset accepts any dtype.
 void check_compatible(const Manifest& expected, const Manifest& actual, const std::string& store);
 
+// Refuses (sd::Error naming the field) a store not made by `teacher` (preset or JSON
+// config) with the weights in `teacher_checkpoint`; an empty argument accepts any.
+void check_made_by(const Manifest& actual, const std::string& teacher,
+                   const std::string& teacher_checkpoint, const std::string& store);
+
 // manifest.json of the store folder `dir` (sd::Error naming the file if absent or broken).
 Manifest read_manifest(const std::string& dir);
 std::string manifest_path(const std::string& dir);

@@ -160,6 +160,15 @@ TEST_F(TrainRun, NonFiniteLossesAreSkippedThenStopTheRun) {
   EXPECT_EQ(losses(run).size(), 1u);  // the second bad step stops the run before its record
 }
 
+TEST_F(TrainRun, AStoreOfAnotherTeacherIsRefused) {
+  ProgramRun r = run_program(train_args(*dir_ + "/other", 1) + " --teacher vit_b");
+  EXPECT_NE(r.status, 0);
+  EXPECT_PRED2(contains, r.output, "teacher.");
+  r = run_program(train_args(*dir_ + "/other", 1) + " --teacher-checkpoint " + *dir_ + "/student.json");
+  EXPECT_NE(r.status, 0);
+  EXPECT_PRED2(contains, r.output, "checkpoint");
+}
+
 TEST_F(TrainRun, ConfigErrorsNameTheKey) {
   std::string bad = *dir_ + "/bad.json";
   std::ofstream(bad) << R"({"epochs": "many"})";
