@@ -23,12 +23,18 @@ ViTConfig sam_vit(int embed_dim, int depth, int num_heads, std::vector<int> glob
 }
 
 json vit_json(const ViTConfig& c) {
-  return {{"img_size", c.img_size},       {"patch_size", c.patch_size},
-          {"in_chans", c.in_chans},       {"embed_dim", c.embed_dim},
-          {"depth", c.depth},             {"num_heads", c.num_heads},
-          {"mlp_ratio", c.mlp_ratio},     {"out_chans", c.out_chans},
-          {"qkv_bias", c.qkv_bias},       {"use_abs_pos", c.use_abs_pos},
-          {"use_rel_pos", c.use_rel_pos}, {"window_size", c.window_size},
+  return {{"img_size", c.img_size},
+          {"patch_size", c.patch_size},
+          {"in_chans", c.in_chans},
+          {"embed_dim", c.embed_dim},
+          {"depth", c.depth},
+          {"num_heads", c.num_heads},
+          {"mlp_ratio", c.mlp_ratio},
+          {"out_chans", c.out_chans},
+          {"qkv_bias", c.qkv_bias},
+          {"use_abs_pos", c.use_abs_pos},
+          {"use_rel_pos", c.use_rel_pos},
+          {"window_size", c.window_size},
           {"global_attn_indexes", c.global_attn_indexes}};
 }
 
@@ -56,7 +62,9 @@ std::vector<int> int_list(const json& j, const std::string& key, const std::stri
   return list.get<std::vector<int>>();
 }
 
-bool merges_with_stride_1(int out_dim) { return out_dim == 320 || out_dim == 448 || out_dim == 576; }
+bool merges_with_stride_1(int out_dim) {
+  return out_dim == 320 || out_dim == 448 || out_dim == 576;
+}
 
 ViTConfig vit_from_json(const json& given, const std::string& source) {
   json j = io::merge_config(vit_json(ViTConfig{}), given, source);
@@ -75,8 +83,8 @@ ViTConfig vit_from_json(const json& given, const std::string& source) {
   c.window_size = j.at("window_size");
   c.global_attn_indexes = int_list(j, "global_attn_indexes", source);
   require(c.depth > 0, source, "depth", "must be positive");
-  require(c.num_heads > 0 && c.embed_dim > 0 && c.embed_dim % c.num_heads == 0, source,
-          "num_heads", "must divide embed_dim");
+  require(c.num_heads > 0 && c.embed_dim > 0 && c.embed_dim % c.num_heads == 0, source, "num_heads",
+          "must divide embed_dim");
   require(c.patch_size > 0 && c.img_size % c.patch_size == 0, source, "patch_size",
           "must divide img_size");
   require(c.window_size >= 0, source, "window_size", "must not be negative");
@@ -129,8 +137,9 @@ EncoderConfig encoder_config_from_json(const nlohmann::json& j, const std::strin
   if (!j.is_object()) throw Error(source + ": an encoder config must be a JSON object");
   bool tiny = j.contains("embed_dims"), vit = j.contains("embed_dim");
   if (tiny == vit)
-    throw Error(source + ": an encoder config needs exactly one of 'embed_dim' (SAM ViT) "
-                         "and 'embed_dims' (TinyViT)");
+    throw Error(source +
+                ": an encoder config needs exactly one of 'embed_dim' (SAM ViT) "
+                "and 'embed_dims' (TinyViT)");
   if (tiny) return tiny_vit_from_json(j, source);
   return vit_from_json(j, source);
 }

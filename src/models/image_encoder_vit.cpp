@@ -19,8 +19,8 @@ at::Tensor window_partition(const at::Tensor& x, int64_t window_size) {
   int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
   int64_t pad_h = (window_size - H % window_size) % window_size;
   int64_t pad_w = (window_size - W % window_size) % window_size;
-  at::Tensor padded = (pad_h > 0 || pad_w > 0) ? at::constant_pad_nd(x, {0, 0, 0, pad_w, 0, pad_h})
-                                               : x;
+  at::Tensor padded =
+      (pad_h > 0 || pad_w > 0) ? at::constant_pad_nd(x, {0, 0, 0, pad_w, 0, pad_h}) : x;
   int64_t Hp = H + pad_h, Wp = W + pad_w;
   return padded.view({B, Hp / window_size, window_size, Wp / window_size, window_size, C})
       .permute({0, 1, 3, 2, 4, 5})
@@ -64,8 +64,8 @@ at::Tensor get_rel_pos(int64_t q_size, int64_t k_size, const at::Tensor& rel_pos
 
 // attn: B x (H*W) x (H*W); q: B x (H*W) x C. Adds q . Rh and q . Rw per axis.
 static at::Tensor add_decomposed_rel_pos(const at::Tensor& attn, const at::Tensor& q,
-                                         const at::Tensor& rel_pos_h,
-                                         const at::Tensor& rel_pos_w, int64_t H, int64_t W) {
+                                         const at::Tensor& rel_pos_h, const at::Tensor& rel_pos_w,
+                                         int64_t H, int64_t W) {
   at::Tensor Rh = get_rel_pos(H, H, rel_pos_h).permute({0, 2, 1});
   at::Tensor Rw = get_rel_pos(W, W, rel_pos_w).permute({0, 2, 1});
   int64_t B = q.size(0), dim = q.size(2);
@@ -76,8 +76,8 @@ static at::Tensor add_decomposed_rel_pos(const at::Tensor& attn, const at::Tenso
       .view({B, H * W, H * W});
 }
 
-AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias,
-                                   bool use_rel_pos, int64_t input_size)
+AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias, bool use_rel_pos,
+                             int64_t input_size)
     : num_heads(num_heads) {
   int64_t head_dim = dim / num_heads;
   scale = std::pow(double(head_dim), -0.5);
@@ -93,8 +93,7 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias,
 at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   int64_t B = x.size(0), H = x.size(1), W = x.size(2);
   // 3 x B x heads x HW x head_dim, then q, k, v: (B*heads) x HW x head_dim
-  at::Tensor qkv_all =
-      qkv(x).reshape({B, H * W, 3, num_heads, -1}).permute({2, 0, 3, 1, 4});
+  at::Tensor qkv_all = qkv(x).reshape({B, H * W, 3, num_heads, -1}).permute({2, 0, 3, 1, 4});
   auto qkv_split = qkv_all.reshape({3, B * num_heads, H * W, -1}).unbind(0);
   const at::Tensor &q = qkv_split[0], &k = qkv_split[1], &v = qkv_split[2];
   at::Tensor attn = at::matmul(q * scale, k.transpose(-2, -1));
@@ -114,7 +113,7 @@ BlockImpl::BlockImpl(const ViTConfig& c, int64_t window_size) : window_size(wind
   int64_t grid = c.img_size / c.patch_size;
   norm1 = register_module("norm1", layer_norm());
   attn = register_module("attn", Attention(c.embed_dim, c.num_heads, c.qkv_bias, c.use_rel_pos,
-                                              window_size == 0 ? grid : window_size));
+                                           window_size == 0 ? grid : window_size));
   norm2 = register_module("norm2", layer_norm());
   mlp = register_module("mlp", MLPBlock(c.embed_dim, int64_t(c.embed_dim * c.mlp_ratio)));
 }
@@ -139,8 +138,10 @@ namespace sd::models {
 
 ImageEncoderViT::ImageEncoderViT(const ViTConfig& c) {
   int64_t grid = c.img_size / c.patch_size;
-  patch_embed = register_module("patch_embed", vit::PatchEmbed(c.patch_size, c.in_chans, c.embed_dim));
-  if (c.use_abs_pos) pos_embed = register_parameter("pos_embed", at::zeros({1, grid, grid, c.embed_dim}));
+  patch_embed =
+      register_module("patch_embed", vit::PatchEmbed(c.patch_size, c.in_chans, c.embed_dim));
+  if (c.use_abs_pos)
+    pos_embed = register_parameter("pos_embed", at::zeros({1, grid, grid, c.embed_dim}));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int i = 0; i < c.depth; ++i) {
     bool global = std::count(c.global_attn_indexes.begin(), c.global_attn_indexes.end(), i) > 0;

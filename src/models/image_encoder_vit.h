@@ -25,7 +25,7 @@ TORCH_MODULE(PatchEmbed);
 class AttentionImpl : public torch::nn::Module {
  public:
   AttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias, bool use_rel_pos,
-                   int64_t input_size);
+                int64_t input_size);
   at::Tensor forward(const at::Tensor& x);  // BxHxWxC -> BxHxWxC
 
   torch::nn::Linear qkv{nullptr}, proj{nullptr};

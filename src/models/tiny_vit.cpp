@@ -14,11 +14,10 @@ namespace sd::models::tiny_vit {
 Conv2d_BNImpl::Conv2d_BNImpl(int64_t a, int64_t b, int64_t ks, int64_t stride, int64_t pad,
                              int64_t groups, double bn_weight_init)
     : stride(stride), pad(pad), groups(groups) {
-  c = register_module("c", torch::nn::Conv2d(torch::nn::Conv2dOptions(a, b, ks)
-                                                 .stride(stride)
-                                                 .padding(pad)
-                                                 .groups(groups)
-                                                 .bias(false)));
+  c = register_module(
+      "c", torch::nn::Conv2d(
+               torch::nn::Conv2dOptions(a, b, ks).stride(stride).padding(pad).groups(groups).bias(
+                   false)));
   bn = register_module("bn", torch::nn::BatchNorm2d(b));
   torch::NoGradGuard no_grad;
   bn->weight.fill_(bn_weight_init);
@@ -35,9 +34,9 @@ at::Tensor Conv2d_BNImpl::forward(const at::Tensor& x) {
 
 PatchEmbedImpl::PatchEmbedImpl(int64_t in_chans, int64_t embed_dim) {
   int64_t n = embed_dim;
-  seq = register_module("seq", torch::nn::Sequential(Conv2d_BN(in_chans, n / 2, 3, 2, 1),
-                                                     torch::nn::GELU(),
-                                                     Conv2d_BN(n / 2, n, 3, 2, 1)));
+  seq = register_module(
+      "seq", torch::nn::Sequential(Conv2d_BN(in_chans, n / 2, 3, 2, 1), torch::nn::GELU(),
+                                   Conv2d_BN(n / 2, n, 3, 2, 1)));
 }
 
 at::Tensor PatchEmbedImpl::forward(const at::Tensor& x) { return seq->forward(x); }
@@ -99,7 +98,8 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t key_dim, int64_t num_heads, in
 
 at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   int64_t B = x.size(0), N = x.size(1);
-  auto qkv_split = qkv(norm(x)).view({B, N, num_heads, -1}).split_with_sizes({key_dim, key_dim, key_dim}, 3);
+  auto qkv_split =
+      qkv(norm(x)).view({B, N, num_heads, -1}).split_with_sizes({key_dim, key_dim, key_dim}, 3);
   // B x heads x N x key_dim
   at::Tensor q = qkv_split[0].permute({0, 2, 1, 3});
   at::Tensor k = qkv_split[1].permute({0, 2, 1, 3});
@@ -115,8 +115,8 @@ TinyViTBlockImpl::TinyViTBlockImpl(int64_t dim, Resolution input_resolution, int
     : input_resolution(input_resolution), window_size(window_size) {
   attn = register_module("attn", Attention(dim, dim / num_heads, num_heads, window_size));
   mlp = register_module("mlp", Mlp(dim, int64_t(dim * mlp_ratio)));
-  local_conv = register_module(
-      "local_conv", Conv2d_BN(dim, dim, local_conv_size, 1, local_conv_size / 2, dim));
+  local_conv = register_module("local_conv",
+                               Conv2d_BN(dim, dim, local_conv_size, 1, local_conv_size / 2, dim));
 }
 
 at::Tensor TinyViTBlockImpl::forward(const at::Tensor& x) {
@@ -174,8 +174,8 @@ BasicLayerImpl::BasicLayerImpl(int64_t dim, Resolution input_resolution, int64_t
                                int64_t local_conv_size, int64_t out_dim, bool with_downsample) {
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < depth; ++i)
-    blocks->push_back(TinyViTBlock(dim, input_resolution, num_heads, window_size, mlp_ratio,
-                                   local_conv_size));
+    blocks->push_back(
+        TinyViTBlock(dim, input_resolution, num_heads, window_size, mlp_ratio, local_conv_size));
   if (with_downsample)
     downsample = register_module("downsample", PatchMerging(input_resolution, dim, out_dim));
 }
@@ -210,7 +210,8 @@ TinyViT::TinyViT(const TinyViTConfig& c) {
                                              out_dim, down));
     output_resolution = res;
   }
-  norm_head = register_module("norm_head", torch::nn::LayerNorm(torch::nn::LayerNormOptions({last})));
+  norm_head =
+      register_module("norm_head", torch::nn::LayerNorm(torch::nn::LayerNormOptions({last})));
   if (c.num_classes > 0) head = register_module("head", torch::nn::Linear(last, c.num_classes));
   neck = register_module("neck", make_neck(last, c.out_chans));
   init_linear_weights();

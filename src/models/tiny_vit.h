@@ -92,8 +92,8 @@ TORCH_MODULE(Attention);
 // Window attention + residual, depthwise local conv, MLP + residual. B x L x C.
 class TinyViTBlockImpl : public torch::nn::Module {
  public:
-  TinyViTBlockImpl(int64_t dim, Resolution input_resolution, int64_t num_heads,
-                   int64_t window_size, double mlp_ratio, int64_t local_conv_size);
+  TinyViTBlockImpl(int64_t dim, Resolution input_resolution, int64_t num_heads, int64_t window_size,
+                   double mlp_ratio, int64_t local_conv_size);
   at::Tensor forward(const at::Tensor& x);
 
   Attention attn{nullptr};

@@ -1,10 +1,11 @@
 // Encoder presets, JSON configs and their errors.
+#include "models/config.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 
 #include "common/fixtures.h"
-#include "models/config.h"
 
 namespace sd::models {
 namespace {
@@ -14,7 +15,11 @@ using sd::testing::contains;
 using sd::testing::error_of;
 
 TEST(EncoderConfig, SamPresetsHaveTheOfficialSizes) {
-  struct Expected { const char* name; int embed_dim, depth, heads; std::vector<int> global; };
+  struct Expected {
+    const char* name;
+    int embed_dim, depth, heads;
+    std::vector<int> global;
+  };
   for (const auto& e : {Expected{"vit_h", 1280, 32, 16, {7, 15, 23, 31}},
                         Expected{"vit_l", 1024, 24, 16, {5, 11, 17, 23}},
                         Expected{"vit_b", 768, 12, 12, {2, 5, 8, 11}}}) {
@@ -45,10 +50,12 @@ TEST(EncoderConfig, UnknownPresetListsThePresets) {
 }
 
 TEST(EncoderConfig, FixtureStyleJsonFillsTheRestFromSamsBuilder) {
-  auto c = std::get<ViTConfig>(encoder_config_from_json(
-      json{{"embed_dim", 96}, {"depth", 4}, {"num_heads", 3}, {"global_attn_indexes", {1, 3}},
-           {"window_size", 14}},
-      "config.json"));
+  auto c = std::get<ViTConfig>(encoder_config_from_json(json{{"embed_dim", 96},
+                                                             {"depth", 4},
+                                                             {"num_heads", 3},
+                                                             {"global_attn_indexes", {1, 3}},
+                                                             {"window_size", 14}},
+                                                        "config.json"));
   EXPECT_EQ(c.embed_dim, 96);
   EXPECT_EQ(c.global_attn_indexes, (std::vector<int>{1, 3}));
   EXPECT_EQ(c.img_size, 1024);
@@ -71,7 +78,9 @@ TEST(EncoderConfig, ToJsonRoundTrips) {
 }
 
 TEST(EncoderConfig, ErrorsNameTheSourceAndTheKey) {
-  auto error = [](const json& j) { return error_of([&] { encoder_config_from_json(j, "enc.json"); }); };
+  auto error = [](const json& j) {
+    return error_of([&] { encoder_config_from_json(j, "enc.json"); });
+  };
   std::string m = error({{"embed_dim", 96}, {"depht", 4}});
   EXPECT_PRED2(contains, m, "enc.json");
   EXPECT_PRED2(contains, m, "depht");
@@ -92,7 +101,8 @@ TEST(EncoderConfig, ErrorsNameTheSourceAndTheKey) {
 TEST(EncoderConfig, ResolvesPresetsAndFiles) {
   EXPECT_EQ(preset_name(resolve_encoder("vit_b")), "vit_b");
   std::string path = sd::testing::make_temp_dir("enc-config") + "/tiny.json";
-  std::ofstream(path) << R"({"embed_dim": 96, "depth": 4, "num_heads": 3, "global_attn_indexes": [1, 3]})";
+  std::ofstream(path)
+      << R"({"embed_dim": 96, "depth": 4, "num_heads": 3, "global_attn_indexes": [1, 3]})";
   EXPECT_EQ(std::get<ViTConfig>(resolve_encoder(path)).embed_dim, 96);
   std::string m = error_of([] { resolve_encoder("/nonexistent/enc.json"); });
   EXPECT_PRED2(contains, m, "/nonexistent/enc.json");

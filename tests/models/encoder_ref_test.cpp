@@ -26,7 +26,8 @@ double trace_error(const at::Tensor& output, const at::Tensor& summary) {
   double sum = flat.sum().item<double>(), ref_sum = summary[0].item<double>();
   double norm = flat.norm().item<double>(), ref_norm = summary[1].item<double>();
   int64_t n = std::min<int64_t>(256, flat.numel());
-  return std::max({std::abs(sum - ref_sum) / std::abs(ref_sum), std::abs(norm - ref_norm) / ref_norm,
+  return std::max({std::abs(sum - ref_sum) / std::abs(ref_sum),
+                   std::abs(norm - ref_norm) / ref_norm,
                    relative_error(flat.slice(0, 0, n), summary.slice(0, 2, 2 + n))});
 }
 

@@ -35,7 +35,8 @@ TEST(TinyViT, AttentionBiasesAreNeverStale) {
   torch::NoGradGuard no_grad;
   at::Tensor x = at::randn({1, 9, 8});
   at::Tensor before = attn(x);
-  attn->attention_biases.add_(1.0 + at::arange(attn->attention_biases.numel()).view_as(attn->attention_biases));
+  attn->attention_biases.add_(
+      1.0 + at::arange(attn->attention_biases.numel()).view_as(attn->attention_biases));
   EXPECT_FALSE(at::allclose(attn(x), before));
   // The offset table is not state: only the parameter appears in the state dict.
   auto entries = io::state_dict(*attn);
@@ -66,11 +67,14 @@ TEST(Preprocess, NormalisesAndPadsBottomRight) {
   EXPECT_FLOAT_EQ(x[0][2][0][0].item<float>(), (0.f - 103.53f) / 57.375f);
   EXPECT_EQ(x.slice(2, 2).abs().sum().item<float>(), 0.f);
   EXPECT_EQ(x.slice(3, 3).abs().sum().item<float>(), 0.f);
-  EXPECT_PRED2(sd::testing::contains,
-               sd::testing::error_of([] { normalize_and_pad(at::zeros({1025, 4, 3}, at::kByte)); }),
+  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] {
+                 normalize_and_pad(at::zeros({1025, 4, 3}, at::kByte));
+               }),
                "1025");
-  EXPECT_PRED2(sd::testing::contains,
-               sd::testing::error_of([] { normalize_and_pad(at::zeros({4, 4, 3})); }), "Float");
+  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] {
+                 normalize_and_pad(at::zeros({4, 4, 3}));
+               }),
+               "Float");
 }
 
 }  // namespace

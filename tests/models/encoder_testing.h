@@ -15,7 +15,8 @@ namespace sd::models::encoder_testing {
 // The folder's encoder (from its config.json), with weights.pth's `image_encoder.` entries
 // loaded strictly, in eval mode.
 inline std::shared_ptr<ImageEncoder> load_encoder(const sd::testing::ModelFolder& folder) {
-  auto encoder = make_image_encoder(encoder_config_from_json(folder.config, folder.file("config.json")));
+  auto encoder =
+      make_image_encoder(encoder_config_from_json(folder.config, folder.file("config.json")));
   io::load_state_dict(*encoder, io::read_state_dict(folder.file("weights.pth")), "image_encoder.",
                       folder.file("weights.pth"));
   encoder->eval();

@@ -20,8 +20,8 @@ using encoder_testing::relative_error;
 struct Step {
   double loss = 0, loss_after_eval_mode = 0;
   at::Tensor student_out;
-  std::map<std::string, at::Tensor> grads;   // undefined when the forward pass never used it
-  std::map<std::string, at::Tensor> after;   // floating state-dict entries after the step
+  std::map<std::string, at::Tensor> grads;  // undefined when the forward pass never used it
+  std::map<std::string, at::Tensor> after;  // floating state-dict entries after the step
 };
 
 Step train_step(const ModelFolder& student_folder, const at::Tensor& images,
@@ -99,7 +99,8 @@ TEST(TrainStepRef, OneAdamWStepOfTheStudentMatchesPython) {
     }
     ASSERT_TRUE(grad.defined()) << key;
     double spread = (grad - swapped.grads.at(key)).norm().item<double>();
-    EXPECT_NEAR(grad.norm().item<double>(), r, allowance("gradient norm of " + key, 1e-3 * r, spread))
+    EXPECT_NEAR(grad.norm().item<double>(), r,
+                allowance("gradient norm of " + key, 1e-3 * r, spread))
         << "gradient norm of " << key;
     ++checked;
   }
