@@ -9,9 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <unordered_set>
 
-#include "data/image.h"
 #include "data/loader.h"
 #include "distill/autocast.h"
 #include "distill/distill_loss.h"
@@ -21,6 +19,7 @@
 #include "distill/run_folder.h"
 #include "distill/schedule.h"
 #include "distill/train_checkpoint.h"
+#include "distill/training_set.h"
 #include "io/checkpoint.h"
 #include "models/image_encoder.h"
 #include "store/manifest.h"
@@ -49,60 +48,6 @@ std::string store_identity(const std::string& store) {
   return sha256_file(store::manifest_path(store));
 }
 
-// The training set: every image with a stored embedding, its pixels from the store's
-// image cache when it has them, else from the SA-1B folders of `data`.
-struct TrainingSet {
-  data::Dataset dataset;
-  bool cached_images = false;
-};
-
-TrainingSet training_set(const TrainConfig& c, const store::Reader& reader) {
-  std::vector<std::string> keys;
-  std::unordered_set<std::string> with_image;
-  for (const auto& e : reader.entries()) {
-    if (e.index.info.kind == store::Kind::embedding) keys.push_back(e.index.info.key);
-    if (e.index.info.kind == store::Kind::image) with_image.insert(e.index.info.key);
-  }
-  std::sort(keys.begin(), keys.end());
-  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-  if (keys.empty()) throw Error("store '" + c.store + "' holds no embeddings");
-
-  bool all_cached = std::all_of(keys.begin(), keys.end(),
-                                [&](const std::string& k) { return with_image.count(k) > 0; });
-  if (all_cached) {
-    std::vector<data::Entry> entries;
-    for (const auto& k : keys) entries.push_back(data::Entry{k, "", "", "", nullptr});
-    return {data::Dataset::from_entries(std::move(entries)), true};
-  }
-  if (c.data.empty())
-    throw Error("store '" + c.store + "' does not cache every image: give the SA-1B folders (--data)");
-  std::vector<data::Skip> orphans;
-  data::Dataset all = data::Dataset::index_sa1b(c.data, &orphans);
-  std::unordered_set<std::string> wanted(keys.begin(), keys.end());
-  data::Dataset found = all.filter([&](const data::Entry& e) { return wanted.count(e.id) > 0; });
-  if (found.size() < keys.size())
-    log::warn(std::to_string(keys.size() - found.size()) + " of " + std::to_string(keys.size()) +
-              " stored embeddings have no image under --data; they are left out");
-  if (found.size() == 0) throw Error("no image under --data matches the store's keys");
-  return {std::move(found), false};
-}
-
-data::ImageSource image_source(const TrainingSet& set, const store::Reader& reader) {
-  if (set.cached_images)
-    return [&reader](const data::Entry& e, const data::Record*) { return reader.image(e.id); };
-  data::ImageDecoder decoder = data::default_image_decoder();
-  return [decoder](const data::Entry& e, const data::Record* r) {
-    return data::read_image(e, decoder, r);
-  };
-}
-
-at::Tensor stack_targets(const store::Reader& reader, const std::vector<std::string>& ids,
-                         at::Device device) {
-  std::vector<at::Tensor> targets;
-  for (const auto& id : ids) targets.push_back(reader.embedding(id));
-  return at::stack(targets).to(device, /*non_blocking=*/true);
-}
-
 // The student's initial weights are a function of the seed.
 std::shared_ptr<models::ImageEncoder> make_student(const models::EncoderConfig& config, int64_t seed) {
   at::manual_seed(static_cast<uint64_t>(seed));
@@ -113,7 +58,7 @@ class Run {
  public:
   explicit Run(const TrainRequest& request)
       : r_(request), c_(request.config), paths_{request.run_dir}, device_(parse_device(c_.device)),
-        reader_(c_.store), set_(training_set(c_, reader_)),
+        reader_(c_.store), set_(training_set(reader_, c_.data)),
         student_config_(models::resolve_encoder(c_.student_model)),
         encoder_(make_student(student_config_, c_.seed)) {
     store::check_made_by(reader_.manifest(), r_.teacher, r_.teacher_checkpoint, c_.store);

@@ -1,0 +1,61 @@
+#include "distill/training_set.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "data/image.h"
+#include "util/error.h"
+#include "util/log.h"
+
+namespace sd::distill {
+
+TrainingSet training_set(const store::Reader& reader, const std::vector<std::string>& data) {
+  std::vector<std::string> keys;
+  std::unordered_set<std::string> with_image;
+  for (const auto& e : reader.entries()) {
+    if (e.index.info.kind == store::Kind::embedding) keys.push_back(e.index.info.key);
+    if (e.index.info.kind == store::Kind::image) with_image.insert(e.index.info.key);
+  }
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  if (keys.empty()) throw Error("store '" + reader.dir() + "' holds no embeddings");
+
+  bool all_cached = std::all_of(keys.begin(), keys.end(),
+                                [&](const std::string& k) { return with_image.count(k) > 0; });
+  if (all_cached) {
+    std::vector<data::Entry> entries;
+    for (const auto& k : keys) entries.push_back(data::Entry{k, "", "", "", nullptr});
+    return {data::Dataset::from_entries(std::move(entries)), true};
+  }
+  if (data.empty())
+    throw Error("store '" + reader.dir() + "' does not cache every image: give the SA-1B folders (--data)");
+  std::vector<data::Skip> orphans;
+  data::Dataset all = data::Dataset::index_sa1b(data, &orphans);
+  std::unordered_set<std::string> wanted(keys.begin(), keys.end());
+  data::Dataset found = all.filter([&](const data::Entry& e) { return wanted.count(e.id) > 0; });
+  if (found.size() < keys.size())
+    log::warn(std::to_string(keys.size() - found.size()) + " of " + std::to_string(keys.size()) +
+              " stored embeddings have no image under --data; they are left out");
+  if (found.size() == 0) throw Error("no image under --data matches the store's keys");
+  return {std::move(found), false};
+}
+
+data::ImageSource image_source(const TrainingSet& set, const store::Reader& reader) {
+  if (set.cached_images)
+    return [&reader](const data::Entry& e, const data::Record*) { return reader.image(e.id); };
+  data::ImageDecoder decoder = data::default_image_decoder();
+  return [decoder](const data::Entry& e, const data::Record* r) {
+    return data::read_image(e, decoder, r);
+  };
+}
+
+at::Tensor stack_targets(const store::Reader& reader, const std::vector<std::string>& ids,
+                         at::Device device) {
+  std::vector<at::Tensor> targets;
+  for (const auto& id : ids) targets.push_back(reader.embedding(id));
+  return at::stack(targets).to(device, /*non_blocking=*/true);
+}
+
+}  // namespace sd::distill

@@ -1,0 +1,30 @@
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "store/reader.h"
+
+// What the trainer reads: the store's teacher embeddings and the images they belong to.
+namespace sd::distill {
+
+// Every image with a stored embedding, in key order; its pixels come from the store's
+// image cache when it holds every image, else from the SA-1B folders `data`.
+struct TrainingSet {
+  data::Dataset dataset;
+  bool cached_images = false;
+};
+
+TrainingSet training_set(const store::Reader& reader, const std::vector<std::string>& data);
+
+// The loader's source of pixels for the set.
+data::ImageSource image_source(const TrainingSet& set, const store::Reader& reader);
+
+// The teacher embeddings of `ids` as one float32 Bx256x64x64 batch on `device`.
+at::Tensor stack_targets(const store::Reader& reader, const std::vector<std::string>& ids,
+                         at::Device device);
+
+}  // namespace sd::distill
