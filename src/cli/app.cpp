@@ -51,6 +51,7 @@ int run(int argc, char** argv) {
   add_train_command(app, globals);
   add_export_command(app, globals);
   add_bench_command(app, globals);
+  add_eval_command(app, globals);
 
   try {
     app.parse(argc, argv);

@@ -17,5 +17,6 @@ void add_data_command(CLI::App& app, const Globals& globals);
 void add_train_command(CLI::App& app, const Globals& globals);
 void add_export_command(CLI::App& app, const Globals& globals);
 void add_bench_command(CLI::App& app, const Globals& globals);
+void add_eval_command(CLI::App& app, const Globals& globals);
 
 }  // namespace sd::cli

@@ -1,0 +1,75 @@
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/shared_options.h"
+#include "eval/run.h"
+#include "util/atomic_file.h"
+#include "util/log.h"
+
+namespace sd::cli {
+namespace {
+
+struct EvalArgs {
+  eval::EvalRequest request;
+  std::string prompts = eval::kDefaultPrompts;
+  std::string multimask = "auto";
+  std::string report;
+};
+
+void run_eval(EvalArgs& a) {
+  a.request.settings.prompts = eval::parse_prompt_specs(a.prompts);
+  a.request.settings.multimask = eval::parse_multimask(a.multimask);
+  eval::EvalReport report = eval::run_eval(a.request);
+  std::cout << eval::report_table(report);
+  if (!a.report.empty()) {
+    write_file_atomic(a.report, eval::report_json(report).dump(2) + "\n");
+    std::cout << "report: " << a.report << "\n";
+  }
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app, const Globals&) {
+  auto a = std::make_shared<EvalArgs>();
+  eval::EvalRequest& r = a->request;
+  CLI::App* cmd = app.add_subcommand(
+      "eval", "mIoU of the student's masks against the teacher's for the same prompts (and of "
+              "both against the ground truth)");
+  cmd->add_option("--teacher", r.teacher,
+                  "Teacher architecture: preset or JSON config (default: the store's, else vit_h)");
+  cmd->add_option("--teacher-checkpoint", r.teacher_checkpoint,
+                  "Teacher weights, a full SAM checkpoint (file or run folder): its encoder when "
+                  "there is no --store, and its prompt encoder and mask decoder for both models");
+  cmd->add_option("--store", r.store,
+                  "Embedding store with the teacher's embeddings (the teacher then never runs)");
+  cmd->add_option("--student", r.student, "Student weights: a checkpoint or a run folder")->required();
+  cmd->add_option("--student-model", r.student_model,
+                  "Student architecture when --student is not a run folder (preset or JSON config)")
+      ->capture_default_str();
+  cmd->add_option("--data", r.data, "SA-1B folder(s) of sa_<id>.jpg + sa_<id>.json")->required();
+  add_subset_options(cmd, r.subset);
+  cmd->add_option("--max-images", r.max_images, "Evaluate the first N images (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--max-prompts-per-image", r.settings.max_prompts_per_image,
+                  "Annotations per image (the first with a non-empty mask); each gives one "
+                  "prompt of every kind")
+      ->capture_default_str();
+  cmd->add_option("--prompts", a->prompts, "Prompt kinds: box, point, center, fgbg@D (D pixels)")
+      ->capture_default_str();
+  cmd->add_option("--multimask", a->multimask,
+                  "score | oracle | off, or auto: score for single points, off for boxes and "
+                  "two points")
+      ->capture_default_str();
+  cmd->add_option("--prompt-seed", r.settings.seed, "Seed of the fgbg point placement")->capture_default_str();
+  cmd->add_option("--device", r.device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--report", a->report, "Write the report as JSON to this file");
+  cmd->add_option("--vis", r.vis_dir,
+                  "Folder for side-by-side PNGs (image with prompt | teacher's mask | student's "
+                  "mask), the IoU in each file name");
+  cmd->add_option("--vis-images", r.vis_images, "Images with pictures (the first ones)")
+      ->capture_default_str();
+  cmd->callback([a] { run_eval(*a); });
+}
+
+}  // namespace sd::cli

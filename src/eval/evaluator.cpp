@@ -1,0 +1,132 @@
+#include "eval/evaluator.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <chrono>
+#include <sstream>
+
+#include "data/rle.h"
+#include "eval/iou.h"
+#include "util/error.h"
+
+namespace sd::eval {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The mask a prompt keeps among the prediction's (1 or 3) masks; `reference` for oracle.
+at::Tensor choose(const models::Prediction& p, Multimask mode, const at::Tensor& reference) {
+  if (mode == Multimask::off) return p.masks[0];
+  if (mode == Multimask::score) return p.masks[p.iou_predictions.argmax().item<int64_t>()];
+  int64_t best = 0;
+  double best_iou = -1;
+  for (int64_t i = 0; i < p.masks.size(0); ++i) {
+    double iou = mask_iou(p.masks[i], reference);
+    if (iou > best_iou) best_iou = iou, best = i;
+  }
+  return p.masks[best];
+}
+
+}  // namespace
+
+Multimask parse_multimask(const std::string& text) {
+  if (text == "auto") return Multimask::per_kind;
+  if (text == "score") return Multimask::score;
+  if (text == "oracle") return Multimask::oracle;
+  if (text == "off") return Multimask::off;
+  throw Error("--multimask: '" + text + "' is not score, oracle, off or auto");
+}
+
+Multimask multimask_for(Multimask setting, const PromptSpec& spec) {
+  if (setting != Multimask::per_kind) return setting;
+  return spec.single_point() ? Multimask::score : Multimask::off;
+}
+
+std::string multimask_name(Multimask mode) {
+  switch (mode) {
+    case Multimask::per_kind: return "auto";
+    case Multimask::score: return "score";
+    case Multimask::oracle: return "oracle";
+    case Multimask::off: return "off";
+  }
+  return "?";
+}
+
+std::string describe(const models::Prompts& p) {
+  std::ostringstream s;
+  s.precision(6);
+  if (p.box.defined()) {
+    at::Tensor b = p.box.reshape({4});
+    s << "box " << b[0].item<float>() << "," << b[1].item<float>() << "," << b[2].item<float>()
+      << "," << b[3].item<float>();
+  }
+  if (p.point_coords.defined()) {
+    s << (p.box.defined() ? " " : "") << "points";
+    for (int64_t i = 0; i < p.point_coords.size(0); ++i)
+      s << (i ? "; " : " ") << p.point_coords[i][0].item<float>() << ","
+        << p.point_coords[i][1].item<float>() << "," << p.point_labels[i].item<int>();
+  }
+  return s.str();
+}
+
+Evaluator::Evaluator(models::Sam sam, EvalSettings settings)
+    : predictor_(std::move(sam)), settings_(std::move(settings)) {
+  predictor_.model()->eval();
+}
+
+EvalReport Evaluator::empty_report() const {
+  EvalReport report;
+  for (const PromptSpec& spec : settings_.prompts) {
+    report.kinds.push_back(spec.name());
+    report.multimask[spec.name()] = multimask_name(multimask_for(settings_.multimask, spec));
+  }
+  return report;
+}
+
+void Evaluator::evaluate_image(const std::string& image_id, const data::Record& record,
+                               const at::Tensor& resized, const at::Tensor& teacher_embedding,
+                               EvalReport& report, std::vector<PromptMasks>* masks) {
+  at::NoGradGuard no_grad;
+  const models::Size2 original{record.image.height, record.image.width};
+  auto start = std::chrono::steady_clock::now();
+  predictor_.set_image(resized, original);
+  const at::Tensor student_embedding = predictor_.get_image_embedding();
+  report.timings.student_embed_s += seconds_since(start);
+
+  start = std::chrono::steady_clock::now();
+  int used = 0;
+  for (const data::Annotation& a : record.annotations) {
+    if (used == settings_.max_prompts_per_image) break;
+    if (data::rle_area(a.segmentation) == 0) continue;
+    ++used;
+    const at::Tensor truth = data::rle_decode(a.segmentation);
+    for (const PromptSpec& spec : settings_.prompts) {
+      std::optional<models::Prompts> prompt = make_prompt(a, truth, spec, settings_.seed);
+      if (!prompt) {
+        ++report.skipped_prompts;
+        continue;
+      }
+      const Multimask mode = multimask_for(settings_.multimask, spec);
+      const bool multimask = mode != Multimask::off;
+      predictor_.set_image_embedding(teacher_embedding, original);
+      const at::Tensor teacher = choose(predictor_.predict(*prompt, multimask), mode, truth);
+      predictor_.set_image_embedding(student_embedding, original);
+      const models::Prediction s = predictor_.predict(*prompt, multimask);
+      const at::Tensor student = choose(s, mode, teacher);
+
+      PromptOutcome o{image_id, a.id, spec.name(), describe(*prompt)};
+      o.iou = mask_iou(student, teacher);
+      o.teacher_gt = mask_iou(teacher, truth);
+      o.student_gt = mask_iou(mode == Multimask::oracle ? choose(s, mode, truth) : student, truth);
+      report.outcomes.push_back(std::move(o));
+      if (masks) masks->push_back({*prompt, teacher, student});
+    }
+  }
+  report.timings.decode_s += seconds_since(start);
+  report.images += 1;
+}
+
+}  // namespace sd::eval

@@ -1,0 +1,62 @@
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <vector>
+
+#include "data/records.h"
+#include "eval/prompts.h"
+#include "eval/report.h"
+#include "models/predictor.h"
+#include "models/sam.h"
+
+namespace sd::eval {
+
+// Which of SAM's masks a prompt keeps. per_kind: score for a single point, off otherwise.
+enum class Multimask { per_kind, score, oracle, off };
+// "score", "oracle", "off" ("auto": per_kind); sd::Error naming the value otherwise.
+Multimask parse_multimask(const std::string& text);
+// score: the mask of highest predicted IoU (SAM's practice for one point); oracle: the one
+// closest to the reference; off: single-mask output.
+Multimask multimask_for(Multimask setting, const PromptSpec& spec);
+std::string multimask_name(Multimask mode);
+
+struct EvalSettings {
+  std::vector<PromptSpec> prompts = parse_prompt_specs(kDefaultPrompts);
+  Multimask multimask = Multimask::per_kind;
+  int max_prompts_per_image = 64;  // the first annotations (file order) with a non-empty mask
+  uint64_t seed = 0;               // fgbg placement
+};
+
+// Both models' masks for one prompt (HxW bool at the original size), kept for pictures.
+struct PromptMasks {
+  models::Prompts prompt;
+  at::Tensor teacher, student;
+};
+
+// Teacher and student see identical prompts through the same prompt encoder and mask
+// decoder (the teacher's); only the image embedding differs.
+class Evaluator {
+ public:
+  // `sam`: the student's image encoder with the teacher's prompt encoder and mask decoder.
+  Evaluator(models::Sam sam, EvalSettings settings);
+
+  // One image: `resized` uint8 HxWx3 (longest side 1024), `teacher_embedding` 1x256x64x64.
+  // Appends an outcome per prompt to `report` (and the masks to `masks` when given).
+  void evaluate_image(const std::string& image_id, const data::Record& record,
+                      const at::Tensor& resized, const at::Tensor& teacher_embedding,
+                      EvalReport& report, std::vector<PromptMasks>* masks = nullptr);
+
+  const EvalSettings& settings() const { return settings_; }
+  // The report's kinds and per-kind multimask modes, before any image.
+  EvalReport empty_report() const;
+
+ private:
+  models::SamPredictor predictor_;
+  EvalSettings settings_;
+};
+
+// The prompt as text in original pixels: "box x0,y0,x1,y1" or "points x,y,label; ...".
+std::string describe(const models::Prompts& prompt);
+
+}  // namespace sd::eval

@@ -1,0 +1,95 @@
+#include "eval/report.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+#include "eval/iou.h"
+
+namespace sd::eval {
+
+std::map<std::string, double> EvalReport::mean_by_kind(double PromptOutcome::*field) const {
+  std::map<std::string, double> sum;
+  for (const PromptOutcome& o : outcomes) sum[o.kind] += o.*field;
+  std::map<std::string, int64_t> n = count_by_kind();
+  for (auto& [kind, value] : sum) value /= double(n[kind]);
+  return sum;
+}
+
+std::map<std::string, int64_t> EvalReport::count_by_kind() const {
+  std::map<std::string, int64_t> n;
+  for (const PromptOutcome& o : outcomes) n[o.kind] += 1;
+  return n;
+}
+
+nlohmann::json report_json(const EvalReport& r, size_t worst) {
+  std::map<std::string, Histogram> histograms;
+  for (const PromptOutcome& o : r.outcomes) histograms[o.kind].add(o.iou);
+  nlohmann::json hist = nlohmann::json::object();
+  for (const auto& [kind, h] : histograms) hist[kind] = h.to_json();
+
+  std::vector<const PromptOutcome*> sorted;
+  for (const PromptOutcome& o : r.outcomes) sorted.push_back(&o);
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const PromptOutcome* a, const PromptOutcome* b) { return a->iou < b->iou; });
+  nlohmann::json worst_list = nlohmann::json::array();
+  for (size_t i = 0; i < std::min(worst, sorted.size()); ++i)
+    worst_list.push_back({{"image", sorted[i]->image},
+                          {"annotation", sorted[i]->annotation},
+                          {"kind", sorted[i]->kind},
+                          {"prompt", sorted[i]->prompt},
+                          {"iou", sorted[i]->iou}});
+
+  const double prompts = double(r.outcomes.size());
+  return {{"miou", r.mean_by_kind(&PromptOutcome::iou)},
+          {"count", r.count_by_kind()},
+          {"miou_gt",
+           {{"teacher", r.mean_by_kind(&PromptOutcome::teacher_gt)},
+            {"student", r.mean_by_kind(&PromptOutcome::student_gt)}}},
+          {"histogram", hist},
+          {"worst", worst_list},
+          {"timings",
+           {{"teacher_embed_s", r.timings.teacher_embed_s},
+            {"student_embed_s", r.timings.student_embed_s},
+            {"decode_s", r.timings.decode_s},
+            {"total_s", r.timings.total_s},
+            {"prompts_per_s", r.timings.decode_s > 0 ? prompts / r.timings.decode_s : 0.0}}},
+          {"images", r.images},
+          {"prompts", r.outcomes.size()},
+          {"skipped_prompts", r.skipped_prompts},
+          {"multimask", r.multimask}};
+}
+
+std::string report_table(const EvalReport& r) {
+  auto miou = r.mean_by_kind(&PromptOutcome::iou);
+  auto teacher = r.mean_by_kind(&PromptOutcome::teacher_gt);
+  auto student = r.mean_by_kind(&PromptOutcome::student_gt);
+  auto count = r.count_by_kind();
+  std::ostringstream out;
+  char line[160];
+  std::snprintf(line, sizeof line, "%-12s %-9s %7s %10s %12s %12s\n", "prompt", "multimask",
+                "count", "mIoU", "teacher-GT", "student-GT");
+  out << line;
+  for (const std::string& kind : r.kinds) {
+    auto mm = r.multimask.find(kind);
+    if (!count.count(kind)) {
+      std::snprintf(line, sizeof line, "%-12s %-9s %7d %10s %12s %12s\n", kind.c_str(),
+                    mm == r.multimask.end() ? "" : mm->second.c_str(), 0, "-", "-", "-");
+    } else {
+      std::snprintf(line, sizeof line, "%-12s %-9s %7lld %10.4f %12.4f %12.4f\n", kind.c_str(),
+                    mm == r.multimask.end() ? "" : mm->second.c_str(), (long long)count[kind],
+                    miou[kind], teacher[kind], student[kind]);
+    }
+    out << line;
+  }
+  std::snprintf(line, sizeof line,
+                "%lld images, %zu prompts (%lld skipped); %.1f s: teacher %.1f s, student %.1f s, "
+                "decoding %.1f s\n",
+                (long long)r.images, r.outcomes.size(), (long long)r.skipped_prompts,
+                r.timings.total_s, r.timings.teacher_embed_s, r.timings.student_embed_s,
+                r.timings.decode_s);
+  out << line;
+  return out.str();
+}
+
+}  // namespace sd::eval

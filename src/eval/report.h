@@ -1,0 +1,49 @@
+#pragma once
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace sd::eval {
+
+// One prompt's outcome: the student's mask against the teacher's, and both against the
+// annotation's (ground-truth) mask, each IoU at the original resolution.
+struct PromptOutcome {
+  std::string image;       // entry id, e.g. "sa_100001"
+  int64_t annotation = 0;  // annotation id
+  std::string kind;        // PromptSpec::name()
+  std::string prompt;      // the prompt in original pixels, for people
+  double iou = 0;          // student vs teacher
+  double teacher_gt = 0, student_gt = 0;
+};
+
+struct Timings {
+  double teacher_embed_s = 0;  // teacher encoder runs, or store reads
+  double student_embed_s = 0;  // student encoder runs
+  double decode_s = 0;         // prompt encoder + mask decoder + upscaling + IoUs, both models
+  double total_s = 0;
+};
+
+struct EvalReport {
+  std::vector<std::string> kinds;  // in the order asked for
+  std::map<std::string, std::string> multimask;  // kind -> score | oracle | off
+  std::vector<PromptOutcome> outcomes;
+  int64_t images = 0;
+  int64_t skipped_prompts = 0;  // annotations that could not give a prompt of a kind
+  Timings timings;
+
+  // Mean of `field` over the outcomes of each kind (kinds without outcomes left out).
+  std::map<std::string, double> mean_by_kind(double PromptOutcome::*field) const;
+  std::map<std::string, int64_t> count_by_kind() const;
+};
+
+// {"miou": {kind: value}, "count": {kind: n}, "miou_gt": {"teacher": {...}, "student": {...}},
+//  "histogram": {kind: {"edges", "counts"}}, "worst": [{image, annotation, kind, prompt, iou}],
+//  "timings": {..., "prompts_per_s"}, "images", "prompts", "skipped_prompts", "multimask"}.
+nlohmann::json report_json(const EvalReport& report, size_t worst = 20);
+
+// The same summary as a table for the console: one row per kind.
+std::string report_table(const EvalReport& report);
+
+}  // namespace sd::eval

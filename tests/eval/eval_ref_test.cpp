@@ -1,0 +1,140 @@
+// The evaluation with the fixture teacher on data/sample: an identical student agrees
+// exactly, the store gives what the teacher model gives, and bad combinations are refused.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/fixtures.h"
+#include "eval/run.h"
+#include "io/checkpoint.h"
+#include "io/state_dict.h"
+#include "models/config.h"
+#include "models/image_encoder.h"
+#include "store/embed.h"
+
+namespace fs = std::filesystem;
+
+namespace sd::testing {
+namespace {
+
+// A small TinyViT (the last width keeps the 64x64 grid), randomly initialised.
+const char* kStudent =
+    R"({"embed_dims": [16, 32, 64, 320], "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 5],
+        "window_sizes": [7, 7, 14, 7]})";
+
+class EvalRef : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!fixtures_present()) return;
+    dir_ = new std::string(make_temp_dir("samdistill-eval"));
+    auto teacher = first_folder(false);
+    ASSERT_TRUE(teacher) << "no ViT folder under " << fixtures_root();
+    teacher_ = new ModelFolder(*teacher);
+    std::ofstream(*dir_ + "/teacher.json") << teacher->config.dump();
+    std::ofstream(*dir_ + "/student.json") << kStudent;
+    at::manual_seed(3);
+    auto student = models::make_image_encoder(models::resolve_encoder(*dir_ + "/student.json"));
+    io::write_state_dict(*dir_ + "/student.pth", io::state_dict(*student));
+
+    store::EmbedOptions o;
+    o.teacher = *dir_ + "/teacher.json";
+    o.teacher_checkpoint = teacher->file("weights.pth");
+    o.data = {data_sample()};
+    o.subset.list_file = *dir_ + "/first.txt";
+    std::ofstream(o.subset.list_file) << first_image() << "\n";
+    o.store = *dir_ + "/store";
+    o.dtype = store::DType::fp32;
+    store::embed(o);
+  }
+  static void TearDownTestSuite() {
+    if (dir_) fs::remove_all(*dir_);
+    delete dir_;
+    delete teacher_;
+    dir_ = nullptr;
+    teacher_ = nullptr;
+  }
+  void SetUp() override { SD_REQUIRE_FIXTURES(); }
+
+  static std::string first_image() {
+    std::vector<std::string> ids;
+    for (const auto& f : fs::directory_iterator(data_sample()))
+      if (f.path().extension() == ".jpg") ids.push_back(f.path().stem().string());
+    std::sort(ids.begin(), ids.end());
+    return ids.at(0);
+  }
+
+  // One image, three annotations, every prompt kind; the fixture teacher's decoder.
+  static eval::EvalRequest request() {
+    eval::EvalRequest r;
+    r.teacher = *dir_ + "/teacher.json";
+    r.teacher_checkpoint = teacher_->file("weights.pth");
+    r.student = *dir_ + "/student.pth";
+    r.student_model = *dir_ + "/student.json";
+    r.data = {data_sample()};
+    r.max_images = 1;
+    r.settings.prompts = eval::parse_prompt_specs("box,point,center,fgbg@100");
+    r.settings.max_prompts_per_image = 3;
+    return r;
+  }
+
+  static std::string* dir_;
+  static ModelFolder* teacher_;
+};
+std::string* EvalRef::dir_ = nullptr;
+ModelFolder* EvalRef::teacher_ = nullptr;
+
+TEST_F(EvalRef, StudentIdenticalToTheTeacherScoresExactlyOne) {
+  eval::EvalRequest r = request();
+  r.student = teacher_->file("weights.pth");  // a ViT student is allowed
+  r.student_model = *dir_ + "/teacher.json";
+  eval::EvalReport report = eval::run_eval(r);
+  nlohmann::json j = eval::report_json(report);
+  for (const std::string kind : {"box", "point", "center", "fgbg@100"}) {
+    ASSERT_TRUE(j["miou"].contains(kind)) << j.dump();
+    EXPECT_EQ(j["miou"][kind].get<double>(), 1.0) << kind;
+    EXPECT_GE(j["count"][kind].get<int>(), 1) << kind;  // fgbg may find no room for a point
+    EXPECT_EQ(j["miou_gt"]["teacher"][kind], j["miou_gt"]["student"][kind]) << kind;
+  }
+  for (const eval::PromptOutcome& o : report.outcomes) EXPECT_EQ(o.iou, 1.0) << o.kind;
+  EXPECT_EQ(j["histogram"]["box"]["counts"][9].get<int>(), 3);
+  EXPECT_EQ(report.images, 1);
+}
+
+TEST_F(EvalRef, StoreGivesWhatTheTeacherModelGives) {
+  eval::EvalReport from_model = eval::run_eval(request());
+  eval::EvalRequest r = request();
+  r.store = *dir_ + "/store";
+  eval::EvalReport from_store = eval::run_eval(r);
+  ASSERT_GE(from_model.outcomes.size(), 9u);
+  ASSERT_EQ(from_store.outcomes.size(), from_model.outcomes.size());
+  bool below_one = false;
+  for (size_t i = 0; i < from_model.outcomes.size(); ++i) {
+    const eval::PromptOutcome &m = from_model.outcomes[i], &s = from_store.outcomes[i];
+    EXPECT_EQ(m.prompt, s.prompt);
+    EXPECT_EQ(m.iou, s.iou) << m.kind << " " << m.annotation;
+    EXPECT_EQ(m.teacher_gt, s.teacher_gt);
+    EXPECT_EQ(m.student_gt, s.student_gt);
+    below_one |= m.iou < 1.0;
+  }
+  EXPECT_TRUE(below_one) << "a random student should not agree with the teacher everywhere";
+}
+
+TEST_F(EvalRef, StoreOfAnotherTeacherIsRefused) {
+  eval::EvalRequest r = request();
+  r.store = *dir_ + "/store";
+  r.teacher = "vit_b";
+  r.teacher_checkpoint.clear();
+  EXPECT_PRED2(contains, error_of([&] { eval::run_eval(r); }), "teacher.");
+}
+
+TEST_F(EvalRef, EncoderOnlyStudentWithoutTeacherWeightsNamesTheFlag) {
+  eval::EvalRequest r = request();
+  r.store = *dir_ + "/store";
+  r.teacher_checkpoint.clear();
+  EXPECT_PRED2(contains, error_of([&] { eval::run_eval(r); }), "--teacher-checkpoint");
+}
+
+}  // namespace
+}  // namespace sd::testing
