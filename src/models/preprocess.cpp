@@ -3,49 +3,124 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <mutex>
+#include <new>
 #include <sstream>
+#include <vector>
 
 #include "util/error.h"
 
 namespace sd::models {
+namespace {
 
 constexpr int64_t kImageSize = 1024;
+constexpr int64_t kPlane = kImageSize * kImageSize;
+constexpr float kMean[3] = {123.675f, 116.28f, 103.53f};
+constexpr float kStd[3] = {58.395f, 57.12f, 57.375f};
+
+// (v - mean) / std for the 256 values of each channel: the same float arithmetic as the
+// tensor expression in normalize_and_pad (so the same bits), one load per value.
+struct Table {
+  float value[3][256];
+  Table() {
+    for (int c = 0; c < 3; ++c)
+      for (int v = 0; v < 256; ++v) value[c][v] = (static_cast<float>(v) - kMean[c]) / kStd[c];
+  }
+};
+const Table kTable;
+
+// Recycles the 12 MiB buffers of the results: a fresh one faults in 3,072 pages, which costs
+// as much as filling them. A buffer comes back when the last tensor using it dies, on any
+// thread (the loader's batches copy them on the trainer's), hence the lock; at most
+// kKeep wait for reuse. Never destroyed, so that tensors alive at exit can still return theirs.
+class BufferPool {
+ public:
+  static BufferPool& instance() {
+    static BufferPool* pool = new BufferPool;
+    return *pool;
+  }
+
+  at::Tensor take() {
+    void* buffer = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!free_.empty()) {
+        buffer = free_.back();
+        free_.pop_back();
+      }
+    }
+    if (!buffer && !(buffer = std::aligned_alloc(64, kPlane * 3 * sizeof(float)))) throw std::bad_alloc();
+    return at::from_blob(buffer, {3, kImageSize, kImageSize}, [](void* p) { instance().give(p); }, at::kFloat);
+  }
+
+ private:
+  static constexpr size_t kKeep = 8;
+
+  void give(void* buffer) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (free_.size() < kKeep) {
+      free_.push_back(buffer);
+    } else {
+      lock.unlock();
+      std::free(buffer);
+    }
+  }
+
+  std::mutex mutex_;
+  std::vector<void*> free_;
+};
+
+Error shape_error(const std::string& got) {
+  return Error("normalize_and_pad: expected a uint8 HxWx3 image with sides <= 1024, got " + got);
+}
+
+}  // namespace
+
+NormalizeAndPad::NormalizeAndPad(int64_t height, int64_t width)
+    : width_(width),
+      pixels_(BufferPool::instance().take()),
+      data_(pixels_.data_ptr<float>()) {
+  if (height > kImageSize || width > kImageSize)
+    throw shape_error(std::to_string(height) + "x" + std::to_string(width) + "x3");
+  for (int c = 0; c < 3; ++c) {
+    float* plane = data_ + c * kPlane;
+    for (int64_t y = 0; y < height; ++y)
+      std::fill(plane + y * kImageSize + width, plane + (y + 1) * kImageSize, 0.0f);
+    std::fill(plane + height * kImageSize, plane + kPlane, 0.0f);
+  }
+}
+
+void NormalizeAndPad::set_row(int64_t y, const uint8_t* rgb) {
+  float* __restrict r = data_ + y * kImageSize;
+  float* __restrict g = r + kPlane;
+  float* __restrict b = g + kPlane;
+  for (int64_t x = 0; x < width_; ++x) {
+    r[x] = kTable.value[0][rgb[3 * x]];
+    g[x] = kTable.value[1][rgb[3 * x + 1]];
+    b[x] = kTable.value[2][rgb[3 * x + 2]];
+  }
+}
 
 at::Tensor normalize_and_pad(const at::Tensor& image) {
   if (image.scalar_type() != at::kByte || image.dim() != 3 || image.size(2) != 3 ||
       image.size(0) > kImageSize || image.size(1) > kImageSize) {
     std::ostringstream shape;
     shape << image.sizes();
-    throw Error("normalize_and_pad: expected a uint8 HxWx3 image with sides <= 1024, got " +
-                std::string(at::toString(image.scalar_type())) + " " + shape.str());
+    throw shape_error(std::string(at::toString(image.scalar_type())) + " " + shape.str());
   }
-  const float mean[3] = {123.675f, 116.28f, 103.53f};
-  const float std[3] = {58.395f, 57.12f, 57.375f};
   if (!image.is_cpu()) {
     auto options = at::TensorOptions().dtype(at::kFloat).device(image.device());
-    at::Tensor x = (image.permute({2, 0, 1}).unsqueeze(0) - at::tensor({mean[0], mean[1], mean[2]}, options).view({3, 1, 1})) /
-                   at::tensor({std[0], std[1], std[2]}, options).view({3, 1, 1});
+    at::Tensor x = (image.permute({2, 0, 1}).unsqueeze(0) -
+                    at::tensor({kMean[0], kMean[1], kMean[2]}, options).view({3, 1, 1})) /
+                   at::tensor({kStd[0], kStd[1], kStd[2]}, options).view({3, 1, 1});
     return at::constant_pad_nd(x, {0, kImageSize - image.size(1), 0, kImageSize - image.size(0)});
   }
-  // On the CPU, one pass through a table of the 256 values per channel: the same float
-  // arithmetic as the expression above (so the same bits), several times faster.
-  float table[3][256];
-  for (int c = 0; c < 3; ++c)
-    for (int v = 0; v < 256; ++v) table[c][v] = (static_cast<float>(v) - mean[c]) / std[c];
   const at::Tensor in = image.contiguous();
   const uint8_t* src = in.data_ptr<uint8_t>();
-  const int64_t h = in.size(0), w = in.size(1), plane = kImageSize * kImageSize;
-  at::Tensor out = at::empty({1, 3, kImageSize, kImageSize}, at::kFloat);
-  float* dst = out.data_ptr<float>();
-  for (int64_t y = 0; y < kImageSize; ++y) {
-    for (int c = 0; c < 3; ++c) {
-      float* row = dst + c * plane + y * kImageSize;
-      const int64_t filled = y < h ? w : 0;
-      for (int64_t x = 0; x < filled; ++x) row[x] = table[c][src[(y * w + x) * 3 + c]];
-      std::fill(row + filled, row + kImageSize, 0.0f);
-    }
-  }
-  return out;
+  NormalizeAndPad out(in.size(0), in.size(1));
+  for (int64_t y = 0; y < in.size(0); ++y) out.set_row(y, src + y * in.size(1) * 3);
+  return out.pixels().unsqueeze(0);
 }
 
 }  // namespace sd::models

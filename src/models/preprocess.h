@@ -1,6 +1,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
+
 namespace sd::models {
 
 // SAM's pixel normalisation and padding: a uint8 HxWx3 RGB image already resized so that its
@@ -8,5 +10,20 @@ namespace sd::models {
 // 103.53) and std (58.395, 57.12, 57.375), zero-padded bottom-right. sd::Error when the
 // image is not uint8 HxWx3 or a side exceeds 1024.
 at::Tensor normalize_and_pad(const at::Tensor& image);
+
+// normalize_and_pad on the CPU one image row at a time (the same bits), for a producer of rows
+// that never stores the uint8 image: the constructor allocates the 3x1024x1024 result and
+// zeroes only its padding; set_row fills row y < height from `width` RGB pixels.
+class NormalizeAndPad {
+ public:
+  NormalizeAndPad(int64_t height, int64_t width);
+  void set_row(int64_t y, const uint8_t* rgb);
+  const at::Tensor& pixels() const { return pixels_; }  // 3x1024x1024 float
+
+ private:
+  int64_t width_;
+  at::Tensor pixels_;
+  float* data_;
+};
 
 }  // namespace sd::models
