@@ -37,6 +37,8 @@ struct Coefficients {
   int stride = 0;  // taps, rounded up to 8: a whole AVX2 register per output pixel
   std::vector<int> first;
   std::vector<int32_t> weights;  // out_size x stride
+  // The same weights (never negative) as high * 2^15 + low in 16 bits each, for vpmaddwd.
+  std::vector<int16_t> low, high;
 };
 
 double triangle(double x) {
@@ -77,6 +79,12 @@ Coefficients precompute(int in_size, int out_size) {
     }
     c.first[xx] = first;
   }
+  c.low.resize(c.weights.size());
+  c.high.resize(c.weights.size());
+  for (size_t i = 0; i < c.weights.size(); ++i) {
+    c.low[i] = static_cast<int16_t>(c.weights[i] & 0x7fff);
+    c.high[i] = static_cast<int16_t>(c.weights[i] >> 15);
+  }
   return c;
 }
 
@@ -106,29 +114,39 @@ void horizontal_row(const uint8_t* line, const Coefficients& c, int, int out_w, 
 }
 
 #ifdef SD_AVX2
-// horizontal_row<3, TAPS <= 5> with AVX2: per output pixel, one 16-byte load holds the 5 RGB
-// input pixels, split into R, G and B lanes, multiplied by the weights in 32 bits (exact) and
-// summed across lanes. The last few output pixels, whose load would pass the row's end, go
-// through the plain version.
+// horizontal_row<3, TAPS <= 5> with AVX2, two output pixels at a time, one per 128-bit half:
+// a 16-byte load holds the 5 RGB input pixels, shuffled into 16-bit R, G and B lanes; each
+// product pixel x weight is split as pixel x high x 2^15 + pixel x low (vpmaddwd, exact in 32
+// bits) and the lanes of each channel summed. The last few output pixels, whose load would
+// pass the row's end, go through the plain version.
+// One channel of `pixels` (picked by the `channel` shuffle) times the weights, in pairs of lanes.
+__attribute__((target("avx2"))) inline __m256i weigh(__m256i pixels, __m256i channel, __m256i low, __m256i high) {
+  const __m256i v = _mm256_shuffle_epi8(pixels, channel);
+  return _mm256_add_epi32(_mm256_slli_epi32(_mm256_madd_epi16(v, high), 15), _mm256_madd_epi16(v, low));
+}
+
 __attribute__((target("avx2"))) void horizontal_row_rgb_avx2(const uint8_t* line, const Coefficients& c, int in_w,
                                                              int out_w, uint8_t* out) {
-  const __m128i red_green = _mm_setr_epi8(0, 3, 6, 9, 12, -1, -1, -1, 1, 4, 7, 10, 13, -1, -1, -1);
-  const __m128i blue = _mm_setr_epi8(2, 5, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
-  const __m128i half = _mm_set1_epi32(kHalf);
+  const __m256i red = _mm256_broadcastsi128_si256(_mm_setr_epi8(0, -1, 3, -1, 6, -1, 9, -1, 12, -1, -1, -1, -1, -1, -1, -1));
+  const __m256i green = _mm256_broadcastsi128_si256(_mm_setr_epi8(1, -1, 4, -1, 7, -1, 10, -1, 13, -1, -1, -1, -1, -1, -1, -1));
+  const __m256i blue = _mm256_broadcastsi128_si256(_mm_setr_epi8(2, -1, 5, -1, 8, -1, 11, -1, 14, -1, -1, -1, -1, -1, -1, -1));
+  const __m256i half = _mm256_set1_epi32(kHalf);
   int xx = 0;
-  for (; xx < out_w && c.first[xx] * 3 + 16 <= in_w * 3; ++xx) {
-    const __m128i px = _mm_loadu_si128(reinterpret_cast<const __m128i*>(line + c.first[xx] * 3));
-    const __m256i k = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&c.weights[static_cast<size_t>(xx) * 8]));
-    const __m128i rg = _mm_shuffle_epi8(px, red_green);
-    const __m256i r = _mm256_mullo_epi32(_mm256_cvtepu8_epi32(rg), k);
-    const __m256i g = _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(rg, 8)), k);
-    const __m256i b = _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_shuffle_epi8(px, blue)), k);
-    // Per 128-bit half: (r, g, b, b) partial sums; the two halves added give the totals.
-    const __m256i sums = _mm256_hadd_epi32(_mm256_hadd_epi32(r, g), _mm256_hadd_epi32(b, b));
-    __m128i rgb = _mm_add_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
-    rgb = _mm_srai_epi32(_mm_add_epi32(rgb, half), kPrecisionBits);
-    const uint32_t bytes = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_packus_epi16(_mm_packs_epi32(rgb, rgb), rgb)));
-    std::memcpy(out + xx * 3, &bytes, 3);
+  for (; xx + 1 < out_w && c.first[xx + 1] * 3 + 16 <= in_w * 3; xx += 2) {
+    const __m256i px = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(line + c.first[xx] * 3))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(line + c.first[xx + 1] * 3)), 1);
+    const __m256i low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&c.low[static_cast<size_t>(xx) * 8]));
+    const __m256i high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&c.high[static_cast<size_t>(xx) * 8]));
+    const __m256i r = weigh(px, red, low, high), g = weigh(px, green, low, high), b = weigh(px, blue, low, high);
+    // Per 128-bit half: the (r, g, b, b) sums of its output pixel.
+    __m256i rgb = _mm256_hadd_epi32(_mm256_hadd_epi32(r, g), _mm256_hadd_epi32(b, b));
+    rgb = _mm256_srai_epi32(_mm256_add_epi32(rgb, half), kPrecisionBits);
+    rgb = _mm256_packus_epi16(_mm256_packs_epi32(rgb, rgb), rgb);
+    const uint32_t first = static_cast<uint32_t>(_mm256_cvtsi256_si32(rgb));
+    const uint32_t second = static_cast<uint32_t>(_mm256_extract_epi32(rgb, 4));
+    std::memcpy(out + xx * 3, &first, 3);
+    std::memcpy(out + xx * 3 + 3, &second, 3);
   }
   horizontal_pixels<3, 0>(line, c, xx, out_w, out);
 }
@@ -215,7 +233,7 @@ void resize(const at::Tensor& image, int out_h, int out_w, uint8_t* out, size_t 
   const Coefficients ch = need_horizontal ? precompute(in_w, out_w) : Coefficients{};
   const HorizontalRow horizontal = horizontal_for(channels, ch.taps);
   // Without a vertical pass, one tap of weight 1.0 per output row: the row itself.
-  Coefficients cv{1, 1, {}, {}};
+  Coefficients cv{1, 1, {}, {}, {}, {}};
   if (out_h != in_h) {
     cv = precompute(in_h, out_h);
   } else {
