@@ -9,18 +9,13 @@
 #include <vector>
 
 #include "util/error.h"
+#include "util/vectorise.h"
 
-// The inner loops are plain integer multiply-adds that GCC vectorises; on x86-64 it also
-// builds an AVX2 copy of them, picked at run time on CPUs that have it. The horizontal pass
-// of RGB images, whose 3-channel pixels do not vectorise that way, has its own AVX2 version.
+// The horizontal pass of RGB images, whose 3-channel pixels do not vectorise as plain loops,
+// has its own AVX2 version, picked at run time on CPUs that have it.
 #if defined(__x86_64__) && defined(__GNUC__)
 #define SD_AVX2 1
 #include <immintrin.h>
-#endif
-#if defined(SD_AVX2) && !defined(__clang__)
-#define SD_VECTORISED __attribute__((target_clones("avx2", "default")))
-#else
-#define SD_VECTORISED
 #endif
 
 namespace sd::data {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "util/error.h"
+#include "util/vectorise.h"
 
 namespace sd::models {
 namespace {
@@ -18,17 +19,6 @@ constexpr int64_t kImageSize = 1024;
 constexpr int64_t kPlane = kImageSize * kImageSize;
 constexpr float kMean[3] = {123.675f, 116.28f, 103.53f};
 constexpr float kStd[3] = {58.395f, 57.12f, 57.375f};
-
-// (v - mean) / std for the 256 values of each channel: the same float arithmetic as the
-// tensor expression in normalize_and_pad (so the same bits), one load per value.
-struct Table {
-  float value[3][256];
-  Table() {
-    for (int c = 0; c < 3; ++c)
-      for (int v = 0; v < 256; ++v) value[c][v] = (static_cast<float>(v) - kMean[c]) / kStd[c];
-  }
-};
-const Table kTable;
 
 // Recycles the 12 MiB buffers of the results: a fresh one faults in 3,072 pages, which costs
 // as much as filling them. A buffer comes back when the last tensor using it dies, on any
@@ -75,6 +65,17 @@ Error shape_error(const std::string& got) {
   return Error("normalize_and_pad: expected a uint8 HxWx3 image with sides <= 1024, got " + got);
 }
 
+// One row of RGB pixels into the three channel rows: the same float arithmetic as the tensor
+// expression in normalize_and_pad (so the same bits), vectorised.
+SD_VECTORISED void normalise_row(const uint8_t* __restrict rgb, int64_t width, float* __restrict r,
+                                 float* __restrict g, float* __restrict b) {
+  for (int64_t x = 0; x < width; ++x) {
+    r[x] = (static_cast<float>(rgb[3 * x]) - kMean[0]) / kStd[0];
+    g[x] = (static_cast<float>(rgb[3 * x + 1]) - kMean[1]) / kStd[1];
+    b[x] = (static_cast<float>(rgb[3 * x + 2]) - kMean[2]) / kStd[2];
+  }
+}
+
 }  // namespace
 
 NormalizeAndPad::NormalizeAndPad(int64_t height, int64_t width)
@@ -92,14 +93,8 @@ NormalizeAndPad::NormalizeAndPad(int64_t height, int64_t width)
 }
 
 void NormalizeAndPad::set_row(int64_t y, const uint8_t* rgb) {
-  float* __restrict r = data_ + y * kImageSize;
-  float* __restrict g = r + kPlane;
-  float* __restrict b = g + kPlane;
-  for (int64_t x = 0; x < width_; ++x) {
-    r[x] = kTable.value[0][rgb[3 * x]];
-    g[x] = kTable.value[1][rgb[3 * x + 1]];
-    b[x] = kTable.value[2][rgb[3 * x + 2]];
-  }
+  float* r = data_ + y * kImageSize;
+  normalise_row(rgb, width_, r, r + kPlane, r + 2 * kPlane);
 }
 
 at::Tensor normalize_and_pad(const at::Tensor& image) {
