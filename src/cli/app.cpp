@@ -52,6 +52,8 @@ int run(int argc, char** argv) {
   add_export_command(app, globals);
   add_bench_command(app, globals);
   add_eval_command(app, globals);
+  add_demo_command(app, globals);
+  add_predict_command(app, globals);
 
   try {
     app.parse(argc, argv);

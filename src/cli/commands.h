@@ -18,5 +18,7 @@ void add_train_command(CLI::App& app, const Globals& globals);
 void add_export_command(CLI::App& app, const Globals& globals);
 void add_bench_command(CLI::App& app, const Globals& globals);
 void add_eval_command(CLI::App& app, const Globals& globals);
+void add_demo_command(CLI::App& app, const Globals& globals);
+void add_predict_command(CLI::App& app, const Globals& globals);
 
 }  // namespace sd::cli

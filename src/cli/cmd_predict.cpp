@@ -1,0 +1,128 @@
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "data/image.h"
+#include "data/preprocess.h"
+#include "distill/export.h"
+#include "distill/run_folder.h"
+#include "eval/picture.h"
+#include "io/checkpoint.h"
+#include "io/state_dict.h"
+#include "models/predictor.h"
+#include "models/sam.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+
+namespace sd::cli {
+namespace {
+
+struct PredictArgs {
+  std::string checkpoint, model = "vit_t", image, box, out, overlay;
+  std::vector<std::string> points;
+  bool multimask = false;
+  std::string device = "cpu";
+};
+
+// "a,b,c[,d]" -> numbers; sd::Error naming the flag and the text otherwise.
+std::vector<float> numbers(const std::string& text, const std::string& flag, size_t min, size_t max) {
+  std::vector<float> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    size_t used = 0;
+    try {
+      out.push_back(std::stof(item, &used));
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size()) throw Error(flag + " '" + text + "': '" + item + "' is not a number");
+  }
+  if (out.size() < min || out.size() > max)
+    throw Error(flag + " '" + text + "': expected " + std::to_string(min) +
+                (min == max ? "" : " or " + std::to_string(max)) + " comma-separated numbers");
+  return out;
+}
+
+models::Prompts prompts_of(const PredictArgs& a) {
+  models::Prompts p;
+  if (!a.points.empty()) {
+    std::vector<float> xy;
+    std::vector<int> labels;
+    for (const std::string& text : a.points) {
+      std::vector<float> v = numbers(text, "--point", 2, 3);
+      xy.insert(xy.end(), {v[0], v[1]});
+      labels.push_back(v.size() == 3 ? int(v[2]) : 1);
+    }
+    p.point_coords = at::tensor(xy).view({int64_t(labels.size()), 2});
+    p.point_labels = at::tensor(labels, at::kInt);
+  }
+  if (!a.box.empty()) p.box = at::tensor(numbers(a.box, "--box", 4, 4));
+  if (!p.box.defined() && !p.point_coords.defined()) throw Error("predict: give --point and/or --box");
+  return p;
+}
+
+models::Sam load_sam(const PredictArgs& a) {
+  const std::string file = distill::resolve_weights(a.checkpoint);
+  models::Sam sam = models::build_sam(distill::student_config_of(a.checkpoint, a.model));
+  io::load_state_dict(*sam, io::read_state_dict(file), "", file);
+  sam->to(at::Device(a.device));
+  sam->eval();
+  return sam;
+}
+
+// "mask.png" -> "mask_1.png" for the masks after the first of a multimask prediction.
+std::string numbered(const std::string& path, int64_t i) {
+  if (i == 0) return path;
+  const size_t dot = path.rfind('.');
+  const size_t slash = path.rfind('/');
+  const bool ext = dot != std::string::npos && (slash == std::string::npos || dot > slash);
+  return (ext ? path.substr(0, dot) : path) + "_" + std::to_string(i) + (ext ? path.substr(dot) : "");
+}
+
+void run_predict(const PredictArgs& a) {
+  at::NoGradGuard no_grad;
+  const models::Prompts prompts = prompts_of(a);
+  const at::Tensor rgb = data::default_image_decoder()(read_file(a.image), a.image);
+  models::SamPredictor predictor(load_sam(a));
+  predictor.set_image(data::resize_longest_side(rgb), {rgb.size(0), rgb.size(1)});
+  models::Prediction p = predictor.predict(prompts, a.multimask);
+  const at::Tensor masks = p.masks.cpu(), scores = p.iou_predictions.cpu();
+  const int64_t best = scores.argmax().item<int64_t>();
+  for (int64_t i = 0; i < masks.size(0); ++i) {
+    const std::string path = numbered(a.out, i);
+    eval::write_png(path, (masks[i].to(at::kByte) * 255).unsqueeze(-1).expand({-1, -1, 3}));
+    std::cout << path << "  predicted IoU " << scores[i].item<float>() << "  area "
+              << masks[i].sum().item<int64_t>() << " px" << (i == best && masks.size(0) > 1 ? "  (best)" : "")
+              << "\n";
+  }
+  if (!a.overlay.empty()) {
+    at::Tensor picture = eval::tint(rgb, masks[best], {30, 144, 255});
+    eval::draw_prompt(picture, prompts);
+    eval::write_png(a.overlay, picture);
+    std::cout << a.overlay << "  the image with mask " << best << " and the prompts\n";
+  }
+}
+
+}  // namespace
+
+void add_predict_command(CLI::App& app, const Globals&) {
+  auto a = std::make_shared<PredictArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "predict", "Masks and predicted IoUs for point / box prompts on one image, as SAM's predictor gives them");
+  cmd->add_option("--checkpoint", a->checkpoint, "Full SAM checkpoint (e.g. mobile_sam.pt from export)")->required();
+  cmd->add_option("--model", a->model, "Its image encoder: preset or JSON config")->capture_default_str();
+  cmd->add_option("--image", a->image, "Image file (JPEG, PNG)")->required();
+  cmd->add_option("--point", a->points, "x,y[,label] in image pixels; label 1 foreground (default), 0 background; repeatable");
+  cmd->add_option("--box", a->box, "x0,y0,x1,y1 in image pixels");
+  cmd->add_flag("--multimask", a->multimask, "Three masks (mask.png, mask_1.png, mask_2.png) instead of one");
+  cmd->add_option("--out", a->out, "Mask PNG (white = mask)")->required();
+  cmd->add_option("--overlay", a->overlay, "Also write the image with the best mask and the prompts drawn");
+  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+  cmd->callback([a] { run_predict(*a); });
+}
+
+}  // namespace sd::cli

@@ -1,0 +1,46 @@
+// `samdistill demo` end to end, shortened: two images (one batch), one evaluated, a small
+// student, two training steps.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/fixtures.h"
+
+namespace fs = std::filesystem;
+
+namespace sd::testing {
+namespace {
+
+TEST(DemoCli, RunsEndToEndAndSaysWhereEverythingIs) {
+  const std::string dir = make_temp_dir("samdistill-demo");
+  fs::create_directories(dir + "/data");
+  for (const char* id : {"sa_100001", "sa_100002"})
+    for (const char* ext : {".jpg", ".json"})
+      fs::copy_file(data_sample() + "/" + id + ext, dir + "/data/" + id + ext);
+  std::ofstream(dir + "/student.json") << R"({"embed_dims": [16, 32, 64, 320], "depths": [1, 1, 1, 1],
+    "num_heads": [1, 1, 2, 5], "window_sizes": [7, 7, 14, 7]})";
+  const std::string out = dir + "/demo";
+  ProgramRun run = run_program("--threads 2 demo --out " + out + " --data " + dir +
+                               "/data --student-model " + dir +
+                               "/student.json --steps 2 --max-images 1 --max-prompts-per-image 1 "
+                               "--prompts box,point");
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_PRED2(contains, run.output, "RANDOMLY INITIALISED");
+  EXPECT_PRED2(contains, run.output, "before    after   change");
+  EXPECT_PRED2(contains, run.output, "distillation loss");
+  for (const char* file : {"/teacher.pth", "/store/manifest.json", "/student_init.pth", "/run/final.pth",
+                           "/run/metrics.jsonl", "/eval-before.json", "/eval-after.json"}) {
+    EXPECT_TRUE(fs::exists(out + file)) << file;
+    EXPECT_PRED2(contains, run.output, fs::path(out + file).parent_path().string()) << file;
+  }
+  nlohmann::json after = nlohmann::json::parse(std::ifstream(out + "/eval-after.json"));
+  EXPECT_EQ(after["count"]["box"], 1);
+  EXPECT_EQ(after["count"]["point"], 1);
+  for (const char* pictures : {"/vis-before", "/vis"})
+    EXPECT_EQ(std::distance(fs::directory_iterator(out + pictures), fs::directory_iterator{}), 2) << pictures;
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace sd::testing

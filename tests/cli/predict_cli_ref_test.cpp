@@ -1,0 +1,47 @@
+// `samdistill predict` as a user runs it, with the fixture SAM: masks as PNGs, an overlay,
+// the predicted IoUs, and errors that name the flag.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/fixtures.h"
+#include "util/atomic_file.h"
+
+namespace fs = std::filesystem;
+
+namespace sd::testing {
+namespace {
+
+TEST(PredictCli, MasksOverlayAndErrors) {
+  SD_REQUIRE_FIXTURES();
+  auto sam = first_folder(false);
+  ASSERT_TRUE(sam);
+  const std::string dir = make_temp_dir("samdistill-predict");
+  std::ofstream(dir + "/model.json") << sam->config.dump();
+  const std::string common = "--threads 2 predict --checkpoint " + sam->file("weights.pth") + " --model " +
+                             dir + "/model.json --image " + sam->file("image.jpg");
+  ProgramRun run = run_program(common + " --point 40,30 --point 10,12,0 --multimask --out " + dir +
+                               "/mask.png --overlay " + dir + "/overlay.png");
+  ASSERT_EQ(run.status, 0) << run.output;
+  for (const char* file : {"/mask.png", "/mask_1.png", "/mask_2.png", "/overlay.png"}) {
+    ASSERT_TRUE(fs::exists(dir + file)) << file;
+    EXPECT_EQ(read_file(dir + file).substr(1, 3), "PNG") << file;
+  }
+  EXPECT_PRED2(contains, run.output, "predicted IoU");
+  EXPECT_PRED2(contains, run.output, "(best)");
+
+  ProgramRun one = run_program(common + " --box 5,5,60,50 --out " + dir + "/single.png");
+  ASSERT_EQ(one.status, 0) << one.output;
+  EXPECT_FALSE(fs::exists(dir + "/single_1.png"));
+
+  ProgramRun bad = run_program(common + " --box 1,2,3 --out " + dir + "/x.png");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_PRED2(contains, bad.output, "--box '1,2,3'");
+  ProgramRun none = run_program(common + " --out " + dir + "/x.png");
+  EXPECT_PRED2(contains, none.output, "give --point and/or --box");
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace sd::testing
