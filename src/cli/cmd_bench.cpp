@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "data/bench.h"
 #include "distill/bench.h"
+#include "eval/bench.h"
 #include "models/bench.h"
 #include "models/sam.h"
 #include "store/bench.h"
@@ -24,7 +25,7 @@ struct BenchArgs {
   std::vector<std::string> only;
 };
 
-const std::vector<std::string> kParts = {"encoder", "decoder", "data", "store", "embed", "train"};
+const std::vector<std::string> kParts = {"encoder", "decoder", "data", "store", "embed", "eval", "train"};
 
 nlohmann::json run_part(const std::string& part, const BenchArgs& a) {
   log::info("bench: " + part);
@@ -33,6 +34,7 @@ nlohmann::json run_part(const std::string& part, const BenchArgs& a) {
   if (part == "data") return data::bench_data(a.data);
   if (part == "store") return store::bench_store();
   if (part == "embed") return store::bench_embed(a.teacher, a.data);
+  if (part == "eval") return eval::bench_eval(16);
   return distill::bench_train(a.data, a.train_steps);
 }
 
@@ -40,7 +42,7 @@ void run_bench(const BenchArgs& a) {
   std::set<std::string> only(a.only.begin(), a.only.end());
   for (const auto& p : only)
     if (std::find(kParts.begin(), kParts.end(), p) == kParts.end())
-      throw Error("bench --only: unknown part '" + p + "' (encoder, decoder, data, store, embed, train)");
+      throw Error("bench --only: unknown part '" + p + "' (encoder, decoder, data, store, embed, eval, train)");
   nlohmann::json figures = nlohmann::json::object();
   for (const auto& part : kParts)
     if (only.empty() || only.count(part)) figures.update(run_part(part, a));
