@@ -102,9 +102,10 @@ void Evaluator::evaluate_image(const std::string& image_id, const data::Record& 
     if (used == settings_.max_prompts_per_image) break;
     if (data::rle_area(a.segmentation) == 0) continue;
     ++used;
-    const at::Tensor truth = data::rle_decode(a.segmentation);
+    const at::Tensor truth_cpu = data::rle_decode(a.segmentation);
+    const at::Tensor truth = truth_cpu.to(predictor_.model()->device());
     for (const PromptSpec& spec : settings_.prompts) {
-      std::optional<models::Prompts> prompt = make_prompt(a, truth, spec, settings_.seed);
+      std::optional<models::Prompts> prompt = make_prompt(a, truth_cpu, spec, settings_.seed);
       if (!prompt) {
         ++report.skipped_prompts;
         continue;
@@ -122,7 +123,7 @@ void Evaluator::evaluate_image(const std::string& image_id, const data::Record& 
       o.teacher_gt = mask_iou(teacher, truth);
       o.student_gt = mask_iou(mode == Multimask::oracle ? choose(s, mode, truth) : student, truth);
       report.outcomes.push_back(std::move(o));
-      if (masks) masks->push_back({*prompt, teacher, student});
+      if (masks) masks->push_back({*prompt, teacher.cpu(), student.cpu()});
     }
   }
   report.timings.decode_s += seconds_since(start);
