@@ -70,6 +70,16 @@ eval::EvalRequest eval_request(const DemoArgs& a, const std::string& teacher,
   return r;
 }
 
+// Evaluates `student`, with pictures in `vis_dir`, and writes the report to `report_path`.
+eval::EvalReport evaluate(eval::EvalRequest request, const std::string& student,
+                          const std::string& vis_dir, const std::string& report_path) {
+  request.student = student;
+  request.vis_dir = vis_dir;
+  eval::EvalReport report = eval::run_eval(request);
+  write_file_atomic(report_path, eval::report_json(report).dump(2) + "\n");
+  return report;
+}
+
 std::string summary(const eval::EvalReport& before, const eval::EvalReport& after) {
   auto b = before.mean_by_kind(&eval::PromptOutcome::iou), c = after.mean_by_kind(&eval::PromptOutcome::iou);
   std::string out = "mIoU of the student's masks vs the teacher's:\n";
@@ -105,11 +115,8 @@ void run_demo(const DemoArgs& a) {
   io::write_state_dict(init, io::state_dict(*models::make_image_encoder(models::resolve_encoder(a.student_model))));
 
   log::info("demo 2/4: eval of the untrained student");
-  eval::EvalRequest before_request = eval_request(a, teacher, teacher_checkpoint, store);
-  before_request.student = init;
-  before_request.vis_dir = a.out + "/vis-before";
-  const eval::EvalReport before = eval::run_eval(before_request);
-  write_file_atomic(a.out + "/eval-before.json", eval::report_json(before).dump(2) + "\n");
+  const eval::EvalReport before = evaluate(eval_request(a, teacher, teacher_checkpoint, store), init,
+                                           a.out + "/vis-before", a.out + "/eval-before.json");
 
   log::info("demo 3/4: training the " + a.student_model + " student for " + std::to_string(a.steps) + " steps -> " + run);
   distill::TrainRequest train;
@@ -125,11 +132,8 @@ void run_demo(const DemoArgs& a) {
   const distill::TrainSummary trained = distill::train(train);
 
   log::info("demo 4/4: eval of the trained student");
-  eval::EvalRequest after_request = eval_request(a, teacher, teacher_checkpoint, store);
-  after_request.student = run;
-  after_request.vis_dir = a.out + "/vis";
-  const eval::EvalReport after = eval::run_eval(after_request);
-  write_file_atomic(a.out + "/eval-after.json", eval::report_json(after).dump(2) + "\n");
+  const eval::EvalReport after = evaluate(eval_request(a, teacher, teacher_checkpoint, store), run,
+                                          a.out + "/vis", a.out + "/eval-after.json");
 
   std::cout << "\n" << eval::report_table(after) << "\n" << summary(before, after);
   std::printf("distillation loss %.4g -> %.4g over %lld steps\n\n", trained.first_loss,

@@ -23,7 +23,6 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "util/progress.h"
-#include "util/sha256.h"
 
 namespace sd::eval {
 namespace {
@@ -40,13 +39,9 @@ bool has_decoder(const io::StateDict& entries) {
 using TeacherEmbedding = std::function<at::Tensor(const std::string& id, const at::Tensor& resized)>;
 
 TeacherEmbedding from_store(std::shared_ptr<store::Reader> reader, const EvalRequest& r) {
-  if (!r.teacher.empty() || !r.teacher_checkpoint.empty()) {
-    store::Manifest expected = reader->manifest();
-    if (!r.teacher.empty()) expected.teacher = models::to_json(models::resolve_encoder(r.teacher));
-    if (!r.teacher_checkpoint.empty())
-      expected.checkpoint_sha256 = sha256_file(distill::resolve_weights(r.teacher_checkpoint));
-    store::check_compatible(expected, reader->manifest(), r.store);
-  }
+  const std::string checkpoint =
+      r.teacher_checkpoint.empty() ? "" : distill::resolve_weights(r.teacher_checkpoint);
+  store::check_made_by(reader->manifest(), r.teacher, checkpoint, r.store);
   return [reader](const std::string& id, const at::Tensor&) {
     return reader->embedding(id).unsqueeze(0);
   };
