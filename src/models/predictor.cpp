@@ -56,23 +56,24 @@ void SamPredictor::require_image() const {
     throw Error("SamPredictor: set an image (set_image or set_image_embedding) before predicting");
 }
 
+Prompts to_input_frame(const Prompts& prompts, const ResizeLongestSide& transform, Size2 original_size,
+                       c10::Device device) {
+  Prompts batched;
+  if (prompts.point_coords.defined()) {
+    batched.point_coords = transform.apply_coords(prompts.point_coords, original_size).to(device).unsqueeze(0);
+    batched.point_labels = prompts.point_labels.to(device, at::kInt).unsqueeze(0);
+  }
+  if (prompts.box.defined()) batched.box = transform.apply_boxes(prompts.box, original_size).to(device);
+  if (prompts.mask_input.defined()) batched.mask_input = prompts.mask_input.to(device, at::kFloat).unsqueeze(0);
+  return batched;
+}
+
 Prediction SamPredictor::predict(const Prompts& prompts, bool multimask_output, bool return_logits,
                                  Trace* trace) {
   require_image();
   if (prompts.point_coords.defined() != prompts.point_labels.defined())
     throw Error("predict: point_coords and point_labels must be given together");
-  c10::Device device = model_->device();
-  Prompts batched;
-  if (prompts.point_coords.defined()) {
-    batched.point_coords =
-        transform_.apply_coords(prompts.point_coords, original_size_).to(device).unsqueeze(0);
-    batched.point_labels = prompts.point_labels.to(device, at::kInt).unsqueeze(0);
-  }
-  if (prompts.box.defined())
-    batched.box = transform_.apply_boxes(prompts.box, original_size_).to(device);
-  if (prompts.mask_input.defined())
-    batched.mask_input = prompts.mask_input.to(device, at::kFloat).unsqueeze(0);
-
+  const Prompts batched = to_input_frame(prompts, transform_, original_size_, model_->device());
   Prediction out = predict_torch(batched, multimask_output, return_logits, trace);
   return {out.masks[0], out.iou_predictions[0], out.low_res_logits[0]};
 }
@@ -81,14 +82,7 @@ Prediction SamPredictor::predict_torch(const Prompts& prompts, bool multimask_ou
                                        bool return_logits, Trace* trace) {
   require_image();
   at::NoGradGuard no_grad;
-  auto [sparse, dense] = model_->prompt_encoder->forward(prompts.point_coords, prompts.point_labels,
-                                                         prompts.box, prompts.mask_input);
-  if (trace) {
-    trace->emplace_back("sparse_embeddings", sparse);
-    trace->emplace_back("dense_embeddings", dense);
-  }
-  DecoderOutput decoded = model_->mask_decoder->forward(
-      features_, model_->prompt_encoder->get_dense_pe(), sparse, dense, multimask_output, trace);
+  DecoderOutput decoded = model_->decode(features_, prompts, multimask_output, trace);
   at::Tensor masks = model_->postprocess_masks(decoded.masks, input_size_, original_size_);
   if (!return_logits) masks = masks > SamImpl::mask_threshold;
   return {masks, decoded.iou_predictions, decoded.masks};

@@ -7,18 +7,6 @@
 
 namespace sd::models {
 
-// Prompts for one image; an undefined tensor is an absent prompt.
-// predict(): point_coords Nx2 (x, y) and box 4 (x0, y0, x1, y1) in original pixels,
-// point_labels N (1 foreground, 0 background), mask_input 1x256x256 logits.
-// predict_torch(): the same with a leading batch dimension B, already in the frame of the
-// resized image (ResizeLongestSide), mask_input Bx1x256x256.
-struct Prompts {
-  at::Tensor point_coords;
-  at::Tensor point_labels;
-  at::Tensor box;
-  at::Tensor mask_input;
-};
-
 // Masks at the original size (bool, or float logits with return_logits), their predicted
 // IoU, and 256x256 low-res logits (reusable as mask_input). predict() drops the batch
 // dimension: CxHxW, C, Cx256x256. Everything stays on the model's device.
@@ -27,6 +15,11 @@ struct Prediction {
   at::Tensor iou_predictions;
   at::Tensor low_res_logits;
 };
+
+// Prompts in original pixels (predict()'s) -> the batch of one that predict_torch() and
+// SamImpl::decode() take: coordinates in the resized image's frame, on `device`.
+Prompts to_input_frame(const Prompts& prompts, const ResizeLongestSide& transform, Size2 original_size,
+                       c10::Device device);
 
 // SAM's SamPredictor: encode an image once, then predict masks for many prompts.
 class SamPredictor {

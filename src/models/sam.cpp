@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <variant>
 
 #include "models/preprocess.h"
@@ -24,18 +25,42 @@ at::Tensor SamImpl::postprocess_masks(const at::Tensor& masks, Size2 input_size,
   return at::upsample_bilinear2d(m, {original_size[0], original_size[1]}, /*align_corners=*/false);
 }
 
-Sam build_sam(const EncoderConfig& config) {
+DecoderOutput SamImpl::decode(const at::Tensor& embedding, const Prompts& prompts,
+                              bool multimask_output, Trace* trace) {
+  auto [sparse, dense] =
+      prompt_encoder->forward(prompts.point_coords, prompts.point_labels, prompts.box, prompts.mask_input);
+  if (trace) {
+    trace->emplace_back("sparse_embeddings", sparse);
+    trace->emplace_back("dense_embeddings", dense);
+  }
+  return mask_decoder->forward(embedding, prompt_encoder->get_dense_pe(), sparse, dense,
+                               multimask_output, trace);
+}
+
+Sam build_sam(const EncoderConfig& config) { return build_sam(config, make_image_encoder(config)); }
+
+Sam build_sam(const EncoderConfig& config, std::shared_ptr<ImageEncoder> image_encoder) {
   const int64_t prompt_embed_dim = 256;
   const int64_t vit_patch_size = 16;
   int64_t image_size = std::visit([](const auto& c) { return int64_t{c.img_size}; }, config);
   int64_t grid = image_size / vit_patch_size;
   auto transformer = TwoWayTransformer(/*depth=*/2, prompt_embed_dim, /*num_heads=*/8,
                                        /*mlp_dim=*/2048);
-  return Sam(make_image_encoder(config),
+  return Sam(std::move(image_encoder),
              PromptEncoder(prompt_embed_dim, Size2{grid, grid}, Size2{image_size, image_size},
                            /*mask_in_chans=*/16),
              MaskDecoder(prompt_embed_dim, transformer, /*num_multimask_outputs=*/3,
                          /*iou_head_depth=*/3, /*iou_head_hidden_dim=*/256));
+}
+
+bool load_sam_heads(SamImpl& sam, const io::StateDict& entries, const std::string& source) {
+  const bool has_decoder = std::any_of(entries.begin(), entries.end(), [](const auto& entry) {
+    return entry.first.rfind("mask_decoder.", 0) == 0;
+  });
+  if (!has_decoder) return false;
+  io::load_state_dict(*sam.prompt_encoder, entries, "prompt_encoder.", source);
+  io::load_state_dict(*sam.mask_decoder, entries, "mask_decoder.", source);
+  return true;
 }
 
 }  // namespace sd::models

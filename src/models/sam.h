@@ -3,7 +3,9 @@
 #include <torch/nn/pimpl.h>
 
 #include <memory>
+#include <string>
 
+#include "io/state_dict.h"
 #include "models/config.h"
 #include "models/image_encoder.h"
 #include "models/mask_decoder.h"
@@ -11,6 +13,18 @@
 #include "models/transforms.h"
 
 namespace sd::models {
+
+// Prompts for one image; an undefined tensor is an absent prompt.
+// predict(): point_coords Nx2 (x, y) and box 4 (x0, y0, x1, y1) in original pixels,
+// point_labels N (1 foreground, 0 background), mask_input 1x256x256 logits.
+// predict_torch(): the same with a leading batch dimension B, already in the frame of the
+// resized image (ResizeLongestSide), mask_input Bx1x256x256.
+struct Prompts {
+  at::Tensor point_coords;
+  at::Tensor point_labels;
+  at::Tensor box;
+  at::Tensor mask_input;
+};
 
 // SAM: image encoder, prompt encoder, mask decoder. The pixel mean/std are constants of
 // the preprocessing, not state (non-persistent buffers in the reference).
@@ -27,6 +41,13 @@ class SamImpl : public torch::nn::Module {
   at::Tensor postprocess_masks(const at::Tensor& masks, Size2 input_size,
                                Size2 original_size) const;
 
+  // The prompt encoder and mask decoder on one image's 1x256x64x64 embedding for B prompts
+  // in the frame of the resized image (as predict_torch takes them): BxCx256x256 low-res
+  // logits and BxC predicted IoUs. Keeps the autograd graph (fine-tuning trains through it).
+  // `trace` receives sparse_embeddings, dense_embeddings and the decoder's trace.
+  DecoderOutput decode(const at::Tensor& embedding, const Prompts& prompts, bool multimask_output,
+                       Trace* trace = nullptr);
+
   // Side of the square encoder input (1024).
   int64_t img_size() const { return prompt_encoder->input_image_size()[0]; }
   c10::Device device() const { return prompt_encoder->no_mask_embed->weight.device(); }
@@ -42,5 +63,11 @@ TORCH_MODULE(Sam);
 // SAM with the given image encoder and the prompt encoder / mask decoder of every SAM and
 // MobileSAM checkpoint (256 channels, 64x64 embedding for a 1024 input).
 Sam build_sam(const EncoderConfig& config);
+// The same around an existing image encoder of that config (shared, not copied).
+Sam build_sam(const EncoderConfig& config, std::shared_ptr<ImageEncoder> image_encoder);
+
+// Loads the prompt_encoder.* and mask_decoder.* entries of a full SAM state dict read from
+// `source` strictly into `sam`; false (nothing loaded) when it has no mask_decoder.* entry.
+bool load_sam_heads(SamImpl& sam, const io::StateDict& entries, const std::string& source);
 
 }  // namespace sd::models

@@ -7,7 +7,10 @@
 #include <filesystem>
 #include <fstream>
 
+#include <ATen/Context.h>
+
 #include "io/checkpoint.h"
+#include "util/device.h"
 #include "util/error.h"
 
 namespace fs = std::filesystem;
@@ -20,6 +23,16 @@ std::string fixtures_root() {
 }
 
 bool fixtures_present() { return fs::is_directory(fixtures_root()); }
+
+at::Device test_device() {
+  const char* env = std::getenv("SAMDISTILL_TEST_DEVICE");
+  const at::Device device = parse_device(env && *env ? env : "cpu");
+  if (device.is_cuda()) {
+    at::globalContext().setAllowTF32CuBLAS(false);
+    at::globalContext().setAllowTF32CuDNN(false);
+  }
+  return device;
+}
 
 std::vector<ModelFolder> model_folders() {
   std::vector<ModelFolder> out;

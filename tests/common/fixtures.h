@@ -27,6 +27,11 @@ struct ModelFolder {
 std::vector<ModelFolder> model_folders();
 std::optional<ModelFolder> first_folder(bool tiny_vit);
 
+// Where the model tests run: $SAMDISTILL_TEST_DEVICE (cpu, the default, or cuda; on CUDA
+// without TF32, so that the reference tolerances hold). sd::Error when CUDA is asked for
+// and absent.
+at::Device test_device();
+
 std::string source_dir();   // the repository root
 std::string binary_path();  // the samdistill program
 std::string data_sample();  // <repo>/data/sample

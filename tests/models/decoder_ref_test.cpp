@@ -30,6 +30,7 @@ Sam load_sam(const ModelFolder& folder) {
   io::load_state_dict(*sam, io::read_state_dict(folder.file("weights.pth")), "",
                       folder.file("weights.pth"));
   sam->eval();
+  sam->to(test_device());
   return sam;
 }
 
@@ -39,7 +40,7 @@ nlohmann::json read_cases_json(const ModelFolder& folder) {
 }
 
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+  return (a.cpu().to(at::kDouble) - b.cpu().to(at::kDouble)).abs().max().item<double>();
 }
 
 // numpy.packbits (MSB first) of a C-order boolean array, unpacked to `numel` bools.
@@ -57,7 +58,7 @@ at::Tensor unpack_bits(const at::Tensor& packed, int64_t numel) {
 // float32 over the contiguous tensor, as the reference took them: for 3M equal values (case
 // 5's dense embedding) that float32 norm is 3e-4 off the exact one.
 void expect_trace(const std::string& what, const at::Tensor& mine, const at::Tensor& ref) {
-  at::Tensor x = mine.contiguous().flatten().to(at::kFloat);
+  at::Tensor x = mine.cpu().contiguous().flatten().to(at::kFloat);
   double l2 = x.norm().item<double>(), ref_l2 = ref[1].item<double>();
   EXPECT_LE(std::abs(l2 - ref_l2), kRelTol * ref_l2) << what << " L2";
   EXPECT_LE(std::abs(x.sum().item<double>() - ref[0].item<double>()),
@@ -87,7 +88,7 @@ void check_cases(SamPredictor& predictor, const Tensors& cases, const nlohmann::
     Trace trace;
     Prediction out;
     if (spec.value("batched", false)) {
-      prompts.box = predictor.transform().apply_boxes(get("boxes"), predictor.original_size());
+      prompts.box = predictor.transform().apply_boxes(get("boxes"), predictor.original_size()).to(test_device());
       out = predictor.predict_torch(prompts, multimask, false, &trace);
     } else {
       out = predictor.predict(prompts, multimask, false, &trace);
@@ -108,7 +109,7 @@ void check_cases(SamPredictor& predictor, const Tensors& cases, const nlohmann::
     double logit_err = max_abs_diff(out.low_res_logits, get("low_res_masks"));
     double iou_err = max_abs_diff(out.iou_predictions, get("iou_predictions"));
     at::Tensor expected = unpack_bits(get("masks_packed"), out.masks.numel());
-    double agreement = out.masks.flatten().eq(expected).to(at::kDouble).mean().item<double>();
+    double agreement = out.masks.cpu().flatten().eq(expected).to(at::kDouble).mean().item<double>();
     EXPECT_LE(logit_err, kLogitTol);
     EXPECT_LE(iou_err, kIouTol);
     EXPECT_GE(agreement, kMaskAgreement);

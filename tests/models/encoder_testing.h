@@ -20,16 +20,18 @@ inline std::shared_ptr<ImageEncoder> load_encoder(const sd::testing::ModelFolder
   io::load_state_dict(*encoder, io::read_state_dict(folder.file("weights.pth")), "image_encoder.",
                       folder.file("weights.pth"));
   encoder->eval();
+  encoder->to(sd::testing::test_device());
   return encoder;
 }
 
 // The folder's `image_resized` (cases.pth), normalised and padded: 1x3x1024x1024.
 inline at::Tensor encoder_input(const sd::testing::ModelFolder& folder) {
-  return normalize_and_pad(sd::testing::load_tensors(folder.file("cases.pth")).at("image_resized"));
+  return normalize_and_pad(sd::testing::load_tensors(folder.file("cases.pth")).at("image_resized"))
+      .to(sd::testing::test_device());
 }
 
 inline double relative_error(const at::Tensor& ours, const at::Tensor& reference) {
-  return (ours.to(at::kDouble) - reference.to(at::kDouble)).norm().item<double>() /
+  return (ours.cpu().to(at::kDouble) - reference.to(at::kDouble)).norm().item<double>() /
          reference.to(at::kDouble).norm().item<double>();
 }
 
