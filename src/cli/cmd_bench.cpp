@@ -19,7 +19,7 @@ namespace {
 struct BenchArgs {
   bool json = false;
   int repeats = 3;
-  int train_steps = 3;
+  distill::TrainBench train;
   std::string data = "data/sample";
   std::string teacher = "vit_b";
   std::vector<std::string> only;
@@ -35,7 +35,9 @@ nlohmann::json run_part(const std::string& part, const BenchArgs& a) {
   if (part == "store") return store::bench_store();
   if (part == "embed") return store::bench_embed(a.teacher, a.data);
   if (part == "eval") return eval::bench_eval(16);
-  return distill::bench_train(a.data, a.train_steps);
+  distill::TrainBench train = a.train;
+  train.folder = a.data;
+  return distill::bench_train(train);
 }
 
 void run_bench(const BenchArgs& a) {
@@ -66,13 +68,18 @@ void add_bench_command(CLI::App& app, const Globals&) {
   cmd->add_flag("--json", a->json, "One JSON object; keys name the figure and unit");
   cmd->add_option("--repeats", a->repeats, "Timed runs per model figure (after one warm-up)")
       ->capture_default_str();
-  cmd->add_option("--train-steps", a->train_steps, "Optimiser steps per trainer figure")
+  cmd->add_option("--train-steps", a->train.steps, "Optimiser steps per trainer figure")
+      ->capture_default_str();
+  cmd->add_option("--train-device", a->train.device, "Trainer figures on cpu or cuda")->capture_default_str();
+  cmd->add_option("--train-amp", a->train.amp, "Mixed precision of the trainer figures (cuda): off, bf16, fp16")
+      ->capture_default_str();
+  cmd->add_option("--train-batch-size", a->train.batch_size, "Batch size of the trainer figures")
       ->capture_default_str();
   cmd->add_option("--data", a->data, "SA-1B folder for the data and trainer figures")
       ->capture_default_str();
   cmd->add_option("--teacher", a->teacher, "Teacher (random weights) for the embed figure: preset or JSON config")
       ->capture_default_str();
-  cmd->add_option("--only", a->only, "Parts to run: encoder, decoder, data, store, embed, train")
+  cmd->add_option("--only", a->only, "Parts to run: encoder, decoder, data, store, embed, eval, train")
       ->delimiter(',');
   cmd->callback([a] { run_bench(*a); });
 }

@@ -1,5 +1,11 @@
 #include "cli/shared_options.h"
 
+#include <algorithm>
+#include <filesystem>
+
+#include "distill/run_folder.h"
+#include "io/config.h"
+
 namespace sd::cli {
 
 void add_subset_options(CLI::App* command, data::SubsetSpec& subset) {
@@ -10,6 +16,41 @@ void add_subset_options(CLI::App* command, data::SubsetSpec& subset) {
   command->add_option("--val-fraction", subset.val_fraction, "Fraction set aside as the validation split")
       ->capture_default_str();
   command->add_flag("--validation", subset.validation, "Use the validation split instead");
+}
+
+namespace {
+
+std::string flag_of(std::string key) {
+  std::replace(key.begin(), key.end(), '_', '-');
+  return "--" + key;
+}
+
+}  // namespace
+
+void add_run_config_options(CLI::App* cmd, RunConfigArgs& a, const nlohmann::json& defaults,
+                            const std::map<std::string, std::string>& help) {
+  cmd->add_option("--config", a.config, "JSON config; every key is also a flag below");
+  cmd->add_option("--out", a.out, "Run folder (config.json, metrics.jsonl, checkpoints/, final.pth)")
+      ->required();
+  cmd->add_option("--resume", a.resume,
+                  "'auto': continue from the newest valid checkpoint of --out; or a checkpoint file");
+  for (auto it = defaults.begin(); it != defaults.end(); ++it) {
+    const std::string key = it.key();
+    cmd->add_option_function<std::string>(
+        flag_of(key), [&a, key](const std::string& text) { a.overrides[key] = text; },
+        help.at(key) + " (default " + it.value().dump() + ")");
+  }
+}
+
+nlohmann::json effective_config(const RunConfigArgs& a, const nlohmann::json& defaults) {
+  nlohmann::json merged = defaults;
+  const std::string run_config = distill::RunPaths{a.out}.config();
+  if (!a.config.empty()) merged = io::merge_config(defaults, io::read_json_file(a.config), a.config);
+  else if (!a.resume.empty() && std::filesystem::exists(run_config))
+    merged = io::merge_config(defaults, io::read_json_file(run_config), run_config);
+  for (const auto& [key, text] : a.overrides)
+    merged[key] = io::parse_override(defaults.at(key), flag_of(key).substr(2), text);
+  return merged;
 }
 
 }  // namespace sd::cli

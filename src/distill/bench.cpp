@@ -20,12 +20,22 @@ namespace sd::distill {
 namespace {
 
 // A store of random fp16 "teacher" embeddings for every image of `folder`, with or
-// without the resized images cached.
-void make_store(const std::string& dir, const std::string& folder, const std::string& teacher_file,
-                bool cache_images) {
+// without the resized images cached; without a folder, `synthetic` random 1024x768 images
+// (cached).
+void make_store(const std::string& dir, const std::string& folder, int synthetic,
+                const std::string& teacher_file, bool cache_images) {
   store::Manifest manifest = store::teacher_manifest(models::encoder_preset("vit_h"), teacher_file,
                                                      store::DType::fp16);
   store::Writer writer(dir, manifest, "bench");
+  if (folder.empty()) {
+    for (int i = 0; i < synthetic; ++i) {
+      const std::string id = "sa_" + std::to_string(i + 1);
+      writer.put(store::encode_embedding(id, at::randn({256, 64, 64}), store::DType::fp16));
+      writer.put(store::encode_image(id, at::randint(0, 256, {768, 1024, 3}, at::kByte)));
+    }
+    writer.commit();
+    return;
+  }
   data::ImageDecoder decode = data::default_image_decoder();
   const data::Dataset images = data::Dataset::index_sa1b({folder}, nullptr);
   for (const auto& entry : images.entries()) {
@@ -37,11 +47,13 @@ void make_store(const std::string& dir, const std::string& folder, const std::st
   writer.commit();
 }
 
-TrainSummary timed_run(const std::string& dir, const std::string& store, const std::string& folder,
-                       int steps) {
-  nlohmann::json overrides = {{"store", store},     {"data", {folder}},     {"batch_size", 2},
-                              {"max_steps", steps}, {"warmup_steps", 1},    {"checkpoint_every", 0},
-                              {"log_every", 1000},  {"workers", 2}};
+TrainSummary timed_run(const std::string& dir, const std::string& store, const TrainBench& b) {
+  nlohmann::json overrides = {{"store", store},         {"batch_size", b.batch_size},
+                              {"max_steps", b.steps},   {"warmup_steps", 1},
+                              {"checkpoint_every", 0},  {"log_every", 1000},
+                              {"workers", 2},           {"device", b.device},
+                              {"amp", b.amp}};
+  if (!b.folder.empty()) overrides["data"] = {b.folder};
   TrainRequest request;
   request.config = train_config_from_json(
       io::merge_config(train_config_defaults(), overrides, "bench"));
@@ -51,22 +63,31 @@ TrainSummary timed_run(const std::string& dir, const std::string& store, const s
 
 }  // namespace
 
-nlohmann::json bench_train(const std::string& folder, int steps) {
+nlohmann::json bench_train(const TrainBench& b) {
   fs::path dir = fs::temp_directory_path() / ("samdistill-bench-train-" + std::to_string(::getpid()));
   fs::create_directories(dir);
+  // Random pixels when there is no decoder (an accelerator machine) or too few images.
+  const bool real = data::image_decoding_available() && fs::is_directory(b.folder) &&
+                    data::Dataset::index_sa1b({b.folder}, nullptr).size() >= size_t(b.batch_size);
+  TrainBench run = b;
+  if (!real) run.folder.clear();
   nlohmann::json out;
   try {
     std::string teacher_file = (dir / "teacher.pth").string();
     io::write_state_dict(teacher_file, {{"bench", at::zeros({1})}});
-    make_store((dir / "cached").string(), folder, teacher_file, true);
-    make_store((dir / "jpeg").string(), folder, teacher_file, false);
-    TrainSummary cached = timed_run((dir / "run-cached").string(), (dir / "cached").string(), folder, steps);
-    TrainSummary jpeg = timed_run((dir / "run-jpeg").string(), (dir / "jpeg").string(), folder, steps);
+    make_store((dir / "cached").string(), run.folder, b.batch_size * (b.steps + 1), teacher_file, true);
+    TrainSummary cached = timed_run((dir / "run-cached").string(), (dir / "cached").string(), run);
     out = {{"train_img_per_s", cached.images_per_s},
            {"train_data_wait_pct", cached.data_wait_pct},
-           {"train_jpeg_img_per_s", jpeg.images_per_s},
-           {"train_jpeg_data_wait_pct", jpeg.data_wait_pct},
-           {"train_steps", steps}};
+           {"train_steps", b.steps},
+           {"train_setting", b.device + ", amp " + b.amp + ", batch " + std::to_string(b.batch_size) +
+                                 (real ? ", " + b.folder : ", random pixels")}};
+    if (real) {
+      make_store((dir / "jpeg").string(), run.folder, 0, teacher_file, false);
+      TrainSummary jpeg = timed_run((dir / "run-jpeg").string(), (dir / "jpeg").string(), run);
+      out["train_jpeg_img_per_s"] = jpeg.images_per_s;
+      out["train_jpeg_data_wait_pct"] = jpeg.data_wait_pct;
+    }
   } catch (...) {
     fs::remove_all(dir);
     throw;

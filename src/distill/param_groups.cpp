@@ -62,11 +62,18 @@ double layer_lr_scale(const std::string& name, const models::EncoderConfig& conf
 
 std::vector<ParamGroup> make_param_groups(const torch::nn::Module& encoder,
                                           const models::EncoderConfig& config, double layer_decay) {
+  return make_param_groups(encoder, [&](const std::string& name) {
+    return layer_lr_scale(name, config, layer_decay);
+  });
+}
+
+std::vector<ParamGroup> make_param_groups(const torch::nn::Module& module,
+                                          const std::function<double(const std::string&)>& lr_scale) {
   std::vector<ParamGroup> groups;
   std::map<std::pair<double, bool>, size_t> index;
-  for (const auto& item : encoder.named_parameters()) {
+  for (const auto& item : module.named_parameters()) {
     if (!item.value().requires_grad()) continue;
-    double scale = layer_lr_scale(item.key(), config, layer_decay);
+    double scale = lr_scale(item.key());
     bool decay = decays(item.key(), item.value());
     auto key = std::make_pair(scale, decay);
     auto found = index.find(key);

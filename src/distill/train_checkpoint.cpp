@@ -14,7 +14,7 @@
 namespace sd::distill {
 namespace {
 
-constexpr const char* kFormat = "samdistill-train-v1";
+constexpr const char* kFormat = "samdistill-train-v2";
 
 // The optimiser's own serialisation (per-parameter state by index), kept as bytes.
 at::Tensor optimizer_bytes(torch::optim::Optimizer& optimizer) {
@@ -43,7 +43,11 @@ c10::impl::GenericDict progress_dict(const TrainProgress& p) {
   d.insert("loss_scale_good_steps", p.loss_scale_good_steps);
   d.insert("nonfinite_in_row", p.nonfinite_in_row);
   d.insert("nonfinite_total", p.nonfinite_total);
-  d.insert("best_loss", p.best_loss);
+  d.insert("validated", p.validated);
+  d.insert("best_score", p.best_score);
+  d.insert("bad_epochs", p.bad_epochs);
+  d.insert("epoch_loss", p.epoch_loss);
+  d.insert("epoch_steps", p.epoch_steps);
   return d;
 }
 
@@ -63,7 +67,11 @@ TrainProgress read_progress(const c10::impl::GenericDict& d, const std::string& 
   p.loss_scale_good_steps = field(d, "loss_scale_good_steps", path).toInt();
   p.nonfinite_in_row = field(d, "nonfinite_in_row", path).toInt();
   p.nonfinite_total = field(d, "nonfinite_total", path).toInt();
-  p.best_loss = field(d, "best_loss", path).toDouble();
+  p.validated = field(d, "validated", path).toBool();
+  p.best_score = field(d, "best_score", path).toDouble();
+  p.bad_epochs = field(d, "bad_epochs", path).toInt();
+  p.epoch_loss = field(d, "epoch_loss", path).toDouble();
+  p.epoch_steps = field(d, "epoch_steps", path).toInt();
   return p;
 }
 

@@ -3,6 +3,7 @@
 #include <torch/optim/optimizer.h>
 
 #include <nlohmann/json.hpp>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -18,7 +19,11 @@ struct TrainProgress {
   int64_t loss_scale_good_steps = 0;
   int64_t nonfinite_in_row = 0;
   int64_t nonfinite_total = 0;
-  double best_loss = 0.0;  // best epoch-mean loss so far (0: none yet)
+  bool validated = false;  // the objective gives held-out scores (objective.h)
+  double best_score = -std::numeric_limits<double>::infinity();  // held-out score, or -mean loss
+  int64_t bad_epochs = 0;  // epochs in a row without a better score
+  double epoch_loss = 0;   // sum of this epoch's finite step losses so far
+  int64_t epoch_steps = 0; // ... and their number
 };
 
 struct TrainCheckpoint {

@@ -5,15 +5,11 @@
 #include <map>
 
 namespace sd::distill {
-namespace {
-
 using nlohmann::json;
 
 void require(bool ok, const std::string& key, const json& value, const std::string& rule) {
   if (!ok) throw Error("config key '" + key + "' = " + value.dump() + ": " + rule);
 }
-
-}  // namespace
 
 const json& train_config_defaults() {
   static const json defaults = {
@@ -61,7 +57,9 @@ const std::map<std::string, std::string>& train_config_help() {
 TrainConfig train_config_from_json(const json& j) {
   TrainConfig c;
   c.student_model = j.at("student_model").get<std::string>();
-  c.init = j.at("init").get<std::string>();
+  // The distillation's own keys; a fine-tuning config (finetune_config.h) has none of them.
+  const json& d = train_config_defaults();
+  c.init = j.value("init", d.at("init").get<std::string>());
   c.store = j.at("store").get<std::string>();
   c.data = j.at("data").get<std::vector<std::string>>();
   c.epochs = j.at("epochs").get<int64_t>();
@@ -71,10 +69,10 @@ TrainConfig train_config_from_json(const json& j) {
   c.lr = j.at("lr").get<double>();
   c.min_lr = j.at("min_lr").get<double>();
   c.weight_decay = j.at("weight_decay").get<double>();
-  c.layer_decay = j.at("layer_decay").get<double>();
+  c.layer_decay = j.value("layer_decay", d.at("layer_decay").get<double>());
   c.warmup_steps = j.at("warmup_steps").get<int64_t>();
   c.clip_grad = j.at("clip_grad").get<double>();
-  c.loss_ignore_padding = j.at("loss_ignore_padding").get<bool>();
+  c.loss_ignore_padding = j.value("loss_ignore_padding", d.at("loss_ignore_padding").get<bool>());
   c.seed = j.at("seed").get<int64_t>();
   c.device = j.at("device").get<std::string>();
   c.amp = j.at("amp").get<std::string>();
@@ -90,7 +88,7 @@ TrainConfig train_config_from_json(const json& j) {
   require(c.grad_accum > 0, "grad_accum", j["grad_accum"], "must be > 0");
   require(c.lr > 0, "lr", j["lr"], "must be > 0");
   require(c.min_lr >= 0 && c.min_lr <= c.lr, "min_lr", j["min_lr"], "must be in [0, lr]");
-  require(c.layer_decay > 0 && c.layer_decay <= 1, "layer_decay", j["layer_decay"],
+  require(c.layer_decay > 0 && c.layer_decay <= 1, "layer_decay", json(c.layer_decay),
           "must be in (0, 1]");
   require(c.device == "auto" || c.device == "cpu" || c.device == "cuda", "device", j["device"],
           "must be auto, cpu or cuda");

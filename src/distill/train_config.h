@@ -38,8 +38,12 @@ struct TrainConfig {
   nlohmann::json json;         // all of the above, as written to RUN/config.json
 };
 
-// Builds the config from a merged JSON object (see train_config_defaults); sd::Error on
-// values out of range, naming the key.
+// Builds the config from a merged JSON object (see train_config_defaults; the keys
+// student_model, init, layer_decay and loss_ignore_padding may be absent, as in a fine-tuning
+// config); sd::Error on values out of range, naming the key.
 TrainConfig train_config_from_json(const nlohmann::json& merged);
+
+// sd::Error "config key 'KEY' = VALUE: RULE" unless `ok`.
+void require(bool ok, const std::string& key, const nlohmann::json& value, const std::string& rule);
 
 }  // namespace sd::distill

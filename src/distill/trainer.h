@@ -2,6 +2,7 @@
 #include <string>
 
 #include "distill/train_config.h"
+#include "distill/train_loop.h"
 
 namespace sd::distill {
 
@@ -13,19 +14,9 @@ struct TrainRequest {
   std::string teacher_checkpoint;  // optional: ... and by these weights
 };
 
-struct TrainSummary {
-  int64_t steps = 0;           // optimiser steps done in the whole run
-  int64_t steps_this_call = 0;
-  double first_loss = 0, last_loss = 0;  // mean loss of the first / last logged step
-  double images_per_s = 0;
-  double data_wait_pct = 0;    // share of wall time spent waiting for batches
-  int64_t nonfinite_total = 0;
-  std::string final_weights;   // RUN/final.pth
-};
-
 // Decoupled distillation: the student encoder learns the store's teacher embeddings with
-// an MSE loss (see trainer.cpp). Writes RUN/config.json, metrics.jsonl, checkpoints/,
-// final.pth and loss.png. sd::Error on bad input, naming the file, key or value.
+// an MSE loss (see trainer.cpp), in the run folder of train_loop.h. sd::Error on bad input,
+// naming the file, key or value.
 TrainSummary train(const TrainRequest& request);
 
 }  // namespace sd::distill

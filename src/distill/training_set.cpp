@@ -11,7 +11,8 @@
 
 namespace sd::distill {
 
-TrainingSet training_set(const store::Reader& reader, const std::vector<std::string>& data) {
+TrainingSet training_set(const store::Reader& reader, const std::vector<std::string>& data,
+                         bool annotations) {
   std::vector<std::string> keys;
   std::unordered_set<std::string> with_image;
   for (const auto& e : reader.entries()) {
@@ -24,13 +25,14 @@ TrainingSet training_set(const store::Reader& reader, const std::vector<std::str
 
   bool all_cached = std::all_of(keys.begin(), keys.end(),
                                 [&](const std::string& k) { return with_image.count(k) > 0; });
-  if (all_cached) {
+  if (all_cached && !annotations) {
     std::vector<data::Entry> entries;
     for (const auto& k : keys) entries.push_back(data::Entry{k, "", "", "", nullptr});
     return {data::Dataset::from_entries(std::move(entries)), true};
   }
   if (data.empty())
-    throw Error("store '" + reader.dir() + "' does not cache every image: give the SA-1B folders (--data)");
+    throw Error(annotations ? "the annotations (sa_N.json) are needed: give the SA-1B folders (--data)"
+                            : "store '" + reader.dir() + "' does not cache every image: give the SA-1B folders (--data)");
   std::vector<data::Skip> orphans;
   data::Dataset all = data::Dataset::index_sa1b(data, &orphans);
   std::unordered_set<std::string> wanted(keys.begin(), keys.end());
@@ -39,7 +41,7 @@ TrainingSet training_set(const store::Reader& reader, const std::vector<std::str
     log::warn(std::to_string(keys.size() - found.size()) + " of " + std::to_string(keys.size()) +
               " stored embeddings have no image under --data; they are left out");
   if (found.size() == 0) throw Error("no image under --data matches the store's keys");
-  return {std::move(found), false};
+  return {std::move(found), all_cached};
 }
 
 data::ImageSource image_source(const TrainingSet& set, const store::Reader& reader) {

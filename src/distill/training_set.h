@@ -12,13 +12,15 @@
 namespace sd::distill {
 
 // Every image with a stored embedding, in key order; its pixels come from the store's
-// image cache when it holds every image, else from the SA-1B folders `data`.
+// image cache when it holds every image, else from the SA-1B folders `data`. With
+// `annotations`, the entries come from `data` (their JSON files) in any case.
 struct TrainingSet {
   data::Dataset dataset;
   bool cached_images = false;
 };
 
-TrainingSet training_set(const store::Reader& reader, const std::vector<std::string>& data);
+TrainingSet training_set(const store::Reader& reader, const std::vector<std::string>& data,
+                         bool annotations = false);
 
 // The loader's source of pixels for the set.
 data::ImageSource image_source(const TrainingSet& set, const store::Reader& reader);

@@ -1,0 +1,46 @@
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "distill/param_groups.h"
+
+namespace sd::distill {
+
+// What a training run optimises. The loop (train_loop.h) does everything else: schedule,
+// accumulation, loss scaling, clipping, non-finite steps, checkpoints, resume, metrics,
+// the best checkpoint and final.pth. Distillation (trainer.cpp) and decoder fine-tuning
+// (finetune/) are its two objectives.
+class Objective {
+ public:
+  virtual ~Objective() = default;
+
+  // What checkpoints hold (official key names) and final.pth is the state dict of.
+  virtual torch::nn::Module& model() = 0;
+  // The trained parameters, grouped for AdamW (frozen parameters are in no group).
+  virtual const std::vector<ParamGroup>& param_groups() const = 0;
+  // The images of an epoch, where their pixels come from, and whether a batch needs the
+  // annotations.
+  virtual const data::Dataset& dataset() const = 0;
+  virtual data::ImageSource image_source() const = 0;
+  virtual bool needs_records() const = 0;
+
+  // Train mode for the trained parts (frozen ones stay in eval mode); called before each step.
+  virtual void train_mode() = 0;
+  // The mean loss of a micro-batch, differentiable, in float32 (mixed precision inside).
+  virtual at::Tensor loss(const data::Batch& batch) = 0;
+  // A held-out score, higher is better, before training and after each epoch: it picks the
+  // best checkpoint and final.pth (the best weights) and may stop the run early. nullopt
+  // (always, or never): the epoch's mean training loss picks the best checkpoint and
+  // final.pth is the last weights.
+  virtual std::optional<double> validate() { return std::nullopt; }
+  // "vit_t student encoder", for the log.
+  virtual std::string description() const = 0;
+};
+
+}  // namespace sd::distill

@@ -1,0 +1,324 @@
+#include "distill/train_loop.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "distill/loss_plot.h"
+#include "distill/loss_scale.h"
+#include "distill/run_folder.h"
+#include "distill/schedule.h"
+#include "distill/train_checkpoint.h"
+#include "io/checkpoint.h"
+#include "io/state_dict.h"
+#include "store/manifest.h"
+#include "util/atomic_file.h"
+#include "util/device.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/memory.h"
+#include "util/progress.h"
+#include "util/sha256.h"
+
+namespace fs = std::filesystem;
+
+namespace sd::distill {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Identity of a store: the digest of its manifest (what produced it).
+std::string store_identity(const std::string& store) {
+  return sha256_file(store::manifest_path(store));
+}
+
+class Loop {
+ public:
+  Loop(const LoopRequest& request, Objective& objective)
+      : r_(request), c_(request.config), o_(objective), paths_{request.run_dir},
+        device_(parse_device(c_.device)), store_id_(store_identity(c_.store)) {
+    for (const auto& g : o_.param_groups()) params_.insert(params_.end(), g.params.begin(), g.params.end());
+    GroupOptions options;
+    options.lr = c_.lr;
+    options.weight_decay = c_.weight_decay;
+    optimizer_ = std::make_unique<torch::optim::AdamW>(adamw_groups(o_.param_groups(), options));
+
+    const int64_t per_step = c_.batch_size * c_.grad_accum;
+    const int64_t images = static_cast<int64_t>(o_.dataset().size());
+    steps_per_epoch_ = images / per_step;
+    if (steps_per_epoch_ == 0)
+      throw Error("batch_size x grad_accum = " + std::to_string(per_step) + " exceeds the " +
+                  std::to_string(images) + " training images");
+    total_steps_ = c_.epochs * steps_per_epoch_;
+    if (c_.max_steps > 0 && (c_.epochs == 0 || c_.max_steps < total_steps_)) total_steps_ = c_.max_steps;
+    schedule_ = LrSchedule{c_.lr, c_.min_lr, c_.warmup_steps, total_steps_};
+  }
+
+  TrainSummary go() {
+    prepare_folder();
+    log::info("training the " + o_.description() + " on " + std::to_string(o_.dataset().size()) +
+              " images, " + std::to_string(total_steps_) + " steps on " + device_.str());
+    if (progress_.step == 0) validate_start();
+    data::Loader loader(o_.dataset(), o_.image_source(), loader_options());
+    Progress bar("train", total_steps_, progress_.step);
+    const auto start = Clock::now();
+    while (progress_.step < total_steps_ && !summary_.stopped_early) {
+      loader.start(progress_.epoch, progress_.position);
+      while (progress_.step < total_steps_ && !epoch_complete() && step(loader, bar)) {
+        if (c_.checkpoint_every > 0 && progress_.step % c_.checkpoint_every == 0) checkpoint();
+      }
+      if (progress_.step >= total_steps_ && !epoch_complete()) break;  // max_steps within an epoch
+      end_epoch();
+    }
+    const double wall = seconds_since(start);
+    checkpoint();
+    summary_.steps = progress_.step;
+    summary_.nonfinite_total = progress_.nonfinite_total;
+    summary_.images_per_s = wall > 0 ? images_ / wall : 0;
+    summary_.data_wait_pct = wall > 0 ? 100.0 * wait_s_ / wall : 0;
+    summary_.best_score = progress_.best_score;
+    write_final_weights();
+    write_loss_plot(paths_.metrics(), paths_.loss_curve());
+    return summary_;
+  }
+
+ private:
+  data::LoaderOptions loader_options() const {
+    data::LoaderOptions o;
+    o.batch_size = static_cast<int>(c_.batch_size);
+    o.workers = c_.workers > 0 ? static_cast<int>(c_.workers) : 2;
+    o.seed = static_cast<uint64_t>(c_.seed);
+    o.drop_last = true;
+    o.read_records = o_.needs_records();
+    o.pin_memory = device_.is_cuda();
+    return o;
+  }
+
+  void prepare_folder() {
+    fs::create_directories(paths_.checkpoints());
+    std::string from;
+    if (r_.resume == "auto") {
+      if (auto newest = newest_valid_checkpoint(paths_)) from = *newest;
+      else log::info("no valid checkpoint in '" + paths_.dir + "': starting afresh");
+    } else if (!r_.resume.empty()) {
+      from = r_.resume;
+    } else if (!list_checkpoints(paths_).empty()) {
+      throw Error("run folder '" + paths_.dir + "' already has checkpoints: use --resume auto "
+                  "to continue it, or another --out");
+    }
+    if (!from.empty()) resume_from(from);
+    write_file_atomic(paths_.config(), c_.json.dump(2) + "\n");
+  }
+
+  void resume_from(const std::string& path) {
+    TrainCheckpoint meta = load_train_checkpoint(path, o_.model(), *optimizer_);
+    if (meta.store_id != store_id_)
+      throw Error("checkpoint '" + path + "' was trained on another store than '" + c_.store + "'");
+    progress_ = meta.progress;
+    trim_metrics();
+    log::info("resuming from '" + path + "' at step " + std::to_string(progress_.step) +
+              " (epoch " + std::to_string(progress_.epoch) + ", image " +
+              std::to_string(progress_.position) + ")");
+  }
+
+  // Drops the metrics lines written after the checkpoint resumed from (the steps and the
+  // epoch-end score that will be redone), so that each appears once.
+  void trim_metrics() {
+    std::ifstream in(paths_.metrics());
+    std::string kept, line;
+    while (std::getline(in, line)) {
+      nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (j.is_discarded()) continue;  // a line torn by the kill
+      const int64_t step = j.value("step", int64_t{0}), epoch = j.value("epoch", int64_t{0});
+      const bool done = step < progress_.step || (step == progress_.step && (j.contains("loss") || epoch < progress_.epoch));
+      if (done) kept += line + "\n";
+    }
+    write_file_atomic(paths_.metrics(), kept);
+  }
+
+  // The score of the weights before any step: the first best checkpoint.
+  void validate_start() {
+    std::optional<double> score = o_.validate();
+    if (!score) return;
+    progress_.validated = true;
+    log::info("held-out score before training: " + format_number(*score));
+    record_score(*score);
+    progress_.best_score = *score;
+    write_file_atomic(best_path(), read_file(checkpoint()));
+  }
+
+  // One optimiser step over grad_accum micro-batches; false when the epoch has run out.
+  bool step(data::Loader& loader, Progress& bar) {
+    const auto t0 = Clock::now();
+    const double lr = schedule_.at(progress_.step);
+    for (size_t i = 0; i < o_.param_groups().size(); ++i)
+      static_cast<torch::optim::AdamWOptions&>(optimizer_->param_groups()[i].options())
+          .lr(lr * o_.param_groups()[i].lr_scale);
+    o_.train_mode();
+    optimizer_->zero_grad();
+    double loss_sum = 0, wait = 0;
+    int64_t seen = 0, end_position = progress_.position;
+    for (int64_t micro = 0; micro < c_.grad_accum; ++micro) {
+      const auto w0 = Clock::now();
+      std::optional<data::Batch> batch = loader.next();
+      wait += seconds_since(w0);
+      if (!batch) return false;  // a partial accumulation is dropped with the epoch's tail
+      at::Tensor loss = o_.loss(*batch);
+      (loss * (loss_scale().factor() / static_cast<double>(c_.grad_accum))).backward();
+      loss_sum += loss.item<double>();
+      seen += static_cast<int64_t>(batch->ids.size());
+      end_position = batch->end_position;
+    }
+    const double loss = loss_sum / static_cast<double>(c_.grad_accum);
+    const bool finite_loss = std::isfinite(loss);
+    LossScale scaler = loss_scale();
+    scaler.unscale(params_);
+    const double grad_norm = finite_loss ? clip_and_measure() : NAN;
+    const bool ok = finite_loss && std::isfinite(grad_norm);
+    scaler.update(ok);
+    progress_.loss_scale = scaler.scale;
+    progress_.loss_scale_good_steps = scaler.good_steps;
+    if (ok) {
+      optimizer_->step();
+      progress_.nonfinite_in_row = 0;
+    } else if (scaler.enabled && finite_loss) {
+      log::warn("step " + std::to_string(progress_.step) + ": fp16 gradient overflow, step skipped, "
+                "loss scale lowered to " + format_number(scaler.scale));
+    } else {
+      skip_nonfinite(loss);
+    }
+    progress_.step += 1;
+    progress_.position = end_position;
+    record(loss, lr, grad_norm, seen, wait, seconds_since(t0), bar);
+    return true;
+  }
+
+  // Every epoch has the same number of steps (drop_last, partial accumulations dropped).
+  bool epoch_complete() const { return progress_.step >= (progress_.epoch + 1) * steps_per_epoch_; }
+
+  LossScale loss_scale() const {
+    return LossScale{c_.amp == "fp16", progress_.loss_scale, progress_.loss_scale_good_steps};
+  }
+
+  double clip_and_measure() {
+    double max_norm = c_.clip_grad > 0 ? c_.clip_grad : std::numeric_limits<double>::infinity();
+    return torch::nn::utils::clip_grad_norm_(params_, max_norm);
+  }
+
+  void skip_nonfinite(double loss) {
+    progress_.nonfinite_in_row += 1;
+    progress_.nonfinite_total += 1;
+    log::warn("step " + std::to_string(progress_.step) + ": non-finite loss or gradient (" +
+              std::to_string(loss) + "), step skipped");
+    if (progress_.nonfinite_in_row >= c_.max_nonfinite)
+      throw Error(std::to_string(progress_.nonfinite_in_row) +
+                  " non-finite losses in a row (max_nonfinite): stopping; the last checkpoint "
+                  "in '" + paths_.checkpoints() + "' is intact");
+  }
+
+  void append_metrics(const nlohmann::json& line) {
+    std::ofstream(paths_.metrics(), std::ios::app) << line.dump() << "\n";
+  }
+
+  void record(double loss, double lr, double grad_norm, int64_t seen, double wait, double secs,
+              Progress& bar) {
+    images_ += static_cast<double>(seen);
+    wait_s_ += wait;
+    if (summary_.steps_this_call == 0) summary_.first_loss = loss;
+    summary_.last_loss = loss;
+    summary_.steps_this_call += 1;
+    if (std::isfinite(loss)) {  // a skipped step does not score the epoch
+      progress_.epoch_loss += loss;
+      progress_.epoch_steps += 1;
+    }
+    append_metrics({{"step", progress_.step},      {"epoch", progress_.epoch},
+                    {"loss", loss},                {"lr", lr},
+                    {"grad_norm", grad_norm},      {"images_per_s", seen / secs},
+                    {"data_wait_s", wait},         {"step_s", secs},
+                    {"rss_mb", peak_rss_mb()}});
+    if (progress_.step % c_.log_every == 0 || progress_.step == total_steps_)
+      bar.update(progress_.step, "loss " + format_number(loss) + " lr " + format_number(lr) +
+                                     " " + format_number(seen / secs) + " img/s");
+  }
+
+  void record_score(double score) {
+    summary_.scores.push_back(score);
+    append_metrics({{"step", progress_.step}, {"epoch", progress_.epoch}, {"val_score", score}});
+  }
+
+  // Scores the epoch (held-out score, else -mean loss), keeps the best, stops early when the
+  // held-out score has not improved for `patience` epochs.
+  void end_epoch() {
+    const double mean = progress_.epoch_steps > 0 ? progress_.epoch_loss / double(progress_.epoch_steps) : 0;
+    log::info("epoch " + std::to_string(progress_.epoch) + " done, mean loss " + format_number(mean));
+    double score = -mean;
+    if (progress_.validated) {
+      score = o_.validate().value();
+      log::info("held-out score after epoch " + std::to_string(progress_.epoch) + ": " +
+                format_number(score) + " (best " + format_number(progress_.best_score) + ")");
+      record_score(score);
+    }
+    const bool best = progress_.epoch_steps > 0 && score > progress_.best_score;
+    if (best) progress_.best_score = score;
+    progress_.bad_epochs = best ? 0 : progress_.bad_epochs + 1;
+    progress_.epoch += 1;
+    progress_.position = 0;
+    progress_.epoch_loss = 0;
+    progress_.epoch_steps = 0;
+    const std::string path = checkpoint();
+    if (best) write_file_atomic(best_path(), read_file(path));
+    if (progress_.validated && r_.patience > 0 && progress_.bad_epochs >= r_.patience) {
+      log::warn("held-out score has not improved for " + std::to_string(progress_.bad_epochs) +
+                " epoch(s) (patience): stopping early; final.pth is the best checkpoint");
+      summary_.stopped_early = true;
+    }
+  }
+
+  std::string best_path() const { return paths_.checkpoints() + "/best.pth"; }
+
+  std::string checkpoint() {
+    std::string path = paths_.checkpoints() + "/" + checkpoint_name(progress_.step);
+    save_train_checkpoint(path, o_.model(), *optimizer_, TrainCheckpoint{progress_, c_.json, store_id_});
+    auto all = list_checkpoints(paths_);
+    for (size_t i = static_cast<size_t>(c_.keep_last); i < all.size(); ++i) fs::remove(all[i]);
+    return path;
+  }
+
+  // The best held-out weights when the objective validates, else the last ones.
+  void write_final_weights() {
+    io::write_state_dict(paths_.final_weights(), progress_.validated ? io::read_state_dict(best_path())
+                                                                     : io::state_dict(o_.model()));
+    summary_.final_weights = paths_.final_weights();
+  }
+
+  LoopRequest r_;
+  TrainConfig c_;
+  Objective& o_;
+  RunPaths paths_;
+  at::Device device_;
+  std::string store_id_;
+  std::vector<at::Tensor> params_;  // every trained parameter, in group order
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  int64_t steps_per_epoch_ = 0, total_steps_ = 0;
+  LrSchedule schedule_;
+  TrainProgress progress_;
+  TrainSummary summary_;
+  double images_ = 0, wait_s_ = 0;
+};
+
+}  // namespace
+
+TrainSummary run_training(const LoopRequest& request, Objective& objective) {
+  return Loop(request, objective).go();
+}
+
+}  // namespace sd::distill
