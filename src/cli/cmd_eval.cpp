@@ -40,12 +40,17 @@ void add_eval_command(CLI::App& app, const Globals&) {
                   "Teacher architecture: preset or JSON config (default: the store's, else vit_h)");
   cmd->add_option("--teacher-checkpoint", r.teacher_checkpoint,
                   "Teacher weights, a full SAM checkpoint (file or run folder): its encoder when "
-                  "there is no --store, and its prompt encoder and mask decoder for both models");
+                  "there is no --store, and its prompt encoder and mask decoder (for both models unless the "
+                  "student has its own, see --student-decoder)");
   cmd->add_option("--store", r.store,
                   "Embedding store with the teacher's embeddings (the teacher then never runs)");
   cmd->add_option("--student", r.student, "Student weights: a checkpoint or a run folder")->required();
   cmd->add_option("--student-model", r.student_model,
                   "Student architecture when --student is not a run folder (preset or JSON config)")
+      ->capture_default_str();
+  cmd->add_option("--student-decoder", r.student_decoder,
+                  "The student's prompt encoder + mask decoder: teacher (only the encoder differs), "
+                  "own (a fine-tuned student's), auto (own when --student holds them)")
       ->capture_default_str();
   cmd->add_option("--data", r.data, "SA-1B folder(s) of sa_<id>.jpg + sa_<id>.json")->required();
   add_subset_options(cmd, r.subset);

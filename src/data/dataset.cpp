@@ -117,6 +117,12 @@ Dataset Dataset::filter(const std::function<bool(const Entry&)>& keep) const {
   return d;
 }
 
+Dataset Dataset::head(size_t n) const {
+  Dataset d;
+  d.entries_.assign(entries_.begin(), entries_.begin() + std::min(n, entries_.size()));
+  return d;
+}
+
 Dataset Dataset::from_entries(std::vector<Entry> entries) {
   Dataset d;
   d.entries_ = std::move(entries);

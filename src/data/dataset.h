@@ -54,6 +54,7 @@ class Dataset {
 
   Dataset subset(const SubsetSpec& spec) const;
   Dataset filter(const std::function<bool(const Entry&)>& keep) const;
+  Dataset head(size_t n) const;  // the first n entries (all when fewer)
 
   size_t size() const { return entries_.size(); }
   const Entry& operator[](size_t i) const { return entries_[i]; }

@@ -72,10 +72,8 @@ std::string describe(const models::Prompts& p) {
   return s.str();
 }
 
-Evaluator::Evaluator(models::Sam sam, EvalSettings settings)
-    : predictor_(std::move(sam)), settings_(std::move(settings)) {
-  predictor_.model()->eval();
-}
+Evaluator::Evaluator(models::Sam student, EvalSettings settings, models::Sam teacher_heads)
+    : student_(student), teacher_(teacher_heads ? teacher_heads : student), settings_(std::move(settings)) {}
 
 EvalReport Evaluator::empty_report() const {
   EvalReport report;
@@ -91,9 +89,11 @@ void Evaluator::evaluate_image(const std::string& image_id, const data::Record& 
                                EvalReport& report, std::vector<PromptMasks>* masks) {
   at::NoGradGuard no_grad;
   const models::Size2 original{record.image.height, record.image.width};
+  student_.model()->eval();
+  teacher_.model()->eval();
   auto start = std::chrono::steady_clock::now();
-  predictor_.set_image(resized, original);
-  const at::Tensor student_embedding = predictor_.get_image_embedding();
+  student_.set_image(resized, original);
+  teacher_.set_image_embedding(teacher_embedding, original);
   report.timings.student_embed_s += seconds_since(start);
 
   start = std::chrono::steady_clock::now();
@@ -103,7 +103,7 @@ void Evaluator::evaluate_image(const std::string& image_id, const data::Record& 
     if (data::rle_area(a.segmentation) == 0) continue;
     ++used;
     const at::Tensor truth_cpu = data::rle_decode(a.segmentation);
-    const at::Tensor truth = truth_cpu.to(predictor_.model()->device());
+    const at::Tensor truth = truth_cpu.to(student_.model()->device());
     for (const PromptSpec& spec : settings_.prompts) {
       std::optional<models::Prompts> prompt = make_prompt(a, truth_cpu, spec, settings_.seed);
       if (!prompt) {
@@ -112,10 +112,8 @@ void Evaluator::evaluate_image(const std::string& image_id, const data::Record& 
       }
       const Multimask mode = multimask_for(settings_.multimask, spec);
       const bool multimask = mode != Multimask::off;
-      predictor_.set_image_embedding(teacher_embedding, original);
-      const at::Tensor teacher = choose(predictor_.predict(*prompt, multimask), mode, truth);
-      predictor_.set_image_embedding(student_embedding, original);
-      const models::Prediction s = predictor_.predict(*prompt, multimask);
+      const at::Tensor teacher = choose(teacher_.predict(*prompt, multimask), mode, truth);
+      const models::Prediction s = student_.predict(*prompt, multimask);
       const at::Tensor student = choose(s, mode, teacher);
 
       PromptOutcome o{image_id, a.id, spec.name(), describe(*prompt)};

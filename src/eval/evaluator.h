@@ -34,12 +34,15 @@ struct PromptMasks {
   at::Tensor teacher, student;
 };
 
-// Teacher and student see identical prompts through the same prompt encoder and mask
-// decoder (the teacher's); only the image embedding differs.
+// Teacher and student see identical prompts. By default they share one prompt encoder and
+// mask decoder (the teacher's), so only the image embedding differs; a fine-tuned student
+// brings its own.
 class Evaluator {
  public:
-  // `sam`: the student's image encoder with the teacher's prompt encoder and mask decoder.
-  Evaluator(models::Sam sam, EvalSettings settings);
+  // `student`: the student's image encoder with the prompt encoder and mask decoder that make
+  // its masks. `teacher_heads`: the prompt encoder and mask decoder applied to the teacher's
+  // embeddings (its image encoder never runs); null: the student's.
+  Evaluator(models::Sam student, EvalSettings settings, models::Sam teacher_heads = nullptr);
 
   // One image: `resized` uint8 HxWx3 (longest side 1024), `teacher_embedding` 1x256x64x64.
   // Appends an outcome per prompt to `report` (and the masks to `masks` when given).
@@ -52,7 +55,7 @@ class Evaluator {
   EvalReport empty_report() const;
 
  private:
-  models::SamPredictor predictor_;
+  models::SamPredictor student_, teacher_;
   EvalSettings settings_;
 };
 

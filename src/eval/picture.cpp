@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "eval/caption.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/png.h"
@@ -79,14 +80,16 @@ void write_png(const std::string& path, const at::Tensor& rgb) {
 }
 
 at::Tensor comparison(const at::Tensor& rgb, const models::Prompts& prompt,
-                      const at::Tensor& teacher_mask, const at::Tensor& student_mask, int64_t side) {
+                      const at::Tensor& teacher_mask, const at::Tensor& student_mask,
+                      const std::string& caption, int64_t side) {
   at::Tensor with_prompt = rgb.clone();
   draw_prompt(with_prompt, prompt);
   at::Tensor teacher = tint(rgb, teacher_mask, kTeacher), student = tint(rgb, student_mask, kStudent);
   draw_prompt(teacher, prompt);
   draw_prompt(student, prompt);
-  return side_by_side({fit_longest_side(with_prompt, side), fit_longest_side(teacher, side),
-                       fit_longest_side(student, side)});
+  return with_caption(side_by_side({fit_longest_side(with_prompt, side), fit_longest_side(teacher, side),
+                                    fit_longest_side(student, side)}),
+                      caption);
 }
 
 }  // namespace sd::eval

@@ -24,9 +24,10 @@ at::Tensor side_by_side(const std::vector<at::Tensor>& panels, int64_t gap = 8);
 // Writes an RGB PNG atomically (sd::Error naming the file).
 void write_png(const std::string& path, const at::Tensor& rgb);
 
-// [image + prompt | teacher's mask | student's mask], each `side` pixels on its longest side.
+// [image + prompt | teacher's mask | student's mask], each `side` pixels on its longest side,
+// under a band with `caption` (see caption.h).
 at::Tensor comparison(const at::Tensor& rgb, const models::Prompts& prompt,
                       const at::Tensor& teacher_mask, const at::Tensor& student_mask,
-                      int64_t side = 384);
+                      const std::string& caption, int64_t side = 384);
 
 }  // namespace sd::eval

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "data/image.h"
 #include "data/loader.h"
@@ -29,22 +30,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-bool has_decoder(const io::StateDict& entries) {
-  for (const auto& [key, tensor] : entries)
-    if (key.rfind("mask_decoder.", 0) == 0) return true;
-  return false;
-}
-
-// The teacher's 1x256x64x64 embedding of an image: read from the store, or computed.
-using TeacherEmbedding = std::function<at::Tensor(const std::string& id, const at::Tensor& resized)>;
-
 TeacherEmbedding from_store(std::shared_ptr<store::Reader> reader, const EvalRequest& r) {
   const std::string checkpoint =
       r.teacher_checkpoint.empty() ? "" : distill::resolve_weights(r.teacher_checkpoint);
   store::check_made_by(reader->manifest(), r.teacher, checkpoint, r.store);
-  return [reader](const std::string& id, const at::Tensor&) {
-    return reader->embedding(id).unsqueeze(0);
-  };
+  return stored_embeddings(reader);
 }
 
 TeacherEmbedding from_model(const EvalRequest& r, at::Device device) {
@@ -61,7 +51,8 @@ TeacherEmbedding from_model(const EvalRequest& r, at::Device device) {
   };
 }
 
-// One comparison picture per prompt, named <image>_<annotation>_<kind>_iou<IoU>.png.
+// One comparison picture per prompt, named <image>_<annotation>_<kind>_iou<IoU>.png and
+// captioned with the kind and the IoU.
 void write_pictures(const std::string& dir, const at::Tensor& rgb,
                     const std::vector<PromptMasks>& masks, const PromptOutcome* outcomes) {
   std::filesystem::create_directories(dir);
@@ -70,25 +61,68 @@ void write_pictures(const std::string& dir, const at::Tensor& rgb,
     char iou[16];
     std::snprintf(iou, sizeof iou, "%.3f", o.iou);
     write_png(dir + "/" + o.image + "_" + std::to_string(o.annotation) + "_" + o.kind + "_iou" + iou + ".png",
-              comparison(rgb, masks[i].prompt, masks[i].teacher, masks[i].student));
+              comparison(rgb, masks[i].prompt, masks[i].teacher, masks[i].student,
+                         o.kind + "  IoU " + iou + "    image+prompt | teacher | student"));
   }
 }
 
 }  // namespace
 
-models::Sam load_student_sam(const EvalRequest& r) {
+TeacherEmbedding stored_embeddings(std::shared_ptr<const store::Reader> reader) {
+  return [reader](const std::string& id, const at::Tensor&) { return reader->embedding(id).unsqueeze(0); };
+}
+
+EvalModels load_eval_models(const EvalRequest& r) {
+  if (r.student_decoder != "auto" && r.student_decoder != "own" && r.student_decoder != "teacher")
+    throw Error("--student-decoder: '" + r.student_decoder + "' is not auto, own or teacher");
   models::EncoderConfig config = distill::student_config_of(r.student, r.student_model);
-  models::Sam sam = models::build_sam(config);
-  io::load_state_dict(*sam->image_encoder, distill::read_encoder_weights(r.student), "", r.student);
-  std::string source = r.teacher_checkpoint.empty() ? distill::resolve_weights(r.student)
-                                                    : distill::resolve_weights(r.teacher_checkpoint);
-  io::StateDict full = io::read_state_dict(source);
-  if (!has_decoder(full))
+  const std::string student_file = distill::resolve_weights(r.student);
+  const io::StateDict student_weights = io::read_state_dict(student_file);
+  EvalModels m{models::build_sam(config), nullptr};
+  io::load_state_dict(*m.student->image_encoder, io::encoder_entries(student_weights), "", student_file);
+
+  const bool own = r.student_decoder != "teacher" && models::load_sam_heads(*m.student, student_weights, student_file);
+  if (r.student_decoder == "own" && !own)
+    throw Error("eval: --student-decoder own, but '" + student_file + "' holds no prompt encoder and mask decoder");
+  if (own && r.teacher_checkpoint.empty()) return m;  // the student's heads serve both
+  const std::string source = r.teacher_checkpoint.empty() ? student_file
+                                                          : distill::resolve_weights(r.teacher_checkpoint);
+  models::Sam heads = own ? models::build_sam(config) : m.student;
+  if (!models::load_sam_heads(*heads, io::read_state_dict(source), source))
     throw Error("eval: '" + source + "' holds no prompt encoder and mask decoder; give " +
                 "--teacher-checkpoint, a full SAM checkpoint of the teacher");
-  io::load_state_dict(*sam->prompt_encoder, full, "prompt_encoder.", source);
-  io::load_state_dict(*sam->mask_decoder, full, "mask_decoder.", source);
-  return sam;
+  if (own) m.teacher_heads = heads;
+  return m;
+}
+
+EvalReport evaluate_images(Evaluator& evaluator, const data::Dataset& images,
+                           const TeacherEmbedding& teacher, const store::Reader* cache,
+                           const Pictures& pictures, bool quiet) {
+  const auto began = Clock::now();
+  const data::ImageDecoder decoder = data::default_image_decoder();
+  EvalReport report = evaluator.empty_report();
+  std::optional<Progress> progress;
+  if (!quiet) progress.emplace("eval", int64_t(images.size()));
+  for (size_t i = 0; i < images.size(); ++i) {
+    const data::Entry& entry = images[i];
+    const data::Record record = data::load_record(entry);
+    const bool cached = cache && cache->find(store::Kind::image, entry.id);
+    const at::Tensor resized = cached ? cache->image(entry.id)
+                                      : data::resize_longest_side(data::read_image(entry, decoder, &record));
+    auto start = Clock::now();
+    const at::Tensor embedding = teacher(entry.id, resized);
+    report.timings.teacher_embed_s += std::chrono::duration<double>(Clock::now() - start).count();
+    const bool draw = !pictures.dir.empty() && int(i) < pictures.images;
+    std::vector<PromptMasks> masks;
+    const size_t first = report.outcomes.size();
+    evaluator.evaluate_image(entry.id, record, resized, embedding, report, draw ? &masks : nullptr);
+    if (draw)
+      write_pictures(pictures.dir, data::read_image(entry, decoder, &record), masks, &report.outcomes[first]);
+    if (progress) progress->update(int64_t(i + 1), std::to_string(report.outcomes.size()) + " prompts");
+  }
+  if (progress) progress->finish(std::to_string(report.outcomes.size()) + " prompts");
+  report.timings.total_s = std::chrono::duration<double>(Clock::now() - began).count();
+  return report;
 }
 
 EvalReport run_eval(const EvalRequest& r) {
@@ -97,37 +131,17 @@ EvalReport run_eval(const EvalRequest& r) {
   std::shared_ptr<store::Reader> reader;
   if (!r.store.empty()) reader = std::make_shared<store::Reader>(r.store);
   TeacherEmbedding teacher = reader ? from_store(reader, r) : from_model(r, device);
-  models::Sam sam = load_student_sam(r);
-  sam->to(device);
-  Evaluator evaluator(sam, r.settings);
+  EvalModels models = load_eval_models(r);
+  models.student->to(device);
+  if (models.teacher_heads) models.teacher_heads->to(device);
+  Evaluator evaluator(models.student, r.settings, models.teacher_heads);
 
   std::vector<data::Skip> orphans;
   data::Dataset dataset = data::Dataset::index_sa1b(r.data, &orphans).subset(r.subset);
   for (const data::Skip& s : orphans) log::warn("eval: " + s.file + ": " + s.reason);
-  const size_t n = r.max_images > 0 ? std::min<size_t>(r.max_images, dataset.size()) : dataset.size();
-  if (n == 0) throw Error("eval: no SA-1B images (sa_N.jpg with sa_N.json) selected under --data");
-
-  const data::ImageDecoder decoder = data::default_image_decoder();
-  EvalReport report = evaluator.empty_report();
-  Progress progress("eval", int64_t(n));
-  for (size_t i = 0; i < n; ++i) {
-    const data::Entry& entry = dataset[i];
-    const data::Record record = data::load_record(entry);
-    const bool cached = reader && reader->find(store::Kind::image, entry.id);
-    const at::Tensor resized = cached ? reader->image(entry.id)
-                                      : data::resize_longest_side(data::read_image(entry, decoder, &record));
-    auto start = Clock::now();
-    const at::Tensor embedding = teacher(entry.id, resized);
-    report.timings.teacher_embed_s += std::chrono::duration<double>(Clock::now() - start).count();
-    const bool pictures = !r.vis_dir.empty() && int(i) < r.vis_images;
-    std::vector<PromptMasks> masks;
-    const size_t first = report.outcomes.size();
-    evaluator.evaluate_image(entry.id, record, resized, embedding, report, pictures ? &masks : nullptr);
-    if (pictures)
-      write_pictures(r.vis_dir, data::read_image(entry, decoder, &record), masks, &report.outcomes[first]);
-    progress.update(int64_t(i + 1), std::to_string(report.outcomes.size()) + " prompts");
-  }
-  progress.finish(std::to_string(report.outcomes.size()) + " prompts");
+  if (r.max_images > 0 && size_t(r.max_images) < dataset.size()) dataset = dataset.head(size_t(r.max_images));
+  if (dataset.size() == 0) throw Error("eval: no SA-1B images (sa_N.jpg with sa_N.json) selected under --data");
+  EvalReport report = evaluate_images(evaluator, dataset, teacher, reader.get(), {r.vis_dir, r.vis_images});
   report.timings.total_s = std::chrono::duration<double>(Clock::now() - began).count();
   return report;
 }

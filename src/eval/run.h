@@ -1,4 +1,6 @@
 #pragma once
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -6,6 +8,7 @@
 #include "eval/evaluator.h"
 #include "eval/report.h"
 #include "models/sam.h"
+#include "store/reader.h"
 
 // `samdistill eval` as a library call: load both models, walk the images, build the report.
 namespace sd::eval {
@@ -16,6 +19,10 @@ struct EvalRequest {
   std::string store;               // teacher embeddings from here: the teacher never runs
   std::string student;             // weights: a file or run folder
   std::string student_model = "vit_t";  // when `student` is not a run folder
+  // Whose prompt encoder and mask decoder make the student's masks: "teacher" (the paper's
+  // measure: only the encoder differs), "own" (a fine-tuned student's), "auto" (own when the
+  // student's weights hold them).
+  std::string student_decoder = "auto";
   std::vector<std::string> data;   // SA-1B folders (records, and images the store lacks)
   data::SubsetSpec subset;
   int max_images = 0;              // 0: all
@@ -27,10 +34,31 @@ struct EvalRequest {
   int vis_images = 4;
 };
 
-// The student's encoder with the teacher's prompt encoder and mask decoder, from
+// The two models of an evaluation: the student, and the teacher's prompt encoder and mask
+// decoder (null when the student uses them too). The teacher's come from
 // `teacher_checkpoint` when given, else from `student` when it is a full SAM checkpoint;
 // sd::Error saying which flag to give otherwise.
-models::Sam load_student_sam(const EvalRequest& request);
+struct EvalModels {
+  models::Sam student;
+  models::Sam teacher_heads;
+};
+EvalModels load_eval_models(const EvalRequest& request);
+
+// The teacher's 1x256x64x64 embedding of an image (id, uint8 resized pixels).
+using TeacherEmbedding = std::function<at::Tensor(const std::string& id, const at::Tensor& resized)>;
+TeacherEmbedding stored_embeddings(std::shared_ptr<const store::Reader> reader);
+
+// Pictures of the first `images` images (see EvalRequest::vis_dir); none when dir is empty.
+struct Pictures {
+  std::string dir;
+  int images = 0;
+};
+
+// Evaluates every image of `images` (pixels from `cache`, when given and holding them, else
+// decoded), with a progress line unless `quiet`.
+EvalReport evaluate_images(Evaluator& evaluator, const data::Dataset& images,
+                           const TeacherEmbedding& teacher, const store::Reader* cache,
+                           const Pictures& pictures = {}, bool quiet = false);
 
 // Runs the evaluation (a progress line on stderr). sd::Error on bad input, naming the file,
 // key or flag at fault; a store not made by the given teacher is refused naming the field.

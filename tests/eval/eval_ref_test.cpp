@@ -6,12 +6,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "common/fixtures.h"
+#include "common/pipeline.h"
 #include "eval/run.h"
 #include "io/checkpoint.h"
 #include "io/state_dict.h"
-#include "models/config.h"
-#include "models/image_encoder.h"
 #include "store/embed.h"
 
 namespace fs = std::filesystem;
@@ -19,28 +17,17 @@ namespace fs = std::filesystem;
 namespace sd::testing {
 namespace {
 
-// A small TinyViT (the last width keeps the 64x64 grid), randomly initialised.
-const char* kStudent =
-    R"({"embed_dims": [16, 32, 64, 320], "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 5],
-        "window_sizes": [7, 7, 14, 7]})";
-
 class EvalRef : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (!fixtures_present()) return;
     dir_ = new std::string(make_temp_dir("samdistill-eval"));
-    auto teacher = first_folder(false);
-    ASSERT_TRUE(teacher) << "no ViT folder under " << fixtures_root();
-    teacher_ = new ModelFolder(*teacher);
-    std::ofstream(*dir_ + "/teacher.json") << teacher->config.dump();
-    std::ofstream(*dir_ + "/student.json") << kStudent;
-    at::manual_seed(3);
-    auto student = models::make_image_encoder(models::resolve_encoder(*dir_ + "/student.json"));
-    io::write_state_dict(*dir_ + "/student.pth", io::state_dict(*student));
+    teacher_ = new ModelFolder(write_teacher_and_student(*dir_));
+    write_random_student(*dir_, 3);
 
     store::EmbedOptions o;
     o.teacher = *dir_ + "/teacher.json";
-    o.teacher_checkpoint = teacher->file("weights.pth");
+    o.teacher_checkpoint = teacher_->file("weights.pth");
     o.data = {data_sample()};
     o.subset.list_file = *dir_ + "/first.txt";
     std::ofstream(o.subset.list_file) << first_image() << "\n";
@@ -134,6 +121,58 @@ TEST_F(EvalRef, EncoderOnlyStudentWithoutTeacherWeightsNamesTheFlag) {
   r.store = *dir_ + "/store";
   r.teacher_checkpoint.clear();
   EXPECT_PRED2(contains, error_of([&] { eval::run_eval(r); }), "--teacher-checkpoint");
+}
+
+TEST_F(EvalRef, OracleKeepsTheMaskClosestToTheGroundTruth) {
+  eval::EvalRequest r = request();
+  r.settings.prompts = eval::parse_prompt_specs("point,center");  // score mode by default
+  eval::EvalReport scored = eval::run_eval(r);
+  r.settings.multimask = eval::Multimask::oracle;
+  eval::EvalReport oracle = eval::run_eval(r);
+  EXPECT_EQ(eval::report_json(oracle)["multimask"]["point"], "oracle");
+  ASSERT_EQ(oracle.outcomes.size(), scored.outcomes.size());
+  bool better = false;
+  for (size_t i = 0; i < oracle.outcomes.size(); ++i) {
+    const eval::PromptOutcome &o = oracle.outcomes[i], &s = scored.outcomes[i];
+    ASSERT_EQ(o.prompt, s.prompt);
+    // The best of the three masks against the annotation, for both models.
+    EXPECT_GE(o.teacher_gt, s.teacher_gt) << o.kind << " " << o.annotation;
+    EXPECT_GE(o.student_gt, s.student_gt) << o.kind << " " << o.annotation;
+    better |= o.teacher_gt > s.teacher_gt || o.student_gt > s.student_gt;
+  }
+  EXPECT_TRUE(better) << "the highest-scored mask was the closest every time: the test shows nothing";
+}
+
+TEST_F(EvalRef, AFineTunedStudentBringsItsOwnDecoder) {
+  // The student as a full SAM checkpoint whose mask decoder differs from the teacher's.
+  io::StateDict full = io::read_state_dict(teacher_->file("weights.pth"));
+  io::StateDict student;
+  for (const auto& [key, value] : io::read_state_dict(*dir_ + "/student.pth")) student.emplace_back("image_encoder." + key, value);
+  for (auto [key, value] : full) {
+    if (key.rfind("image_encoder.", 0) == 0) continue;
+    if (key.rfind("mask_decoder.", 0) == 0) value = value + 0.05 * at::randn_like(value);
+    student.emplace_back(key, value);
+  }
+  const std::string path = *dir_ + "/finetuned.pth";
+  io::write_state_dict(path, student);
+  eval::EvalRequest r = request();
+  r.student = path;
+  r.settings.prompts = eval::parse_prompt_specs("box");
+  eval::EvalReport own = eval::run_eval(r);  // auto: its own decoder
+  r.student_decoder = "teacher";
+  eval::EvalReport teachers = eval::run_eval(r);
+  r.student = *dir_ + "/student.pth";
+  eval::EvalReport encoder_only = eval::run_eval(r);
+  ASSERT_EQ(own.outcomes.size(), teachers.outcomes.size());
+  bool differs = false;
+  for (size_t i = 0; i < own.outcomes.size(); ++i) {
+    EXPECT_EQ(teachers.outcomes[i].iou, encoder_only.outcomes[i].iou);
+    EXPECT_EQ(own.outcomes[i].teacher_gt, teachers.outcomes[i].teacher_gt) << "the teacher's masks are the teacher's";
+    differs |= own.outcomes[i].iou != teachers.outcomes[i].iou;
+  }
+  EXPECT_TRUE(differs);
+  r.student_decoder = "own";
+  EXPECT_PRED2(contains, error_of([&] { eval::run_eval(r); }), "holds no prompt encoder");
 }
 
 }  // namespace
