@@ -54,6 +54,7 @@ int run(int argc, char** argv) {
   add_eval_command(app, globals);
   add_demo_command(app, globals);
   add_predict_command(app, globals);
+  add_finetune_command(app, globals);
 
   try {
     app.parse(argc, argv);

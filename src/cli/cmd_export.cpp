@@ -16,8 +16,9 @@ struct ExportArgs {
 
 void run_export(const ExportArgs& a) {
   models::EncoderConfig config = distill::student_config_of(a.student, a.student_model);
-  io::StateDict sam =
-      distill::assemble_sam(distill::read_encoder_weights(a.student), config, a.decoder_from);
+  // A fine-tuned student (finetune's final.pth) brings its own prompt encoder and mask decoder.
+  const std::string decoder_from = a.decoder_from.empty() ? distill::resolve_weights(a.student) : a.decoder_from;
+  io::StateDict sam = distill::assemble_sam(distill::read_encoder_weights(a.student), config, decoder_from);
   io::write_state_dict(a.out, sam);
   std::cout << "wrote " << a.out << ": " << sam.size() << " entries, "
             << io::count_parameters(sam) << " parameters ("
@@ -29,8 +30,8 @@ void run_export(const ExportArgs& a) {
 void add_export_command(CLI::App& app, const Globals&) {
   auto a = std::make_shared<ExportArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "export", "Write a full SAM checkpoint (student encoder + teacher prompt encoder and mask "
-                "decoder) under the official key names, loadable by torch.load and MobileSAM");
+      "export", "Write a full SAM checkpoint (student encoder + the teacher's, or a fine-tuned, prompt "
+                "encoder and mask decoder) under the official key names, loadable by torch.load and MobileSAM");
   cmd->add_option("--student", a->student,
                   "Student weights: a run folder (its final.pth, else newest checkpoint) or a file")
       ->required();
@@ -38,8 +39,8 @@ void add_export_command(CLI::App& app, const Globals&) {
                   "Student architecture when --student is not a run folder (preset or JSON config)")
       ->capture_default_str();
   cmd->add_option("--decoder-from", a->decoder_from,
-                  "Full SAM checkpoint whose prompt encoder and mask decoder to take")
-      ->required();
+                  "Full SAM checkpoint whose prompt encoder and mask decoder to take (default: "
+                  "--student's own, when it is a full SAM checkpoint such as a finetune run's)");
   cmd->add_option("--out", a->out, "Output checkpoint (e.g. mobile_sam.pt)")->required();
   cmd->callback([a] { run_export(*a); });
 }

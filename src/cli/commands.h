@@ -1,6 +1,8 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include "distill/train_loop.h"
+
 // Each subcommand lives in its own cmd_<name>.cpp and registers itself on the app.
 // The callback it installs does the work; errors are thrown as sd::Error.
 namespace sd::cli {
@@ -20,5 +22,9 @@ void add_bench_command(CLI::App& app, const Globals& globals);
 void add_eval_command(CLI::App& app, const Globals& globals);
 void add_demo_command(CLI::App& app, const Globals& globals);
 void add_predict_command(CLI::App& app, const Globals& globals);
+void add_finetune_command(CLI::App& app, const Globals& globals);
+
+// The closing lines of train and finetune: steps, loss, speed, weights.
+void print_train_summary(const distill::TrainSummary& summary);
 
 }  // namespace sd::cli

@@ -2,15 +2,11 @@
 // data/sample, a small TinyViT student, exact resume after SIGKILL, export.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <unistd.h>
 
-#include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
-#include "common/fixtures.h"
+#include "common/pipeline.h"
 #include "distill/export.h"
 #include "io/checkpoint.h"
 #include "io/state_dict.h"
@@ -22,24 +18,13 @@ namespace fs = std::filesystem;
 namespace sd::testing {
 namespace {
 
-// A small TinyViT (the last width must keep the 64x64 grid: 320, 448 or 576).
-const char* kStudent =
-    R"({"embed_dims": [16, 32, 64, 320], "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 5],
-        "window_sizes": [7, 7, 14, 7]})";
-
 class TrainRun : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (!fixtures_present()) return;
     dir_ = new std::string(make_temp_dir("samdistill-train"));
-    auto teacher = first_folder(false);
-    ASSERT_TRUE(teacher) << "no ViT folder under " << fixtures_root();
-    std::ofstream(*dir_ + "/teacher.json") << teacher->config.dump();
-    std::ofstream(*dir_ + "/student.json") << kStudent;
-    ProgramRun embed = run_program("--threads 2 embed --teacher " + *dir_ + "/teacher.json" +
-                                   " --teacher-checkpoint " + teacher->file("weights.pth") +
-                                   " --data " + data_sample() + " --store " + store() +
-                                   " --cache-images");
+    const ModelFolder teacher = write_teacher_and_student(*dir_);
+    ProgramRun embed = embed_sample(*dir_, teacher);
     ASSERT_EQ(embed.status, 0) << embed.output;
   }
   static void TearDownTestSuite() {
@@ -54,23 +39,6 @@ class TrainRun : public ::testing::Test {
     return "--threads 2 train --store " + store() + " --out " + run + " --student-model " +
            *dir_ + "/student.json --batch-size 2 --max-steps " + std::to_string(steps) +
            " --warmup-steps 2 --lr 0.002 --checkpoint-every 1 --keep-last 2 --log-every 1 --seed 7";
-  }
-  static std::vector<double> losses(const std::string& run) {
-    std::vector<double> out;
-    std::ifstream in(run + "/metrics.jsonl");
-    for (std::string line; std::getline(in, line);) {
-      auto loss = nlohmann::json::parse(line)["loss"];  // null when it was not finite
-      out.push_back(loss.is_number() ? loss.get<double>() : NAN);
-    }
-    return out;
-  }
-  static void expect_same_weights(const std::string& a, const std::string& b) {
-    io::StateDict x = io::read_state_dict(a), y = io::read_state_dict(b);
-    ASSERT_EQ(x.size(), y.size());
-    for (size_t i = 0; i < x.size(); ++i) {
-      EXPECT_EQ(x[i].first, y[i].first);
-      EXPECT_TRUE(at::equal(x[i].second, y[i].second)) << x[i].first << " differs";
-    }
   }
   // The uninterrupted run every resume test compares against (made once).
   static const std::string& reference_run() {
@@ -91,7 +59,7 @@ TEST_F(TrainRun, LossFallsAndTheRunFolderIsComplete) {
   const std::string& run = reference_run();
   for (const char* leaf : {"config.json", "metrics.jsonl", "final.pth", "loss.png"})
     EXPECT_TRUE(fs::exists(run + "/" + leaf)) << leaf;
-  std::vector<double> loss = losses(run);
+  std::vector<double> loss = step_losses(run);
   ASSERT_EQ(loss.size(), 7u);
   double first = (loss[0] + loss[1]) / 2, last = (loss[5] + loss[6]) / 2;
   EXPECT_LT(last, 0.9 * first) << "loss did not fall: " << first << " -> " << last;
@@ -104,27 +72,14 @@ TEST_F(TrainRun, LossFallsAndTheRunFolderIsComplete) {
 TEST_F(TrainRun, ResumeAfterSigkillIsBitwiseExact) {
   const std::string& reference = reference_run();
   const std::string run = *dir_ + "/killed";
-  const std::string command = binary_path() + " " + train_args(run, 7) + " >" + *dir_ + "/killed.log 2>&1";
-  pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  // Kill it once it is past step 3, wherever it is.
-  for (int i = 0; i < 600 && losses(run).size() < 3; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
-  kill(child, SIGKILL);
-  int status = 0;
-  waitpid(child, &status, 0);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "the run ended before it could be killed";
+  ASSERT_TRUE(kill_after_steps(train_args(run, 7), run, 3)) << "the run ended before it could be killed";
   ASSERT_FALSE(fs::exists(run + "/final.pth"));
 
   ProgramRun resumed = run_program(train_args(run, 7) + " --resume auto");
   ASSERT_EQ(resumed.status, 0) << resumed.output;
   EXPECT_PRED2(contains, resumed.output, "resuming from");
   expect_same_weights(reference + "/final.pth", run + "/final.pth");
+  EXPECT_EQ(step_losses(run), step_losses(reference)) << "metrics.jsonl holds every step once";
 }
 
 TEST_F(TrainRun, ResumePassesOverADamagedNewestCheckpoint) {
@@ -157,7 +112,7 @@ TEST_F(TrainRun, NonFiniteLossesAreSkippedThenStopTheRun) {
   EXPECT_NE(r.status, 0);
   EXPECT_PRED2(contains, r.output, "step skipped");
   EXPECT_PRED2(contains, r.output, "2 non-finite losses in a row");
-  EXPECT_EQ(losses(run).size(), 1u);  // the second bad step stops the run before its record
+  EXPECT_EQ(step_losses(run).size(), 1u);  // the second bad step stops the run before its record
 }
 
 TEST_F(TrainRun, AStoreOfAnotherTeacherIsRefused) {

@@ -1,0 +1,143 @@
+// Mask-decoder fine-tuning through the program: a store made by the fixture teacher over
+// data/sample, a small TinyViT student, the teacher's decoder as the start and the target.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "common/pipeline.h"
+#include "io/checkpoint.h"
+#include "io/state_dict.h"
+
+namespace fs = std::filesystem;
+
+namespace sd::testing {
+namespace {
+
+class FinetuneRun : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!fixtures_present()) return;
+    dir_ = new std::string(make_temp_dir("samdistill-finetune"));
+    teacher_ = new ModelFolder(write_teacher_and_student(*dir_));
+    write_random_student(*dir_, 5);
+    ProgramRun embed = embed_sample(*dir_, *teacher_);
+    ASSERT_EQ(embed.status, 0) << embed.output;
+  }
+  static void TearDownTestSuite() {
+    if (dir_) fs::remove_all(*dir_);
+    delete dir_;
+    delete teacher_;
+    dir_ = nullptr;
+    teacher_ = nullptr;
+  }
+  void SetUp() override { SD_REQUIRE_FIXTURES(); }
+
+  static std::string student_weights() { return *dir_ + "/student.pth"; }
+  // 4 training images (one of 5 held out), batch 2: two steps an epoch.
+  static std::string finetune_args(const std::string& run) {
+    return "--threads 2 finetune --student " + student_weights() + " --student-model " + *dir_ +
+           "/student.json --teacher-checkpoint " + teacher_->file("weights.pth") + " --store " + *dir_ +
+           "/store --data " + data_sample() + " --out " + run +
+           " --epochs 2 --batch-size 2 --prompts-per-image 3 --refine-iters 1 --val-max-prompts 3"
+           " --lr 0.0005 --warmup-steps 1 --checkpoint-every 1 --keep-last 10 --log-every 1 --seed 3"
+           " --patience 0";
+  }
+  // The uninterrupted run the tests look at (made once per process).
+  static const std::string& reference_run() {
+    static std::string run;
+    if (run.empty()) {
+      run = *dir_ + "/reference";
+      ProgramRun r = run_program(finetune_args(run));
+      EXPECT_EQ(r.status, 0) << r.output;
+      output_ = r.output;
+    }
+    return run;
+  }
+
+  static std::string* dir_;
+  static ModelFolder* teacher_;
+  static std::string output_;
+};
+std::string* FinetuneRun::dir_ = nullptr;
+ModelFolder* FinetuneRun::teacher_ = nullptr;
+std::string FinetuneRun::output_;
+
+std::string entry_prefix(const std::string& key) { return key.substr(0, key.find('.')); }
+
+TEST_F(FinetuneRun, HeldOutMiouIsReportedBeforeAndAfterAndFinalIsTheBest) {
+  const std::string& run = reference_run();
+  const std::vector<double> scores = validation_scores(run);
+  ASSERT_EQ(scores.size(), 3u) << "before training and after each of 2 epochs";
+  for (double s : scores) EXPECT_TRUE(s >= 0 && s <= 1) << s;
+  EXPECT_PRED2(contains, output_, "mIoU vs teacher before");
+  EXPECT_EQ(step_losses(run).size(), 4u);
+  // final.pth holds the weights of the best score, no worse than before the fine-tune.
+  const double best = *std::max_element(scores.begin(), scores.end());
+  EXPECT_GE(best, scores[0]);
+  expect_same_weights(run + "/final.pth", run + "/checkpoints/best.pth");
+  // A full SAM checkpoint: the student's encoder, a prompt encoder and a mask decoder.
+  std::set<std::string> parts;
+  for (const auto& [key, value] : io::read_state_dict(run + "/final.pth")) parts.insert(entry_prefix(key));
+  EXPECT_EQ(parts, (std::set<std::string>{"image_encoder", "prompt_encoder", "mask_decoder"}));
+}
+
+TEST_F(FinetuneRun, TheFrozenEncoderIsBitwiseUnchangedAndTheDecoderLearns) {
+  const std::string last = reference_run() + "/checkpoints/step-00000004.pth";
+  const auto teacher = load_tensors(teacher_->file("weights.pth"));
+  const io::StateDict student = io::read_state_dict(student_weights());
+  size_t encoder_entries = 0, decoder_changed = 0, prompt_encoder_changed = 0;
+  for (const auto& [key, value] : io::read_state_dict(last)) {
+    const std::string part = entry_prefix(key);
+    if (part == "image_encoder") {
+      const std::string name = key.substr(part.size() + 1);
+      auto it = std::find_if(student.begin(), student.end(), [&](const auto& e) { return e.first == name; });
+      ASSERT_NE(it, student.end()) << key;
+      EXPECT_TRUE(at::equal(value, it->second)) << key << " changed";
+      ++encoder_entries;
+    } else if (!at::equal(value, teacher.at(key))) {
+      ++(part == "mask_decoder" ? decoder_changed : prompt_encoder_changed);
+    }
+  }
+  EXPECT_EQ(encoder_entries, student.size());
+  EXPECT_GT(decoder_changed, 0u);
+  EXPECT_EQ(prompt_encoder_changed, 0u) << "the prompt encoder is frozen by default";
+}
+
+TEST_F(FinetuneRun, ResumeAfterSigkillIsBitwiseExact) {
+  const std::string& reference = reference_run();
+  const std::string run = *dir_ + "/killed";
+  ASSERT_TRUE(kill_after_steps(finetune_args(run), run, 2)) << "the run ended before it could be killed";
+  ASSERT_FALSE(fs::exists(run + "/final.pth"));
+  ProgramRun resumed = run_program(finetune_args(run) + " --resume auto");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_PRED2(contains, resumed.output, "resuming from");
+  expect_same_weights(reference + "/checkpoints/step-00000004.pth", run + "/checkpoints/step-00000004.pth");
+  expect_same_weights(reference + "/final.pth", run + "/final.pth");
+  EXPECT_EQ(validation_scores(reference), validation_scores(run));
+  EXPECT_EQ(step_losses(reference), step_losses(run));
+}
+
+TEST_F(FinetuneRun, ExportKeepsTheFineTunedDecoder) {
+  const std::string& run = reference_run();
+  const std::string out = *dir_ + "/finetuned.pt";
+  ProgramRun r = run_program("export --student " + run + " --out " + out);
+  ASSERT_EQ(r.status, 0) << r.output;
+  expect_same_weights(run + "/final.pth", out);
+}
+
+TEST_F(FinetuneRun, BadSettingsAreNamed) {
+  ProgramRun r = run_program(finetune_args(*dir_ + "/bad") + " --target teacher_masks");
+  EXPECT_NE(r.status, 0);
+  EXPECT_PRED2(contains, r.output, "config key 'target'");
+  r = run_program("finetune --store " + *dir_ + "/store --data " + data_sample() + " --out " + *dir_ + "/bad");
+  EXPECT_NE(r.status, 0);
+  EXPECT_PRED2(contains, r.output, "--student");
+  r = run_program(finetune_args(*dir_ + "/bad") + " --prompts box,corner");
+  EXPECT_NE(r.status, 0);
+  EXPECT_PRED2(contains, r.output, "corner");
+}
+
+}  // namespace
+}  // namespace sd::testing

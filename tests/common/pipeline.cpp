@@ -1,0 +1,100 @@
+#include "common/pipeline.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <thread>
+
+#include "io/checkpoint.h"
+#include "io/state_dict.h"
+#include "models/config.h"
+#include "models/image_encoder.h"
+
+namespace sd::testing {
+
+const char* const kSmallStudent =
+    R"({"embed_dims": [16, 32, 64, 320], "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 5],
+        "window_sizes": [7, 7, 14, 7]})";
+
+ModelFolder write_teacher_and_student(const std::string& dir) {
+  std::optional<ModelFolder> teacher = first_folder(false);
+  if (!teacher) throw std::runtime_error("no ViT folder under " + fixtures_root());
+  std::ofstream(dir + "/teacher.json") << teacher->config.dump();
+  std::ofstream(dir + "/student.json") << kSmallStudent;
+  return *teacher;
+}
+
+std::string write_random_student(const std::string& dir, int64_t seed) {
+  at::manual_seed(seed);
+  auto student = models::make_image_encoder(models::resolve_encoder(dir + "/student.json"));
+  const std::string path = dir + "/student.pth";
+  io::write_state_dict(path, io::state_dict(*student));
+  return path;
+}
+
+ProgramRun embed_sample(const std::string& dir, const ModelFolder& teacher) {
+  return run_program("--threads 2 embed --teacher " + dir + "/teacher.json --teacher-checkpoint " +
+                     teacher.file("weights.pth") + " --data " + data_sample() + " --store " + dir +
+                     "/store --cache-images");
+}
+
+namespace {
+
+std::vector<nlohmann::json> metric_lines(const std::string& run, const char* field) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(run + "/metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    if (j.contains(field)) out.push_back(j[field]);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<double> step_losses(const std::string& run) {
+  std::vector<double> out;
+  for (const auto& loss : metric_lines(run, "loss"))  // null when it was not finite
+    out.push_back(loss.is_number() ? loss.get<double>() : NAN);
+  return out;
+}
+
+std::vector<double> validation_scores(const std::string& run) {
+  std::vector<double> out;
+  for (const auto& score : metric_lines(run, "val_score")) out.push_back(score.get<double>());
+  return out;
+}
+
+void expect_same_weights(const std::string& a, const std::string& b) {
+  io::StateDict x = io::read_state_dict(a), y = io::read_state_dict(b);
+  ASSERT_EQ(x.size(), y.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_EQ(x[i].first, y[i].first);
+    EXPECT_TRUE(at::equal(x[i].second, y[i].second)) << x[i].first << " differs";
+  }
+}
+
+bool kill_after_steps(const std::string& args, const std::string& run, size_t steps) {
+  const std::string command = binary_path() + " " + args + " >" + run + ".log 2>&1";
+  pid_t child = fork();
+  if (child < 0) return false;
+  if (child == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  for (int i = 0; i < 3000 && step_losses(run).size() < steps; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));  // somewhere inside the next step
+  kill(child, SIGKILL);
+  int status = 0;
+  waitpid(child, &status, 0);
+  return WIFSIGNALED(status);
+}
+
+}  // namespace sd::testing

@@ -1,0 +1,135 @@
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "common/fixtures.h"
+#include "data/rle.h"
+#include "finetune/finetune_config.h"
+#include "finetune/mask_loss.h"
+#include "finetune/training_prompts.h"
+#include "io/config.h"
+
+namespace sd::finetune {
+namespace {
+
+TEST(MaskLoss, FocalAndDiceHaveTheirClosedForms) {
+  // Logits 0: p = 1/2 everywhere. Target all ones: focal = 0.25 * ln 2 * (1/2)^2 per pixel.
+  at::Tensor logits = at::zeros({1, 1, 4, 4});
+  at::Tensor ones = at::ones({1, 1, 4, 4});
+  EXPECT_NEAR(focal_loss(logits, ones).item<double>(), 0.25 * std::log(2.0) * 0.25, 1e-7);
+  EXPECT_NEAR(focal_loss(logits, at::zeros_like(ones)).item<double>(), 0.75 * std::log(2.0) * 0.25, 1e-7);
+  // dice = 1 - (2 * 8 + 1) / (8 + 16 + 1)
+  EXPECT_NEAR(dice_loss(logits, ones).item<double>(), 1.0 - 17.0 / 25.0, 1e-7);
+  EXPECT_NEAR(bce_loss(logits, ones).item<double>(), std::log(2.0), 1e-7);
+  // A confident, right mask costs (almost) nothing.
+  EXPECT_LT((20 * focal_loss(100 * (2 * ones - 1), ones) + bce_loss(100 * (2 * ones - 1), ones)).item<double>(), 1e-6);
+}
+
+TEST(MaskLoss, IousOfThresholdedMasks) {
+  at::Tensor logits = at::full({1, 2, 2, 2}, -1.0);
+  logits[0][0][0][0] = 1;  // mask 0: one pixel; mask 1: empty
+  at::Tensor target = at::zeros({1, 2, 2, 2});
+  target[0][0][0][0] = 1;
+  target[0][0][0][1] = 1;
+  at::Tensor iou = mask_ious(logits, target);
+  EXPECT_FLOAT_EQ(iou[0][0].item<float>(), 0.5f);
+  EXPECT_FLOAT_EQ(iou[0][1].item<float>(), 1.0f);  // both empty
+}
+
+TEST(MaskLoss, OnlyTheBestOfThreeMasksLearns) {
+  at::Tensor target = at::zeros({1, 1, 8, 8});
+  target.slice(2, 0, 4).fill_(1);
+  at::Tensor logits = at::randn({1, 3, 8, 8});
+  logits[0][1] = 50 * (2 * target[0][0] - 1);  // mask 1 is right
+  logits.requires_grad_(true);
+  at::Tensor ious = at::full({1, 3}, 0.5).requires_grad_(true);
+  PromptLoss l = prompt_loss(logits, ious, target, "focal_dice_iou");
+  EXPECT_EQ(l.kept, 1);
+  l.loss.backward();
+  EXPECT_EQ(logits.grad()[0][0].abs().sum().item<float>(), 0.0f);
+  EXPECT_EQ(logits.grad()[0][2].abs().sum().item<float>(), 0.0f);
+  EXPECT_GT(ious.grad().abs().min().item<float>(), 0.0f);  // every IoU prediction learns
+  EXPECT_TRUE(prompt_loss(logits, ious, target, "bce_dice").loss.requires_grad());
+}
+
+data::Record record_with_squares(int n) {
+  data::Record r;
+  r.image.height = 64;
+  r.image.width = 64;
+  for (int i = 0; i < n; ++i) {
+    at::Tensor m = at::zeros({64, 64}, at::kByte);
+    m.slice(0, 4 * i, 4 * i + 8).slice(1, 4 * i, 4 * i + 8).fill_(1);
+    data::Annotation a;
+    a.id = i;
+    a.segmentation = data::rle_encode(m);
+    a.bbox = {4.0 * i, 4.0 * i, 8, 8};
+    a.point_coords = {{4.0 * i + 4, 4.0 * i + 4}};
+    r.annotations.push_back(a);
+  }
+  r.annotations.push_back(r.annotations[0]);
+  r.annotations.back().segmentation = data::rle_encode(at::zeros({64, 64}, at::kByte));  // empty: never drawn
+  return r;
+}
+
+TEST(TrainingPrompts, SeededDrawsWithoutReplacementInKindOrder) {
+  const data::Record r = record_with_squares(6);
+  const auto kinds = eval::parse_prompt_specs("box,point");
+  auto a = sample_prompts(r, kinds, 4, prompt_seed(1, 0, "sa_1"));
+  auto b = sample_prompts(r, kinds, 4, prompt_seed(1, 0, "sa_1"));
+  ASSERT_EQ(a.size(), 4u);
+  std::set<int64_t> boxes;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].spec.name(), i % 2 ? "point" : "box");
+    EXPECT_TRUE(at::equal(a[i].mask, b[i].mask));
+    EXPECT_GT(a[i].mask.sum().item<int64_t>(), 0);
+    boxes.insert(a[i].mask.nonzero()[0][0].item<int64_t>());
+  }
+  EXPECT_EQ(boxes.size(), 4u) << "drawn without replacement";
+  EXPECT_EQ(sample_prompts(r, kinds, 20, 7).size(), 6u) << "at most every non-empty annotation";
+  EXPECT_NE(prompt_seed(1, 0, "sa_1"), prompt_seed(1, 1, "sa_1"));
+  EXPECT_NE(prompt_seed(1, 0, "sa_1"), prompt_seed(1, 0, "sa_2"));
+}
+
+TEST(TrainingPrompts, ErrorClicksLieWhereTheMasksDisagree) {
+  at::Tensor target = at::zeros({8, 8}, at::kBool);
+  target[2][3] = true;  // missed: a foreground click
+  at::Tensor predicted = at::zeros({8, 8}, at::kBool);
+  predicted[7][7] = true;  // outside the valid 6x6 area: ignored
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(1);
+  std::optional<Click> c = error_click(predicted, target, 6, 6, 4.0, g);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->label, 1);
+  EXPECT_DOUBLE_EQ(c->x, 3.5 * 4);
+  EXPECT_DOUBLE_EQ(c->y, 2.5 * 4);
+  predicted[2][3] = true;
+  EXPECT_FALSE(error_click(predicted, target, 6, 6, 4.0, g));
+  target[2][3] = false;
+  c = error_click(predicted, target, 6, 6, 4.0, g);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->label, 0);  // a false positive: a background click
+}
+
+TEST(FinetuneConfig, DefaultsParseAndDistillOnlyKeysAreAbsent) {
+  nlohmann::json j = finetune_config_defaults();
+  EXPECT_FALSE(j.contains("init"));
+  EXPECT_FALSE(j.contains("layer_decay"));
+  for (const auto& item : j.items()) EXPECT_TRUE(finetune_config_help().count(item.key())) << item.key();
+  j["student"] = "s.pth";
+  FinetuneConfig c = finetune_config_from_json(j);
+  EXPECT_EQ(c.encoder_lr, 0.0);
+  EXPECT_EQ(c.target, "teacher");
+  EXPECT_EQ(c.loop.lr, 1e-4);
+  j["holdout"] = 1.0;
+  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([&] { finetune_config_from_json(j); }),
+               "config key 'holdout'");
+  EXPECT_PRED2(sd::testing::contains,
+               sd::testing::error_of([&] {
+                 io::merge_config(finetune_config_defaults(), {{"refine_iter", 1}}, "ft.json");
+               }),
+               "refine_iter");
+}
+
+}  // namespace
+}  // namespace sd::finetune
