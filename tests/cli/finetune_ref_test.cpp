@@ -15,30 +15,20 @@ namespace fs = std::filesystem;
 namespace sd::testing {
 namespace {
 
-class FinetuneRun : public ::testing::Test {
+class FinetuneRun : public PipelineSuite {
  protected:
   static void SetUpTestSuite() {
     if (!fixtures_present()) return;
-    dir_ = new std::string(make_temp_dir("samdistill-finetune"));
-    teacher_ = new ModelFolder(write_teacher_and_student(*dir_));
-    write_random_student(*dir_, 5);
-    ProgramRun embed = embed_sample(*dir_, *teacher_);
+    make_folder("samdistill-finetune", 5);
+    ProgramRun embed = embed_sample();
     ASSERT_EQ(embed.status, 0) << embed.output;
   }
-  static void TearDownTestSuite() {
-    if (dir_) fs::remove_all(*dir_);
-    delete dir_;
-    delete teacher_;
-    dir_ = nullptr;
-    teacher_ = nullptr;
-  }
-  void SetUp() override { SD_REQUIRE_FIXTURES(); }
 
-  static std::string student_weights() { return *dir_ + "/student.pth"; }
+  static std::string student_weights() { return dir() + "/student.pth"; }
   // 4 training images (one of 5 held out), batch 2: two steps an epoch.
   static std::string finetune_args(const std::string& run) {
-    return "--threads 2 finetune --student " + student_weights() + " --student-model " + *dir_ +
-           "/student.json --teacher-checkpoint " + teacher_->file("weights.pth") + " --store " + *dir_ +
+    return "--threads 2 finetune --student " + student_weights() + " --student-model " + dir() +
+           "/student.json --teacher-checkpoint " + teacher().file("weights.pth") + " --store " + dir() +
            "/store --data " + data_sample() + " --out " + run +
            " --epochs 2 --batch-size 2 --prompts-per-image 3 --refine-iters 1 --val-max-prompts 3"
            " --lr 0.0005 --warmup-steps 1 --checkpoint-every 1 --keep-last 10 --log-every 1 --seed 3"
@@ -48,7 +38,7 @@ class FinetuneRun : public ::testing::Test {
   static const std::string& reference_run() {
     static std::string run;
     if (run.empty()) {
-      run = *dir_ + "/reference";
+      run = dir() + "/reference";
       ProgramRun r = run_program(finetune_args(run));
       EXPECT_EQ(r.status, 0) << r.output;
       output_ = r.output;
@@ -56,12 +46,8 @@ class FinetuneRun : public ::testing::Test {
     return run;
   }
 
-  static std::string* dir_;
-  static ModelFolder* teacher_;
   static std::string output_;
 };
-std::string* FinetuneRun::dir_ = nullptr;
-ModelFolder* FinetuneRun::teacher_ = nullptr;
 std::string FinetuneRun::output_;
 
 std::string entry_prefix(const std::string& key) { return key.substr(0, key.find('.')); }
@@ -85,7 +71,7 @@ TEST_F(FinetuneRun, HeldOutMiouIsReportedBeforeAndAfterAndFinalIsTheBest) {
 
 TEST_F(FinetuneRun, TheFrozenEncoderIsBitwiseUnchangedAndTheDecoderLearns) {
   const std::string last = reference_run() + "/checkpoints/step-00000004.pth";
-  const auto teacher = load_tensors(teacher_->file("weights.pth"));
+  const auto teacher_weights = load_tensors(teacher().file("weights.pth"));
   const io::StateDict student = io::read_state_dict(student_weights());
   size_t encoder_entries = 0, decoder_changed = 0, prompt_encoder_changed = 0;
   for (const auto& [key, value] : io::read_state_dict(last)) {
@@ -96,7 +82,7 @@ TEST_F(FinetuneRun, TheFrozenEncoderIsBitwiseUnchangedAndTheDecoderLearns) {
       ASSERT_NE(it, student.end()) << key;
       EXPECT_TRUE(at::equal(value, it->second)) << key << " changed";
       ++encoder_entries;
-    } else if (!at::equal(value, teacher.at(key))) {
+    } else if (!at::equal(value, teacher_weights.at(key))) {
       ++(part == "mask_decoder" ? decoder_changed : prompt_encoder_changed);
     }
   }
@@ -107,7 +93,7 @@ TEST_F(FinetuneRun, TheFrozenEncoderIsBitwiseUnchangedAndTheDecoderLearns) {
 
 TEST_F(FinetuneRun, ResumeAfterSigkillIsBitwiseExact) {
   const std::string& reference = reference_run();
-  const std::string run = *dir_ + "/killed";
+  const std::string run = dir() + "/killed";
   ASSERT_TRUE(kill_after_steps(finetune_args(run), run, 2)) << "the run ended before it could be killed";
   ASSERT_FALSE(fs::exists(run + "/final.pth"));
   ProgramRun resumed = run_program(finetune_args(run) + " --resume auto");
@@ -121,20 +107,20 @@ TEST_F(FinetuneRun, ResumeAfterSigkillIsBitwiseExact) {
 
 TEST_F(FinetuneRun, ExportKeepsTheFineTunedDecoder) {
   const std::string& run = reference_run();
-  const std::string out = *dir_ + "/finetuned.pt";
+  const std::string out = dir() + "/finetuned.pt";
   ProgramRun r = run_program("export --student " + run + " --out " + out);
   ASSERT_EQ(r.status, 0) << r.output;
   expect_same_weights(run + "/final.pth", out);
 }
 
 TEST_F(FinetuneRun, BadSettingsAreNamed) {
-  ProgramRun r = run_program(finetune_args(*dir_ + "/bad") + " --target teacher_masks");
+  ProgramRun r = run_program(finetune_args(dir() + "/bad") + " --target teacher_masks");
   EXPECT_NE(r.status, 0);
   EXPECT_PRED2(contains, r.output, "config key 'target'");
-  r = run_program("finetune --store " + *dir_ + "/store --data " + data_sample() + " --out " + *dir_ + "/bad");
+  r = run_program("finetune --store " + dir() + "/store --data " + data_sample() + " --out " + dir() + "/bad");
   EXPECT_NE(r.status, 0);
   EXPECT_PRED2(contains, r.output, "--student");
-  r = run_program(finetune_args(*dir_ + "/bad") + " --prompts box,corner");
+  r = run_program(finetune_args(dir() + "/bad") + " --prompts box,corner");
   EXPECT_NE(r.status, 0);
   EXPECT_PRED2(contains, r.output, "corner");
 }

@@ -18,42 +18,33 @@ namespace fs = std::filesystem;
 namespace sd::testing {
 namespace {
 
-class TrainRun : public ::testing::Test {
+class TrainRun : public PipelineSuite {
  protected:
   static void SetUpTestSuite() {
     if (!fixtures_present()) return;
-    dir_ = new std::string(make_temp_dir("samdistill-train"));
-    const ModelFolder teacher = write_teacher_and_student(*dir_);
-    ProgramRun embed = embed_sample(*dir_, teacher);
+    make_folder("samdistill-train", 0);
+    ProgramRun embed = embed_sample();
     ASSERT_EQ(embed.status, 0) << embed.output;
   }
-  static void TearDownTestSuite() {
-    if (dir_) fs::remove_all(*dir_);
-    delete dir_;
-    dir_ = nullptr;
-  }
-  void SetUp() override { SD_REQUIRE_FIXTURES(); }
 
-  static std::string store() { return *dir_ + "/store"; }
+  static std::string store() { return dir() + "/store"; }
   static std::string train_args(const std::string& run, int steps) {
     return "--threads 2 train --store " + store() + " --out " + run + " --student-model " +
-           *dir_ + "/student.json --batch-size 2 --max-steps " + std::to_string(steps) +
+           dir() + "/student.json --batch-size 2 --max-steps " + std::to_string(steps) +
            " --warmup-steps 2 --lr 0.002 --checkpoint-every 1 --keep-last 2 --log-every 1 --seed 7";
   }
   // The uninterrupted run every resume test compares against (made once).
   static const std::string& reference_run() {
     static std::string run;
     if (run.empty()) {
-      run = *dir_ + "/reference";
+      run = dir() + "/reference";
       ProgramRun r = run_program(train_args(run, 7));
       EXPECT_EQ(r.status, 0) << r.output;
     }
     return run;
   }
 
-  static std::string* dir_;
 };
-std::string* TrainRun::dir_ = nullptr;
 
 TEST_F(TrainRun, LossFallsAndTheRunFolderIsComplete) {
   const std::string& run = reference_run();
@@ -71,7 +62,7 @@ TEST_F(TrainRun, LossFallsAndTheRunFolderIsComplete) {
 
 TEST_F(TrainRun, ResumeAfterSigkillIsBitwiseExact) {
   const std::string& reference = reference_run();
-  const std::string run = *dir_ + "/killed";
+  const std::string run = dir() + "/killed";
   ASSERT_TRUE(kill_after_steps(train_args(run, 7), run, 3)) << "the run ended before it could be killed";
   ASSERT_FALSE(fs::exists(run + "/final.pth"));
 
@@ -84,7 +75,7 @@ TEST_F(TrainRun, ResumeAfterSigkillIsBitwiseExact) {
 
 TEST_F(TrainRun, ResumePassesOverADamagedNewestCheckpoint) {
   const std::string& reference = reference_run();
-  const std::string run = *dir_ + "/damaged";
+  const std::string run = dir() + "/damaged";
   fs::copy(reference, run, fs::copy_options::recursive);
   fs::remove(run + "/final.pth");
   fs::resize_file(run + "/checkpoints/step-00000007.pth", 1000);  // a torn write
@@ -105,9 +96,9 @@ TEST_F(TrainRun, NonFiniteLossesAreSkippedThenStopTheRun) {
   io::StateDict weights = io::read_state_dict(reference_run() + "/final.pth");
   for (auto& [key, value] : weights)
     if (key == "neck.0.weight") value = value.clone().fill_(NAN);
-  std::string init = *dir_ + "/nan.pth";
+  std::string init = dir() + "/nan.pth";
   io::write_state_dict(init, weights);
-  const std::string run = *dir_ + "/nan";
+  const std::string run = dir() + "/nan";
   ProgramRun r = run_program(train_args(run, 5) + " --init " + init + " --max-nonfinite 2");
   EXPECT_NE(r.status, 0);
   EXPECT_PRED2(contains, r.output, "step skipped");
@@ -116,21 +107,21 @@ TEST_F(TrainRun, NonFiniteLossesAreSkippedThenStopTheRun) {
 }
 
 TEST_F(TrainRun, AStoreOfAnotherTeacherIsRefused) {
-  ProgramRun r = run_program(train_args(*dir_ + "/other", 1) + " --teacher vit_b");
+  ProgramRun r = run_program(train_args(dir() + "/other", 1) + " --teacher vit_b");
   EXPECT_NE(r.status, 0);
   EXPECT_PRED2(contains, r.output, "teacher.");
-  r = run_program(train_args(*dir_ + "/other", 1) + " --teacher-checkpoint " + *dir_ + "/student.json");
+  r = run_program(train_args(dir() + "/other", 1) + " --teacher-checkpoint " + dir() + "/student.json");
   EXPECT_NE(r.status, 0);
   EXPECT_PRED2(contains, r.output, "checkpoint");
 }
 
 TEST_F(TrainRun, ConfigErrorsNameTheKey) {
-  std::string bad = *dir_ + "/bad.json";
+  std::string bad = dir() + "/bad.json";
   std::ofstream(bad) << R"({"epochs": "many"})";
-  ProgramRun r = run_program("train --config " + bad + " --store " + store() + " --out " + *dir_ + "/x");
+  ProgramRun r = run_program("train --config " + bad + " --store " + store() + " --out " + dir() + "/x");
   EXPECT_NE(r.status, 0);
   EXPECT_PRED2(contains, r.output, "key 'epochs' must be number");
-  r = run_program("train --store " + store() + " --out " + *dir_ + "/x --lr fast");
+  r = run_program("train --store " + store() + " --out " + dir() + "/x --lr fast");
   EXPECT_NE(r.status, 0);
   EXPECT_PRED2(contains, r.output, "--lr: 'fast' is not a number");
 }
@@ -138,12 +129,12 @@ TEST_F(TrainRun, ConfigErrorsNameTheKey) {
 TEST_F(TrainRun, ExportLoadsStrictlyAndGivesTheStudentsOutputs) {
   const std::string& run = reference_run();
   auto teacher = first_folder(false);
-  std::string out = *dir_ + "/exported.pt";
+  std::string out = dir() + "/exported.pt";
   ProgramRun r = run_program("export --student " + run + " --decoder-from " +
                              teacher->file("weights.pth") + " --out " + out);
   ASSERT_EQ(r.status, 0) << r.output;
 
-  auto config = models::resolve_encoder(*dir_ + "/student.json");
+  auto config = models::resolve_encoder(dir() + "/student.json");
   models::Sam sam = models::build_sam(config);
   io::load_state_dict(*sam, io::read_state_dict(out), "", out);
   auto student = models::make_image_encoder(config);

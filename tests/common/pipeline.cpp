@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cmath>
 #include <fstream>
 #include <thread>
@@ -16,31 +17,42 @@
 #include "models/config.h"
 #include "models/image_encoder.h"
 
+namespace fs = std::filesystem;
+
 namespace sd::testing {
 
 const char* const kSmallStudent =
     R"({"embed_dims": [16, 32, 64, 320], "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 5],
         "window_sizes": [7, 7, 14, 7]})";
 
-ModelFolder write_teacher_and_student(const std::string& dir) {
-  std::optional<ModelFolder> teacher = first_folder(false);
-  if (!teacher) throw std::runtime_error("no ViT folder under " + fixtures_root());
-  std::ofstream(dir + "/teacher.json") << teacher->config.dump();
-  std::ofstream(dir + "/student.json") << kSmallStudent;
-  return *teacher;
+std::string PipelineSuite::dir_;
+std::optional<ModelFolder> PipelineSuite::teacher_;
+
+void PipelineSuite::make_folder(const std::string& prefix, int64_t student_seed) {
+  teacher_ = first_folder(false);
+  if (!teacher_) throw std::runtime_error("no ViT folder under " + fixtures_root());
+  dir_ = make_temp_dir(prefix);
+  std::ofstream(dir_ + "/teacher.json") << teacher_->config.dump();
+  std::ofstream(dir_ + "/student.json") << kSmallStudent;
+  at::manual_seed(student_seed);
+  auto student = models::make_image_encoder(models::resolve_encoder(dir_ + "/student.json"));
+  io::write_state_dict(dir_ + "/student.pth", io::state_dict(*student));
 }
 
-std::string write_random_student(const std::string& dir, int64_t seed) {
-  at::manual_seed(seed);
-  auto student = models::make_image_encoder(models::resolve_encoder(dir + "/student.json"));
-  const std::string path = dir + "/student.pth";
-  io::write_state_dict(path, io::state_dict(*student));
-  return path;
+void PipelineSuite::TearDownTestSuite() {
+  if (!dir_.empty()) fs::remove_all(dir_);
+  dir_.clear();
+  teacher_.reset();
 }
 
-ProgramRun embed_sample(const std::string& dir, const ModelFolder& teacher) {
-  return run_program("--threads 2 embed --teacher " + dir + "/teacher.json --teacher-checkpoint " +
-                     teacher.file("weights.pth") + " --data " + data_sample() + " --store " + dir +
+void PipelineSuite::SetUp() { SD_REQUIRE_FIXTURES(); }
+
+const std::string& PipelineSuite::dir() { return dir_; }
+const ModelFolder& PipelineSuite::teacher() { return *teacher_; }
+
+ProgramRun PipelineSuite::embed_sample() {
+  return run_program("--threads 2 embed --teacher " + dir_ + "/teacher.json --teacher-checkpoint " +
+                     teacher_->file("weights.pth") + " --data " + data_sample() + " --store " + dir_ +
                      "/store --cache-images");
 }
 

@@ -1,4 +1,7 @@
 #pragma once
+#include <gtest/gtest.h>
+
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,14 +14,25 @@ namespace sd::testing {
 // A small TinyViT student (the last width keeps the 64x64 grid: 320, 448 or 576).
 extern const char* const kSmallStudent;
 
-// Writes DIR/teacher.json (the first ViT fixture folder's config) and DIR/student.json
-// (kSmallStudent); returns that folder (its weights.pth is a full SAM checkpoint).
-ModelFolder write_teacher_and_student(const std::string& dir);
-// DIR/student.pth: the encoder of DIR/student.json, randomly initialised from `seed`.
-std::string write_random_student(const std::string& dir, int64_t seed);
-// `samdistill embed` of data/sample by `teacher` (DIR/teacher.json) into DIR/store, with
-// the image cache.
-ProgramRun embed_sample(const std::string& dir, const ModelFolder& teacher);
+// A suite whose tests share a temporary folder holding teacher.json (the first ViT fixture
+// folder's config), student.json (kSmallStudent) and student.pth (that student, randomly
+// initialised from a seed). A suite's SetUpTestSuite calls make_folder (when the fixtures
+// are present); the folder is removed after its last test; tests skip without fixtures.
+class PipelineSuite : public ::testing::Test {
+ protected:
+  static void make_folder(const std::string& prefix, int64_t student_seed);
+  static void TearDownTestSuite();
+  void SetUp() override;
+
+  static const std::string& dir();
+  static const ModelFolder& teacher();  // its weights.pth is a full SAM checkpoint
+  // `samdistill embed` of data/sample by the teacher into dir()/store, with the image cache.
+  static ProgramRun embed_sample();
+
+ private:
+  static std::string dir_;
+  static std::optional<ModelFolder> teacher_;
+};
 
 // The "loss" of every step line of RUN/metrics.jsonl (NaN where it was not finite).
 std::vector<double> step_losses(const std::string& run);

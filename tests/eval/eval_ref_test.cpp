@@ -17,32 +17,22 @@ namespace fs = std::filesystem;
 namespace sd::testing {
 namespace {
 
-class EvalRef : public ::testing::Test {
+class EvalRef : public PipelineSuite {
  protected:
   static void SetUpTestSuite() {
     if (!fixtures_present()) return;
-    dir_ = new std::string(make_temp_dir("samdistill-eval"));
-    teacher_ = new ModelFolder(write_teacher_and_student(*dir_));
-    write_random_student(*dir_, 3);
+    make_folder("samdistill-eval", 3);
 
     store::EmbedOptions o;
-    o.teacher = *dir_ + "/teacher.json";
-    o.teacher_checkpoint = teacher_->file("weights.pth");
+    o.teacher = dir() + "/teacher.json";
+    o.teacher_checkpoint = teacher().file("weights.pth");
     o.data = {data_sample()};
-    o.subset.list_file = *dir_ + "/first.txt";
+    o.subset.list_file = dir() + "/first.txt";
     std::ofstream(o.subset.list_file) << first_image() << "\n";
-    o.store = *dir_ + "/store";
+    o.store = dir() + "/store";
     o.dtype = store::DType::fp32;
     store::embed(o);
   }
-  static void TearDownTestSuite() {
-    if (dir_) fs::remove_all(*dir_);
-    delete dir_;
-    delete teacher_;
-    dir_ = nullptr;
-    teacher_ = nullptr;
-  }
-  void SetUp() override { SD_REQUIRE_FIXTURES(); }
 
   static std::string first_image() {
     std::vector<std::string> ids;
@@ -55,10 +45,10 @@ class EvalRef : public ::testing::Test {
   // One image, three annotations, every prompt kind; the fixture teacher's decoder.
   static eval::EvalRequest request() {
     eval::EvalRequest r;
-    r.teacher = *dir_ + "/teacher.json";
-    r.teacher_checkpoint = teacher_->file("weights.pth");
-    r.student = *dir_ + "/student.pth";
-    r.student_model = *dir_ + "/student.json";
+    r.teacher = dir() + "/teacher.json";
+    r.teacher_checkpoint = teacher().file("weights.pth");
+    r.student = dir() + "/student.pth";
+    r.student_model = dir() + "/student.json";
     r.data = {data_sample()};
     r.max_images = 1;
     r.settings.prompts = eval::parse_prompt_specs("box,point,center,fgbg@100");
@@ -66,16 +56,12 @@ class EvalRef : public ::testing::Test {
     return r;
   }
 
-  static std::string* dir_;
-  static ModelFolder* teacher_;
 };
-std::string* EvalRef::dir_ = nullptr;
-ModelFolder* EvalRef::teacher_ = nullptr;
 
 TEST_F(EvalRef, StudentIdenticalToTheTeacherScoresExactlyOne) {
   eval::EvalRequest r = request();
-  r.student = teacher_->file("weights.pth");  // a ViT student is allowed
-  r.student_model = *dir_ + "/teacher.json";
+  r.student = teacher().file("weights.pth");  // a ViT student is allowed
+  r.student_model = dir() + "/teacher.json";
   eval::EvalReport report = eval::run_eval(r);
   nlohmann::json j = eval::report_json(report);
   for (const std::string kind : {"box", "point", "center", "fgbg@100"}) {
@@ -92,7 +78,7 @@ TEST_F(EvalRef, StudentIdenticalToTheTeacherScoresExactlyOne) {
 TEST_F(EvalRef, StoreGivesWhatTheTeacherModelGives) {
   eval::EvalReport from_model = eval::run_eval(request());
   eval::EvalRequest r = request();
-  r.store = *dir_ + "/store";
+  r.store = dir() + "/store";
   eval::EvalReport from_store = eval::run_eval(r);
   ASSERT_GE(from_model.outcomes.size(), 9u);
   ASSERT_EQ(from_store.outcomes.size(), from_model.outcomes.size());
@@ -110,7 +96,7 @@ TEST_F(EvalRef, StoreGivesWhatTheTeacherModelGives) {
 
 TEST_F(EvalRef, StoreOfAnotherTeacherIsRefused) {
   eval::EvalRequest r = request();
-  r.store = *dir_ + "/store";
+  r.store = dir() + "/store";
   r.teacher = "vit_b";
   r.teacher_checkpoint.clear();
   EXPECT_PRED2(contains, error_of([&] { eval::run_eval(r); }), "teacher.");
@@ -118,7 +104,7 @@ TEST_F(EvalRef, StoreOfAnotherTeacherIsRefused) {
 
 TEST_F(EvalRef, EncoderOnlyStudentWithoutTeacherWeightsNamesTheFlag) {
   eval::EvalRequest r = request();
-  r.store = *dir_ + "/store";
+  r.store = dir() + "/store";
   r.teacher_checkpoint.clear();
   EXPECT_PRED2(contains, error_of([&] { eval::run_eval(r); }), "--teacher-checkpoint");
 }
@@ -145,15 +131,15 @@ TEST_F(EvalRef, OracleKeepsTheMaskClosestToTheGroundTruth) {
 
 TEST_F(EvalRef, AFineTunedStudentBringsItsOwnDecoder) {
   // The student as a full SAM checkpoint whose mask decoder differs from the teacher's.
-  io::StateDict full = io::read_state_dict(teacher_->file("weights.pth"));
+  io::StateDict full = io::read_state_dict(teacher().file("weights.pth"));
   io::StateDict student;
-  for (const auto& [key, value] : io::read_state_dict(*dir_ + "/student.pth")) student.emplace_back("image_encoder." + key, value);
+  for (const auto& [key, value] : io::read_state_dict(dir() + "/student.pth")) student.emplace_back("image_encoder." + key, value);
   for (auto [key, value] : full) {
     if (key.rfind("image_encoder.", 0) == 0) continue;
     if (key.rfind("mask_decoder.", 0) == 0) value = value + 0.05 * at::randn_like(value);
     student.emplace_back(key, value);
   }
-  const std::string path = *dir_ + "/finetuned.pth";
+  const std::string path = dir() + "/finetuned.pth";
   io::write_state_dict(path, student);
   eval::EvalRequest r = request();
   r.student = path;
@@ -161,7 +147,7 @@ TEST_F(EvalRef, AFineTunedStudentBringsItsOwnDecoder) {
   eval::EvalReport own = eval::run_eval(r);  // auto: its own decoder
   r.student_decoder = "teacher";
   eval::EvalReport teachers = eval::run_eval(r);
-  r.student = *dir_ + "/student.pth";
+  r.student = dir() + "/student.pth";
   eval::EvalReport encoder_only = eval::run_eval(r);
   ASSERT_EQ(own.outcomes.size(), teachers.outcomes.size());
   bool differs = false;
