@@ -1,3 +1,7 @@
 #include "cli/app.h"
+#include "util/memory.h"
 
-int main(int argc, char** argv) { return sd::cli::run(argc, argv); }
+int main(int argc, char** argv) {
+  sd::reuse_freed_memory();
+  return sd::cli::run(argc, argv);
+}
