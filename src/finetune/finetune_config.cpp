@@ -29,6 +29,7 @@ const std::map<std::string, std::string>& finetune_config_help() {
     std::map<std::string, std::string> h;
     for (const auto& item : finetune_config_defaults().items())
       if (distill::train_config_help().count(item.key())) h[item.key()] = distill::train_config_help().at(item.key());
+    h["data"] = "SA-1B folder(s) with the store's images' annotations (comma-separated)";
     h["student_model"] = "student encoder architecture when --student is not a run folder";
     h["seed"] = "seed of the prompts, the held-out split and the data order";
     h["student"] = "student weights: encoder state dict, full SAM checkpoint or run folder";
