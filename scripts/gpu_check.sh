@@ -5,7 +5,7 @@
 # and prints the trainer's throughput (vit_t, bf16, batch 8) and the peak GPU memory.
 #
 #   scripts/gpu_check.sh --prepare   here, beside ../shared: copies what the tests read (the
-#                                    ViT fixture folder, manifests, train_step.pth) to .gpu/
+#                                    ViT fixture folder, manifests, train_step.pth, summary.json) to .gpu/
 #   scripts/gpu_check.sh             there (the device tool: carry [".gpu"]); figures also go
 #                                    to $OUT/gpu_check.json when $OUT is set
 set -euo pipefail
@@ -17,7 +17,7 @@ if [ "${1:-}" = "--prepare" ]; then
   for d in "$src"/*/; do  # the ViT folders (their config has embed_dim, TinyViT's embed_dims)
     if grep -q '"embed_dim"' "$d/config.json" 2>/dev/null; then cp -r "$d" .gpu/fixtures/; fi
   done
-  cp -r "$src/manifests" "$src/train_step.pth" .gpu/fixtures/
+  cp -r "$src/manifests" "$src/train_step.pth" "$src/summary.json" .gpu/fixtures/
   du -sh .gpu
   exit 0
 fi
