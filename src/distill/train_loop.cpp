@@ -80,7 +80,7 @@ class Loop {
       end_epoch();
     }
     const double wall = seconds_since(start);
-    checkpoint();
+    if (saved_step_ != progress_.step) checkpoint();  // the last step's, unless an epoch end or checkpoint_every wrote it
     summary_.steps = progress_.step;
     summary_.nonfinite_total = progress_.nonfinite_total;
     summary_.images_per_s = wall > 0 ? images_ / wall : 0;
@@ -288,6 +288,7 @@ class Loop {
   std::string checkpoint() {
     std::string path = paths_.checkpoints() + "/" + checkpoint_name(progress_.step);
     save_train_checkpoint(path, o_.model(), *optimizer_, TrainCheckpoint{progress_, c_.json, store_id_});
+    saved_step_ = progress_.step;
     auto all = list_checkpoints(paths_);
     for (size_t i = static_cast<size_t>(c_.keep_last); i < all.size(); ++i) fs::remove(all[i]);
     return path;
@@ -309,6 +310,7 @@ class Loop {
   std::vector<at::Tensor> params_;  // every trained parameter, in group order
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   int64_t steps_per_epoch_ = 0, total_steps_ = 0;
+  int64_t saved_step_ = -1;  // step of the newest checkpoint this call wrote
   LrSchedule schedule_;
   TrainProgress progress_;
   TrainSummary summary_;
