@@ -7,7 +7,7 @@
 #include <memory>
 
 #include "cli/commands.h"
-#include "distill/train_config.h"
+#include "train/train_config.h"
 #include "distill/trainer.h"
 #include "eval/run.h"
 #include "io/checkpoint.h"
@@ -126,10 +126,10 @@ void run_demo(const DemoArgs& a) {
                               {"warmup_steps", std::max(1, a.steps / 10)},
                               {"seed", a.seed},                   {"device", "cpu"},
                               {"checkpoint_every", 0},            {"log_every", 1}};
-  train.config = distill::train_config_from_json(
-      io::merge_config(distill::train_config_defaults(), overrides, "demo"));
+  train.config = train::train_config_from_json(
+      io::merge_config(train::train_config_defaults(), overrides, "demo"));
   train.run_dir = run;
-  const distill::TrainSummary trained = distill::train(train);
+  const train::TrainSummary trained = distill::run_distillation(train);
 
   log::info("demo 4/4: eval of the trained student");
   const eval::EvalReport after = evaluate(eval_request(a, teacher, teacher_checkpoint, store), run,

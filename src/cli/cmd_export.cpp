@@ -3,7 +3,7 @@
 
 #include "cli/commands.h"
 #include "distill/export.h"
-#include "distill/run_folder.h"
+#include "train/run_folder.h"
 #include "io/checkpoint.h"
 #include "io/state_dict.h"
 
@@ -17,8 +17,8 @@ struct ExportArgs {
 void run_export(const ExportArgs& a) {
   models::EncoderConfig config = distill::student_config_of(a.student, a.student_model);
   // A fine-tuned student (finetune's final.pth) brings its own prompt encoder and mask decoder.
-  const std::string decoder_from = a.decoder_from.empty() ? distill::resolve_weights(a.student) : a.decoder_from;
-  io::StateDict sam = distill::assemble_sam(distill::read_encoder_weights(a.student), config, decoder_from);
+  const std::string decoder_from = a.decoder_from.empty() ? train::resolve_weights(a.student) : a.decoder_from;
+  io::StateDict sam = distill::assemble_sam(train::read_encoder_weights(a.student), config, decoder_from);
   io::write_state_dict(a.out, sam);
   std::cout << "wrote " << a.out << ": " << sam.size() << " entries, "
             << io::count_parameters(sam) << " parameters ("

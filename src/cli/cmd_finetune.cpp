@@ -17,7 +17,7 @@ void run_finetune(const RunConfigArgs& a) {
   if (request.config.loop.store.empty()) throw Error("finetune: no embedding store given (--store)");
   request.run_dir = a.out;
   request.resume = a.resume;
-  const distill::TrainSummary s = finetune::finetune(request);
+  const train::TrainSummary s = finetune::finetune(request);
   print_train_summary(s);
   std::cout << "held-out     mIoU vs teacher";
   for (size_t i = 0; i < s.scores.size(); ++i)

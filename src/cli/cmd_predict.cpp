@@ -9,7 +9,7 @@
 #include "data/image.h"
 #include "data/preprocess.h"
 #include "distill/export.h"
-#include "distill/run_folder.h"
+#include "train/run_folder.h"
 #include "eval/picture.h"
 #include "io/checkpoint.h"
 #include "io/state_dict.h"
@@ -66,7 +66,7 @@ models::Prompts prompts_of(const PredictArgs& a) {
 }
 
 models::Sam load_sam(const PredictArgs& a) {
-  const std::string file = distill::resolve_weights(a.checkpoint);
+  const std::string file = train::resolve_weights(a.checkpoint);
   models::Sam sam = models::build_sam(distill::student_config_of(a.checkpoint, a.model));
   io::load_state_dict(*sam, io::read_state_dict(file), "", file);
   sam->to(at::Device(a.device));

@@ -3,7 +3,7 @@
 
 #include "cli/commands.h"
 #include "cli/shared_options.h"
-#include "distill/train_config.h"
+#include "train/train_config.h"
 #include "distill/trainer.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -18,18 +18,18 @@ struct TrainArgs {
 
 void run_train(const TrainArgs& a) {
   distill::TrainRequest request;
-  request.config = distill::train_config_from_json(effective_config(a.run, distill::train_config_defaults()));
+  request.config = train::train_config_from_json(effective_config(a.run, train::train_config_defaults()));
   if (request.config.store.empty()) throw Error("train: no embedding store given (--store)");
   request.run_dir = a.run.out;
   request.resume = a.run.resume;
   request.teacher = a.teacher;
   request.teacher_checkpoint = a.teacher_checkpoint;
-  print_train_summary(distill::train(request));
+  print_train_summary(distill::run_distillation(request));
 }
 
 }  // namespace
 
-void print_train_summary(const distill::TrainSummary& s) {
+void print_train_summary(const train::TrainSummary& s) {
   std::cout << "steps        " << s.steps << " (" << s.steps_this_call << " in this call)\n"
             << "loss         " << format_number(s.first_loss) << " -> " << format_number(s.last_loss) << "\n"
             << "images/s     " << format_number(s.images_per_s) << "\n"
@@ -43,7 +43,7 @@ void add_train_command(CLI::App& app, const Globals&) {
   CLI::App* cmd = app.add_subcommand(
       "train", "Distil a student encoder from stored teacher embeddings (MSE), with exact resume "
                "(configs/mobilesam_vit_t.json: the paper's recipe)");
-  add_run_config_options(cmd, a->run, distill::train_config_defaults(), distill::train_config_help());
+  add_run_config_options(cmd, a->run, train::train_config_defaults(), train::train_config_help());
   cmd->add_option("--teacher", a->teacher, "Refuse a store not made by this architecture (preset or config)");
   cmd->add_option("--teacher-checkpoint", a->teacher_checkpoint,
                   "Refuse a store not made with these teacher weights");

@@ -1,7 +1,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
-#include "distill/train_loop.h"
+#include "train/train_loop.h"
 
 // Each subcommand lives in its own cmd_<name>.cpp and registers itself on the app.
 // The callback it installs does the work; errors are thrown as sd::Error.
@@ -25,6 +25,6 @@ void add_predict_command(CLI::App& app, const Globals& globals);
 void add_finetune_command(CLI::App& app, const Globals& globals);
 
 // The closing lines of train and finetune: steps, loss, speed, weights.
-void print_train_summary(const distill::TrainSummary& summary);
+void print_train_summary(const train::TrainSummary& summary);
 
 }  // namespace sd::cli

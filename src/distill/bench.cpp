@@ -47,7 +47,7 @@ void make_store(const std::string& dir, const std::string& folder, int synthetic
   writer.commit();
 }
 
-TrainSummary timed_run(const std::string& dir, const std::string& store, const TrainBench& b) {
+train::TrainSummary timed_run(const std::string& dir, const std::string& store, const TrainBench& b) {
   nlohmann::json overrides = {{"store", store},         {"batch_size", b.batch_size},
                               {"max_steps", b.steps},   {"warmup_steps", 1},
                               {"checkpoint_every", 0},  {"log_every", 1000},
@@ -55,10 +55,10 @@ TrainSummary timed_run(const std::string& dir, const std::string& store, const T
                               {"amp", b.amp}};
   if (!b.folder.empty()) overrides["data"] = {b.folder};
   TrainRequest request;
-  request.config = train_config_from_json(
-      io::merge_config(train_config_defaults(), overrides, "bench"));
+  request.config = train::train_config_from_json(
+      io::merge_config(train::train_config_defaults(), overrides, "bench"));
   request.run_dir = dir;
-  return train(request);
+  return run_distillation(request);
 }
 
 }  // namespace
@@ -76,7 +76,7 @@ nlohmann::json bench_train(const TrainBench& b) {
     std::string teacher_file = (dir / "teacher.pth").string();
     io::write_state_dict(teacher_file, {{"bench", at::zeros({1})}});
     make_store((dir / "cached").string(), run.folder, b.batch_size * (b.steps + 1), teacher_file, true);
-    TrainSummary cached = timed_run((dir / "run-cached").string(), (dir / "cached").string(), run);
+    train::TrainSummary cached = timed_run((dir / "run-cached").string(), (dir / "cached").string(), run);
     out = {{"train_img_per_s", cached.images_per_s},
            {"train_data_wait_pct", cached.data_wait_pct},
            {"train_steps", b.steps},
@@ -84,7 +84,7 @@ nlohmann::json bench_train(const TrainBench& b) {
                                  (real ? ", " + b.folder : ", random pixels")}};
     if (real) {
       make_store((dir / "jpeg").string(), run.folder, 0, teacher_file, false);
-      TrainSummary jpeg = timed_run((dir / "run-jpeg").string(), (dir / "jpeg").string(), run);
+      train::TrainSummary jpeg = timed_run((dir / "run-jpeg").string(), (dir / "jpeg").string(), run);
       out["train_jpeg_img_per_s"] = jpeg.images_per_s;
       out["train_jpeg_data_wait_pct"] = jpeg.data_wait_pct;
     }

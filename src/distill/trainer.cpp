@@ -2,12 +2,12 @@
 
 #include <ATen/ATen.h>
 
-#include "distill/autocast.h"
+#include "train/autocast.h"
 #include "distill/distill_loss.h"
-#include "distill/objective.h"
-#include "distill/param_groups.h"
-#include "distill/run_folder.h"
-#include "distill/training_set.h"
+#include "train/objective.h"
+#include "train/param_groups.h"
+#include "train/run_folder.h"
+#include "train/training_set.h"
 #include "models/image_encoder.h"
 #include "store/manifest.h"
 #include "store/reader.h"
@@ -23,23 +23,23 @@ std::shared_ptr<models::ImageEncoder> make_student(const models::EncoderConfig& 
 }
 
 // MSE between the student's embedding of each image and the teacher's stored one.
-class Distillation : public Objective {
+class Distillation : public train::Objective {
  public:
   explicit Distillation(const TrainRequest& r)
       : c_(r.config), device_(parse_device(c_.device)), reader_(c_.store),
-        set_(training_set(reader_, c_.data)), student_config_(models::resolve_encoder(c_.student_model)),
+        set_(train::training_set(reader_, c_.data)), student_config_(models::resolve_encoder(c_.student_model)),
         encoder_(make_student(student_config_, c_.seed)) {
     store::check_made_by(reader_.manifest(), r.teacher, r.teacher_checkpoint, c_.store);
-    check_amp(c_.amp, device_);
-    if (!c_.init.empty()) io::load_state_dict(*encoder_, read_encoder_weights(c_.init), "", c_.init);
+    train::check_amp(c_.amp, device_);
+    if (!c_.init.empty()) io::load_state_dict(*encoder_, train::read_encoder_weights(c_.init), "", c_.init);
     encoder_->to(device_);
-    groups_ = make_param_groups(*encoder_, student_config_, c_.layer_decay);
+    groups_ = train::make_param_groups(*encoder_, student_config_, c_.layer_decay);
   }
 
   torch::nn::Module& model() override { return *encoder_; }
-  const std::vector<ParamGroup>& param_groups() const override { return groups_; }
+  const std::vector<train::ParamGroup>& param_groups() const override { return groups_; }
   const data::Dataset& dataset() const override { return set_.dataset; }
-  data::ImageSource image_source() const override { return distill::image_source(set_, reader_); }
+  data::ImageSource image_source() const override { return train::image_source(set_, reader_); }
   bool needs_records() const override { return false; }
   void train_mode() override { encoder_->train(); }
   std::string description() const override {
@@ -49,10 +49,10 @@ class Distillation : public Objective {
 
   at::Tensor loss(const data::Batch& batch) override {
     at::Tensor images = batch.images.to(device_, /*non_blocking=*/true);
-    at::Tensor target = stack_targets(reader_, batch.ids, device_);
+    at::Tensor target = train::stack_targets(reader_, batch.ids, device_);
     at::Tensor out;
     {
-      AutocastScope autocast(c_.amp, device_);
+      train::AutocastScope autocast(c_.amp, device_);
       out = encoder_->forward(images);
     }
     return c_.loss_ignore_padding ? masked_embedding_mse(out, target, batch.input_sizes)
@@ -60,20 +60,20 @@ class Distillation : public Objective {
   }
 
  private:
-  TrainConfig c_;
+  train::TrainConfig c_;
   at::Device device_;
   store::Reader reader_;
-  TrainingSet set_;
+  train::TrainingSet set_;
   models::EncoderConfig student_config_;
   std::shared_ptr<models::ImageEncoder> encoder_;
-  std::vector<ParamGroup> groups_;
+  std::vector<train::ParamGroup> groups_;
 };
 
 }  // namespace
 
-TrainSummary train(const TrainRequest& request) {
+train::TrainSummary run_distillation(const TrainRequest& request) {
   Distillation objective(request);
-  return run_training(LoopRequest{request.config, request.run_dir, request.resume}, objective);
+  return train::run_training(train::LoopRequest{request.config, request.run_dir, request.resume}, objective);
 }
 
 }  // namespace sd::distill

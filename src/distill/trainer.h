@@ -1,13 +1,13 @@
 #pragma once
 #include <string>
 
-#include "distill/train_config.h"
-#include "distill/train_loop.h"
+#include "train/train_config.h"
+#include "train/train_loop.h"
 
 namespace sd::distill {
 
 struct TrainRequest {
-  TrainConfig config;
+  train::TrainConfig config;
   std::string run_dir;
   std::string resume;  // "": new run; "auto": newest valid checkpoint of run_dir; else a file
   std::string teacher;             // optional: the store must have been made by it
@@ -17,6 +17,6 @@ struct TrainRequest {
 // Decoupled distillation: the student encoder learns the store's teacher embeddings with
 // an MSE loss (see trainer.cpp), in the run folder of train_loop.h. sd::Error on bad input,
 // naming the file, key or value.
-TrainSummary train(const TrainRequest& request);
+train::TrainSummary run_distillation(const TrainRequest& request);
 
 }  // namespace sd::distill

@@ -14,7 +14,7 @@
 #include "data/loader.h"
 #include "data/preprocess.h"
 #include "distill/export.h"
-#include "distill/run_folder.h"
+#include "train/run_folder.h"
 #include "eval/picture.h"
 #include "io/checkpoint.h"
 #include "io/state_dict.h"
@@ -32,7 +32,7 @@ using Clock = std::chrono::steady_clock;
 
 TeacherEmbedding from_store(std::shared_ptr<store::Reader> reader, const EvalRequest& r) {
   const std::string checkpoint =
-      r.teacher_checkpoint.empty() ? "" : distill::resolve_weights(r.teacher_checkpoint);
+      r.teacher_checkpoint.empty() ? "" : train::resolve_weights(r.teacher_checkpoint);
   store::check_made_by(reader->manifest(), r.teacher, checkpoint, r.store);
   return stored_embeddings(reader);
 }
@@ -42,7 +42,7 @@ TeacherEmbedding from_model(const EvalRequest& r, at::Device device) {
     throw Error("eval: give --store (teacher embeddings) or --teacher-checkpoint (teacher weights)");
   models::EncoderConfig config = models::resolve_encoder(r.teacher.empty() ? "vit_h" : r.teacher);
   std::shared_ptr<models::ImageEncoder> encoder =
-      store::load_image_encoder(config, distill::resolve_weights(r.teacher_checkpoint));
+      store::load_image_encoder(config, train::resolve_weights(r.teacher_checkpoint));
   encoder->to(device);
   encoder->eval();
   return [encoder, device](const std::string&, const at::Tensor& resized) {
@@ -76,7 +76,7 @@ EvalModels load_eval_models(const EvalRequest& r) {
   if (r.student_decoder != "auto" && r.student_decoder != "own" && r.student_decoder != "teacher")
     throw Error("--student-decoder: '" + r.student_decoder + "' is not auto, own or teacher");
   models::EncoderConfig config = distill::student_config_of(r.student, r.student_model);
-  const std::string student_file = distill::resolve_weights(r.student);
+  const std::string student_file = train::resolve_weights(r.student);
   const io::StateDict student_weights = io::read_state_dict(student_file);
   EvalModels m{models::build_sam(config), nullptr};
   io::load_state_dict(*m.student->image_encoder, io::encoder_entries(student_weights), "", student_file);
@@ -86,7 +86,7 @@ EvalModels load_eval_models(const EvalRequest& r) {
     throw Error("eval: --student-decoder own, but '" + student_file + "' holds no prompt encoder and mask decoder");
   if (own && r.teacher_checkpoint.empty()) return m;  // the student's heads serve both
   const std::string source = r.teacher_checkpoint.empty() ? student_file
-                                                          : distill::resolve_weights(r.teacher_checkpoint);
+                                                          : train::resolve_weights(r.teacher_checkpoint);
   models::Sam heads = own ? models::build_sam(config) : m.student;
   if (!models::load_sam_heads(*heads, io::read_state_dict(source), source))
     throw Error("eval: '" + source + "' holds no prompt encoder and mask decoder; give " +

@@ -8,7 +8,7 @@ using nlohmann::json;
 
 const json& finetune_config_defaults() {
   static const json defaults = [] {
-    json d = distill::train_config_defaults();
+    json d = train::train_config_defaults();
     for (const char* distill_only : {"init", "layer_decay", "loss_ignore_padding"}) d.erase(distill_only);
     // A decoder collapses at the encoder's learning rate: lower, warmed up and clipped.
     d.update({{"epochs", 4},          {"batch_size", 4},    {"lr", 1e-4},
@@ -28,7 +28,7 @@ const std::map<std::string, std::string>& finetune_config_help() {
   static const std::map<std::string, std::string> help = [] {
     std::map<std::string, std::string> h;
     for (const auto& item : finetune_config_defaults().items())
-      if (distill::train_config_help().count(item.key())) h[item.key()] = distill::train_config_help().at(item.key());
+      if (train::train_config_help().count(item.key())) h[item.key()] = train::train_config_help().at(item.key());
     h["data"] = "SA-1B folder(s) with the store's images' annotations (comma-separated)";
     h["student_model"] = "student encoder architecture when --student is not a run folder";
     h["seed"] = "seed of the prompts, the held-out split and the data order";
@@ -54,7 +54,7 @@ const std::map<std::string, std::string>& finetune_config_help() {
 
 FinetuneConfig finetune_config_from_json(const json& j) {
   FinetuneConfig c;
-  c.loop = distill::train_config_from_json(j);
+  c.loop = train::train_config_from_json(j);
   c.student = j.at("student").get<std::string>();
   c.teacher_checkpoint = j.at("teacher_checkpoint").get<std::string>();
   c.encoder_lr = j.at("encoder_lr").get<double>();
@@ -69,7 +69,7 @@ FinetuneConfig finetune_config_from_json(const json& j) {
   c.val_max_prompts = j.at("val_max_prompts").get<int64_t>();
   c.patience = j.at("patience").get<int64_t>();
 
-  using distill::require;
+  using train::require;
   require(!c.student.empty(), "student", j["student"], "give the student's weights (--student)");
   require(c.encoder_lr >= 0, "encoder_lr", j["encoder_lr"], "must be >= 0");
   require(c.prompts_per_image > 0, "prompts_per_image", j["prompts_per_image"], "must be > 0");

@@ -3,17 +3,17 @@
 #include <map>
 #include <string>
 
-#include "distill/train_config.h"
+#include "train/train_config.h"
 
 namespace sd::finetune {
 
 // Every key of a fine-tuning config with its default: the training loop's keys (see
-// distill::train_config_defaults, with defaults for a decoder) and the fine-tuning's own.
+// train::train_config_defaults, with defaults for a decoder) and the fine-tuning's own.
 const nlohmann::json& finetune_config_defaults();
 const std::map<std::string, std::string>& finetune_config_help();
 
 struct FinetuneConfig {
-  distill::TrainConfig loop;     // epochs, batch_size, lr, checkpoints, store, data, seed, ...
+  train::TrainConfig loop;     // epochs, batch_size, lr, checkpoints, store, data, seed, ...
   std::string student;           // weights: encoder dict, full SAM checkpoint or run folder
   std::string teacher_checkpoint;  // full SAM checkpoint: the teacher's prompt encoder + decoder
   double encoder_lr = 0;         // 0: the student encoder stays frozen

@@ -8,11 +8,11 @@
 #include <cmath>
 
 #include "data/dataset.h"
-#include "distill/autocast.h"
+#include "train/autocast.h"
 #include "distill/export.h"
-#include "distill/objective.h"
-#include "distill/run_folder.h"
-#include "distill/training_set.h"
+#include "train/objective.h"
+#include "train/run_folder.h"
+#include "train/training_set.h"
 #include "eval/evaluator.h"
 #include "eval/run.h"
 #include "finetune/mask_loss.h"
@@ -66,23 +66,23 @@ void add_click(models::Prompts& p, const Click& click, at::Device device) {
   p.point_labels = p.point_labels.defined() ? at::cat({p.point_labels, label}, 1) : label;
 }
 
-class DecoderFinetuning : public distill::Objective {
+class DecoderFinetuning : public train::Objective {
  public:
   explicit DecoderFinetuning(const FinetuneConfig& c)
       : c_(c), device_(parse_device(c.loop.device)), reader_(std::make_shared<store::Reader>(c.loop.store)),
         config_(distill::student_config_of(c.student, c.loop.student_model)),
         kinds_(eval::parse_prompt_specs(c.prompts)) {
-    distill::check_amp(c.loop.amp, device_);
+    train::check_amp(c.loop.amp, device_);
     if (!c.teacher_checkpoint.empty())  // its prompt encoder and mask decoder read the store's embeddings
-      store::check_made_by(reader_->manifest(), "", distill::resolve_weights(c.teacher_checkpoint), c.loop.store);
-    const distill::TrainingSet all = distill::training_set(*reader_, c.loop.data, /*annotations=*/true);
+      store::check_made_by(reader_->manifest(), "", train::resolve_weights(c.teacher_checkpoint), c.loop.store);
+    const train::TrainingSet all = train::training_set(*reader_, c.loop.data, /*annotations=*/true);
     cached_ = all.cached_images;
     std::tie(train_, holdout_) = split(all.dataset, c.holdout, uint64_t(c.loop.seed));
     load_models();
     student_->to(device_);
     teacher_->to(device_);
     const double encoder_scale = c.encoder_lr / c.loop.lr;
-    groups_ = distill::make_param_groups(*student_, [encoder_scale](const std::string& name) {
+    groups_ = train::make_param_groups(*student_, [encoder_scale](const std::string& name) {
       return name.rfind("image_encoder.", 0) == 0 ? encoder_scale : 1.0;
     });
     settings_.prompts = eval::parse_prompt_specs(c.val_prompts);
@@ -91,10 +91,10 @@ class DecoderFinetuning : public distill::Objective {
   }
 
   torch::nn::Module& model() override { return *student_; }
-  const std::vector<distill::ParamGroup>& param_groups() const override { return groups_; }
+  const std::vector<train::ParamGroup>& param_groups() const override { return groups_; }
   const data::Dataset& dataset() const override { return train_; }
   data::ImageSource image_source() const override {
-    return distill::image_source(distill::TrainingSet{train_, cached_}, *reader_);
+    return train::image_source(train::TrainingSet{train_, cached_}, *reader_);
   }
   bool needs_records() const override { return true; }
   std::string description() const override {
@@ -149,7 +149,7 @@ class DecoderFinetuning : public distill::Objective {
   // The student's embeddings: without a graph when its encoder is frozen.
   at::Tensor student_embeddings(const at::Tensor& images) {
     at::AutoGradMode grad(c_.encoder_lr > 0);
-    distill::AutocastScope autocast(c_.loop.amp, device_);
+    train::AutocastScope autocast(c_.loop.amp, device_);
     return student_->image_encoder->forward(images).to(at::kFloat);
   }
 
@@ -165,7 +165,7 @@ class DecoderFinetuning : public distill::Objective {
     for (;; ++round) {
       models::DecoderOutput out;
       {
-        distill::AutocastScope autocast(c_.loop.amp, device_);
+        train::AutocastScope autocast(c_.loop.amp, device_);
         out = student_->decode(image.student_embedding, prompt, multimask);
       }
       at::Tensor teacher_logits;
@@ -202,14 +202,14 @@ class DecoderFinetuning : public distill::Objective {
   // The student (encoder + its prompt encoder and mask decoder) and the teacher's prompt
   // encoder and mask decoder (frozen), which share the student's encoder object.
   void load_models() {
-    const std::string student_file = distill::resolve_weights(c_.student);
+    const std::string student_file = train::resolve_weights(c_.student);
     const io::StateDict weights = io::read_state_dict(student_file);
     student_ = models::build_sam(config_);
     io::load_state_dict(*student_->image_encoder, io::encoder_entries(weights), "", student_file);
     const bool own = models::load_sam_heads(*student_, weights, student_file);
     teacher_ = models::build_sam(config_, student_->image_encoder);
     const std::string source = c_.teacher_checkpoint.empty() ? student_file
-                                                             : distill::resolve_weights(c_.teacher_checkpoint);
+                                                             : train::resolve_weights(c_.teacher_checkpoint);
     const io::StateDict teacher_weights = c_.teacher_checkpoint.empty() ? weights : io::read_state_dict(source);
     if (!models::load_sam_heads(*teacher_, teacher_weights, source))
       throw Error("'" + source + "' holds no prompt encoder and mask decoder: give --teacher-checkpoint, "
@@ -234,16 +234,16 @@ class DecoderFinetuning : public distill::Objective {
   data::Dataset train_, holdout_;
   bool cached_ = false;
   models::Sam student_{nullptr}, teacher_{nullptr};
-  std::vector<distill::ParamGroup> groups_;
+  std::vector<train::ParamGroup> groups_;
   eval::EvalSettings settings_;
 };
 
 }  // namespace
 
-distill::TrainSummary finetune(const FinetuneRequest& request) {
+train::TrainSummary finetune(const FinetuneRequest& request) {
   DecoderFinetuning objective(request.config);
-  distill::LoopRequest loop{request.config.loop, request.run_dir, request.resume, request.config.patience};
-  return distill::run_training(loop, objective);
+  train::LoopRequest loop{request.config.loop, request.run_dir, request.resume, request.config.patience};
+  return train::run_training(loop, objective);
 }
 
 }  // namespace sd::finetune

@@ -1,7 +1,7 @@
 #pragma once
 #include <string>
 
-#include "distill/train_loop.h"
+#include "train/train_loop.h"
 #include "finetune/finetune_config.h"
 
 namespace sd::finetune {
@@ -9,14 +9,14 @@ namespace sd::finetune {
 struct FinetuneRequest {
   FinetuneConfig config;
   std::string run_dir;
-  std::string resume;  // as distill::LoopRequest
+  std::string resume;  // as train::LoopRequest
 };
 
 // Fine-tunes the student's mask decoder (and optionally its prompt encoder and encoder) on the
-// store's images, with the training loop of distill::run_training: the run folder, exact
+// store's images, with the training loop of train::run_training: the run folder, exact
 // resume and metrics are the trainer's. The validation score is the held-out mIoU vs the
 // teacher (mean over val_prompts kinds), before training and after each epoch; final.pth is
 // the full SAM state dict of the best-scoring weights.
-distill::TrainSummary finetune(const FinetuneRequest& request);
+train::TrainSummary finetune(const FinetuneRequest& request);
 
 }  // namespace sd::finetune

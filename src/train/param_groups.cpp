@@ -1,4 +1,4 @@
-#include "distill/param_groups.h"
+#include "train/param_groups.h"
 
 #include <torch/optim/adamw.h>
 
@@ -6,7 +6,7 @@
 #include <map>
 #include <numeric>
 
-namespace sd::distill {
+namespace sd::train {
 namespace {
 
 bool starts_with(const std::string& s, const std::string& prefix) {
@@ -100,4 +100,4 @@ std::vector<torch::optim::OptimizerParamGroup> adamw_groups(const std::vector<Pa
   return out;
 }
 
-}  // namespace sd::distill
+}  // namespace sd::train

@@ -1,4 +1,4 @@
-#include "distill/loss_plot.h"
+#include "train/loss_plot.h"
 
 #include <nlohmann/json.hpp>
 
@@ -12,7 +12,7 @@
 #include "util/atomic_file.h"
 #include "util/png.h"
 
-namespace sd::distill {
+namespace sd::train {
 namespace {
 
 constexpr int kW = 800, kH = 400, kMargin = 40;
@@ -91,4 +91,4 @@ void write_loss_plot(const std::string& metrics_jsonl, const std::string& png_pa
   write_file_atomic(png_path, encode_png_rgb(c.rgb.data(), kW, kH));
 }
 
-}  // namespace sd::distill
+}  // namespace sd::train

@@ -6,7 +6,7 @@
 #include "io/state_dict.h"
 
 // A run folder: config.json (effective), metrics.jsonl, checkpoints/step-N.pth, final.pth.
-namespace sd::distill {
+namespace sd::train {
 
 struct RunPaths {
   std::string dir;
@@ -33,4 +33,4 @@ std::string resolve_weights(const std::string& file_or_run);
 // checkpoint (its model).
 io::StateDict read_encoder_weights(const std::string& file_or_run);
 
-}  // namespace sd::distill
+}  // namespace sd::train

@@ -1,6 +1,6 @@
-#include "distill/loss_scale.h"
+#include "train/loss_scale.h"
 
-namespace sd::distill {
+namespace sd::train {
 
 void LossScale::unscale(const std::vector<at::Tensor>& params) const {
   if (!enabled) return;
@@ -19,4 +19,4 @@ void LossScale::update(bool finite) {
   }
 }
 
-}  // namespace sd::distill
+}  // namespace sd::train

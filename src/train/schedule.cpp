@@ -1,9 +1,9 @@
-#include "distill/schedule.h"
+#include "train/schedule.h"
 
 #include <algorithm>
 #include <cmath>
 
-namespace sd::distill {
+namespace sd::train {
 
 double LrSchedule::at(int64_t step) const {
   if (step < warmup_steps) return lr * static_cast<double>(step + 1) / warmup_steps;
@@ -12,4 +12,4 @@ double LrSchedule::at(int64_t step) const {
   return min_lr + 0.5 * (lr - min_lr) * (1.0 + std::cos(M_PI * progress));
 }
 
-}  // namespace sd::distill
+}  // namespace sd::train

@@ -1,4 +1,4 @@
-#include "distill/train_loop.h"
+#include "train/train_loop.h"
 
 #include <ATen/ATen.h>
 #include <torch/nn/utils/clip_grad.h>
@@ -9,11 +9,11 @@
 #include <filesystem>
 #include <fstream>
 
-#include "distill/loss_plot.h"
-#include "distill/loss_scale.h"
-#include "distill/run_folder.h"
-#include "distill/schedule.h"
-#include "distill/train_checkpoint.h"
+#include "train/loss_plot.h"
+#include "train/loss_scale.h"
+#include "train/run_folder.h"
+#include "train/schedule.h"
+#include "train/train_checkpoint.h"
 #include "io/checkpoint.h"
 #include "io/state_dict.h"
 #include "store/manifest.h"
@@ -27,7 +27,7 @@
 
 namespace fs = std::filesystem;
 
-namespace sd::distill {
+namespace sd::train {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -323,4 +323,4 @@ TrainSummary run_training(const LoopRequest& request, Objective& objective) {
   return Loop(request, objective).go();
 }
 
-}  // namespace sd::distill
+}  // namespace sd::train

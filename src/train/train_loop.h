@@ -2,10 +2,10 @@
 #include <string>
 #include <vector>
 
-#include "distill/objective.h"
-#include "distill/train_config.h"
+#include "train/objective.h"
+#include "train/train_config.h"
 
-namespace sd::distill {
+namespace sd::train {
 
 struct LoopRequest {
   TrainConfig config;      // the loop's keys: epochs, batch_size, lr, checkpoint_every, ...
@@ -32,4 +32,4 @@ struct TrainSummary {
 // resume on another store is refused. sd::Error on bad input, naming the file, key or value.
 TrainSummary run_training(const LoopRequest& request, Objective& objective);
 
-}  // namespace sd::distill
+}  // namespace sd::train

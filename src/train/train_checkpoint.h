@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-namespace sd::distill {
+namespace sd::train {
 
 // Where a run stands; everything beyond the weights and the optimiser that an exact
 // resume needs.
@@ -50,4 +50,4 @@ TrainCheckpoint peek_train_checkpoint(const std::string& path);
 // File name of the checkpoint written after `step` optimiser steps.
 std::string checkpoint_name(int64_t step);  // "step-00001200.pth"
 
-}  // namespace sd::distill
+}  // namespace sd::train

@@ -9,7 +9,7 @@
 #include "store/reader.h"
 
 // What the trainer reads: the store's teacher embeddings and the images they belong to.
-namespace sd::distill {
+namespace sd::train {
 
 // Every image with a stored embedding, in key order; its pixels come from the store's
 // image cache when it holds every image, else from the SA-1B folders `data`. With
@@ -29,4 +29,4 @@ data::ImageSource image_source(const TrainingSet& set, const store::Reader& read
 at::Tensor stack_targets(const store::Reader& reader, const std::vector<std::string>& ids,
                          at::Device device);
 
-}  // namespace sd::distill
+}  // namespace sd::train

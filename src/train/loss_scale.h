@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace sd::distill {
+namespace sd::train {
 
 // Dynamic loss scaling for fp16 training, as PyTorch's GradScaler: the loss is multiplied
 // by `scale` before backward; an overflow (a non-finite gradient) skips the step and halves
@@ -22,4 +22,4 @@ struct LossScale {
   void update(bool finite);
 };
 
-}  // namespace sd::distill
+}  // namespace sd::train

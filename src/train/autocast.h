@@ -3,7 +3,7 @@
 
 #include <string>
 
-namespace sd::distill {
+namespace sd::train {
 
 // Mixed precision for the forward pass on CUDA while it lives: `amp` is "off", "bf16" or
 // "fp16" (with loss scaling, see loss_scale.h). sd::Error when asked for on another device.
@@ -21,4 +21,4 @@ class AutocastScope {
 // sd::Error unless `amp` is "off" or the device is CUDA.
 void check_amp(const std::string& amp, c10::Device device);
 
-}  // namespace sd::distill
+}  // namespace sd::train

@@ -8,7 +8,7 @@
 
 #include "models/config.h"
 
-namespace sd::distill {
+namespace sd::train {
 
 struct GroupOptions {
   double lr = 1e-3;
@@ -48,4 +48,4 @@ std::vector<ParamGroup> make_param_groups(const torch::nn::Module& module,
 std::vector<torch::optim::OptimizerParamGroup> adamw_groups(const std::vector<ParamGroup>& groups,
                                                            const GroupOptions& options);
 
-}  // namespace sd::distill
+}  // namespace sd::train

@@ -1,7 +1,7 @@
 #pragma once
 #include <cstdint>
 
-namespace sd::distill {
+namespace sd::train {
 
 // Linear warm-up from lr/warmup_steps to lr, then cosine decay to min_lr at total_steps.
 struct LrSchedule {
@@ -14,4 +14,4 @@ struct LrSchedule {
   double at(int64_t step) const;
 };
 
-}  // namespace sd::distill
+}  // namespace sd::train

@@ -1,16 +1,16 @@
-#include "distill/run_folder.h"
+#include "train/run_folder.h"
 
 #include <algorithm>
 #include <filesystem>
 
-#include "distill/train_checkpoint.h"
+#include "train/train_checkpoint.h"
 #include "io/checkpoint.h"
 #include "util/error.h"
 #include "util/log.h"
 
 namespace fs = std::filesystem;
 
-namespace sd::distill {
+namespace sd::train {
 namespace {
 
 bool is_checkpoint_name(const std::string& name) {
@@ -59,4 +59,4 @@ io::StateDict read_encoder_weights(const std::string& file_or_run) {
   return io::encoder_entries(io::read_state_dict(resolve_weights(file_or_run)));
 }
 
-}  // namespace sd::distill
+}  // namespace sd::train

@@ -8,15 +8,15 @@
 #include <fstream>
 
 #include "common/fixtures.h"
-#include "distill/objective.h"
-#include "distill/train_loop.h"
+#include "train/objective.h"
+#include "train/train_loop.h"
 #include "io/checkpoint.h"
 #include "io/config.h"
 #include "store/manifest.h"
 
 namespace fs = std::filesystem;
 
-namespace sd::distill {
+namespace sd::train {
 namespace {
 
 struct OneWeight : torch::nn::Module {
@@ -134,4 +134,4 @@ TEST_F(TrainLoop, WithoutValidationFinalIsTheLastWeights) {
 }
 
 }  // namespace
-}  // namespace sd::distill
+}  // namespace sd::train

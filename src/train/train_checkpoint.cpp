@@ -1,4 +1,4 @@
-#include "distill/train_checkpoint.h"
+#include "train/train_checkpoint.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/serialize/input-archive.h>
@@ -11,7 +11,7 @@
 #include "io/state_dict.h"
 #include "util/error.h"
 
-namespace sd::distill {
+namespace sd::train {
 namespace {
 
 constexpr const char* kFormat = "samdistill-train-v2";
@@ -144,4 +144,4 @@ std::string checkpoint_name(int64_t step) {
   return name;
 }
 
-}  // namespace sd::distill
+}  // namespace sd::train

@@ -1,10 +1,10 @@
-#include "distill/autocast.h"
+#include "train/autocast.h"
 
 #include <ATen/autocast_mode.h>
 
 #include "util/error.h"
 
-namespace sd::distill {
+namespace sd::train {
 
 void check_amp(const std::string& amp, c10::Device device) {
   if (amp != "off" && !device.is_cuda())
@@ -25,4 +25,4 @@ AutocastScope::~AutocastScope() {
   at::autocast::clear_cache();
 }
 
-}  // namespace sd::distill
+}  // namespace sd::train

@@ -1,10 +1,10 @@
-#include "distill/train_config.h"
+#include "train/train_config.h"
 
 #include "util/error.h"
 
 #include <map>
 
-namespace sd::distill {
+namespace sd::train {
 using nlohmann::json;
 
 void require(bool ok, const std::string& key, const json& value, const std::string& rule) {
@@ -100,4 +100,4 @@ TrainConfig train_config_from_json(const json& j) {
   return c;
 }
 
-}  // namespace sd::distill
+}  // namespace sd::train

@@ -4,16 +4,15 @@
 
 #include <cmath>
 
-#include "distill/distill_loss.h"
-#include "distill/loss_scale.h"
-#include "distill/param_groups.h"
-#include "distill/schedule.h"
-#include "distill/train_config.h"
+#include "train/loss_scale.h"
+#include "train/param_groups.h"
+#include "train/schedule.h"
+#include "train/train_config.h"
 #include "io/config.h"
 #include "models/image_encoder.h"
 #include "util/error.h"
 
-namespace sd::distill {
+namespace sd::train {
 namespace {
 
 TEST(LrSchedule, WarmsUpLinearlyThenFollowsTheCosine) {
@@ -114,30 +113,10 @@ TEST(TrainConfig, OverridesTakeTheDefaultsType) {
   EXPECT_THROW(io::parse_override(d.at("lr"), "lr", "x"), Error);
 }
 
-TEST(DistillLoss, MaskedLossLeavesThePaddingOut) {
-  at::manual_seed(0);
-  at::Tensor teacher = at::randn({2, 4, 64, 64});
-  at::Tensor student = teacher.clone();
-  // Image 0 covers 1024x512 (32 columns of cells), image 1 the whole frame; only padding differs.
-  student[0].narrow(2, 32, 32).add_(5.0);
-  std::vector<models::Size2> sizes = {{1024, 512}, {1024, 1024}};
-  EXPECT_FLOAT_EQ(masked_embedding_mse(student, teacher, sizes).item<float>(), 0.0f);
-  EXPECT_GT(embedding_mse(student, teacher).item<float>(), 1.0f);
-  // Full images: the masked loss is the plain MSE.
-  at::Tensor noisy = teacher + at::randn_like(teacher);
-  std::vector<models::Size2> full = {{1024, 1024}, {1024, 1024}};
-  EXPECT_NEAR(masked_embedding_mse(noisy, teacher, full).item<float>(), embedding_mse(noisy, teacher).item<float>(), 1e-6);
-  // A partly covered cell (683 rows -> 42.7 cells) counts: 43 rows of cells.
-  at::Tensor one = at::zeros({1, 1, 64, 64});
-  at::Tensor ref = at::ones({1, 1, 64, 64});
-  std::vector<models::Size2> tall = {{683, 1024}};
-  EXPECT_FLOAT_EQ(masked_embedding_mse(one, ref, tall).item<float>(), 1.0f);
-}
-
 }  // namespace
-}  // namespace sd::distill
+}  // namespace sd::train
 
-namespace sd::distill {
+namespace sd::train {
 namespace {
 
 TEST(LossScale, OverflowSkipsAndHalvesGoodStepsGrow) {
@@ -164,4 +143,4 @@ TEST(LossScale, OverflowSkipsAndHalvesGoodStepsGrow) {
 }
 
 }  // namespace
-}  // namespace sd::distill
+}  // namespace sd::train

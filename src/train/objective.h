@@ -8,9 +8,9 @@
 
 #include "data/dataset.h"
 #include "data/loader.h"
-#include "distill/param_groups.h"
+#include "train/param_groups.h"
 
-namespace sd::distill {
+namespace sd::train {
 
 // What a training run optimises. The loop (train_loop.h) does everything else: schedule,
 // accumulation, loss scaling, clipping, non-finite steps, checkpoints, resume, metrics,
@@ -43,4 +43,4 @@ class Objective {
   virtual std::string description() const = 0;
 };
 
-}  // namespace sd::distill
+}  // namespace sd::train

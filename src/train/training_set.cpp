@@ -1,4 +1,4 @@
-#include "distill/training_set.h"
+#include "train/training_set.h"
 
 #include <ATen/ATen.h>
 
@@ -9,7 +9,7 @@
 #include "util/error.h"
 #include "util/log.h"
 
-namespace sd::distill {
+namespace sd::train {
 
 TrainingSet training_set(const store::Reader& reader, const std::vector<std::string>& data,
                          bool annotations) {
@@ -60,4 +60,4 @@ at::Tensor stack_targets(const store::Reader& reader, const std::vector<std::str
   return at::stack(targets).to(device, /*non_blocking=*/true);
 }
 
-}  // namespace sd::distill
+}  // namespace sd::train

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-namespace sd::distill {
+namespace sd::train {
 
 // Every key a training config may hold, with its default and so its type (io::merge_config).
 const nlohmann::json& train_config_defaults();
@@ -46,4 +46,4 @@ TrainConfig train_config_from_json(const nlohmann::json& merged);
 // sd::Error "config key 'KEY' = VALUE: RULE" unless `ok`.
 void require(bool ok, const std::string& key, const nlohmann::json& value, const std::string& rule);
 
-}  // namespace sd::distill
+}  // namespace sd::train

@@ -1,0 +1,1 @@
+// Compiles src/pch.h once; every other target reuses it (CMakeLists.txt).
