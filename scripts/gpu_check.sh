@@ -34,8 +34,8 @@ device=cpu
 say "PyTorch $version at $prefix; testing on $device"
 [ "$cuda" = 1 ] && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
-say "configure + build (core: models, io, store, distill, cli; no OpenCV)"
-targets="samdistill test_models test_models_ref test_io test_io_ref test_distill"
+say "configure + build (core: models, io, store, train, distill, cli; no OpenCV)"
+targets="samdistill test_models test_models_ref test_io test_io_ref test_train test_distill"
 if ! { cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
          -DSAMDISTILL_WITH_OPENCV=OFF && cmake --build build-gpu -j"$(nproc)" --target $targets; } >build-gpu.log 2>&1; then
   grep -m 20 -A 8 -E 'error|Error' build-gpu.log || tail -40 build-gpu.log
@@ -45,7 +45,7 @@ say "built"
 
 export SAMDISTILL_FIXTURES=$PWD/.gpu/fixtures SAMDISTILL_TEST_DEVICE=$device
 failed=0
-for t in test_models test_io test_distill test_models_ref test_io_ref; do
+for t in test_models test_io test_train test_distill test_models_ref test_io_ref; do
   if build-gpu/$t --gtest_brief=1 >"build-gpu/$t.log" 2>&1; then
     say "$t: $(grep -E '^\[  PASSED  \]' "build-gpu/$t.log") $(grep -cE '^\[  SKIPPED \]' "build-gpu/$t.log") skipped"
   else

@@ -6,6 +6,6 @@ if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-  build-essential cmake ccache pkg-config \
+  build-essential cmake ccache pkg-config clang-format \
   libtorch-dev libopencv-dev nlohmann-json3-dev libspdlog-dev libcli11-dev \
   libgtest-dev libopenblas0-openmp >/dev/null
