@@ -6,13 +6,15 @@
 #include <filesystem>
 
 #include "io/pickle.h"
+#include "io/zip_checksums.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 
 // The zip layout of `torch.save` (since PyTorch 1.6): <archive>/data.pkl (the pickle),
 // <archive>/data/<key> (one raw little-endian record per storage), <archive>/version.
 // LibTorch's PyTorchStreamReader/Writer handle the zip (alignment, CRC, zip64, the
-// archive folder name); the pickle is ours (pickle.h), because torch::pickle_load before
+// archive folder name) but check no CRC, so every record read is checked here
+// (zip_checksums.h); the pickle is ours (pickle.h), because torch::pickle_load before
 // LibTorch 2.6 cannot read state dicts (pytorch#100741).
 namespace sd::io {
 namespace {
@@ -20,11 +22,19 @@ namespace {
 using caffe2::serialize::PyTorchStreamReader;
 using caffe2::serialize::PyTorchStreamWriter;
 
-at::Storage load_storage(PyTorchStreamReader& reader, const std::string& path,
+// A record's bytes, checked against the CRC-32 the zip recorded for it.
+std::tuple<at::DataPtr, size_t> read_record(PyTorchStreamReader& reader, const ZipChecksums& checksums,
+                                            const std::string& record) {
+  auto [data, size] = reader.getRecord(record);
+  checksums.check(record, data.get(), size);
+  return {std::move(data), size};
+}
+
+at::Storage load_storage(PyTorchStreamReader& reader, const ZipChecksums& checksums, const std::string& path,
                          const std::string& key, at::ScalarType dtype, int64_t numel) {
   std::string record = "data/" + key;
   if (!reader.hasRecord(record)) throw Error(path + ": storage record '" + record + "' is missing");
-  auto [data, size] = reader.getRecord(record);
+  auto [data, size] = read_record(reader, checksums, record);
   size_t item = c10::elementSize(dtype);
   if (static_cast<uint64_t>(numel) > size / item)
     throw Error(path + ": storage record '" + record + "' holds " + std::to_string(size) +
@@ -35,17 +45,18 @@ at::Storage load_storage(PyTorchStreamReader& reader, const std::string& path,
 
 c10::IValue read_archive(PyTorchStreamReader& reader, const std::string& path) {
   if (!reader.hasRecord("data.pkl")) throw Error(path + ": zip file without data.pkl: not a torch.save file");
+  const ZipChecksums checksums(path);
   if (reader.hasRecord("byteorder")) {
-    auto [order, size] = reader.getRecord("byteorder");
+    auto [order, size] = read_record(reader, checksums, "byteorder");
     if (std::string(static_cast<const char*>(order.get()), size) != "little")
       throw Error(path + ": big-endian checkpoints are not supported");
   }
-  auto [pkl, size] = reader.getRecord("data.pkl");
+  auto [pkl, size] = read_record(reader, checksums, "data.pkl");
   std::string_view bytes(static_cast<const char*>(pkl.get()), size);
   return unpickle(
       bytes,
       [&](const std::string& key, at::ScalarType dtype, int64_t numel) {
-        return load_storage(reader, path, key, dtype, numel);
+        return load_storage(reader, checksums, path, key, dtype, numel);
       },
       path);
 }

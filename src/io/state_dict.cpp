@@ -19,12 +19,14 @@ constexpr size_t kMaxProblems = 10;
 
 }  // namespace
 
+bool is_persistent_buffer(const std::string& name) { return name != "attention_bias_idxs"; }
+
 StateDict state_dict(const torch::nn::Module& module, const std::string& prefix) {
   StateDict out;
   for (const auto& p : module.named_parameters(/*recurse=*/false))
     if (p.value().defined()) out.emplace_back(prefix + p.key(), p.value());
   for (const auto& b : module.named_buffers(/*recurse=*/false))
-    if (b.value().defined()) out.emplace_back(prefix + b.key(), b.value());
+    if (b.value().defined() && is_persistent_buffer(b.key())) out.emplace_back(prefix + b.key(), b.value());
   for (const auto& child : module.named_children()) {
     StateDict sub = state_dict(*child.value(), prefix + child.key() + ".");
     out.insert(out.end(), sub.begin(), sub.end());

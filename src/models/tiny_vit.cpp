@@ -90,8 +90,9 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t key_dim, int64_t num_heads, in
   // them all, row-major, so offset (dy, dx) gets index dy * window_size + dx.
   at::Tensor row = at::arange(window_size).repeat_interleave(window_size);
   at::Tensor col = at::arange(window_size).repeat({window_size});
-  attention_bias_idxs = (row.unsqueeze(1) - row.unsqueeze(0)).abs() * window_size +
-                        (col.unsqueeze(1) - col.unsqueeze(0)).abs();
+  attention_bias_idxs = register_buffer("attention_bias_idxs",
+                                        (row.unsqueeze(1) - row.unsqueeze(0)).abs() * window_size +
+                                            (col.unsqueeze(1) - col.unsqueeze(0)).abs());
   attention_biases =
       register_parameter("attention_biases", at::zeros({num_heads, window_size * window_size}));
 }
@@ -104,10 +105,21 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   at::Tensor q = qkv_split[0].permute({0, 2, 1, 3});
   at::Tensor k = qkv_split[1].permute({0, 2, 1, 3});
   at::Tensor v = qkv_split[2].permute({0, 2, 1, 3});
-  at::Tensor idxs = attention_bias_idxs.to(x.device()).flatten();
-  at::Tensor biases = attention_biases.index_select(1, idxs).view({num_heads, N, N});
+  at::Tensor biases = attention_biases.index_select(1, attention_bias_idxs.flatten()).view({num_heads, N, N});
   at::Tensor attn = (at::matmul(q, k.transpose(-2, -1)) * scale + biases).softmax(-1);
   return proj(at::matmul(attn, v).transpose(1, 2).reshape({B, N, -1}));
+}
+
+void AttentionImpl::to(torch::Dtype dtype, bool non_blocking) {
+  const at::Tensor index = attention_bias_idxs.detach();  // keeps the data Module::to replaces
+  torch::nn::Module::to(dtype, non_blocking);
+  attention_bias_idxs.set_data(index);
+}
+
+void AttentionImpl::to(torch::Device device, torch::Dtype dtype, bool non_blocking) {
+  const at::Tensor index = attention_bias_idxs.detach();
+  torch::nn::Module::to(device, dtype, non_blocking);
+  attention_bias_idxs.set_data(index.to(device, non_blocking));
 }
 
 TinyViTBlockImpl::TinyViTBlockImpl(int64_t dim, Resolution input_resolution, int64_t num_heads,

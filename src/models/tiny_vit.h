@@ -80,10 +80,18 @@ class AttentionImpl : public torch::nn::Module {
   AttentionImpl(int64_t dim, int64_t key_dim, int64_t num_heads, int64_t window_size);
   at::Tensor forward(const at::Tensor& x);
 
+  // nn::Module::to(dtype) converts every buffer; the offset index stays int64, as under
+  // Python's .to(dtype), which converts floating-point tensors only.
+  using torch::nn::Module::to;
+  void to(torch::Dtype dtype, bool non_blocking = false) override;
+  void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override;
+
   at::Tensor attention_biases;  // num_heads x number of offsets
   torch::nn::LayerNorm norm{nullptr};
   torch::nn::Linear qkv{nullptr}, proj{nullptr};
-  at::Tensor attention_bias_idxs;  // N x N offset index; not state (non-persistent in Python)
+  // N x N offset index: a buffer (it moves with the module) but not state (persistent=False
+  // in Python; io::is_persistent_buffer).
+  at::Tensor attention_bias_idxs;
   int64_t num_heads, key_dim;
   double scale;
 };

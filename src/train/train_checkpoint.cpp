@@ -1,10 +1,14 @@
 #include "train/train_checkpoint.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
+#include <torch/cuda.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <mutex>
 #include <sstream>
 
 #include "io/checkpoint.h"
@@ -32,6 +36,38 @@ void restore_optimizer(torch::optim::Optimizer& optimizer, const at::Tensor& byt
   torch::serialize::InputArchive archive;
   archive.load_from(in);
   optimizer.load(archive);
+}
+
+// The default generator of CUDA device `index`, reached through the context, so that this
+// compiles against LibTorch without CUDA headers too.
+at::Generator cuda_generator(size_t index) {
+  return at::globalContext().defaultGenerator(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index)));
+}
+
+size_t cuda_devices() { return at::hasCUDA() ? torch::cuda::device_count() : 0; }
+
+// One state per CUDA device, as torch.cuda.get_rng_state_all(); empty without CUDA.
+c10::impl::GenericList cuda_rng_states() {
+  c10::impl::GenericList states(c10::TensorType::get());
+  for (size_t i = 0; i < cuda_devices(); ++i) {
+    at::Generator generator = cuda_generator(i);
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    states.push_back(generator.get_state());
+  }
+  return states;
+}
+
+// Restores the devices that were there then and are now (a checkpoint written before CUDA
+// states were saved has none).
+void restore_cuda_rng_states(const c10::impl::GenericDict& d) {
+  auto saved = d.find("rng_cuda");
+  if (saved == d.end()) return;
+  const c10::impl::GenericList states = saved->value().toList();
+  for (size_t i = 0; i < std::min(states.size(), cuda_devices()); ++i) {
+    at::Generator generator = cuda_generator(i);
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(states.get(i).toTensor());
+  }
 }
 
 c10::impl::GenericDict progress_dict(const TrainProgress& p) {
@@ -111,6 +147,7 @@ void save_train_checkpoint(const std::string& path, const torch::nn::Module& mod
   d.insert("optimizer", optimizer_bytes(optimizer));
   d.insert("progress", progress_dict(meta.progress));
   d.insert("rng_cpu", at::detail::getDefaultCPUGenerator().get_state());
+  d.insert("rng_cuda", cuda_rng_states());
   d.insert("config", meta.config.dump());
   d.insert("store_id", meta.store_id);
   io::write_torch_file(path, d);
@@ -131,6 +168,11 @@ TrainCheckpoint load_train_checkpoint(const std::string& path, torch::nn::Module
   }
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   generator.set_state(field(d, "rng_cpu", path).toTensor());
+  try {
+    restore_cuda_rng_states(d);
+  } catch (const c10::Error& e) {
+    throw Error("CUDA generator states in '" + path + "' cannot be restored: " + e.msg());
+  }
   return meta;
 }
 

@@ -33,8 +33,8 @@ struct TrainCheckpoint {
 };
 
 // Writes model weights (official key names, under "model"), the optimiser state, the
-// progress, the CPU (and CUDA) generator states, the config and the store identity into
-// one torch.save-format file, atomically.
+// progress, the generator states of the CPU and of every CUDA device present, the config
+// and the store identity into one torch.save-format file, atomically.
 void save_train_checkpoint(const std::string& path, const torch::nn::Module& model,
                            torch::optim::Optimizer& optimizer, const TrainCheckpoint& meta);
 

@@ -1,25 +1,9 @@
 #include "util/png.h"
 
-#include <array>
+#include "util/crc32.h"
 
 namespace sd {
 namespace {
-
-uint32_t crc32(const std::string& bytes, size_t from) {
-  static const std::array<uint32_t, 256> table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t n = 0; n < 256; ++n) {
-      uint32_t c = n;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[n] = c;
-    }
-    return t;
-  }();
-  uint32_t c = 0xFFFFFFFFu;
-  for (size_t i = from; i < bytes.size(); ++i)
-    c = table[(c ^ static_cast<uint8_t>(bytes[i])) & 0xFF] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
-}
 
 void put_be32(std::string& out, uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
@@ -30,7 +14,7 @@ void chunk(std::string& out, const char* type, const std::string& data) {
   size_t start = out.size();
   out.append(type, 4);
   out += data;
-  put_be32(out, crc32(out, start));
+  put_be32(out, crc32(out.data() + start, out.size() - start));
 }
 
 // zlib stream of `raw` in stored (uncompressed) deflate blocks of at most 65535 bytes.

@@ -12,6 +12,7 @@
 #include "io/state_dict.h"
 #include "models/config.h"
 #include "models/sam.h"
+#include "util/sha256.h"
 
 namespace fs = std::filesystem;
 
@@ -109,10 +110,16 @@ TEST_F(TrainRun, NonFiniteLossesAreSkippedThenStopTheRun) {
 TEST_F(TrainRun, AStoreOfAnotherTeacherIsRefused) {
   ProgramRun r = run_program(train_args(dir() + "/other", 1) + " --teacher vit_b");
   EXPECT_NE(r.status, 0);
-  EXPECT_PRED2(contains, r.output, "teacher.");
-  r = run_program(train_args(dir() + "/other", 1) + " --teacher-checkpoint " + dir() + "/student.json");
+  expect_other_teacher_refused(r.output, store(), "vit_b");
+  const std::string other_weights = dir() + "/student.json";
+  r = run_program(train_args(dir() + "/other", 1) + " --teacher-checkpoint " + other_weights);
   EXPECT_NE(r.status, 0);
-  EXPECT_PRED2(contains, r.output, "checkpoint");
+  const nlohmann::json manifest = nlohmann::json::parse(std::ifstream(store() + "/manifest.json"));
+  EXPECT_PRED2(contains, r.output,
+               "store '" + store() + "' was made differently: checkpoint_sha256 is " +
+                   manifest["checkpoint_sha256"].get<std::string>() + " (" +
+                   manifest["checkpoint_name"].get<std::string>() + ") in the store, expected " +
+                   sha256_file(other_weights));
 }
 
 TEST_F(TrainRun, ConfigErrorsNameTheKey) {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <cmath>
 #include <fstream>
+#include <regex>
 #include <thread>
 
 #include "io/checkpoint.h"
@@ -90,6 +91,22 @@ void expect_same_weights(const std::string& a, const std::string& b) {
     EXPECT_EQ(x[i].first, y[i].first);
     EXPECT_TRUE(at::equal(x[i].second, y[i].second)) << x[i].first << " differs";
   }
+}
+
+void expect_other_teacher_refused(const std::string& message, const std::string& store,
+                                  const std::string& teacher) {
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(message, m, std::regex("store '([^']*)' was made differently: teacher\\.(\\w+) "
+                                                       "is ([^\\n]*) in the store, expected ([^\\n]*)")))
+      << message;
+  EXPECT_EQ(m[1].str(), store);
+  const nlohmann::json made_by = nlohmann::json::parse(std::ifstream(store + "/manifest.json"))["teacher"];
+  const nlohmann::json named = models::to_json(models::resolve_encoder(teacher));
+  const std::string key = m[2];
+  ASSERT_TRUE(made_by.contains(key) && named.contains(key)) << message;
+  EXPECT_EQ(m[3].str(), made_by[key].dump());
+  EXPECT_EQ(m[4].str(), named[key].dump());
+  EXPECT_NE(made_by[key], named[key]);
 }
 
 bool kill_after_steps(const std::string& args, const std::string& run, size_t steps) {

@@ -42,6 +42,12 @@ std::vector<double> validation_scores(const std::string& run);
 // Every entry of two state dict files is bitwise equal, in the same order.
 void expect_same_weights(const std::string& a, const std::string& b);
 
+// `message` holds the refusal of STORE, made by the suite's teacher, when `teacher` (a preset
+// or config file) is named instead: "store 'STORE' was made differently: teacher.KEY is A in
+// the store, expected B", A and B exactly KEY of the store's manifest and of `teacher`, A != B.
+void expect_other_teacher_refused(const std::string& message, const std::string& store,
+                                  const std::string& teacher);
+
 // Starts `samdistill <args>` writing into run folder `run`, SIGKILLs it once RUN/metrics.jsonl
 // has `steps` step lines, and reports whether it was killed (false: it ended first).
 bool kill_after_steps(const std::string& args, const std::string& run, size_t steps);

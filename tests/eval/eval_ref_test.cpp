@@ -99,7 +99,7 @@ TEST_F(EvalRef, StoreOfAnotherTeacherIsRefused) {
   r.store = dir() + "/store";
   r.teacher = "vit_b";
   r.teacher_checkpoint.clear();
-  EXPECT_PRED2(contains, error_of([&] { eval::run_eval(r); }), "teacher.");
+  expect_other_teacher_refused(error_of([&] { eval::run_eval(r); }), r.store, "vit_b");
 }
 
 TEST_F(EvalRef, EncoderOnlyStudentWithoutTeacherWeightsNamesTheFlag) {

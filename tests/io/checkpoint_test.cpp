@@ -222,27 +222,74 @@ TEST_F(CheckpointTest, UnknownGlobalIsRefused) {
   EXPECT_PRED2(contains, read_error(path("evil.pth")), "unsupported global 'os.system'");
 }
 
-// Every truncation fails with an sd::Error; bit flips either fail with one or read.
-TEST_F(CheckpointTest, TruncationsAndBitFlipsNeverCrash) {
+// Every byte of the file flipped in turn (one bit each): the file is refused with an
+// sd::Error naming it, or it reads to the original state dict bit for bit (a flip in a
+// field nothing reads: padding, timestamps, the central directory's copy of a CRC).
+TEST_F(CheckpointTest, EveryBitFlipIsRefusedOrHarmless) {
   StateDict sd = {{"a", at::randn({3, 4})}, {"b", at::arange(5, at::kLong)}};
   write_state_dict(path("good.pth"), sd);
-  std::string good = read_file(path("good.pth"));
-  for (size_t n = 0; n < good.size(); n += 37) {
-    write_bytes(path("cut.pth"), good.substr(0, n));
-    read_error(path("cut.pth"));
-  }
-  for (size_t i = 0; i < good.size(); i += 11) {
+  const std::string good = read_file(path("good.pth"));
+  size_t refused = 0;
+  for (size_t i = 0; i < good.size(); ++i) {
     std::string bad = good;
-    bad[i] ^= char(1 << (i % 8));
+    bad[i] = static_cast<char>(bad[i] ^ (1 << (i % 8)));
     write_bytes(path("flip.pth"), bad);
+    StateDict again;
     try {
-      read_torch_file(path("flip.pth"));
-    } catch (const Error&) {
+      again = read_state_dict(path("flip.pth"));
+    } catch (const Error& e) {
+      EXPECT_PRED2(contains, e.what(), path("flip.pth")) << "byte " << i;
+      ++refused;
+      continue;
     }
+    ASSERT_EQ(again.size(), sd.size()) << "byte " << i << " changed the state dict silently";
+    for (size_t k = 0; k < sd.size(); ++k) {
+      EXPECT_EQ(again[k].first, sd[k].first) << "byte " << i;
+      EXPECT_EQ(again[k].second.scalar_type(), sd[k].second.scalar_type()) << "byte " << i;
+      EXPECT_EQ(again[k].second.sizes(), sd[k].second.sizes()) << "byte " << i;
+      EXPECT_EQ(bytes_of(again[k].second.contiguous()), bytes_of(sd[k].second)) << "byte " << i << " changed "
+                                                                                 << sd[k].first << " silently";
+    }
+  }
+  EXPECT_GT(refused, 0u);
+}
+
+// A flipped bit in a tensor's bytes: LibTorch's zip reader checks no CRC, ours does.
+TEST_F(CheckpointTest, DamagedTensorBytesAreRefusedNamingTheRecord) {
+  write_state_dict(path("good.pth"), {{"w", at::arange(64, at::kFloat)}});
+  std::string bytes = read_file(path("good.pth"));
+  const size_t at = bytes.find(bytes_of(at::arange(64, at::kFloat)));
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 100] = static_cast<char>(bytes[at + 100] ^ 4);
+  write_bytes(path("bad.pth"), bytes);
+  EXPECT_PRED2(contains, read_error(path("bad.pth")), path("bad.pth") + ": damaged file: record 'data/0'");
+}
+
+// torch.serialization.set_crc32_options(False) writes 0 for every CRC: such files read.
+TEST_F(CheckpointTest, FilesWrittenWithoutCrcsRead) {
+  write_state_dict(path("good.pth"), {{"w", at::arange(64, at::kFloat)}});
+  std::string bytes = read_file(path("good.pth"));
+  const std::string entry("PK\x01\x02", 4);  // a central directory header; its CRC at +16
+  size_t entries = 0;
+  for (size_t at = bytes.find(entry); at != std::string::npos; at = bytes.find(entry, at + 1), ++entries)
+    bytes.replace(at + 16, 4, std::string(4, '\0'));
+  EXPECT_GE(entries, 2u);
+  write_bytes(path("nocrc.pth"), bytes);
+  EXPECT_TRUE(at::equal(read_state_dict(path("nocrc.pth")).at(0).second, at::arange(64, at::kFloat)));
+}
+
+// Every truncation is refused with an sd::Error naming the file.
+TEST_F(CheckpointTest, EveryTruncationIsRefused) {
+  write_state_dict(path("good.pth"), {{"a", at::randn({3, 4})}, {"b", at::arange(5, at::kLong)}});
+  const std::string good = read_file(path("good.pth"));
+  for (size_t n = 0; n < good.size(); n += 7) {
+    write_bytes(path("cut.pth"), good.substr(0, n));
+    EXPECT_PRED2(contains, read_error(path("cut.pth")), path("cut.pth")) << n << " bytes";
   }
 }
 
-// The same inside data.pkl, with a valid zip around it (the zip's CRC cannot catch it).
+// The same inside data.pkl, with a valid zip (and CRC) around it: nothing can tell such a
+// flip from a file written that way, so it may read; when refused, the error names the file.
 TEST_F(CheckpointTest, DamagedPickleNeverCrashes) {
   c10::impl::GenericDict d(c10::StringType::get(), c10::AnyType::get());
   d.insert("w", at::randn({2, 3}).t());
@@ -252,15 +299,16 @@ TEST_F(CheckpointTest, DamagedPickleNeverCrashes) {
   std::string data = bytes_of(storages[0]);
   for (size_t n = 0; n < pkl.size(); ++n) {
     write_zip(path("cut.pth"), {{"data.pkl", pkl.substr(0, n)}, {"data/0", data}});
-    read_error(path("cut.pth"));
+    EXPECT_PRED2(contains, read_error(path("cut.pth")), path("cut.pth")) << n << " bytes";
   }
   for (size_t i = 0; i < pkl.size() * 8; i += 3) {
     std::string bad = pkl;
-    bad[i / 8] ^= char(1 << (i % 8));
+    bad[i / 8] = static_cast<char>(bad[i / 8] ^ (1 << (i % 8)));
     write_zip(path("flip.pth"), {{"data.pkl", bad}, {"data/0", data}});
     try {
       read_torch_file(path("flip.pth"));
-    } catch (const Error&) {
+    } catch (const Error& e) {
+      EXPECT_PRED2(contains, e.what(), path("flip.pth")) << "bit " << i;
     }
   }
 }

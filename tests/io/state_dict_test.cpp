@@ -91,6 +91,26 @@ TEST(StateDict, WrongShapeNamesBothShapes) {
   EXPECT_TRUE(at::equal(net.bn->weight, at::ones({2})));  // nothing was loaded
 }
 
+// A buffer Python registers with persistent=False is neither written nor expected.
+TEST(StateDict, NonPersistentBuffersAreNoState) {
+  struct WithIndex : torch::nn::Module {
+    WithIndex() {
+      w = register_parameter("w", at::ones({2}));
+      idxs = register_buffer("attention_bias_idxs", at::arange(4));
+    }
+    at::Tensor w, idxs;
+  } m;
+  EXPECT_FALSE(is_persistent_buffer("attention_bias_idxs"));
+  EXPECT_TRUE(is_persistent_buffer("running_mean"));
+  EXPECT_EQ(keys(state_dict(m)), (std::vector<std::string>{"w"}));
+  load_state_dict(m, {{"w", at::full({2}, 5.0)}}, "", "ckpt.pth");
+  EXPECT_TRUE(at::equal(m.w, at::full({2}, 5.0)));
+  EXPECT_PRED2(contains, error_of([&] {
+                 load_state_dict(m, {{"w", at::ones({2})}, {"attention_bias_idxs", at::arange(4)}}, "", "ckpt.pth");
+               }),
+               "unexpected key 'attention_bias_idxs'");
+}
+
 TEST(StateDict, StripPrefixAndCountParameters) {
   StateDict sd = {{"image_encoder.a", at::zeros({2, 3})},
                   {"image_encoder.n", at::zeros({}, at::kLong)},

@@ -44,6 +44,30 @@ TEST(TinyViT, AttentionBiasesAreNeverStale) {
   for (const auto& [key, value] : entries) EXPECT_EQ(key.find("idxs"), std::string::npos) << key;
 }
 
+// The offset index is a buffer: it moves with the module (staying int64 when the module's
+// dtype changes) instead of being copied to the input's device on every forward.
+TEST(TinyViT, AttentionOffsetIndexIsABufferThatMovesWithTheModule) {
+  tiny_vit::Attention attn(8, 4, 2, 3);
+  ASSERT_TRUE(attn->named_buffers().contains("attention_bias_idxs"));
+  EXPECT_TRUE(attn->named_buffers()["attention_bias_idxs"].is_same(attn->attention_bias_idxs));
+  torch::NoGradGuard no_grad;
+  const at::Tensor x = at::randn({1, 9, 8});
+  const at::Tensor expected = attn(x).to(at::kDouble);
+
+  attn->to(at::kDouble);
+  EXPECT_EQ(attn->attention_biases.scalar_type(), at::kDouble);
+  EXPECT_EQ(attn->attention_bias_idxs.scalar_type(), at::kLong);
+  EXPECT_TRUE(at::allclose(attn(x.to(at::kDouble)), expected, 1e-5, 1e-6));
+
+  const at::Device device = sd::testing::test_device();
+  attn->to(device, at::kFloat);
+  EXPECT_EQ(attn->attention_bias_idxs.device(), device);
+  EXPECT_EQ(attn->attention_bias_idxs.scalar_type(), at::kLong);
+  attn->to(device);
+  EXPECT_EQ(attn->attention_bias_idxs.device(), device);
+  EXPECT_TRUE(at::allclose(attn(x.to(device)).cpu().to(at::kDouble), expected, 1e-4, 1e-5));
+}
+
 TEST(TinyViT, EvalModeFoldsTheCurrentBatchNormStatistics) {
   tiny_vit::Conv2d_BN conv(4, 6, 3, 2, 1, 2);
   torch::NoGradGuard no_grad;

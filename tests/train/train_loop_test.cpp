@@ -9,6 +9,7 @@
 
 #include "common/fixtures.h"
 #include "train/objective.h"
+#include "train/train_checkpoint.h"
 #include "train/train_loop.h"
 #include "io/checkpoint.h"
 #include "io/config.h"
@@ -88,9 +89,7 @@ class TrainLoop : public ::testing::Test {
     EXPECT_EQ(d.size(), 1u);
     return d.at(0).second.item<float>();
   }
-  std::string step_file(int step) const {
-    return dir_ + "/run/checkpoints/step-0000000" + std::to_string(step) + ".pth";
-  }
+  std::string step_file(int64_t step) const { return dir_ + "/run/checkpoints/" + checkpoint_name(step); }
 
   std::string dir_;
 };
@@ -131,6 +130,15 @@ TEST_F(TrainLoop, WithoutValidationFinalIsTheLastWeights) {
   EXPECT_FALSE(s.stopped_early) << "patience applies to held-out scores only";
   EXPECT_EQ(weight_in(s.final_weights), weight_in(step_file(4)));
   EXPECT_TRUE(fs::exists(dir_ + "/run/checkpoints/best.pth"));
+}
+
+TEST_F(TrainLoop, StepFilesPastStepNineHoldTheirSteps) {
+  Scripted objective({}, 4);
+  const TrainSummary s = run_training(request(6, 0), objective);
+  EXPECT_EQ(s.steps, 12);
+  EXPECT_TRUE(fs::exists(dir_ + "/run/checkpoints/step-00000010.pth"));
+  EXPECT_NE(weight_in(step_file(9)), weight_in(step_file(10)));
+  EXPECT_EQ(weight_in(s.final_weights), weight_in(step_file(12)));
 }
 
 }  // namespace
