@@ -4,17 +4,13 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
-#include <cstdio>
 #include <sstream>
 
-#include "io/checkpoint.h"
 #include "io/state_dict.h"
 #include "util/error.h"
 
 namespace sd::train {
 namespace {
-
-constexpr const char* kFormat = "samdistill-train-v2";
 
 // The optimiser's own serialisation (per-parameter state by index), kept as bytes.
 at::Tensor optimizer_bytes(torch::optim::Optimizer& optimizer) {
@@ -34,114 +30,26 @@ void restore_optimizer(torch::optim::Optimizer& optimizer, const at::Tensor& byt
   optimizer.load(archive);
 }
 
-c10::impl::GenericDict progress_dict(const TrainProgress& p) {
-  c10::impl::GenericDict d(c10::StringType::get(), c10::AnyType::get());
-  d.insert("step", p.step);
-  d.insert("epoch", p.epoch);
-  d.insert("position", p.position);
-  d.insert("loss_scale", p.loss_scale);
-  d.insert("loss_scale_good_steps", p.loss_scale_good_steps);
-  d.insert("nonfinite_in_row", p.nonfinite_in_row);
-  d.insert("nonfinite_total", p.nonfinite_total);
-  d.insert("validated", p.validated);
-  d.insert("best_score", p.best_score);
-  d.insert("bad_epochs", p.bad_epochs);
-  d.insert("epoch_loss", p.epoch_loss);
-  d.insert("epoch_steps", p.epoch_steps);
-  return d;
-}
-
-const c10::IValue& field(const c10::impl::GenericDict& d, const std::string& key,
-                         const std::string& path) {
-  auto it = d.find(key);
-  if (it == d.end()) throw Error("training checkpoint '" + path + "' has no '" + key + "'");
-  return it->value();
-}
-
-TrainProgress read_progress(const c10::impl::GenericDict& d, const std::string& path) {
-  TrainProgress p;
-  p.step = field(d, "step", path).toInt();
-  p.epoch = field(d, "epoch", path).toInt();
-  p.position = field(d, "position", path).toInt();
-  p.loss_scale = field(d, "loss_scale", path).toDouble();
-  p.loss_scale_good_steps = field(d, "loss_scale_good_steps", path).toInt();
-  p.nonfinite_in_row = field(d, "nonfinite_in_row", path).toInt();
-  p.nonfinite_total = field(d, "nonfinite_total", path).toInt();
-  p.validated = field(d, "validated", path).toBool();
-  p.best_score = field(d, "best_score", path).toDouble();
-  p.bad_epochs = field(d, "bad_epochs", path).toInt();
-  p.epoch_loss = field(d, "epoch_loss", path).toDouble();
-  p.epoch_steps = field(d, "epoch_steps", path).toInt();
-  return p;
-}
-
-c10::impl::GenericDict read_top(const std::string& path) {
-  c10::IValue top = io::read_torch_file(path);
-  if (!top.isGenericDict()) throw Error("'" + path + "' is not a samdistill training checkpoint");
-  auto d = top.toGenericDict();
-  auto format = d.find("format");
-  if (format == d.end() || !format->value().isString() || format->value().toStringRef() != kFormat)
-    throw Error("'" + path + "' is not a samdistill training checkpoint (format '" + kFormat +
-                "' expected)");
-  return d;
-}
-
-TrainCheckpoint read_meta(const c10::impl::GenericDict& d, const std::string& path) {
-  TrainCheckpoint meta;
-  try {
-    meta.progress = read_progress(field(d, "progress", path).toGenericDict(), path);
-    meta.config = nlohmann::json::parse(field(d, "config", path).toStringRef());
-    meta.store_id = field(d, "store_id", path).toStringRef();
-  } catch (const c10::Error& e) {
-    throw Error("training checkpoint '" + path + "' has a field of the wrong type");
-  }
-  return meta;
-}
-
 }  // namespace
 
 void save_train_checkpoint(const std::string& path, const torch::nn::Module& model,
                            torch::optim::Optimizer& optimizer, const TrainCheckpoint& meta) {
-  c10::impl::GenericDict weights(c10::StringType::get(), c10::TensorType::get());
-  for (const auto& [key, value] : io::state_dict(model)) weights.insert(key, value);
-
-  c10::impl::GenericDict d(c10::StringType::get(), c10::AnyType::get());
-  d.insert("format", std::string(kFormat));
-  d.insert("model", weights);
-  d.insert("optimizer", optimizer_bytes(optimizer));
-  d.insert("progress", progress_dict(meta.progress));
-  d.insert("rng_cpu", at::detail::getDefaultCPUGenerator().get_state());
-  d.insert("config", meta.config.dump());
-  d.insert("store_id", meta.store_id);
-  io::write_torch_file(path, d);
+  io::write_train_checkpoint(path, {meta, io::state_dict(model), optimizer_bytes(optimizer),
+                                    at::detail::getDefaultCPUGenerator().get_state()});
 }
 
 TrainCheckpoint load_train_checkpoint(const std::string& path, torch::nn::Module& model,
                                       torch::optim::Optimizer& optimizer) {
-  auto d = read_top(path);
-  TrainCheckpoint meta = read_meta(d, path);
-  io::StateDict weights;
-  for (const auto& item : field(d, "model", path).toGenericDict())
-    weights.emplace_back(item.key().toStringRef(), item.value().toTensor());
-  io::load_state_dict(model, weights, "", path);
+  const io::TrainCheckpointFile file = io::read_train_checkpoint(path);
+  io::load_state_dict(model, file.model, "", path);
   try {
-    restore_optimizer(optimizer, field(d, "optimizer", path).toTensor());
+    restore_optimizer(optimizer, file.optimizer);
   } catch (const c10::Error& e) {
     throw Error("optimiser state in '" + path + "' does not fit this model: " + e.msg());
   }
   at::Generator generator = at::detail::getDefaultCPUGenerator();
-  generator.set_state(field(d, "rng_cpu", path).toTensor());
-  return meta;
-}
-
-TrainCheckpoint peek_train_checkpoint(const std::string& path) {
-  return read_meta(read_top(path), path);
-}
-
-std::string checkpoint_name(int64_t step) {
-  char name[64];
-  std::snprintf(name, sizeof(name), "step-%08lld.pth", static_cast<long long>(step));
-  return name;
+  generator.set_state(file.rng_cpu);
+  return file.meta;
 }
 
 }  // namespace sd::train
