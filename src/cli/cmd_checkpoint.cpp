@@ -5,7 +5,7 @@
 
 #include "cli/commands.h"
 #include "io/checkpoint_summary.h"
-#include "models/config.h"
+#include "models/sam_weights.h"
 
 namespace sd::cli {
 namespace {
@@ -17,21 +17,6 @@ struct CheckpointArgs {
   bool json = false;
   bool keys = false;
 };
-
-// The preset ("vit_h", "vit_t", ...) whose encoder has the sizes found in the checkpoint,
-// else "custom".
-std::string preset_of(const json& encoder) {
-  const bool tiny = encoder["family"] == "TinyViT";
-  for (const char* name : {"vit_h", "vit_l", "vit_b", "vit_t"}) {
-    json preset = models::to_json(models::encoder_preset(name));
-    bool same = tiny ? preset.contains("embed_dims") && preset["embed_dims"] == encoder["embed_dims"] &&
-                           preset["depths"] == encoder["depths"]
-                     : preset.contains("embed_dim") && preset["embed_dim"] == encoder["embed_dim"] &&
-                           preset["depth"] == encoder["depth"];
-    if (same) return name;
-  }
-  return "custom";
-}
 
 std::string joined(const json& list, const char* sep) {
   std::string out;
@@ -68,7 +53,7 @@ void print_table(const json& s) {
 
 void run_checkpoint(const CheckpointArgs& args) {
   json summary = io::summarize_checkpoint(args.file, args.keys);
-  if (!summary["encoder"].is_null()) summary["encoder"]["preset"] = preset_of(summary["encoder"]);
+  if (!summary["encoder"].is_null()) summary["encoder"]["preset"] = models::preset_matching(summary["encoder"]);
   if (args.json)
     std::cout << summary.dump(2) << "\n";
   else

@@ -42,7 +42,7 @@ struct DemoArgs {
 
 // The teacher's architecture and full SAM checkpoint: the user's, or a random small one.
 std::pair<std::string, std::string> demo_teacher(const DemoArgs& a) {
-  if (!a.teacher_checkpoint.empty()) return {a.teacher.empty() ? "vit_h" : a.teacher, a.teacher_checkpoint};
+  if (!a.teacher_checkpoint.empty()) return {a.teacher, a.teacher_checkpoint};
   log::warn("demo: NO SAM WEIGHTS GIVEN: the teacher is a small RANDOMLY INITIALISED SAM; its masks "
             "mean nothing. The demo shows the pipeline and the student learning to agree with "
             "it; pass --teacher vit_h --teacher-checkpoint sam_vit_h_4b8939.pth for a real one.");
@@ -156,7 +156,7 @@ void add_demo_command(CLI::App& app, const Globals&) {
               "student, eval before and after, pictures, summary");
   cmd->add_option("--out", a->out, "Folder for everything the demo writes")->capture_default_str();
   cmd->add_option("--data", a->data, "SA-1B folder")->capture_default_str();
-  cmd->add_option("--teacher", a->teacher, "Teacher architecture with --teacher-checkpoint (default vit_h)");
+  cmd->add_option("--teacher", a->teacher, "Teacher architecture with --teacher-checkpoint (default: what it holds)");
   cmd->add_option("--teacher-checkpoint", a->teacher_checkpoint,
                   "A real SAM checkpoint (default: a small randomly initialised teacher)");
   cmd->add_option("--student-model", a->student_model, "Student architecture (preset or JSON config)")

@@ -42,10 +42,11 @@ void add_embed_command(CLI::App& app, const Globals& globals) {
   store::EmbedOptions& o = args->options;
   CLI::App* cmd = app.add_subcommand(
       "embed", "Run the frozen teacher over SA-1B images into an embedding store (resumable)");
-  cmd->add_option("--teacher", o.teacher, "Teacher architecture: vit_h, vit_l, vit_b, vit_t or a JSON config")
-      ->capture_default_str();
+  cmd->add_option("--teacher", o.teacher,
+                  "Teacher architecture: vit_h, vit_l, vit_b, vit_t or a JSON config (default: what "
+                  "--teacher-checkpoint holds)");
   cmd->add_option("--teacher-checkpoint", o.teacher_checkpoint,
-                  "Teacher weights: a SAM checkpoint (image_encoder.*) or an encoder state dict")
+                  "Teacher weights: a SAM checkpoint (image_encoder.*), an encoder state dict or a run folder")
       ->required();
   cmd->add_option("--data", o.data, "SA-1B folder(s) of sa_<id>.jpg + sa_<id>.json")->required();
   add_subset_options(cmd, o.subset);

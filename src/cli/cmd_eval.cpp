@@ -37,7 +37,7 @@ void add_eval_command(CLI::App& app, const Globals&) {
       "eval", "mIoU of the student's masks against the teacher's for the same prompts (and of "
               "both against the ground truth)");
   cmd->add_option("--teacher", r.teacher,
-                  "Teacher architecture: preset or JSON config (default: the store's, else vit_h)");
+                  "Teacher architecture: preset or JSON config (default: the store's, else what --teacher-checkpoint holds)");
   cmd->add_option("--teacher-checkpoint", r.teacher_checkpoint,
                   "Teacher weights, a full SAM checkpoint (file or run folder): its encoder when "
                   "there is no --store, and its prompt encoder and mask decoder (for both models unless the "
@@ -46,8 +46,8 @@ void add_eval_command(CLI::App& app, const Globals&) {
                   "Embedding store with the teacher's embeddings (the teacher then never runs)");
   cmd->add_option("--student", r.student, "Student weights: a checkpoint or a run folder")->required();
   cmd->add_option("--student-model", r.student_model,
-                  "Student architecture when --student is not a run folder (preset or JSON config)")
-      ->capture_default_str();
+                  "Student architecture: preset or JSON config (default: --student's run's, else what "
+                  "--student holds)");
   cmd->add_option("--student-decoder", r.student_decoder,
                   "The student's prompt encoder + mask decoder: teacher (only the encoder differs), "
                   "own (a fine-tuned student's), auto (own when --student holds them)")

@@ -2,23 +2,24 @@
 #include <memory>
 
 #include "cli/commands.h"
-#include "distill/export.h"
-#include "train/run_folder.h"
 #include "io/checkpoint.h"
 #include "io/state_dict.h"
+#include "io/weights.h"
+#include "models/sam_weights.h"
 
 namespace sd::cli {
 namespace {
 
 struct ExportArgs {
-  std::string student, student_model = "vit_t", decoder_from, out;
+  std::string student, student_model, decoder_from, out;
 };
 
 void run_export(const ExportArgs& a) {
-  models::EncoderConfig config = distill::student_config_of(a.student, a.student_model);
+  const io::Weights student = io::read_weights(a.student);
+  const models::EncoderConfig config = models::encoder_config_of(student, a.student_model, "--student-model");
   // A fine-tuned student (finetune's final.pth) brings its own prompt encoder and mask decoder.
-  const std::string decoder_from = a.decoder_from.empty() ? train::resolve_weights(a.student) : a.decoder_from;
-  io::StateDict sam = distill::assemble_sam(train::read_encoder_weights(a.student), config, decoder_from);
+  const std::string decoder_from = a.decoder_from.empty() ? student.file : a.decoder_from;
+  io::StateDict sam = models::assemble_sam(student.encoder(), config, decoder_from);
   io::write_state_dict(a.out, sam);
   std::cout << "wrote " << a.out << ": " << sam.size() << " entries, "
             << io::count_parameters(sam) << " parameters ("
@@ -36,8 +37,8 @@ void add_export_command(CLI::App& app, const Globals&) {
                   "Student weights: a run folder (its final.pth, else newest checkpoint) or a file")
       ->required();
   cmd->add_option("--student-model", a->student_model,
-                  "Student architecture when --student is not a run folder (preset or JSON config)")
-      ->capture_default_str();
+                  "Student architecture: preset or JSON config (default: --student's run's, else what "
+                  "--student holds)");
   cmd->add_option("--decoder-from", a->decoder_from,
                   "Full SAM checkpoint whose prompt encoder and mask decoder to take (default: "
                   "--student's own, when it is a full SAM checkpoint such as a finetune run's)");

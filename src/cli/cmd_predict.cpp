@@ -8,13 +8,12 @@
 #include "cli/commands.h"
 #include "data/image.h"
 #include "data/preprocess.h"
-#include "distill/export.h"
-#include "train/run_folder.h"
 #include "eval/picture.h"
-#include "io/checkpoint.h"
 #include "io/state_dict.h"
+#include "io/weights.h"
 #include "models/predictor.h"
 #include "models/sam.h"
+#include "models/sam_weights.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 
@@ -22,7 +21,7 @@ namespace sd::cli {
 namespace {
 
 struct PredictArgs {
-  std::string checkpoint, model = "vit_t", image, box, out, overlay;
+  std::string checkpoint, model, image, box, out, overlay;
   std::vector<std::string> points;
   bool multimask = false;
   std::string device = "cpu";
@@ -66,9 +65,9 @@ models::Prompts prompts_of(const PredictArgs& a) {
 }
 
 models::Sam load_sam(const PredictArgs& a) {
-  const std::string file = train::resolve_weights(a.checkpoint);
-  models::Sam sam = models::build_sam(distill::student_config_of(a.checkpoint, a.model));
-  io::load_state_dict(*sam, io::read_state_dict(file), "", file);
+  const io::Weights weights = io::read_weights(a.checkpoint);
+  models::Sam sam = models::build_sam(models::encoder_config_of(weights, a.model, "--model"));
+  io::load_state_dict(*sam, weights.entries, "", weights.file);
   sam->to(at::Device(a.device));
   sam->eval();
   return sam;
@@ -113,8 +112,10 @@ void add_predict_command(CLI::App& app, const Globals&) {
   auto a = std::make_shared<PredictArgs>();
   CLI::App* cmd = app.add_subcommand(
       "predict", "Masks and predicted IoUs for point / box prompts on one image, as SAM's predictor gives them");
-  cmd->add_option("--checkpoint", a->checkpoint, "Full SAM checkpoint (e.g. mobile_sam.pt from export)")->required();
-  cmd->add_option("--model", a->model, "Its image encoder: preset or JSON config")->capture_default_str();
+  cmd->add_option("--checkpoint", a->checkpoint,
+                  "Full SAM checkpoint (e.g. mobile_sam.pt from export), or a run folder with one")
+      ->required();
+  cmd->add_option("--model", a->model, "Its image encoder: preset or JSON config (default: what --checkpoint holds)");
   cmd->add_option("--image", a->image, "Image file (JPEG, PNG)")->required();
   cmd->add_option("--point", a->points, "x,y[,label] in image pixels; label 1 foreground (default), 0 background; repeatable");
   cmd->add_option("--box", a->box, "x0,y0,x1,y1 in image pixels");

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "train/run_folder.h"
 #include "io/config.h"
+#include "io/run_folder.h"
 
 namespace sd::cli {
 
@@ -44,7 +44,7 @@ void add_run_config_options(CLI::App* cmd, RunConfigArgs& a, const nlohmann::jso
 
 nlohmann::json effective_config(const RunConfigArgs& a, const nlohmann::json& defaults) {
   nlohmann::json merged = defaults;
-  const std::string run_config = train::RunPaths{a.out}.config();
+  const std::string run_config = io::RunPaths{a.out}.config();
   if (!a.config.empty()) merged = io::merge_config(defaults, io::read_json_file(a.config), a.config);
   else if (!a.resume.empty() && std::filesystem::exists(run_config))
     merged = io::merge_config(defaults, io::read_json_file(run_config), run_config);

@@ -6,9 +6,10 @@
 #include "distill/distill_loss.h"
 #include "train/objective.h"
 #include "train/param_groups.h"
-#include "train/run_folder.h"
 #include "train/training_set.h"
+#include "io/weights.h"
 #include "models/image_encoder.h"
+#include "models/sam_weights.h"
 #include "store/manifest.h"
 #include "store/reader.h"
 #include "util/device.h"
@@ -31,7 +32,7 @@ class Distillation : public train::Objective {
         encoder_(make_student(student_config_, c_.seed)) {
     store::check_made_by(reader_.manifest(), r.teacher, r.teacher_checkpoint, c_.store);
     train::check_amp(c_.amp, device_);
-    if (!c_.init.empty()) io::load_state_dict(*encoder_, train::read_encoder_weights(c_.init), "", c_.init);
+    if (!c_.init.empty()) load_init(io::read_weights(c_.init));
     encoder_->to(device_);
     groups_ = train::make_param_groups(*encoder_, student_config_, c_.layer_decay);
   }
@@ -45,6 +46,12 @@ class Distillation : public train::Objective {
   std::string description() const override {
     return models::preset_name(student_config_) + " student encoder (images from the " +
            (set_.cached_images ? "store's image cache)" : "JPEGs)");
+  }
+
+  // The student's initial weights from an encoder, a full SAM checkpoint or a run.
+  void load_init(const io::Weights& init) {
+    models::check_fits(student_config_, "student_model '" + c_.student_model + "'", init);
+    io::load_state_dict(*encoder_, init.encoder(), "", init.file);
   }
 
   at::Tensor loss(const data::Batch& batch) override {

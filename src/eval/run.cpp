@@ -13,13 +13,13 @@
 #include "data/image.h"
 #include "data/loader.h"
 #include "data/preprocess.h"
-#include "distill/export.h"
-#include "train/run_folder.h"
 #include "eval/picture.h"
 #include "io/checkpoint.h"
 #include "io/state_dict.h"
+#include "io/weights.h"
 #include "models/preprocess.h"
-#include "store/embed.h"
+#include "models/sam_weights.h"
+#include "store/manifest.h"
 #include "store/reader.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -31,18 +31,16 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 TeacherEmbedding from_store(std::shared_ptr<store::Reader> reader, const EvalRequest& r) {
-  const std::string checkpoint =
-      r.teacher_checkpoint.empty() ? "" : train::resolve_weights(r.teacher_checkpoint);
-  store::check_made_by(reader->manifest(), r.teacher, checkpoint, r.store);
+  store::check_made_by(reader->manifest(), r.teacher, r.teacher_checkpoint, r.store);
   return stored_embeddings(reader);
 }
 
 TeacherEmbedding from_model(const EvalRequest& r, at::Device device) {
   if (r.teacher_checkpoint.empty())
     throw Error("eval: give --store (teacher embeddings) or --teacher-checkpoint (teacher weights)");
-  models::EncoderConfig config = models::resolve_encoder(r.teacher.empty() ? "vit_h" : r.teacher);
+  const io::Weights weights = io::read_weights(r.teacher_checkpoint);
   std::shared_ptr<models::ImageEncoder> encoder =
-      store::load_image_encoder(config, train::resolve_weights(r.teacher_checkpoint));
+      models::load_image_encoder(models::encoder_config_of(weights, r.teacher, "--teacher"), weights);
   encoder->to(device);
   encoder->eval();
   return [encoder, device](const std::string&, const at::Tensor& resized) {
@@ -75,18 +73,16 @@ TeacherEmbedding stored_embeddings(std::shared_ptr<const store::Reader> reader) 
 EvalModels load_eval_models(const EvalRequest& r) {
   if (r.student_decoder != "auto" && r.student_decoder != "own" && r.student_decoder != "teacher")
     throw Error("--student-decoder: '" + r.student_decoder + "' is not auto, own or teacher");
-  models::EncoderConfig config = distill::student_config_of(r.student, r.student_model);
-  const std::string student_file = train::resolve_weights(r.student);
-  const io::StateDict student_weights = io::read_state_dict(student_file);
+  const io::Weights student = io::read_weights(r.student);
+  const models::EncoderConfig config = models::encoder_config_of(student, r.student_model, "--student-model");
   EvalModels m{models::build_sam(config), nullptr};
-  io::load_state_dict(*m.student->image_encoder, io::encoder_entries(student_weights), "", student_file);
+  io::load_state_dict(*m.student->image_encoder, student.encoder(), "", student.file);
 
-  const bool own = r.student_decoder != "teacher" && models::load_sam_heads(*m.student, student_weights, student_file);
+  const bool own = r.student_decoder != "teacher" && models::load_sam_heads(*m.student, student.entries, student.file);
   if (r.student_decoder == "own" && !own)
-    throw Error("eval: --student-decoder own, but '" + student_file + "' holds no prompt encoder and mask decoder");
+    throw Error("eval: --student-decoder own, but '" + student.file + "' holds no prompt encoder and mask decoder");
   if (own && r.teacher_checkpoint.empty()) return m;  // the student's heads serve both
-  const std::string source = r.teacher_checkpoint.empty() ? student_file
-                                                          : train::resolve_weights(r.teacher_checkpoint);
+  const std::string source = r.teacher_checkpoint.empty() ? student.file : io::resolve_weights(r.teacher_checkpoint);
   models::Sam heads = own ? models::build_sam(config) : m.student;
   if (!models::load_sam_heads(*heads, io::read_state_dict(source), source))
     throw Error("eval: '" + source + "' holds no prompt encoder and mask decoder; give " +

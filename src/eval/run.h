@@ -14,11 +14,11 @@
 namespace sd::eval {
 
 struct EvalRequest {
-  std::string teacher;             // preset or JSON config; "": the store's, else vit_h
+  std::string teacher;             // preset or JSON config; "": the store's, else the checkpoint's
   std::string teacher_checkpoint;  // full SAM checkpoint (file or run folder)
   std::string store;               // teacher embeddings from here: the teacher never runs
   std::string student;             // weights: a file or run folder
-  std::string student_model = "vit_t";  // when `student` is not a run folder
+  std::string student_model;       // preset or JSON config; "": the student run's, else the weights'
   // Whose prompt encoder and mask decoder make the student's masks: "teacher" (the paper's
   // measure: only the encoder differs), "own" (a fine-tuned student's), "auto" (own when the
   // student's weights hold them).

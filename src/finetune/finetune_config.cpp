@@ -19,6 +19,7 @@ const json& finetune_config_defaults() {
               {"prompts_per_image", 8}, {"refine_iters", 0},      {"target", "teacher"},
               {"loss", "focal_dice_iou"}, {"holdout", 0.2},       {"val_prompts", "box,point,center"},
               {"val_max_prompts", 16},  {"patience", 2}});
+    d["student_model"] = "";  // what --student holds
     return d;
   }();
   return defaults;
@@ -30,7 +31,7 @@ const std::map<std::string, std::string>& finetune_config_help() {
     for (const auto& item : finetune_config_defaults().items())
       if (train::train_config_help().count(item.key())) h[item.key()] = train::train_config_help().at(item.key());
     h["data"] = "SA-1B folder(s) with the store's images' annotations (comma-separated)";
-    h["student_model"] = "student encoder architecture when --student is not a run folder";
+    h["student_model"] = "student encoder architecture (\"\": --student's run's, else what --student holds)";
     h["seed"] = "seed of the prompts, the held-out split and the data order";
     h["student"] = "student weights: encoder state dict, full SAM checkpoint or run folder";
     h["teacher_checkpoint"] = "full SAM checkpoint of the teacher: its prompt encoder and mask decoder "

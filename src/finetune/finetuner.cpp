@@ -9,17 +9,17 @@
 
 #include "data/dataset.h"
 #include "train/autocast.h"
-#include "distill/export.h"
 #include "train/objective.h"
-#include "train/run_folder.h"
 #include "train/training_set.h"
 #include "eval/evaluator.h"
 #include "eval/run.h"
 #include "finetune/mask_loss.h"
 #include "io/checkpoint.h"
+#include "io/weights.h"
 #include "finetune/training_prompts.h"
 #include "models/predictor.h"
 #include "models/sam.h"
+#include "models/sam_weights.h"
 #include "store/manifest.h"
 #include "store/reader.h"
 #include "util/device.h"
@@ -70,15 +70,16 @@ class DecoderFinetuning : public train::Objective {
  public:
   explicit DecoderFinetuning(const FinetuneConfig& c)
       : c_(c), device_(parse_device(c.loop.device)), reader_(std::make_shared<store::Reader>(c.loop.store)),
-        config_(distill::student_config_of(c.student, c.loop.student_model)),
         kinds_(eval::parse_prompt_specs(c.prompts)) {
     train::check_amp(c.loop.amp, device_);
     if (!c.teacher_checkpoint.empty())  // its prompt encoder and mask decoder read the store's embeddings
-      store::check_made_by(reader_->manifest(), "", train::resolve_weights(c.teacher_checkpoint), c.loop.store);
+      store::check_made_by(reader_->manifest(), "", c.teacher_checkpoint, c.loop.store);
     const train::TrainingSet all = train::training_set(*reader_, c.loop.data, /*annotations=*/true);
     cached_ = all.cached_images;
     std::tie(train_, holdout_) = split(all.dataset, c.holdout, uint64_t(c.loop.seed));
-    load_models();
+    const io::Weights student = io::read_weights(c.student);
+    config_ = models::encoder_config_of(student, c.loop.student_model, "--student-model");
+    load_models(student);
     student_->to(device_);
     teacher_->to(device_);
     const double encoder_scale = c.encoder_lr / c.loop.lr;
@@ -201,15 +202,14 @@ class DecoderFinetuning : public train::Objective {
 
   // The student (encoder + its prompt encoder and mask decoder) and the teacher's prompt
   // encoder and mask decoder (frozen), which share the student's encoder object.
-  void load_models() {
-    const std::string student_file = train::resolve_weights(c_.student);
-    const io::StateDict weights = io::read_state_dict(student_file);
+  void load_models(const io::Weights& student) {
+    const std::string& student_file = student.file;
+    const io::StateDict& weights = student.entries;
     student_ = models::build_sam(config_);
-    io::load_state_dict(*student_->image_encoder, io::encoder_entries(weights), "", student_file);
+    io::load_state_dict(*student_->image_encoder, student.encoder(), "", student_file);
     const bool own = models::load_sam_heads(*student_, weights, student_file);
     teacher_ = models::build_sam(config_, student_->image_encoder);
-    const std::string source = c_.teacher_checkpoint.empty() ? student_file
-                                                             : train::resolve_weights(c_.teacher_checkpoint);
+    const std::string source = c_.teacher_checkpoint.empty() ? student_file : io::resolve_weights(c_.teacher_checkpoint);
     const io::StateDict teacher_weights = c_.teacher_checkpoint.empty() ? weights : io::read_state_dict(source);
     if (!models::load_sam_heads(*teacher_, teacher_weights, source))
       throw Error("'" + source + "' holds no prompt encoder and mask decoder: give --teacher-checkpoint, "

@@ -2,64 +2,23 @@
 
 #include <ATen/ATen.h>
 
-#include <algorithm>
-#include <cctype>
 #include <map>
-#include <set>
 
 #include "io/checkpoint.h"
+#include "io/weights.h"
 
 namespace sd::io {
 namespace {
 
 using nlohmann::json;
-using Shapes = std::map<std::string, std::vector<int64_t>>;
-
-bool starts_with(const std::string& text, const std::string& prefix) {
-  return text.compare(0, prefix.size(), prefix) == 0;
-}
-
-// How many distinct N appear in keys "<prefix>N.<...>": the length of a module list.
-int64_t count_indices(const Shapes& shapes, const std::string& prefix) {
-  std::set<std::string> seen;
-  for (const auto& [key, shape] : shapes) {
-    if (!starts_with(key, prefix)) continue;
-    std::string index = key.substr(prefix.size(), key.find('.', prefix.size()) - prefix.size());
-    if (!index.empty() && std::all_of(index.begin(), index.end(), ::isdigit)) seen.insert(index);
-  }
-  return static_cast<int64_t>(seen.size());
-}
-
-// TinyViT: stage 0 is convolutional (MBConv), the later stages attention blocks.
-json tiny_vit(const Shapes& shapes, const std::string& prefix) {
-  json dims = json::array(), depths = json::array();
-  int64_t stages = count_indices(shapes, prefix + "layers.");
-  for (int64_t i = 0; i < stages; ++i) {
-    std::string blocks = prefix + "layers." + std::to_string(i) + ".blocks.";
-    auto conv = shapes.find(blocks + "0.conv1.c.weight");  // [hidden, dim, 1, 1]
-    auto norm = shapes.find(blocks + "0.attn.norm.weight");  // [dim]
-    if (conv != shapes.end() && conv->second.size() == 4)
-      dims.push_back(conv->second[1]);
-    else if (norm != shapes.end() && norm->second.size() == 1)
-      dims.push_back(norm->second[0]);
-    else
-      return nullptr;
-    depths.push_back(count_indices(shapes, blocks));
-  }
-  return {{"family", "TinyViT"}, {"prefix", prefix}, {"embed_dims", dims}, {"depths", depths}};
-}
-
-json find_encoder(const Shapes& shapes) {
-  for (const std::string prefix : {"image_encoder.", ""}) {
-    if (shapes.count(prefix + "patch_embed.seq.0.c.weight")) return tiny_vit(shapes, prefix);
-    auto proj = shapes.find(prefix + "patch_embed.proj.weight");  // [embed_dim, 3, 16, 16]
-    if (proj != shapes.end() && proj->second.size() == 4)
-      return {{"family", "ViT"},
-              {"prefix", prefix},
-              {"embed_dim", proj->second[0]},
-              {"depth", count_indices(shapes, prefix + "blocks.")}};
-  }
-  return nullptr;
+// The encoder's family, where it is and its sizes: what `samdistill checkpoint` shows.
+json encoder_sizes(const StateDict& entries) {
+  json e = observe_encoder(entries);
+  if (e.is_null()) return e;
+  json out = {{"family", e["family"]}, {"prefix", e["prefix"]}};
+  for (const char* key : {"embed_dims", "depths", "embed_dim", "depth"})
+    if (e.contains(key)) out[key] = e[key];
+  return out;
 }
 
 }  // namespace
@@ -81,13 +40,11 @@ std::string dtype_name(at::ScalarType dtype) {
 }
 
 json summarize_state_dict(const StateDict& entries, bool with_entries) {
-  Shapes shapes;
   json dtypes = json::object(), listing = json::array();
   std::vector<std::string> prefix_order;
   std::map<std::string, StateDict> by_prefix;
   int64_t bytes = 0;
   for (const auto& [key, t] : entries) {
-    shapes[key] = t.sizes().vec();
     std::string name = dtype_name(t.scalar_type());
     dtypes[name] = dtypes.value(name, 0) + 1;
     bytes += t.numel() * static_cast<int64_t>(t.element_size());
@@ -103,7 +60,7 @@ json summarize_state_dict(const StateDict& entries, bool with_entries) {
                         {"parameters", count_parameters(by_prefix[prefix])}});
   json out = {{"keys", entries.size()},         {"parameters", count_parameters(entries)},
               {"bytes", bytes},                 {"dtypes", dtypes},
-              {"prefixes", prefixes},           {"encoder", find_encoder(shapes)}};
+              {"prefixes", prefixes},           {"encoder", encoder_sizes(entries)}};
   if (with_entries) out["entries"] = listing;
   return out;
 }

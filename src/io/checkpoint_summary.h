@@ -12,7 +12,7 @@ namespace sd::io {
 //   "dtypes": {"float32": 412, ...},
 //   "prefixes": [{"prefix": "image_encoder", "keys": n, "parameters": p}, ...] in file order,
 //   "encoder": the SAM / MobileSAM image encoder found under "image_encoder." (a full
-//     model) or at the top level (an encoder alone):
+//     model) or at the top level (an encoder alone), its family and sizes (of observe_encoder):
 //       {"family": "TinyViT", "prefix": "image_encoder.", "embed_dims": [...], "depths": [...]}
 //       {"family": "ViT", "prefix": "", "embed_dim": 768, "depth": 12}
 //     or null,

@@ -11,8 +11,6 @@ namespace {
 
 using nlohmann::json;
 
-const char* const kPresets[] = {"vit_h", "vit_l", "vit_b", "vit_t"};
-
 ViTConfig sam_vit(int embed_dim, int depth, int num_heads, std::vector<int> global_attn_indexes) {
   ViTConfig c;
   c.embed_dim = embed_dim;
@@ -133,6 +131,11 @@ EncoderConfig encoder_preset(const std::string& name) {
   throw Error("unknown encoder preset '" + name + "' (presets: vit_h, vit_l, vit_b, vit_t)");
 }
 
+const std::vector<std::string>& encoder_presets() {
+  static const std::vector<std::string> names = {"vit_h", "vit_l", "vit_b", "vit_t"};
+  return names;
+}
+
 EncoderConfig encoder_config_from_json(const nlohmann::json& j, const std::string& source) {
   if (!j.is_object()) throw Error(source + ": an encoder config must be a JSON object");
   bool tiny = j.contains("embed_dims"), vit = j.contains("embed_dim");
@@ -145,7 +148,7 @@ EncoderConfig encoder_config_from_json(const nlohmann::json& j, const std::strin
 }
 
 EncoderConfig resolve_encoder(const std::string& name_or_path) {
-  for (const char* preset : kPresets)
+  for (const std::string& preset : encoder_presets())
     if (name_or_path == preset) return encoder_preset(name_or_path);
   if (!std::filesystem::is_regular_file(name_or_path))
     throw Error("encoder '" + name_or_path +
@@ -160,7 +163,7 @@ nlohmann::json to_json(const EncoderConfig& config) {
 
 std::string preset_name(const EncoderConfig& config) {
   json j = to_json(config);
-  for (const char* preset : kPresets)
+  for (const std::string& preset : encoder_presets())
     if (to_json(encoder_preset(preset)) == j) return preset;
   return "custom";
 }

@@ -42,6 +42,8 @@ using EncoderConfig = std::variant<ViTConfig, TinyViTConfig>;
 
 // `vit_h`, `vit_l`, `vit_b`, `vit_t`; sd::Error listing the presets otherwise.
 EncoderConfig encoder_preset(const std::string& name);
+// The names encoder_preset knows.
+const std::vector<std::string>& encoder_presets();
 // The keys of the fixtures' config.json (ViT: embed_dim, depth, num_heads,
 // global_attn_indexes, window_size; TinyViT: embed_dims, depths, num_heads, window_sizes);
 // unknown keys and wrong types are errors naming `source` and the key.

@@ -11,8 +11,9 @@
 #include "data/image.h"
 #include "data/loader.h"
 #include "data/preprocess.h"
-#include "io/checkpoint.h"
+#include "io/weights.h"
 #include "models/preprocess.h"
+#include "models/sam_weights.h"
 #include "store/reader.h"
 #include "store/writer.h"
 #include "util/device.h"
@@ -66,9 +67,10 @@ std::vector<const data::Entry*> select(const data::Dataset& dataset, const Reade
   return todo;
 }
 
-std::shared_ptr<models::ImageEncoder> frozen_teacher(const models::EncoderConfig& config,
-                                                     const std::string& checkpoint, at::Device device) {
-  auto teacher = load_image_encoder(config, checkpoint);
+// Takes the weights read by value: they are freed once loaded.
+std::shared_ptr<models::ImageEncoder> frozen_teacher(const models::EncoderConfig& config, io::Weights weights,
+                                                     at::Device device) {
+  auto teacher = models::load_image_encoder(config, weights);
   teacher->eval();
   teacher->to(device);
   for (auto& p : teacher->parameters()) p.set_requires_grad(false);
@@ -116,13 +118,6 @@ nlohmann::json EmbedSummary::to_json() const {
           {"images_per_s", seconds > 0 ? embedded / seconds : 0.0}};
 }
 
-std::shared_ptr<models::ImageEncoder> load_image_encoder(const models::EncoderConfig& config,
-                                                         const std::string& checkpoint) {
-  std::shared_ptr<models::ImageEncoder> encoder = models::make_image_encoder(config);
-  io::load_state_dict(*encoder, io::encoder_entries(io::read_state_dict(checkpoint)), "", checkpoint);
-  return encoder;
-}
-
 Manifest teacher_manifest(const models::EncoderConfig& config, const std::string& checkpoint, DType dtype) {
   Manifest m;
   m.teacher = models::to_json(config);
@@ -142,8 +137,9 @@ EmbedSummary embed(const EmbedOptions& options) {
   auto start = std::chrono::steady_clock::now();
   if (options.batch_size < 1) throw Error("--batch-size must be >= 1");
   at::Device device = parse_device(options.device);
-  models::EncoderConfig config = models::resolve_encoder(options.teacher);
-  Manifest manifest = teacher_manifest(config, options.teacher_checkpoint, options.dtype);
+  io::Weights weights = io::read_weights(options.teacher_checkpoint);
+  const models::EncoderConfig config = models::encoder_config_of(weights, options.teacher, "--teacher");
+  Manifest manifest = teacher_manifest(config, weights.file, options.dtype);
   EmbedSummary summary;
   const data::Dataset dataset = data::Dataset::index_sa1b(options.data, &summary.skipped).subset(options.subset);
   Writer writer(options.store, manifest, shard_part_name(options.shard_index, options.shard_count));
@@ -153,7 +149,7 @@ EmbedSummary embed(const EmbedOptions& options) {
             std::to_string(options.shard_index) + "/" + std::to_string(options.shard_count) + ", " +
             std::to_string(summary.already_done) + " already in '" + options.store + "'");
 
-  auto teacher = frozen_teacher(config, options.teacher_checkpoint, device);
+  auto teacher = frozen_teacher(config, std::move(weights), device);
   at::NoGradGuard no_grad;
   const data::ImageDecoder decoder = data::default_image_decoder();
   const size_t batch_size = size_t(options.batch_size);

@@ -5,14 +5,14 @@
 #include <vector>
 
 #include "data/dataset.h"
-#include "models/image_encoder.h"
+#include "models/config.h"
 #include "store/manifest.h"
 
 namespace sd::store {
 
 struct EmbedOptions {
-  std::string teacher = "vit_h";  // preset or JSON config
-  std::string teacher_checkpoint;
+  std::string teacher;  // preset or JSON config; "": what teacher_checkpoint holds
+  std::string teacher_checkpoint;  // a file or run folder
   std::vector<std::string> data;
   data::SubsetSpec subset;
   std::string store;
@@ -41,11 +41,6 @@ struct EmbedSummary {
 // appends their embeddings, committing after each batch: running it again continues.
 // Shows a progress line (images/s, ETA) on stderr.
 EmbedSummary embed(const EmbedOptions& options);
-
-// An encoder with its weights from a full SAM/MobileSAM checkpoint (keys `image_encoder.*`)
-// or an encoder-only state dict; strict (sd::Error naming the key and the file).
-std::shared_ptr<models::ImageEncoder> load_image_encoder(const models::EncoderConfig& config,
-                                                         const std::string& checkpoint);
 
 // What a store made by this teacher, checkpoint and dtype records (SAM's preprocessing).
 Manifest teacher_manifest(const models::EncoderConfig& config, const std::string& checkpoint, DType dtype);

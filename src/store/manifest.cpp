@@ -1,5 +1,6 @@
 #include "store/manifest.h"
 
+#include "io/weights.h"
 #include "models/config.h"
 #include "util/sha256.h"
 #include "util/atomic_file.h"
@@ -103,7 +104,7 @@ void check_made_by(const Manifest& actual, const std::string& teacher,
                    const std::string& teacher_checkpoint, const std::string& store) {
   Manifest expected = actual;
   if (!teacher.empty()) expected.teacher = models::to_json(models::resolve_encoder(teacher));
-  if (!teacher_checkpoint.empty()) expected.checkpoint_sha256 = sha256_file(teacher_checkpoint);
+  if (!teacher_checkpoint.empty()) expected.checkpoint_sha256 = sha256_file(io::resolve_weights(teacher_checkpoint));
   check_compatible(expected, actual, store);
 }
 

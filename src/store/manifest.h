@@ -26,7 +26,8 @@ struct Manifest {
 void check_compatible(const Manifest& expected, const Manifest& actual, const std::string& store);
 
 // Refuses (sd::Error naming the field) a store not made by `teacher` (preset or JSON
-// config) with the weights in `teacher_checkpoint`; an empty argument accepts any.
+// config) with the weights in `teacher_checkpoint` (a file or run folder); an empty
+// argument accepts any.
 void check_made_by(const Manifest& actual, const std::string& teacher,
                    const std::string& teacher_checkpoint, const std::string& store);
 

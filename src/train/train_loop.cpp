@@ -11,10 +11,10 @@
 
 #include "train/loss_plot.h"
 #include "train/loss_scale.h"
-#include "train/run_folder.h"
 #include "train/schedule.h"
 #include "train/train_checkpoint.h"
 #include "io/checkpoint.h"
+#include "io/run_folder.h"
 #include "io/state_dict.h"
 #include "store/manifest.h"
 #include "util/atomic_file.h"
@@ -286,7 +286,7 @@ class Loop {
   std::string best_path() const { return paths_.checkpoints() + "/best.pth"; }
 
   std::string checkpoint() {
-    std::string path = paths_.checkpoints() + "/" + checkpoint_name(progress_.step);
+    std::string path = paths_.checkpoints() + "/" + io::checkpoint_name(progress_.step);
     save_train_checkpoint(path, o_.model(), *optimizer_, TrainCheckpoint{progress_, c_.json, store_id_});
     saved_step_ = progress_.step;
     auto all = list_checkpoints(paths_);
@@ -304,7 +304,7 @@ class Loop {
   LoopRequest r_;
   TrainConfig c_;
   Objective& o_;
-  RunPaths paths_;
+  io::RunPaths paths_;
   at::Device device_;
   std::string store_id_;
   std::vector<at::Tensor> params_;  // every trained parameter, in group order

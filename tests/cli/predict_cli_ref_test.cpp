@@ -43,5 +43,29 @@ TEST(PredictCli, MasksOverlayAndErrors) {
   fs::remove_all(dir);
 }
 
+// A full SAM checkpoint shows its encoder: --model may be left out; one that does not fit is
+// refused naming both.
+TEST(PredictCli, TheModelComesFromTheWeights) {
+  SD_REQUIRE_FIXTURES();
+  for (const ModelFolder& sam : model_folders()) {
+    SCOPED_TRACE(sam.path);
+    const std::string dir = make_temp_dir("samdistill-predict");
+    std::ofstream(dir + "/model.json") << sam.config.dump();
+    const std::string common = "--threads 2 predict --checkpoint " + sam.file("weights.pth") + " --image " +
+                               sam.file("image.jpg") + " --box 5,5,60,50";
+    ProgramRun given = run_program(common + " --model " + dir + "/model.json --out " + dir + "/given.png");
+    ASSERT_EQ(given.status, 0) << given.output;
+    ProgramRun shown = run_program(common + " --out " + dir + "/shown.png");
+    ASSERT_EQ(shown.status, 0) << shown.output;
+    EXPECT_EQ(read_file(dir + "/shown.png"), read_file(dir + "/given.png"));
+
+    const std::string other = sam.tiny_vit ? "vit_b" : "vit_t";
+    ProgramRun wrong = run_program(common + " --model " + other + " --out " + dir + "/x.png");
+    EXPECT_NE(wrong.status, 0);
+    EXPECT_PRED2(contains, wrong.output, "--model '" + other + "' does not fit the weights '" + sam.file("weights.pth") + "'");
+    fs::remove_all(dir);
+  }
+}
+
 }  // namespace
 }  // namespace sd::testing

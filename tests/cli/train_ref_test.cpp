@@ -7,7 +7,6 @@
 #include <fstream>
 
 #include "common/pipeline.h"
-#include "distill/export.h"
 #include "io/checkpoint.h"
 #include "io/state_dict.h"
 #include "models/config.h"

@@ -1,16 +1,16 @@
-#include "train/run_folder.h"
+#include "io/run_folder.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 
-#include "train/train_checkpoint.h"
-#include "io/checkpoint.h"
+#include "io/train_checkpoint_file.h"
 #include "util/error.h"
 #include "util/log.h"
 
 namespace fs = std::filesystem;
 
-namespace sd::train {
+namespace sd::io {
 namespace {
 
 bool is_checkpoint_name(const std::string& name) {
@@ -19,6 +19,12 @@ bool is_checkpoint_name(const std::string& name) {
 }
 
 }  // namespace
+
+std::string checkpoint_name(int64_t step) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "step-%08lld.pth", static_cast<long long>(step));
+  return name;
+}
 
 std::vector<std::string> list_checkpoints(const RunPaths& run) {
   std::vector<std::string> out;
@@ -43,20 +49,4 @@ std::optional<std::string> newest_valid_checkpoint(const RunPaths& run) {
   return std::nullopt;
 }
 
-std::string resolve_weights(const std::string& file_or_run) {
-  if (!fs::is_directory(file_or_run)) {
-    if (!fs::exists(file_or_run)) throw Error("weights '" + file_or_run + "' do not exist");
-    return file_or_run;
-  }
-  RunPaths run{file_or_run};
-  if (fs::exists(run.final_weights())) return run.final_weights();
-  if (auto newest = newest_valid_checkpoint(run)) return *newest;
-  throw Error("run folder '" + file_or_run + "' has neither final.pth nor a valid checkpoint");
-}
-
-io::StateDict read_encoder_weights(const std::string& file_or_run) {
-  // read_state_dict takes a training checkpoint's weights from its "model" entry.
-  return io::encoder_entries(io::read_state_dict(resolve_weights(file_or_run)));
-}
-
-}  // namespace sd::train
+}  // namespace sd::io

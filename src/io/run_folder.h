@@ -1,12 +1,11 @@
 #pragma once
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "io/state_dict.h"
-
 // A run folder: config.json (effective), metrics.jsonl, checkpoints/step-N.pth, final.pth.
-namespace sd::train {
+namespace sd::io {
 
 struct RunPaths {
   std::string dir;
@@ -17,6 +16,9 @@ struct RunPaths {
   std::string loss_curve() const { return dir + "/loss.png"; }
 };
 
+// File name of the checkpoint written after `step` optimiser steps.
+std::string checkpoint_name(int64_t step);  // "step-00001200.pth"
+
 // Training checkpoints of a run, newest (highest step) first.
 std::vector<std::string> list_checkpoints(const RunPaths& run);
 
@@ -24,13 +26,4 @@ std::vector<std::string> list_checkpoints(const RunPaths& run);
 // with a warning each; nullopt when there is none.
 std::optional<std::string> newest_valid_checkpoint(const RunPaths& run);
 
-// A weights argument (`--student`, `--init`, ...): a file as is; a run folder means its
-// final.pth, else its newest valid checkpoint. sd::Error when nothing usable is there.
-std::string resolve_weights(const std::string& file_or_run);
-
-// Encoder weights (keys relative to the encoder) from a file or run folder holding an
-// encoder state dict, a full SAM checkpoint (its `image_encoder.` entries) or a training
-// checkpoint (its model).
-io::StateDict read_encoder_weights(const std::string& file_or_run);
-
-}  // namespace sd::train
+}  // namespace sd::io

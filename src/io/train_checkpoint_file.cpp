@@ -1,0 +1,142 @@
+#include "io/train_checkpoint_file.h"
+
+#include "io/checkpoint.h"
+#include "util/error.h"
+
+namespace sd::io {
+namespace {
+
+constexpr const char* kFormat = "samdistill-train-v2";
+
+using Dict = c10::impl::GenericDict;
+
+Dict progress_dict(const TrainProgress& p) {
+  Dict d(c10::StringType::get(), c10::AnyType::get());
+  d.insert("step", p.step);
+  d.insert("epoch", p.epoch);
+  d.insert("position", p.position);
+  d.insert("loss_scale", p.loss_scale);
+  d.insert("loss_scale_good_steps", p.loss_scale_good_steps);
+  d.insert("nonfinite_in_row", p.nonfinite_in_row);
+  d.insert("nonfinite_total", p.nonfinite_total);
+  d.insert("validated", p.validated);
+  d.insert("best_score", p.best_score);
+  d.insert("bad_epochs", p.bad_epochs);
+  d.insert("epoch_loss", p.epoch_loss);
+  d.insert("epoch_steps", p.epoch_steps);
+  return d;
+}
+
+const c10::IValue& field(const Dict& d, const std::string& key, const std::string& path) {
+  auto it = d.find(key);
+  if (it == d.end()) throw Error("training checkpoint '" + path + "' has no '" + key + "'");
+  return it->value();
+}
+
+TrainProgress read_progress(const Dict& d, const std::string& path) {
+  TrainProgress p;
+  p.step = field(d, "step", path).toInt();
+  p.epoch = field(d, "epoch", path).toInt();
+  p.position = field(d, "position", path).toInt();
+  p.loss_scale = field(d, "loss_scale", path).toDouble();
+  p.loss_scale_good_steps = field(d, "loss_scale_good_steps", path).toInt();
+  p.nonfinite_in_row = field(d, "nonfinite_in_row", path).toInt();
+  p.nonfinite_total = field(d, "nonfinite_total", path).toInt();
+  p.validated = field(d, "validated", path).toBool();
+  p.best_score = field(d, "best_score", path).toDouble();
+  p.bad_epochs = field(d, "bad_epochs", path).toInt();
+  p.epoch_loss = field(d, "epoch_loss", path).toDouble();
+  p.epoch_steps = field(d, "epoch_steps", path).toInt();
+  return p;
+}
+
+Dict read_top(const std::string& path) {
+  c10::IValue top = read_torch_file(path);
+  if (!top.isGenericDict()) throw Error("'" + path + "' is not a samdistill training checkpoint");
+  auto d = top.toGenericDict();
+  auto format = d.find("format");
+  if (format == d.end() || !format->value().isString() || format->value().toStringRef() != kFormat)
+    throw Error("'" + path + "' is not a samdistill training checkpoint (format '" + kFormat +
+                "' expected)");
+  return d;
+}
+
+TrainCheckpoint read_meta(const Dict& d, const std::string& path) {
+  TrainCheckpoint meta;
+  try {
+    meta.progress = read_progress(field(d, "progress", path).toGenericDict(), path);
+    meta.config = nlohmann::json::parse(field(d, "config", path).toStringRef());
+    meta.store_id = field(d, "store_id", path).toStringRef();
+  } catch (const c10::Error& e) {
+    throw Error("training checkpoint '" + path + "' has a field of the wrong type");
+  }
+  return meta;
+}
+
+const at::Tensor& tensor_field(const Dict& d, const std::string& key, const std::string& path) {
+  const c10::IValue& value = field(d, key, path);
+  if (!value.isTensor()) throw Error("training checkpoint '" + path + "': '" + key + "' is not a tensor");
+  return value.toTensor();
+}
+
+StateDict read_model(const Dict& d, const std::string& path) {
+  const c10::IValue& model = field(d, "model", path);
+  if (!model.isGenericDict()) throw Error("training checkpoint '" + path + "': 'model' is not a dict");
+  StateDict weights;
+  for (const auto& item : model.toGenericDict()) {
+    if (!item.key().isString() || !item.value().isTensor())
+      throw Error("training checkpoint '" + path + "': 'model' holds an entry that is not a named tensor");
+    weights.emplace_back(item.key().toStringRef(), item.value().toTensor());
+  }
+  return weights;
+}
+
+// One state per CUDA device; none in a checkpoint written before they were saved.
+std::vector<at::Tensor> cuda_states(const Dict& d, const std::string& path) {
+  std::vector<at::Tensor> states;
+  auto saved = d.find("rng_cuda");
+  if (saved == d.end()) return states;
+  if (!saved->value().isList())
+    throw Error("training checkpoint '" + path + "': 'rng_cuda' is not a list");
+  for (const c10::IValue& state : saved->value().toListRef()) {
+    if (!state.isTensor())
+      throw Error("training checkpoint '" + path + "': 'rng_cuda' holds a non-tensor");
+    states.push_back(state.toTensor());
+  }
+  return states;
+}
+
+}  // namespace
+
+void write_train_checkpoint(const std::string& path, const TrainCheckpointFile& file) {
+  Dict weights(c10::StringType::get(), c10::TensorType::get());
+  for (const auto& [key, value] : file.model) weights.insert(key, value);
+
+  Dict d(c10::StringType::get(), c10::AnyType::get());
+  d.insert("format", std::string(kFormat));
+  d.insert("model", weights);
+  d.insert("optimizer", file.optimizer);
+  d.insert("progress", progress_dict(file.meta.progress));
+  d.insert("rng_cpu", file.rng_cpu);
+  c10::impl::GenericList cuda(c10::TensorType::get());
+  for (const at::Tensor& state : file.rng_cuda) cuda.push_back(state);
+  d.insert("rng_cuda", cuda);
+  d.insert("config", file.meta.config.dump());
+  d.insert("store_id", file.meta.store_id);
+  write_torch_file(path, d);
+}
+
+TrainCheckpointFile read_train_checkpoint(const std::string& path) {
+  const Dict d = read_top(path);
+  TrainCheckpointFile file;
+  file.meta = read_meta(d, path);
+  file.model = read_model(d, path);
+  file.optimizer = tensor_field(d, "optimizer", path);
+  file.rng_cpu = tensor_field(d, "rng_cpu", path);
+  file.rng_cuda = cuda_states(d, path);
+  return file;
+}
+
+TrainCheckpoint peek_train_checkpoint(const std::string& path) { return read_meta(read_top(path), path); }
+
+}  // namespace sd::io

@@ -1,0 +1,42 @@
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+
+#include "io/state_dict.h"
+#include "io/weights.h"
+#include "models/config.h"
+#include "models/image_encoder.h"
+
+// Which encoder architecture weights hold, loading them, and assembling a full SAM
+// checkpoint under the official key names.
+namespace sd::models {
+
+// The architecture of the image encoder in `weights`: `model` (a preset or JSON config,
+// given by the flag `flag`) when not empty, else the student_model of the run they come
+// from, else what their shapes show (io::observe_encoder). sd::Error naming both when the
+// architecture given does not fit the weights; naming `flag` when the weights hold no
+// encoder or do not show its attention heads (a ViT without relative position tables).
+EncoderConfig encoder_config_of(const io::Weights& weights, const std::string& model, const std::string& flag);
+
+// sd::Error naming `what` (e.g. "--model 'vit_b'") and the weights, with every size that
+// differs, when `config` does not have the sizes the weights show.
+void check_fits(const EncoderConfig& config, const std::string& what, const io::Weights& weights);
+
+// The preset (vit_h, vit_l, vit_b, vit_t) with every size in `observed` (what
+// io::observe_encoder gives, or part of it), else "custom".
+std::string preset_matching(const nlohmann::json& observed);
+
+// An encoder of `config` holding the encoder entries of `weights`; strict (sd::Error
+// naming the key and the file).
+std::shared_ptr<ImageEncoder> load_image_encoder(const EncoderConfig& config, const io::Weights& weights);
+
+// A full SAM state dict under the official key names: the student encoder as
+// `image_encoder.*`, the prompt encoder and mask decoder of `decoder_from` (a full SAM
+// checkpoint such as sam_vit_h_4b8939.pth). Checked by loading it strictly into a Sam
+// built from `student_config`; sd::Error naming the file and key otherwise.
+io::StateDict assemble_sam(const io::StateDict& student_encoder, const EncoderConfig& student_config,
+                           const std::string& decoder_from);
+
+}  // namespace sd::models
