@@ -38,8 +38,10 @@ const io::ConfigTable<TrainConfig>& train_config_table() {
       field("loss_ignore_padding", &C::loss_ignore_padding, false, any_value(),
             "leave the padded area out of the MSE (EdgeSAM)"),
       field("seed", &C::seed, 0, any_value(), "seed of the student's initial weights and the data order"),
-      field("device", &C::device, DeviceChoice::automatic, any_value(), "auto, cpu or cuda"),
-      field("amp", &C::amp, Amp::off, any_value(), "mixed precision on CUDA: off, bf16, or fp16 with loss scaling"),
+      // An enum's words are its check.
+      field("device", &C::device, DeviceChoice::automatic, any_value(),
+            "where to train (auto: CUDA when available, else the CPU)"),
+      field("amp", &C::amp, Amp::off, any_value(), "mixed precision on CUDA (fp16 with loss scaling)"),
       field("checkpoint_every", &C::checkpoint_every, 1000, non_negative(),
             "write a checkpoint every N steps (and at each epoch end; 0: epochs only)"),
       field("keep_last", &C::keep_last, 3, positive(), "step checkpoints kept (best.pth is kept apart)"),
