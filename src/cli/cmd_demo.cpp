@@ -11,7 +11,6 @@
 #include "distill/trainer.h"
 #include "eval/run.h"
 #include "io/checkpoint.h"
-#include "io/config.h"
 #include "io/state_dict.h"
 #include "models/config.h"
 #include "models/sam.h"
@@ -126,8 +125,7 @@ void run_demo(const DemoArgs& a) {
                               {"warmup_steps", std::max(1, a.steps / 10)},
                               {"seed", a.seed},                   {"device", "cpu"},
                               {"checkpoint_every", 0},            {"log_every", 1}};
-  train.config = train::train_config_from_json(
-      io::merge_config(train::train_config_defaults(), overrides, "demo"));
+  train.config = train::train_config_from_json(overrides, "demo");
   train.run_dir = run;
   const train::TrainSummary trained = distill::run_distillation(train);
 

@@ -33,7 +33,7 @@ void add_finetune_command(CLI::App& app, const Globals&) {
   CLI::App* cmd = app.add_subcommand(
       "finetune", "Fine-tune the student's mask decoder on the teacher's masks (or the annotations), "
                   "keeping the best held-out mIoU; final.pth is a full SAM checkpoint");
-  add_run_config_options(cmd, *a, finetune::finetune_config_defaults(), finetune::finetune_config_help());
+  add_run_config_options(cmd, *a, finetune::finetune_config_table().keys());
   cmd->callback([a] { run_finetune(*a); });
 }
 

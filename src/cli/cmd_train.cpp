@@ -43,7 +43,7 @@ void add_train_command(CLI::App& app, const Globals&) {
   CLI::App* cmd = app.add_subcommand(
       "train", "Distil a student encoder from stored teacher embeddings (MSE), with exact resume "
                "(configs/mobilesam_vit_t.json: the paper's recipe)");
-  add_run_config_options(cmd, a->run, train::train_config_defaults(), train::train_config_help());
+  add_run_config_options(cmd, a->run, train::train_config_table().keys());
   cmd->add_option("--teacher", a->teacher, "Refuse a store not made by this architecture (preset or config)");
   cmd->add_option("--teacher-checkpoint", a->teacher_checkpoint,
                   "Refuse a store not made with these teacher weights");

@@ -27,18 +27,18 @@ std::string flag_of(std::string key) {
 
 }  // namespace
 
-void add_run_config_options(CLI::App* cmd, RunConfigArgs& a, const nlohmann::json& defaults,
-                            const std::map<std::string, std::string>& help) {
+void add_run_config_options(CLI::App* cmd, RunConfigArgs& a, const std::vector<io::KeyInfo>& keys) {
   cmd->add_option("--config", a.config, "JSON config; every key is also a flag below");
   cmd->add_option("--out", a.out, "Run folder (config.json, metrics.jsonl, checkpoints/, final.pth)")
       ->required();
   cmd->add_option("--resume", a.resume,
                   "'auto': continue from the newest valid checkpoint of --out; or a checkpoint file");
-  for (auto it = defaults.begin(); it != defaults.end(); ++it) {
-    const std::string key = it.key();
+  for (const io::KeyInfo& k : keys) {
+    const std::string key = k.key;
     cmd->add_option_function<std::string>(
-        flag_of(key), [&a, key](const std::string& text) { a.overrides[key] = text; },
-        help.at(key) + " (default " + it.value().dump() + ")");
+           flag_of(key), [&a, key](const std::string& text) { a.overrides[key] = text; },
+           k.help + " (default " + k.default_value.dump() + ")")
+        ->type_name(k.type);
   }
 }
 

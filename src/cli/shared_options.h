@@ -4,8 +4,10 @@
 #include <nlohmann/json.hpp>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "data/dataset.h"
+#include "io/config_table.h"
 
 // Options shared by several subcommands, so that flags mean the same everywhere.
 namespace sd::cli {
@@ -14,13 +16,13 @@ namespace sd::cli {
 void add_subset_options(CLI::App* command, data::SubsetSpec& subset);
 
 // A config-driven run command (train, finetune): --config, --out, --resume and one flag per
-// config key (student_model -> --student-model), whose text takes the default's type.
+// config key (student_model -> --student-model, shown with its type), whose text takes the
+// key's type.
 struct RunConfigArgs {
   std::string config, out, resume;
   std::map<std::string, std::string> overrides;  // config key -> command-line text
 };
-void add_run_config_options(CLI::App* command, RunConfigArgs& args, const nlohmann::json& defaults,
-                            const std::map<std::string, std::string>& help);
+void add_run_config_options(CLI::App* command, RunConfigArgs& args, const std::vector<io::KeyInfo>& keys);
 
 // The defaults, merged with --config, else with the run folder's own config.json when
 // resuming, then with the command-line overrides; sd::Error naming a bad key or value.

@@ -10,7 +10,6 @@
 #include "data/preprocess.h"
 #include "distill/trainer.h"
 #include "io/checkpoint.h"
-#include "io/config.h"
 #include "store/embed.h"
 #include "store/writer.h"
 
@@ -55,8 +54,7 @@ train::TrainSummary timed_run(const std::string& dir, const std::string& store, 
                               {"amp", b.amp}};
   if (!b.folder.empty()) overrides["data"] = {b.folder};
   TrainRequest request;
-  request.config = train::train_config_from_json(
-      io::merge_config(train::train_config_defaults(), overrides, "bench"));
+  request.config = train::train_config_from_json(overrides, "bench");
   request.run_dir = dir;
   return run_distillation(request);
 }

@@ -27,7 +27,7 @@ std::shared_ptr<models::ImageEncoder> make_student(const models::EncoderConfig& 
 class Distillation : public train::Objective {
  public:
   explicit Distillation(const TrainRequest& r)
-      : c_(r.config), device_(parse_device(c_.device)), reader_(c_.store),
+      : c_(r.config), device_(resolve_device(c_.device)), reader_(c_.store),
         set_(train::training_set(reader_, c_.data)), student_config_(models::resolve_encoder(c_.student_model)),
         encoder_(make_student(student_config_, c_.seed)) {
     store::check_made_by(reader_.manifest(), r.teacher, r.teacher_checkpoint, c_.store);

@@ -4,85 +4,78 @@
 
 namespace sd::finetune {
 
-using nlohmann::json;
+using io::any_value;
+using io::field;
+using io::non_negative;
+using io::positive;
+using C = FinetuneConfig;
 
-const json& finetune_config_defaults() {
-  static const json defaults = [] {
-    json d = train::train_config_defaults();
-    for (const char* distill_only : {"init", "layer_decay", "loss_ignore_padding"}) d.erase(distill_only);
-    // A decoder collapses at the encoder's learning rate: lower, warmed up and clipped.
-    d.update({{"epochs", 4},          {"batch_size", 4},    {"lr", 1e-4},
-              {"min_lr", 1e-6},       {"warmup_steps", 50}, {"clip_grad", 1.0},
-              {"checkpoint_every", 500}});
-    d.update({{"student", ""},         {"teacher_checkpoint", ""}, {"encoder_lr", 0.0},
-              {"train_prompt_encoder", false}, {"prompts", "box,point,center"},
-              {"prompts_per_image", 8}, {"refine_iters", 0},      {"target", "teacher"},
-              {"loss", "focal_dice_iou"}, {"holdout", 0.2},       {"val_prompts", "box,point,center"},
-              {"val_max_prompts", 16},  {"patience", 2}});
-    d["student_model"] = "";  // what --student holds
-    return d;
-  }();
-  return defaults;
+namespace {
+
+// parse_prompt_specs' sd::Error says what is wrong with the list.
+auto prompt_kinds() {
+  return io::Check{[](const std::string& v, const C&) { return !eval::parse_prompt_specs(v).empty(); },
+                   "must list prompt kinds"};
 }
 
-const std::map<std::string, std::string>& finetune_config_help() {
-  static const std::map<std::string, std::string> help = [] {
-    std::map<std::string, std::string> h;
-    for (const auto& item : finetune_config_defaults().items())
-      if (train::train_config_help().count(item.key())) h[item.key()] = train::train_config_help().at(item.key());
-    h["data"] = "SA-1B folder(s) with the store's images' annotations (comma-separated)";
-    h["student_model"] = "student encoder architecture (\"\": --student's run's, else what --student holds)";
-    h["seed"] = "seed of the prompts, the held-out split and the data order";
-    h["student"] = "student weights: encoder state dict, full SAM checkpoint or run folder";
-    h["teacher_checkpoint"] = "full SAM checkpoint of the teacher: its prompt encoder and mask decoder "
-                              "make the targets and start the student's when it has none";
-    h["encoder_lr"] = "learning rate of the student encoder (0: frozen, bitwise unchanged)";
-    h["train_prompt_encoder"] = "train the prompt encoder too (else frozen)";
-    h["prompts"] = "prompt kinds sampled for training: box, point, center, fgbg@D";
-    h["prompts_per_image"] = "annotations sampled per image and epoch, each with one prompt";
-    h["refine_iters"] = "SAM's iterative refinement: points added in the error region, fed back "
-                        "with the previous low-res mask (0: off)";
-    h["target"] = "teacher (its masks for the same prompts) or gt (the annotation masks)";
-    h["loss"] = "focal_dice_iou (20 x focal + dice + IoU-head MSE, as SAM) or bce_dice";
-    h["holdout"] = "share of the images held out for the mIoU check after each epoch";
-    h["val_prompts"] = "prompt kinds of the held-out mIoU check";
-    h["val_max_prompts"] = "annotations per held-out image in the mIoU check";
-    h["patience"] = "epochs without a better held-out mIoU before stopping (0: never)";
-    return h;
-  }();
-  return help;
+}  // namespace
+
+const io::ConfigTable<FinetuneConfig>& finetune_config_table() {
+  static const io::ConfigTable<FinetuneConfig> table =
+      train::train_config_table()
+          .without({"init", "layer_decay", "loss_ignore_padding"})  // the distillation's own
+          .as_part_of(&C::loop)
+          // A decoder collapses at the encoder's learning rate: lower, warmed up and clipped.
+          .with_defaults({{"epochs", 4}, {"batch_size", 4}, {"lr", 1e-4}, {"min_lr", 1e-6},
+                          {"warmup_steps", 50}, {"clip_grad", 1.0}, {"checkpoint_every", 500},
+                          {"student_model", ""}})  // "": what --student holds
+          .with_help({
+              {"data", "SA-1B folder(s) with the store's images' annotations (comma-separated)"},
+              {"student_model",
+                "student encoder architecture (\"\": --student's run's, else what --student holds)"},
+              {"seed", "seed of the prompts, the held-out split and the data order"},
+          })
+          .plus({
+              field("student", &C::student, "",
+                    io::Check{[](const std::string& v, const C&) { return !v.empty(); },
+                              "give the student's weights (--student)"},
+                    "student weights: encoder state dict, full SAM checkpoint or run folder"),
+              field("teacher_checkpoint", &C::teacher_checkpoint, "", any_value(),
+                    "full SAM checkpoint of the teacher: its prompt encoder and mask decoder make the "
+                    "targets and start the student's when it has none"),
+              field("encoder_lr", &C::encoder_lr, 0.0, non_negative(),
+                    "learning rate of the student encoder (0: frozen, bitwise unchanged)"),
+              field("train_prompt_encoder", &C::train_prompt_encoder, false, any_value(),
+                    "train the prompt encoder too (else frozen)"),
+              field("prompts", &C::prompts, "box,point,center", prompt_kinds(),
+                    "prompt kinds sampled for training: box, point, center, fgbg@D"),
+              field("prompts_per_image", &C::prompts_per_image, 8, positive(),
+                    "annotations sampled per image and epoch, each with one prompt"),
+              field("refine_iters", &C::refine_iters, 0, non_negative(),
+                    "SAM's iterative refinement: points added in the error region, fed back with the "
+                    "previous low-res mask (0: off)"),
+              field("target", &C::target, Target::teacher, any_value(),
+                    "teacher (its masks for the same prompts) or gt (the annotation masks)"),
+              field("loss", &C::loss, MaskLoss::focal_dice_iou, any_value(),
+                    "focal_dice_iou (20 x focal + dice + IoU-head MSE, as SAM) or bce_dice"),
+              field("holdout", &C::holdout, 0.2,
+                    io::Check{[](double v, const C&) { return v > 0 && v < 1; }, "must be in (0, 1)"},
+                    "share of the images held out for the mIoU check after each epoch"),
+              field("val_prompts", &C::val_prompts, "box,point,center", prompt_kinds(),
+                    "prompt kinds of the held-out mIoU check"),
+              field("val_max_prompts", &C::val_max_prompts, 16, positive(),
+                    "annotations per held-out image in the mIoU check"),
+              field("patience", &C::patience, 2, non_negative(),
+                    "epochs without a better held-out mIoU before stopping (0: never)"),
+          });
+  return table;
 }
 
-FinetuneConfig finetune_config_from_json(const json& j) {
-  FinetuneConfig c;
-  c.loop = train::train_config_from_json(j);
-  c.student = j.at("student").get<std::string>();
-  c.teacher_checkpoint = j.at("teacher_checkpoint").get<std::string>();
-  c.encoder_lr = j.at("encoder_lr").get<double>();
-  c.train_prompt_encoder = j.at("train_prompt_encoder").get<bool>();
-  c.prompts = j.at("prompts").get<std::string>();
-  c.prompts_per_image = j.at("prompts_per_image").get<int64_t>();
-  c.refine_iters = j.at("refine_iters").get<int64_t>();
-  c.target = j.at("target").get<std::string>();
-  c.loss = j.at("loss").get<std::string>();
-  c.holdout = j.at("holdout").get<double>();
-  c.val_prompts = j.at("val_prompts").get<std::string>();
-  c.val_max_prompts = j.at("val_max_prompts").get<int64_t>();
-  c.patience = j.at("patience").get<int64_t>();
+const nlohmann::json& finetune_config_defaults() { return finetune_config_table().defaults(); }
 
-  using train::require;
-  require(!c.student.empty(), "student", j["student"], "give the student's weights (--student)");
-  require(c.encoder_lr >= 0, "encoder_lr", j["encoder_lr"], "must be >= 0");
-  require(c.prompts_per_image > 0, "prompts_per_image", j["prompts_per_image"], "must be > 0");
-  require(c.refine_iters >= 0, "refine_iters", j["refine_iters"], "must be >= 0");
-  require(c.target == "teacher" || c.target == "gt", "target", j["target"], "must be teacher or gt");
-  require(c.loss == "focal_dice_iou" || c.loss == "bce_dice", "loss", j["loss"],
-          "must be focal_dice_iou or bce_dice");
-  require(c.holdout > 0 && c.holdout < 1, "holdout", j["holdout"], "must be in (0, 1)");
-  require(c.val_max_prompts > 0, "val_max_prompts", j["val_max_prompts"], "must be > 0");
-  require(c.patience >= 0, "patience", j["patience"], "must be >= 0");
-  eval::parse_prompt_specs(c.prompts);  // sd::Error naming a kind that is not one
-  eval::parse_prompt_specs(c.val_prompts);
+FinetuneConfig finetune_config_from_json(const nlohmann::json& given, const std::string& source) {
+  FinetuneConfig c = finetune_config_table().read(given, source);
+  c.loop.json = finetune_config_table().write(c);
   return c;
 }
 

@@ -69,7 +69,7 @@ void add_click(models::Prompts& p, const Click& click, at::Device device) {
 class DecoderFinetuning : public train::Objective {
  public:
   explicit DecoderFinetuning(const FinetuneConfig& c)
-      : c_(c), device_(parse_device(c.loop.device)), reader_(std::make_shared<store::Reader>(c.loop.store)),
+      : c_(c), device_(resolve_device(c.loop.device)), reader_(std::make_shared<store::Reader>(c.loop.store)),
         kinds_(eval::parse_prompt_specs(c.prompts)) {
     train::check_amp(c.loop.amp, device_);
     if (!c.teacher_checkpoint.empty())  // its prompt encoder and mask decoder read the store's embeddings
@@ -100,7 +100,7 @@ class DecoderFinetuning : public train::Objective {
   bool needs_records() const override { return true; }
   std::string description() const override {
     return "mask decoder of a " + models::preset_name(config_) + " student (" +
-           std::to_string(holdout_.size()) + " images held out, targets: " + c_.target + ")";
+           std::to_string(holdout_.size()) + " images held out, targets: " + word(c_.target) + ")";
   }
 
   void train_mode() override {
@@ -159,8 +159,8 @@ class DecoderFinetuning : public train::Objective {
     const models::ResizeLongestSide transform(student_->img_size());
     models::Prompts prompt = models::to_input_frame(p.prompt, transform, image.original, device_);
     models::Prompts teacher_prompt = prompt;
-    const at::Tensor truth = c_.target == "gt" ? low_res_target(p.mask, image.input, student_->img_size(), device_)
-                                               : at::Tensor();
+    const at::Tensor truth = c_.target == Target::gt ? low_res_target(p.mask, image.input, student_->img_size(), device_)
+                                                     : at::Tensor();
     bool multimask = p.spec.single_point();
     int64_t round = 0;
     for (;; ++round) {
@@ -223,7 +223,7 @@ class DecoderFinetuning : public train::Objective {
     if (!c_.train_prompt_encoder) freeze(*student_->prompt_encoder);
     log::info("student '" + student_file + "'; prompt encoder and mask decoder start from '" +
               (own ? student_file : source) + "'; targets from " +
-              (c_.target == "gt" ? std::string("the annotations") : "the teacher's ('" + source + "')"));
+              (c_.target == Target::gt ? std::string("the annotations") : "the teacher's ('" + source + "')"));
   }
 
   FinetuneConfig c_;

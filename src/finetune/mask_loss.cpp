@@ -34,13 +34,13 @@ at::Tensor mask_ious(const at::Tensor& logits, const at::Tensor& targets) {
 }
 
 PromptLoss prompt_loss(const at::Tensor& logits, const at::Tensor& iou_predictions,
-                       const at::Tensor& target, const std::string& kind) {
+                       const at::Tensor& target, MaskLoss kind) {
   at::Tensor targets = target.expand_as(logits);
-  at::Tensor per_mask = kind == "bce_dice" ? bce_loss(logits, targets) + dice_loss(logits, targets)
-                                           : 20 * focal_loss(logits, targets) + dice_loss(logits, targets);
+  at::Tensor per_mask = kind == MaskLoss::bce_dice ? bce_loss(logits, targets) + dice_loss(logits, targets)
+                                                   : 20 * focal_loss(logits, targets) + dice_loss(logits, targets);
   const int64_t kept = per_mask[0].argmin().item<int64_t>();
   at::Tensor loss = per_mask[0][kept];
-  if (kind != "bce_dice") loss = loss + at::mse_loss(iou_predictions, mask_ious(logits, targets));
+  if (kind == MaskLoss::focal_dice_iou) loss = loss + at::mse_loss(iou_predictions, mask_ious(logits, targets));
   return {loss, kept};
 }
 

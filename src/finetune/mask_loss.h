@@ -3,8 +3,13 @@
 
 #include <string>
 
+#include "util/words.h"
+
 // The losses of SAM's mask decoder training, on low-res logits against 0/1 targets.
 namespace sd::finetune {
+
+// What prompt_loss adds up (see there).
+enum class MaskLoss { focal_dice_iou, bce_dice };
 
 // Sigmoid focal loss (alpha 0.25, gamma 2) of each mask, averaged over its pixels:
 // logits, targets BxCxHxW -> BxC.
@@ -26,6 +31,14 @@ struct PromptLoss {
   int64_t kept = 0;
 };
 PromptLoss prompt_loss(const at::Tensor& logits, const at::Tensor& iou_predictions,
-                       const at::Tensor& target, const std::string& kind);
+                       const at::Tensor& target, MaskLoss kind);
 
 }  // namespace sd::finetune
+
+namespace sd {
+template <>
+struct WordsOf<finetune::MaskLoss> {
+  static constexpr std::pair<finetune::MaskLoss, const char*> list[] = {
+      {finetune::MaskLoss::focal_dice_iou, "focal_dice_iou"}, {finetune::MaskLoss::bce_dice, "bce_dice"}};
+};
+}  // namespace sd

@@ -73,10 +73,15 @@ json merge_config(const json& defaults, const json& given, const std::string& so
     const json& expected = defaults.at(it.key());
     if (!same_kind(expected, it.value()))
       throw Error(source + ": key '" + it.key() + "' must be " + expected.type_name() +
-                  ", got " + it.value().type_name() + " " + it.value().dump());
+                  (expected.is_number_integer() ? " (an integer)" : "") + ", got " +
+                  it.value().type_name() + " " + it.value().dump());
     out[it.key()] = it.value();
   }
   return out;
+}
+
+void refuse(const std::string& key, const json& value, const std::string& rule) {
+  throw Error("config key '" + key + "' = " + value.dump() + ": " + rule);
 }
 
 json parse_override(const json& default_value, const std::string& key, const std::string& text) {

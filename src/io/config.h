@@ -3,8 +3,7 @@
 #include <string>
 
 // JSON configs checked against a table of defaults: the defaults name every key and its
-// type, so one table drives the config file, the command-line overrides and the
-// effective config written next to a run.
+// type (see config_table.h for the tables of the run configs, built on these).
 namespace sd::io {
 
 // Parses a JSON file; sd::Error names the file and, for syntax errors, the byte offset.
@@ -20,5 +19,8 @@ nlohmann::json merge_config(const nlohmann::json& defaults, const nlohmann::json
 // list of strings or numbers given comma-separated); sd::Error names the key and the text.
 nlohmann::json parse_override(const nlohmann::json& default_value, const std::string& key,
                               const std::string& text);
+
+// sd::Error "config key 'KEY' = VALUE: RULE": a value of the right type that a config refuses.
+[[noreturn]] void refuse(const std::string& key, const nlohmann::json& value, const std::string& rule);
 
 }  // namespace sd::io

@@ -6,15 +6,15 @@
 
 namespace sd::train {
 
-void check_amp(const std::string& amp, c10::Device device) {
-  if (amp != "off" && !device.is_cuda())
-    throw Error("amp '" + amp + "' needs a CUDA device (device is " + device.str() + ")");
+void check_amp(Amp amp, c10::Device device) {
+  if (amp != Amp::off && !device.is_cuda())
+    throw Error("amp '" + std::string(word(amp)) + "' needs a CUDA device (device is " + device.str() + ")");
 }
 
-AutocastScope::AutocastScope(const std::string& amp, c10::Device device) {
+AutocastScope::AutocastScope(Amp amp, c10::Device device) {
   check_amp(amp, device);
-  if (amp == "off") return;
-  at::autocast::set_autocast_gpu_dtype(amp == "bf16" ? at::kBFloat16 : at::kHalf);
+  if (amp == Amp::off) return;
+  at::autocast::set_autocast_gpu_dtype(amp == Amp::bf16 ? at::kBFloat16 : at::kHalf);
   at::autocast::set_enabled(true);
   active_ = true;
 }

@@ -1,18 +1,15 @@
 #pragma once
 #include <nlohmann/json.hpp>
-#include <map>
 #include <string>
 #include <vector>
 
+#include "io/config_table.h"
+#include "train/autocast.h"
+#include "util/device.h"
+
 namespace sd::train {
 
-// Every key a training config may hold, with its default and so its type (io::merge_config).
-const nlohmann::json& train_config_defaults();
-
-// One line of help per key, for `train --help`.
-const std::map<std::string, std::string>& train_config_help();
-
-// The effective configuration of a distillation run.
+// The effective configuration of a distillation run (train_config_table: keys, defaults, checks).
 struct TrainConfig {
   std::string student_model;   // preset name or JSON config of the student encoder
   std::string init;            // optional initial weights (encoder dict or full SAM checkpoint)
@@ -22,28 +19,32 @@ struct TrainConfig {
   int64_t max_steps = 0;       // 0: epochs decide
   int64_t batch_size = 0;
   int64_t grad_accum = 1;      // micro-batches per optimiser step
-  double lr = 0, min_lr = 0, weight_decay = 0, layer_decay = 1;
+  double lr = 0, min_lr = 0, weight_decay = 0;
+  double layer_decay = 1;      // 1: off, as when a config has no such key (fine-tuning)
   int64_t warmup_steps = 0;
   double clip_grad = 0;        // max gradient L2 norm; 0: off
   bool loss_ignore_padding = false;
   int64_t seed = 0;
-  std::string device;          // auto | cpu | cuda
-  std::string amp;             // off | bf16 | fp16 (CUDA only)
+  DeviceChoice device = DeviceChoice::automatic;
+  Amp amp = Amp::off;
   int64_t checkpoint_every = 0;  // optimiser steps; 0: epoch ends only
   int64_t keep_last = 0;
   int64_t max_nonfinite = 0;   // consecutive non-finite losses before the run stops
-  int64_t workers = 0;         // loader threads; 0: all cores
+  int64_t workers = 0;         // loader threads; 0: 2
   int64_t log_every = 1;
 
-  nlohmann::json json;         // all of the above, as written to RUN/config.json
+  nlohmann::json json;         // the whole run's config, as written to RUN/config.json
 };
 
-// Builds the config from a merged JSON object (see train_config_defaults; the keys
-// student_model, init, layer_decay and loss_ignore_padding may be absent, as in a fine-tuning
-// config); sd::Error on values out of range, naming the key.
-TrainConfig train_config_from_json(const nlohmann::json& merged);
+// Every key of a distillation config; a fine-tuning config reuses them (finetune_config.h).
+const io::ConfigTable<TrainConfig>& train_config_table();
 
-// sd::Error "config key 'KEY' = VALUE: RULE" unless `ok`.
-void require(bool ok, const std::string& key, const nlohmann::json& value, const std::string& rule);
+// Every key with its default (train_config_table().defaults()).
+const nlohmann::json& train_config_defaults();
+
+// `given` (any of the keys; the others take their defaults) read and checked; sd::Error
+// naming `source` and the key for an unknown key or a wrong type, naming the key and the
+// value for a value out of range. `json` is the config written back.
+TrainConfig train_config_from_json(const nlohmann::json& given, const std::string& source = "config");
 
 }  // namespace sd::train

@@ -45,7 +45,7 @@ class Loop {
  public:
   Loop(const LoopRequest& request, Objective& objective)
       : r_(request), c_(request.config), o_(objective), paths_{request.run_dir},
-        device_(parse_device(c_.device)), store_id_(store_identity(c_.store)) {
+        device_(resolve_device(c_.device)), store_id_(store_identity(c_.store)) {
     for (const auto& g : o_.param_groups()) params_.insert(params_.end(), g.params.begin(), g.params.end());
     GroupOptions options;
     options.lr = c_.lr;
@@ -206,7 +206,7 @@ class Loop {
   bool epoch_complete() const { return progress_.step >= (progress_.epoch + 1) * steps_per_epoch_; }
 
   LossScale loss_scale() const {
-    return LossScale{c_.amp == "fp16", progress_.loss_scale, progress_.loss_scale_good_steps};
+    return LossScale{c_.amp == Amp::fp16, progress_.loss_scale, progress_.loss_scale_good_steps};
   }
 
   double clip_and_measure() {

@@ -6,14 +6,18 @@
 
 namespace sd {
 
-c10::Device parse_device(const std::string& name) {
-  if (name == "cpu") return c10::kCPU;
-  if (name == "auto") return at::hasCUDA() ? c10::kCUDA : c10::kCPU;
-  if (name == "cuda") {
-    if (!at::hasCUDA()) throw Error("--device cuda: this build or machine has no CUDA device");
-    return c10::kCUDA;
+c10::Device resolve_device(DeviceChoice choice) {
+  switch (choice) {
+    case DeviceChoice::cpu: return c10::kCPU;
+    case DeviceChoice::automatic: return at::hasCUDA() ? c10::kCUDA : c10::kCPU;
+    case DeviceChoice::cuda: break;
   }
-  throw Error("unknown device '" + name + "' (expected cpu, cuda or auto)");
+  if (!at::hasCUDA()) throw Error("--device cuda: this build or machine has no CUDA device");
+  return c10::kCUDA;
+}
+
+c10::Device parse_device(const std::string& name) {
+  return resolve_device(parse_word<DeviceChoice>(name, "device"));
 }
 
 }  // namespace sd

@@ -3,10 +3,22 @@
 
 #include <string>
 
+#include "util/words.h"
+
 namespace sd {
 
-// "cpu", "cuda" or "auto" (CUDA when available, else the CPU); sd::Error naming the value
-// when it is none of those or when CUDA is asked for and absent.
+// What a --device option or a config's "device" asks for.
+enum class DeviceChoice { automatic, cpu, cuda };
+template <>
+struct WordsOf<DeviceChoice> {
+  static constexpr std::pair<DeviceChoice, const char*> list[] = {
+      {DeviceChoice::automatic, "auto"}, {DeviceChoice::cpu, "cpu"}, {DeviceChoice::cuda, "cuda"}};
+};
+
+// "auto" is CUDA when available, else the CPU; sd::Error when CUDA is asked for and absent.
+c10::Device resolve_device(DeviceChoice choice);
+
+// resolve_device of "cpu", "cuda" or "auto"; sd::Error naming the value when it is none of those.
 c10::Device parse_device(const std::string& name);
 
 }  // namespace sd

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "common/config_table_testing.h"
 #include "common/fixtures.h"
 #include "data/rle.h"
 #include "finetune/finetune_config.h"
@@ -45,13 +46,13 @@ TEST(MaskLoss, OnlyTheBestOfThreeMasksLearns) {
   logits[0][1] = 50 * (2 * target[0][0] - 1);  // mask 1 is right
   logits.requires_grad_(true);
   at::Tensor ious = at::full({1, 3}, 0.5).requires_grad_(true);
-  PromptLoss l = prompt_loss(logits, ious, target, "focal_dice_iou");
+  PromptLoss l = prompt_loss(logits, ious, target, MaskLoss::focal_dice_iou);
   EXPECT_EQ(l.kept, 1);
   l.loss.backward();
   EXPECT_EQ(logits.grad()[0][0].abs().sum().item<float>(), 0.0f);
   EXPECT_EQ(logits.grad()[0][2].abs().sum().item<float>(), 0.0f);
   EXPECT_GT(ious.grad().abs().min().item<float>(), 0.0f);  // every IoU prediction learns
-  EXPECT_TRUE(prompt_loss(logits, ious, target, "bce_dice").loss.requires_grad());
+  EXPECT_TRUE(prompt_loss(logits, ious, target, MaskLoss::bce_dice).loss.requires_grad());
 }
 
 data::Record record_with_squares(int n) {
@@ -115,11 +116,11 @@ TEST(FinetuneConfig, DefaultsParseAndDistillOnlyKeysAreAbsent) {
   nlohmann::json j = finetune_config_defaults();
   EXPECT_FALSE(j.contains("init"));
   EXPECT_FALSE(j.contains("layer_decay"));
-  for (const auto& item : j.items()) EXPECT_TRUE(finetune_config_help().count(item.key())) << item.key();
+  sd::testing::expect_well_formed(finetune_config_table());
   j["student"] = "s.pth";
   FinetuneConfig c = finetune_config_from_json(j);
   EXPECT_EQ(c.encoder_lr, 0.0);
-  EXPECT_EQ(c.target, "teacher");
+  EXPECT_EQ(c.target, Target::teacher);
   EXPECT_EQ(c.loop.lr, 1e-4);
   j["holdout"] = 1.0;
   EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([&] { finetune_config_from_json(j); }),
@@ -129,6 +130,61 @@ TEST(FinetuneConfig, DefaultsParseAndDistillOnlyKeysAreAbsent) {
                  io::merge_config(finetune_config_defaults(), {{"refine_iter", 1}}, "ft.json");
                }),
                "refine_iter");
+}
+
+TEST(FinetuneConfig, SharesTheLoopsKeysAndItsChecks) {
+  const nlohmann::json& d = finetune_config_defaults();
+  for (const io::KeyInfo& k : train::train_config_table().keys()) {
+    if (k.key == "init" || k.key == "layer_decay" || k.key == "loss_ignore_padding") continue;
+    EXPECT_TRUE(d.contains(k.key)) << k.key;
+  }
+  EXPECT_EQ(d.at("lr"), 1e-4);  // a decoder's defaults
+  EXPECT_EQ(d.at("clip_grad"), 1.0);
+  EXPECT_EQ(d.at("weight_decay"), train::train_config_defaults().at("weight_decay"));
+  const FinetuneConfig c = finetune_config_from_json({{"student", "s.pth"}});
+  const train::TrainConfig distill = train::train_config_from_json(nlohmann::json::object());
+  EXPECT_EQ(c.loop.init, distill.init);  // the distillation's own keys keep their defaults
+  EXPECT_EQ(c.loop.layer_decay, distill.layer_decay);
+  EXPECT_EQ(c.loop.loss_ignore_padding, distill.loss_ignore_padding);
+  EXPECT_PRED2(sd::testing::contains,
+               sd::testing::error_of([] { finetune_config_from_json({{"student", "s.pth"}, {"min_lr", 1.0}}); }),
+               "config key 'min_lr' = 1.0: must be in [0, lr]");
+}
+
+TEST(FinetuneConfig, ChoicesAreWordsAndOthersAreRefusedListingThem) {
+  const FinetuneConfig c = finetune_config_from_json({{"student", "s.pth"}, {"target", "gt"}, {"loss", "bce_dice"}});
+  EXPECT_EQ(c.target, Target::gt);
+  EXPECT_EQ(c.loss, MaskLoss::bce_dice);
+  auto error = [](const nlohmann::json& given) {
+    return sd::testing::error_of([&] { finetune_config_from_json(given); });
+  };
+  EXPECT_PRED2(sd::testing::contains, error({{"student", "s.pth"}, {"target", "truth"}}),
+               "config key 'target' = \"truth\": must be teacher or gt");
+  EXPECT_PRED2(sd::testing::contains, error({{"student", "s.pth"}, {"loss", "dice"}}),
+               "config key 'loss' = \"dice\": must be focal_dice_iou or bce_dice");
+  EXPECT_PRED2(sd::testing::contains, error({{"student", "s.pth"}, {"prompts", "box,corner"}}),
+               "config key 'prompts' = \"box,corner\"");
+  EXPECT_PRED2(sd::testing::contains, error({{"student", "s.pth"}, {"prompts_per_image", 1.5}}), "an integer");
+  EXPECT_PRED2(sd::testing::contains, error(nlohmann::json::object()), "config key 'student'");
+}
+
+TEST(FinetuneConfig, AConfigWrittenThenReadIsTheSame) {
+  nlohmann::json given = finetune_config_defaults();
+  given.update({{"student", "run"}, {"teacher_checkpoint", "sam.pth"}, {"encoder_lr", 1e-5},
+                {"train_prompt_encoder", true}, {"prompts", "box,fgbg@50"}, {"target", "gt"},
+                {"loss", "bce_dice"}, {"holdout", 0.5}, {"device", "cpu"}, {"amp", "fp16"},
+                {"data", {"sa1b"}}, {"epochs", 2}, {"patience", 0}});
+  const FinetuneConfig c = finetune_config_from_json(given, "config.json");
+  EXPECT_EQ(c.loop.json, given);  // the whole config, as RUN/config.json holds it
+  const FinetuneConfig again = finetune_config_from_json(c.loop.json, "config.json");
+  EXPECT_EQ(again.loop.json, given);
+  EXPECT_EQ(again.loop.amp, train::Amp::fp16);
+  EXPECT_EQ(again.loop.epochs, 2);
+  EXPECT_EQ(again.loop.data, std::vector<std::string>{"sa1b"});
+  EXPECT_EQ(again.encoder_lr, 1e-5);
+  EXPECT_EQ(again.prompts, "box,fgbg@50");
+  EXPECT_EQ(again.loss, MaskLoss::bce_dice);
+  EXPECT_TRUE(again.train_prompt_encoder);
 }
 
 }  // namespace

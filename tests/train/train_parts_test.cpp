@@ -8,6 +8,8 @@
 #include "train/param_groups.h"
 #include "train/schedule.h"
 #include "train/train_config.h"
+#include "common/config_table_testing.h"
+#include "common/fixtures.h"
 #include "io/config.h"
 #include "models/image_encoder.h"
 #include "util/error.h"
@@ -96,11 +98,54 @@ TEST(TrainConfig, UnknownKeysAndWrongTypesAreNamed) {
   EXPECT_THROW(train_config_from_json(io::merge_config(defaults, {{"amp", "fp8"}}, "x")), Error);
 }
 
-TEST(TrainConfig, EveryKeyHasHelpAndNoHelpIsStale) {
-  const auto& defaults = train_config_defaults();
-  const auto& help = train_config_help();
-  EXPECT_EQ(help.size(), defaults.size());
-  for (auto it = defaults.begin(); it != defaults.end(); ++it) EXPECT_TRUE(help.count(it.key())) << it.key();
+TEST(TrainConfig, EveryKeyHasHelpADefaultOfItsTypeAndACheck) {
+  sd::testing::expect_well_formed(train_config_table());
+  EXPECT_EQ(train_config_table().keys().at(0).key, "student_model");  // the order of configs/*.json
+}
+
+TEST(TrainConfig, AFractionalIntegerIsRefusedAsNotAnInteger) {
+  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] { train_config_from_json({{"batch_size", 2.5}}, "c.json"); }),
+               "c.json: key 'batch_size' must be number (an integer), got number 2.5");
+  EXPECT_PRED2(sd::testing::contains,
+               sd::testing::error_of([] { io::parse_override(train_config_defaults().at("batch_size"), "batch-size", "2.5"); }),
+               "option --batch-size: '2.5' is not an integer");
+}
+
+TEST(TrainConfig, DeviceAndAmpAreWordsAndOthersAreRefusedListingThem) {
+  const TrainConfig c = train_config_from_json({{"device", "cpu"}, {"amp", "fp16"}});
+  EXPECT_EQ(c.device, DeviceChoice::cpu);
+  EXPECT_EQ(c.amp, Amp::fp16);
+  EXPECT_EQ(train_config_from_json(nlohmann::json::object()).device, DeviceChoice::automatic);
+  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] { train_config_from_json({{"amp", "fp8"}}); }),
+               "config key 'amp' = \"fp8\": must be off, bf16 or fp16");
+  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] { train_config_from_json({{"device", "gpu"}}); }),
+               "config key 'device' = \"gpu\": must be auto, cpu or cuda");
+  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] { parse_device("gpu"); }),
+               "unknown device 'gpu' (expected auto, cpu or cuda)");
+  EXPECT_EQ(parse_device("cpu"), c10::Device(c10::kCPU));
+}
+
+// A config.json as the runs before the config table wrote it (keys sorted, enums as words):
+// read and written back unchanged, so that old run folders resume.
+TEST(TrainConfig, AConfigWrittenThenReadIsTheSame) {
+  const nlohmann::json old_run = nlohmann::json::parse(R"({
+    "amp": "bf16", "batch_size": 2, "checkpoint_every": 5, "clip_grad": 1.5, "data": ["a", "b"],
+    "device": "cpu", "epochs": 3, "grad_accum": 2, "init": "init.pth", "keep_last": 4,
+    "layer_decay": 0.8, "log_every": 1, "loss_ignore_padding": true, "lr": 0.002,
+    "max_nonfinite": 7, "max_steps": 11, "min_lr": 1e-06, "seed": 42, "store": "emb",
+    "student_model": "student.json", "warmup_steps": 3, "weight_decay": 0.05, "workers": 1})");
+  const TrainConfig c = train_config_from_json(old_run, "config.json");
+  EXPECT_EQ(c.json, old_run);
+  EXPECT_EQ(c.json.dump(2), old_run.dump(2));
+  EXPECT_EQ(c.amp, Amp::bf16);
+  EXPECT_EQ(c.data, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(c.layer_decay, 0.8);
+  const TrainConfig again = train_config_from_json(c.json, "config.json");
+  EXPECT_EQ(train_config_table().write(again), c.json);
+  EXPECT_EQ(again.seed, 42);
+  EXPECT_EQ(again.min_lr, 1e-6);
+  EXPECT_EQ(again.device, DeviceChoice::cpu);
+  EXPECT_EQ(train_config_from_json(nlohmann::json::object()).json, train_config_defaults());
 }
 
 TEST(TrainConfig, OverridesTakeTheDefaultsType) {

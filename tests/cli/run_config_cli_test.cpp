@@ -1,0 +1,40 @@
+// The config-driven commands (train, finetune): flags from the config tables, run as a user runs them.
+#include <filesystem>
+
+#include "common/fixtures.h"
+
+namespace {
+
+using sd::testing::contains;
+using sd::testing::ProgramRun;
+using sd::testing::run_program;
+
+TEST(RunConfigCli, HelpShowsEachOptionsType) {
+  ProgramRun train = run_program("train --help");
+  ASSERT_EQ(train.status, 0) << train.output;
+  for (const char* shown : {"--epochs INT", "--lr FLOAT", "--loss-ignore-padding BOOL", "--store TEXT",
+                            "--data LIST", "--device auto|cpu|cuda", "--amp off|bf16|fp16"})
+    EXPECT_PRED2(contains, train.output, shown);
+  ProgramRun finetune = run_program("finetune --help");
+  ASSERT_EQ(finetune.status, 0) << finetune.output;
+  for (const char* shown : {"--encoder-lr FLOAT", "--target teacher|gt", "--loss focal_dice_iou|bce_dice",
+                            "--prompts-per-image INT", "--batch-size INT"})
+    EXPECT_PRED2(contains, finetune.output, shown);
+  EXPECT_FALSE(contains(finetune.output, "--layer-decay")) << "a distillation key";
+}
+
+TEST(RunConfigCli, ValuesOfTheWrongKindAreRefusedSayingWhy) {
+  const std::string out = sd::testing::make_temp_dir("sd-cli-runconfig");
+  ProgramRun r = run_program("train --store s --out " + out + "/run --batch-size 2.5");
+  EXPECT_NE(r.status, 0);
+  EXPECT_PRED2(contains, r.output, "--batch-size: '2.5' is not an integer");
+  r = run_program("train --store s --out " + out + "/run --amp fp8");
+  EXPECT_NE(r.status, 0);
+  EXPECT_PRED2(contains, r.output, "config key 'amp' = \"fp8\": must be off, bf16 or fp16");
+  r = run_program("finetune --store s --student s.pth --out " + out + "/run --target truth");
+  EXPECT_NE(r.status, 0);
+  EXPECT_PRED2(contains, r.output, "must be teacher or gt");
+  std::filesystem::remove_all(out);
+}
+
+}  // namespace
