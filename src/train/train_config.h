@@ -10,6 +10,8 @@
 namespace sd::train {
 
 // The effective configuration of a distillation run (train_config_table: keys, defaults, checks).
+// A fine-tuning config has no init, layer_decay or loss_ignore_padding: those members keep the
+// initial values below, which are the distillation's defaults.
 struct TrainConfig {
   std::string student_model;   // preset name or JSON config of the student encoder
   std::string init;            // optional initial weights (encoder dict or full SAM checkpoint)
@@ -20,7 +22,7 @@ struct TrainConfig {
   int64_t batch_size = 0;
   int64_t grad_accum = 1;      // micro-batches per optimiser step
   double lr = 0, min_lr = 0, weight_decay = 0;
-  double layer_decay = 1;      // 1: off, as when a config has no such key (fine-tuning)
+  double layer_decay = 1;      // 1: off
   int64_t warmup_steps = 0;
   double clip_grad = 0;        // max gradient L2 norm; 0: off
   bool loss_ignore_padding = false;
