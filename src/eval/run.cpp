@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "data/image.h"
+#include "data/image_reader.h"
 #include "data/loader.h"
 #include "data/preprocess.h"
 #include "eval/picture.h"
@@ -64,6 +65,14 @@ void write_pictures(const std::string& dir, const at::Tensor& rgb,
   }
 }
 
+// An image's pixels from the store's image cache when it holds them, else decoded.
+data::ImageSource cached_or_decoded(const store::Reader* cache) {
+  return [cache, decoded = data::decoded_images(data::default_image_decoder())](const data::Entry& entry,
+                                                                               const data::Record* record) {
+    return cache && cache->find(store::Kind::image, entry.id) ? cache->image(entry.id) : decoded(entry, record);
+  };
+}
+
 }  // namespace
 
 TeacherEmbedding stored_embeddings(std::shared_ptr<const store::Reader> reader) {
@@ -95,16 +104,21 @@ EvalReport evaluate_images(Evaluator& evaluator, const data::Dataset& images,
                            const TeacherEmbedding& teacher, const store::Reader* cache,
                            const Pictures& pictures, bool quiet) {
   const auto began = Clock::now();
-  const data::ImageDecoder decoder = data::default_image_decoder();
+  const data::ImageDecoder decoder = data::default_image_decoder();  // for the pictures
+  data::ReadOptions read;  // the next images are read while the models run on this one
+  read.records = true;
+  read.resized = true;
+  read.input = false;
+  read.strict = true;
+  data::ImageReader reader(images, cached_or_decoded(cache), read);
   EvalReport report = evaluator.empty_report();
   std::optional<Progress> progress;
   if (!quiet) progress.emplace("eval", int64_t(images.size()));
   for (size_t i = 0; i < images.size(); ++i) {
-    const data::Entry& entry = images[i];
-    const data::Record record = data::load_record(entry);
-    const bool cached = cache && cache->find(store::Kind::image, entry.id);
-    const at::Tensor resized = cached ? cache->image(entry.id)
-                                      : data::resize_longest_side(data::read_image(entry, decoder, &record));
+    const data::ImageItem image = *reader.next();
+    const data::Entry& entry = *image.entry;
+    const data::Record& record = image.record;
+    const at::Tensor& resized = image.resized;
     auto start = Clock::now();
     const at::Tensor embedding = teacher(entry.id, resized);
     report.timings.teacher_embed_s += std::chrono::duration<double>(Clock::now() - start).count();

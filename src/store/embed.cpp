@@ -6,11 +6,12 @@
 
 #include <chrono>
 #include <filesystem>
-#include <future>
 
 #include "data/image.h"
+#include "data/image_reader.h"
 #include "data/loader.h"
 #include "data/preprocess.h"
+#include "io/checkpoint.h"
 #include "io/weights.h"
 #include "models/preprocess.h"
 #include "models/sam_weights.h"
@@ -27,27 +28,14 @@ namespace fs = std::filesystem;
 namespace sd::store {
 namespace {
 
-// One decoded, resized image ready for the teacher.
-struct Prepared {
-  const data::Entry* entry = nullptr;
-  at::Tensor resized;  // uint8 hxwx3, longest side 1024
-  at::Tensor pixels;   // 1x3x1024x1024, normalised and padded
-};
-
-struct PreparedBatch {
-  std::vector<Prepared> images;
-  std::vector<data::Skip> skipped;
-};
-
-PreparedBatch prepare(const std::vector<const data::Entry*>& entries, const data::ImageDecoder& decoder) {
-  PreparedBatch batch;
-  for (const data::Entry* entry : entries) {
-    try {
-      at::Tensor resized = data::resize_longest_side(data::read_image(*entry, decoder, nullptr));
-      batch.images.push_back({entry, resized, models::normalize_and_pad(resized)});
-    } catch (const std::exception& e) {  // sd::Error, or c10::Error from a bad image
-      batch.skipped.push_back({entry->image_path, e.what()});
-    }
+// The reader's next `count` images that decoded, resized and normalised; the bad ones go to
+// the summary.
+std::vector<data::ImageItem> next_batch(data::ImageReader& reader, size_t count, EmbedSummary& summary) {
+  std::vector<data::ImageItem> batch;
+  for (size_t i = 0; i < count; ++i) {
+    data::ImageItem item = *reader.next();
+    if (item.skip) summary.skipped.push_back(*item.skip);
+    else batch.push_back(std::move(item));
   }
   return batch;
 }
@@ -78,19 +66,19 @@ std::shared_ptr<models::ImageEncoder> frozen_teacher(const models::EncoderConfig
 }
 
 // Appends what the store lacks of each image (embedding, cached image) and commits.
-void write_batch(const PreparedBatch& batch, const at::Tensor& embeddings, const Reader& before,
+void write_batch(const std::vector<data::ImageItem>& batch, const at::Tensor& embeddings, const Reader& before,
                  const EmbedOptions& options, Writer& writer, EmbedSummary& summary) {
-  for (size_t i = 0; i < batch.images.size(); ++i) {
-    const std::string& key = batch.images[i].entry->id;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const std::string& key = batch[i].entry->id;
     if (!before.find(Kind::embedding, key)) writer.put(encode_embedding(key, embeddings[int64_t(i)], options.dtype));
     if (options.cache_images && !before.find(Kind::image, key)) {
-      Encoded image = encode_image(key, batch.images[i].resized);
+      Encoded image = encode_image(key, batch[i].resized);
       summary.image_bytes += record_bytes(key.size(), image.info.payload_bytes);
       writer.put(image);
     }
   }
   writer.commit();
-  summary.embedded += batch.images.size();
+  summary.embedded += batch.size();
 }
 
 }  // namespace
@@ -151,27 +139,22 @@ EmbedSummary embed(const EmbedOptions& options) {
 
   auto teacher = frozen_teacher(config, std::move(weights), device);
   at::NoGradGuard no_grad;
-  const data::ImageDecoder decoder = data::default_image_decoder();
   const size_t batch_size = size_t(options.batch_size);
-  auto batch_at = [&](size_t first) {
-    return std::vector<const data::Entry*>(todo.begin() + first, todo.begin() + std::min(todo.size(), first + batch_size));
-  };
+  data::ReadOptions read;  // the next batch is read while the teacher runs on this one
+  read.ahead = options.batch_size;
+  read.resized = true;
+  data::ImageReader reader(todo, data::decoded_images(data::default_image_decoder()), read);
   Progress progress("embed", int64_t(todo.size()));
-  // Decodes the next batch while the teacher runs on this one.
-  std::future<PreparedBatch> next = std::async(std::launch::async, prepare, batch_at(0), decoder);
   for (size_t first = 0; first < todo.size(); first += batch_size) {
-    PreparedBatch batch = next.get();
-    bool last = first + batch_size >= todo.size();
-    if (!last) next = std::async(std::launch::async, prepare, batch_at(first + batch_size), decoder);
-    for (const data::Skip& s : batch.skipped) log::warn("embed: skipping " + s.file + ": " + s.reason);
-    summary.skipped.insert(summary.skipped.end(), batch.skipped.begin(), batch.skipped.end());
-    if (!batch.images.empty()) {
+    const size_t count = std::min(batch_size, todo.size() - first);
+    const std::vector<data::ImageItem> batch = next_batch(reader, count, summary);
+    if (!batch.empty()) {
       std::vector<at::Tensor> pixels;
-      for (const Prepared& p : batch.images) pixels.push_back(p.pixels);
-      at::Tensor embeddings = teacher->forward(at::cat(pixels).to(device)).to(at::kCPU);
+      for (const data::ImageItem& image : batch) pixels.push_back(image.input.pixels);
+      at::Tensor embeddings = teacher->forward(at::stack(pixels).to(device)).to(at::kCPU);
       write_batch(batch, embeddings, before, options, writer, summary);
     }
-    if (!last) progress.update(int64_t(first + batch_size));
+    if (first + count < todo.size()) progress.update(int64_t(first + count));
   }
   progress.finish();
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

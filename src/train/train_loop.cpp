@@ -95,7 +95,7 @@ class Loop {
   data::LoaderOptions loader_options() const {
     data::LoaderOptions o;
     o.batch_size = static_cast<int>(c_.batch_size);
-    o.workers = c_.workers > 0 ? static_cast<int>(c_.workers) : 2;
+    o.workers = static_cast<int>(c_.workers);  // 0: one per core
     o.seed = static_cast<uint64_t>(c_.seed);
     o.drop_last = true;
     o.read_records = o_.needs_records();
