@@ -18,10 +18,18 @@ void route_logs_to_spdlog() {
 #ifdef SAMDISTILL_WITH_SPDLOG
   log::set_sink([](log::Level level, const std::string& message) {
     switch (level) {
-      case log::Level::debug: spdlog::debug(message); break;
-      case log::Level::info: spdlog::info(message); break;
-      case log::Level::warn: spdlog::warn(message); break;
-      case log::Level::error: spdlog::error(message); break;
+      case log::Level::debug:
+        spdlog::debug(message);
+        break;
+      case log::Level::info:
+        spdlog::info(message);
+        break;
+      case log::Level::warn:
+        spdlog::warn(message);
+        break;
+      case log::Level::error:
+        spdlog::error(message);
+        break;
     }
   });
 #endif

@@ -25,12 +25,14 @@ struct BenchArgs {
   std::vector<std::string> only;
 };
 
-const std::vector<std::string> kParts = {"encoder", "decoder", "data", "store", "embed", "eval", "train"};
+const std::vector<std::string> kParts = {"encoder", "decoder", "data", "store",
+                                         "embed",   "eval",    "train"};
 
 nlohmann::json run_part(const std::string& part, const BenchArgs& a) {
   log::info("bench: " + part);
   if (part == "encoder") return models::bench_encoder(a.repeats);
-  if (part == "decoder") return models::bench_decoder(models::build_sam(models::encoder_preset("vit_t")), a.repeats);
+  if (part == "decoder")
+    return models::bench_decoder(models::build_sam(models::encoder_preset("vit_t")), a.repeats);
   if (part == "data") return data::bench_data(a.data);
   if (part == "store") return store::bench_store();
   if (part == "embed") return store::bench_embed(a.teacher, a.data);
@@ -44,7 +46,8 @@ void run_bench(const BenchArgs& a) {
   std::set<std::string> only(a.only.begin(), a.only.end());
   for (const auto& p : only)
     if (std::find(kParts.begin(), kParts.end(), p) == kParts.end())
-      throw Error("bench --only: unknown part '" + p + "' (encoder, decoder, data, store, embed, eval, train)");
+      throw Error("bench --only: unknown part '" + p +
+                  "' (encoder, decoder, data, store, embed, eval, train)");
   nlohmann::json figures = nlohmann::json::object();
   for (const auto& part : kParts)
     if (only.empty() || only.count(part)) figures.update(run_part(part, a));
@@ -63,23 +66,28 @@ void run_bench(const BenchArgs& a) {
 void add_bench_command(CLI::App& app, const Globals&) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "bench", "Measure every figure the project tracks: encoder latency, training step, decoder "
-               "per prompt, preprocessing, RLE, store I/O, embed throughput, trainer throughput (medians)");
+      "bench",
+      "Measure every figure the project tracks: encoder latency, training step, decoder "
+      "per prompt, preprocessing, RLE, store I/O, embed throughput, trainer throughput (medians)");
   cmd->add_flag("--json", a->json, "One JSON object; keys name the figure and unit");
   cmd->add_option("--repeats", a->repeats, "Timed runs per model figure (after one warm-up)")
       ->capture_default_str();
   cmd->add_option("--train-steps", a->train.steps, "Optimiser steps per trainer figure")
       ->capture_default_str();
-  cmd->add_option("--train-device", a->train.device, "Trainer figures on cpu or cuda")->capture_default_str();
-  cmd->add_option("--train-amp", a->train.amp, "Mixed precision of the trainer figures (cuda): off, bf16, fp16")
+  cmd->add_option("--train-device", a->train.device, "Trainer figures on cpu or cuda")
+      ->capture_default_str();
+  cmd->add_option("--train-amp", a->train.amp,
+                  "Mixed precision of the trainer figures (cuda): off, bf16, fp16")
       ->capture_default_str();
   cmd->add_option("--train-batch-size", a->train.batch_size, "Batch size of the trainer figures")
       ->capture_default_str();
   cmd->add_option("--data", a->data, "SA-1B folder for the data and trainer figures")
       ->capture_default_str();
-  cmd->add_option("--teacher", a->teacher, "Teacher (random weights) for the embed figure: preset or JSON config")
+  cmd->add_option("--teacher", a->teacher,
+                  "Teacher (random weights) for the embed figure: preset or JSON config")
       ->capture_default_str();
-  cmd->add_option("--only", a->only, "Parts to run: encoder, decoder, data, store, embed, eval, train")
+  cmd->add_option("--only", a->only,
+                  "Parts to run: encoder, decoder, data, store, embed, eval, train")
       ->delimiter(',');
   cmd->callback([a] { run_bench(*a); });
 }

@@ -26,11 +26,14 @@ std::string joined(const json& list, const char* sep) {
 
 std::string describe_encoder(const json& e) {
   if (e.is_null()) return "none recognised";
-  std::string sizes = e["family"] == "TinyViT"
-                          ? "embed_dims " + joined(e["embed_dims"], "/") + ", depths " + joined(e["depths"], "/")
-                          : "embed_dim " + e["embed_dim"].dump() + ", depth " + e["depth"].dump();
-  std::string where = e["prefix"] == "" ? "encoder only" : "under '" + e["prefix"].get<std::string>() + "'";
-  return e["family"].get<std::string>() + " (" + sizes + "): " + e["preset"].get<std::string>() + ", " + where;
+  std::string sizes =
+      e["family"] == "TinyViT"
+          ? "embed_dims " + joined(e["embed_dims"], "/") + ", depths " + joined(e["depths"], "/")
+          : "embed_dim " + e["embed_dim"].dump() + ", depth " + e["depth"].dump();
+  std::string where =
+      e["prefix"] == "" ? "encoder only" : "under '" + e["prefix"].get<std::string>() + "'";
+  return e["family"].get<std::string>() + " (" + sizes + "): " + e["preset"].get<std::string>() +
+         ", " + where;
 }
 
 void print_table(const json& s) {
@@ -43,17 +46,20 @@ void print_table(const json& s) {
   for (const auto& [name, count] : s["dtypes"].items()) std::cout << " " << name << " " << count;
   std::cout << "\nprefixes\n";
   for (const auto& p : s["prefixes"])
-    std::cout << "  " << std::left << std::setw(20) << p["prefix"].get<std::string>() << std::right << " "
-              << std::setw(7) << p["keys"] << " keys " << std::setw(12) << p["parameters"] << " parameters\n";
+    std::cout << "  " << std::left << std::setw(20) << p["prefix"].get<std::string>() << std::right
+              << " " << std::setw(7) << p["keys"] << " keys " << std::setw(12) << p["parameters"]
+              << " parameters\n";
   if (!s.contains("entries")) return;
   std::cout << "entries\n";
   for (const auto& e : s["entries"])
-    std::cout << "  " << e[0].get<std::string>() << "  " << e[1].dump() << "  " << e[2].get<std::string>() << "\n";
+    std::cout << "  " << e[0].get<std::string>() << "  " << e[1].dump() << "  "
+              << e[2].get<std::string>() << "\n";
 }
 
 void run_checkpoint(const CheckpointArgs& args) {
   json summary = io::summarize_checkpoint(args.file, args.keys);
-  if (!summary["encoder"].is_null()) summary["encoder"]["preset"] = models::preset_matching(summary["encoder"]);
+  if (!summary["encoder"].is_null())
+    summary["encoder"]["preset"] = models::preset_matching(summary["encoder"]);
   if (args.json)
     std::cout << summary.dump(2) << "\n";
   else
@@ -65,8 +71,10 @@ void run_checkpoint(const CheckpointArgs& args) {
 void add_checkpoint_command(CLI::App& app, const Globals& globals) {
   auto args = std::make_shared<CheckpointArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "checkpoint", "Summarise a torch.save checkpoint: keys, parameters, dtypes, prefixes, encoder preset");
-  cmd->add_option("file", args->file, "A .pth/.pt file written by torch.save (or by samdistill)")->required();
+      "checkpoint",
+      "Summarise a torch.save checkpoint: keys, parameters, dtypes, prefixes, encoder preset");
+  cmd->add_option("file", args->file, "A .pth/.pt file written by torch.save (or by samdistill)")
+      ->required();
   cmd->add_flag("--json", args->json, "Print a JSON object instead of a table");
   cmd->add_flag("--keys", args->keys, "Also list every entry: [key, shape, dtype]");
   cmd->callback([args] { run_checkpoint(*args); });

@@ -27,18 +27,23 @@ struct StatsArgs {
 };
 
 void run_stats(const StatsArgs& args, const Globals& globals) {
-  if (args.data.empty() && args.coco.empty()) throw Error("data stats: give --data (SA-1B folders) or --coco (a COCO file)");
+  if (args.data.empty() && args.coco.empty())
+    throw Error("data stats: give --data (SA-1B folders) or --coco (a COCO file)");
   std::vector<data::Skip> orphans;
-  const std::string image_dir = args.images.empty() ? fs::path(args.coco).parent_path().string() : args.images;
+  const std::string image_dir =
+      args.images.empty() ? fs::path(args.coco).parent_path().string() : args.images;
   const data::Dataset dataset = (args.coco.empty() ? data::Dataset::index_sa1b(args.data, &orphans)
                                                    : data::Dataset::from_coco(args.coco, image_dir))
                                     .subset(args.subset);
-  if (args.strict && !orphans.empty()) throw Error(orphans.front().file + ": " + orphans.front().reason);
-  const int threads = globals.threads > 0 ? globals.threads : static_cast<int>(std::thread::hardware_concurrency());
+  if (args.strict && !orphans.empty())
+    throw Error(orphans.front().file + ": " + orphans.front().reason);
+  const int threads =
+      globals.threads > 0 ? globals.threads : static_cast<int>(std::thread::hardware_concurrency());
   Progress progress("data stats", static_cast<int64_t>(dataset.size()));
-  data::DataStats stats = data::compute_stats(dataset, data::default_image_decoder(), threads, args.strict,
-                                              [&](size_t done, size_t total) {
-                                                if (done < total) progress.update(static_cast<int64_t>(done));
+  data::DataStats stats = data::compute_stats(dataset, data::default_image_decoder(), threads,
+                                              args.strict, [&](size_t done, size_t total) {
+                                                if (done < total)
+                                                  progress.update(static_cast<int64_t>(done));
                                               });
   progress.finish();
   stats.skipped.insert(stats.skipped.begin(), orphans.begin(), orphans.end());
@@ -51,7 +56,8 @@ void run_stats(const StatsArgs& args, const Globals& globals) {
             << "mask_pixels  " << stats.mask_pixels << "\n"
             << "skipped      " << stats.skipped.size() << "\n";
   for (const data::Skip& s : stats.skipped)  // most reasons already start with the file
-    std::cout << "  " << (s.reason.find(s.file) == std::string::npos ? s.file + ": " : "") << s.reason << "\n";
+    std::cout << "  " << (s.reason.find(s.file) == std::string::npos ? s.file + ": " : "")
+              << s.reason << "\n";
 }
 
 }  // namespace
@@ -60,16 +66,22 @@ void add_data_command(CLI::App& app, const Globals& globals) {
   CLI::App* data = app.add_subcommand("data", "Inspect SA-1B data");
   data->require_subcommand(1);
   auto args = std::make_shared<StatsArgs>();
-  CLI::App* stats = data->add_subcommand(
-      "stats", "Read every record as the loader does; count usable images, masks, mask pixels and skipped records");
-  auto* folders = stats->add_option("--data", args->data, "SA-1B folder(s) of sa_<id>.jpg + sa_<id>.json");
-  auto* coco = stats->add_option("--coco", args->coco, "A COCO instance file (polygons or RLE) instead of SA-1B folders");
-  stats->add_option("--images", args->images, "Folder of the COCO file's images (default: the file's folder)")
+  CLI::App* stats = data->add_subcommand("stats",
+                                         "Read every record as the loader does; count usable "
+                                         "images, masks, mask pixels and skipped records");
+  auto* folders =
+      stats->add_option("--data", args->data, "SA-1B folder(s) of sa_<id>.jpg + sa_<id>.json");
+  auto* coco = stats->add_option("--coco", args->coco,
+                                 "A COCO instance file (polygons or RLE) instead of SA-1B folders");
+  stats
+      ->add_option("--images", args->images,
+                   "Folder of the COCO file's images (default: the file's folder)")
       ->needs(coco);
   folders->excludes(coco);
   add_subset_options(stats, args->subset);
   stats->add_flag("--strict", args->strict, "Stop with an error at the first bad record");
-  stats->add_flag("--json", args->json, "Print a JSON object (images, annotations, mask_pixels, skipped)");
+  stats->add_flag("--json", args->json,
+                  "Print a JSON object (images, annotations, mask_pixels, skipped)");
   stats->callback([args, &globals] { run_stats(*args, globals); });
 }
 

@@ -7,7 +7,6 @@
 #include <memory>
 
 #include "cli/commands.h"
-#include "train/train_config.h"
 #include "distill/trainer.h"
 #include "eval/run.h"
 #include "io/checkpoint.h"
@@ -15,6 +14,7 @@
 #include "models/config.h"
 #include "models/sam.h"
 #include "store/embed.h"
+#include "train/train_config.h"
 #include "util/atomic_file.h"
 #include "util/log.h"
 
@@ -42,9 +42,10 @@ struct DemoArgs {
 // The teacher's architecture and full SAM checkpoint: the user's, or a random small one.
 std::pair<std::string, std::string> demo_teacher(const DemoArgs& a) {
   if (!a.teacher_checkpoint.empty()) return {a.teacher, a.teacher_checkpoint};
-  log::warn("demo: NO SAM WEIGHTS GIVEN: the teacher is a small RANDOMLY INITIALISED SAM; its masks "
-            "mean nothing. The demo shows the pipeline and the student learning to agree with "
-            "it; pass --teacher vit_h --teacher-checkpoint sam_vit_h_4b8939.pth for a real one.");
+  log::warn(
+      "demo: NO SAM WEIGHTS GIVEN: the teacher is a small RANDOMLY INITIALISED SAM; its masks "
+      "mean nothing. The demo shows the pipeline and the student learning to agree with "
+      "it; pass --teacher vit_h --teacher-checkpoint sam_vit_h_4b8939.pth for a real one.");
   const std::string config = a.out + "/teacher.json", weights = a.out + "/teacher.pth";
   write_file_atomic(config, std::string(kSmallTeacher) + "\n");
   at::manual_seed(int64_t(a.seed));
@@ -80,7 +81,8 @@ eval::EvalReport evaluate(eval::EvalRequest request, const std::string& student,
 }
 
 std::string summary(const eval::EvalReport& before, const eval::EvalReport& after) {
-  auto b = before.mean_by_kind(&eval::PromptOutcome::iou), c = after.mean_by_kind(&eval::PromptOutcome::iou);
+  auto b = before.mean_by_kind(&eval::PromptOutcome::iou),
+       c = after.mean_by_kind(&eval::PromptOutcome::iou);
   std::string out = "mIoU of the student's masks vs the teacher's:\n";
   char line[120];
   std::snprintf(line, sizeof line, "  %-12s %8s %8s %8s\n", "prompt", "before", "after", "change");
@@ -111,20 +113,28 @@ void run_demo(const DemoArgs& a) {
   // The student's starting point, so that "before" is exactly where training starts.
   const std::string init = a.out + "/student_init.pth";
   at::manual_seed(int64_t(a.seed) + 1);
-  io::write_state_dict(init, io::state_dict(*models::make_image_encoder(models::resolve_encoder(a.student_model))));
+  io::write_state_dict(
+      init, io::state_dict(*models::make_image_encoder(models::resolve_encoder(a.student_model))));
 
   log::info("demo 2/4: eval of the untrained student");
-  const eval::EvalReport before = evaluate(eval_request(a, teacher, teacher_checkpoint, store), init,
-                                           a.out + "/vis-before", a.out + "/eval-before.json");
+  const eval::EvalReport before =
+      evaluate(eval_request(a, teacher, teacher_checkpoint, store), init, a.out + "/vis-before",
+               a.out + "/eval-before.json");
 
-  log::info("demo 3/4: training the " + a.student_model + " student for " + std::to_string(a.steps) + " steps -> " + run);
+  log::info("demo 3/4: training the " + a.student_model + " student for " +
+            std::to_string(a.steps) + " steps -> " + run);
   distill::TrainRequest train;
-  nlohmann::json overrides = {{"student_model", a.student_model}, {"init", init},
-                              {"store", store},                   {"max_steps", a.steps},
-                              {"batch_size", a.batch_size},       {"lr", a.lr},
+  nlohmann::json overrides = {{"student_model", a.student_model},
+                              {"init", init},
+                              {"store", store},
+                              {"max_steps", a.steps},
+                              {"batch_size", a.batch_size},
+                              {"lr", a.lr},
                               {"warmup_steps", std::max(1, a.steps / 10)},
-                              {"seed", a.seed},                   {"device", "cpu"},
-                              {"checkpoint_every", 0},            {"log_every", 1}};
+                              {"seed", a.seed},
+                              {"device", "cpu"},
+                              {"checkpoint_every", 0},
+                              {"log_every", 1}};
   train.config = train::train_config_from_json(overrides, "demo");
   train.run_dir = run;
   const train::TrainSummary trained = distill::run_distillation(train);
@@ -141,8 +151,10 @@ void run_demo(const DemoArgs& a) {
             << "  store          " << store << "  (teacher embeddings + resized images)\n"
             << "  student start  " << init << "\n"
             << "  run            " << run << "  (config.json, metrics.jsonl, loss.png, final.pth)\n"
-            << "  reports        " << a.out << "/eval-before.json, " << a.out << "/eval-after.json\n"
-            << "  pictures       " << a.out << "/vis-before/, " << a.out << "/vis/  (image+prompt | teacher | student)\n";
+            << "  reports        " << a.out << "/eval-before.json, " << a.out
+            << "/eval-after.json\n"
+            << "  pictures       " << a.out << "/vis-before/, " << a.out
+            << "/vis/  (image+prompt | teacher | student)\n";
 }
 
 }  // namespace
@@ -150,23 +162,28 @@ void run_demo(const DemoArgs& a) {
 void add_demo_command(CLI::App& app, const Globals&) {
   auto a = std::make_shared<DemoArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "demo", "The whole pipeline on data/sample in minutes on a CPU: teacher, embed, train the "
-              "student, eval before and after, pictures, summary");
+      "demo",
+      "The whole pipeline on data/sample in minutes on a CPU: teacher, embed, train the "
+      "student, eval before and after, pictures, summary");
   cmd->add_option("--out", a->out, "Folder for everything the demo writes")->capture_default_str();
   cmd->add_option("--data", a->data, "SA-1B folder")->capture_default_str();
-  cmd->add_option("--teacher", a->teacher, "Teacher architecture with --teacher-checkpoint (default: what it holds)");
+  cmd->add_option("--teacher", a->teacher,
+                  "Teacher architecture with --teacher-checkpoint (default: what it holds)");
   cmd->add_option("--teacher-checkpoint", a->teacher_checkpoint,
                   "A real SAM checkpoint (default: a small randomly initialised teacher)");
-  cmd->add_option("--student-model", a->student_model, "Student architecture (preset or JSON config)")
+  cmd->add_option("--student-model", a->student_model,
+                  "Student architecture (preset or JSON config)")
       ->capture_default_str();
   cmd->add_option("--steps", a->steps, "Training steps")->capture_default_str();
   cmd->add_option("--batch-size", a->batch_size, "Training batch size")->capture_default_str();
   cmd->add_option("--lr", a->lr, "Peak learning rate")->capture_default_str();
-  cmd->add_option("--max-images", a->max_images, "Images evaluated (0: all)")->capture_default_str();
+  cmd->add_option("--max-images", a->max_images, "Images evaluated (0: all)")
+      ->capture_default_str();
   cmd->add_option("--max-prompts-per-image", a->max_prompts, "Annotations per evaluated image")
       ->capture_default_str();
   cmd->add_option("--prompts", a->prompts, "Prompt kinds evaluated")->capture_default_str();
-  cmd->add_option("--seed", a->seed, "Seed of the random weights and prompts")->capture_default_str();
+  cmd->add_option("--seed", a->seed, "Seed of the random weights and prompts")
+      ->capture_default_str();
   cmd->callback([a] { run_demo(*a); });
 }
 

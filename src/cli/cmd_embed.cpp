@@ -28,7 +28,8 @@ void run_embed(EmbedArgs& args) {
             << "already done  " << summary.already_done << "\n"
             << "embedded      " << summary.embedded << "\n"
             << "skipped       " << summary.skipped.size() << "\n";
-  for (const data::Skip& s : summary.skipped) std::cout << "  " << s.file << ": " << s.reason << "\n";
+  for (const data::Skip& s : summary.skipped)
+    std::cout << "  " << s.file << ": " << s.reason << "\n";
   if (args.options.cache_images && summary.embedded > 0)
     std::cout << "cached images " << summary.image_bytes / summary.embedded << " bytes per image\n";
   std::cout << "time          " << summary.seconds << " s ("
@@ -42,20 +43,25 @@ void add_embed_command(CLI::App& app, const Globals& globals) {
   store::EmbedOptions& o = args->options;
   CLI::App* cmd = app.add_subcommand(
       "embed", "Run the frozen teacher over SA-1B images into an embedding store (resumable)");
-  cmd->add_option("--teacher", o.teacher,
-                  "Teacher architecture: vit_h, vit_l, vit_b, vit_t or a JSON config (default: what "
-                  "--teacher-checkpoint holds)");
+  cmd->add_option(
+      "--teacher", o.teacher,
+      "Teacher architecture: vit_h, vit_l, vit_b, vit_t or a JSON config (default: what "
+      "--teacher-checkpoint holds)");
   cmd->add_option("--teacher-checkpoint", o.teacher_checkpoint,
-                  "Teacher weights: a SAM checkpoint (image_encoder.*), an encoder state dict or a run folder")
+                  "Teacher weights: a SAM checkpoint (image_encoder.*), an encoder state dict or a "
+                  "run folder")
       ->required();
   cmd->add_option("--data", o.data, "SA-1B folder(s) of sa_<id>.jpg + sa_<id>.json")->required();
   add_subset_options(cmd, o.subset);
   cmd->add_option("--store", o.store, "Embedding store folder (created, or continued)")->required();
-  cmd->add_option("--batch-size", o.batch_size, "Images per teacher forward")->capture_default_str();
-  cmd->add_option("--device", o.device, "cpu or cuda")->capture_default_str();
-  cmd->add_option("--dtype", args->dtype, "Stored values: fp16, bf16, fp32 or int8 (per-channel scales)")
+  cmd->add_option("--batch-size", o.batch_size, "Images per teacher forward")
       ->capture_default_str();
-  cmd->add_option("--shard", args->shard, "Embed the i-th of N interleaved slices of the subset (i/N)")
+  cmd->add_option("--device", o.device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--dtype", args->dtype,
+                  "Stored values: fp16, bf16, fp32 or int8 (per-channel scales)")
+      ->capture_default_str();
+  cmd->add_option("--shard", args->shard,
+                  "Embed the i-th of N interleaved slices of the subset (i/N)")
       ->capture_default_str();
   cmd->add_flag("--cache-images", o.cache_images, "Also store each resized uint8 image");
   cmd->add_flag("--json", args->json, "Print the summary as JSON");

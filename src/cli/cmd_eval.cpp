@@ -34,23 +34,29 @@ void add_eval_command(CLI::App& app, const Globals&) {
   auto a = std::make_shared<EvalArgs>();
   eval::EvalRequest& r = a->request;
   CLI::App* cmd = app.add_subcommand(
-      "eval", "mIoU of the student's masks against the teacher's for the same prompts (and of "
-              "both against the ground truth)");
+      "eval",
+      "mIoU of the student's masks against the teacher's for the same prompts (and of "
+      "both against the ground truth)");
   cmd->add_option("--teacher", r.teacher,
-                  "Teacher architecture: preset or JSON config (default: the store's, else what --teacher-checkpoint holds)");
-  cmd->add_option("--teacher-checkpoint", r.teacher_checkpoint,
-                  "Teacher weights, a full SAM checkpoint (file or run folder): its encoder when "
-                  "there is no --store, and its prompt encoder and mask decoder (for both models unless the "
-                  "student has its own, see --student-decoder)");
+                  "Teacher architecture: preset or JSON config (default: the store's, else what "
+                  "--teacher-checkpoint holds)");
+  cmd->add_option(
+      "--teacher-checkpoint", r.teacher_checkpoint,
+      "Teacher weights, a full SAM checkpoint (file or run folder): its encoder when "
+      "there is no --store, and its prompt encoder and mask decoder (for both models unless the "
+      "student has its own, see --student-decoder)");
   cmd->add_option("--store", r.store,
                   "Embedding store with the teacher's embeddings (the teacher then never runs)");
-  cmd->add_option("--student", r.student, "Student weights: a checkpoint or a run folder")->required();
-  cmd->add_option("--student-model", r.student_model,
-                  "Student architecture: preset or JSON config (default: --student's run's, else what "
-                  "--student holds)");
-  cmd->add_option("--student-decoder", r.student_decoder,
-                  "The student's prompt encoder + mask decoder: teacher (only the encoder differs), "
-                  "own (a fine-tuned student's), auto (own when --student holds them)")
+  cmd->add_option("--student", r.student, "Student weights: a checkpoint or a run folder")
+      ->required();
+  cmd->add_option(
+      "--student-model", r.student_model,
+      "Student architecture: preset or JSON config (default: --student's run's, else what "
+      "--student holds)");
+  cmd->add_option(
+         "--student-decoder", r.student_decoder,
+         "The student's prompt encoder + mask decoder: teacher (only the encoder differs), "
+         "own (a fine-tuned student's), auto (own when --student holds them)")
       ->capture_default_str();
   cmd->add_option("--data", r.data, "SA-1B folder(s) of sa_<id>.jpg + sa_<id>.json")->required();
   add_subset_options(cmd, r.subset);
@@ -66,7 +72,8 @@ void add_eval_command(CLI::App& app, const Globals&) {
                   "score | oracle | off, or auto: score for single points, off for boxes and "
                   "two points")
       ->capture_default_str();
-  cmd->add_option("--prompt-seed", r.settings.seed, "Seed of the fgbg point placement")->capture_default_str();
+  cmd->add_option("--prompt-seed", r.settings.seed, "Seed of the fgbg point placement")
+      ->capture_default_str();
   cmd->add_option("--device", r.device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--report", a->report, "Write the report as JSON to this file");
   cmd->add_option("--vis", r.vis_dir,

@@ -16,14 +16,14 @@ struct ExportArgs {
 
 void run_export(const ExportArgs& a) {
   const io::Weights student = io::read_weights(a.student);
-  const models::EncoderConfig config = models::encoder_config_of(student, a.student_model, "--student-model");
+  const models::EncoderConfig config =
+      models::encoder_config_of(student, a.student_model, "--student-model");
   // A fine-tuned student (finetune's final.pth) brings its own prompt encoder and mask decoder.
   const std::string decoder_from = a.decoder_from.empty() ? student.file : a.decoder_from;
   io::StateDict sam = models::assemble_sam(student.encoder(), config, decoder_from);
   io::write_state_dict(a.out, sam);
-  std::cout << "wrote " << a.out << ": " << sam.size() << " entries, "
-            << io::count_parameters(sam) << " parameters ("
-            << models::preset_name(config) << " encoder)\n";
+  std::cout << "wrote " << a.out << ": " << sam.size() << " entries, " << io::count_parameters(sam)
+            << " parameters (" << models::preset_name(config) << " encoder)\n";
 }
 
 }  // namespace
@@ -31,14 +31,17 @@ void run_export(const ExportArgs& a) {
 void add_export_command(CLI::App& app, const Globals&) {
   auto a = std::make_shared<ExportArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "export", "Write a full SAM checkpoint (student encoder + the teacher's, or a fine-tuned, prompt "
-                "encoder and mask decoder) under the official key names, loadable by torch.load and MobileSAM");
+      "export",
+      "Write a full SAM checkpoint (student encoder + the teacher's, or a fine-tuned, prompt "
+      "encoder and mask decoder) under the official key names, loadable by torch.load and "
+      "MobileSAM");
   cmd->add_option("--student", a->student,
                   "Student weights: a run folder (its final.pth, else newest checkpoint) or a file")
       ->required();
-  cmd->add_option("--student-model", a->student_model,
-                  "Student architecture: preset or JSON config (default: --student's run's, else what "
-                  "--student holds)");
+  cmd->add_option(
+      "--student-model", a->student_model,
+      "Student architecture: preset or JSON config (default: --student's run's, else what "
+      "--student holds)");
   cmd->add_option("--decoder-from", a->decoder_from,
                   "Full SAM checkpoint whose prompt encoder and mask decoder to take (default: "
                   "--student's own, when it is a full SAM checkpoint such as a finetune run's)");

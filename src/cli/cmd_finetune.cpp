@@ -13,15 +13,20 @@ namespace {
 
 void run_finetune(const RunConfigArgs& a) {
   finetune::FinetuneRequest request;
-  request.config = finetune::finetune_config_from_json(effective_config(a, finetune::finetune_config_defaults()));
-  if (request.config.loop.store.empty()) throw Error("finetune: no embedding store given (--store)");
+  request.config = finetune::finetune_config_from_json(
+      effective_config(a, finetune::finetune_config_defaults()));
+  if (request.config.loop.store.empty())
+    throw Error("finetune: no embedding store given (--store)");
   request.run_dir = a.out;
   request.resume = a.resume;
   const train::TrainSummary s = finetune::finetune(request);
   print_train_summary(s);
   std::cout << "held-out     mIoU vs teacher";
   for (size_t i = 0; i < s.scores.size(); ++i)
-    std::cout << (i == 0 ? " before " : i == 1 ? ", after epochs " : " ") << format_number(s.scores[i]);
+    std::cout << (i == 0   ? " before "
+                  : i == 1 ? ", after epochs "
+                           : " ")
+              << format_number(s.scores[i]);
   std::cout << "; final.pth has " << format_number(s.best_score)
             << (s.stopped_early ? " (stopped early: no better for patience epochs)" : "") << "\n";
 }
@@ -31,8 +36,9 @@ void run_finetune(const RunConfigArgs& a) {
 void add_finetune_command(CLI::App& app, const Globals&) {
   auto a = std::make_shared<RunConfigArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "finetune", "Fine-tune the student's mask decoder on the teacher's masks (or the annotations), "
-                  "keeping the best held-out mIoU; final.pth is a full SAM checkpoint");
+      "finetune",
+      "Fine-tune the student's mask decoder on the teacher's masks (or the annotations), "
+      "keeping the best held-out mIoU; final.pth is a full SAM checkpoint");
   add_run_config_options(cmd, *a, finetune::finetune_config_table().keys());
   cmd->callback([a] { run_finetune(*a); });
 }

@@ -28,7 +28,8 @@ struct PredictArgs {
 };
 
 // "a,b,c[,d]" -> numbers; sd::Error naming the flag and the text otherwise.
-std::vector<float> numbers(const std::string& text, const std::string& flag, size_t min, size_t max) {
+std::vector<float> numbers(const std::string& text, const std::string& flag, size_t min,
+                           size_t max) {
   std::vector<float> out;
   std::stringstream in(text);
   for (std::string item; std::getline(in, item, ',');) {
@@ -38,7 +39,8 @@ std::vector<float> numbers(const std::string& text, const std::string& flag, siz
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used == 0 || used != item.size()) throw Error(flag + " '" + text + "': '" + item + "' is not a number");
+    if (used == 0 || used != item.size())
+      throw Error(flag + " '" + text + "': '" + item + "' is not a number");
   }
   if (out.size() < min || out.size() > max)
     throw Error(flag + " '" + text + "': expected " + std::to_string(min) +
@@ -60,7 +62,8 @@ models::Prompts prompts_of(const PredictArgs& a) {
     p.point_labels = at::tensor(labels, at::kInt);
   }
   if (!a.box.empty()) p.box = at::tensor(numbers(a.box, "--box", 4, 4));
-  if (!p.box.defined() && !p.point_coords.defined()) throw Error("predict: give --point and/or --box");
+  if (!p.box.defined() && !p.point_coords.defined())
+    throw Error("predict: give --point and/or --box");
   return p;
 }
 
@@ -79,7 +82,8 @@ std::string numbered(const std::string& path, int64_t i) {
   const size_t dot = path.rfind('.');
   const size_t slash = path.rfind('/');
   const bool ext = dot != std::string::npos && (slash == std::string::npos || dot > slash);
-  return (ext ? path.substr(0, dot) : path) + "_" + std::to_string(i) + (ext ? path.substr(dot) : "");
+  return (ext ? path.substr(0, dot) : path) + "_" + std::to_string(i) +
+         (ext ? path.substr(dot) : "");
 }
 
 void run_predict(const PredictArgs& a) {
@@ -95,8 +99,8 @@ void run_predict(const PredictArgs& a) {
     const std::string path = numbered(a.out, i);
     eval::write_png(path, (masks[i].to(at::kByte) * 255).unsqueeze(-1).expand({-1, -1, 3}));
     std::cout << path << "  predicted IoU " << scores[i].item<float>() << "  area "
-              << masks[i].sum().item<int64_t>() << " px" << (i == best && masks.size(0) > 1 ? "  (best)" : "")
-              << "\n";
+              << masks[i].sum().item<int64_t>() << " px"
+              << (i == best && masks.size(0) > 1 ? "  (best)" : "") << "\n";
   }
   if (!a.overlay.empty()) {
     at::Tensor picture = eval::tint(rgb, masks[best], {30, 144, 255});
@@ -110,18 +114,24 @@ void run_predict(const PredictArgs& a) {
 
 void add_predict_command(CLI::App& app, const Globals&) {
   auto a = std::make_shared<PredictArgs>();
-  CLI::App* cmd = app.add_subcommand(
-      "predict", "Masks and predicted IoUs for point / box prompts on one image, as SAM's predictor gives them");
+  CLI::App* cmd = app.add_subcommand("predict",
+                                     "Masks and predicted IoUs for point / box prompts on one "
+                                     "image, as SAM's predictor gives them");
   cmd->add_option("--checkpoint", a->checkpoint,
                   "Full SAM checkpoint (e.g. mobile_sam.pt from export), or a run folder with one")
       ->required();
-  cmd->add_option("--model", a->model, "Its image encoder: preset or JSON config (default: what --checkpoint holds)");
+  cmd->add_option("--model", a->model,
+                  "Its image encoder: preset or JSON config (default: what --checkpoint holds)");
   cmd->add_option("--image", a->image, "Image file (JPEG, PNG)")->required();
-  cmd->add_option("--point", a->points, "x,y[,label] in image pixels; label 1 foreground (default), 0 background; repeatable");
+  cmd->add_option(
+      "--point", a->points,
+      "x,y[,label] in image pixels; label 1 foreground (default), 0 background; repeatable");
   cmd->add_option("--box", a->box, "x0,y0,x1,y1 in image pixels");
-  cmd->add_flag("--multimask", a->multimask, "Three masks (mask.png, mask_1.png, mask_2.png) instead of one");
+  cmd->add_flag("--multimask", a->multimask,
+                "Three masks (mask.png, mask_1.png, mask_2.png) instead of one");
   cmd->add_option("--out", a->out, "Mask PNG (white = mask)")->required();
-  cmd->add_option("--overlay", a->overlay, "Also write the image with the best mask and the prompts drawn");
+  cmd->add_option("--overlay", a->overlay,
+                  "Also write the image with the best mask and the prompts drawn");
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   cmd->callback([a] { run_predict(*a); });
 }

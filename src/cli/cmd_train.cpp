@@ -3,8 +3,8 @@
 
 #include "cli/commands.h"
 #include "cli/shared_options.h"
-#include "train/train_config.h"
 #include "distill/trainer.h"
+#include "train/train_config.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -18,7 +18,8 @@ struct TrainArgs {
 
 void run_train(const TrainArgs& a) {
   distill::TrainRequest request;
-  request.config = train::train_config_from_json(effective_config(a.run, train::train_config_defaults()));
+  request.config =
+      train::train_config_from_json(effective_config(a.run, train::train_config_defaults()));
   if (request.config.store.empty()) throw Error("train: no embedding store given (--store)");
   request.run_dir = a.run.out;
   request.resume = a.run.resume;
@@ -31,7 +32,8 @@ void run_train(const TrainArgs& a) {
 
 void print_train_summary(const train::TrainSummary& s) {
   std::cout << "steps        " << s.steps << " (" << s.steps_this_call << " in this call)\n"
-            << "loss         " << format_number(s.first_loss) << " -> " << format_number(s.last_loss) << "\n"
+            << "loss         " << format_number(s.first_loss) << " -> "
+            << format_number(s.last_loss) << "\n"
             << "images/s     " << format_number(s.images_per_s) << "\n"
             << "data wait    " << format_number(s.data_wait_pct) << "%\n"
             << "non-finite   " << s.nonfinite_total << " steps skipped\n"
@@ -41,10 +43,12 @@ void print_train_summary(const train::TrainSummary& s) {
 void add_train_command(CLI::App& app, const Globals&) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "train", "Distil a student encoder from stored teacher embeddings (MSE), with exact resume "
-               "(configs/mobilesam_vit_t.json: the paper's recipe)");
+      "train",
+      "Distil a student encoder from stored teacher embeddings (MSE), with exact resume "
+      "(configs/mobilesam_vit_t.json: the paper's recipe)");
   add_run_config_options(cmd, a->run, train::train_config_table().keys());
-  cmd->add_option("--teacher", a->teacher, "Refuse a store not made by this architecture (preset or config)");
+  cmd->add_option("--teacher", a->teacher,
+                  "Refuse a store not made by this architecture (preset or config)");
   cmd->add_option("--teacher-checkpoint", a->teacher_checkpoint,
                   "Refuse a store not made with these teacher weights");
   cmd->callback([a] { run_train(*a); });

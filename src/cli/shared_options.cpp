@@ -9,11 +9,16 @@
 namespace sd::cli {
 
 void add_subset_options(CLI::App* command, data::SubsetSpec& subset) {
-  command->add_option("--subset", subset.list_file, "File listing image ids or folder (tar) names to keep");
-  command->add_option("--fraction", subset.fraction, "Keep this fraction of images, chosen by hashing their ids")
+  command->add_option("--subset", subset.list_file,
+                      "File listing image ids or folder (tar) names to keep");
+  command
+      ->add_option("--fraction", subset.fraction,
+                   "Keep this fraction of images, chosen by hashing their ids")
       ->capture_default_str();
   command->add_option("--seed", subset.seed, "Seed of the hashed selection")->capture_default_str();
-  command->add_option("--val-fraction", subset.val_fraction, "Fraction set aside as the validation split")
+  command
+      ->add_option("--val-fraction", subset.val_fraction,
+                   "Fraction set aside as the validation split")
       ->capture_default_str();
   command->add_flag("--validation", subset.validation, "Use the validation split instead");
 }
@@ -29,10 +34,12 @@ std::string flag_of(std::string key) {
 
 void add_run_config_options(CLI::App* cmd, RunConfigArgs& a, const std::vector<io::KeyInfo>& keys) {
   cmd->add_option("--config", a.config, "JSON config; every key is also a flag below");
-  cmd->add_option("--out", a.out, "Run folder (config.json, metrics.jsonl, checkpoints/, final.pth)")
+  cmd->add_option("--out", a.out,
+                  "Run folder (config.json, metrics.jsonl, checkpoints/, final.pth)")
       ->required();
-  cmd->add_option("--resume", a.resume,
-                  "'auto': continue from the newest valid checkpoint of --out; or a checkpoint file");
+  cmd->add_option(
+      "--resume", a.resume,
+      "'auto': continue from the newest valid checkpoint of --out; or a checkpoint file");
   for (const io::KeyInfo& k : keys) {
     const std::string key = k.key;
     cmd->add_option_function<std::string>(
@@ -45,7 +52,8 @@ void add_run_config_options(CLI::App* cmd, RunConfigArgs& a, const std::vector<i
 nlohmann::json effective_config(const RunConfigArgs& a, const nlohmann::json& defaults) {
   nlohmann::json merged = defaults;
   const std::string run_config = io::RunPaths{a.out}.config();
-  if (!a.config.empty()) merged = io::merge_config(defaults, io::read_json_file(a.config), a.config);
+  if (!a.config.empty())
+    merged = io::merge_config(defaults, io::read_json_file(a.config), a.config);
   else if (!a.resume.empty() && std::filesystem::exists(run_config))
     merged = io::merge_config(defaults, io::read_json_file(run_config), run_config);
   for (const auto& [key, text] : a.overrides)

@@ -1,8 +1,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
-
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -22,7 +21,8 @@ struct RunConfigArgs {
   std::string config, out, resume;
   std::map<std::string, std::string> overrides;  // config key -> command-line text
 };
-void add_run_config_options(CLI::App* command, RunConfigArgs& args, const std::vector<io::KeyInfo>& keys);
+void add_run_config_options(CLI::App* command, RunConfigArgs& args,
+                            const std::vector<io::KeyInfo>& keys);
 
 // The defaults, merged with --config, else with the run folder's own config.json when
 // resuming, then with the command-line overrides; sd::Error naming a bad key or value.

@@ -60,8 +60,10 @@ Dataset Dataset::index_sa1b(const std::vector<std::string>& folders, std::vector
   // stem -> (image, json)
   std::map<std::string, std::pair<fs::path, fs::path>> pairs;
   for (const std::string& folder : folders) {
-    if (!fs::is_directory(folder)) throw Error(folder + ": not a folder (--data expects SA-1B folders)");
-    for (auto it = fs::recursive_directory_iterator(folder, fs::directory_options::follow_directory_symlink);
+    if (!fs::is_directory(folder))
+      throw Error(folder + ": not a folder (--data expects SA-1B folders)");
+    for (auto it = fs::recursive_directory_iterator(
+             folder, fs::directory_options::follow_directory_symlink);
          it != fs::recursive_directory_iterator(); ++it) {
       if (!it->is_regular_file()) continue;
       const fs::path& p = it->path();
@@ -76,8 +78,9 @@ Dataset Dataset::index_sa1b(const std::vector<std::string>& folders, std::vector
   for (auto& [stem, files] : pairs) {
     if (files.first.empty() || files.second.empty()) {
       if (orphans)
-        orphans->push_back({(files.first.empty() ? files.second : files.first).string(),
-                            files.first.empty() ? "JSON without its image" : "image without its JSON"});
+        orphans->push_back(
+            {(files.first.empty() ? files.second : files.first).string(),
+             files.first.empty() ? "JSON without its image" : "image without its JSON"});
       continue;
     }
     d.entries_.push_back({stem, files.first.parent_path().filename().string(), files.first.string(),
@@ -101,7 +104,8 @@ Dataset Dataset::subset(const SubsetSpec& spec) const {
   if (spec.fraction < 0 || spec.fraction > 1 || spec.val_fraction < 0 || spec.val_fraction >= 1)
     throw Error("subset: --fraction must be in [0, 1] and --val-fraction in [0, 1), got " +
                 std::to_string(spec.fraction) + " and " + std::to_string(spec.val_fraction));
-  const std::set<std::string> listed = spec.list_file.empty() ? std::set<std::string>{} : read_list(spec.list_file);
+  const std::set<std::string> listed =
+      spec.list_file.empty() ? std::set<std::string>{} : read_list(spec.list_file);
   return filter([&](const Entry& e) {
     if (!spec.list_file.empty() && !listed.count(e.id) && !listed.count(e.group)) return false;
     const bool in_validation = subset_draw(e.id, spec.seed ^ kValidationSalt) < spec.val_fraction;

@@ -7,7 +7,8 @@
 namespace sd::data {
 
 #ifdef SAMDISTILL_WITH_OPENCV
-at::Tensor decode_image_opencv(std::string_view bytes, const std::string& where);  // image_opencv.cpp
+at::Tensor decode_image_opencv(std::string_view bytes,
+                               const std::string& where);  // image_opencv.cpp
 #endif
 
 ImageDecoder default_image_decoder() {
@@ -32,7 +33,8 @@ void check_jpeg_complete(std::string_view b, const std::string& where) {
   const size_t n = b.size();
   auto byte = [&](size_t i) { return static_cast<uint8_t>(b[i]); };
   if (n < 2 || byte(0) != 0xFF || byte(1) != 0xD8) return;
-  const std::string truncated = where + ": truncated JPEG (no end-of-image marker before the data ends)";
+  const std::string truncated =
+      where + ": truncated JPEG (no end-of-image marker before the data ends)";
   size_t p = 2;
   while (true) {
     // Stray bytes before a marker: libjpeg skips them with a warning, and so do we.
@@ -42,11 +44,12 @@ void check_jpeg_complete(std::string_view b, const std::string& where) {
     while (p < n && byte(p) == 0xFF) ++p;  // fill bytes
     if (p >= n) throw Error(truncated);
     const uint8_t marker = byte(p++);
-    if (marker == 0xD9) return;                                    // EOI
+    if (marker == 0xD9) return;                                          // EOI
     if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;  // no length
     if (p + 2 > n) throw Error(truncated);
     const size_t length = (size_t{byte(p)} << 8) | byte(p + 1);
-    if (length < 2) throw Error(where + ": corrupt JPEG (segment length " + std::to_string(length) + ")");
+    if (length < 2)
+      throw Error(where + ": corrupt JPEG (segment length " + std::to_string(length) + ")");
     p += length;
     if (p > n) throw Error(truncated);
     if (marker != 0xDA) continue;

@@ -18,7 +18,8 @@ at::Tensor decode_image_opencv(std::string_view bytes, const std::string& where)
   } catch (const cv::Exception& e) {
     throw Error(where + ": cannot decode image (" + e.what() + ")");
   }
-  if (bgr.empty() || bgr.type() != CV_8UC3) throw Error(where + ": cannot decode image (not a JPEG/PNG or corrupt)");
+  if (bgr.empty() || bgr.type() != CV_8UC3)
+    throw Error(where + ": cannot decode image (not a JPEG/PNG or corrupt)");
   at::Tensor rgb = at::empty({bgr.rows, bgr.cols, 3}, at::kByte);
   cv::Mat out(bgr.rows, bgr.cols, CV_8UC3, rgb.data_ptr<uint8_t>());
   cv::cvtColor(bgr, out, cv::COLOR_BGR2RGB);

@@ -18,7 +18,8 @@ int worker_count(int asked, size_t entries) {
 
 // A bad image's one message, in every pipeline: the reason, naming the file.
 std::string describe(const Skip& skip) {
-  return skip.reason.find(skip.file) != std::string::npos ? skip.reason : skip.file + ": " + skip.reason;
+  return skip.reason.find(skip.file) != std::string::npos ? skip.reason
+                                                          : skip.file + ": " + skip.reason;
 }
 
 }  // namespace
@@ -43,7 +44,8 @@ ImageReader::ImageReader(std::vector<const Entry*> entries, ImageSource source, 
   if (options_.workers < 0 || options_.ahead < 1)
     throw Error("image reader: workers must be >= 0 and images ahead >= 1");
   try {
-    for (int i = worker_count(options_.workers, entries_.size()); i > 0; --i) threads_.emplace_back([this] { work(); });
+    for (int i = worker_count(options_.workers, entries_.size()); i > 0; --i)
+      threads_.emplace_back([this] { work(); });
   } catch (...) {  // no thread left running on a half-built reader
     stop();
     throw;
@@ -100,7 +102,8 @@ void ImageReader::work() {
     {
       std::unique_lock<std::mutex> lock(mutex_);
       changed_.wait(lock, [&] {
-        return stopping_ || claimed_ >= entries_.size() || claimed_ < taken_ + static_cast<size_t>(options_.ahead);
+        return stopping_ || claimed_ >= entries_.size() ||
+               claimed_ < taken_ + static_cast<size_t>(options_.ahead);
       });
       if (stopping_ || claimed_ >= entries_.size()) return;
       index = claimed_++;

@@ -56,7 +56,8 @@ void Loader::start(int64_t epoch, int64_t position) {
                 std::to_string(dataset_.size()) + " records");
   epoch_ = epoch;
   position_ = position;
-  const std::vector<int64_t> order = epoch_order(dataset_.size(), options_.seed, epoch, options_.shuffle);
+  const std::vector<int64_t> order =
+      epoch_order(dataset_.size(), options_.seed, epoch, options_.shuffle);
   std::vector<const Entry*> entries;
   for (size_t i = static_cast<size_t>(position); i < order.size(); ++i)
     entries.push_back(&dataset_[static_cast<size_t>(order[i])]);
@@ -75,8 +76,10 @@ std::optional<Batch> Loader::next() {
     std::optional<ImageItem> item = reader_->next();
     if (!item) break;
     ++position_;
-    if (item->skip) skips_.push_back(*item->skip);
-    else items.push_back(std::move(*item));
+    if (item->skip)
+      skips_.push_back(*item->skip);
+    else
+      items.push_back(std::move(*item));
   }
   if (items.empty() || (options_.drop_last && static_cast<int>(items.size()) < options_.batch_size))
     return std::nullopt;
@@ -84,7 +87,8 @@ std::optional<Batch> Loader::next() {
   Batch batch;
   batch.epoch = epoch_;
   batch.end_position = position_;
-  auto tensor_options = at::TensorOptions().dtype(at::kFloat).pinned_memory(options_.pin_memory && at::hasCUDA());
+  auto tensor_options =
+      at::TensorOptions().dtype(at::kFloat).pinned_memory(options_.pin_memory && at::hasCUDA());
   batch.images = at::empty({static_cast<int64_t>(items.size()), 3, 1024, 1024}, tensor_options);
   for (size_t i = 0; i < items.size(); ++i) {
     batch.images[static_cast<int64_t>(i)].copy_(items[i].input.pixels);

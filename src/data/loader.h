@@ -16,11 +16,11 @@ namespace sd::data {
 
 struct LoaderOptions {
   int batch_size = 1;
-  int workers = 0;         // decoding threads; 0: one per core
-  int prefetch = 4;        // batches read ahead of the consumer
+  int workers = 0;   // decoding threads; 0: one per core
+  int prefetch = 4;  // batches read ahead of the consumer
   uint64_t seed = 0;
-  bool shuffle = true;     // false: dataset order every epoch
-  bool drop_last = false;  // drop a final batch smaller than batch_size
+  bool shuffle = true;       // false: dataset order every epoch
+  bool drop_last = false;    // drop a final batch smaller than batch_size
   bool read_records = true;  // parse each JSON (annotations) as well as the image
   bool pin_memory = false;   // page-locked batches (only when CUDA is available)
   bool strict = false;       // the first bad record throws instead of being skipped

@@ -69,8 +69,8 @@ Coefficients precompute(int in_size, int out_size) {
     const int first = std::min(xmin, in_size - c.taps);
     for (int x = 0; x < xmax; ++x) {
       const double w = ww != 0.0 ? k[x] / ww : k[x];
-      c.weights[static_cast<size_t>(xx) * c.stride + xmin - first + x] =
-          static_cast<int32_t>(w < 0 ? -0.5 + w * (1 << kPrecisionBits) : 0.5 + w * (1 << kPrecisionBits));
+      c.weights[static_cast<size_t>(xx) * c.stride + xmin - first + x] = static_cast<int32_t>(
+          w < 0 ? -0.5 + w * (1 << kPrecisionBits) : 0.5 + w * (1 << kPrecisionBits));
     }
     c.first[xx] = first;
   }
@@ -84,13 +84,15 @@ Coefficients precompute(int in_size, int out_size) {
 }
 
 // PIL's clip8: the rounded fixed-point sum as a byte.
-inline uint8_t clip8(int32_t v) { return static_cast<uint8_t>(std::min(std::max(v >> kPrecisionBits, 0), 255)); }
+inline uint8_t clip8(int32_t v) {
+  return static_cast<uint8_t>(std::min(std::max(v >> kPrecisionBits, 0), 255));
+}
 
 // Output pixels [from, to) of one input row (in_w x C) resampled along x. TAPS > 0 fixes the
 // window length at compile time, which lets the compiler unroll it; 0 reads it from `c`.
 template <int C, int TAPS>
-SD_VECTORISED void horizontal_pixels(const uint8_t* __restrict line, const Coefficients& c, int from, int to,
-                                     uint8_t* __restrict out) {
+SD_VECTORISED void horizontal_pixels(const uint8_t* __restrict line, const Coefficients& c,
+                                     int from, int to, uint8_t* __restrict out) {
   const int taps = TAPS > 0 ? TAPS : c.taps;
   for (int xx = from; xx < to; ++xx) {
     const int32_t* k = &c.weights[static_cast<size_t>(xx) * c.stride];
@@ -115,25 +117,35 @@ void horizontal_row(const uint8_t* line, const Coefficients& c, int, int out_w, 
 // bits) and the lanes of each channel summed. The last few output pixels, whose load would
 // pass the row's end, go through the plain version.
 // One channel of `pixels` (picked by the `channel` shuffle) times the weights, in pairs of lanes.
-__attribute__((target("avx2"))) inline __m256i weigh(__m256i pixels, __m256i channel, __m256i low, __m256i high) {
+__attribute__((target("avx2"))) inline __m256i weigh(__m256i pixels, __m256i channel, __m256i low,
+                                                     __m256i high) {
   const __m256i v = _mm256_shuffle_epi8(pixels, channel);
-  return _mm256_add_epi32(_mm256_slli_epi32(_mm256_madd_epi16(v, high), 15), _mm256_madd_epi16(v, low));
+  return _mm256_add_epi32(_mm256_slli_epi32(_mm256_madd_epi16(v, high), 15),
+                          _mm256_madd_epi16(v, low));
 }
 
-__attribute__((target("avx2"))) void horizontal_row_rgb_avx2(const uint8_t* line, const Coefficients& c, int in_w,
+__attribute__((target("avx2"))) void horizontal_row_rgb_avx2(const uint8_t* line,
+                                                             const Coefficients& c, int in_w,
                                                              int out_w, uint8_t* out) {
-  const __m256i red = _mm256_broadcastsi128_si256(_mm_setr_epi8(0, -1, 3, -1, 6, -1, 9, -1, 12, -1, -1, -1, -1, -1, -1, -1));
-  const __m256i green = _mm256_broadcastsi128_si256(_mm_setr_epi8(1, -1, 4, -1, 7, -1, 10, -1, 13, -1, -1, -1, -1, -1, -1, -1));
-  const __m256i blue = _mm256_broadcastsi128_si256(_mm_setr_epi8(2, -1, 5, -1, 8, -1, 11, -1, 14, -1, -1, -1, -1, -1, -1, -1));
+  const __m256i red = _mm256_broadcastsi128_si256(
+      _mm_setr_epi8(0, -1, 3, -1, 6, -1, 9, -1, 12, -1, -1, -1, -1, -1, -1, -1));
+  const __m256i green = _mm256_broadcastsi128_si256(
+      _mm_setr_epi8(1, -1, 4, -1, 7, -1, 10, -1, 13, -1, -1, -1, -1, -1, -1, -1));
+  const __m256i blue = _mm256_broadcastsi128_si256(
+      _mm_setr_epi8(2, -1, 5, -1, 8, -1, 11, -1, 14, -1, -1, -1, -1, -1, -1, -1));
   const __m256i half = _mm256_set1_epi32(kHalf);
   int xx = 0;
   for (; xx + 1 < out_w && c.first[xx + 1] * 3 + 16 <= in_w * 3; xx += 2) {
     const __m256i px = _mm256_inserti128_si256(
-        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(line + c.first[xx] * 3))),
+        _mm256_castsi128_si256(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(line + c.first[xx] * 3))),
         _mm_loadu_si128(reinterpret_cast<const __m128i*>(line + c.first[xx + 1] * 3)), 1);
-    const __m256i low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&c.low[static_cast<size_t>(xx) * 8]));
-    const __m256i high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&c.high[static_cast<size_t>(xx) * 8]));
-    const __m256i r = weigh(px, red, low, high), g = weigh(px, green, low, high), b = weigh(px, blue, low, high);
+    const __m256i low =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&c.low[static_cast<size_t>(xx) * 8]));
+    const __m256i high =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&c.high[static_cast<size_t>(xx) * 8]));
+    const __m256i r = weigh(px, red, low, high), g = weigh(px, green, low, high),
+                  b = weigh(px, blue, low, high);
     // Per 128-bit half: the (r, g, b, b) sums of its output pixel.
     __m256i rgb = _mm256_hadd_epi32(_mm256_hadd_epi32(r, g), _mm256_hadd_epi32(b, b));
     rgb = _mm256_srai_epi32(_mm256_add_epi32(rgb, half), kPrecisionBits);
@@ -147,15 +159,20 @@ __attribute__((target("avx2"))) void horizontal_row_rgb_avx2(const uint8_t* line
 }
 #endif
 
-using HorizontalRow = void (*)(const uint8_t* line, const Coefficients& c, int in_w, int out_w, uint8_t* out);
+using HorizontalRow = void (*)(const uint8_t* line, const Coefficients& c, int in_w, int out_w,
+                               uint8_t* out);
 
 template <int C>
 HorizontalRow horizontal_for(int taps) {
   switch (taps) {
-    case 3: return horizontal_row<C, 3>;   // upscaling
-    case 5: return horizontal_row<C, 5>;   // downscaling by up to 2
-    case 7: return horizontal_row<C, 7>;   // by up to 3
-    default: return horizontal_row<C, 0>;
+    case 3:
+      return horizontal_row<C, 3>;  // upscaling
+    case 5:
+      return horizontal_row<C, 5>;  // downscaling by up to 2
+    case 7:
+      return horizontal_row<C, 7>;  // by up to 3
+    default:
+      return horizontal_row<C, 0>;
   }
 }
 
@@ -164,15 +181,20 @@ HorizontalRow horizontal_for(int channels, int taps) {
   if (channels == 3 && taps <= 5 && __builtin_cpu_supports("avx2")) return horizontal_row_rgb_avx2;
 #endif
   switch (channels) {
-    case 1: return horizontal_for<1>(taps);
-    case 2: return horizontal_for<2>(taps);
-    case 3: return horizontal_for<3>(taps);
-    default: return horizontal_for<4>(taps);
+    case 1:
+      return horizontal_for<1>(taps);
+    case 2:
+      return horizontal_for<2>(taps);
+    case 3:
+      return horizontal_for<3>(taps);
+    default:
+      return horizontal_for<4>(taps);
   }
 }
 
 // One output row: the `taps` rows weighted by `k`, summed per value (n values).
-void vertical_row_any(const uint8_t* const* rows, const int32_t* k, int taps, size_t n, uint8_t* out) {
+void vertical_row_any(const uint8_t* const* rows, const int32_t* k, int taps, size_t n,
+                      uint8_t* out) {
   std::vector<int32_t> acc(n, kHalf);
   for (int y = 0; y < taps; ++y)
     for (size_t i = 0; i < n; ++i) acc[i] += rows[y][i] * k[y];
@@ -181,7 +203,8 @@ void vertical_row_any(const uint8_t* const* rows, const int32_t* k, int taps, si
 
 // The same with TAPS known at compile time: one vectorised pass, no accumulator in memory.
 template <int TAPS>
-SD_VECTORISED void vertical_row(const uint8_t* const* rows, const int32_t* k, int, size_t n, uint8_t* __restrict out) {
+SD_VECTORISED void vertical_row(const uint8_t* const* rows, const int32_t* k, int, size_t n,
+                                uint8_t* __restrict out) {
   const uint8_t* r[TAPS];
   int32_t w[TAPS];
   for (int y = 0; y < TAPS; ++y) {
@@ -199,30 +222,38 @@ using VerticalRow = void (*)(const uint8_t* const*, const int32_t*, int, size_t,
 
 VerticalRow vertical_for(int taps) {
   switch (taps) {
-    case 3: return vertical_row<3>;
-    case 5: return vertical_row<5>;
-    case 7: return vertical_row<7>;
-    default: return vertical_row_any;
+    case 3:
+      return vertical_row<3>;
+    case 5:
+      return vertical_row<5>;
+    case 7:
+      return vertical_row<7>;
+    default:
+      return vertical_row_any;
   }
 }
 
 void check(const at::Tensor& image, int out_h, int out_w) {
-  if (image.dim() != 3 || image.scalar_type() != at::kByte || image.size(2) < 1 || image.size(2) > 4)
-    throw Error("pil_resize_bilinear: expected a uint8 HxWxC image (C 1..4), got " + c10::str(image.sizes()));
+  if (image.dim() != 3 || image.scalar_type() != at::kByte || image.size(2) < 1 ||
+      image.size(2) > 4)
+    throw Error("pil_resize_bilinear: expected a uint8 HxWxC image (C 1..4), got " +
+                c10::str(image.sizes()));
   if (out_h < 1 || out_w < 1)
-    throw Error("pil_resize_bilinear: output size " + std::to_string(out_h) + "x" + std::to_string(out_w) +
-                " is empty");
+    throw Error("pil_resize_bilinear: output size " + std::to_string(out_h) + "x" +
+                std::to_string(out_w) + " is empty");
 }
 
 // Resizes row by row: each input row goes through the horizontal pass once, into a ring of
 // the last `taps` rows (a few KiB that stay in cache), as soon as the vertical pass needs it.
 // Output row y is written to out + y * out_stride and then handed to `row` when it is set.
-void resize(const at::Tensor& image, int out_h, int out_w, uint8_t* out, size_t out_stride, const ResizedRow* row) {
+void resize(const at::Tensor& image, int out_h, int out_w, uint8_t* out, size_t out_stride,
+            const ResizedRow* row) {
   const at::Tensor in = image.contiguous();
   const int in_h = static_cast<int>(in.size(0)), in_w = static_cast<int>(in.size(1));
   const int channels = static_cast<int>(in.size(2));
   const uint8_t* src = in.data_ptr<uint8_t>();
-  const size_t in_stride = static_cast<size_t>(in_w) * channels, mid_stride = static_cast<size_t>(out_w) * channels;
+  const size_t in_stride = static_cast<size_t>(in_w) * channels,
+               mid_stride = static_cast<size_t>(out_w) * channels;
 
   const bool need_horizontal = out_w != in_w;
   const Coefficients ch = need_horizontal ? precompute(in_w, out_w) : Coefficients{};
@@ -256,7 +287,8 @@ void resize(const at::Tensor& image, int out_h, int out_w, uint8_t* out, size_t 
       rows[y] = slot;
     }
     uint8_t* dst = out + yy * out_stride;
-    vertical(rows.data(), &cv.weights[static_cast<size_t>(yy) * cv.stride], cv.taps, mid_stride, dst);
+    vertical(rows.data(), &cv.weights[static_cast<size_t>(yy) * cv.stride], cv.taps, mid_stride,
+             dst);
     if (row) (*row)(yy, dst);
   }
 }
@@ -266,11 +298,13 @@ void resize(const at::Tensor& image, int out_h, int out_w, uint8_t* out, size_t 
 at::Tensor pil_resize_bilinear(const at::Tensor& image, int out_height, int out_width) {
   check(image, out_height, out_width);
   at::Tensor out = at::empty({out_height, out_width, image.size(2)}, at::kByte);
-  resize(image, out_height, out_width, out.data_ptr<uint8_t>(), static_cast<size_t>(out.size(1)) * out.size(2), nullptr);
+  resize(image, out_height, out_width, out.data_ptr<uint8_t>(),
+         static_cast<size_t>(out.size(1)) * out.size(2), nullptr);
   return out;
 }
 
-void pil_resize_bilinear_rows(const at::Tensor& image, int out_height, int out_width, const ResizedRow& row) {
+void pil_resize_bilinear_rows(const at::Tensor& image, int out_height, int out_width,
+                              const ResizedRow& row) {
   check(image, out_height, out_width);
   std::vector<uint8_t> buffer(static_cast<size_t>(out_width) * image.size(2));
   resize(image, out_height, out_width, buffer.data(), 0, &row);

@@ -16,6 +16,7 @@ at::Tensor pil_resize_bilinear(const at::Tensor& image, int out_height, int out_
 // The same resize handing each output row (out_width x C uint8) to `row`, top to bottom,
 // instead of storing the image.
 using ResizedRow = std::function<void(int y, const uint8_t* pixels)>;
-void pil_resize_bilinear_rows(const at::Tensor& image, int out_height, int out_width, const ResizedRow& row);
+void pil_resize_bilinear_rows(const at::Tensor& image, int out_height, int out_width,
+                              const ResizedRow& row);
 
 }  // namespace sd::data

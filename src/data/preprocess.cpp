@@ -7,7 +7,8 @@
 namespace sd::data {
 
 at::Tensor resize_longest_side(const at::Tensor& rgb, int64_t target_length) {
-  auto [h, w] = models::ResizeLongestSide::get_preprocess_shape(rgb.size(0), rgb.size(1), target_length);
+  auto [h, w] =
+      models::ResizeLongestSide::get_preprocess_shape(rgb.size(0), rgb.size(1), target_length);
   return pil_resize_bilinear(rgb, static_cast<int>(h), static_cast<int>(w));
 }
 

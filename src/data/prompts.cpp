@@ -103,14 +103,16 @@ at::Tensor annotation_prompt(const Annotation& a, PromptKind kind, uint64_t seed
       // the box its projection on the box's border ring is as close: the box alone decides.
       auto [x, y, w, h] = rle_bbox(a.segmentation);
       if (w == 0) throw Error(where + ": the mask is empty");
-      auto [row, col] = mask_centre(rle_decode(a.segmentation).slice(0, y, y + h).slice(1, x, x + w));
+      auto [row, col] =
+          mask_centre(rle_decode(a.segmentation).slice(0, y, y + h).slice(1, x, x + w));
       return point(x + col + 0.5, y + row + 0.5);
     }
     case PromptKind::random_point: {
       const int64_t area = rle_area(a.segmentation);
       if (area == 0) throw Error(where + ": the mask is empty");
       // The k-th 1 pixel in the runs' (column-major) order.
-      int64_t k = static_cast<int64_t>(mix(mix(seed) ^ static_cast<uint64_t>(a.id)) % static_cast<uint64_t>(area));
+      int64_t k = static_cast<int64_t>(mix(mix(seed) ^ static_cast<uint64_t>(a.id)) %
+                                       static_cast<uint64_t>(area));
       const auto& counts = a.segmentation.counts;
       int64_t p = 0;
       for (size_t i = 0; i < counts.size(); ++i) {

@@ -33,7 +33,8 @@ T number_or(const json& j, const char* key, T fallback, const std::string& where
 
 template <size_t N>
 std::array<double, N> numbers(const json& v, const std::string& where) {
-  if (!v.is_array() || v.size() != N) throw Error(where + ": expected " + std::to_string(N) + " numbers");
+  if (!v.is_array() || v.size() != N)
+    throw Error(where + ": expected " + std::to_string(N) + " numbers");
   std::array<double, N> out{};
   for (size_t i = 0; i < N; ++i) {
     if (!v[i].is_number()) throw Error(where + ": expected " + std::to_string(N) + " numbers");
@@ -50,8 +51,10 @@ Rle parse_rle(const json& seg, int height, int width, const std::string& where) 
                 std::to_string(static_cast<int64_t>(size[1])) + "] differs from image size [" +
                 std::to_string(height) + ", " + std::to_string(width) + "]");
   const json& counts = field(seg, "counts", where);
-  if (counts.is_string()) return rle_from_string(counts.get_ref<const std::string&>(), height, width, where);
-  if (!counts.is_array()) throw Error(where + ": segmentation.counts is neither a string nor a list");
+  if (counts.is_string())
+    return rle_from_string(counts.get_ref<const std::string&>(), height, width, where);
+  if (!counts.is_array())
+    throw Error(where + ": segmentation.counts is neither a string nor a list");
   std::vector<int64_t> list;
   for (const json& c : counts) {
     if (!c.is_number_integer()) throw Error(where + ": segmentation.counts holds a non-integer");
@@ -77,7 +80,8 @@ ImageInfo parse_image_info(const json& j, const std::string& where) {
   info.width = number<int>(j, "width", where);
   info.height = number<int>(j, "height", where);
   if (info.width <= 0 || info.height <= 0)
-    throw Error(where + ": image size " + std::to_string(info.width) + "x" + std::to_string(info.height) + " is empty");
+    throw Error(where + ": image size " + std::to_string(info.width) + "x" +
+                std::to_string(info.height) + " is empty");
   if (j.contains("file_name") && j["file_name"].is_string()) info.file_name = j["file_name"];
   return info;
 }
@@ -105,7 +109,8 @@ Record parse_sa1b_record(const json& j, const std::string& where) {
     const std::string at = where + ": annotations[" + std::to_string(i) + "]";
     Annotation a;
     a.id = number_or<int64_t>(aj, "id", 0, at);
-    a.segmentation = parse_rle(field(aj, "segmentation", at), record.image.height, record.image.width, at);
+    a.segmentation =
+        parse_rle(field(aj, "segmentation", at), record.image.height, record.image.width, at);
     fill_geometry(a, aj, at);
     a.predicted_iou = number_or<double>(aj, "predicted_iou", 0, at);
     a.stability_score = number_or<double>(aj, "stability_score", 0, at);
@@ -125,7 +130,8 @@ Record read_sa1b_record(const std::string& json_path, const std::string& image_p
   return record;
 }
 
-std::vector<Record> read_coco_instances(const std::string& json_path, const std::string& image_dir) {
+std::vector<Record> read_coco_instances(const std::string& json_path,
+                                        const std::string& image_dir) {
   const json j = parse_json_file(json_path);
   const json& images = field(j, "images", json_path);
   const json& annotations = field(j, "annotations", json_path);
@@ -148,7 +154,8 @@ std::vector<Record> read_coco_instances(const std::string& json_path, const std:
     const std::string at = json_path + ": annotations[" + std::to_string(i) + "]";
     const int64_t image_id = number<int64_t>(aj, "image_id", at);
     auto it = by_id.find(image_id);
-    if (it == by_id.end()) throw Error(at + ": image_id " + std::to_string(image_id) + " is not in 'images'");
+    if (it == by_id.end())
+      throw Error(at + ": image_id " + std::to_string(image_id) + " is not in 'images'");
     Record& r = records[it->second];
     const int h = r.image.height, w = r.image.width;
     Annotation a;
@@ -163,7 +170,8 @@ std::vector<Record> read_coco_instances(const std::string& json_path, const std:
           if (!v.is_number()) throw Error(at + ": polygon is not a list of numbers");
           xy.push_back(v.get<double>());
         }
-        if (xy.size() < 6 || xy.size() % 2) throw Error(at + ": polygon needs at least 3 (x, y) points");
+        if (xy.size() < 6 || xy.size() % 2)
+          throw Error(at + ": polygon needs at least 3 (x, y) points");
         parts.push_back(rle_from_polygon(xy, h, w));
       }
       a.segmentation = rle_union(parts, h, w);

@@ -1,8 +1,7 @@
 #pragma once
-#include <nlohmann/json_fwd.hpp>
-
 #include <array>
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -10,8 +9,10 @@
 
 // SA-1B records: one sa_<id>.json per image,
 //   {"image": {"image_id", "width", "height", "file_name"},
-//    "annotations": [{"id", "segmentation": {"size": [h, w], "counts": "<RLE>"}, "bbox": [x, y, w, h],
-//                     "area", "predicted_iou", "stability_score", "crop_box", "point_coords": [[x, y]]}]}
+//    "annotations": [{"id", "segmentation": {"size": [h, w], "counts": "<RLE>"}, "bbox": [x, y, w,
+//    h],
+//                     "area", "predicted_iou", "stability_score", "crop_box", "point_coords": [[x,
+//                     y]]}]}
 // and COCO instance files (one JSON for many images, polygons or RLE) read into the same shape.
 namespace sd::data {
 

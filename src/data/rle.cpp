@@ -50,8 +50,8 @@ void rle_check(const Rle& rle, const std::string& where) {
   for (uint32_t c : rle.counts) total += c;
   const uint64_t expected = static_cast<uint64_t>(rle.height) * rle.width;
   if (total != expected)
-    throw Error(where + ": RLE counts add up to " + std::to_string(total) + ", not height x width = " +
-                std::to_string(expected));
+    throw Error(where + ": RLE counts add up to " + std::to_string(total) +
+                ", not height x width = " + std::to_string(expected));
 }
 
 Rle rle_from_string(std::string_view s, int height, int width, const std::string& where) {
@@ -105,7 +105,8 @@ Rle rle_from_counts(const std::vector<int64_t>& counts, int height, int width,
                     const std::string& where) {
   Rle rle{height, width, {}};
   for (int64_t c : counts) {
-    if (c < 0 || c > UINT32_MAX) throw Error(where + ": RLE count " + std::to_string(c) + " out of range");
+    if (c < 0 || c > UINT32_MAX)
+      throw Error(where + ": RLE count " + std::to_string(c) + " out of range");
     rle.counts.push_back(static_cast<uint32_t>(c));
   }
   rle_check(rle, where);
@@ -153,7 +154,8 @@ at::Tensor rle_decode(const Rle& rle) {
 }
 
 Rle rle_encode(const at::Tensor& mask) {
-  if (mask.dim() != 2) throw Error("rle_encode: mask must be HxW, got " + std::to_string(mask.dim()) + " dims");
+  if (mask.dim() != 2)
+    throw Error("rle_encode: mask must be HxW, got " + std::to_string(mask.dim()) + " dims");
   at::Tensor column_major = mask.ne(0).to(at::kByte).t().contiguous();
   return from_column_major(column_major.data_ptr<uint8_t>(), static_cast<int>(mask.size(0)),
                            static_cast<int>(mask.size(1)));
@@ -191,7 +193,8 @@ Rle rle_from_polygon(const std::vector<double>& xy, int height, int width) {
       std::swap(xs, xe);
       std::swap(ys, ye);
     }
-    const double s = dx >= dy ? static_cast<double>(ye - ys) / dx : static_cast<double>(xe - xs) / dy;
+    const double s =
+        dx >= dy ? static_cast<double>(ye - ys) / dx : static_cast<double>(xe - xs) / dy;
     if (dx >= dy) {
       for (int d = 0; d <= dx; ++d) {
         const int t = flip ? dx - d : d;

@@ -2,8 +2,8 @@
 
 #include <atomic>
 #include <mutex>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "data/loader.h"
@@ -11,8 +11,8 @@
 
 namespace sd::data {
 
-DataStats compute_stats(const Dataset& dataset, const ImageDecoder& decoder, int threads, bool strict,
-                        const std::function<void(size_t, size_t)>& progress) {
+DataStats compute_stats(const Dataset& dataset, const ImageDecoder& decoder, int threads,
+                        bool strict, const std::function<void(size_t, size_t)>& progress) {
   // Per-record results, summed in dataset order so that the skip list is deterministic.
   struct Result {
     int64_t annotations = 0, mask_pixels = 0;

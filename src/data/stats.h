@@ -19,8 +19,8 @@ struct DataStats {
 // Reads every record as the loader does (JSON, every RLE, the whole image decoded and its size
 // checked), `threads` at a time. `strict`: the first bad record throws its sd::Error (the
 // orphans of indexing are left to the caller). `progress(done, total)` is called now and then.
-DataStats compute_stats(const Dataset& dataset, const ImageDecoder& decoder, int threads, bool strict,
-                        const std::function<void(size_t, size_t)>& progress = {});
+DataStats compute_stats(const Dataset& dataset, const ImageDecoder& decoder, int threads,
+                        bool strict, const std::function<void(size_t, size_t)>& progress = {});
 
 // {"images", "annotations", "mask_pixels", "skipped": [{"file", "reason"}]}
 nlohmann::json to_json(const DataStats& stats);

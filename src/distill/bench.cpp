@@ -23,8 +23,8 @@ namespace {
 // (cached).
 void make_store(const std::string& dir, const std::string& folder, int synthetic,
                 const std::string& teacher_file, bool cache_images) {
-  store::Manifest manifest = store::teacher_manifest(models::encoder_preset("vit_h"), teacher_file,
-                                                     store::DType::fp16);
+  store::Manifest manifest =
+      store::teacher_manifest(models::encoder_preset("vit_h"), teacher_file, store::DType::fp16);
   store::Writer writer(dir, manifest, "bench");
   if (folder.empty()) {
     for (int i = 0; i < synthetic; ++i) {
@@ -46,12 +46,12 @@ void make_store(const std::string& dir, const std::string& folder, int synthetic
   writer.commit();
 }
 
-train::TrainSummary timed_run(const std::string& dir, const std::string& store, const TrainBench& b) {
-  nlohmann::json overrides = {{"store", store},         {"batch_size", b.batch_size},
-                              {"max_steps", b.steps},   {"warmup_steps", 1},
-                              {"checkpoint_every", 0},  {"log_every", 1000},
-                              {"workers", 2},           {"device", b.device},
-                              {"amp", b.amp}};
+train::TrainSummary timed_run(const std::string& dir, const std::string& store,
+                              const TrainBench& b) {
+  nlohmann::json overrides = {
+      {"store", store},    {"batch_size", b.batch_size}, {"max_steps", b.steps},
+      {"warmup_steps", 1}, {"checkpoint_every", 0},      {"log_every", 1000},
+      {"workers", 2},      {"device", b.device},         {"amp", b.amp}};
   if (!b.folder.empty()) overrides["data"] = {b.folder};
   TrainRequest request;
   request.config = train::train_config_from_json(overrides, "bench");
@@ -62,7 +62,8 @@ train::TrainSummary timed_run(const std::string& dir, const std::string& store, 
 }  // namespace
 
 nlohmann::json bench_train(const TrainBench& b) {
-  fs::path dir = fs::temp_directory_path() / ("samdistill-bench-train-" + std::to_string(::getpid()));
+  fs::path dir =
+      fs::temp_directory_path() / ("samdistill-bench-train-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   // Random pixels when there is no decoder (an accelerator machine) or too few images.
   const bool real = data::image_decoding_available() && fs::is_directory(b.folder) &&
@@ -73,16 +74,20 @@ nlohmann::json bench_train(const TrainBench& b) {
   try {
     std::string teacher_file = (dir / "teacher.pth").string();
     io::write_state_dict(teacher_file, {{"bench", at::zeros({1})}});
-    make_store((dir / "cached").string(), run.folder, b.batch_size * (b.steps + 1), teacher_file, true);
-    train::TrainSummary cached = timed_run((dir / "run-cached").string(), (dir / "cached").string(), run);
-    out = {{"train_img_per_s", cached.images_per_s},
-           {"train_data_wait_pct", cached.data_wait_pct},
-           {"train_steps", b.steps},
-           {"train_setting", b.device + ", amp " + b.amp + ", batch " + std::to_string(b.batch_size) +
-                                 (real ? ", " + b.folder : ", random pixels")}};
+    make_store((dir / "cached").string(), run.folder, b.batch_size * (b.steps + 1), teacher_file,
+               true);
+    train::TrainSummary cached =
+        timed_run((dir / "run-cached").string(), (dir / "cached").string(), run);
+    out = {
+        {"train_img_per_s", cached.images_per_s},
+        {"train_data_wait_pct", cached.data_wait_pct},
+        {"train_steps", b.steps},
+        {"train_setting", b.device + ", amp " + b.amp + ", batch " + std::to_string(b.batch_size) +
+                              (real ? ", " + b.folder : ", random pixels")}};
     if (real) {
       make_store((dir / "jpeg").string(), run.folder, 0, teacher_file, false);
-      train::TrainSummary jpeg = timed_run((dir / "run-jpeg").string(), (dir / "jpeg").string(), run);
+      train::TrainSummary jpeg =
+          timed_run((dir / "run-jpeg").string(), (dir / "jpeg").string(), run);
       out["train_jpeg_img_per_s"] = jpeg.images_per_s;
       out["train_jpeg_data_wait_pct"] = jpeg.data_wait_pct;
     }

@@ -10,7 +10,7 @@ at::Tensor embedding_mse(const at::Tensor& student, const at::Tensor& teacher) {
 }
 
 at::Tensor masked_embedding_mse(const at::Tensor& student, const at::Tensor& teacher,
-                           const std::vector<models::Size2>& input_sizes, int64_t img_size) {
+                                const std::vector<models::Size2>& input_sizes, int64_t img_size) {
   const int64_t b = student.size(0), grid_h = student.size(2), grid_w = student.size(3);
   at::Tensor mask = at::zeros({b, 1, grid_h, grid_w}, student.options().dtype(at::kFloat));
   for (int64_t i = 0; i < b; ++i) {

@@ -2,23 +2,24 @@
 
 #include <ATen/ATen.h>
 
-#include "train/autocast.h"
 #include "distill/distill_loss.h"
-#include "train/objective.h"
-#include "train/param_groups.h"
-#include "train/training_set.h"
 #include "io/weights.h"
 #include "models/image_encoder.h"
 #include "models/sam_weights.h"
 #include "store/manifest.h"
 #include "store/reader.h"
+#include "train/autocast.h"
+#include "train/objective.h"
+#include "train/param_groups.h"
+#include "train/training_set.h"
 #include "util/device.h"
 
 namespace sd::distill {
 namespace {
 
 // The student's initial weights are a function of the seed.
-std::shared_ptr<models::ImageEncoder> make_student(const models::EncoderConfig& config, int64_t seed) {
+std::shared_ptr<models::ImageEncoder> make_student(const models::EncoderConfig& config,
+                                                   int64_t seed) {
   at::manual_seed(static_cast<uint64_t>(seed));
   return models::make_image_encoder(config);
 }
@@ -27,8 +28,11 @@ std::shared_ptr<models::ImageEncoder> make_student(const models::EncoderConfig& 
 class Distillation : public train::Objective {
  public:
   explicit Distillation(const TrainRequest& r)
-      : c_(r.config), device_(resolve_device(c_.device)), reader_(c_.store),
-        set_(train::training_set(reader_, c_.data)), student_config_(models::resolve_encoder(c_.student_model)),
+      : c_(r.config),
+        device_(resolve_device(c_.device)),
+        reader_(c_.store),
+        set_(train::training_set(reader_, c_.data)),
+        student_config_(models::resolve_encoder(c_.student_model)),
         encoder_(make_student(student_config_, c_.seed)) {
     store::check_made_by(reader_.manifest(), r.teacher, r.teacher_checkpoint, c_.store);
     train::check_amp(c_.amp, device_);
@@ -80,7 +84,8 @@ class Distillation : public train::Objective {
 
 train::TrainSummary run_distillation(const TrainRequest& request) {
   Distillation objective(request);
-  return train::run_training(train::LoopRequest{request.config, request.run_dir, request.resume}, objective);
+  return train::run_training(train::LoopRequest{request.config, request.run_dir, request.resume},
+                             objective);
 }
 
 }  // namespace sd::distill

@@ -47,10 +47,14 @@ Multimask multimask_for(Multimask setting, const PromptSpec& spec) {
 
 std::string multimask_name(Multimask mode) {
   switch (mode) {
-    case Multimask::per_kind: return "auto";
-    case Multimask::score: return "score";
-    case Multimask::oracle: return "oracle";
-    case Multimask::off: return "off";
+    case Multimask::per_kind:
+      return "auto";
+    case Multimask::score:
+      return "score";
+    case Multimask::oracle:
+      return "oracle";
+    case Multimask::off:
+      return "off";
   }
   return "?";
 }
@@ -73,7 +77,9 @@ std::string describe(const models::Prompts& p) {
 }
 
 Evaluator::Evaluator(models::Sam student, EvalSettings settings, models::Sam teacher_heads)
-    : student_(student), teacher_(teacher_heads ? teacher_heads : student), settings_(std::move(settings)) {}
+    : student_(student),
+      teacher_(teacher_heads ? teacher_heads : student),
+      settings_(std::move(settings)) {}
 
 EvalReport Evaluator::empty_report() const {
   EvalReport report;

@@ -50,7 +50,8 @@ void draw_prompt(at::Tensor& rgb, const models::Prompts& p) {
       const int64_t y = std::lround(p.point_coords[i][1].item<float>() - 0.5);
       const bool fg = p.point_labels[i].item<int>() == 1;
       fill(rgb, y - 2 * unit, y + 2 * unit + 1, x - 2 * unit, x + 2 * unit + 1, {255, 255, 255});
-      fill(rgb, y - unit, y + unit + 1, x - unit, x + unit + 1, fg ? Colour{0, 200, 0} : Colour{230, 0, 0});
+      fill(rgb, y - unit, y + unit + 1, x - unit, x + unit + 1,
+           fg ? Colour{0, 200, 0} : Colour{230, 0, 0});
     }
   }
 }
@@ -84,12 +85,14 @@ at::Tensor comparison(const at::Tensor& rgb, const models::Prompts& prompt,
                       const std::string& caption, int64_t side) {
   at::Tensor with_prompt = rgb.clone();
   draw_prompt(with_prompt, prompt);
-  at::Tensor teacher = tint(rgb, teacher_mask, kTeacher), student = tint(rgb, student_mask, kStudent);
+  at::Tensor teacher = tint(rgb, teacher_mask, kTeacher),
+             student = tint(rgb, student_mask, kStudent);
   draw_prompt(teacher, prompt);
   draw_prompt(student, prompt);
-  return with_caption(side_by_side({fit_longest_side(with_prompt, side), fit_longest_side(teacher, side),
-                                    fit_longest_side(student, side)}),
-                      caption);
+  return with_caption(
+      side_by_side({fit_longest_side(with_prompt, side), fit_longest_side(teacher, side),
+                    fit_longest_side(student, side)}),
+      caption);
 }
 
 }  // namespace sd::eval

@@ -15,9 +15,12 @@ const char* const kDefaultPrompts = "box,point,center,fgbg@100,fgbg@200,fgbg@300
 
 std::string PromptSpec::name() const {
   switch (kind) {
-    case Kind::box: return "box";
-    case Kind::point: return "point";
-    case Kind::center: return "center";
+    case Kind::box:
+      return "box";
+    case Kind::point:
+      return "point";
+    case Kind::center:
+      return "center";
     case Kind::fgbg: {
       std::ostringstream s;
       s << "fgbg@" << distance;
@@ -45,7 +48,8 @@ PromptSpec parse_one(const std::string& text) {
     if (used == number.size() && !number.empty() && std::isfinite(d) && d > 0)
       return {PromptSpec::Kind::fgbg, d};
   }
-  throw Error("--prompts: '" + text + "' is not a prompt kind (box, point, center, fgbg@D with D > 0 pixels)");
+  throw Error("--prompts: '" + text +
+              "' is not a prompt kind (box, point, center, fgbg@D with D > 0 pixels)");
 }
 
 at::Tensor points(std::initializer_list<std::array<double, 2>> xy) {

@@ -26,7 +26,7 @@ struct Timings {
 };
 
 struct EvalReport {
-  std::vector<std::string> kinds;  // in the order asked for
+  std::vector<std::string> kinds;                // in the order asked for
   std::map<std::string, std::string> multimask;  // kind -> score | oracle | off
   std::vector<PromptOutcome> outcomes;
   int64_t images = 0;

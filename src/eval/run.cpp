@@ -38,10 +38,11 @@ TeacherEmbedding from_store(std::shared_ptr<store::Reader> reader, const EvalReq
 
 TeacherEmbedding from_model(const EvalRequest& r, at::Device device) {
   if (r.teacher_checkpoint.empty())
-    throw Error("eval: give --store (teacher embeddings) or --teacher-checkpoint (teacher weights)");
+    throw Error(
+        "eval: give --store (teacher embeddings) or --teacher-checkpoint (teacher weights)");
   const io::Weights weights = io::read_weights(r.teacher_checkpoint);
-  std::shared_ptr<models::ImageEncoder> encoder =
-      models::load_image_encoder(models::encoder_config_of(weights, r.teacher, "--teacher"), weights);
+  std::shared_ptr<models::ImageEncoder> encoder = models::load_image_encoder(
+      models::encoder_config_of(weights, r.teacher, "--teacher"), weights);
   encoder->to(device);
   encoder->eval();
   return [encoder, device](const std::string&, const at::Tensor& resized) {
@@ -59,7 +60,8 @@ void write_pictures(const std::string& dir, const at::Tensor& rgb,
     const PromptOutcome& o = outcomes[i];
     char iou[16];
     std::snprintf(iou, sizeof iou, "%.3f", o.iou);
-    write_png(dir + "/" + o.image + "_" + std::to_string(o.annotation) + "_" + o.kind + "_iou" + iou + ".png",
+    write_png(dir + "/" + o.image + "_" + std::to_string(o.annotation) + "_" + o.kind + "_iou" +
+                  iou + ".png",
               comparison(rgb, masks[i].prompt, masks[i].teacher, masks[i].student,
                          o.kind + "  IoU " + iou + "    image+prompt | teacher | student"));
   }
@@ -67,31 +69,38 @@ void write_pictures(const std::string& dir, const at::Tensor& rgb,
 
 // An image's pixels from the store's image cache when it holds them, else decoded.
 data::ImageSource cached_or_decoded(const store::Reader* cache) {
-  return [cache, decoded = data::decoded_images(data::default_image_decoder())](const data::Entry& entry,
-                                                                               const data::Record* record) {
-    return cache && cache->find(store::Kind::image, entry.id) ? cache->image(entry.id) : decoded(entry, record);
+  return [cache, decoded = data::decoded_images(data::default_image_decoder())](
+             const data::Entry& entry, const data::Record* record) {
+    return cache && cache->find(store::Kind::image, entry.id) ? cache->image(entry.id)
+                                                              : decoded(entry, record);
   };
 }
 
 }  // namespace
 
 TeacherEmbedding stored_embeddings(std::shared_ptr<const store::Reader> reader) {
-  return [reader](const std::string& id, const at::Tensor&) { return reader->embedding(id).unsqueeze(0); };
+  return [reader](const std::string& id, const at::Tensor&) {
+    return reader->embedding(id).unsqueeze(0);
+  };
 }
 
 EvalModels load_eval_models(const EvalRequest& r) {
   if (r.student_decoder != "auto" && r.student_decoder != "own" && r.student_decoder != "teacher")
     throw Error("--student-decoder: '" + r.student_decoder + "' is not auto, own or teacher");
   const io::Weights student = io::read_weights(r.student);
-  const models::EncoderConfig config = models::encoder_config_of(student, r.student_model, "--student-model");
+  const models::EncoderConfig config =
+      models::encoder_config_of(student, r.student_model, "--student-model");
   EvalModels m{models::build_sam(config), nullptr};
   io::load_state_dict(*m.student->image_encoder, student.encoder(), "", student.file);
 
-  const bool own = r.student_decoder != "teacher" && models::load_sam_heads(*m.student, student.entries, student.file);
+  const bool own = r.student_decoder != "teacher" &&
+                   models::load_sam_heads(*m.student, student.entries, student.file);
   if (r.student_decoder == "own" && !own)
-    throw Error("eval: --student-decoder own, but '" + student.file + "' holds no prompt encoder and mask decoder");
+    throw Error("eval: --student-decoder own, but '" + student.file +
+                "' holds no prompt encoder and mask decoder");
   if (own && r.teacher_checkpoint.empty()) return m;  // the student's heads serve both
-  const std::string source = r.teacher_checkpoint.empty() ? student.file : io::resolve_weights(r.teacher_checkpoint);
+  const std::string source =
+      r.teacher_checkpoint.empty() ? student.file : io::resolve_weights(r.teacher_checkpoint);
   models::Sam heads = own ? models::build_sam(config) : m.student;
   if (!models::load_sam_heads(*heads, io::read_state_dict(source), source))
     throw Error("eval: '" + source + "' holds no prompt encoder and mask decoder; give " +
@@ -127,8 +136,10 @@ EvalReport evaluate_images(Evaluator& evaluator, const data::Dataset& images,
     const size_t first = report.outcomes.size();
     evaluator.evaluate_image(entry.id, record, resized, embedding, report, draw ? &masks : nullptr);
     if (draw)
-      write_pictures(pictures.dir, data::read_image(entry, decoder, &record), masks, &report.outcomes[first]);
-    if (progress) progress->update(int64_t(i + 1), std::to_string(report.outcomes.size()) + " prompts");
+      write_pictures(pictures.dir, data::read_image(entry, decoder, &record), masks,
+                     &report.outcomes[first]);
+    if (progress)
+      progress->update(int64_t(i + 1), std::to_string(report.outcomes.size()) + " prompts");
   }
   if (progress) progress->finish(std::to_string(report.outcomes.size()) + " prompts");
   report.timings.total_s = std::chrono::duration<double>(Clock::now() - began).count();
@@ -149,9 +160,12 @@ EvalReport run_eval(const EvalRequest& r) {
   std::vector<data::Skip> orphans;
   data::Dataset dataset = data::Dataset::index_sa1b(r.data, &orphans).subset(r.subset);
   for (const data::Skip& s : orphans) log::warn("eval: " + s.file + ": " + s.reason);
-  if (r.max_images > 0 && size_t(r.max_images) < dataset.size()) dataset = dataset.head(size_t(r.max_images));
-  if (dataset.size() == 0) throw Error("eval: no SA-1B images (sa_N.jpg with sa_N.json) selected under --data");
-  EvalReport report = evaluate_images(evaluator, dataset, teacher, reader.get(), {r.vis_dir, r.vis_images});
+  if (r.max_images > 0 && size_t(r.max_images) < dataset.size())
+    dataset = dataset.head(size_t(r.max_images));
+  if (dataset.size() == 0)
+    throw Error("eval: no SA-1B images (sa_N.jpg with sa_N.json) selected under --data");
+  EvalReport report =
+      evaluate_images(evaluator, dataset, teacher, reader.get(), {r.vis_dir, r.vis_images});
   report.timings.total_s = std::chrono::duration<double>(Clock::now() - began).count();
   return report;
 }

@@ -18,14 +18,14 @@ struct EvalRequest {
   std::string teacher_checkpoint;  // full SAM checkpoint (file or run folder)
   std::string store;               // teacher embeddings from here: the teacher never runs
   std::string student;             // weights: a file or run folder
-  std::string student_model;       // preset or JSON config; "": the student run's, else the weights'
+  std::string student_model;  // preset or JSON config; "": the student run's, else the weights'
   // Whose prompt encoder and mask decoder make the student's masks: "teacher" (the paper's
   // measure: only the encoder differs), "own" (a fine-tuned student's), "auto" (own when the
   // student's weights hold them).
   std::string student_decoder = "auto";
-  std::vector<std::string> data;   // SA-1B folders (records, and images the store lacks)
+  std::vector<std::string> data;  // SA-1B folders (records, and images the store lacks)
   data::SubsetSpec subset;
-  int max_images = 0;              // 0: all
+  int max_images = 0;  // 0: all
   EvalSettings settings;
   std::string device = "cpu";
   // For each prompt of the first `vis_images` images, a PNG [image with the prompt | teacher's
@@ -45,7 +45,8 @@ struct EvalModels {
 EvalModels load_eval_models(const EvalRequest& request);
 
 // The teacher's 1x256x64x64 embedding of an image (id, uint8 resized pixels).
-using TeacherEmbedding = std::function<at::Tensor(const std::string& id, const at::Tensor& resized)>;
+using TeacherEmbedding =
+    std::function<at::Tensor(const std::string& id, const at::Tensor& resized)>;
 TeacherEmbedding stored_embeddings(std::shared_ptr<const store::Reader> reader);
 
 // Pictures of the first `images` images (see EvalRequest::vis_dir); none when dir is empty.

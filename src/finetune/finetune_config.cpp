@@ -14,8 +14,9 @@ namespace {
 
 // parse_prompt_specs' sd::Error says what is wrong with the list.
 auto prompt_kinds() {
-  return io::Check{[](const std::string& v, const C&) { return !eval::parse_prompt_specs(v).empty(); },
-                   "must list prompt kinds"};
+  return io::Check{
+      [](const std::string& v, const C&) { return !eval::parse_prompt_specs(v).empty(); },
+      "must list prompt kinds"};
 }
 
 }  // namespace
@@ -26,13 +27,18 @@ const io::ConfigTable<FinetuneConfig>& finetune_config_table() {
           .without({"init", "layer_decay", "loss_ignore_padding"})  // the distillation's own
           .as_part_of(&C::loop)
           // A decoder collapses at the encoder's learning rate: lower, warmed up and clipped.
-          .with_defaults({{"epochs", 4}, {"batch_size", 4}, {"lr", 1e-4}, {"min_lr", 1e-6},
-                          {"warmup_steps", 50}, {"clip_grad", 1.0}, {"checkpoint_every", 500},
+          .with_defaults({{"epochs", 4},
+                          {"batch_size", 4},
+                          {"lr", 1e-4},
+                          {"min_lr", 1e-6},
+                          {"warmup_steps", 50},
+                          {"clip_grad", 1.0},
+                          {"checkpoint_every", 500},
                           {"student_model", ""}})  // "": what --student holds
           .with_help({
               {"data", "SA-1B folder(s) with the store's images' annotations (comma-separated)"},
               {"student_model",
-                "student encoder architecture (\"\": --student's run's, else what --student holds)"},
+               "student encoder architecture (\"\": --student's run's, else what --student holds)"},
               {"seed", "seed of the prompts, the held-out split and the data order"},
           })
           .plus({
@@ -41,7 +47,8 @@ const io::ConfigTable<FinetuneConfig>& finetune_config_table() {
                               "give the student's weights (--student)"},
                     "student weights: encoder state dict, full SAM checkpoint or run folder"),
               field("teacher_checkpoint", &C::teacher_checkpoint, "", any_value(),
-                    "full SAM checkpoint of the teacher: its prompt encoder and mask decoder make the "
+                    "full SAM checkpoint of the teacher: its prompt encoder and mask decoder make "
+                    "the "
                     "targets and start the student's when it has none"),
               field("encoder_lr", &C::encoder_lr, 0.0, non_negative(),
                     "learning rate of the student encoder (0: frozen, bitwise unchanged)"),
@@ -51,16 +58,18 @@ const io::ConfigTable<FinetuneConfig>& finetune_config_table() {
                     "prompt kinds sampled for training: box, point, center, fgbg@D"),
               field("prompts_per_image", &C::prompts_per_image, 8, positive(),
                     "annotations sampled per image and epoch, each with one prompt"),
-              field("refine_iters", &C::refine_iters, 0, non_negative(),
-                    "SAM's iterative refinement: points added in the error region, fed back with the "
-                    "previous low-res mask (0: off)"),
+              field(
+                  "refine_iters", &C::refine_iters, 0, non_negative(),
+                  "SAM's iterative refinement: points added in the error region, fed back with the "
+                  "previous low-res mask (0: off)"),
               field("target", &C::target, Target::teacher, any_value(),
                     "teacher (its masks for the same prompts) or gt (the annotation masks)"),
               field("loss", &C::loss, MaskLoss::focal_dice_iou, any_value(),
                     "focal_dice_iou (20 x focal + dice + IoU-head MSE, as SAM) or bce_dice"),
-              field("holdout", &C::holdout, 0.2,
-                    io::Check{[](double v, const C&) { return v > 0 && v < 1; }, "must be in (0, 1)"},
-                    "share of the images held out for the mIoU check after each epoch"),
+              field(
+                  "holdout", &C::holdout, 0.2,
+                  io::Check{[](double v, const C&) { return v > 0 && v < 1; }, "must be in (0, 1)"},
+                  "share of the images held out for the mIoU check after each epoch"),
               field("val_prompts", &C::val_prompts, "box,point,center", prompt_kinds(),
                     "prompt kinds of the held-out mIoU check"),
               field("val_max_prompts", &C::val_max_prompts, 16, positive(),

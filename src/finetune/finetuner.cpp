@@ -8,20 +8,20 @@
 #include <cmath>
 
 #include "data/dataset.h"
-#include "train/autocast.h"
-#include "train/objective.h"
-#include "train/training_set.h"
 #include "eval/evaluator.h"
 #include "eval/run.h"
 #include "finetune/mask_loss.h"
+#include "finetune/training_prompts.h"
 #include "io/checkpoint.h"
 #include "io/weights.h"
-#include "finetune/training_prompts.h"
 #include "models/predictor.h"
 #include "models/sam.h"
 #include "models/sam_weights.h"
 #include "store/manifest.h"
 #include "store/reader.h"
+#include "train/autocast.h"
+#include "train/objective.h"
+#include "train/training_set.h"
 #include "util/device.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -31,7 +31,7 @@ namespace sd::finetune {
 namespace {
 
 constexpr uint64_t kHoldoutSalt = 0x486f6c644f7574ull;  // "HoldOut"
-constexpr int64_t kLowResScale = 4;                       // low-res logits: 1/4 of the input
+constexpr int64_t kLowResScale = 4;                     // low-res logits: 1/4 of the input
 
 void freeze(torch::nn::Module& module) {
   for (auto& p : module.parameters()) p.requires_grad_(false);
@@ -39,20 +39,26 @@ void freeze(torch::nn::Module& module) {
 
 // The training images and the held-out ones: the round(holdout x N) (at least one) images
 // of smallest seeded draw, so the split depends on the ids and the seed only.
-std::pair<data::Dataset, data::Dataset> split(const data::Dataset& all, double holdout, uint64_t seed) {
+std::pair<data::Dataset, data::Dataset> split(const data::Dataset& all, double holdout,
+                                              uint64_t seed) {
   if (all.size() < 2) throw Error("fine-tuning needs at least 2 images (some are held out)");
   std::vector<std::pair<double, std::string>> draws;
-  for (const data::Entry& e : all.entries()) draws.emplace_back(data::subset_draw(e.id, seed ^ kHoldoutSalt), e.id);
+  for (const data::Entry& e : all.entries())
+    draws.emplace_back(data::subset_draw(e.id, seed ^ kHoldoutSalt), e.id);
   std::sort(draws.begin(), draws.end());
-  const size_t n = std::clamp<size_t>(size_t(std::lround(holdout * double(all.size()))), 1, all.size() - 1);
+  const size_t n =
+      std::clamp<size_t>(size_t(std::lround(holdout * double(all.size()))), 1, all.size() - 1);
   const double cut = draws[n - 1].first;
-  auto held = [&](const data::Entry& e) { return data::subset_draw(e.id, seed ^ kHoldoutSalt) <= cut; };
+  auto held = [&](const data::Entry& e) {
+    return data::subset_draw(e.id, seed ^ kHoldoutSalt) <= cut;
+  };
   return {all.filter([&](const data::Entry& e) { return !held(e); }), all.filter(held)};
 }
 
 // The annotation mask in the decoder's low-res frame: resized as the image, padded to the
 // square input, averaged over 4x4 pixels, thresholded. 1x1x256x256 float 0/1.
-at::Tensor low_res_target(const at::Tensor& mask, models::Size2 input, int64_t img_size, at::Device device) {
+at::Tensor low_res_target(const at::Tensor& mask, models::Size2 input, int64_t img_size,
+                          at::Device device) {
   at::Tensor m = mask.to(device, at::kFloat).unsqueeze(0).unsqueeze(0);
   m = at::upsample_bilinear2d(m, {input[0], input[1]}, /*align_corners=*/false);
   m = at::constant_pad_nd(m, {0, img_size - input[1], 0, img_size - input[0]});
@@ -60,8 +66,10 @@ at::Tensor low_res_target(const at::Tensor& mask, models::Size2 input, int64_t i
 }
 
 void add_click(models::Prompts& p, const Click& click, at::Device device) {
-  at::Tensor xy = at::tensor({float(click.x), float(click.y)}, at::kFloat).to(device).view({1, 1, 2});
-  at::Tensor label = at::full({1, 1}, click.label, at::TensorOptions().dtype(at::kInt).device(device));
+  at::Tensor xy =
+      at::tensor({float(click.x), float(click.y)}, at::kFloat).to(device).view({1, 1, 2});
+  at::Tensor label =
+      at::full({1, 1}, click.label, at::TensorOptions().dtype(at::kInt).device(device));
   p.point_coords = p.point_coords.defined() ? at::cat({p.point_coords, xy}, 1) : xy;
   p.point_labels = p.point_labels.defined() ? at::cat({p.point_labels, label}, 1) : label;
 }
@@ -69,10 +77,13 @@ void add_click(models::Prompts& p, const Click& click, at::Device device) {
 class DecoderFinetuning : public train::Objective {
  public:
   explicit DecoderFinetuning(const FinetuneConfig& c)
-      : c_(c), device_(resolve_device(c.loop.device)), reader_(std::make_shared<store::Reader>(c.loop.store)),
+      : c_(c),
+        device_(resolve_device(c.loop.device)),
+        reader_(std::make_shared<store::Reader>(c.loop.store)),
         kinds_(eval::parse_prompt_specs(c.prompts)) {
     train::check_amp(c.loop.amp, device_);
-    if (!c.teacher_checkpoint.empty())  // its prompt encoder and mask decoder read the store's embeddings
+    if (!c.teacher_checkpoint
+             .empty())  // its prompt encoder and mask decoder read the store's embeddings
       store::check_made_by(reader_->manifest(), "", c.teacher_checkpoint, c.loop.store);
     const train::TrainingSet all = train::training_set(*reader_, c.loop.data, /*annotations=*/true);
     cached_ = all.cached_images;
@@ -105,19 +116,24 @@ class DecoderFinetuning : public train::Objective {
 
   void train_mode() override {
     student_->train();
-    if (c_.encoder_lr == 0) student_->image_encoder->eval();  // frozen: batch norms keep their statistics
+    if (c_.encoder_lr == 0)
+      student_->image_encoder->eval();  // frozen: batch norms keep their statistics
   }
 
   at::Tensor loss(const data::Batch& batch) override {
-    const at::Tensor embeddings = student_embeddings(batch.images.to(device_, /*non_blocking=*/true));
+    const at::Tensor embeddings =
+        student_embeddings(batch.images.to(device_, /*non_blocking=*/true));
     at::Tensor total = at::zeros({}, at::TensorOptions().device(device_));
     int64_t terms = 0;
     for (size_t b = 0; b < batch.ids.size(); ++b) {
       const uint64_t seed = prompt_seed(uint64_t(c_.loop.seed), batch.epoch, batch.ids[b]);
       at::Generator clicks = at::make_generator<at::CPUGeneratorImpl>(seed ^ 0x436c69636bull);
-      const at::Tensor teacher_embedding = reader_->embedding(batch.ids[b]).unsqueeze(0).to(device_);
-      for (const TrainingPrompt& p : sample_prompts(batch.records[b], kinds_, c_.prompts_per_image, seed)) {
-        Image image{embeddings.slice(0, b, b + 1), teacher_embedding, batch.original_sizes[b], batch.input_sizes[b]};
+      const at::Tensor teacher_embedding =
+          reader_->embedding(batch.ids[b]).unsqueeze(0).to(device_);
+      for (const TrainingPrompt& p :
+           sample_prompts(batch.records[b], kinds_, c_.prompts_per_image, seed)) {
+        Image image{embeddings.slice(0, b, b + 1), teacher_embedding, batch.original_sizes[b],
+                    batch.input_sizes[b]};
         terms += train_prompt(image, p, clicks, total);
       }
     }
@@ -127,8 +143,8 @@ class DecoderFinetuning : public train::Objective {
 
   std::optional<double> validate() override {
     eval::Evaluator evaluator(student_, settings_, teacher_);
-    const eval::EvalReport report =
-        eval::evaluate_images(evaluator, holdout_, eval::stored_embeddings(reader_), reader_.get(), {}, /*quiet=*/true);
+    const eval::EvalReport report = eval::evaluate_images(
+        evaluator, holdout_, eval::stored_embeddings(reader_), reader_.get(), {}, /*quiet=*/true);
     const std::map<std::string, double> miou = report.mean_by_kind(&eval::PromptOutcome::iou);
     if (miou.empty()) throw Error("no held-out image has an annotation that gives a prompt");
     double sum = 0;
@@ -155,12 +171,14 @@ class DecoderFinetuning : public train::Objective {
   }
 
   // One prompt and its refinement rounds, each adding its loss to `total`; returns the rounds.
-  int64_t train_prompt(const Image& image, const TrainingPrompt& p, at::Generator& clicks, at::Tensor& total) {
+  int64_t train_prompt(const Image& image, const TrainingPrompt& p, at::Generator& clicks,
+                       at::Tensor& total) {
     const models::ResizeLongestSide transform(student_->img_size());
     models::Prompts prompt = models::to_input_frame(p.prompt, transform, image.original, device_);
     models::Prompts teacher_prompt = prompt;
-    const at::Tensor truth = c_.target == Target::gt ? low_res_target(p.mask, image.input, student_->img_size(), device_)
-                                                     : at::Tensor();
+    const at::Tensor truth =
+        c_.target == Target::gt ? low_res_target(p.mask, image.input, student_->img_size(), device_)
+                                : at::Tensor();
     bool multimask = p.spec.single_point();
     int64_t round = 0;
     for (;; ++round) {
@@ -170,14 +188,17 @@ class DecoderFinetuning : public train::Objective {
         out = student_->decode(image.student_embedding, prompt, multimask);
       }
       at::Tensor teacher_logits;
-      const at::Tensor target = truth.defined() ? truth : teacher_target(image, teacher_prompt, multimask, teacher_logits);
-      const PromptLoss l = prompt_loss(out.masks.to(at::kFloat), out.iou_predictions.to(at::kFloat), target, c_.loss);
+      const at::Tensor target =
+          truth.defined() ? truth
+                          : teacher_target(image, teacher_prompt, multimask, teacher_logits);
+      const PromptLoss l = prompt_loss(out.masks.to(at::kFloat), out.iou_predictions.to(at::kFloat),
+                                       target, c_.loss);
       total = total + l.loss;
       if (round == c_.refine_iters) break;
       const at::Tensor kept = out.masks.slice(1, l.kept, l.kept + 1).detach().to(at::kFloat);
       const std::optional<Click> click =
-          error_click(kept[0][0] > 0, target[0][0] > 0.5, ceil_div(image.input[0]), ceil_div(image.input[1]),
-                      double(kLowResScale), clicks);
+          error_click(kept[0][0] > 0, target[0][0] > 0.5, ceil_div(image.input[0]),
+                      ceil_div(image.input[1]), double(kLowResScale), clicks);
       if (!click) break;
       add_click(prompt, *click, device_);
       add_click(teacher_prompt, *click, device_);
@@ -190,7 +211,8 @@ class DecoderFinetuning : public train::Objective {
 
   // The teacher's mask for the prompt (1x1x256x256 0/1; by its own predicted IoU when it
   // gives three); its logits go to `logits` for the next refinement round.
-  at::Tensor teacher_target(const Image& image, const models::Prompts& prompt, bool multimask, at::Tensor& logits) {
+  at::Tensor teacher_target(const Image& image, const models::Prompts& prompt, bool multimask,
+                            at::Tensor& logits) {
     at::NoGradGuard no_grad;
     models::DecoderOutput out = teacher_->decode(image.teacher_embedding, prompt, multimask);
     const int64_t best = out.iou_predictions[0].argmax().item<int64_t>();
@@ -209,10 +231,13 @@ class DecoderFinetuning : public train::Objective {
     io::load_state_dict(*student_->image_encoder, student.encoder(), "", student_file);
     const bool own = models::load_sam_heads(*student_, weights, student_file);
     teacher_ = models::build_sam(config_, student_->image_encoder);
-    const std::string source = c_.teacher_checkpoint.empty() ? student_file : io::resolve_weights(c_.teacher_checkpoint);
-    const io::StateDict teacher_weights = c_.teacher_checkpoint.empty() ? weights : io::read_state_dict(source);
+    const std::string source =
+        c_.teacher_checkpoint.empty() ? student_file : io::resolve_weights(c_.teacher_checkpoint);
+    const io::StateDict teacher_weights =
+        c_.teacher_checkpoint.empty() ? weights : io::read_state_dict(source);
     if (!models::load_sam_heads(*teacher_, teacher_weights, source))
-      throw Error("'" + source + "' holds no prompt encoder and mask decoder: give --teacher-checkpoint, "
+      throw Error("'" + source +
+                  "' holds no prompt encoder and mask decoder: give --teacher-checkpoint, "
                   "the teacher's full SAM checkpoint");
     if (!own) models::load_sam_heads(*student_, teacher_weights, source);
     freeze(*teacher_->prompt_encoder);
@@ -223,7 +248,8 @@ class DecoderFinetuning : public train::Objective {
     if (!c_.train_prompt_encoder) freeze(*student_->prompt_encoder);
     log::info("student '" + student_file + "'; prompt encoder and mask decoder start from '" +
               (own ? student_file : source) + "'; targets from " +
-              (c_.target == Target::gt ? std::string("the annotations") : "the teacher's ('" + source + "')"));
+              (c_.target == Target::gt ? std::string("the annotations")
+                                       : "the teacher's ('" + source + "')"));
   }
 
   FinetuneConfig c_;
@@ -242,7 +268,8 @@ class DecoderFinetuning : public train::Objective {
 
 train::TrainSummary finetune(const FinetuneRequest& request) {
   DecoderFinetuning objective(request.config);
-  train::LoopRequest loop{request.config.loop, request.run_dir, request.resume, request.config.patience};
+  train::LoopRequest loop{request.config.loop, request.run_dir, request.resume,
+                          request.config.patience};
   return train::run_training(loop, objective);
 }
 

@@ -1,8 +1,8 @@
 #pragma once
 #include <string>
 
-#include "train/train_loop.h"
 #include "finetune/finetune_config.h"
+#include "train/train_loop.h"
 
 namespace sd::finetune {
 

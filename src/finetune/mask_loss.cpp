@@ -8,7 +8,8 @@ namespace sd::finetune {
 at::Tensor focal_loss(const at::Tensor& logits, const at::Tensor& targets) {
   const double alpha = 0.25, gamma = 2.0;
   at::Tensor p = logits.sigmoid();
-  at::Tensor ce = at::binary_cross_entropy_with_logits(logits, targets, {}, {}, at::Reduction::None);
+  at::Tensor ce =
+      at::binary_cross_entropy_with_logits(logits, targets, {}, {}, at::Reduction::None);
   at::Tensor p_t = p * targets + (1 - p) * (1 - targets);
   at::Tensor alpha_t = alpha * targets + (1 - alpha) * (1 - targets);
   return (alpha_t * ce * (1 - p_t).pow(gamma)).flatten(2).mean(-1);
@@ -21,7 +22,9 @@ at::Tensor dice_loss(const at::Tensor& logits, const at::Tensor& targets) {
 }
 
 at::Tensor bce_loss(const at::Tensor& logits, const at::Tensor& targets) {
-  return at::binary_cross_entropy_with_logits(logits, targets, {}, {}, at::Reduction::None).flatten(2).mean(-1);
+  return at::binary_cross_entropy_with_logits(logits, targets, {}, {}, at::Reduction::None)
+      .flatten(2)
+      .mean(-1);
 }
 
 at::Tensor mask_ious(const at::Tensor& logits, const at::Tensor& targets) {
@@ -36,11 +39,13 @@ at::Tensor mask_ious(const at::Tensor& logits, const at::Tensor& targets) {
 PromptLoss prompt_loss(const at::Tensor& logits, const at::Tensor& iou_predictions,
                        const at::Tensor& target, MaskLoss kind) {
   at::Tensor targets = target.expand_as(logits);
-  at::Tensor per_mask = kind == MaskLoss::bce_dice ? bce_loss(logits, targets) + dice_loss(logits, targets)
-                                                   : 20 * focal_loss(logits, targets) + dice_loss(logits, targets);
+  at::Tensor per_mask = kind == MaskLoss::bce_dice
+                            ? bce_loss(logits, targets) + dice_loss(logits, targets)
+                            : 20 * focal_loss(logits, targets) + dice_loss(logits, targets);
   const int64_t kept = per_mask[0].argmin().item<int64_t>();
   at::Tensor loss = per_mask[0][kept];
-  if (kind == MaskLoss::focal_dice_iou) loss = loss + at::mse_loss(iou_predictions, mask_ious(logits, targets));
+  if (kind == MaskLoss::focal_dice_iou)
+    loss = loss + at::mse_loss(iou_predictions, mask_ious(logits, targets));
   return {loss, kept};
 }
 

@@ -39,6 +39,7 @@ namespace sd {
 template <>
 struct WordsOf<finetune::MaskLoss> {
   static constexpr std::pair<finetune::MaskLoss, const char*> list[] = {
-      {finetune::MaskLoss::focal_dice_iou, "focal_dice_iou"}, {finetune::MaskLoss::bce_dice, "bce_dice"}};
+      {finetune::MaskLoss::focal_dice_iou, "focal_dice_iou"},
+      {finetune::MaskLoss::bce_dice, "bce_dice"}};
 };
 }  // namespace sd

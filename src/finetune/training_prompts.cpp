@@ -9,7 +9,8 @@
 namespace sd::finetune {
 
 uint64_t prompt_seed(uint64_t seed, int64_t epoch, const std::string& image_id) {
-  const double draw = data::subset_draw(image_id, seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch));
+  const double draw =
+      data::subset_draw(image_id, seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch));
   return static_cast<uint64_t>(draw * 0x1.0p53);
 }
 
@@ -32,8 +33,9 @@ std::vector<TrainingPrompt> sample_prompts(const data::Record& record,
   return out;
 }
 
-std::optional<Click> error_click(const at::Tensor& predicted, const at::Tensor& target, int64_t valid_h,
-                                 int64_t valid_w, double scale, at::Generator& generator) {
+std::optional<Click> error_click(const at::Tensor& predicted, const at::Tensor& target,
+                                 int64_t valid_h, int64_t valid_w, double scale,
+                                 at::Generator& generator) {
   at::Tensor p = predicted.slice(0, 0, valid_h).slice(1, 0, valid_w).cpu();
   at::Tensor t = target.slice(0, 0, valid_h).slice(1, 0, valid_w).cpu();
   const at::Tensor wrong = (p != t).flatten().nonzero().flatten();

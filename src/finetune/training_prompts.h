@@ -37,7 +37,8 @@ struct Click {
   double x = 0, y = 0;
   int label = 0;
 };
-std::optional<Click> error_click(const at::Tensor& predicted, const at::Tensor& target, int64_t valid_h,
-                                 int64_t valid_w, double scale, at::Generator& generator);
+std::optional<Click> error_click(const at::Tensor& predicted, const at::Tensor& target,
+                                 int64_t valid_h, int64_t valid_w, double scale,
+                                 at::Generator& generator);
 
 }  // namespace sd::finetune

@@ -23,15 +23,17 @@ using caffe2::serialize::PyTorchStreamReader;
 using caffe2::serialize::PyTorchStreamWriter;
 
 // A record's bytes, checked against the CRC-32 the zip recorded for it.
-std::tuple<at::DataPtr, size_t> read_record(PyTorchStreamReader& reader, const ZipChecksums& checksums,
+std::tuple<at::DataPtr, size_t> read_record(PyTorchStreamReader& reader,
+                                            const ZipChecksums& checksums,
                                             const std::string& record) {
   auto [data, size] = reader.getRecord(record);
   checksums.check(record, data.get(), size);
   return {std::move(data), size};
 }
 
-at::Storage load_storage(PyTorchStreamReader& reader, const ZipChecksums& checksums, const std::string& path,
-                         const std::string& key, at::ScalarType dtype, int64_t numel) {
+at::Storage load_storage(PyTorchStreamReader& reader, const ZipChecksums& checksums,
+                         const std::string& path, const std::string& key, at::ScalarType dtype,
+                         int64_t numel) {
   std::string record = "data/" + key;
   if (!reader.hasRecord(record)) throw Error(path + ": storage record '" + record + "' is missing");
   auto [data, size] = read_record(reader, checksums, record);
@@ -44,7 +46,8 @@ at::Storage load_storage(PyTorchStreamReader& reader, const ZipChecksums& checks
 }
 
 c10::IValue read_archive(PyTorchStreamReader& reader, const std::string& path) {
-  if (!reader.hasRecord("data.pkl")) throw Error(path + ": zip file without data.pkl: not a torch.save file");
+  if (!reader.hasRecord("data.pkl"))
+    throw Error(path + ": zip file without data.pkl: not a torch.save file");
   const ZipChecksums checksums(path);
   if (reader.hasRecord("byteorder")) {
     auto [order, size] = read_record(reader, checksums, "byteorder");
@@ -85,13 +88,15 @@ c10::IValue read_torch_file(const std::string& path) {
 
 StateDict read_state_dict(const std::string& path) {
   c10::IValue value = read_torch_file(path);
-  if (!value.isGenericDict()) throw Error(path + ": holds a " + value.tagKind() + ", not a state dict");
+  if (!value.isGenericDict())
+    throw Error(path + ": holds a " + value.tagKind() + ", not a state dict");
   StateDict out;
   for (const auto& entry : unwrap_trainer_checkpoint(value.toGenericDict())) {
     if (!entry.key().isString()) throw Error(path + ": state dict key that is not a string");
     const std::string& key = entry.key().toStringRef();
     if (!entry.value().isTensor())
-      throw Error(path + ": entry '" + key + "' is a " + entry.value().tagKind() + ", not a tensor");
+      throw Error(path + ": entry '" + key + "' is a " + entry.value().tagKind() +
+                  ", not a tensor");
     out.emplace_back(key, entry.value().toTensor());
   }
   return out;
@@ -113,7 +118,8 @@ void write_torch_file(const std::string& path, const c10::IValue& value) {
     });
     writer.writeRecord("data.pkl", pkl.data(), pkl.size());
     for (size_t i = 0; i < storages.size(); ++i) {
-      const at::Tensor& t = storages[i];  // contiguous, on the CPU; may be a slice of a larger storage
+      const at::Tensor& t =
+          storages[i];  // contiguous, on the CPU; may be a slice of a larger storage
       writer.writeRecord("data/" + std::to_string(i), t.data_ptr(), t.numel() * t.element_size());
     }
     writer.writeEndOfFile();
@@ -124,7 +130,8 @@ void write_torch_file(const std::string& path, const c10::IValue& value) {
 void write_state_dict(const std::string& path, const StateDict& entries) {
   c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
   for (const auto& [key, tensor] : entries) {
-    if (!dict.insert(key, tensor).second) throw Error(path + ": state dict key '" + key + "' appears twice");
+    if (!dict.insert(key, tensor).second)
+      throw Error(path + ": state dict key '" + key + "' appears twice");
   }
   write_torch_file(path, dict);
 }

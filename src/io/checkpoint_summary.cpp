@@ -25,17 +25,28 @@ json encoder_sizes(const StateDict& entries) {
 
 std::string dtype_name(at::ScalarType dtype) {
   switch (dtype) {
-    case at::kFloat: return "float32";
-    case at::kDouble: return "float64";
-    case at::kHalf: return "float16";
-    case at::kBFloat16: return "bfloat16";
-    case at::kLong: return "int64";
-    case at::kInt: return "int32";
-    case at::kShort: return "int16";
-    case at::kChar: return "int8";
-    case at::kByte: return "uint8";
-    case at::kBool: return "bool";
-    default: return c10::toString(dtype);
+    case at::kFloat:
+      return "float32";
+    case at::kDouble:
+      return "float64";
+    case at::kHalf:
+      return "float16";
+    case at::kBFloat16:
+      return "bfloat16";
+    case at::kLong:
+      return "int64";
+    case at::kInt:
+      return "int32";
+    case at::kShort:
+      return "int16";
+    case at::kChar:
+      return "int8";
+    case at::kByte:
+      return "uint8";
+    case at::kBool:
+      return "bool";
+    default:
+      return c10::toString(dtype);
   }
 }
 
@@ -58,9 +69,9 @@ json summarize_state_dict(const StateDict& entries, bool with_entries) {
     prefixes.push_back({{"prefix", prefix},
                         {"keys", by_prefix[prefix].size()},
                         {"parameters", count_parameters(by_prefix[prefix])}});
-  json out = {{"keys", entries.size()},         {"parameters", count_parameters(entries)},
-              {"bytes", bytes},                 {"dtypes", dtypes},
-              {"prefixes", prefixes},           {"encoder", encoder_sizes(entries)}};
+  json out = {{"keys", entries.size()}, {"parameters", count_parameters(entries)},
+              {"bytes", bytes},         {"dtypes", dtypes},
+              {"prefixes", prefixes},   {"encoder", encoder_sizes(entries)}};
   if (with_entries) out["entries"] = listing;
   return out;
 }

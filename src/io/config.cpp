@@ -68,8 +68,7 @@ json merge_config(const json& defaults, const json& given, const std::string& so
   if (!given.is_object()) throw Error(source + ": a config must be a JSON object");
   json out = defaults;
   for (auto it = given.begin(); it != given.end(); ++it) {
-    if (!defaults.contains(it.key()))
-      throw Error(source + ": unknown key '" + it.key() + "'");
+    if (!defaults.contains(it.key())) throw Error(source + ": unknown key '" + it.key() + "'");
     const json& expected = defaults.at(it.key());
     if (!same_kind(expected, it.value()))
       throw Error(source + ": key '" + it.key() + "' must be " + expected.type_name() +

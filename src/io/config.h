@@ -21,6 +21,7 @@ nlohmann::json parse_override(const nlohmann::json& default_value, const std::st
                               const std::string& text);
 
 // sd::Error "config key 'KEY' = VALUE: RULE": a value of the right type that a config refuses.
-[[noreturn]] void refuse(const std::string& key, const nlohmann::json& value, const std::string& rule);
+[[noreturn]] void refuse(const std::string& key, const nlohmann::json& value,
+                         const std::string& rule);
 
 }  // namespace sd::io

@@ -1,9 +1,8 @@
 #pragma once
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -43,8 +42,12 @@ struct Check {
 template <class Ok>
 Check(Ok, const char*) -> Check<Ok>;
 
-inline auto any_value() { return Check{[](const auto&, const auto&) { return true; }, ""}; }
-inline auto positive() { return Check{[](const auto& v, const auto&) { return v > 0; }, "must be > 0"}; }
+inline auto any_value() {
+  return Check{[](const auto&, const auto&) { return true; }, ""};
+}
+inline auto positive() {
+  return Check{[](const auto& v, const auto&) { return v > 0; }, "must be > 0"};
+}
 inline auto non_negative() {
   return Check{[](const auto& v, const auto&) { return v >= 0; }, "must be >= 0"};
 }
@@ -63,13 +66,19 @@ namespace detail {
 
 template <class M>
 std::string type_of() {
-  if constexpr (std::is_enum_v<M>) return word_list<M>("|");
-  else if constexpr (std::is_same_v<M, bool>) return "BOOL";
-  else if constexpr (std::is_integral_v<M>) return "INT";
-  else if constexpr (std::is_floating_point_v<M>) return "FLOAT";
-  else if constexpr (std::is_same_v<M, std::string>) return "TEXT";
+  if constexpr (std::is_enum_v<M>)
+    return word_list<M>("|");
+  else if constexpr (std::is_same_v<M, bool>)
+    return "BOOL";
+  else if constexpr (std::is_integral_v<M>)
+    return "INT";
+  else if constexpr (std::is_floating_point_v<M>)
+    return "FLOAT";
+  else if constexpr (std::is_same_v<M, std::string>)
+    return "TEXT";
   else {
-    static_assert(std::is_same_v<M, std::vector<std::string>>, "a config key holds a number, a bool, "
+    static_assert(std::is_same_v<M, std::vector<std::string>>,
+                  "a config key holds a number, a bool, "
                   "a string, a list of strings or an enum with WordsOf");
     return "LIST";
   }
@@ -77,8 +86,10 @@ std::string type_of() {
 
 template <class M>
 nlohmann::json to_json(const M& value) {
-  if constexpr (std::is_enum_v<M>) return word(value);
-  else return value;
+  if constexpr (std::is_enum_v<M>)
+    return word(value);
+  else
+    return value;
 }
 
 template <class M>
@@ -100,11 +111,14 @@ struct Same {
 
 // The key `key` filling `member`, with its default, check and help.
 template <class T, class M, class Ok>
-Field<T> field(const std::string& key, M T::*member, const typename detail::Same<M>::type& default_value,
-               Check<Ok> check, const std::string& help) {
+Field<T> field(const std::string& key, M T::*member,
+               const typename detail::Same<M>::type& default_value, Check<Ok> check,
+               const std::string& help) {
   Field<T> f;
   f.info = KeyInfo{key, detail::type_of<M>(), detail::to_json(default_value), help};
-  f.read = [key, member](const nlohmann::json& j, T& c) { c.*member = detail::from_json<M>(key, j); };
+  f.read = [key, member](const nlohmann::json& j, T& c) {
+    c.*member = detail::from_json<M>(key, j);
+  };
   f.write = [member](const T& c) { return detail::to_json(c.*member); };
   f.ok = [member, ok = check.ok](const T& c) { return bool(ok(c.*member, c)); };
   f.rule = check.rule;

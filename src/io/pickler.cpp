@@ -11,11 +11,11 @@ namespace sd::io {
 namespace {
 
 const std::pair<const char*, at::ScalarType> kStorageTypes[] = {
-    {"torch.FloatStorage", at::kFloat},  {"torch.DoubleStorage", at::kDouble},
-    {"torch.HalfStorage", at::kHalf},    {"torch.BFloat16Storage", at::kBFloat16},
-    {"torch.LongStorage", at::kLong},    {"torch.IntStorage", at::kInt},
-    {"torch.ShortStorage", at::kShort},  {"torch.CharStorage", at::kChar},
-    {"torch.ByteStorage", at::kByte},    {"torch.BoolStorage", at::kBool},
+    {"torch.FloatStorage", at::kFloat}, {"torch.DoubleStorage", at::kDouble},
+    {"torch.HalfStorage", at::kHalf},   {"torch.BFloat16Storage", at::kBFloat16},
+    {"torch.LongStorage", at::kLong},   {"torch.IntStorage", at::kInt},
+    {"torch.ShortStorage", at::kShort}, {"torch.CharStorage", at::kChar},
+    {"torch.ByteStorage", at::kByte},   {"torch.BoolStorage", at::kBool},
 };
 
 // Writes the same opcodes as Python's pickle (protocol 2) writes for these values,

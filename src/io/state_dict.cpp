@@ -26,7 +26,8 @@ StateDict state_dict(const torch::nn::Module& module, const std::string& prefix)
   for (const auto& p : module.named_parameters(/*recurse=*/false))
     if (p.value().defined()) out.emplace_back(prefix + p.key(), p.value());
   for (const auto& b : module.named_buffers(/*recurse=*/false))
-    if (b.value().defined() && is_persistent_buffer(b.key())) out.emplace_back(prefix + b.key(), b.value());
+    if (b.value().defined() && is_persistent_buffer(b.key()))
+      out.emplace_back(prefix + b.key(), b.value());
   for (const auto& child : module.named_children()) {
     StateDict sub = state_dict(*child.value(), prefix + child.key() + ".");
     out.insert(out.end(), sub.begin(), sub.end());
@@ -34,8 +35,8 @@ StateDict state_dict(const torch::nn::Module& module, const std::string& prefix)
   return out;
 }
 
-void load_state_dict(torch::nn::Module& module, const StateDict& entries,
-                     const std::string& prefix, const std::string& source) {
+void load_state_dict(torch::nn::Module& module, const StateDict& entries, const std::string& prefix,
+                     const std::string& source) {
   std::unordered_map<std::string, const at::Tensor*> given;
   for (const auto& [key, tensor] : entries)
     if (key.compare(0, prefix.size(), prefix) == 0) given.emplace(key, &tensor);
@@ -61,7 +62,8 @@ void load_state_dict(torch::nn::Module& module, const StateDict& entries,
     std::ostringstream msg;
     msg << source << ": state dict does not fit the model (" << problems.size() << " problems):";
     for (size_t i = 0; i < problems.size() && i < kMaxProblems; ++i) msg << "\n  " << problems[i];
-    if (problems.size() > kMaxProblems) msg << "\n  ... and " << problems.size() - kMaxProblems << " more";
+    if (problems.size() > kMaxProblems)
+      msg << "\n  ... and " << problems.size() - kMaxProblems << " more";
     throw Error(msg.str());
   }
 
@@ -72,7 +74,8 @@ void load_state_dict(torch::nn::Module& module, const StateDict& entries,
 StateDict strip_prefix(const StateDict& entries, const std::string& prefix) {
   StateDict out;
   for (const auto& [key, tensor] : entries)
-    if (key.compare(0, prefix.size(), prefix) == 0) out.emplace_back(key.substr(prefix.size()), tensor);
+    if (key.compare(0, prefix.size(), prefix) == 0)
+      out.emplace_back(key.substr(prefix.size()), tensor);
   return out;
 }
 

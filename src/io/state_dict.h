@@ -28,8 +28,8 @@ bool is_persistent_buffer(const std::string& name);
 // shape and no extra key may exist under `prefix`; otherwise sd::Error naming the key,
 // both shapes and `source` (usually the file name). Values are copied in place, keeping
 // the module's device and dtype.
-void load_state_dict(torch::nn::Module& module, const StateDict& entries,
-                     const std::string& prefix, const std::string& source);
+void load_state_dict(torch::nn::Module& module, const StateDict& entries, const std::string& prefix,
+                     const std::string& source);
 
 // The entries whose key starts with `prefix`, with the prefix removed.
 StateDict strip_prefix(const StateDict& entries, const std::string& prefix);

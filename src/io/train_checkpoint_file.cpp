@@ -75,17 +75,20 @@ TrainCheckpoint read_meta(const Dict& d, const std::string& path) {
 
 const at::Tensor& tensor_field(const Dict& d, const std::string& key, const std::string& path) {
   const c10::IValue& value = field(d, key, path);
-  if (!value.isTensor()) throw Error("training checkpoint '" + path + "': '" + key + "' is not a tensor");
+  if (!value.isTensor())
+    throw Error("training checkpoint '" + path + "': '" + key + "' is not a tensor");
   return value.toTensor();
 }
 
 StateDict read_model(const Dict& d, const std::string& path) {
   const c10::IValue& model = field(d, "model", path);
-  if (!model.isGenericDict()) throw Error("training checkpoint '" + path + "': 'model' is not a dict");
+  if (!model.isGenericDict())
+    throw Error("training checkpoint '" + path + "': 'model' is not a dict");
   StateDict weights;
   for (const auto& item : model.toGenericDict()) {
     if (!item.key().isString() || !item.value().isTensor())
-      throw Error("training checkpoint '" + path + "': 'model' holds an entry that is not a named tensor");
+      throw Error("training checkpoint '" + path +
+                  "': 'model' holds an entry that is not a named tensor");
     weights.emplace_back(item.key().toStringRef(), item.value().toTensor());
   }
   return weights;
@@ -137,6 +140,8 @@ TrainCheckpointFile read_train_checkpoint(const std::string& path) {
   return file;
 }
 
-TrainCheckpoint peek_train_checkpoint(const std::string& path) { return read_meta(read_top(path), path); }
+TrainCheckpoint peek_train_checkpoint(const std::string& path) {
+  return read_meta(read_top(path), path);
+}
 
 }  // namespace sd::io

@@ -1,8 +1,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
-#include <nlohmann/json.hpp>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -18,18 +18,18 @@ namespace sd::io {
 // Where a run stands; everything beyond the weights and the optimiser that an exact
 // resume needs.
 struct TrainProgress {
-  int64_t step = 0;      // optimiser steps done
-  int64_t epoch = 0;     // current epoch (0-based)
-  int64_t position = 0;  // samples of this epoch already consumed
+  int64_t step = 0;             // optimiser steps done
+  int64_t epoch = 0;            // current epoch (0-based)
+  int64_t position = 0;         // samples of this epoch already consumed
   double loss_scale = 65536.0;  // fp16 dynamic loss scale (see train/loss_scale.h)
   int64_t loss_scale_good_steps = 0;
   int64_t nonfinite_in_row = 0;
   int64_t nonfinite_total = 0;
   bool validated = false;  // the objective gives held-out scores (train/objective.h)
   double best_score = -std::numeric_limits<double>::infinity();  // held-out score, or -mean loss
-  int64_t bad_epochs = 0;  // epochs in a row without a better score
-  double epoch_loss = 0;   // sum of this epoch's finite step losses so far
-  int64_t epoch_steps = 0; // ... and their number
+  int64_t bad_epochs = 0;   // epochs in a row without a better score
+  double epoch_loss = 0;    // sum of this epoch's finite step losses so far
+  int64_t epoch_steps = 0;  // ... and their number
 };
 
 struct TrainCheckpoint {
@@ -41,8 +41,8 @@ struct TrainCheckpoint {
 struct TrainCheckpointFile {
   TrainCheckpoint meta;
   StateDict model;
-  at::Tensor optimizer;  // uint8 bytes
-  at::Tensor rng_cpu;    // the CPU generator's state
+  at::Tensor optimizer;              // uint8 bytes
+  at::Tensor rng_cpu;                // the CPU generator's state
   std::vector<at::Tensor> rng_cuda;  // each CUDA device's, as torch.cuda.get_rng_state_all()
 };
 

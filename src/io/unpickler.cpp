@@ -16,8 +16,8 @@ namespace {
 // because the persistent id tuple holds a GLOBAL (the storage type), which is no IValue.
 struct Item {
   c10::IValue value;
-  std::string global;                         // "module.name" of a GLOBAL
-  std::shared_ptr<std::vector<Item>> tuple;   // a tuple's elements
+  std::string global;                        // "module.name" of a GLOBAL
+  std::shared_ptr<std::vector<Item>> tuple;  // a tuple's elements
 };
 
 class Unpickler {
@@ -201,7 +201,8 @@ class Unpickler {
   // _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata]).
   // requires_grad and hooks are ignored: a checkpoint holds values.
   at::Tensor rebuild_tensor(const std::vector<Item>& args) {
-    if (args.size() < 4) fail("_rebuild_tensor_v2 with " + std::to_string(args.size()) + " arguments");
+    if (args.size() < 4)
+      fail("_rebuild_tensor_v2 with " + std::to_string(args.size()) + " arguments");
     if (!args[0].value.isTensor()) fail("_rebuild_tensor_v2 without a storage");
     at::Tensor flat = args[0].value.toTensor();
     int64_t offset = int_of(args[1], "storage offset");
@@ -247,7 +248,8 @@ class Unpickler {
       if (a.empty() || !a[0].value.isTensor()) fail("_rebuild_parameter without a tensor");
       push(a[0].value);
     } else {
-      fail("cannot call '" + (callable.global.empty() ? std::string("a value") : callable.global) + "'");
+      fail("cannot call '" + (callable.global.empty() ? std::string("a value") : callable.global) +
+           "'");
     }
   }
 
@@ -264,22 +266,44 @@ class Unpickler {
       case Op::PROTO:
         if (read<uint8_t>() > 5) fail("pickle protocol newer than 5");
         break;
-      case Op::FRAME: read<uint64_t>(); break;
-      case Op::GLOBAL: global(); break;
-      case Op::BINPERSID: persistent_id(); break;
-      case Op::REDUCE: reduce(); break;
+      case Op::FRAME:
+        read<uint64_t>();
+        break;
+      case Op::GLOBAL:
+        global();
+        break;
+      case Op::BINPERSID:
+        persistent_id();
+        break;
+      case Op::REDUCE:
+        reduce();
+        break;
       case Op::BUILD: {  // an OrderedDict's `_metadata` (module versions): not needed
         pop();
         if (!top().value.isGenericDict()) fail("BUILD on something that is not a dict");
         break;
       }
-      case Op::MARK: marks_.push_back(stack_.size()); break;
-      case Op::TUPLE: push_tuple(pop_to_mark()); break;
-      case Op::EMPTY_TUPLE: push_tuple({}); break;
-      case Op::TUPLE1: push_last_as_tuple(1); break;
-      case Op::TUPLE2: push_last_as_tuple(2); break;
-      case Op::TUPLE3: push_last_as_tuple(3); break;
-      case Op::EMPTY_DICT: push(c10::impl::GenericDict(c10::AnyType::get(), c10::AnyType::get())); break;
+      case Op::MARK:
+        marks_.push_back(stack_.size());
+        break;
+      case Op::TUPLE:
+        push_tuple(pop_to_mark());
+        break;
+      case Op::EMPTY_TUPLE:
+        push_tuple({});
+        break;
+      case Op::TUPLE1:
+        push_last_as_tuple(1);
+        break;
+      case Op::TUPLE2:
+        push_last_as_tuple(2);
+        break;
+      case Op::TUPLE3:
+        push_last_as_tuple(3);
+        break;
+      case Op::EMPTY_DICT:
+        push(c10::impl::GenericDict(c10::AnyType::get(), c10::AnyType::get()));
+        break;
       case Op::SETITEM: {
         Item value = pop();
         Item key = pop();
@@ -294,7 +318,9 @@ class Unpickler {
         for (size_t i = 0; i < items.size(); i += 2) set_item(dict, items[i], items[i + 1]);
         break;
       }
-      case Op::EMPTY_LIST: push(c10::impl::GenericList(c10::AnyType::get())); break;
+      case Op::EMPTY_LIST:
+        push(c10::impl::GenericList(c10::AnyType::get()));
+        break;
       case Op::APPEND: {
         Item value = pop();
         append(top(), value);
@@ -305,21 +331,51 @@ class Unpickler {
         for (const Item& v : items) append(top(), v);
         break;
       }
-      case Op::BINPUT: memo_put(read<uint8_t>()); break;
-      case Op::LONG_BINPUT: memo_put(read<uint32_t>()); break;
-      case Op::MEMOIZE: memo_put(static_cast<uint32_t>(memo_.size())); break;
-      case Op::BINGET: memo_get(read<uint8_t>()); break;
-      case Op::LONG_BINGET: memo_get(read<uint32_t>()); break;
-      case Op::BININT: push(int64_t(read<int32_t>())); break;
-      case Op::BININT1: push(int64_t(read<uint8_t>())); break;
-      case Op::BININT2: push(int64_t(read<uint16_t>())); break;
-      case Op::LONG1: push(read_long1()); break;
-      case Op::BINFLOAT: push(read_binfloat()); break;
-      case Op::BINUNICODE: push(std::string(take(read<uint32_t>()))); break;
-      case Op::SHORT_BINUNICODE: push(std::string(take(read<uint8_t>()))); break;
-      case Op::NONE: push(c10::IValue()); break;
-      case Op::NEWTRUE: push(true); break;
-      case Op::NEWFALSE: push(false); break;
+      case Op::BINPUT:
+        memo_put(read<uint8_t>());
+        break;
+      case Op::LONG_BINPUT:
+        memo_put(read<uint32_t>());
+        break;
+      case Op::MEMOIZE:
+        memo_put(static_cast<uint32_t>(memo_.size()));
+        break;
+      case Op::BINGET:
+        memo_get(read<uint8_t>());
+        break;
+      case Op::LONG_BINGET:
+        memo_get(read<uint32_t>());
+        break;
+      case Op::BININT:
+        push(int64_t(read<int32_t>()));
+        break;
+      case Op::BININT1:
+        push(int64_t(read<uint8_t>()));
+        break;
+      case Op::BININT2:
+        push(int64_t(read<uint16_t>()));
+        break;
+      case Op::LONG1:
+        push(read_long1());
+        break;
+      case Op::BINFLOAT:
+        push(read_binfloat());
+        break;
+      case Op::BINUNICODE:
+        push(std::string(take(read<uint32_t>())));
+        break;
+      case Op::SHORT_BINUNICODE:
+        push(std::string(take(read<uint8_t>())));
+        break;
+      case Op::NONE:
+        push(c10::IValue());
+        break;
+      case Op::NEWTRUE:
+        push(true);
+        break;
+      case Op::NEWFALSE:
+        push(false);
+        break;
       default: {
         char hex[8];
         std::snprintf(hex, sizeof(hex), "0x%02x", unsigned(op));

@@ -52,9 +52,12 @@ double ratio(int64_t hidden, int64_t width) {
 // rows, a global block's 2 * grid - 1.
 json vit(const Shapes& shapes, const std::string& prefix, const std::vector<int64_t>& proj) {
   const int64_t dim = proj[0], patch = proj[2];
-  json j = {{"family", "ViT"},       {"prefix", prefix},
-            {"embed_dim", dim},      {"in_chans", proj[1]},
-            {"patch_size", patch},   {"depth", count_indices(shapes, prefix + "blocks.")},
+  json j = {{"family", "ViT"},
+            {"prefix", prefix},
+            {"embed_dim", dim},
+            {"in_chans", proj[1]},
+            {"patch_size", patch},
+            {"depth", count_indices(shapes, prefix + "blocks.")},
             {"qkv_bias", shapes.count(prefix + "blocks.0.attn.qkv.bias") > 0}};
   int64_t grid = 1024 / patch;  // SAM's img_size, unless the position embedding says otherwise
   const auto* pos = shape(shapes, prefix + "pos_embed", 4);  // [1, grid, grid, dim]
@@ -63,9 +66,11 @@ json vit(const Shapes& shapes, const std::string& prefix, const std::vector<int6
     grid = (*pos)[1];
     j["img_size"] = grid * patch;
   }
-  if (const auto* lin1 = shape(shapes, prefix + "blocks.0.mlp.lin1.weight", 2)) j["mlp_ratio"] = ratio((*lin1)[0], dim);
+  if (const auto* lin1 = shape(shapes, prefix + "blocks.0.mlp.lin1.weight", 2))
+    j["mlp_ratio"] = ratio((*lin1)[0], dim);
   if (const auto* neck = shape(shapes, prefix + "neck.0.weight", 4)) j["out_chans"] = (*neck)[0];
-  const auto* table = shape(shapes, prefix + "blocks.0.attn.rel_pos_h", 2);  // [2 * size - 1, head_dim]
+  const auto* table =
+      shape(shapes, prefix + "blocks.0.attn.rel_pos_h", 2);  // [2 * size - 1, head_dim]
   j["use_rel_pos"] = table != nullptr;
   if (!table) return j;
   j["num_heads"] = dim / (*table)[1];
@@ -90,7 +95,7 @@ json tiny_vit(const Shapes& shapes, const std::string& prefix) {
   const int64_t stages = count_indices(shapes, prefix + "layers.");
   for (int64_t i = 0; i < stages; ++i) {
     const std::string blocks = prefix + "layers." + std::to_string(i) + ".blocks.";
-    const auto* conv = shape(shapes, blocks + "0.conv1.c.weight", 4);  // [hidden, dim, 1, 1]
+    const auto* conv = shape(shapes, blocks + "0.conv1.c.weight", 4);    // [hidden, dim, 1, 1]
     const auto* norm = shape(shapes, blocks + "0.attn.norm.weight", 1);  // [dim]
     if (conv)
       dims.push_back((*conv)[1]);
@@ -110,7 +115,8 @@ json tiny_vit(const Shapes& shapes, const std::string& prefix) {
     j["num_heads"] = heads;
     j["window_sizes"] = windows;
   }
-  if (const auto* stem = shape(shapes, prefix + "patch_embed.seq.0.c.weight", 4)) j["in_chans"] = (*stem)[1];
+  if (const auto* stem = shape(shapes, prefix + "patch_embed.seq.0.c.weight", 4))
+    j["in_chans"] = (*stem)[1];
   if (const auto* conv = shape(shapes, prefix + "layers.0.blocks.0.conv1.c.weight", 4))
     j["mbconv_expand_ratio"] = ratio((*conv)[0], (*conv)[1]);
   if (const auto* fc1 = shape(shapes, prefix + "layers.1.blocks.0.mlp.fc1.weight", 2))
@@ -164,7 +170,8 @@ json observe_encoder(const StateDict& entries) {
   for (const auto& [key, t] : entries) shapes[key] = t.sizes().vec();
   for (const std::string prefix : {"image_encoder.", ""}) {
     if (shapes.count(prefix + "patch_embed.seq.0.c.weight")) return tiny_vit(shapes, prefix);
-    if (const auto* proj = shape(shapes, prefix + "patch_embed.proj.weight", 4)) return vit(shapes, prefix, *proj);
+    if (const auto* proj = shape(shapes, prefix + "patch_embed.proj.weight", 4))
+      return vit(shapes, prefix, *proj);
   }
   return nullptr;
 }

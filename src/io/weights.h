@@ -1,6 +1,5 @@
 #pragma once
 #include <nlohmann/json.hpp>
-
 #include <string>
 
 #include "io/state_dict.h"
@@ -15,8 +14,9 @@ namespace sd::io {
 std::string resolve_weights(const std::string& file_or_run);
 
 struct Weights {
-  std::string file;       // the file read (resolve_weights)
-  StateDict entries;      // an encoder state dict, a full SAM checkpoint, or a training checkpoint's model
+  std::string file;  // the file read (resolve_weights)
+  StateDict
+      entries;  // an encoder state dict, a full SAM checkpoint, or a training checkpoint's model
   std::string run_model;  // the `student_model` of the run the weights come from; "" when none
   // The image encoder's entries, keys relative to the encoder (see encoder_entries).
   StateDict encoder() const { return encoder_entries(entries); }

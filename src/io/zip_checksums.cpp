@@ -26,7 +26,8 @@ uint64_t little_endian(const std::string& bytes, size_t at, int width) {
 
 class File {
  public:
-  explicit File(const std::string& path) : path_(path), in_(path, std::ios::binary | std::ios::ate) {
+  explicit File(const std::string& path)
+      : path_(path), in_(path, std::ios::binary | std::ios::ate) {
     if (!in_) throw Error(path + ": cannot open");
     size_ = static_cast<uint64_t>(in_.tellg());
   }
@@ -54,14 +55,17 @@ struct Directory {
 };
 
 Directory find_directory(File& file) {
-  const uint64_t tail_size = std::min<uint64_t>(file.size(), kLocatorBytes + kEndBytes + kMaxCommentBytes);
+  const uint64_t tail_size =
+      std::min<uint64_t>(file.size(), kLocatorBytes + kEndBytes + kMaxCommentBytes);
   const std::string tail = file.read(file.size() - tail_size, tail_size);
   if (tail.size() < kEndBytes) file.damaged("is missing");
   const size_t end = tail.rfind(kEndSignature, tail.size() - kEndBytes);
   if (end == std::string::npos) file.damaged("is missing");
-  Directory d{little_endian(tail, end + 10, 2), little_endian(tail, end + 12, 4), little_endian(tail, end + 16, 4)};
+  Directory d{little_endian(tail, end + 10, 2), little_endian(tail, end + 12, 4),
+              little_endian(tail, end + 16, 4)};
   if (end >= kLocatorBytes && tail.compare(end - kLocatorBytes, 4, kLocatorSignature) == 0) {
-    const std::string zip64 = file.read(little_endian(tail, end - kLocatorBytes + 8, 8), kZip64EndBytes);
+    const std::string zip64 =
+        file.read(little_endian(tail, end - kLocatorBytes + 8, 8), kZip64EndBytes);
     if (zip64.compare(0, 4, kZip64EndSignature) != 0) file.damaged("has a broken zip64 record");
     d = {little_endian(zip64, 32, 8), little_endian(zip64, 40, 8), little_endian(zip64, 48, 8)};
   }
@@ -83,13 +87,15 @@ ZipChecksums::ZipChecksums(const std::string& path) : path_(path) {
     const std::string name = dir.substr(at + kEntryBytes, name_bytes);
     if (i == 0) folder_ = name.substr(0, name.find('/'));
     crc_.emplace(name, static_cast<uint32_t>(little_endian(dir, at + 16, 4)));
-    at += kEntryBytes + name_bytes + little_endian(dir, at + 30, 2) + little_endian(dir, at + 32, 2);
+    at +=
+        kEntryBytes + name_bytes + little_endian(dir, at + 30, 2) + little_endian(dir, at + 32, 2);
   }
 }
 
 void ZipChecksums::check(const std::string& record, const void* data, size_t size) const {
   auto it = crc_.find(folder_ + "/" + record);
-  if (it == crc_.end()) throw Error(path_ + ": damaged zip file: no checksum for record '" + record + "'");
+  if (it == crc_.end())
+    throw Error(path_ + ": damaged zip file: no checksum for record '" + record + "'");
   if (it->second != 0 && crc32(data, size) != it->second)
     throw Error(path_ + ": damaged file: record '" + record + "' does not match its CRC-32");
 }

@@ -1,14 +1,13 @@
 #include "models/bench.h"
 
 #include <ATen/ATen.h>
+#include <torch/optim/adamw.h>
+#include <torch/types.h>
 
 #include <algorithm>
 #include <chrono>
 #include <functional>
 #include <vector>
-
-#include <torch/optim/adamw.h>
-#include <torch/types.h>
 
 #include "models/image_encoder.h"
 #include "models/predictor.h"

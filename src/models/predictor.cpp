@@ -56,15 +56,18 @@ void SamPredictor::require_image() const {
     throw Error("SamPredictor: set an image (set_image or set_image_embedding) before predicting");
 }
 
-Prompts to_input_frame(const Prompts& prompts, const ResizeLongestSide& transform, Size2 original_size,
-                       c10::Device device) {
+Prompts to_input_frame(const Prompts& prompts, const ResizeLongestSide& transform,
+                       Size2 original_size, c10::Device device) {
   Prompts batched;
   if (prompts.point_coords.defined()) {
-    batched.point_coords = transform.apply_coords(prompts.point_coords, original_size).to(device).unsqueeze(0);
+    batched.point_coords =
+        transform.apply_coords(prompts.point_coords, original_size).to(device).unsqueeze(0);
     batched.point_labels = prompts.point_labels.to(device, at::kInt).unsqueeze(0);
   }
-  if (prompts.box.defined()) batched.box = transform.apply_boxes(prompts.box, original_size).to(device);
-  if (prompts.mask_input.defined()) batched.mask_input = prompts.mask_input.to(device, at::kFloat).unsqueeze(0);
+  if (prompts.box.defined())
+    batched.box = transform.apply_boxes(prompts.box, original_size).to(device);
+  if (prompts.mask_input.defined())
+    batched.mask_input = prompts.mask_input.to(device, at::kFloat).unsqueeze(0);
   return batched;
 }
 

@@ -18,8 +18,8 @@ struct Prediction {
 
 // Prompts in original pixels (predict()'s) -> the batch of one that predict_torch() and
 // SamImpl::decode() take: coordinates in the resized image's frame, on `device`.
-Prompts to_input_frame(const Prompts& prompts, const ResizeLongestSide& transform, Size2 original_size,
-                       c10::Device device);
+Prompts to_input_frame(const Prompts& prompts, const ResizeLongestSide& transform,
+                       Size2 original_size, c10::Device device);
 
 // SAM's SamPredictor: encode an image once, then predict masks for many prompts.
 class SamPredictor {

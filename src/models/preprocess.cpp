@@ -40,8 +40,10 @@ class BufferPool {
         free_.pop_back();
       }
     }
-    if (!buffer && !(buffer = std::aligned_alloc(64, kPlane * 3 * sizeof(float)))) throw std::bad_alloc();
-    return at::from_blob(buffer, {3, kImageSize, kImageSize}, [](void* p) { instance().give(p); }, at::kFloat);
+    if (!buffer && !(buffer = std::aligned_alloc(64, kPlane * 3 * sizeof(float))))
+      throw std::bad_alloc();
+    return at::from_blob(
+        buffer, {3, kImageSize, kImageSize}, [](void* p) { instance().give(p); }, at::kFloat);
   }
 
  private:
@@ -79,9 +81,7 @@ SD_VECTORISED void normalise_row(const uint8_t* __restrict rgb, int64_t width, f
 }  // namespace
 
 NormalizeAndPad::NormalizeAndPad(int64_t height, int64_t width)
-    : width_(width),
-      pixels_(BufferPool::instance().take()),
-      data_(pixels_.data_ptr<float>()) {
+    : width_(width), pixels_(BufferPool::instance().take()), data_(pixels_.data_ptr<float>()) {
   if (height > kImageSize || width > kImageSize)
     throw shape_error(std::to_string(height) + "x" + std::to_string(width) + "x3");
   for (int c = 0; c < 3; ++c) {

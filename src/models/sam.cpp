@@ -27,8 +27,8 @@ at::Tensor SamImpl::postprocess_masks(const at::Tensor& masks, Size2 input_size,
 
 DecoderOutput SamImpl::decode(const at::Tensor& embedding, const Prompts& prompts,
                               bool multimask_output, Trace* trace) {
-  auto [sparse, dense] =
-      prompt_encoder->forward(prompts.point_coords, prompts.point_labels, prompts.box, prompts.mask_input);
+  auto [sparse, dense] = prompt_encoder->forward(prompts.point_coords, prompts.point_labels,
+                                                 prompts.box, prompts.mask_input);
   if (trace) {
     trace->emplace_back("sparse_embeddings", sparse);
     trace->emplace_back("dense_embeddings", dense);

@@ -32,10 +32,12 @@ bool same(const std::string& key, const json& given, const json& shown, const js
 }
 
 // "key N there, M in <what>" for each size of `observed` that `config` does not have.
-std::vector<std::string> differences(const json& config, const json& observed, const std::string& what) {
+std::vector<std::string> differences(const json& config, const json& observed,
+                                     const std::string& what) {
   const bool tiny = observed["family"] == "TinyViT";
   if (tiny != config.contains("embed_dims"))
-    return {"a " + observed["family"].get<std::string>() + " there, a " + (tiny ? "ViT" : "TinyViT") + " in " + what};
+    return {"a " + observed["family"].get<std::string>() + " there, a " +
+            (tiny ? "ViT" : "TinyViT") + " in " + what};
   std::vector<std::string> out;
   for (const auto& [key, shown] : observed.items())
     if (key != "family" && key != "prefix" && !same(key, config.at(key), shown, observed))
@@ -45,7 +47,8 @@ std::vector<std::string> differences(const json& config, const json& observed, c
 
 std::string describe(const json& observed) {
   const std::string preset = preset_matching(observed);
-  return (preset == "custom" ? "custom " : preset + " ") + observed["family"].get<std::string>() + " encoder";
+  return (preset == "custom" ? "custom " : preset + " ") + observed["family"].get<std::string>() +
+         " encoder";
 }
 
 // The config of what the weights show; the first TinyViT stage has no attention, so its
@@ -73,13 +76,14 @@ std::string joined(const std::vector<std::string>& parts) {
 }
 
 // Why `config` (named `what`) does not fit `weights`; "" when it does.
-std::string misfit(const EncoderConfig& config, const std::string& what, const io::Weights& weights) {
+std::string misfit(const EncoderConfig& config, const std::string& what,
+                   const io::Weights& weights) {
   const json observed = io::observe_encoder(weights.entries);
   if (observed.is_null()) return "";  // nothing to compare: strict loading names the keys
   const std::vector<std::string> diff = differences(to_json(config), observed, what);
   if (diff.empty()) return "";
-  return what + " does not fit the weights '" + weights.file + "', which hold a " + describe(observed) + ": " +
-         joined(diff);
+  return what + " does not fit the weights '" + weights.file + "', which hold a " +
+         describe(observed) + ": " + joined(diff);
 }
 
 }  // namespace
@@ -89,19 +93,24 @@ void check_fits(const EncoderConfig& config, const std::string& what, const io::
   if (!why.empty()) throw Error(why);
 }
 
-EncoderConfig encoder_config_of(const io::Weights& weights, const std::string& model, const std::string& flag) {
+EncoderConfig encoder_config_of(const io::Weights& weights, const std::string& model,
+                                const std::string& flag) {
   auto given = [&](const std::string& name, const std::string& what, const std::string& hint) {
     EncoderConfig config = resolve_encoder(name);
     const std::string why = misfit(config, what, weights);
     if (!why.empty()) throw Error(why + " (" + hint + ")");
     return config;
   };
-  if (!model.empty()) return given(model, flag + " '" + model + "'", "leave " + flag + " out to use the weights' own");
+  if (!model.empty())
+    return given(model, flag + " '" + model + "'",
+                 "leave " + flag + " out to use the weights' own");
   if (!weights.run_model.empty())
-    return given(weights.run_model, "the run's student_model '" + weights.run_model + "'", "give " + flag);
+    return given(weights.run_model, "the run's student_model '" + weights.run_model + "'",
+                 "give " + flag);
   const json observed = io::observe_encoder(weights.entries);
   if (observed.is_null())
-    throw Error("'" + weights.file + "' holds no SAM / MobileSAM image encoder (image_encoder.patch_embed.*): give " +
+    throw Error("'" + weights.file +
+                "' holds no SAM / MobileSAM image encoder (image_encoder.patch_embed.*): give " +
                 flag + " or other weights");
   return config_shown(observed, weights.file, flag);
 }
@@ -112,26 +121,29 @@ std::string preset_matching(const json& observed) {
   return "custom";
 }
 
-std::shared_ptr<ImageEncoder> load_image_encoder(const EncoderConfig& config, const io::Weights& weights) {
+std::shared_ptr<ImageEncoder> load_image_encoder(const EncoderConfig& config,
+                                                 const io::Weights& weights) {
   std::shared_ptr<ImageEncoder> encoder = make_image_encoder(config);
   io::load_state_dict(*encoder, weights.encoder(), "", weights.file);
   return encoder;
 }
 
-io::StateDict assemble_sam(const io::StateDict& student_encoder, const EncoderConfig& student_config,
-                           const std::string& decoder_from) {
+io::StateDict assemble_sam(const io::StateDict& student_encoder,
+                           const EncoderConfig& student_config, const std::string& decoder_from) {
   io::StateDict decoder_source = io::read_state_dict(decoder_from);
   io::StateDict out;
   for (const auto& [key, value] : student_encoder) out.emplace_back("image_encoder." + key, value);
   size_t taken = 0;
   for (const auto& entry : decoder_source) {
-    if (entry.first.rfind("prompt_encoder.", 0) == 0 || entry.first.rfind("mask_decoder.", 0) == 0) {
+    if (entry.first.rfind("prompt_encoder.", 0) == 0 ||
+        entry.first.rfind("mask_decoder.", 0) == 0) {
       out.push_back(entry);
       ++taken;
     }
   }
   if (taken == 0)
-    throw Error("'" + decoder_from + "' has no prompt_encoder.* / mask_decoder.* entries: "
+    throw Error("'" + decoder_from +
+                "' has no prompt_encoder.* / mask_decoder.* entries: "
                 "--decoder-from needs a full SAM checkpoint");
   Sam sam = build_sam(student_config);
   io::load_state_dict(*sam, out, "", "the exported checkpoint");

@@ -1,7 +1,6 @@
 #pragma once
-#include <nlohmann/json.hpp>
-
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "io/state_dict.h"
@@ -18,7 +17,8 @@ namespace sd::models {
 // from, else what their shapes show (io::observe_encoder). sd::Error naming both when the
 // architecture given does not fit the weights; naming `flag` when the weights hold no
 // encoder or do not show its attention heads (a ViT without relative position tables).
-EncoderConfig encoder_config_of(const io::Weights& weights, const std::string& model, const std::string& flag);
+EncoderConfig encoder_config_of(const io::Weights& weights, const std::string& model,
+                                const std::string& flag);
 
 // sd::Error naming `what` (e.g. "--model 'vit_b'") and the weights, with every size that
 // differs, when `config` does not have the sizes the weights show.
@@ -30,13 +30,14 @@ std::string preset_matching(const nlohmann::json& observed);
 
 // An encoder of `config` holding the encoder entries of `weights`; strict (sd::Error
 // naming the key and the file).
-std::shared_ptr<ImageEncoder> load_image_encoder(const EncoderConfig& config, const io::Weights& weights);
+std::shared_ptr<ImageEncoder> load_image_encoder(const EncoderConfig& config,
+                                                 const io::Weights& weights);
 
 // A full SAM state dict under the official key names: the student encoder as
 // `image_encoder.*`, the prompt encoder and mask decoder of `decoder_from` (a full SAM
 // checkpoint such as sam_vit_h_4b8939.pth). Checked by loading it strictly into a Sam
 // built from `student_config`; sd::Error naming the file and key otherwise.
-io::StateDict assemble_sam(const io::StateDict& student_encoder, const EncoderConfig& student_config,
-                           const std::string& decoder_from);
+io::StateDict assemble_sam(const io::StateDict& student_encoder,
+                           const EncoderConfig& student_config, const std::string& decoder_from);
 
 }  // namespace sd::models

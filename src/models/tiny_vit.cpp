@@ -105,7 +105,8 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   at::Tensor q = qkv_split[0].permute({0, 2, 1, 3});
   at::Tensor k = qkv_split[1].permute({0, 2, 1, 3});
   at::Tensor v = qkv_split[2].permute({0, 2, 1, 3});
-  at::Tensor biases = attention_biases.index_select(1, attention_bias_idxs.flatten()).view({num_heads, N, N});
+  at::Tensor biases =
+      attention_biases.index_select(1, attention_bias_idxs.flatten()).view({num_heads, N, N});
   at::Tensor attn = (at::matmul(q, k.transpose(-2, -1)) * scale + biases).softmax(-1);
   return proj(at::matmul(attn, v).transpose(1, 2).reshape({B, N, -1}));
 }

@@ -31,7 +31,8 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 std::string make_bench_dir() {
   std::string pattern = (fs::temp_directory_path() / "samdistill-store-bench-XXXXXX").string();
-  if (!mkdtemp(pattern.data())) throw Error("cannot create a temporary folder for the store benchmark");
+  if (!mkdtemp(pattern.data()))
+    throw Error("cannot create a temporary folder for the store benchmark");
   return pattern;
 }
 
@@ -44,8 +45,10 @@ double time_reads(const Reader& reader, const std::vector<size_t>& order, bool d
   auto start = std::chrono::steady_clock::now();
   for (size_t i : order) {
     const Entry& e = reader.entries()[i];
-    if (decode) reader.embedding(e.index.info.key);
-    else reader.read_encoded(e);
+    if (decode)
+      reader.embedding(e.index.info.key);
+    else
+      reader.read_encoded(e);
   }
   return seconds_since(start);
 }
@@ -57,7 +60,8 @@ nlohmann::json bench_store() {
   at::Tensor values = at::randn({256, 64, 64});
   nlohmann::json out;
   for (DType d : {DType::fp16, DType::bf16, DType::fp32, DType::int8})
-    out["store_bytes_per_record_" + dtype_name(d)] = bytes_per_record(encode_embedding("sa_1", values, d));
+    out["store_bytes_per_record_" + dtype_name(d)] =
+        bytes_per_record(encode_embedding("sa_1", values, d));
   // One payload written under 64 keys: 64 records on disk without encoding 64 embeddings.
   std::vector<Encoded> records(kRecords, encode_embedding("sa_0", values, DType::fp16));
   for (int i = 0; i < kRecords; ++i) records[i].info.key = "sa_" + std::to_string(i);

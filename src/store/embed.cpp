@@ -30,12 +30,15 @@ namespace {
 
 // The reader's next `count` images that decoded, resized and normalised; the bad ones go to
 // the summary.
-std::vector<data::ImageItem> next_batch(data::ImageReader& reader, size_t count, EmbedSummary& summary) {
+std::vector<data::ImageItem> next_batch(data::ImageReader& reader, size_t count,
+                                        EmbedSummary& summary) {
   std::vector<data::ImageItem> batch;
   for (size_t i = 0; i < count; ++i) {
     data::ImageItem item = *reader.next();
-    if (item.skip) summary.skipped.push_back(*item.skip);
-    else batch.push_back(std::move(item));
+    if (item.skip)
+      summary.skipped.push_back(*item.skip);
+    else
+      batch.push_back(std::move(item));
   }
   return batch;
 }
@@ -56,8 +59,8 @@ std::vector<const data::Entry*> select(const data::Dataset& dataset, const Reade
 }
 
 // Takes the weights read by value: they are freed once loaded.
-std::shared_ptr<models::ImageEncoder> frozen_teacher(const models::EncoderConfig& config, io::Weights weights,
-                                                     at::Device device) {
+std::shared_ptr<models::ImageEncoder> frozen_teacher(const models::EncoderConfig& config,
+                                                     io::Weights weights, at::Device device) {
   auto teacher = models::load_image_encoder(config, weights);
   teacher->eval();
   teacher->to(device);
@@ -66,11 +69,13 @@ std::shared_ptr<models::ImageEncoder> frozen_teacher(const models::EncoderConfig
 }
 
 // Appends what the store lacks of each image (embedding, cached image) and commits.
-void write_batch(const std::vector<data::ImageItem>& batch, const at::Tensor& embeddings, const Reader& before,
-                 const EmbedOptions& options, Writer& writer, EmbedSummary& summary) {
+void write_batch(const std::vector<data::ImageItem>& batch, const at::Tensor& embeddings,
+                 const Reader& before, const EmbedOptions& options, Writer& writer,
+                 EmbedSummary& summary) {
   for (size_t i = 0; i < batch.size(); ++i) {
     const std::string& key = batch[i].entry->id;
-    if (!before.find(Kind::embedding, key)) writer.put(encode_embedding(key, embeddings[int64_t(i)], options.dtype));
+    if (!before.find(Kind::embedding, key))
+      writer.put(encode_embedding(key, embeddings[int64_t(i)], options.dtype));
     if (options.cache_images && !before.find(Kind::image, key)) {
       Encoded image = encode_image(key, batch[i].resized);
       summary.image_bytes += record_bytes(key.size(), image.info.payload_bytes);
@@ -86,7 +91,8 @@ void write_batch(const std::vector<data::ImageItem>& batch, const at::Tensor& em
 void parse_shard(const std::string& text, EmbedOptions& options) {
   auto invalid = [&] { return Error("--shard '" + text + "' is not i/N with 0 <= i < N"); };
   auto number = [&](const std::string& digits) {
-    if (digits.empty() || digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos)
+    if (digits.empty() || digits.size() > 6 ||
+        digits.find_first_not_of("0123456789") != std::string::npos)
       throw invalid();
     return std::stoi(digits);
   };
@@ -100,13 +106,17 @@ void parse_shard(const std::string& text, EmbedOptions& options) {
 nlohmann::json EmbedSummary::to_json() const {
   nlohmann::json skips = nlohmann::json::array();
   for (const data::Skip& s : skipped) skips.push_back({{"file", s.file}, {"reason", s.reason}});
-  return {{"selected", selected},           {"already_done", already_done},
-          {"embedded", embedded},           {"skipped", skips},
-          {"cached_image_bytes", image_bytes}, {"seconds", seconds},
+  return {{"selected", selected},
+          {"already_done", already_done},
+          {"embedded", embedded},
+          {"skipped", skips},
+          {"cached_image_bytes", image_bytes},
+          {"seconds", seconds},
           {"images_per_s", seconds > 0 ? embedded / seconds : 0.0}};
 }
 
-Manifest teacher_manifest(const models::EncoderConfig& config, const std::string& checkpoint, DType dtype) {
+Manifest teacher_manifest(const models::EncoderConfig& config, const std::string& checkpoint,
+                          DType dtype) {
   Manifest m;
   m.teacher = models::to_json(config);
   m.checkpoint_sha256 = sha256_file(checkpoint);
@@ -126,10 +136,12 @@ EmbedSummary embed(const EmbedOptions& options) {
   if (options.batch_size < 1) throw Error("--batch-size must be >= 1");
   at::Device device = parse_device(options.device);
   io::Weights weights = io::read_weights(options.teacher_checkpoint);
-  const models::EncoderConfig config = models::encoder_config_of(weights, options.teacher, "--teacher");
+  const models::EncoderConfig config =
+      models::encoder_config_of(weights, options.teacher, "--teacher");
   Manifest manifest = teacher_manifest(config, weights.file, options.dtype);
   EmbedSummary summary;
-  const data::Dataset dataset = data::Dataset::index_sa1b(options.data, &summary.skipped).subset(options.subset);
+  const data::Dataset dataset =
+      data::Dataset::index_sa1b(options.data, &summary.skipped).subset(options.subset);
   Writer writer(options.store, manifest, shard_part_name(options.shard_index, options.shard_count));
   const Reader before(options.store);  // committed by earlier runs and other shards' writers
   const std::vector<const data::Entry*> todo = select(dataset, before, options, summary);

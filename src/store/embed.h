@@ -11,7 +11,7 @@
 namespace sd::store {
 
 struct EmbedOptions {
-  std::string teacher;  // preset or JSON config; "": what teacher_checkpoint holds
+  std::string teacher;             // preset or JSON config; "": what teacher_checkpoint holds
   std::string teacher_checkpoint;  // a file or run folder
   std::vector<std::string> data;
   data::SubsetSpec subset;
@@ -28,7 +28,7 @@ struct EmbedOptions {
 void parse_shard(const std::string& text, EmbedOptions& options);
 
 struct EmbedSummary {
-  size_t selected = 0;  // images of this shard of the subset
+  size_t selected = 0;      // images of this shard of the subset
   size_t already_done = 0;  // committed by an earlier run (or another shard's writer)
   size_t embedded = 0;
   std::vector<data::Skip> skipped;  // unreadable images, with reasons
@@ -43,6 +43,7 @@ struct EmbedSummary {
 EmbedSummary embed(const EmbedOptions& options);
 
 // What a store made by this teacher, checkpoint and dtype records (SAM's preprocessing).
-Manifest teacher_manifest(const models::EncoderConfig& config, const std::string& checkpoint, DType dtype);
+Manifest teacher_manifest(const models::EncoderConfig& config, const std::string& checkpoint,
+                          DType dtype);
 
 }  // namespace sd::store

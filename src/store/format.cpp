@@ -32,22 +32,30 @@ uint64_t align64(uint64_t n) { return (n + 63) / 64 * 64; }
 
 size_t element_bytes(DType dtype) {
   switch (dtype) {
-    case DType::fp32: return 4;
+    case DType::fp32:
+      return 4;
     case DType::fp16:
-    case DType::bf16: return 2;
+    case DType::bf16:
+      return 2;
     case DType::int8:
-    case DType::uint8: return 1;
+    case DType::uint8:
+      return 1;
   }
   return 0;
 }
 
 at::ScalarType scalar_type(DType dtype) {
   switch (dtype) {
-    case DType::fp32: return at::kFloat;
-    case DType::fp16: return at::kHalf;
-    case DType::bf16: return at::kBFloat16;
-    case DType::int8: return at::kChar;
-    case DType::uint8: return at::kByte;
+    case DType::fp32:
+      return at::kFloat;
+    case DType::fp16:
+      return at::kHalf;
+    case DType::bf16:
+      return at::kBFloat16;
+    case DType::int8:
+      return at::kChar;
+    case DType::uint8:
+      return at::kByte;
   }
   return at::kByte;
 }
@@ -67,7 +75,8 @@ bool valid_kind_dtype(uint8_t kind, uint8_t dtype) {
 
 void check_key(const std::string& key) {
   if (key.empty() || key.size() > kMaxKeyBytes)
-    throw Error("store key '" + key + "' must have 1 to " + std::to_string(kMaxKeyBytes) + " bytes");
+    throw Error("store key '" + key + "' must have 1 to " + std::to_string(kMaxKeyBytes) +
+                " bytes");
 }
 
 at::Tensor to_bytes(const at::Tensor& t) {
@@ -78,14 +87,17 @@ at::Tensor to_bytes(const at::Tensor& t) {
 }
 
 void half_to_float(const uint8_t* src, float* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(reinterpret_cast<const c10::Half*>(src)[i]);
+  for (int64_t i = 0; i < n; ++i)
+    dst[i] = static_cast<float>(reinterpret_cast<const c10::Half*>(src)[i]);
 }
 
 #if defined(__x86_64__)
-__attribute__((target("avx,f16c"))) void half_to_float_f16c(const uint8_t* src, float* dst, int64_t n) {
+__attribute__((target("avx,f16c"))) void half_to_float_f16c(const uint8_t* src, float* dst,
+                                                            int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * i))));
+    _mm256_storeu_ps(
+        dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * i))));
   half_to_float(src + 2 * i, dst + i, n - i);
 }
 #endif
@@ -107,11 +119,16 @@ std::string kind_name(Kind kind) { return kind == Kind::embedding ? "embedding" 
 
 std::string dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::fp32: return "fp32";
-    case DType::fp16: return "fp16";
-    case DType::bf16: return "bf16";
-    case DType::int8: return "int8";
-    case DType::uint8: return "uint8";
+    case DType::fp32:
+      return "fp32";
+    case DType::fp16:
+      return "fp16";
+    case DType::bf16:
+      return "bf16";
+    case DType::int8:
+      return "int8";
+    case DType::uint8:
+      return "uint8";
   }
   return "?";
 }
@@ -140,7 +157,8 @@ std::string encode_header(const RecordInfo& info) {
   put<uint8_t>(buf, 5, uint8_t(info.dtype));
   put<uint8_t>(buf, 6, uint8_t(info.shape.size()));
   put<uint8_t>(buf, 7, uint8_t(info.key.size()));
-  for (size_t i = 0; i < info.shape.size(); ++i) put<uint32_t>(buf, 8 + 4 * i, uint32_t(info.shape[i]));
+  for (size_t i = 0; i < info.shape.size(); ++i)
+    put<uint32_t>(buf, 8 + 4 * i, uint32_t(info.shape[i]));
   put<uint64_t>(buf, 24, info.payload_bytes);
   put<double>(buf, 32, info.err_sq);
   put<double>(buf, 40, info.ref_sq);
@@ -152,7 +170,8 @@ std::string encode_header(const RecordInfo& info) {
 }
 
 std::string decode_header(const char* b, size_t size, RecordInfo& info) {
-  if (size < kHeaderBytes || std::memcmp(b, kRecordMagic, 4) != 0) return "no record header (bad magic)";
+  if (size < kHeaderBytes || std::memcmp(b, kRecordMagic, 4) != 0)
+    return "no record header (bad magic)";
   uint8_t kind = get<uint8_t>(b, 4), dtype = get<uint8_t>(b, 5), ndim = get<uint8_t>(b, 6);
   size_t key_len = get<uint8_t>(b, 7);
   if (key_len == 0 || key_len > kMaxKeyBytes || ndim > kMaxDims) return "corrupt record header";
@@ -200,7 +219,8 @@ std::string decode_index_entry(const char* b, IndexEntry& e) {
   if (crc32c(b, 124) != get<uint32_t>(b, 124)) return "checksum mismatch";
   uint8_t kind = get<uint8_t>(b, 4), dtype = get<uint8_t>(b, 5);
   size_t key_len = get<uint8_t>(b, 6);
-  if (!valid_kind_dtype(kind, dtype) || key_len == 0 || key_len > kMaxKeyBytes) return "corrupt fields";
+  if (!valid_kind_dtype(kind, dtype) || key_len == 0 || key_len > kMaxKeyBytes)
+    return "corrupt fields";
   e.info.kind = Kind(kind);
   e.info.dtype = DType(dtype);
   e.info.key.assign(b + 48, key_len);
@@ -217,8 +237,10 @@ Encoded encode_embedding(const std::string& key, const at::Tensor& values, DType
   check_key(key);
   at::Tensor x = values.detach().to(at::kCPU, at::kFloat).contiguous();
   if (x.dim() == 4 && x.size(0) == 1) x = x.squeeze(0);
-  if (x.dim() != 3) throw Error("embedding '" + key + "' must be CxHxW, got " + std::to_string(x.dim()) + " dims");
-  if (!at::isfinite(x).all().item<bool>()) throw Error("embedding '" + key + "' has non-finite values");
+  if (x.dim() != 3)
+    throw Error("embedding '" + key + "' must be CxHxW, got " + std::to_string(x.dim()) + " dims");
+  if (!at::isfinite(x).all().item<bool>())
+    throw Error("embedding '" + key + "' has non-finite values");
   Encoded out;
   at::Tensor decoded;
   switch (dtype) {
@@ -283,7 +305,8 @@ at::Tensor decode_payload(const RecordInfo& info, const at::Tensor& payload) {
 }
 
 at::Tensor decode_embedding(const RecordInfo& info, const at::Tensor& payload) {
-  if (info.kind != Kind::embedding) throw Error("record '" + info.key + "' is a " + kind_name(info.kind) + ", not an embedding");
+  if (info.kind != Kind::embedding)
+    throw Error("record '" + info.key + "' is a " + kind_name(info.kind) + ", not an embedding");
   at::Tensor out = at::empty(info.shape, at::kFloat);
   float* dst = out.data_ptr<float>();
   const int64_t n = out.numel();
@@ -296,7 +319,8 @@ at::Tensor decode_embedding(const RecordInfo& info, const at::Tensor& payload) {
       decode_half(src, dst, n);
       break;
     case DType::bf16:
-      for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(reinterpret_cast<const c10::BFloat16*>(src)[i]);
+      for (int64_t i = 0; i < n; ++i)
+        dst[i] = static_cast<float>(reinterpret_cast<const c10::BFloat16*>(src)[i]);
       break;
     case DType::int8: {
       const int64_t channels = info.shape.at(0), per_channel = n / channels;

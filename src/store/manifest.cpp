@@ -2,9 +2,9 @@
 
 #include "io/weights.h"
 #include "models/config.h"
-#include "util/sha256.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/sha256.h"
 
 namespace sd::store {
 namespace {
@@ -12,7 +12,8 @@ namespace {
 constexpr const char* kFormat = "samdistill-embedding-store/1";
 
 // Path of the first difference between two JSON values, or "" when equal.
-std::string first_difference(const nlohmann::json& a, const nlohmann::json& b, const std::string& path) {
+std::string first_difference(const nlohmann::json& a, const nlohmann::json& b,
+                             const std::string& path) {
   if (a.is_object() && b.is_object()) {
     for (const auto& [key, value] : a.items()) {
       std::string sub = path + "." + key;
@@ -32,7 +33,8 @@ nlohmann::json at_path(const nlohmann::json& j, const std::string& path) {
   size_t start = path.find('.') + 1;
   while (start > 0 && start <= path.size()) {
     size_t end = path.find('.', start);
-    std::string key = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    std::string key =
+        path.substr(start, end == std::string::npos ? std::string::npos : end - start);
     if (!node->contains(key)) return "(absent)";
     node = &(*node)[key];
     start = end == std::string::npos ? 0 : end + 1;
@@ -80,15 +82,19 @@ void check_compatible(const Manifest& expected, const Manifest& actual, const st
                 " in the store, expected " + want);
   };
   std::string diff = first_difference(expected.teacher, actual.teacher, "teacher");
-  if (!diff.empty()) mismatch(diff, at_path(expected.teacher, diff).dump(), at_path(actual.teacher, diff).dump());
+  if (!diff.empty())
+    mismatch(diff, at_path(expected.teacher, diff).dump(), at_path(actual.teacher, diff).dump());
   if (expected.checkpoint_sha256 != actual.checkpoint_sha256)
-    mismatch("checkpoint_sha256", expected.checkpoint_sha256 + " (" + expected.checkpoint_name + ")",
+    mismatch("checkpoint_sha256",
+             expected.checkpoint_sha256 + " (" + expected.checkpoint_name + ")",
              actual.checkpoint_sha256 + " (" + actual.checkpoint_name + ")");
   diff = first_difference(expected.preprocess, actual.preprocess, "preprocess");
   if (!diff.empty())
-    mismatch(diff, at_path(expected.preprocess, diff).dump(), at_path(actual.preprocess, diff).dump());
+    mismatch(diff, at_path(expected.preprocess, diff).dump(),
+             at_path(actual.preprocess, diff).dump());
   if (expected.dtype && expected.dtype != actual.dtype)
-    mismatch("dtype", dtype_name(*expected.dtype), actual.dtype ? dtype_name(*actual.dtype) : "any");
+    mismatch("dtype", dtype_name(*expected.dtype),
+             actual.dtype ? dtype_name(*actual.dtype) : "any");
 }
 
 std::string manifest_path(const std::string& dir) { return dir + "/manifest.json"; }
@@ -104,7 +110,8 @@ void check_made_by(const Manifest& actual, const std::string& teacher,
                    const std::string& teacher_checkpoint, const std::string& store) {
   Manifest expected = actual;
   if (!teacher.empty()) expected.teacher = models::to_json(models::resolve_encoder(teacher));
-  if (!teacher_checkpoint.empty()) expected.checkpoint_sha256 = sha256_file(io::resolve_weights(teacher_checkpoint));
+  if (!teacher_checkpoint.empty())
+    expected.checkpoint_sha256 = sha256_file(io::resolve_weights(teacher_checkpoint));
   check_compatible(expected, actual, store);
 }
 

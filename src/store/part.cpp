@@ -35,8 +35,12 @@ std::string describe(const std::string& store, const std::string& path, const st
 
 }  // namespace
 
-std::string records_path(const std::string& dir, const std::string& part) { return dir + "/" + part + kRecords; }
-std::string index_path(const std::string& dir, const std::string& part) { return dir + "/" + part + kIndex; }
+std::string records_path(const std::string& dir, const std::string& part) {
+  return dir + "/" + part + kRecords;
+}
+std::string index_path(const std::string& dir, const std::string& part) {
+  return dir + "/" + part + kIndex;
+}
 
 StoreFiles list_store_files(const std::string& dir) {
   if (!fs::is_directory(dir)) throw Error("store '" + dir + "' is not a folder");
@@ -51,13 +55,16 @@ StoreFiles list_store_files(const std::string& dir) {
   // An empty file alone is a writer creating its part (index first, then records).
   auto empty = [&](const std::string& name) { return fs::file_size(dir + "/" + name) == 0; };
   for (const auto& part : records) {
-    if (indexes.count(part)) files.parts.push_back(part);
+    if (indexes.count(part))
+      files.parts.push_back(part);
     else if (!empty(part + kRecords))
-      files.orphans.push_back("shard '" + part + kRecords + "' has no index '" + part + kIndex + "'");
+      files.orphans.push_back("shard '" + part + kRecords + "' has no index '" + part + kIndex +
+                              "'");
   }
   for (const auto& part : indexes)
     if (!records.count(part) && !empty(part + kIndex))
-      files.orphans.push_back("index '" + part + kIndex + "' has no shard '" + part + kRecords + "'");
+      files.orphans.push_back("index '" + part + kIndex + "' has no shard '" + part + kRecords +
+                              "'");
   return files;
 }
 
@@ -78,8 +85,9 @@ LoadedIndex load_index(const std::string& path, bool collect_damage) {
     IndexEntry entry;
     std::string why = decode_index_entry(bytes.data() + i * kIndexEntryBytes, entry);
     if (why.empty() && !resync && entry.offset != expected_offset)
-      why = "offset " + std::to_string(entry.offset) + " does not follow the previous record (expected " +
-            std::to_string(expected_offset) + ")";
+      why = "offset " + std::to_string(entry.offset) +
+            " does not follow the previous record (expected " + std::to_string(expected_offset) +
+            ")";
     if (!why.empty()) {
       std::string message = "store index '" + path + "' is damaged: entry " + std::to_string(i) +
                             " at byte " + std::to_string(i * kIndexEntryBytes) + ": " + why;
@@ -108,8 +116,9 @@ at::Tensor read_record(int fd, const std::string& store, const std::string& path
     got += read_at(fd, entry.offset + header.size(), static_cast<char*>(payload.data_ptr()),
                    want.payload_bytes, path);
   if (got < header.size() + want.payload_bytes)
-    throw damaged("the shard is truncated (record needs " + std::to_string(header.size() + want.payload_bytes) +
-                  " bytes, " + std::to_string(got) + " present)");
+    throw damaged("the shard is truncated (record needs " +
+                  std::to_string(header.size() + want.payload_bytes) + " bytes, " +
+                  std::to_string(got) + " present)");
   std::string why = decode_header(header.data(), header.size(), info);
   if (!why.empty()) throw damaged(why);
   if (info.key != want.key || info.kind != want.kind || info.dtype != want.dtype ||

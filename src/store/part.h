@@ -20,10 +20,10 @@ struct StoreFiles {
 StoreFiles list_store_files(const std::string& dir);
 
 struct LoadedIndex {
-  std::vector<IndexEntry> entries;   // committed records, in file order
-  uint64_t torn_bytes = 0;           // an incomplete last entry: a write in flight when killed
-  std::vector<std::string> damage;   // only when loaded with collect_damage
-  uint64_t records_end() const;      // where the next record goes in the .records file
+  std::vector<IndexEntry> entries;  // committed records, in file order
+  uint64_t torn_bytes = 0;          // an incomplete last entry: a write in flight when killed
+  std::vector<std::string> damage;  // only when loaded with collect_damage
+  uint64_t records_end() const;     // where the next record goes in the .records file
 };
 // Without collect_damage, the first damaged entry throws sd::Error naming the file, the entry
 // and its byte offset; with it, damaged entries are described in `damage` and skipped.

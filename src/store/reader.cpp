@@ -20,7 +20,8 @@ std::string lookup_key(Kind kind, const std::string& key) { return char('0' + in
 Reader::Reader(const std::string& dir) : dir_(dir) {
   StoreFiles files = list_store_files(dir);
   manifest_ = read_manifest(dir);
-  if (!files.orphans.empty()) throw Error("store '" + dir + "' is damaged: " + files.orphans.front());
+  if (!files.orphans.empty())
+    throw Error("store '" + dir + "' is damaged: " + files.orphans.front());
   parts_ = files.parts;
   for (size_t p = 0; p < parts_.size(); ++p) {
     std::string path = records_path(dir, parts_[p]);
@@ -51,7 +52,8 @@ const Entry& Reader::require(Kind kind, const std::string& key) const {
 
 Encoded Reader::read_encoded(const Entry& entry) const {
   Encoded out;
-  out.payload = read_record(fds_.at(entry.part), dir_, records_path(dir_, parts_[entry.part]), entry.index, out.info);
+  out.payload = read_record(fds_.at(entry.part), dir_, records_path(dir_, parts_[entry.part]),
+                            entry.index, out.info);
   return out;
 }
 
@@ -88,19 +90,19 @@ nlohmann::json Reader::stats() const {
   }
   const Totals& emb = kinds[0];
   const Totals& img = kinds[1];
-  nlohmann::json j = {
-      {"store", dir_},
-      {"parts", parts_},
-      {"embeddings", emb.count},
-      {"embedding_bytes", emb.bytes},
-      {"bytes_per_embedding", emb.count ? emb.bytes / emb.count : 0},
-      {"images", img.count},
-      {"image_bytes", img.bytes},
-      {"bytes_per_image", img.count ? img.bytes / img.count : 0},
-      {"duplicates", duplicates},
-      {"manifest", manifest_.to_json()}};
+  nlohmann::json j = {{"store", dir_},
+                      {"parts", parts_},
+                      {"embeddings", emb.count},
+                      {"embedding_bytes", emb.bytes},
+                      {"bytes_per_embedding", emb.count ? emb.bytes / emb.count : 0},
+                      {"images", img.count},
+                      {"image_bytes", img.bytes},
+                      {"bytes_per_image", img.count ? img.bytes / img.count : 0},
+                      {"duplicates", duplicates},
+                      {"manifest", manifest_.to_json()}};
   // Exactly 0 for fp32; computed at write time from the float32 embeddings.
-  j["relative_mse_vs_fp32"] = emb.ref_sq > 0 ? nlohmann::json(emb.err_sq / emb.ref_sq) : nlohmann::json();
+  j["relative_mse_vs_fp32"] =
+      emb.ref_sq > 0 ? nlohmann::json(emb.err_sq / emb.ref_sq) : nlohmann::json();
   return j;
 }
 

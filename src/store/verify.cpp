@@ -20,8 +20,9 @@ void verify_part(const std::string& dir, const std::string& part, std::set<std::
   LoadedIndex index = load_index(ipath, true);
   report.damage.insert(report.damage.end(), index.damage.begin(), index.damage.end());
   if (index.torn_bytes > 0)
-    report.notes.push_back("'" + ipath + "' ends with " + std::to_string(index.torn_bytes) +
-                           " bytes of an entry never committed (an interrupted run); writers drop them");
+    report.notes.push_back(
+        "'" + ipath + "' ends with " + std::to_string(index.torn_bytes) +
+        " bytes of an entry never committed (an interrupted run); writers drop them");
   int fd = ::open(rpath.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     report.damage.push_back("cannot open '" + rpath + "': " + std::strerror(errno));
@@ -33,16 +34,17 @@ void verify_part(const std::string& dir, const std::string& part, std::set<std::
       read_record(fd, dir, rpath, entry, info);
       ++report.records_ok;
       if (!seen.insert(kind_name(info.kind) + " " + info.key).second)
-        report.notes.push_back("duplicate " + kind_name(info.kind) + " '" + info.key + "' in '" + rpath +
-                               "' (readers use the first)");
+        report.notes.push_back("duplicate " + kind_name(info.kind) + " '" + info.key + "' in '" +
+                               rpath + "' (readers use the first)");
     } catch (const Error& e) {
       report.damage.push_back(e.what());
     }
   }
   uint64_t size = file_size(fd, rpath);
   if (index.damage.empty() && size > index.records_end())
-    report.notes.push_back("'" + rpath + "' has " + std::to_string(size - index.records_end()) +
-                           " bytes after its last committed record (an interrupted run); writers drop them");
+    report.notes.push_back(
+        "'" + rpath + "' has " + std::to_string(size - index.records_end()) +
+        " bytes after its last committed record (an interrupted run); writers drop them");
   ::close(fd);
 }
 
@@ -61,7 +63,8 @@ VerifyReport verify_store(const std::string& dir) {
   } catch (const Error& e) {
     report.damage.push_back(e.what());
   }
-  for (const auto& orphan : files.orphans) report.damage.push_back("store '" + dir + "': " + orphan);
+  for (const auto& orphan : files.orphans)
+    report.damage.push_back("store '" + dir + "': " + orphan);
   std::set<std::string> seen;
   for (const auto& part : files.parts) {
     try {

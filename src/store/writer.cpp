@@ -67,7 +67,10 @@ void create_or_check_manifest(const std::string& dir, const Manifest& manifest) 
 }  // namespace
 
 Writer::Writer(const std::string& dir, const Manifest& manifest, const std::string& part)
-    : dir_(dir), part_(part), records_path_(records_path(dir, part)), index_path_(index_path(dir, part)) {
+    : dir_(dir),
+      part_(part),
+      records_path_(records_path(dir, part)),
+      index_path_(index_path(dir, part)) {
   if (!manifest.dtype) throw Error("store '" + dir + "': a writer needs the manifest's dtype");
   dtype_ = *manifest.dtype;
   std::error_code ec;
@@ -90,9 +93,9 @@ Writer::Writer(const std::string& dir, const Manifest& manifest, const std::stri
   records_end_ = index.records_end();
   uint64_t size = file_size(records_fd_, records_path_);
   if (size < records_end_)
-    throw Error("store '" + dir + "': shard '" + records_path_ + "' is truncated (" + std::to_string(size) +
-                " bytes, committed records end at " + std::to_string(records_end_) +
-                "); run `samdistill store verify`");
+    throw Error("store '" + dir + "': shard '" + records_path_ + "' is truncated (" +
+                std::to_string(size) + " bytes, committed records end at " +
+                std::to_string(records_end_) + "); run `samdistill store verify`");
   dropped_ = size - records_end_;
   if (dropped_ > 0) truncate_to(records_fd_, records_end_, records_path_);
 }
@@ -110,16 +113,17 @@ Writer::~Writer() {
 void Writer::put(const Encoded& record) {
   const RecordInfo& info = record.info;
   if (info.kind == Kind::embedding && info.dtype != dtype_)
-    throw Error("store '" + dir_ + "' holds " + dtype_name(dtype_) + " embeddings, record '" + info.key +
-                "' is " + dtype_name(info.dtype));
+    throw Error("store '" + dir_ + "' holds " + dtype_name(dtype_) + " embeddings, record '" +
+                info.key + "' is " + dtype_name(info.dtype));
   std::string header = encode_header(info);
   uint64_t total = record_bytes(info.key.size(), info.payload_bytes);
   write_at(records_fd_, records_end_, header.data(), header.size(), records_path_);
-  write_at(records_fd_, records_end_ + header.size(), static_cast<const char*>(record.payload.data_ptr()),
-           info.payload_bytes, records_path_);
+  write_at(records_fd_, records_end_ + header.size(),
+           static_cast<const char*>(record.payload.data_ptr()), info.payload_bytes, records_path_);
   uint64_t padding = total - header.size() - info.payload_bytes;
-  if (padding > 0) write_at(records_fd_, records_end_ + total - padding, std::string(padding, '\0').data(),
-                            padding, records_path_);
+  if (padding > 0)
+    write_at(records_fd_, records_end_ + total - padding, std::string(padding, '\0').data(),
+             padding, records_path_);
   IndexEntry entry;
   entry.info = info;
   entry.offset = records_end_;

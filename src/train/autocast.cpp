@@ -8,7 +8,8 @@ namespace sd::train {
 
 void check_amp(Amp amp, c10::Device device) {
   if (amp != Amp::off && !device.is_cuda())
-    throw Error("amp '" + std::string(word(amp)) + "' needs a CUDA device (device is " + device.str() + ")");
+    throw Error("amp '" + std::string(word(amp)) + "' needs a CUDA device (device is " +
+                device.str() + ")");
 }
 
 AutocastScope::AutocastScope(Amp amp, c10::Device device) {

@@ -1,12 +1,11 @@
 #include "train/loss_plot.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "util/atomic_file.h"
@@ -20,10 +19,10 @@ constexpr int kW = 800, kH = 400, kMargin = 40;
 // 3x5 glyphs, one row per 3-bit group (MSB = left column).
 int glyph_row(char c, int row) {
   static const char* chars = "0123456789.-e";
-  static const int rows[][5] = {
-      {7, 5, 5, 5, 7}, {2, 6, 2, 2, 7}, {7, 1, 7, 4, 7}, {7, 1, 7, 1, 7}, {5, 5, 7, 1, 1},
-      {7, 4, 7, 1, 7}, {7, 4, 7, 5, 7}, {7, 1, 1, 1, 1}, {7, 5, 7, 5, 7}, {7, 5, 7, 1, 7},
-      {0, 0, 0, 0, 2}, {0, 0, 7, 0, 0}, {0, 7, 5, 6, 3}};
+  static const int rows[][5] = {{7, 5, 5, 5, 7}, {2, 6, 2, 2, 7}, {7, 1, 7, 4, 7}, {7, 1, 7, 1, 7},
+                                {5, 5, 7, 1, 1}, {7, 4, 7, 1, 7}, {7, 4, 7, 5, 7}, {7, 1, 1, 1, 1},
+                                {7, 5, 7, 5, 7}, {7, 5, 7, 1, 7}, {0, 0, 0, 0, 2}, {0, 0, 7, 0, 0},
+                                {0, 7, 5, 6, 3}};
   const char* at = std::strchr(chars, c);
   return at && c ? rows[at - chars][row] : 0;
 }
@@ -73,11 +72,21 @@ void write_loss_plot(const std::string& metrics_jsonl, const std::string& png_pa
   }
   if (points.size() < 2) return;
   double x_max = points.back().first, x_min = points.front().first;
-  double lo = std::log10(std::min_element(points.begin(), points.end(), [](auto a, auto b) { return a.second < b.second; })->second);
-  double hi = std::log10(std::max_element(points.begin(), points.end(), [](auto a, auto b) { return a.second < b.second; })->second);
+  double lo = std::log10(std::min_element(points.begin(), points.end(), [](auto a, auto b) {
+                           return a.second < b.second;
+                         })->second);
+  double hi = std::log10(std::max_element(points.begin(), points.end(), [](auto a, auto b) {
+                           return a.second < b.second;
+                         })->second);
   if (hi - lo < 1e-9) hi = lo + 1;
-  auto px = [&](double step) { return kMargin + static_cast<int>((step - x_min) / std::max(1.0, x_max - x_min) * (kW - 2 * kMargin)); };
-  auto py = [&](double loss) { return kH - kMargin - static_cast<int>((std::log10(loss) - lo) / (hi - lo) * (kH - 2 * kMargin)); };
+  auto px = [&](double step) {
+    return kMargin +
+           static_cast<int>((step - x_min) / std::max(1.0, x_max - x_min) * (kW - 2 * kMargin));
+  };
+  auto py = [&](double loss) {
+    return kH - kMargin -
+           static_cast<int>((std::log10(loss) - lo) / (hi - lo) * (kH - 2 * kMargin));
+  };
 
   Canvas c;
   c.line(kMargin, kMargin, kMargin, kH - kMargin, 0, 0, 0);

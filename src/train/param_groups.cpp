@@ -62,13 +62,12 @@ double layer_lr_scale(const std::string& name, const models::EncoderConfig& conf
 
 std::vector<ParamGroup> make_param_groups(const torch::nn::Module& encoder,
                                           const models::EncoderConfig& config, double layer_decay) {
-  return make_param_groups(encoder, [&](const std::string& name) {
-    return layer_lr_scale(name, config, layer_decay);
-  });
+  return make_param_groups(
+      encoder, [&](const std::string& name) { return layer_lr_scale(name, config, layer_decay); });
 }
 
-std::vector<ParamGroup> make_param_groups(const torch::nn::Module& module,
-                                          const std::function<double(const std::string&)>& lr_scale) {
+std::vector<ParamGroup> make_param_groups(
+    const torch::nn::Module& module, const std::function<double(const std::string&)>& lr_scale) {
   std::vector<ParamGroup> groups;
   std::map<std::pair<double, bool>, size_t> index;
   for (const auto& item : module.named_parameters()) {
@@ -88,7 +87,7 @@ std::vector<ParamGroup> make_param_groups(const torch::nn::Module& module,
 }
 
 std::vector<torch::optim::OptimizerParamGroup> adamw_groups(const std::vector<ParamGroup>& groups,
-                                                           const GroupOptions& options) {
+                                                            const GroupOptions& options) {
   std::vector<torch::optim::OptimizerParamGroup> out;
   for (const auto& g : groups) {
     auto opts = std::make_unique<torch::optim::AdamWOptions>(options.lr * g.lr_scale);

@@ -41,11 +41,11 @@ std::vector<ParamGroup> make_param_groups(const torch::nn::Module& encoder,
                                           const models::EncoderConfig& config, double layer_decay);
 // The groups of a module's trainable parameters (frozen ones are left out) with a learning-rate
 // scale per parameter name.
-std::vector<ParamGroup> make_param_groups(const torch::nn::Module& module,
-                                          const std::function<double(const std::string&)>& lr_scale);
+std::vector<ParamGroup> make_param_groups(
+    const torch::nn::Module& module, const std::function<double(const std::string&)>& lr_scale);
 
 // AdamW groups for torch::optim::AdamW, lr = options.lr * scale.
 std::vector<torch::optim::OptimizerParamGroup> adamw_groups(const std::vector<ParamGroup>& groups,
-                                                           const GroupOptions& options);
+                                                            const GroupOptions& options);
 
 }  // namespace sd::train

@@ -67,9 +67,9 @@ void restore_cuda_rng_states(const std::vector<at::Tensor>& states) {
 
 void save_train_checkpoint(const std::string& path, const torch::nn::Module& model,
                            torch::optim::Optimizer& optimizer, const TrainCheckpoint& meta) {
-  io::write_train_checkpoint(path, {meta, io::state_dict(model), optimizer_bytes(optimizer),
-                                    at::detail::getDefaultCPUGenerator().get_state(),
-                                    cuda_rng_states()});
+  io::write_train_checkpoint(path,
+                             {meta, io::state_dict(model), optimizer_bytes(optimizer),
+                              at::detail::getDefaultCPUGenerator().get_state(), cuda_rng_states()});
 }
 
 TrainCheckpoint load_train_checkpoint(const std::string& path, torch::nn::Module& model,

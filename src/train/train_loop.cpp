@@ -9,14 +9,14 @@
 #include <filesystem>
 #include <fstream>
 
-#include "train/loss_plot.h"
-#include "train/loss_scale.h"
-#include "train/schedule.h"
-#include "train/train_checkpoint.h"
 #include "io/checkpoint.h"
 #include "io/run_folder.h"
 #include "io/state_dict.h"
 #include "store/manifest.h"
+#include "train/loss_plot.h"
+#include "train/loss_scale.h"
+#include "train/schedule.h"
+#include "train/train_checkpoint.h"
 #include "util/atomic_file.h"
 #include "util/device.h"
 #include "util/error.h"
@@ -44,9 +44,14 @@ std::string store_identity(const std::string& store) {
 class Loop {
  public:
   Loop(const LoopRequest& request, Objective& objective)
-      : r_(request), c_(request.config), o_(objective), paths_{request.run_dir},
-        device_(resolve_device(c_.device)), store_id_(store_identity(c_.store)) {
-    for (const auto& g : o_.param_groups()) params_.insert(params_.end(), g.params.begin(), g.params.end());
+      : r_(request),
+        c_(request.config),
+        o_(objective),
+        paths_{request.run_dir},
+        device_(resolve_device(c_.device)),
+        store_id_(store_identity(c_.store)) {
+    for (const auto& g : o_.param_groups())
+      params_.insert(params_.end(), g.params.begin(), g.params.end());
     GroupOptions options;
     options.lr = c_.lr;
     options.weight_decay = c_.weight_decay;
@@ -59,7 +64,8 @@ class Loop {
       throw Error("batch_size x grad_accum = " + std::to_string(per_step) + " exceeds the " +
                   std::to_string(images) + " training images");
     total_steps_ = c_.epochs * steps_per_epoch_;
-    if (c_.max_steps > 0 && (c_.epochs == 0 || c_.max_steps < total_steps_)) total_steps_ = c_.max_steps;
+    if (c_.max_steps > 0 && (c_.epochs == 0 || c_.max_steps < total_steps_))
+      total_steps_ = c_.max_steps;
     schedule_ = LrSchedule{c_.lr, c_.min_lr, c_.warmup_steps, total_steps_};
   }
 
@@ -80,7 +86,8 @@ class Loop {
       end_epoch();
     }
     const double wall = seconds_since(start);
-    if (saved_step_ != progress_.step) checkpoint();  // the last step's, unless an epoch end or checkpoint_every wrote it
+    if (saved_step_ != progress_.step)
+      checkpoint();  // the last step's, unless an epoch end or checkpoint_every wrote it
     summary_.steps = progress_.step;
     summary_.nonfinite_total = progress_.nonfinite_total;
     summary_.images_per_s = wall > 0 ? images_ / wall : 0;
@@ -107,12 +114,15 @@ class Loop {
     fs::create_directories(paths_.checkpoints());
     std::string from;
     if (r_.resume == "auto") {
-      if (auto newest = newest_valid_checkpoint(paths_)) from = *newest;
-      else log::info("no valid checkpoint in '" + paths_.dir + "': starting afresh");
+      if (auto newest = newest_valid_checkpoint(paths_))
+        from = *newest;
+      else
+        log::info("no valid checkpoint in '" + paths_.dir + "': starting afresh");
     } else if (!r_.resume.empty()) {
       from = r_.resume;
     } else if (!list_checkpoints(paths_).empty()) {
-      throw Error("run folder '" + paths_.dir + "' already has checkpoints: use --resume auto "
+      throw Error("run folder '" + paths_.dir +
+                  "' already has checkpoints: use --resume auto "
                   "to continue it, or another --out");
     }
     if (!from.empty()) resume_from(from);
@@ -139,7 +149,8 @@ class Loop {
       nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
       if (j.is_discarded()) continue;  // a line torn by the kill
       const int64_t step = j.value("step", int64_t{0}), epoch = j.value("epoch", int64_t{0});
-      const bool done = step < progress_.step || (step == progress_.step && (j.contains("loss") || epoch < progress_.epoch));
+      const bool done = step < progress_.step ||
+                        (step == progress_.step && (j.contains("loss") || epoch < progress_.epoch));
       if (done) kept += line + "\n";
     }
     write_file_atomic(paths_.metrics(), kept);
@@ -191,8 +202,10 @@ class Loop {
       optimizer_->step();
       progress_.nonfinite_in_row = 0;
     } else if (scaler.enabled && finite_loss) {
-      log::warn("step " + std::to_string(progress_.step) + ": fp16 gradient overflow, step skipped, "
-                "loss scale lowered to " + format_number(scaler.scale));
+      log::warn("step " + std::to_string(progress_.step) +
+                ": fp16 gradient overflow, step skipped, "
+                "loss scale lowered to " +
+                format_number(scaler.scale));
     } else {
       skip_nonfinite(loss);
     }
@@ -222,7 +235,8 @@ class Loop {
     if (progress_.nonfinite_in_row >= c_.max_nonfinite)
       throw Error(std::to_string(progress_.nonfinite_in_row) +
                   " non-finite losses in a row (max_nonfinite): stopping; the last checkpoint "
-                  "in '" + paths_.checkpoints() + "' is intact");
+                  "in '" +
+                  paths_.checkpoints() + "' is intact");
   }
 
   void append_metrics(const nlohmann::json& line) {
@@ -240,14 +254,18 @@ class Loop {
       progress_.epoch_loss += loss;
       progress_.epoch_steps += 1;
     }
-    append_metrics({{"step", progress_.step},      {"epoch", progress_.epoch},
-                    {"loss", loss},                {"lr", lr},
-                    {"grad_norm", grad_norm},      {"images_per_s", seen / secs},
-                    {"data_wait_s", wait},         {"step_s", secs},
+    append_metrics({{"step", progress_.step},
+                    {"epoch", progress_.epoch},
+                    {"loss", loss},
+                    {"lr", lr},
+                    {"grad_norm", grad_norm},
+                    {"images_per_s", seen / secs},
+                    {"data_wait_s", wait},
+                    {"step_s", secs},
                     {"rss_mb", peak_rss_mb()}});
     if (progress_.step % c_.log_every == 0 || progress_.step == total_steps_)
-      bar.update(progress_.step, "loss " + format_number(loss) + " lr " + format_number(lr) +
-                                     " " + format_number(seen / secs) + " img/s");
+      bar.update(progress_.step, "loss " + format_number(loss) + " lr " + format_number(lr) + " " +
+                                     format_number(seen / secs) + " img/s");
   }
 
   void record_score(double score) {
@@ -258,8 +276,10 @@ class Loop {
   // Scores the epoch (held-out score, else -mean loss), keeps the best, stops early when the
   // held-out score has not improved for `patience` epochs.
   void end_epoch() {
-    const double mean = progress_.epoch_steps > 0 ? progress_.epoch_loss / double(progress_.epoch_steps) : 0;
-    log::info("epoch " + std::to_string(progress_.epoch) + " done, mean loss " + format_number(mean));
+    const double mean =
+        progress_.epoch_steps > 0 ? progress_.epoch_loss / double(progress_.epoch_steps) : 0;
+    log::info("epoch " + std::to_string(progress_.epoch) + " done, mean loss " +
+              format_number(mean));
     double score = -mean;
     if (progress_.validated) {
       score = o_.validate().value();
@@ -287,7 +307,8 @@ class Loop {
 
   std::string checkpoint() {
     std::string path = paths_.checkpoints() + "/" + io::checkpoint_name(progress_.step);
-    save_train_checkpoint(path, o_.model(), *optimizer_, TrainCheckpoint{progress_, c_.json, store_id_});
+    save_train_checkpoint(path, o_.model(), *optimizer_,
+                          TrainCheckpoint{progress_, c_.json, store_id_});
     saved_step_ = progress_.step;
     auto all = list_checkpoints(paths_);
     for (size_t i = static_cast<size_t>(c_.keep_last); i < all.size(); ++i) fs::remove(all[i]);
@@ -296,8 +317,9 @@ class Loop {
 
   // The best held-out weights when the objective validates, else the last ones.
   void write_final_weights() {
-    io::write_state_dict(paths_.final_weights(), progress_.validated ? io::read_state_dict(best_path())
-                                                                     : io::state_dict(o_.model()));
+    io::write_state_dict(paths_.final_weights(), progress_.validated
+                                                     ? io::read_state_dict(best_path())
+                                                     : io::state_dict(o_.model()));
     summary_.final_weights = paths_.final_weights();
   }
 

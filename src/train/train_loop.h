@@ -8,23 +8,23 @@
 namespace sd::train {
 
 struct LoopRequest {
-  TrainConfig config;      // the loop's keys: epochs, batch_size, lr, checkpoint_every, ...
+  TrainConfig config;  // the loop's keys: epochs, batch_size, lr, checkpoint_every, ...
   std::string run_dir;
-  std::string resume;      // "": new run; "auto": newest valid checkpoint of run_dir; else a file
-  int64_t patience = 0;    // epochs without a better validation score before stopping; 0: never
+  std::string resume;    // "": new run; "auto": newest valid checkpoint of run_dir; else a file
+  int64_t patience = 0;  // epochs without a better validation score before stopping; 0: never
 };
 
 struct TrainSummary {
-  int64_t steps = 0;           // optimiser steps done in the whole run
+  int64_t steps = 0;  // optimiser steps done in the whole run
   int64_t steps_this_call = 0;
   double first_loss = 0, last_loss = 0;  // mean loss of the first / last logged step
   double images_per_s = 0;
-  double data_wait_pct = 0;    // share of wall time spent waiting for batches
+  double data_wait_pct = 0;  // share of wall time spent waiting for batches
   int64_t nonfinite_total = 0;
   std::vector<double> scores;  // validation scores of this call: before training, each epoch
   double best_score = 0;       // validating objectives: the score final.pth has
   bool stopped_early = false;
-  std::string final_weights;   // RUN/final.pth
+  std::string final_weights;  // RUN/final.pth
 };
 
 // Trains `objective` into the run folder: RUN/config.json, metrics.jsonl, checkpoints/

@@ -31,8 +31,10 @@ TrainingSet training_set(const store::Reader& reader, const std::vector<std::str
     return {data::Dataset::from_entries(std::move(entries)), true};
   }
   if (data.empty())
-    throw Error(annotations ? "the annotations (sa_N.json) are needed: give the SA-1B folders (--data)"
-                            : "store '" + reader.dir() + "' does not cache every image: give the SA-1B folders (--data)");
+    throw Error(annotations
+                    ? "the annotations (sa_N.json) are needed: give the SA-1B folders (--data)"
+                    : "store '" + reader.dir() +
+                          "' does not cache every image: give the SA-1B folders (--data)");
   std::vector<data::Skip> orphans;
   data::Dataset all = data::Dataset::index_sa1b(data, &orphans);
   std::unordered_set<std::string> wanted(keys.begin(), keys.end());

@@ -8,9 +8,12 @@ namespace sd {
 
 c10::Device resolve_device(DeviceChoice choice) {
   switch (choice) {
-    case DeviceChoice::cpu: return c10::kCPU;
-    case DeviceChoice::automatic: return at::hasCUDA() ? c10::kCUDA : c10::kCPU;
-    case DeviceChoice::cuda: break;
+    case DeviceChoice::cpu:
+      return c10::kCPU;
+    case DeviceChoice::automatic:
+      return at::hasCUDA() ? c10::kCUDA : c10::kCPU;
+    case DeviceChoice::cuda:
+      break;
   }
   if (!at::hasCUDA()) throw Error("--device cuda: this build or machine has no CUDA device");
   return c10::kCUDA;

@@ -14,8 +14,13 @@ double seconds(std::chrono::steady_clock::duration d) {
 }  // namespace
 
 Progress::Progress(std::string label, int64_t total, int64_t start)
-    : label_(std::move(label)), total_(total), start_(start), last_done_(start),
-      began_(std::chrono::steady_clock::now()), printed_(began_), tty_(isatty(STDERR_FILENO)) {}
+    : label_(std::move(label)),
+      total_(total),
+      start_(start),
+      last_done_(start),
+      began_(std::chrono::steady_clock::now()),
+      printed_(began_),
+      tty_(isatty(STDERR_FILENO)) {}
 
 std::string Progress::line(int64_t done, const std::string& extra) const {
   double elapsed = seconds(std::chrono::steady_clock::now() - began_);
@@ -34,8 +39,10 @@ void Progress::update(int64_t done, const std::string& extra) {
   double since = seconds(now - printed_);
   if (since < (tty_ ? 0.25 : 10.0) && done < total_) return;
   printed_ = now;
-  if (tty_) std::fprintf(stderr, "\r\033[K%s", line(done, extra).c_str());
-  else std::fprintf(stderr, "%s\n", line(done, extra).c_str());
+  if (tty_)
+    std::fprintf(stderr, "\r\033[K%s", line(done, extra).c_str());
+  else
+    std::fprintf(stderr, "%s\n", line(done, extra).c_str());
   std::fflush(stderr);
 }
 
@@ -53,9 +60,12 @@ std::string format_number(double value) {
 std::string format_duration(double s) {
   long total = static_cast<long>(s + 0.5);
   char buf[32];
-  if (total >= 3600) std::snprintf(buf, sizeof(buf), "%ldh%02ldm", total / 3600, total / 60 % 60);
-  else if (total >= 60) std::snprintf(buf, sizeof(buf), "%ldm%02lds", total / 60, total % 60);
-  else std::snprintf(buf, sizeof(buf), "%lds", total);
+  if (total >= 3600)
+    std::snprintf(buf, sizeof(buf), "%ldh%02ldm", total / 3600, total / 60 % 60);
+  else if (total >= 60)
+    std::snprintf(buf, sizeof(buf), "%ldm%02lds", total / 60, total % 60);
+  else
+    std::snprintf(buf, sizeof(buf), "%lds", total);
   return buf;
 }
 

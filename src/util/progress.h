@@ -23,7 +23,7 @@ class Progress {
   bool tty_;
 };
 
-std::string format_number(double value);     // 4 significant digits
+std::string format_number(double value);      // 4 significant digits
 std::string format_duration(double seconds);  // "2h05m", "3m09s", "42s"
 
 }  // namespace sd

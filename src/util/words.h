@@ -10,7 +10,8 @@
 // each enum lists its words once, by specialising WordsOf:
 //
 //   template <> struct WordsOf<Amp> {
-//     static constexpr std::pair<Amp, const char*> list[] = {{Amp::off, "off"}, {Amp::fp16, "fp16"}};
+//     static constexpr std::pair<Amp, const char*> list[] = {{Amp::off, "off"}, {Amp::fp16,
+//     "fp16"}};
 //   };
 //
 // and configs, flags and messages spell it through the functions below.

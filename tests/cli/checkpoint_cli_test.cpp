@@ -44,7 +44,8 @@ TEST_F(CheckpointCli, TableNamesThePreset) {
   const int64_t dims[] = {64, 128, 160, 320}, depths[] = {2, 2, 6, 2};
   for (int stage = 0; stage < 4; ++stage)
     for (int block = 0; block < depths[stage]; ++block) {
-      std::string name = "image_encoder.layers." + std::to_string(stage) + ".blocks." + std::to_string(block);
+      std::string name =
+          "image_encoder.layers." + std::to_string(stage) + ".blocks." + std::to_string(block);
       if (stage == 0)
         sd.emplace_back(name + ".conv1.c.weight", at::zeros({4 * dims[0], dims[0], 1, 1}));
       else
@@ -55,7 +56,9 @@ TEST_F(CheckpointCli, TableNamesThePreset) {
   sd::io::write_state_dict(file, sd);
   ProgramRun run = run_program("checkpoint " + file);
   ASSERT_EQ(run.status, 0) << run.output;
-  EXPECT_PRED2(contains, run.output, "TinyViT (embed_dims 64/128/160/320, depths 2/2/6/2): vit_t, under 'image_encoder.'");
+  EXPECT_PRED2(
+      contains, run.output,
+      "TinyViT (embed_dims 64/128/160/320, depths 2/2/6/2): vit_t, under 'image_encoder.'");
   EXPECT_PRED2(contains, run.output, "mask_decoder");
 }
 

@@ -48,7 +48,8 @@ TEST(DataCli, BadRecordSkippedOrStrictFailure) {
 TEST(DataCli, StatsOfCocoFile) {
   const std::string dir = sd::testing::make_temp_dir("sd-cli-coco");
   std::filesystem::copy_file(sd::testing::data_sample() + "/sa_100003.jpg", dir + "/dog.jpg");
-  sd::write_file_atomic(dir + "/instances.json", R"({"images": [{"id": 1, "width": 800, "height": 534,
+  sd::write_file_atomic(dir + "/instances.json",
+                        R"({"images": [{"id": 1, "width": 800, "height": 534,
       "file_name": "dog.jpg"}], "annotations": [{"id": 1, "image_id": 1, "iscrowd": 0,
       "segmentation": [[100, 100, 300, 100, 300, 200, 100, 200]]}]})");
   auto run = run_program("data stats --json --coco " + dir + "/instances.json");

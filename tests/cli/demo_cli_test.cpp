@@ -18,7 +18,8 @@ TEST(DemoCli, RunsEndToEndAndSaysWhereEverythingIs) {
   for (const char* id : {"sa_100001", "sa_100002"})
     for (const char* ext : {".jpg", ".json"})
       fs::copy_file(data_sample() + "/" + id + ext, dir + "/data/" + id + ext);
-  std::ofstream(dir + "/student.json") << R"({"embed_dims": [16, 32, 64, 320], "depths": [1, 1, 1, 1],
+  std::ofstream(dir + "/student.json")
+      << R"({"embed_dims": [16, 32, 64, 320], "depths": [1, 1, 1, 1],
     "num_heads": [1, 1, 2, 5], "window_sizes": [7, 7, 14, 7]})";
   const std::string out = dir + "/demo";
   ProgramRun run = run_program("--threads 2 demo --out " + out + " --data " + dir +
@@ -29,8 +30,9 @@ TEST(DemoCli, RunsEndToEndAndSaysWhereEverythingIs) {
   EXPECT_PRED2(contains, run.output, "RANDOMLY INITIALISED");
   EXPECT_PRED2(contains, run.output, "before    after   change");
   EXPECT_PRED2(contains, run.output, "distillation loss");
-  for (const char* file : {"/teacher.pth", "/store/manifest.json", "/student_init.pth", "/run/final.pth",
-                           "/run/metrics.jsonl", "/eval-before.json", "/eval-after.json"}) {
+  for (const char* file :
+       {"/teacher.pth", "/store/manifest.json", "/student_init.pth", "/run/final.pth",
+        "/run/metrics.jsonl", "/eval-before.json", "/eval-after.json"}) {
     EXPECT_TRUE(fs::exists(out + file)) << file;
     EXPECT_PRED2(contains, run.output, fs::path(out + file).parent_path().string()) << file;
   }
@@ -38,7 +40,8 @@ TEST(DemoCli, RunsEndToEndAndSaysWhereEverythingIs) {
   EXPECT_EQ(after["count"]["box"], 1);
   EXPECT_EQ(after["count"]["point"], 1);
   for (const char* pictures : {"/vis-before", "/vis"})
-    EXPECT_EQ(std::distance(fs::directory_iterator(out + pictures), fs::directory_iterator{}), 2) << pictures;
+    EXPECT_EQ(std::distance(fs::directory_iterator(out + pictures), fs::directory_iterator{}), 2)
+        << pictures;
   fs::remove_all(dir);
 }
 

@@ -25,7 +25,8 @@ nlohmann::json summary(const sd::testing::ProgramRun& run) {
 // reason; a second run has nothing left to do.
 TEST(EmbedCli, ShardsResumeAndSkips) {
   SD_REQUIRE_FIXTURES();
-  if (!sd::data::image_decoding_available()) GTEST_SKIP() << "built without OpenCV: no image decoder";
+  if (!sd::data::image_decoding_available())
+    GTEST_SKIP() << "built without OpenCV: no image decoder";
   auto folder = sd::testing::first_folder(/*tiny_vit=*/false);
   ASSERT_TRUE(folder);
   std::string dir = sd::testing::make_temp_dir("sd-cli-embed"), data = dir + "/data";
@@ -34,7 +35,8 @@ TEST(EmbedCli, ShardsResumeAndSkips) {
   fs::copy_file(sd::testing::data_sample() + "/sa_100003.jpg", data + "/sa_2.jpg");
   std::string jpg = sd::read_file(sd::testing::data_sample() + "/sa_100004.jpg");
   sd::write_file_atomic(data + "/sa_3.jpg", jpg.substr(0, jpg.size() / 2));
-  for (const char* id : {"sa_1", "sa_2", "sa_3"}) sd::write_file_atomic(data + "/" + id + ".json", "{}");
+  for (const char* id : {"sa_1", "sa_2", "sa_3"})
+    sd::write_file_atomic(data + "/" + id + ".json", "{}");
   std::string common = "--threads 2 embed --json --teacher " + folder->file("config.json") +
                        " --teacher-checkpoint " + folder->file("weights.pth") + " --data " + data;
 
@@ -53,7 +55,8 @@ TEST(EmbedCli, ShardsResumeAndSkips) {
 
   sd::store::Reader sharded(dir + "/sharded"), whole(dir + "/whole");
   EXPECT_EQ(sharded.parts(), (std::vector<std::string>{"shard-0-of-2", "shard-1-of-2"}));
-  for (const char* id : {"sa_1", "sa_2"}) EXPECT_TRUE(at::equal(sharded.embedding(id), whole.embedding(id))) << id;
+  for (const char* id : {"sa_1", "sa_2"})
+    EXPECT_TRUE(at::equal(sharded.embedding(id), whole.embedding(id))) << id;
 
   run = run_program(common + " --store " + dir + "/whole");
   ASSERT_EQ(run.status, 0) << run.output;

@@ -17,17 +17,18 @@ TEST(EvalCli, ReportTableAndPictures) {
   ASSERT_TRUE(teacher);
   const std::string dir = make_temp_dir("samdistill-eval-cli");
   std::ofstream(dir + "/teacher.json") << teacher->config.dump();
-  const std::string common = "--threads 2 eval --teacher " + dir + "/teacher.json --teacher-checkpoint " +
-                             teacher->file("weights.pth") + " --student " + teacher->file("weights.pth") +
-                             " --student-model " + dir + "/teacher.json --data " + data_sample() +
+  const std::string common = "--threads 2 eval --teacher " + dir +
+                             "/teacher.json --teacher-checkpoint " + teacher->file("weights.pth") +
+                             " --student " + teacher->file("weights.pth") + " --student-model " +
+                             dir + "/teacher.json --data " + data_sample() +
                              " --max-images 1 --max-prompts-per-image 1";
 
   ProgramRun bad = run_program(common + " --prompts box,fgbg@x");
   EXPECT_NE(bad.status, 0);
   EXPECT_PRED2(contains, bad.output, "'fgbg@x' is not a prompt kind");
 
-  ProgramRun run = run_program(common + " --prompts box,point --report " + dir + "/report.json --vis " +
-                               dir + "/vis");
+  ProgramRun run = run_program(common + " --prompts box,point --report " + dir +
+                               "/report.json --vis " + dir + "/vis");
   ASSERT_EQ(run.status, 0) << run.output;
   EXPECT_PRED2(contains, run.output, "teacher-GT");
   EXPECT_PRED2(contains, run.output, "box          off             1     1.0000");

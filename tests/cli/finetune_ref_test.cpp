@@ -28,10 +28,11 @@ class FinetuneRun : public PipelineSuite {
   // 4 training images (one of 5 held out), batch 2: two steps an epoch.
   static std::string finetune_args(const std::string& run) {
     return "--threads 2 finetune --student " + student_weights() + " --student-model " + dir() +
-           "/student.json --teacher-checkpoint " + teacher().file("weights.pth") + " --store " + dir() +
-           "/store --data " + data_sample() + " --out " + run +
+           "/student.json --teacher-checkpoint " + teacher().file("weights.pth") + " --store " +
+           dir() + "/store --data " + data_sample() + " --out " + run +
            " --epochs 2 --batch-size 2 --prompts-per-image 3 --refine-iters 1 --val-max-prompts 3"
-           " --lr 0.0005 --warmup-steps 1 --checkpoint-every 1 --keep-last 10 --log-every 1 --seed 3"
+           " --lr 0.0005 --warmup-steps 1 --checkpoint-every 1 --keep-last 10 --log-every 1 --seed "
+           "3"
            " --patience 0";
   }
   // The uninterrupted run the tests look at (made once per process).
@@ -65,7 +66,8 @@ TEST_F(FinetuneRun, HeldOutMiouIsReportedBeforeAndAfterAndFinalIsTheBest) {
   expect_same_weights(run + "/final.pth", run + "/checkpoints/best.pth");
   // A full SAM checkpoint: the student's encoder, a prompt encoder and a mask decoder.
   std::set<std::string> parts;
-  for (const auto& [key, value] : io::read_state_dict(run + "/final.pth")) parts.insert(entry_prefix(key));
+  for (const auto& [key, value] : io::read_state_dict(run + "/final.pth"))
+    parts.insert(entry_prefix(key));
   EXPECT_EQ(parts, (std::set<std::string>{"image_encoder", "prompt_encoder", "mask_decoder"}));
 }
 
@@ -78,7 +80,8 @@ TEST_F(FinetuneRun, TheFrozenEncoderIsBitwiseUnchangedAndTheDecoderLearns) {
     const std::string part = entry_prefix(key);
     if (part == "image_encoder") {
       const std::string name = key.substr(part.size() + 1);
-      auto it = std::find_if(student.begin(), student.end(), [&](const auto& e) { return e.first == name; });
+      auto it = std::find_if(student.begin(), student.end(),
+                             [&](const auto& e) { return e.first == name; });
       ASSERT_NE(it, student.end()) << key;
       EXPECT_TRUE(at::equal(value, it->second)) << key << " changed";
       ++encoder_entries;
@@ -94,12 +97,14 @@ TEST_F(FinetuneRun, TheFrozenEncoderIsBitwiseUnchangedAndTheDecoderLearns) {
 TEST_F(FinetuneRun, ResumeAfterSigkillIsBitwiseExact) {
   const std::string& reference = reference_run();
   const std::string run = dir() + "/killed";
-  ASSERT_TRUE(kill_after_steps(finetune_args(run), run, 2)) << "the run ended before it could be killed";
+  ASSERT_TRUE(kill_after_steps(finetune_args(run), run, 2))
+      << "the run ended before it could be killed";
   ASSERT_FALSE(fs::exists(run + "/final.pth"));
   ProgramRun resumed = run_program(finetune_args(run) + " --resume auto");
   ASSERT_EQ(resumed.status, 0) << resumed.output;
   EXPECT_PRED2(contains, resumed.output, "resuming from");
-  expect_same_weights(reference + "/checkpoints/step-00000004.pth", run + "/checkpoints/step-00000004.pth");
+  expect_same_weights(reference + "/checkpoints/step-00000004.pth",
+                      run + "/checkpoints/step-00000004.pth");
   expect_same_weights(reference + "/final.pth", run + "/final.pth");
   EXPECT_EQ(validation_scores(reference), validation_scores(run));
   EXPECT_EQ(step_losses(reference), step_losses(run));
@@ -117,7 +122,8 @@ TEST_F(FinetuneRun, BadSettingsAreNamed) {
   ProgramRun r = run_program(finetune_args(dir() + "/bad") + " --target teacher_masks");
   EXPECT_NE(r.status, 0);
   EXPECT_PRED2(contains, r.output, "config key 'target'");
-  r = run_program("finetune --store " + dir() + "/store --data " + data_sample() + " --out " + dir() + "/bad");
+  r = run_program("finetune --store " + dir() + "/store --data " + data_sample() + " --out " +
+                  dir() + "/bad");
   EXPECT_NE(r.status, 0);
   EXPECT_PRED2(contains, r.output, "--student");
   r = run_program(finetune_args(dir() + "/bad") + " --prompts box,corner");

@@ -19,8 +19,8 @@ TEST(PredictCli, MasksOverlayAndErrors) {
   ASSERT_TRUE(sam);
   const std::string dir = make_temp_dir("samdistill-predict");
   std::ofstream(dir + "/model.json") << sam->config.dump();
-  const std::string common = "--threads 2 predict --checkpoint " + sam->file("weights.pth") + " --model " +
-                             dir + "/model.json --image " + sam->file("image.jpg");
+  const std::string common = "--threads 2 predict --checkpoint " + sam->file("weights.pth") +
+                             " --model " + dir + "/model.json --image " + sam->file("image.jpg");
   ProgramRun run = run_program(common + " --point 40,30 --point 10,12,0 --multimask --out " + dir +
                                "/mask.png --overlay " + dir + "/overlay.png");
   ASSERT_EQ(run.status, 0) << run.output;
@@ -51,9 +51,10 @@ TEST(PredictCli, TheModelComesFromTheWeights) {
     SCOPED_TRACE(sam.path);
     const std::string dir = make_temp_dir("samdistill-predict");
     std::ofstream(dir + "/model.json") << sam.config.dump();
-    const std::string common = "--threads 2 predict --checkpoint " + sam.file("weights.pth") + " --image " +
-                               sam.file("image.jpg") + " --box 5,5,60,50";
-    ProgramRun given = run_program(common + " --model " + dir + "/model.json --out " + dir + "/given.png");
+    const std::string common = "--threads 2 predict --checkpoint " + sam.file("weights.pth") +
+                               " --image " + sam.file("image.jpg") + " --box 5,5,60,50";
+    ProgramRun given =
+        run_program(common + " --model " + dir + "/model.json --out " + dir + "/given.png");
     ASSERT_EQ(given.status, 0) << given.output;
     ProgramRun shown = run_program(common + " --out " + dir + "/shown.png");
     ASSERT_EQ(shown.status, 0) << shown.output;
@@ -62,7 +63,9 @@ TEST(PredictCli, TheModelComesFromTheWeights) {
     const std::string other = sam.tiny_vit ? "vit_b" : "vit_t";
     ProgramRun wrong = run_program(common + " --model " + other + " --out " + dir + "/x.png");
     EXPECT_NE(wrong.status, 0);
-    EXPECT_PRED2(contains, wrong.output, "--model '" + other + "' does not fit the weights '" + sam.file("weights.pth") + "'");
+    EXPECT_PRED2(
+        contains, wrong.output,
+        "--model '" + other + "' does not fit the weights '" + sam.file("weights.pth") + "'");
     fs::remove_all(dir);
   }
 }

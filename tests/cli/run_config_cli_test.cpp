@@ -1,4 +1,5 @@
-// The config-driven commands (train, finetune): flags from the config tables, run as a user runs them.
+// The config-driven commands (train, finetune): flags from the config tables, run as a user runs
+// them.
 #include <filesystem>
 
 #include "common/fixtures.h"
@@ -12,13 +13,15 @@ using sd::testing::run_program;
 TEST(RunConfigCli, HelpShowsEachOptionsType) {
   ProgramRun train = run_program("train --help");
   ASSERT_EQ(train.status, 0) << train.output;
-  for (const char* shown : {"--epochs INT", "--lr FLOAT", "--loss-ignore-padding BOOL", "--store TEXT",
-                            "--data LIST", "--device auto|cpu|cuda", "--amp off|bf16|fp16"})
+  for (const char* shown :
+       {"--epochs INT", "--lr FLOAT", "--loss-ignore-padding BOOL", "--store TEXT", "--data LIST",
+        "--device auto|cpu|cuda", "--amp off|bf16|fp16"})
     EXPECT_PRED2(contains, train.output, shown);
   ProgramRun finetune = run_program("finetune --help");
   ASSERT_EQ(finetune.status, 0) << finetune.output;
-  for (const char* shown : {"--encoder-lr FLOAT", "--target teacher|gt", "--loss focal_dice_iou|bce_dice",
-                            "--prompts-per-image INT", "--batch-size INT"})
+  for (const char* shown :
+       {"--encoder-lr FLOAT", "--target teacher|gt", "--loss focal_dice_iou|bce_dice",
+        "--prompts-per-image INT", "--batch-size INT"})
     EXPECT_PRED2(contains, finetune.output, shown);
   EXPECT_FALSE(contains(finetune.output, "--layer-decay")) << "a distillation key";
 }

@@ -26,7 +26,8 @@ class StoreCli : public ::testing::Test {
     sd::store::Writer writer(store_, manifest, "part");
     for (int i = 0; i < 3; ++i) {
       values_.push_back(at::randn({256, 64, 64}));
-      writer.put(sd::store::encode_embedding("sa_" + std::to_string(i), values_.back(), sd::store::DType::fp16));
+      writer.put(sd::store::encode_embedding("sa_" + std::to_string(i), values_.back(),
+                                             sd::store::DType::fp16));
     }
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -72,7 +73,8 @@ TEST_F(StoreCli, StatsAndVerify) {
 }
 
 TEST_F(StoreCli, MergeCopiesMissingRecords) {
-  auto run = run_program("store merge --store " + dir_ + "/joined --from " + store_ + " --from " + store_);
+  auto run =
+      run_program("store merge --store " + dir_ + "/joined --from " + store_ + " --from " + store_);
   ASSERT_EQ(run.status, 0) << run.output;
   EXPECT_PRED2(contains, run.output, "copied 3 records");
   EXPECT_PRED2(contains, run.output, "copied 0 records");

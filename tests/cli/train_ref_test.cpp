@@ -29,8 +29,8 @@ class TrainRun : public PipelineSuite {
 
   static std::string store() { return dir() + "/store"; }
   static std::string train_args(const std::string& run, int steps) {
-    return "--threads 2 train --store " + store() + " --out " + run + " --student-model " +
-           dir() + "/student.json --batch-size 2 --max-steps " + std::to_string(steps) +
+    return "--threads 2 train --store " + store() + " --out " + run + " --student-model " + dir() +
+           "/student.json --batch-size 2 --max-steps " + std::to_string(steps) +
            " --warmup-steps 2 --lr 0.002 --checkpoint-every 1 --keep-last 2 --log-every 1 --seed 7";
   }
   // The uninterrupted run every resume test compares against (made once).
@@ -43,7 +43,6 @@ class TrainRun : public PipelineSuite {
     }
     return run;
   }
-
 };
 
 TEST_F(TrainRun, LossFallsAndTheRunFolderIsComplete) {
@@ -63,7 +62,8 @@ TEST_F(TrainRun, LossFallsAndTheRunFolderIsComplete) {
 TEST_F(TrainRun, ResumeAfterSigkillIsBitwiseExact) {
   const std::string& reference = reference_run();
   const std::string run = dir() + "/killed";
-  ASSERT_TRUE(kill_after_steps(train_args(run, 7), run, 3)) << "the run ended before it could be killed";
+  ASSERT_TRUE(kill_after_steps(train_args(run, 7), run, 3))
+      << "the run ended before it could be killed";
   ASSERT_FALSE(fs::exists(run + "/final.pth"));
 
   ProgramRun resumed = run_program(train_args(run, 7) + " --resume auto");
@@ -124,7 +124,8 @@ TEST_F(TrainRun, AStoreOfAnotherTeacherIsRefused) {
 TEST_F(TrainRun, ConfigErrorsNameTheKey) {
   std::string bad = dir() + "/bad.json";
   std::ofstream(bad) << R"({"epochs": "many"})";
-  ProgramRun r = run_program("train --config " + bad + " --store " + store() + " --out " + dir() + "/x");
+  ProgramRun r =
+      run_program("train --config " + bad + " --store " + store() + " --out " + dir() + "/x");
   EXPECT_NE(r.status, 0);
   EXPECT_PRED2(contains, r.output, "key 'epochs' must be number");
   r = run_program("train --store " + store() + " --out " + dir() + "/x --lr fast");
@@ -155,7 +156,8 @@ TEST_F(TrainRun, ExportLoadsStrictlyAndGivesTheStudentsOutputs) {
   io::StateDict exported = io::read_state_dict(out);
   auto teacher_weights = load_tensors(teacher->file("weights.pth"));
   for (const auto& [key, value] : exported)
-    if (key.rfind("mask_decoder.", 0) == 0) EXPECT_TRUE(at::equal(value, teacher_weights.at(key))) << key;
+    if (key.rfind("mask_decoder.", 0) == 0)
+      EXPECT_TRUE(at::equal(value, teacher_weights.at(key))) << key;
 }
 
 }  // namespace

@@ -20,11 +20,16 @@ void expect_well_formed(const io::ConfigTable<T>& table) {
     EXPECT_TRUE(seen.insert(k.key).second) << k.key << " twice";
     EXPECT_FALSE(k.help.empty()) << k.key;
     EXPECT_TRUE(f.ok && f.read && f.write) << k.key;
-    if (k.type == "INT") EXPECT_TRUE(d.is_number_integer()) << k.key;
-    else if (k.type == "FLOAT") EXPECT_TRUE(d.is_number_float()) << k.key;
-    else if (k.type == "BOOL") EXPECT_TRUE(d.is_boolean()) << k.key;
-    else if (k.type == "TEXT") EXPECT_TRUE(d.is_string()) << k.key;
-    else if (k.type == "LIST") EXPECT_TRUE(d.is_array()) << k.key;
+    if (k.type == "INT")
+      EXPECT_TRUE(d.is_number_integer()) << k.key;
+    else if (k.type == "FLOAT")
+      EXPECT_TRUE(d.is_number_float()) << k.key;
+    else if (k.type == "BOOL")
+      EXPECT_TRUE(d.is_boolean()) << k.key;
+    else if (k.type == "TEXT")
+      EXPECT_TRUE(d.is_string()) << k.key;
+    else if (k.type == "LIST")
+      EXPECT_TRUE(d.is_array()) << k.key;
     else {  // an enum: its words
       ASSERT_TRUE(d.is_string()) << k.key;
       std::stringstream words(k.type);

@@ -1,13 +1,12 @@
 #include "common/fixtures.h"
 
+#include <ATen/Context.h>
 #include <sys/wait.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-
-#include <ATen/Context.h>
 
 #include "io/checkpoint.h"
 #include "util/device.h"

@@ -56,9 +56,9 @@ ProgramRun run_program(const std::string& args);
 }  // namespace sd::testing
 
 // Skips (with a message that says why) when the reference fixtures are absent.
-#define SD_REQUIRE_FIXTURES()                                                           \
-  do {                                                                                  \
-    if (!::sd::testing::fixtures_present())                                             \
+#define SD_REQUIRE_FIXTURES()                                                               \
+  do {                                                                                      \
+    if (!::sd::testing::fixtures_present())                                                 \
       GTEST_SKIP() << "reference fixtures not found at '" << ::sd::testing::fixtures_root() \
-                   << "' (set SAMDISTILL_FIXTURES); reference test skipped";            \
+                   << "' (set SAMDISTILL_FIXTURES); reference test skipped";                \
   } while (0)

@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <thread>
@@ -53,8 +53,8 @@ const ModelFolder& PipelineSuite::teacher() { return *teacher_; }
 
 ProgramRun PipelineSuite::embed_sample() {
   return run_program("--threads 2 embed --teacher " + dir_ + "/teacher.json --teacher-checkpoint " +
-                     teacher_->file("weights.pth") + " --data " + data_sample() + " --store " + dir_ +
-                     "/store --cache-images");
+                     teacher_->file("weights.pth") + " --data " + data_sample() + " --store " +
+                     dir_ + "/store --cache-images");
 }
 
 namespace {
@@ -96,11 +96,13 @@ void expect_same_weights(const std::string& a, const std::string& b) {
 void expect_other_teacher_refused(const std::string& message, const std::string& store,
                                   const std::string& teacher) {
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(message, m, std::regex("store '([^']*)' was made differently: teacher\\.(\\w+) "
-                                                       "is ([^\\n]*) in the store, expected ([^\\n]*)")))
+  ASSERT_TRUE(std::regex_search(message, m,
+                                std::regex("store '([^']*)' was made differently: teacher\\.(\\w+) "
+                                           "is ([^\\n]*) in the store, expected ([^\\n]*)")))
       << message;
   EXPECT_EQ(m[1].str(), store);
-  const nlohmann::json made_by = nlohmann::json::parse(std::ifstream(store + "/manifest.json"))["teacher"];
+  const nlohmann::json made_by =
+      nlohmann::json::parse(std::ifstream(store + "/manifest.json"))["teacher"];
   const nlohmann::json named = models::to_json(models::resolve_encoder(teacher));
   const std::string key = m[2];
   ASSERT_TRUE(made_by.contains(key) && named.contains(key)) << message;

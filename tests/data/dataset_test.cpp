@@ -1,3 +1,5 @@
+#include "data/dataset.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -7,7 +9,6 @@
 #include <set>
 
 #include "common/fixtures.h"
-#include "data/dataset.h"
 #include "data/image.h"
 #include "data/stats.h"
 #include "util/atomic_file.h"
@@ -132,26 +133,26 @@ TEST(Dataset, BadInputIsSkippedWithReason) {
     if (!image.empty()) write(dir + "/" + stem + ".jpg", image);
     if (!j.is_null()) write(dir + "/" + stem + ".json", j.dump());
   };
-  put("sa_1", jpg, good);                                   // the one good record
-  put("sa_2", jpg.substr(0, jpg.size() / 2), good);         // truncated JPEG
-  put("sa_3", std::string(5000, '\x42'), good);             // garbage JPEG
+  put("sa_1", jpg, good);                            // the one good record
+  put("sa_2", jpg.substr(0, jpg.size() / 2), good);  // truncated JPEG
+  put("sa_3", std::string(5000, '\x42'), good);      // garbage JPEG
   write(dir + "/sa_4.jpg", jpg);
-  write(dir + "/sa_4.json", json_text.substr(0, 100));      // invalid JSON
+  write(dir + "/sa_4.json", json_text.substr(0, 100));  // invalid JSON
   nlohmann::json j = good;
   j.erase("annotations");
-  put("sa_5", jpg, j);                                      // missing field
+  put("sa_5", jpg, j);  // missing field
   j = good;
   j["annotations"][3]["segmentation"].erase("counts");
-  put("sa_6", jpg, j);                                      // missing nested field
+  put("sa_6", jpg, j);  // missing nested field
   j = good;
   j["annotations"][2]["segmentation"]["counts"] = {100, 200};
-  put("sa_7", jpg, j);                                      // RLE not summing to h*w
+  put("sa_7", jpg, j);  // RLE not summing to h*w
   j = good;
   j["annotations"][0]["segmentation"]["size"] = {534, 801};
-  put("sa_8", jpg, j);                                      // mask size != image size
-  put("sa_9", read_file(src + "/sa_100004.jpg"), good);     // image size != JSON size
-  put("sa_10", jpg, nullptr);                               // image without JSON
-  put("sa_11", "", good);                                   // JSON without image
+  put("sa_8", jpg, j);                                   // mask size != image size
+  put("sa_9", read_file(src + "/sa_100004.jpg"), good);  // image size != JSON size
+  put("sa_10", jpg, nullptr);                            // image without JSON
+  put("sa_11", "", good);                                // JSON without image
 
   std::vector<Skip> orphans;
   Dataset d = Dataset::index_sa1b({dir}, &orphans);
@@ -176,8 +177,10 @@ TEST(Dataset, BadInputIsSkippedWithReason) {
   };
   ASSERT_EQ(s.skipped.size(), expected.size());
   for (size_t i = 0; i < expected.size(); ++i) {
-    EXPECT_NE(s.skipped[i].reason.find(expected[i].first), std::string::npos) << s.skipped[i].reason;
-    EXPECT_NE(s.skipped[i].reason.find(expected[i].second), std::string::npos) << s.skipped[i].reason;
+    EXPECT_NE(s.skipped[i].reason.find(expected[i].first), std::string::npos)
+        << s.skipped[i].reason;
+    EXPECT_NE(s.skipped[i].reason.find(expected[i].second), std::string::npos)
+        << s.skipped[i].reason;
   }
   EXPECT_THROW(compute_stats(d, default_image_decoder(), 2, true), Error);
   fs::remove_all(dir);
@@ -186,8 +189,9 @@ TEST(Dataset, BadInputIsSkippedWithReason) {
 TEST(Dataset, CocoInstances) {
   const std::string dir = testing::make_temp_dir("sd-coco");
   nlohmann::json coco = {
-      {"images", {{{"id", 5}, {"width", 6}, {"height", 6}, {"file_name", "a.jpg"}},
-                  {{"id", 9}, {"width", 4}, {"height", 3}, {"file_name", "b.png"}}}},
+      {"images",
+       {{{"id", 5}, {"width", 6}, {"height", 6}, {"file_name", "a.jpg"}},
+        {{"id", 9}, {"width", 4}, {"height", 3}, {"file_name", "b.png"}}}},
       {"annotations",
        {{{"id", 1}, {"image_id", 5}, {"segmentation", {{1, 1, 4, 1, 4, 4, 1, 4}}}, {"iscrowd", 0}},
         {{"id", 2}, {"image_id", 9}, {"segmentation", {{"size", {3, 4}}, {"counts", "714"}}}},

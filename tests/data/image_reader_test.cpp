@@ -21,7 +21,9 @@ using Clock = std::chrono::steady_clock;
 // `n` entries "sa_<i>" held in memory; the test sources paint image i with the value i.
 std::vector<Entry> entries(int n) {
   std::vector<Entry> out;
-  for (int i = 0; i < n; ++i) out.push_back(Entry{"sa_" + std::to_string(i), "", "/data/sa_" + std::to_string(i) + ".jpg", "", nullptr});
+  for (int i = 0; i < n; ++i)
+    out.push_back(Entry{"sa_" + std::to_string(i), "", "/data/sa_" + std::to_string(i) + ".jpg", "",
+                        nullptr});
   return out;
 }
 
@@ -65,7 +67,8 @@ TEST(ImageReader, HandsImagesOverInTheOrderAsked) {
     EXPECT_EQ(item->entry, expected);
     EXPECT_FALSE(item->skip);
     // SAM's input of the painted image: normalised red = (i - 123.675) / 58.395.
-    EXPECT_NEAR(item->input.pixels[0][0][0].item<float>(), (number(*expected) - 123.675) / 58.395, 1e-5);
+    EXPECT_NEAR(item->input.pixels[0][0][0].item<float>(), (number(*expected) - 123.675) / 58.395,
+                1e-5);
     EXPECT_EQ(item->input.original_size, (models::Size2{30, 40}));
   }
   EXPECT_FALSE(reader.next());
@@ -125,7 +128,9 @@ at::Tensor two_bad(const Entry& e, const Record*) {
 struct Outcome {
   std::string id;
   std::optional<std::string> file, reason;
-  bool operator==(const Outcome& o) const { return id == o.id && file == o.file && reason == o.reason; }
+  bool operator==(const Outcome& o) const {
+    return id == o.id && file == o.file && reason == o.reason;
+  }
 };
 
 std::vector<Outcome> outcomes(const std::vector<Entry>& all, int workers) {
@@ -222,7 +227,8 @@ TEST(ImageReader, ResizedImageAndInputAgreeWithPreprocessing) {
     EXPECT_TRUE(x.input.pixels.equal(y.input.pixels));
     EXPECT_EQ(x.input.input_size, y.input.input_size);
     EXPECT_EQ(x.input.original_size, y.input.original_size);
-    EXPECT_TRUE(x.resized.equal(resize_longest_side(read_image(sample[i], default_image_decoder(), nullptr))));
+    EXPECT_TRUE(x.resized.equal(
+        resize_longest_side(read_image(sample[i], default_image_decoder(), nullptr))));
     EXPECT_FALSE(y.resized.defined());
   }
 }

@@ -1,3 +1,5 @@
+#include "data/loader.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -5,7 +7,6 @@
 #include <fstream>
 
 #include "common/fixtures.h"
-#include "data/loader.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 

@@ -1,10 +1,11 @@
+#include "data/preprocess.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include "common/fixtures.h"
 #include "data/image.h"
 #include "data/pil_resize.h"
-#include "data/preprocess.h"
 #include "models/preprocess.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
@@ -31,7 +32,14 @@ struct PilExpectation {
 // then .resize((w, h), Image.BILINEAR) with (h, w) = int(x * 1024 / max(H, W) + 0.5).
 const PilExpectation kPil[] = {
     {"sa_100001.jpg", 683, 1024, 880156153, 284990888, {62, 45, 51}, {15, 13, 18}, {202, 197, 203}},
-    {"sa_100002.jpg", 684, 1024, 135917074, 222858118, {204, 205, 135}, {71, 57, 50}, {152, 154, 166}},
+    {"sa_100002.jpg",
+     684,
+     1024,
+     135917074,
+     222858118,
+     {204, 205, 135},
+     {71, 57, 50},
+     {152, 154, 166}},
     {"sa_100004.jpg", 1024, 1023, 113936208, 201568218, {2, 2, 4}, {254, 227, 16}, {10, 68, 150}},
     {"sa_100007.jpg", 683, 1024, 943497579, 236201206, {80, 53, 36}, {196, 185, 121}, {97, 82, 43}},
 };
@@ -72,12 +80,13 @@ TEST(Preprocess, ResizeOfConstantImageIsConstant) {
 TEST(Preprocess, RgbResizeEqualsPerChannelResize) {
   at::manual_seed(0);
   const at::Tensor img = at::randint(0, 256, {157, 211, 3}, at::kByte);
-  for (auto [h, w] : {std::pair{60, 80}, std::pair{157, 120}, std::pair{90, 150}, std::pair{300, 400},
-                      std::pair{157, 211}}) {
+  for (auto [h, w] : {std::pair{60, 80}, std::pair{157, 120}, std::pair{90, 150},
+                      std::pair{300, 400}, std::pair{157, 211}}) {
     SCOPED_TRACE(std::to_string(h) + "x" + std::to_string(w));
     const at::Tensor rgb = pil_resize_bilinear(img, h, w);
     for (int64_t c = 0; c < 3; ++c)
-      EXPECT_TRUE(rgb.select(2, c).equal(pil_resize_bilinear(img.slice(2, c, c + 1).contiguous(), h, w).squeeze(2)));
+      EXPECT_TRUE(rgb.select(2, c).equal(
+          pil_resize_bilinear(img.slice(2, c, c + 1).contiguous(), h, w).squeeze(2)));
   }
 }
 
@@ -116,9 +125,12 @@ TEST(Image, JpegStructureCheck) {
   std::string stray = bytes;
   stray.insert(after_app0, "\x12\x34");
   EXPECT_NO_THROW(check_jpeg_complete(stray, "a.jpg"));
-  EXPECT_PRED2(testing::contains, testing::error_of([&] { check_jpeg_complete(bytes.substr(0, 1000), "a.jpg"); }),
+  EXPECT_PRED2(testing::contains,
+               testing::error_of([&] { check_jpeg_complete(bytes.substr(0, 1000), "a.jpg"); }),
                "a.jpg: truncated JPEG");
-  EXPECT_PRED2(testing::contains, testing::error_of([] { check_jpeg_complete(std::string("\xFF\xD8\xFF\xE0\x00\x01", 6), "b.jpg"); }),
+  EXPECT_PRED2(testing::contains, testing::error_of([] {
+                 check_jpeg_complete(std::string("\xFF\xD8\xFF\xE0\x00\x01", 6), "b.jpg");
+               }),
                "b.jpg: corrupt JPEG (segment length 1)");
   EXPECT_NO_THROW(check_jpeg_complete("\x89PNG", "c.png"));  // not a JPEG: left to the decoder
 }
@@ -134,7 +146,8 @@ TEST(Image, TruncatedJpegIsRejected) {
         default_image_decoder()(cut, "cut.jpg");
         ADD_FAILURE() << name << " cut to " << keep << " decoded";
       } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("cut.jpg: truncated JPEG"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("cut.jpg: truncated JPEG"), std::string::npos)
+            << e.what();
       }
     }
     // The last two bytes are the EOI marker.
@@ -153,8 +166,9 @@ TEST(Image, GreyCmykAndPngBecomeRgb) {
     int64_t sum;
     std::array<int, 3> pixel;
   };
-  for (const Case& c : {Case{"grey.jpg", 307962, {74, 74, 74}}, Case{"rgba.png", 266496, {56, 50, 48}},
-                        Case{"cmyk.jpg", 270736, {168, 173, 175}}}) {
+  for (const Case& c :
+       {Case{"grey.jpg", 307962, {74, 74, 74}}, Case{"rgba.png", 266496, {56, 50, 48}},
+        Case{"cmyk.jpg", 270736, {168, 173, 175}}}) {
     SCOPED_TRACE(c.file);
     const std::string path = testing::source_dir() + "/tests/data/assets/" + c.file;
     at::Tensor rgb = default_image_decoder()(read_file(path), path);

@@ -1,9 +1,10 @@
+#include "data/prompts.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include "common/fixtures.h"
 #include "data/dataset.h"
-#include "data/prompts.h"
 #include "util/error.h"
 
 namespace sd::data {
@@ -48,12 +49,15 @@ TEST(Prompts, FromAnnotation) {
   m.slice(0, 2, 9).slice(1, 3, 10).fill_(1);
   Annotation a = annotation_of(m);
   EXPECT_TRUE(annotation_prompt(a, PromptKind::box).equal(at::tensor({3.f, 2.f, 10.f, 9.f})));
-  EXPECT_TRUE(annotation_prompt(a, PromptKind::point_coords).equal(at::tensor({12.5f, 7.5f}).view({1, 2})));
-  EXPECT_TRUE(annotation_prompt(a, PromptKind::centre).equal(at::tensor({6.5f, 5.5f}).view({1, 2})));
+  EXPECT_TRUE(
+      annotation_prompt(a, PromptKind::point_coords).equal(at::tensor({12.5f, 7.5f}).view({1, 2})));
+  EXPECT_TRUE(
+      annotation_prompt(a, PromptKind::centre).equal(at::tensor({6.5f, 5.5f}).view({1, 2})));
   for (uint64_t seed = 0; seed < 20; ++seed) {
     at::Tensor p = annotation_prompt(a, PromptKind::random_point, seed);
     EXPECT_TRUE(p.equal(annotation_prompt(a, PromptKind::random_point, seed)));
-    const int x = static_cast<int>(p[0][0].item<float>()), y = static_cast<int>(p[0][1].item<float>());
+    const int x = static_cast<int>(p[0][0].item<float>()),
+              y = static_cast<int>(p[0][1].item<float>());
     EXPECT_EQ(m[y][x].item<int>(), 1) << "seed " << seed;
   }
   a.point_coords.clear();
@@ -72,7 +76,8 @@ TEST(Prompts, CentreOfSampleMasksMatchesWholeImageSearch) {
   ASSERT_EQ(r.annotations.size(), 75u);
   for (const Annotation& a : r.annotations) {
     auto [row, col] = mask_centre(rle_decode(a.segmentation));
-    EXPECT_TRUE(annotation_prompt(a, PromptKind::centre).equal(at::tensor({col + 0.5f, row + 0.5f}).view({1, 2})))
+    EXPECT_TRUE(annotation_prompt(a, PromptKind::centre)
+                    .equal(at::tensor({col + 0.5f, row + 0.5f}).view({1, 2})))
         << "annotation " << a.id;
   }
 }
@@ -83,10 +88,13 @@ TEST(Prompts, Into1024Frame) {
   m.slice(0, 2, 7).slice(1, 3, 12).fill_(1);
   Annotation a = annotation_of(m);
   at::Tensor box = annotation_prompt_1024(a, PromptKind::box, {20, 30});
-  at::Tensor expected = at::tensor({3 * 1024.0 / 30, 2 * 683.0 / 20, 12 * 1024.0 / 30, 7 * 683.0 / 20}).to(at::kFloat);
+  at::Tensor expected =
+      at::tensor({3 * 1024.0 / 30, 2 * 683.0 / 20, 12 * 1024.0 / 30, 7 * 683.0 / 20})
+          .to(at::kFloat);
   EXPECT_TRUE(box.allclose(expected, 0, 1e-4));
   at::Tensor point = annotation_prompt_1024(a, PromptKind::point_coords, {20, 30});
-  EXPECT_TRUE(point.allclose(at::tensor({12.5f * 1024 / 30, 7.5f * 683 / 20}).view({1, 2}), 0, 1e-4));
+  EXPECT_TRUE(
+      point.allclose(at::tensor({12.5f * 1024 / 30, 7.5f * 683 / 20}).view({1, 2}), 0, 1e-4));
 }
 
 }  // namespace

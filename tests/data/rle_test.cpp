@@ -1,3 +1,5 @@
+#include "data/rle.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -6,7 +8,6 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fixtures.h"
-#include "data/rle.h"
 #include "util/error.h"
 
 namespace sd::data {
@@ -20,11 +21,13 @@ at::Tensor mask_from(std::vector<uint8_t> values, int h, int w) {
   return at::tensor(std::vector<int64_t>(values.begin(), values.end())).to(at::kByte).view({h, w});
 }
 
-void expect_encodes(const at::Tensor& mask, const std::vector<uint32_t>& counts, const std::string& s) {
+void expect_encodes(const at::Tensor& mask, const std::vector<uint32_t>& counts,
+                    const std::string& s) {
   Rle rle = rle_encode(mask);
   EXPECT_EQ(rle.counts, counts);
   EXPECT_EQ(rle_to_string(rle), s);
-  Rle back = rle_from_string(s, static_cast<int>(mask.size(0)), static_cast<int>(mask.size(1)), "test");
+  Rle back =
+      rle_from_string(s, static_cast<int>(mask.size(0)), static_cast<int>(mask.size(1)), "test");
   EXPECT_EQ(back.counts, counts);
   EXPECT_TRUE(rle_decode(back).equal(mask));
 }
@@ -34,7 +37,8 @@ TEST(Rle, EmptyMask) { expect_encodes(at::zeros({2, 3}, at::kByte), {6}, "6"); }
 TEST(Rle, FullMask) { expect_encodes(at::ones({2, 3}, at::kByte), {0, 6}, "06"); }
 
 TEST(Rle, OneRow) {
-  // 1x5: column-major order is the row itself; runs 0:1 1:2 0:1 1:1; 4th count 1-2 = -1 -> 31+48 'O'.
+  // 1x5: column-major order is the row itself; runs 0:1 1:2 0:1 1:1; 4th count 1-2 = -1 -> 31+48
+  // 'O'.
   expect_encodes(mask_from({0, 1, 1, 0, 1}, 1, 5), {1, 2, 1, 1}, "121O");
 }
 

@@ -1,7 +1,7 @@
+#include "distill/distill_loss.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-
-#include "distill/distill_loss.h"
 
 namespace sd::distill {
 namespace {
@@ -18,7 +18,8 @@ TEST(DistillLoss, MaskedLossLeavesThePaddingOut) {
   // Full images: the masked loss is the plain MSE.
   at::Tensor noisy = teacher + at::randn_like(teacher);
   std::vector<models::Size2> full = {{1024, 1024}, {1024, 1024}};
-  EXPECT_NEAR(masked_embedding_mse(noisy, teacher, full).item<float>(), embedding_mse(noisy, teacher).item<float>(), 1e-6);
+  EXPECT_NEAR(masked_embedding_mse(noisy, teacher, full).item<float>(),
+              embedding_mse(noisy, teacher).item<float>(), 1e-6);
   // A partly covered cell (683 rows -> 42.7 cells) counts: 43 rows of cells.
   at::Tensor one = at::zeros({1, 1, 64, 64});
   at::Tensor ref = at::ones({1, 1, 64, 64});

@@ -55,7 +55,6 @@ class EvalRef : public PipelineSuite {
     r.settings.max_prompts_per_image = 3;
     return r;
   }
-
 };
 
 TEST_F(EvalRef, StudentIdenticalToTheTeacherScoresExactlyOne) {
@@ -126,14 +125,16 @@ TEST_F(EvalRef, OracleKeepsTheMaskClosestToTheGroundTruth) {
     EXPECT_GE(o.student_gt, s.student_gt) << o.kind << " " << o.annotation;
     better |= o.teacher_gt > s.teacher_gt || o.student_gt > s.student_gt;
   }
-  EXPECT_TRUE(better) << "the highest-scored mask was the closest every time: the test shows nothing";
+  EXPECT_TRUE(better)
+      << "the highest-scored mask was the closest every time: the test shows nothing";
 }
 
 TEST_F(EvalRef, AFineTunedStudentBringsItsOwnDecoder) {
   // The student as a full SAM checkpoint whose mask decoder differs from the teacher's.
   io::StateDict full = io::read_state_dict(teacher().file("weights.pth"));
   io::StateDict student;
-  for (const auto& [key, value] : io::read_state_dict(dir() + "/student.pth")) student.emplace_back("image_encoder." + key, value);
+  for (const auto& [key, value] : io::read_state_dict(dir() + "/student.pth"))
+    student.emplace_back("image_encoder." + key, value);
   for (auto [key, value] : full) {
     if (key.rfind("image_encoder.", 0) == 0) continue;
     if (key.rfind("mask_decoder.", 0) == 0) value = value + 0.05 * at::randn_like(value);
@@ -153,7 +154,8 @@ TEST_F(EvalRef, AFineTunedStudentBringsItsOwnDecoder) {
   bool differs = false;
   for (size_t i = 0; i < own.outcomes.size(); ++i) {
     EXPECT_EQ(teachers.outcomes[i].iou, encoder_only.outcomes[i].iou);
-    EXPECT_EQ(own.outcomes[i].teacher_gt, teachers.outcomes[i].teacher_gt) << "the teacher's masks are the teacher's";
+    EXPECT_EQ(own.outcomes[i].teacher_gt, teachers.outcomes[i].teacher_gt)
+        << "the teacher's masks are the teacher's";
     differs |= own.outcomes[i].iou != teachers.outcomes[i].iou;
   }
   EXPECT_TRUE(differs);

@@ -1,8 +1,9 @@
+#include "eval/iou.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include "common/fixtures.h"
-#include "eval/iou.h"
 
 namespace sd::eval {
 namespace {
@@ -31,8 +32,9 @@ TEST(MaskIou, BothEmptyIsOne) {
 }
 
 TEST(MaskIou, DifferentSizesAreAnError) {
-  EXPECT_PRED2(sd::testing::contains,
-               sd::testing::error_of([] { mask_iou(at::zeros({4, 5}), at::zeros({5, 4})); }),
+  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] {
+                 mask_iou(at::zeros({4, 5}), at::zeros({5, 4}));
+               }),
                "different sizes");
 }
 

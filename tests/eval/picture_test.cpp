@@ -1,8 +1,9 @@
+#include "eval/picture.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include "eval/caption.h"
-#include "eval/picture.h"
 
 namespace sd::eval {
 namespace {
@@ -12,9 +13,9 @@ int64_t ink(const at::Tensor& band) { return (band == 0).all(2).sum().item<int64
 TEST(Caption, DrawsTheGlyphsInBlackOnWhite) {
   at::Tensor band = caption_band("I", 20, 1);
   EXPECT_EQ(band.sizes(), (at::IntArrayRef{11, 20, 3}));  // 7 rows + 2 margins of 2
-  EXPECT_EQ(ink(band), 11);                              // the 5x7 'I': 3 + 5 + 3 pixels
-  EXPECT_EQ(ink(caption_band("i", 20, 1)), 11);          // lower case as upper case
-  EXPECT_EQ(ink(caption_band("I", 20, 2)), 44);          // scale 2: 2x2 per font pixel
+  EXPECT_EQ(ink(band), 11);                               // the 5x7 'I': 3 + 5 + 3 pixels
+  EXPECT_EQ(ink(caption_band("i", 20, 1)), 11);           // lower case as upper case
+  EXPECT_EQ(ink(caption_band("I", 20, 2)), 44);           // scale 2: 2x2 per font pixel
   EXPECT_EQ(ink(caption_band(" ", 20, 1)), 0);
   EXPECT_FALSE(at::equal(caption_band("IoU 0.50", 100), caption_band("IoU 0.58", 100)));
   // Glyphs at x = 2, 8, 14, ... (margin 2, 5 wide + 1 apart): only whole glyphs are drawn.

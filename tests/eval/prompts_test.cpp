@@ -1,3 +1,5 @@
+#include "eval/prompts.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -6,7 +8,6 @@
 #include "common/fixtures.h"
 #include "data/rle.h"
 #include "eval/evaluator.h"
-#include "eval/prompts.h"
 
 namespace sd::eval {
 namespace {
@@ -71,7 +72,8 @@ TEST(FgbgPoints, ForegroundInsideBackgroundOutsideAtTheDistance) {
 TEST(FgbgPoints, SeededAndVaried) {
   data::Annotation a = disc(3);
   at::Tensor mask = data::rle_decode(a.segmentation);
-  auto x = fgbg_points(a, mask, 50, 1), y = fgbg_points(a, mask, 50, 1), z = fgbg_points(a, mask, 50, 2);
+  auto x = fgbg_points(a, mask, 50, 1), y = fgbg_points(a, mask, 50, 1),
+       z = fgbg_points(a, mask, 50, 2);
   ASSERT_TRUE(x && y && z);
   EXPECT_EQ(x->fg, y->fg);
   EXPECT_EQ(x->bg, y->bg);

@@ -20,12 +20,15 @@ TEST(MaskLoss, FocalAndDiceHaveTheirClosedForms) {
   at::Tensor logits = at::zeros({1, 1, 4, 4});
   at::Tensor ones = at::ones({1, 1, 4, 4});
   EXPECT_NEAR(focal_loss(logits, ones).item<double>(), 0.25 * std::log(2.0) * 0.25, 1e-7);
-  EXPECT_NEAR(focal_loss(logits, at::zeros_like(ones)).item<double>(), 0.75 * std::log(2.0) * 0.25, 1e-7);
+  EXPECT_NEAR(focal_loss(logits, at::zeros_like(ones)).item<double>(), 0.75 * std::log(2.0) * 0.25,
+              1e-7);
   // dice = 1 - (2 * 8 + 1) / (8 + 16 + 1)
   EXPECT_NEAR(dice_loss(logits, ones).item<double>(), 1.0 - 17.0 / 25.0, 1e-7);
   EXPECT_NEAR(bce_loss(logits, ones).item<double>(), std::log(2.0), 1e-7);
   // A confident, right mask costs (almost) nothing.
-  EXPECT_LT((20 * focal_loss(100 * (2 * ones - 1), ones) + bce_loss(100 * (2 * ones - 1), ones)).item<double>(), 1e-6);
+  EXPECT_LT((20 * focal_loss(100 * (2 * ones - 1), ones) + bce_loss(100 * (2 * ones - 1), ones))
+                .item<double>(),
+            1e-6);
 }
 
 TEST(MaskLoss, IousOfThresholdedMasks) {
@@ -70,7 +73,8 @@ data::Record record_with_squares(int n) {
     r.annotations.push_back(a);
   }
   r.annotations.push_back(r.annotations[0]);
-  r.annotations.back().segmentation = data::rle_encode(at::zeros({64, 64}, at::kByte));  // empty: never drawn
+  r.annotations.back().segmentation =
+      data::rle_encode(at::zeros({64, 64}, at::kByte));  // empty: never drawn
   return r;
 }
 
@@ -125,8 +129,7 @@ TEST(FinetuneConfig, DefaultsParseAndDistillOnlyKeysAreAbsent) {
   j["holdout"] = 1.0;
   EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([&] { finetune_config_from_json(j); }),
                "config key 'holdout'");
-  EXPECT_PRED2(sd::testing::contains,
-               sd::testing::error_of([&] {
+  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([&] {
                  io::merge_config(finetune_config_defaults(), {{"refine_iter", 1}}, "ft.json");
                }),
                "refine_iter");
@@ -146,13 +149,15 @@ TEST(FinetuneConfig, SharesTheLoopsKeysAndItsChecks) {
   EXPECT_EQ(c.loop.init, distill.init);  // the distillation's own keys keep their defaults
   EXPECT_EQ(c.loop.layer_decay, distill.layer_decay);
   EXPECT_EQ(c.loop.loss_ignore_padding, distill.loss_ignore_padding);
-  EXPECT_PRED2(sd::testing::contains,
-               sd::testing::error_of([] { finetune_config_from_json({{"student", "s.pth"}, {"min_lr", 1.0}}); }),
+  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] {
+                 finetune_config_from_json({{"student", "s.pth"}, {"min_lr", 1.0}});
+               }),
                "config key 'min_lr' = 1.0: must be in [0, lr]");
 }
 
 TEST(FinetuneConfig, ChoicesAreWordsAndOthersAreRefusedListingThem) {
-  const FinetuneConfig c = finetune_config_from_json({{"student", "s.pth"}, {"target", "gt"}, {"loss", "bce_dice"}});
+  const FinetuneConfig c =
+      finetune_config_from_json({{"student", "s.pth"}, {"target", "gt"}, {"loss", "bce_dice"}});
   EXPECT_EQ(c.target, Target::gt);
   EXPECT_EQ(c.loss, MaskLoss::bce_dice);
   auto error = [](const nlohmann::json& given) {
@@ -164,16 +169,26 @@ TEST(FinetuneConfig, ChoicesAreWordsAndOthersAreRefusedListingThem) {
                "config key 'loss' = \"dice\": must be focal_dice_iou or bce_dice");
   EXPECT_PRED2(sd::testing::contains, error({{"student", "s.pth"}, {"prompts", "box,corner"}}),
                "config key 'prompts' = \"box,corner\"");
-  EXPECT_PRED2(sd::testing::contains, error({{"student", "s.pth"}, {"prompts_per_image", 1.5}}), "an integer");
+  EXPECT_PRED2(sd::testing::contains, error({{"student", "s.pth"}, {"prompts_per_image", 1.5}}),
+               "an integer");
   EXPECT_PRED2(sd::testing::contains, error(nlohmann::json::object()), "config key 'student'");
 }
 
 TEST(FinetuneConfig, AConfigWrittenThenReadIsTheSame) {
   nlohmann::json given = finetune_config_defaults();
-  given.update({{"student", "run"}, {"teacher_checkpoint", "sam.pth"}, {"encoder_lr", 1e-5},
-                {"train_prompt_encoder", true}, {"prompts", "box,fgbg@50"}, {"target", "gt"},
-                {"loss", "bce_dice"}, {"holdout", 0.5}, {"device", "cpu"}, {"amp", "fp16"},
-                {"data", {"sa1b"}}, {"epochs", 2}, {"patience", 0}});
+  given.update({{"student", "run"},
+                {"teacher_checkpoint", "sam.pth"},
+                {"encoder_lr", 1e-5},
+                {"train_prompt_encoder", true},
+                {"prompts", "box,fgbg@50"},
+                {"target", "gt"},
+                {"loss", "bce_dice"},
+                {"holdout", 0.5},
+                {"device", "cpu"},
+                {"amp", "fp16"},
+                {"data", {"sa1b"}},
+                {"epochs", 2},
+                {"patience", 0}});
   const FinetuneConfig c = finetune_config_from_json(given, "config.json");
   EXPECT_EQ(c.loop.json, given);  // the whole config, as RUN/config.json holds it
   const FinetuneConfig again = finetune_config_from_json(c.loop.json, "config.json");

@@ -54,8 +54,10 @@ TEST(CheckpointRef, VitTWeightsMatchManifestInOrder) {
     ASSERT_EQ(sd.size(), manifest.size()) << folder.path;
     for (size_t i = 0; i < sd.size(); ++i) {
       EXPECT_EQ(sd[i].first, manifest[i][0].get<std::string>()) << i;
-      EXPECT_EQ(sd[i].second.sizes().vec(), manifest[i][1].get<std::vector<int64_t>>()) << sd[i].first;
-      EXPECT_EQ(dtype_name(sd[i].second.scalar_type()), manifest[i][2].get<std::string>()) << sd[i].first;
+      EXPECT_EQ(sd[i].second.sizes().vec(), manifest[i][1].get<std::vector<int64_t>>())
+          << sd[i].first;
+      EXPECT_EQ(dtype_name(sd[i].second.scalar_type()), manifest[i][2].get<std::string>())
+          << sd[i].first;
     }
     int64_t integers = 0;
     for (const auto& [key, t] : sd)
@@ -80,7 +82,8 @@ TEST(CheckpointRef, SummaryFindsTheConfiguredEncoder) {
     EXPECT_EQ(full["entries"][0][0], sd[0].first);
     std::vector<std::string> prefixes;
     for (const auto& p : full["prefixes"]) prefixes.push_back(p["prefix"]);
-    EXPECT_EQ(prefixes, (std::vector<std::string>{"image_encoder", "prompt_encoder", "mask_decoder"}));
+    EXPECT_EQ(prefixes,
+              (std::vector<std::string>{"image_encoder", "prompt_encoder", "mask_decoder"}));
     EXPECT_EQ(full["encoder"]["prefix"], "image_encoder.");
     EXPECT_EQ(alone["encoder"]["prefix"], "");
     for (const auto& s : {full, alone}) {

@@ -1,3 +1,5 @@
+#include "io/checkpoint.h"
+
 #include <ATen/ATen.h>
 #include <caffe2/serialize/inline_container.h>
 
@@ -5,7 +7,6 @@
 #include <fstream>
 
 #include "common/fixtures.h"
-#include "io/checkpoint.h"
 #include "io/checkpoint_summary.h"
 #include "io/pickle.h"
 #include "util/atomic_file.h"
@@ -31,7 +32,8 @@ class CheckpointTest : public ::testing::Test {
 };
 
 // A zip in torch.save's layout holding exactly `records` (name -> bytes).
-void write_zip(const std::string& path, const std::vector<std::pair<std::string, std::string>>& records) {
+void write_zip(const std::string& path,
+               const std::vector<std::pair<std::string, std::string>>& records) {
   caffe2::serialize::PyTorchStreamWriter writer(path);
   for (const auto& [name, bytes] : records) writer.writeRecord(name, bytes.data(), bytes.size());
   writer.writeEndOfFile();
@@ -127,7 +129,8 @@ TEST_F(CheckpointTest, NestedValuesRoundTrip) {
   EXPECT_TRUE(at::equal(list.get(1).toTensor(), at::ones({2})));
   const auto& pair = again.at("pair").toTupleRef().elements();
   EXPECT_EQ(pair[1].toStringRef(), "b");
-  EXPECT_TRUE(at::equal(again.at("by_step").toGenericDict().at(int64_t(7)).toTensor(), at::zeros({1})));
+  EXPECT_TRUE(
+      at::equal(again.at("by_step").toGenericDict().at(int64_t(7)).toTensor(), at::zeros({1})));
 }
 
 // Written by Python (torch 1.13), with views sharing one storage and an OrderedDict with
@@ -186,11 +189,15 @@ TEST_F(CheckpointTest, NonTensorValueNamesItsKey) {
 TEST_F(CheckpointTest, FilesThatAreNoCheckpoints) {
   EXPECT_PRED2(contains, read_error(path("absent.pth")), "absent.pth: no such file");
   write_file_atomic(path("notes.txt"), "just some text\n");
-  EXPECT_PRED2(contains, read_error(path("notes.txt")), "notes.txt: not a readable torch.save zip file");
-  write_file_atomic(path("photo.jpg"), std::string("\xFF\xD8\xFF\xE0\x00\x10JFIF\x00", 11) + std::string(500, 'x'));
-  EXPECT_PRED2(contains, read_error(path("photo.jpg")), "photo.jpg: not a readable torch.save zip file");
+  EXPECT_PRED2(contains, read_error(path("notes.txt")),
+               "notes.txt: not a readable torch.save zip file");
+  write_file_atomic(path("photo.jpg"),
+                    std::string("\xFF\xD8\xFF\xE0\x00\x10JFIF\x00", 11) + std::string(500, 'x'));
+  EXPECT_PRED2(contains, read_error(path("photo.jpg")),
+               "photo.jpg: not a readable torch.save zip file");
   write_zip(path("nopickle.pth"), {{"other.txt", "hello"}});
-  EXPECT_PRED2(contains, read_error(path("nopickle.pth")), "nopickle.pth: zip file without data.pkl");
+  EXPECT_PRED2(contains, read_error(path("nopickle.pth")),
+               "nopickle.pth: zip file without data.pkl");
 }
 
 TEST_F(CheckpointTest, MissingOrShortStorageRecord) {
@@ -198,7 +205,8 @@ TEST_F(CheckpointTest, MissingOrShortStorageRecord) {
   std::string pkl = pickle(c10::IValue(at::arange(4, at::kFloat)), storages);
   write_zip(path("missing.pth"), {{"data.pkl", pkl}});
   EXPECT_PRED2(contains, read_error(path("missing.pth")), "storage record 'data/0' is missing");
-  write_zip(path("short.pth"), {{"data.pkl", pkl}, {"data/0", bytes_of(storages[0]).substr(0, 12)}});
+  write_zip(path("short.pth"),
+            {{"data.pkl", pkl}, {"data/0", bytes_of(storages[0]).substr(0, 12)}});
   EXPECT_PRED2(contains, read_error(path("short.pth")), "holds 12 bytes, its tensors need 4 x 4");
 }
 
@@ -217,7 +225,10 @@ TEST_F(CheckpointTest, TensorBeyondItsStorage) {
 }
 
 TEST_F(CheckpointTest, UnknownGlobalIsRefused) {
-  std::string pkl = "\x80\x02" "cos\nsystem\n" "." ;
+  std::string pkl =
+      "\x80\x02"
+      "cos\nsystem\n"
+      ".";
   write_zip(path("evil.pth"), {{"data.pkl", pkl}});
   EXPECT_PRED2(contains, read_error(path("evil.pth")), "unsupported global 'os.system'");
 }
@@ -247,8 +258,8 @@ TEST_F(CheckpointTest, EveryBitFlipIsRefusedOrHarmless) {
       EXPECT_EQ(again[k].first, sd[k].first) << "byte " << i;
       EXPECT_EQ(again[k].second.scalar_type(), sd[k].second.scalar_type()) << "byte " << i;
       EXPECT_EQ(again[k].second.sizes(), sd[k].second.sizes()) << "byte " << i;
-      EXPECT_EQ(bytes_of(again[k].second.contiguous()), bytes_of(sd[k].second)) << "byte " << i << " changed "
-                                                                                 << sd[k].first << " silently";
+      EXPECT_EQ(bytes_of(again[k].second.contiguous()), bytes_of(sd[k].second))
+          << "byte " << i << " changed " << sd[k].first << " silently";
     }
   }
   EXPECT_GT(refused, 0u);
@@ -262,7 +273,8 @@ TEST_F(CheckpointTest, DamagedTensorBytesAreRefusedNamingTheRecord) {
   ASSERT_NE(at, std::string::npos);
   bytes[at + 100] = static_cast<char>(bytes[at + 100] ^ 4);
   write_bytes(path("bad.pth"), bytes);
-  EXPECT_PRED2(contains, read_error(path("bad.pth")), path("bad.pth") + ": damaged file: record 'data/0'");
+  EXPECT_PRED2(contains, read_error(path("bad.pth")),
+               path("bad.pth") + ": damaged file: record 'data/0'");
 }
 
 // torch.serialization.set_crc32_options(False) writes 0 for every CRC: such files read.
@@ -271,11 +283,13 @@ TEST_F(CheckpointTest, FilesWrittenWithoutCrcsRead) {
   std::string bytes = read_file(path("good.pth"));
   const std::string entry("PK\x01\x02", 4);  // a central directory header; its CRC at +16
   size_t entries = 0;
-  for (size_t at = bytes.find(entry); at != std::string::npos; at = bytes.find(entry, at + 1), ++entries)
+  for (size_t at = bytes.find(entry); at != std::string::npos;
+       at = bytes.find(entry, at + 1), ++entries)
     bytes.replace(at + 16, 4, std::string(4, '\0'));
   EXPECT_GE(entries, 2u);
   write_bytes(path("nocrc.pth"), bytes);
-  EXPECT_TRUE(at::equal(read_state_dict(path("nocrc.pth")).at(0).second, at::arange(64, at::kFloat)));
+  EXPECT_TRUE(
+      at::equal(read_state_dict(path("nocrc.pth")).at(0).second, at::arange(64, at::kFloat)));
 }
 
 // Every truncation is refused with an sd::Error naming the file.
@@ -315,7 +329,9 @@ TEST_F(CheckpointTest, DamagedPickleNeverCrashes) {
 
 TEST_F(CheckpointTest, DuplicateKeyAndUnsupportedDtypeAreErrors) {
   EXPECT_THROW(write_state_dict(path("dup.pth"), {{"a", at::ones(1)}, {"a", at::ones(1)}}), Error);
-  EXPECT_PRED2(contains, error_of([&] { write_state_dict(path("c.pth"), {{"z", at::ones(1, at::kComplexFloat)}}); }),
+  EXPECT_PRED2(contains, error_of([&] {
+                 write_state_dict(path("c.pth"), {{"z", at::ones(1, at::kComplexFloat)}});
+               }),
                "c.pth: cannot save tensors of dtype ComplexFloat");
   EXPECT_FALSE(std::filesystem::exists(path("c.pth")));
 }
@@ -330,8 +346,10 @@ TEST(CheckpointSummary, CountsDtypesPrefixesAndFindsAViT) {
   EXPECT_EQ(s["parameters"], 96 * 3 * 16 * 16 + 96 + 96);
   EXPECT_EQ(s["bytes"], (96 * 3 * 16 * 16 + 96) * 4 + 96 * 2 + 8);
   EXPECT_EQ(s["dtypes"], nlohmann::json({{"float32", 2}, {"float16", 1}, {"int64", 1}}));
-  EXPECT_EQ(s["prefixes"][1], nlohmann::json({{"prefix", "blocks"}, {"keys", 3}, {"parameters", 192}}));
-  EXPECT_EQ(s["encoder"], nlohmann::json({{"family", "ViT"}, {"prefix", ""}, {"embed_dim", 96}, {"depth", 2}}));
+  EXPECT_EQ(s["prefixes"][1],
+            nlohmann::json({{"prefix", "blocks"}, {"keys", 3}, {"parameters", 192}}));
+  EXPECT_EQ(s["encoder"],
+            nlohmann::json({{"family", "ViT"}, {"prefix", ""}, {"embed_dim", 96}, {"depth", 2}}));
   EXPECT_EQ(s["entries"][2], nlohmann::json({"blocks.1.norm1.weight", {96}, "float16"}));
   EXPECT_TRUE(summarize_state_dict({{"x", at::zeros({1})}}, false)["encoder"].is_null());
 }

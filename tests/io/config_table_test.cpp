@@ -1,10 +1,11 @@
+#include "io/config_table.h"
+
 #include <gtest/gtest.h>
 
 #include <stdexcept>
 
 #include "common/config_table_testing.h"
 #include "common/fixtures.h"
-#include "io/config_table.h"
 #include "util/error.h"
 
 namespace sd {
@@ -21,9 +22,9 @@ struct WordsOf<Colour> {
 namespace io {
 namespace {
 
+using nlohmann::json;
 using testing::contains;
 using testing::error_of;
-using nlohmann::json;
 
 struct Toy {
   int64_t count = 0;
@@ -39,7 +40,8 @@ const ConfigTable<Toy>& toy_table() {
       field("count", &Toy::count, 3, positive(), "how many"),
       field("rate", &Toy::rate, 0.5, non_negative(), "how fast"),
       field("limit", &Toy::limit, 1.0,
-            Check{[](double v, const Toy& t) { return v >= t.rate; }, "must be >= rate"}, "at most"),
+            Check{[](double v, const Toy& t) { return v >= t.rate; }, "must be >= rate"},
+            "at most"),
       field("on", &Toy::on, false, any_value(), "whether"),
       field("name", &Toy::name, "toy",
             Check{[](const std::string& v, const Toy&) {
@@ -56,15 +58,22 @@ const ConfigTable<Toy>& toy_table() {
 
 TEST(ConfigTable, DefaultsTypesAndOrderComeFromTheTable) {
   testing::expect_well_formed(toy_table());
-  EXPECT_EQ(toy_table().defaults(), (json{{"count", 3}, {"rate", 0.5}, {"limit", 1.0}, {"on", false},
-                                          {"name", "toy"}, {"items", {"a"}}, {"colour", "light-green"}}));
+  EXPECT_EQ(toy_table().defaults(), (json{{"count", 3},
+                                          {"rate", 0.5},
+                                          {"limit", 1.0},
+                                          {"on", false},
+                                          {"name", "toy"},
+                                          {"items", {"a"}},
+                                          {"colour", "light-green"}}));
   std::vector<std::string> keys, types;
   for (const KeyInfo& k : toy_table().keys()) {
     keys.push_back(k.key);
     types.push_back(k.type);
   }
-  EXPECT_EQ(keys, (std::vector<std::string>{"count", "rate", "limit", "on", "name", "items", "colour"}));
-  EXPECT_EQ(types, (std::vector<std::string>{"INT", "FLOAT", "FLOAT", "BOOL", "TEXT", "LIST", "red|light-green"}));
+  EXPECT_EQ(keys,
+            (std::vector<std::string>{"count", "rate", "limit", "on", "name", "items", "colour"}));
+  EXPECT_EQ(types, (std::vector<std::string>{"INT", "FLOAT", "FLOAT", "BOOL", "TEXT", "LIST",
+                                             "red|light-green"}));
   EXPECT_TRUE(toy_table().defaults().at("rate").is_number_float());
 }
 
@@ -79,24 +88,32 @@ TEST(ConfigTable, ReadsTheGivenKeysOverTheDefaults) {
 }
 
 TEST(ConfigTable, AnUnknownKeyAndAWrongTypeAreNamed) {
-  auto read = [](const json& given) { return error_of([&] { toy_table().read(given, "toy.json"); }); };
+  auto read = [](const json& given) {
+    return error_of([&] { toy_table().read(given, "toy.json"); });
+  };
   EXPECT_PRED2(contains, read({{"cuont", 1}}), "toy.json: unknown key 'cuont'");
   EXPECT_PRED2(contains, read({{"name", 1}}), "toy.json: key 'name' must be string, got number 1");
-  EXPECT_PRED2(contains, read({{"count", 2.5}}), "key 'count' must be number (an integer), got number 2.5");
+  EXPECT_PRED2(contains, read({{"count", 2.5}}),
+               "key 'count' must be number (an integer), got number 2.5");
   EXPECT_PRED2(contains, read({{"count", "2"}}), "an integer");
   EXPECT_PRED2(contains, read({{"colour", 1}}), "key 'colour' must be string");
   EXPECT_PRED2(contains, read({{"items", "a"}}), "key 'items' must be array");
 }
 
 TEST(ConfigTable, ChecksNameTheKeyTheValueAndTheRule) {
-  auto read = [](const json& given) { return error_of([&] { toy_table().read(given, "toy.json"); }); };
+  auto read = [](const json& given) {
+    return error_of([&] { toy_table().read(given, "toy.json"); });
+  };
   EXPECT_PRED2(contains, read({{"count", 0}}), "config key 'count' = 0: must be > 0");
   EXPECT_PRED2(contains, read({{"rate", 2.0}}), "config key 'limit' = 1.0: must be >= rate");
-  EXPECT_PRED2(contains, read({{"name", "bad"}}), "config key 'name' = \"bad\": 'bad' is a bad name");
+  EXPECT_PRED2(contains, read({{"name", "bad"}}),
+               "config key 'name' = \"bad\": 'bad' is a bad name");
 }
 
 TEST(ConfigTable, AnEnumOutsideItsWordsIsRefusedListingThem) {
-  EXPECT_PRED2(contains, error_of([] { toy_table().read({{"colour", "green"}}, "toy.json"); }),
+  EXPECT_PRED2(contains, error_of([] {
+                 toy_table().read({{"colour", "green"}}, "toy.json");
+               }),
                "config key 'colour' = \"green\": must be red or light-green");
   EXPECT_EQ(word(Colour::light_green), std::string("light-green"));
   EXPECT_EQ(from_word<Colour>("red"), Colour::red);
@@ -106,7 +123,7 @@ TEST(ConfigTable, AnEnumOutsideItsWordsIsRefusedListingThem) {
 }
 
 TEST(ConfigTable, AConfigWrittenThenReadIsTheSame) {
-  const json given = {{"count", 9},      {"rate", 0.25},        {"limit", 0.75},   {"on", true},
+  const json given = {{"count", 9},      {"rate", 0.25},        {"limit", 0.75},  {"on", true},
                       {"name", "other"}, {"items", {"x", "y"}}, {"colour", "red"}};
   const Toy t = toy_table().read(given, "toy.json");
   const json written = toy_table().write(t);
@@ -127,12 +144,13 @@ struct Outer {
 };
 
 TEST(ConfigTable, APartsKeysServeALargerConfig) {
-  const ConfigTable<Outer> outer = toy_table()
-                                       .without({"on"})
-                                       .as_part_of(&Outer::toy)
-                                       .with_defaults({{"count", 5}, {"limit", 2}})
-                                       .with_help({{"name", "the outer name"}})
-                                       .plus({field("extra", &Outer::extra, 1, non_negative(), "more")});
+  const ConfigTable<Outer> outer =
+      toy_table()
+          .without({"on"})
+          .as_part_of(&Outer::toy)
+          .with_defaults({{"count", 5}, {"limit", 2}})
+          .with_help({{"name", "the outer name"}})
+          .plus({field("extra", &Outer::extra, 1, non_negative(), "more")});
   testing::expect_well_formed(outer);
   EXPECT_FALSE(outer.defaults().contains("on"));
   EXPECT_EQ(outer.defaults().at("count"), 5);
@@ -145,9 +163,14 @@ TEST(ConfigTable, APartsKeysServeALargerConfig) {
   EXPECT_EQ(o.toy.colour, Colour::red);
   EXPECT_EQ(o.extra, 4);
   EXPECT_EQ(outer.write(o).at("extra"), 4);
-  EXPECT_PRED2(contains, error_of([&] { outer.read({{"rate", 3.0}}, "outer.json"); }),
+  EXPECT_PRED2(contains, error_of([&] {
+                 outer.read({{"rate", 3.0}}, "outer.json");
+               }),
                "config key 'limit'");  // the part's checks still apply
-  EXPECT_PRED2(contains, error_of([&] { outer.read({{"on", true}}, "outer.json"); }), "unknown key 'on'");
+  EXPECT_PRED2(contains, error_of([&] {
+                 outer.read({{"on", true}}, "outer.json");
+               }),
+               "unknown key 'on'");
   EXPECT_THROW(toy_table().with_help({{"nothing", "x"}}), std::logic_error);
   EXPECT_THROW(toy_table().with_defaults({{"count", "many"}}), Error);
 }

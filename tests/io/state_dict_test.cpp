@@ -44,9 +44,9 @@ StateDict file_like(const std::string& prefix) {
 TEST(StateDict, PythonOrder) {
   Net net;
   EXPECT_EQ(keys(state_dict(net, "m.")),
-            (std::vector<std::string>{"m.scale", "m.count", "m.fc.weight", "m.fc.bias", "m.bn.weight",
-                                      "m.bn.bias", "m.bn.running_mean", "m.bn.running_var",
-                                      "m.bn.num_batches_tracked"}));
+            (std::vector<std::string>{"m.scale", "m.count", "m.fc.weight", "m.fc.bias",
+                                      "m.bn.weight", "m.bn.bias", "m.bn.running_mean",
+                                      "m.bn.running_var", "m.bn.num_batches_tracked"}));
 }
 
 TEST(StateDict, LoadCopiesInPlaceAndConvertsDtype) {
@@ -87,7 +87,8 @@ TEST(StateDict, WrongShapeNamesBothShapes) {
   given[2].second = at::zeros({3, 3});
   std::string msg = error_of([&] { load_state_dict(net, given, "", "ckpt.pth"); });
   EXPECT_PRED2(contains, msg, "ckpt.pth");
-  EXPECT_PRED2(contains, msg, "key 'fc.weight' has shape [3, 3] in the file but [2, 3] in the model");
+  EXPECT_PRED2(contains, msg,
+               "key 'fc.weight' has shape [3, 3] in the file but [2, 3] in the model");
   EXPECT_TRUE(at::equal(net.bn->weight, at::ones({2})));  // nothing was loaded
 }
 
@@ -106,7 +107,8 @@ TEST(StateDict, NonPersistentBuffersAreNoState) {
   load_state_dict(m, {{"w", at::full({2}, 5.0)}}, "", "ckpt.pth");
   EXPECT_TRUE(at::equal(m.w, at::full({2}, 5.0)));
   EXPECT_PRED2(contains, error_of([&] {
-                 load_state_dict(m, {{"w", at::ones({2})}, {"attention_bias_idxs", at::arange(4)}}, "", "ckpt.pth");
+                 load_state_dict(m, {{"w", at::ones({2})}, {"attention_bias_idxs", at::arange(4)}},
+                                 "", "ckpt.pth");
                }),
                "unexpected key 'attention_bias_idxs'");
 }

@@ -1,5 +1,7 @@
 // Weights from a file or a run folder (io/weights.h), the run folder's checkpoints
 // (io/run_folder.h) and the training checkpoint file they are kept in.
+#include "io/weights.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -10,7 +12,6 @@
 #include "io/checkpoint.h"
 #include "io/run_folder.h"
 #include "io/train_checkpoint_file.h"
-#include "io/weights.h"
 #include "util/atomic_file.h"
 
 namespace fs = std::filesystem;
@@ -51,7 +52,9 @@ class WeightsTest : public ::testing::Test {
   std::string dir_;
 };
 
-StateDict encoder(float value) { return {{"patch_embed.proj.weight", at::full({4, 3, 16, 16}, value)}}; }
+StateDict encoder(float value) {
+  return {{"patch_embed.proj.weight", at::full({4, 3, 16, 16}, value)}};
+}
 
 void expect_entries(const StateDict& got, const StateDict& expected) {
   ASSERT_EQ(got.size(), expected.size());
@@ -123,7 +126,8 @@ TEST_F(WeightsTest, ARunFolderWithNothingUsableIsNamed) {
 TEST_F(WeightsTest, TrainCheckpointFileReadsBackWhatWasWritten) {
   const RunPaths r = run("run");
   write_step(r, 7, encoder(7));
-  const TrainCheckpointFile file = read_train_checkpoint(r.checkpoints() + "/" + checkpoint_name(7));
+  const TrainCheckpointFile file =
+      read_train_checkpoint(r.checkpoints() + "/" + checkpoint_name(7));
   EXPECT_EQ(file.meta.progress.step, 7);
   EXPECT_EQ(file.meta.config, json({{"lr", 0.001}}));
   EXPECT_EQ(file.meta.store_id, "store");
@@ -145,13 +149,20 @@ TEST(ObserveEncoder, ViTSizesFromItsShapes) {
     vit.emplace_back(block + "attn.rel_pos_h", at::zeros({i % 2 ? 127 : 27, 32}));
     vit.emplace_back(block + "mlp.lin1.weight", at::zeros({384, 96}));
   }
-  EXPECT_EQ(observe_encoder(vit), json({{"family", "ViT"},        {"prefix", "image_encoder."},
-                                        {"embed_dim", 96},        {"depth", 4},
-                                        {"in_chans", 3},          {"patch_size", 16},
-                                        {"img_size", 1024},       {"use_abs_pos", true},
-                                        {"use_rel_pos", true},    {"qkv_bias", true},
-                                        {"num_heads", 3},         {"window_size", 14},
-                                        {"global_attn_indexes", {1, 3}}, {"mlp_ratio", 4.0},
+  EXPECT_EQ(observe_encoder(vit), json({{"family", "ViT"},
+                                        {"prefix", "image_encoder."},
+                                        {"embed_dim", 96},
+                                        {"depth", 4},
+                                        {"in_chans", 3},
+                                        {"patch_size", 16},
+                                        {"img_size", 1024},
+                                        {"use_abs_pos", true},
+                                        {"use_rel_pos", true},
+                                        {"qkv_bias", true},
+                                        {"num_heads", 3},
+                                        {"window_size", 14},
+                                        {"global_attn_indexes", {1, 3}},
+                                        {"mlp_ratio", 4.0},
                                         {"out_chans", 256}}));
   EXPECT_TRUE(observe_encoder({{"mask_decoder.iou_token.weight", at::zeros({1, 256})}}).is_null());
 }

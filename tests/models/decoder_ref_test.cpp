@@ -88,7 +88,9 @@ void check_cases(SamPredictor& predictor, const Tensors& cases, const nlohmann::
     Trace trace;
     Prediction out;
     if (spec.value("batched", false)) {
-      prompts.box = predictor.transform().apply_boxes(get("boxes"), predictor.original_size()).to(test_device());
+      prompts.box = predictor.transform()
+                        .apply_boxes(get("boxes"), predictor.original_size())
+                        .to(test_device());
       out = predictor.predict_torch(prompts, multimask, false, &trace);
     } else {
       out = predictor.predict(prompts, multimask, false, &trace);

@@ -17,7 +17,8 @@ using namespace sd::testing;
 io::StateDict shapes_of(const nlohmann::json& manifest) {
   const at::Tensor zero = at::zeros({});
   io::StateDict out;
-  for (const auto& e : manifest) out.emplace_back(e[0].get<std::string>(), zero.expand(e[1].get<std::vector<int64_t>>()));
+  for (const auto& e : manifest)
+    out.emplace_back(e[0].get<std::string>(), zero.expand(e[1].get<std::vector<int64_t>>()));
   return out;
 }
 

@@ -66,10 +66,12 @@ class SamWeights : public ::testing::Test {
 };
 
 TEST_F(SamWeights, AnEncoderAloneOrInAFullSamShowsItsWholeConfig) {
-  for (const EncoderConfig& config : {EncoderConfig(small_vit()), EncoderConfig(small_tiny_vit())}) {
+  for (const EncoderConfig& config :
+       {EncoderConfig(small_vit()), EncoderConfig(small_tiny_vit())}) {
     SCOPED_TRACE(to_json(config).dump());
     EXPECT_EQ(to_json(encoder_config_of(encoder_weights(config), "", "--model")), to_json(config));
-    EXPECT_EQ(to_json(encoder_config_of(weights_of(*build_sam(config)), "", "--model")), to_json(config));
+    EXPECT_EQ(to_json(encoder_config_of(weights_of(*build_sam(config)), "", "--model")),
+              to_json(config));
   }
   const EncoderConfig vit_t = encoder_preset("vit_t");
   EXPECT_EQ(preset_name(encoder_config_of(encoder_weights(vit_t), "", "--model")), "vit_t");
@@ -90,14 +92,18 @@ TEST_F(SamWeights, ARatioThatRoundsGivesTheSameWidths) {
 
 TEST_F(SamWeights, AGivenArchitectureThatFitsIsTaken) {
   const io::Weights w = encoder_weights(small_vit());
-  EXPECT_EQ(to_json(encoder_config_of(w, config_file(small_vit()), "--model")), to_json(small_vit()));
-  EXPECT_EQ(preset_name(encoder_config_of(encoder_weights(encoder_preset("vit_t")), "vit_t", "--model")), "vit_t");
+  EXPECT_EQ(to_json(encoder_config_of(w, config_file(small_vit()), "--model")),
+            to_json(small_vit()));
+  EXPECT_EQ(
+      preset_name(encoder_config_of(encoder_weights(encoder_preset("vit_t")), "vit_t", "--model")),
+      "vit_t");
 }
 
 TEST_F(SamWeights, AGivenArchitectureThatDoesNotFitNamesBothAndEachSize) {
   const io::Weights w = encoder_weights(small_vit());
   const std::string message = error_of([&] { encoder_config_of(w, "vit_b", "--model"); });
-  EXPECT_PRED2(contains, message, "--model 'vit_b' does not fit the weights 'w.pth', which hold a custom ViT encoder");
+  EXPECT_PRED2(contains, message,
+               "--model 'vit_b' does not fit the weights 'w.pth', which hold a custom ViT encoder");
   EXPECT_PRED2(contains, message, "embed_dim 32 there, 768 in --model 'vit_b'");
   EXPECT_PRED2(contains, message, "depth 3 there, 12 in --model 'vit_b'");
   EXPECT_PRED2(contains, message, "global_attn_indexes [1] there, [2,5,8,11] in --model 'vit_b'");
@@ -109,20 +115,24 @@ TEST_F(SamWeights, AGivenArchitectureThatDoesNotFitNamesBothAndEachSize) {
                "num_heads 2 there, 4 in --teacher");
   EXPECT_PRED2(contains, error_of([&] { encoder_config_of(w, "vit_t", "--student-model"); }),
                "a ViT there, a TinyViT in --student-model 'vit_t'");
-  EXPECT_PRED2(contains, error_of([&] { check_fits(encoder_preset("vit_t"), "student_model 'vit_t'", w); }),
+  EXPECT_PRED2(contains,
+               error_of([&] { check_fits(encoder_preset("vit_t"), "student_model 'vit_t'", w); }),
                "student_model 'vit_t' does not fit the weights 'w.pth'");
 }
 
 TEST_F(SamWeights, TheRunsStudentModelIsTakenAndChecked) {
   const EncoderConfig tiny = small_tiny_vit();
-  EXPECT_EQ(to_json(encoder_config_of(encoder_weights(tiny, config_file(tiny)), "", "--student-model")),
-            to_json(tiny));
+  EXPECT_EQ(
+      to_json(encoder_config_of(encoder_weights(tiny, config_file(tiny)), "", "--student-model")),
+      to_json(tiny));
   const std::string message =
       error_of([&] { encoder_config_of(encoder_weights(tiny, "vit_t"), "", "--student-model"); });
-  EXPECT_PRED2(contains, message, "the run's student_model 'vit_t' does not fit the weights 'w.pth'");
+  EXPECT_PRED2(contains, message,
+               "the run's student_model 'vit_t' does not fit the weights 'w.pth'");
   EXPECT_PRED2(contains, message, "give --student-model");
   // A flag comes before the run's config.
-  EXPECT_EQ(to_json(encoder_config_of(encoder_weights(tiny, "vit_t"), config_file(tiny), "--student-model")),
+  EXPECT_EQ(to_json(encoder_config_of(encoder_weights(tiny, "vit_t"), config_file(tiny),
+                                      "--student-model")),
             to_json(tiny));
 }
 
@@ -133,9 +143,11 @@ TEST_F(SamWeights, WhatTheShapesDoNotTellNamesTheFlag) {
   const std::string message = error_of([&] { encoder_config_of(w, "", "--teacher"); });
   EXPECT_PRED2(contains, message, "'w.pth' does not show its encoder's attention heads");
   EXPECT_PRED2(contains, message, "give --teacher");
-  EXPECT_EQ(to_json(encoder_config_of(w, config_file(absolute_only), "--teacher")), to_json(absolute_only));
+  EXPECT_EQ(to_json(encoder_config_of(w, config_file(absolute_only), "--teacher")),
+            to_json(absolute_only));
 
-  const io::Weights decoder_only{"d.pth", {{"mask_decoder.iou_token.weight", at::zeros({1, 256})}}, ""};
+  const io::Weights decoder_only{
+      "d.pth", {{"mask_decoder.iou_token.weight", at::zeros({1, 256})}}, ""};
   EXPECT_PRED2(contains, error_of([&] { encoder_config_of(decoder_only, "", "--model"); }),
                "'d.pth' holds no SAM / MobileSAM image encoder");
 }
@@ -145,9 +157,12 @@ TEST(SamWeightsPreset, MatchesTheSizesObserved) {
   EXPECT_EQ(preset_matching(sizes), "vit_b");
   sizes["depth"] = 2;
   EXPECT_EQ(preset_matching(sizes), "custom");
-  EXPECT_EQ(preset_matching(io::observe_encoder(io::state_dict(*make_image_encoder(encoder_preset("vit_t"))))),
+  EXPECT_EQ(preset_matching(
+                io::observe_encoder(io::state_dict(*make_image_encoder(encoder_preset("vit_t"))))),
             "vit_t");
-  EXPECT_EQ(preset_matching(io::observe_encoder(io::state_dict(*make_image_encoder(small_tiny_vit())))), "custom");
+  EXPECT_EQ(
+      preset_matching(io::observe_encoder(io::state_dict(*make_image_encoder(small_tiny_vit())))),
+      "custom");
 }
 
 }  // namespace

@@ -62,7 +62,8 @@ TEST(TrainStepRef, OneAdamWStepOfTheStudentMatchesPython) {
   SD_REQUIRE_FIXTURES();
   auto student_folder = first_folder(/*tiny_vit=*/true), teacher_folder = first_folder(false);
   if (!student_folder || !teacher_folder)  // e.g. the accelerator check carries the ViT folder only
-    GTEST_SKIP() << "train_step.pth needs a TinyViT and a ViT model folder under " << fixtures_root();
+    GTEST_SKIP() << "train_step.pth needs a TinyViT and a ViT model folder under "
+                 << fixtures_root();
   auto ref = load_tensors(fixtures_root() + "/train_step.pth");
 
   at::Tensor a = encoder_testing::encoder_input(*student_folder);

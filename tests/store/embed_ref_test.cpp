@@ -26,7 +26,8 @@ double relative_l2(const at::Tensor& got, const at::Tensor& want) {
 std::string sa1b_folder(const sd::testing::ModelFolder& folder) {
   std::string dir = sd::testing::make_temp_dir("embed-data");
   fs::copy_file(folder.file("image.jpg"), dir + "/sa_1.jpg");
-  std::ofstream(dir + "/sa_1.json") << R"({"image": {"image_id": 1, "file_name": "sa_1.jpg"}, "annotations": []})";
+  std::ofstream(dir + "/sa_1.json")
+      << R"({"image": {"image_id": 1, "file_name": "sa_1.jpg"}, "annotations": []})";
   return dir;
 }
 
@@ -36,8 +37,10 @@ TEST(EmbedReference, StoredEmbeddingMatchesFixture) {
   SD_REQUIRE_FIXTURES();
   if (!data::image_decoding_available()) GTEST_SKIP() << "built without OpenCV: no image decoder";
   auto folder = sd::testing::first_folder(/*tiny_vit=*/false);
-  ASSERT_TRUE(folder) << "no ViT model folder (config with embed_dim) under " << sd::testing::fixtures_root();
-  const c10::impl::GenericDict cases = io::read_torch_file(folder->file("cases.pth")).toGenericDict();
+  ASSERT_TRUE(folder) << "no ViT model folder (config with embed_dim) under "
+                      << sd::testing::fixtures_root();
+  const c10::impl::GenericDict cases =
+      io::read_torch_file(folder->file("cases.pth")).toGenericDict();
   const at::Tensor expected = cases.at("embedding").toTensor();
 
   EmbedOptions options;
@@ -49,7 +52,8 @@ TEST(EmbedReference, StoredEmbeddingMatchesFixture) {
   EmbedSummary first = embed(options);
   EXPECT_EQ(first.embedded, 1u);
   EXPECT_TRUE(first.skipped.empty());
-  std::cout << "fixture teacher on CPU: " << first.to_json()["images_per_s"] << " images/s (including load)\n";
+  std::cout << "fixture teacher on CPU: " << first.to_json()["images_per_s"]
+            << " images/s (including load)\n";
 
   Reader reader(options.store);
   at::Tensor got = reader.embedding("sa_1");
@@ -61,7 +65,8 @@ TEST(EmbedReference, StoredEmbeddingMatchesFixture) {
   at::Tensor cached = reader.image("sa_1");
   ASSERT_EQ(cached.sizes(), resized.sizes());
   EXPECT_LE((cached.to(at::kInt) - resized.to(at::kInt)).abs().max().item<int>(), 1);
-  EXPECT_EQ(reader.manifest().teacher, models::to_json(models::encoder_config_from_json(folder->config, "config")));
+  EXPECT_EQ(reader.manifest().teacher,
+            models::to_json(models::encoder_config_from_json(folder->config, "config")));
 
   EmbedSummary again = embed(options);  // resume: nothing left to do
   EXPECT_EQ(again.already_done, 1u);

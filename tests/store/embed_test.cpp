@@ -1,6 +1,7 @@
+#include "store/embed.h"
+
 #include <gtest/gtest.h>
 
-#include "store/embed.h"
 #include "util/error.h"
 
 namespace sd::store {

@@ -1,10 +1,11 @@
+#include "store/format.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
 
 #include "store/crc32c.h"
-#include "store/format.h"
 #include "util/error.h"
 
 namespace sd::store {
@@ -19,8 +20,10 @@ TEST(Crc32c, KnownVectorsAndBothPaths) {
   for (size_t i = 0; i < text.size(); ++i) text[i] = char(i * 7 + 3);
   for (size_t n : {0, 1, 7, 8, 9, 63, 1000}) {
     EXPECT_EQ(crc32c(text.data(), n), crc32c_portable(text.data(), n)) << n;
-    EXPECT_EQ(crc32c(text.data() + 5, n - std::min<size_t>(n, 5), crc32c(text.data(), std::min<size_t>(n, 5))),
-              crc32c(text.data(), n)) << n;
+    EXPECT_EQ(crc32c(text.data() + 5, n - std::min<size_t>(n, 5),
+                     crc32c(text.data(), std::min<size_t>(n, 5))),
+              crc32c(text.data(), n))
+        << n;
   }
 }
 
@@ -102,7 +105,8 @@ TEST(Format, CompactEncodingFitsOneMebibyte) {
   // 1 MiB of int8 values plus 1 KiB of per-channel scales, header and key.
   EXPECT_LE(record_bytes(e.info.key.size(), e.info.payload_bytes), 1024u * 1024 * 101 / 100);
   Encoded half = encode_embedding("sa_1234567", x, DType::fp16);
-  EXPECT_LE(record_bytes(half.info.key.size(), half.info.payload_bytes), 2u * 1024 * 1024 * 101 / 100);
+  EXPECT_LE(record_bytes(half.info.key.size(), half.info.payload_bytes),
+            2u * 1024 * 1024 * 101 / 100);
 }
 
 TEST(Format, RefusesBadValues) {
@@ -111,7 +115,9 @@ TEST(Format, RefusesBadValues) {
   EXPECT_THROW(encode_embedding("k", x, DType::fp16), Error);
   EXPECT_THROW(encode_embedding("k", at::full({2, 2, 2}, 1e6), DType::fp16), Error);
   EXPECT_THROW(encode_embedding("k", at::zeros({2, 2}), DType::fp16), Error);
-  EXPECT_THROW(encode_embedding(std::string(kMaxKeyBytes + 1, 'a'), at::zeros({1, 1, 1}), DType::fp16), Error);
+  EXPECT_THROW(
+      encode_embedding(std::string(kMaxKeyBytes + 1, 'a'), at::zeros({1, 1, 1}), DType::fp16),
+      Error);
   EXPECT_THROW(encode_image("k", at::zeros({4, 4, 3})), Error);  // float, not uint8
   EXPECT_THROW(parse_embedding_dtype("fp8"), Error);
 }

@@ -67,13 +67,15 @@ bool run_and_kill(const std::string& dir, const std::vector<Encoded>& records, s
 TEST(Resume, KilledRunsContinueToTheSameStore) {
   std::vector<Encoded> records;
   for (int i = 0; i < kRecords; ++i)  // 256 KiB each, so that kills land in writes too
-    records.push_back(encode_embedding(key_of(i), at::randn({64, 32, 32}) * values_of(i).mean(), DType::fp32));
+    records.push_back(
+        encode_embedding(key_of(i), at::randn({64, 32, 32}) * values_of(i).mean(), DType::fp32));
   std::string root = sd::testing::make_temp_dir("resume");
   std::string whole = root + "/whole", resumed = root + "/resumed";
   fill(whole, records, 0);
 
   for (size_t kill_at : {3, 8, 15}) {
-    EXPECT_TRUE(run_and_kill(resumed, records, kill_at)) << "child finished before the kill at " << kill_at;
+    EXPECT_TRUE(run_and_kill(resumed, records, kill_at))
+        << "child finished before the kill at " << kill_at;
     VerifyReport report = verify_store(resumed);
     EXPECT_TRUE(report.ok()) << report.to_json().dump();
     EXPECT_GE(Reader(resumed).entries().size(), kill_at);

@@ -38,7 +38,8 @@ TEST(Store, RoundTripPerDtype) {
     EXPECT_EQ(reader.manifest().dtype, d);
     for (int i = 0; i < 6; ++i) {
       at::Tensor want = decode_payload(encode_embedding(key_of(i), values_of(i), d).info,
-                                       encode_embedding(key_of(i), values_of(i), d).payload).to(at::kFloat);
+                                       encode_embedding(key_of(i), values_of(i), d).payload)
+                            .to(at::kFloat);
       at::Tensor got = reader.embedding(key_of(i));
       EXPECT_EQ(got.scalar_type(), at::kFloat);
       EXPECT_TRUE(at::equal(got, want)) << dtype_name(d) << " " << key_of(i);
@@ -47,8 +48,10 @@ TEST(Store, RoundTripPerDtype) {
     EXPECT_EQ(stats["embeddings"], 6);
     EXPECT_EQ(stats["manifest"]["dtype"], dtype_name(d));
     double rel = stats["relative_mse_vs_fp32"].get<double>();
-    if (d == DType::fp32) EXPECT_EQ(rel, 0.0);
-    else EXPECT_GT(rel, 0.0);
+    if (d == DType::fp32)
+      EXPECT_EQ(rel, 0.0);
+    else
+      EXPECT_GT(rel, 0.0);
     EXPECT_LT(rel, d == DType::int8 ? 1e-3 : 1e-4) << dtype_name(d);
     EXPECT_TRUE(verify_store(dir).ok());
   }
@@ -113,7 +116,8 @@ TEST(Store, ManifestMismatchNamesTheField) {
   };
   Manifest m = test_manifest();
   m.teacher["depth"] = 32;
-  EXPECT_NE(message(m).find("teacher.depth is 4 in the store, expected 32"), std::string::npos) << message(m);
+  EXPECT_NE(message(m).find("teacher.depth is 4 in the store, expected 32"), std::string::npos)
+      << message(m);
   m = test_manifest();
   m.teacher.erase("depth");
   EXPECT_NE(message(m).find("teacher.depth"), std::string::npos) << message(m);
@@ -123,7 +127,8 @@ TEST(Store, ManifestMismatchNamesTheField) {
   m = test_manifest();
   m.preprocess["img_size"] = 512;
   EXPECT_NE(message(m).find("preprocess.img_size"), std::string::npos);
-  EXPECT_NE(message(test_manifest(DType::int8)).find("dtype is fp16 in the store, expected int8"), std::string::npos);
+  EXPECT_NE(message(test_manifest(DType::int8)).find("dtype is fp16 in the store, expected int8"),
+            std::string::npos);
 
   Manifest any = test_manifest();
   any.dtype.reset();  // training accepts any dtype
@@ -158,7 +163,9 @@ TEST_F(Damage, FlippedPayloadByte) {
   uint64_t offset = offset_of(3);
   flip(records(), offset + 200);
   std::string report = verify_damage();
-  EXPECT_NE(report.find("key '" + key_of(3) + "', offset " + std::to_string(offset)), std::string::npos) << report;
+  EXPECT_NE(report.find("key '" + key_of(3) + "', offset " + std::to_string(offset)),
+            std::string::npos)
+      << report;
   EXPECT_NE(report.find("payload checksum mismatch"), std::string::npos);
   EXPECT_NE(report.find("shard 'part.records'"), std::string::npos);
   EXPECT_EQ(verify_store(dir).records_ok, 5u);
@@ -193,7 +200,8 @@ TEST_F(Damage, TruncatedShard) {
 TEST_F(Damage, DamagedIndexEntry) {
   flip(index(), 2 * kIndexEntryBytes + 50);
   std::string report = verify_damage();
-  EXPECT_NE(report.find("part.index' is damaged: entry 2 at byte 256"), std::string::npos) << report;
+  EXPECT_NE(report.find("part.index' is damaged: entry 2 at byte 256"), std::string::npos)
+      << report;
   EXPECT_EQ(verify_store(dir).records_ok, 5u);
   EXPECT_THROW(Reader{dir}, Error);
   EXPECT_THROW(Writer(dir, test_manifest(), "part"), Error);
@@ -222,7 +230,8 @@ TEST_F(Damage, PartBeingCreatedIsNotDamage) {
   EXPECT_TRUE(verify_store(dir).ok());
   EXPECT_EQ(Reader(dir).parts(), std::vector<std::string>{"part"});
   write_bytes(index_path(dir, "new"), read_bytes(index()));
-  EXPECT_NE(verify_damage().find("index 'new.index' has no shard 'new.records'"), std::string::npos);
+  EXPECT_NE(verify_damage().find("index 'new.index' has no shard 'new.records'"),
+            std::string::npos);
 }
 
 TEST_F(Damage, TornTailsAreNotDamage) {
@@ -273,7 +282,8 @@ TEST(Shards, SplitAndRejoin) {
     ASSERT_EQ(joined.stats()["embeddings"], n) << dir;
     EXPECT_EQ(joined.stats()["duplicates"], 0);
     EXPECT_TRUE(verify_store(dir).ok());
-    for (int i = 0; i < n; ++i) EXPECT_TRUE(at::equal(joined.embedding(key_of(i)), expected.embedding(key_of(i))));
+    for (int i = 0; i < n; ++i)
+      EXPECT_TRUE(at::equal(joined.embedding(key_of(i)), expected.embedding(key_of(i))));
   }
   EXPECT_THROW(merge_store(write_store(1, DType::int8), merged), Error);  // dtype differs
 }

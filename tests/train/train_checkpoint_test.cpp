@@ -1,4 +1,6 @@
 // A training checkpoint round-trips weights, optimiser, progress and every generator state.
+#include "train/train_checkpoint.h"
+
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <gtest/gtest.h>
@@ -10,7 +12,6 @@
 
 #include "common/fixtures.h"
 #include "io/checkpoint.h"
-#include "train/train_checkpoint.h"
 
 namespace fs = std::filesystem;
 
@@ -57,7 +58,8 @@ TEST_F(TrainCheckpointTest, GeneratorStatesOfTheCpuAndEveryCudaDeviceRoundTrip) 
   const at::Tensor cpu_draws = at::randn({4});
   std::vector<at::Tensor> cuda_draws;
   for (size_t i = 0; i < cuda_devices(); ++i)
-    cuda_draws.push_back(at::randn({4}, at::TensorOptions().device(at::kCUDA, static_cast<c10::DeviceIndex>(i))));
+    cuda_draws.push_back(
+        at::randn({4}, at::TensorOptions().device(at::kCUDA, static_cast<c10::DeviceIndex>(i))));
 
   OneWeight model;
   torch::optim::AdamW optimizer({model.w}, torch::optim::AdamWOptions(0.1));
@@ -66,9 +68,11 @@ TEST_F(TrainCheckpointTest, GeneratorStatesOfTheCpuAndEveryCudaDeviceRoundTrip) 
   EXPECT_EQ(back.config, meta.config);
   EXPECT_EQ(back.store_id, "store");
   EXPECT_TRUE(at::equal(model.w, model_.w));
-  EXPECT_TRUE(at::equal(at::randn({4}), cpu_draws)) << "the CPU generator resumes where it was saved";
+  EXPECT_TRUE(at::equal(at::randn({4}), cpu_draws))
+      << "the CPU generator resumes where it was saved";
   for (size_t i = 0; i < cuda_devices(); ++i)
-    EXPECT_TRUE(at::equal(at::randn({4}, cuda_draws[i].options()), cuda_draws[i])) << "CUDA device " << i;
+    EXPECT_TRUE(at::equal(at::randn({4}, cuda_draws[i].options()), cuda_draws[i]))
+        << "CUDA device " << i;
 }
 
 // Checkpoints written before CUDA states were saved still resume.

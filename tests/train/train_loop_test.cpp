@@ -1,5 +1,7 @@
 // The training loop with a scripted objective: one parameter and held-out scores given in
 // advance, to check which weights the best checkpoint and final.pth hold, and early stopping.
+#include "train/train_loop.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/nn/module.h>
@@ -8,12 +10,11 @@
 #include <fstream>
 
 #include "common/fixtures.h"
-#include "train/objective.h"
-#include "train/train_checkpoint.h"
-#include "train/train_loop.h"
 #include "io/checkpoint.h"
 #include "io/config.h"
 #include "store/manifest.h"
+#include "train/objective.h"
+#include "train/train_checkpoint.h"
 
 namespace fs = std::filesystem;
 
@@ -30,7 +31,8 @@ class Scripted : public Objective {
   // `scores`: what validate() answers, in turn (empty: the objective does not validate).
   Scripted(std::vector<double> scores, int images) : scores_(std::move(scores)) {
     std::vector<data::Entry> entries;
-    for (int i = 0; i < images; ++i) entries.push_back({"img_" + std::to_string(i), "g", "", "", nullptr});
+    for (int i = 0; i < images; ++i)
+      entries.push_back({"img_" + std::to_string(i), "g", "", "", nullptr});
     dataset_ = data::Dataset::from_entries(entries);
     ParamGroup g;
     g.names = {"w"};
@@ -53,7 +55,6 @@ class Scripted : public Objective {
   }
   std::string description() const override { return "scripted objective"; }
 
-
  private:
   size_t validations_ = 0;
   std::vector<double> scores_;
@@ -73,10 +74,10 @@ class TrainLoop : public ::testing::Test {
 
   // 4 images, batch 2: two steps an epoch; a checkpoint at every step.
   LoopRequest request(int64_t epochs, int64_t patience) const {
-    const nlohmann::json overrides = {{"store", dir_ + "/store"}, {"epochs", epochs},   {"batch_size", 2},
-                                      {"lr", 0.1},                {"warmup_steps", 0},  {"device", "cpu"},
-                                      {"checkpoint_every", 1},    {"keep_last", 100},   {"log_every", 1},
-                                      {"workers", 1}};
+    const nlohmann::json overrides = {
+        {"store", dir_ + "/store"}, {"epochs", epochs}, {"batch_size", 2},       {"lr", 0.1},
+        {"warmup_steps", 0},        {"device", "cpu"},  {"checkpoint_every", 1}, {"keep_last", 100},
+        {"log_every", 1},           {"workers", 1}};
     LoopRequest r;
     r.config = train_config_from_json(io::merge_config(train_config_defaults(), overrides, "test"));
     r.run_dir = dir_ + "/run";
@@ -89,7 +90,9 @@ class TrainLoop : public ::testing::Test {
     EXPECT_EQ(d.size(), 1u);
     return d.at(0).second.item<float>();
   }
-  std::string step_file(int64_t step) const { return dir_ + "/run/checkpoints/" + checkpoint_name(step); }
+  std::string step_file(int64_t step) const {
+    return dir_ + "/run/checkpoints/" + checkpoint_name(step);
+  }
 
   std::string dir_;
 };

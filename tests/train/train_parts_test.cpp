@@ -4,14 +4,14 @@
 
 #include <cmath>
 
-#include "train/loss_scale.h"
-#include "train/param_groups.h"
-#include "train/schedule.h"
-#include "train/train_config.h"
 #include "common/config_table_testing.h"
 #include "common/fixtures.h"
 #include "io/config.h"
 #include "models/image_encoder.h"
+#include "train/loss_scale.h"
+#include "train/param_groups.h"
+#include "train/schedule.h"
+#include "train/train_config.h"
 #include "util/error.h"
 
 namespace sd::train {
@@ -33,7 +33,8 @@ TEST(ParamGroups, NormsBiasesAndAttentionBiasesAreNotDecayed) {
   for (const auto& g : make_param_groups(*encoder, config, 1.0)) {
     for (size_t i = 0; i < g.names.size(); ++i) {
       const auto& name = g.names[i];
-      bool expect_decay = g.params[i].dim() > 1 && name.find("attention_biases") == std::string::npos;
+      bool expect_decay =
+          g.params[i].dim() > 1 && name.find("attention_biases") == std::string::npos;
       EXPECT_EQ(g.weight_decay, expect_decay) << name;
     }
   }
@@ -48,7 +49,8 @@ TEST(ParamGroups, LayerDecayFollowsTinyViTsBlockOrder) {
   EXPECT_DOUBLE_EQ(layer_lr_scale("patch_embed.seq.0.c.weight", config, d), std::pow(d, 11));
   EXPECT_DOUBLE_EQ(layer_lr_scale("layers.0.blocks.1.conv1.c.weight", config, d), std::pow(d, 10));
   // layer 0's downsampling shares its last block's (index 1) scale
-  EXPECT_DOUBLE_EQ(layer_lr_scale("layers.0.downsample.conv1.c.weight", config, d), std::pow(d, 10));
+  EXPECT_DOUBLE_EQ(layer_lr_scale("layers.0.downsample.conv1.c.weight", config, d),
+                   std::pow(d, 10));
   EXPECT_DOUBLE_EQ(layer_lr_scale("layers.2.blocks.5.attn.qkv.weight", config, d), std::pow(d, 2));
   EXPECT_DOUBLE_EQ(layer_lr_scale("layers.3.blocks.1.mlp.fc1.weight", config, d), 1.0);
   EXPECT_DOUBLE_EQ(layer_lr_scale("neck.0.weight", config, d), 1.0);
@@ -84,7 +86,8 @@ TEST(TrainConfig, UnknownKeysAndWrongTypesAreNamed) {
     io::merge_config(defaults, {{"epochz", 3}}, "my.json");
     FAIL() << "unknown key accepted";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("my.json: unknown key 'epochz'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("my.json: unknown key 'epochz'"), std::string::npos)
+        << e.what();
   }
   try {
     io::merge_config(defaults, {{"lr", "fast"}}, "my.json");
@@ -104,10 +107,13 @@ TEST(TrainConfig, EveryKeyHasHelpADefaultOfItsTypeAndACheck) {
 }
 
 TEST(TrainConfig, AFractionalIntegerIsRefusedAsNotAnInteger) {
-  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] { train_config_from_json({{"batch_size", 2.5}}, "c.json"); }),
+  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] {
+                 train_config_from_json({{"batch_size", 2.5}}, "c.json");
+               }),
                "c.json: key 'batch_size' must be number (an integer), got number 2.5");
-  EXPECT_PRED2(sd::testing::contains,
-               sd::testing::error_of([] { io::parse_override(train_config_defaults().at("batch_size"), "batch-size", "2.5"); }),
+  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] {
+                 io::parse_override(train_config_defaults().at("batch_size"), "batch-size", "2.5");
+               }),
                "option --batch-size: '2.5' is not an integer");
 }
 
@@ -116,9 +122,13 @@ TEST(TrainConfig, DeviceAndAmpAreWordsAndOthersAreRefusedListingThem) {
   EXPECT_EQ(c.device, DeviceChoice::cpu);
   EXPECT_EQ(c.amp, Amp::fp16);
   EXPECT_EQ(train_config_from_json(nlohmann::json::object()).device, DeviceChoice::automatic);
-  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] { train_config_from_json({{"amp", "fp8"}}); }),
+  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] {
+                 train_config_from_json({{"amp", "fp8"}});
+               }),
                "config key 'amp' = \"fp8\": must be off, bf16 or fp16");
-  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] { train_config_from_json({{"device", "gpu"}}); }),
+  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] {
+                 train_config_from_json({{"device", "gpu"}});
+               }),
                "config key 'device' = \"gpu\": must be auto, cpu or cuda");
   EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] { parse_device("gpu"); }),
                "unknown device 'gpu' (expected auto, cpu or cuda)");

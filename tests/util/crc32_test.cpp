@@ -1,8 +1,8 @@
+#include "util/crc32.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
-
-#include "util/crc32.h"
 
 namespace sd {
 namespace {
@@ -18,7 +18,8 @@ TEST(Crc32, ContinuesAPreviousResultAtEveryLength) {
   for (int i = 0; i < 100; ++i) text += static_cast<char>(i * 37);
   for (size_t n = 0; n <= text.size(); ++n) {
     const size_t cut = n / 3;
-    EXPECT_EQ(crc32(text.data() + cut, n - cut, crc32(text.data(), cut)), crc32(text.data(), n)) << n;
+    EXPECT_EQ(crc32(text.data() + cut, n - cut, crc32(text.data(), cut)), crc32(text.data(), n))
+        << n;
   }
 }
 
