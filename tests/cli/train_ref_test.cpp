@@ -155,9 +155,11 @@ TEST_F(TrainRun, ExportLoadsStrictlyAndGivesTheStudentsOutputs) {
   // The decoder is the teacher's.
   io::StateDict exported = io::read_state_dict(out);
   auto teacher_weights = load_tensors(teacher->file("weights.pth"));
-  for (const auto& [key, value] : exported)
-    if (key.rfind("mask_decoder.", 0) == 0)
+  for (const auto& [key, value] : exported) {
+    if (key.rfind("mask_decoder.", 0) == 0) {
       EXPECT_TRUE(at::equal(value, teacher_weights.at(key))) << key;
+    }
+  }
 }
 
 }  // namespace

@@ -130,8 +130,9 @@ TEST(CheckpointRef, CasesAgreeWithJsonAndSummary) {
       }
     }
     std::string key = folder.name + ".embedding_std";
-    if (summary.contains(key))
+    if (summary.contains(key)) {
       EXPECT_NEAR(c.at("embedding").std().item<double>(), summary[key].get<double>(), 1e-6);
+    }
   }
 }
 
