@@ -12,6 +12,7 @@
 #include "common/fixtures.h"
 #include "io/checkpoint.h"
 #include "io/config.h"
+#include "io/run_folder.h"
 #include "store/manifest.h"
 #include "train/objective.h"
 #include "train/train_checkpoint.h"
