@@ -92,7 +92,7 @@ class TrainLoop : public ::testing::Test {
     return d.at(0).second.item<float>();
   }
   std::string step_file(int64_t step) const {
-    return dir_ + "/run/checkpoints/" + checkpoint_name(step);
+    return dir_ + "/run/checkpoints/" + io::checkpoint_name(step);
   }
 
   std::string dir_;
