@@ -54,7 +54,7 @@ const io::ConfigTable<TrainConfig>& train_config_table() {
             "step checkpoints kept (best.pth is kept apart)"),
       field("max_nonfinite", &C::max_nonfinite, 20, positive(),
             "stop after this many non-finite losses in a row"),
-      field("workers", &C::workers, 0, non_negative(), "image loading threads (0: 2)"),
+      field("workers", &C::workers, 0, non_negative(), "image decoding threads (0: one per core)"),
       field("log_every", &C::log_every, 10, positive(), "progress line every N steps"),
   });
   return table;
