@@ -63,7 +63,7 @@ eval::EvalRequest eval_request(const DemoArgs& a, const std::string& teacher,
   r.student_model = a.student_model;
   r.data = {a.data};
   r.max_images = a.max_images;
-  r.settings.prompts = eval::parse_prompt_specs(a.prompts);
+  r.settings.prompts = data::parse_prompt_specs(a.prompts);
   r.settings.max_prompts_per_image = a.max_prompts;
   r.settings.seed = a.seed;
   r.vis_images = 1;

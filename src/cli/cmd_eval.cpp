@@ -18,7 +18,7 @@ struct EvalArgs {
 };
 
 void run_eval(EvalArgs& a) {
-  a.request.settings.prompts = eval::parse_prompt_specs(a.prompts);
+  a.request.settings.prompts = data::parse_prompt_specs(a.prompts);
   a.request.settings.multimask = eval::parse_multimask(a.multimask);
   eval::EvalReport report = eval::run_eval(a.request);
   std::cout << eval::report_table(report);

@@ -1,6 +1,6 @@
 #include "finetune/finetune_config.h"
 
-#include "eval/prompts.h"
+#include "data/prompts.h"
 
 namespace sd::finetune {
 
@@ -80,8 +80,8 @@ FinetuneConfig finetune_config_from_json(const json& j) {
   require(c.holdout > 0 && c.holdout < 1, "holdout", j["holdout"], "must be in (0, 1)");
   require(c.val_max_prompts > 0, "val_max_prompts", j["val_max_prompts"], "must be > 0");
   require(c.patience >= 0, "patience", j["patience"], "must be >= 0");
-  eval::parse_prompt_specs(c.prompts);  // sd::Error naming a kind that is not one
-  eval::parse_prompt_specs(c.val_prompts);
+  data::parse_prompt_specs(c.prompts, "prompts");  // sd::Error naming a kind that is not one
+  data::parse_prompt_specs(c.val_prompts, "val_prompts");
   return c;
 }
 

@@ -18,6 +18,7 @@
 #include "io/state_dict.h"
 #include "store/manifest.h"
 #include "util/atomic_file.h"
+#include "util/clock.h"
 #include "util/device.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -31,10 +32,6 @@ namespace sd::train {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 // Identity of a store: the digest of its manifest (what produced it).
 std::string store_identity(const std::string& store) {
