@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/stop_signal.h"
 #include "util/threads.h"
 
 #ifdef SAMDISTILL_WITH_SPDLOG
@@ -40,8 +41,11 @@ void route_logs_to_spdlog() {
 int run(int argc, char** argv) {
   CLI::App app{"samdistill: distil SAM into MobileSAM-class students (LibTorch)"};
   app.require_subcommand(1);
+  app.fallthrough();  // --threads and --verbose before or after the subcommand alike
   Globals globals;
-  app.add_option("--threads", globals.threads, "CPU threads (0: all cores)")->capture_default_str();
+  app.add_option("--threads", globals.threads, "CPU threads (0: all cores)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_flag("-v,--verbose", globals.verbose, "Log debug messages");
   app.parse_complete_callback([&] {
     route_logs_to_spdlog();
@@ -68,6 +72,9 @@ int run(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const Stopped& e) {  // the work is saved; the message says how to continue
+    log::warn(e.what());
+    return 128 + e.signal();
   } catch (const Error& e) {
     log::error(e.what());
     return 1;

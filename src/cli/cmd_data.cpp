@@ -70,7 +70,10 @@ void add_data_command(CLI::App& app, const Globals& globals) {
                                          "Read every record as the loader does; count usable "
                                          "images, masks, mask pixels and skipped records");
   auto* folders =
-      stats->add_option("--data", args->data, "SA-1B folder(s) of sa_<id>.jpg + sa_<id>.json");
+      stats
+          ->add_option("--data", args->data,
+                       "SA-1B folder(s) of sa_<id>.jpg + sa_<id>.json (space- or comma-separated)")
+          ->delimiter(',');
   auto* coco = stats->add_option("--coco", args->coco,
                                  "A COCO instance file (polygons or RLE) instead of SA-1B folders");
   stats

@@ -16,6 +16,7 @@
 #include "store/embed.h"
 #include "train/train_config.h"
 #include "util/atomic_file.h"
+#include "util/error.h"
 #include "util/log.h"
 
 namespace fs = std::filesystem;
@@ -63,10 +64,11 @@ eval::EvalRequest eval_request(const DemoArgs& a, const std::string& teacher,
   r.student_model = a.student_model;
   r.data = {a.data};
   r.max_images = a.max_images;
-  r.settings.prompts = eval::parse_prompt_specs(a.prompts);
+  r.settings.prompts = data::parse_prompt_specs(a.prompts);
   r.settings.max_prompts_per_image = a.max_prompts;
   r.settings.seed = a.seed;
   r.vis_images = 1;
+  r.device = "cpu";
   return r;
 }
 
@@ -96,8 +98,36 @@ std::string summary(const eval::EvalReport& before, const eval::EvalReport& afte
   return out;
 }
 
+// What the demo writes under --out; a rerun replaces it. The marker file says a folder is a
+// demo's, so that nothing else is ever removed.
+const char* const kMarker = "demo-output.txt";
+const char* const kOutputs[] = {"teacher.json",
+                                "teacher.pth",
+                                "store",
+                                "student_init.pth",
+                                "eval-before.json",
+                                "eval-after.json",
+                                "vis-before",
+                                "vis",
+                                "run"};
+
+// A fresh demo in `out` each time: the previous demo's outputs go; a folder that holds
+// anything else is refused.
+void prepare_demo_folder(const std::string& out) {
+  if (fs::exists(out) && !fs::is_empty(out)) {
+    if (!fs::exists(fs::path(out) / kMarker))
+      throw Error("demo: '" + out + "' is not empty and holds no earlier demo (" + kMarker +
+                  "): give another --out");
+    log::info("demo: replacing the previous demo's output in '" + out + "'");
+    for (const char* name : kOutputs) fs::remove_all(fs::path(out) / name);
+  }
+  fs::create_directories(out);
+  write_file_atomic((fs::path(out) / kMarker).string(),
+                    "Written by `samdistill demo`; a rerun replaces this folder's demo output.\n");
+}
+
 void run_demo(const DemoArgs& a) {
-  fs::create_directories(a.out);
+  prepare_demo_folder(a.out);
   const auto [teacher, teacher_checkpoint] = demo_teacher(a);
   const std::string store = a.out + "/store", run = a.out + "/run";
 
@@ -108,6 +138,7 @@ void run_demo(const DemoArgs& a) {
   embed.data = {a.data};
   embed.store = store;
   embed.cache_images = true;
+  embed.device = "cpu";
   store::embed(embed);
 
   // The student's starting point, so that "before" is exactly where training starts.
@@ -136,7 +167,7 @@ void run_demo(const DemoArgs& a) {
                               {"checkpoint_every", 0},
                               {"log_every", 1}};
   train.config = train::train_config_from_json(overrides, "demo");
-  train.run_dir = run;
+  train.run.dir = run;
   const train::TrainSummary trained = distill::run_distillation(train);
 
   log::info("demo 4/4: eval of the trained student");

@@ -5,6 +5,7 @@
 #include "cli/shared_options.h"
 #include "store/embed.h"
 #include "util/log.h"
+#include "util/stop_signal.h"
 
 namespace sd::cli {
 namespace {
@@ -51,12 +52,16 @@ void add_embed_command(CLI::App& app, const Globals& globals) {
                   "Teacher weights: a SAM checkpoint (image_encoder.*), an encoder state dict or a "
                   "run folder")
       ->required();
-  cmd->add_option("--data", o.data, "SA-1B folder(s) of sa_<id>.jpg + sa_<id>.json")->required();
+  cmd->add_option("--data", o.data,
+                  "SA-1B folder(s) of sa_<id>.jpg + sa_<id>.json (space- or comma-separated)")
+      ->delimiter(',')
+      ->required();
   add_subset_options(cmd, o.subset);
   cmd->add_option("--store", o.store, "Embedding store folder (created, or continued)")->required();
   cmd->add_option("--batch-size", o.batch_size, "Images per teacher forward")
       ->capture_default_str();
-  cmd->add_option("--device", o.device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--device", o.device, "cpu, cuda or auto (cuda when present)")
+      ->capture_default_str();
   cmd->add_option("--dtype", args->dtype,
                   "Stored values: fp16, bf16, fp32 or int8 (per-channel scales)")
       ->capture_default_str();
@@ -65,7 +70,10 @@ void add_embed_command(CLI::App& app, const Globals& globals) {
       ->capture_default_str();
   cmd->add_flag("--cache-images", o.cache_images, "Also store each resized uint8 image");
   cmd->add_flag("--json", args->json, "Print the summary as JSON");
-  cmd->callback([args] { run_embed(*args); });
+  cmd->callback([args] {
+    catch_stop_signals();  // a signal stops after the batch being committed
+    run_embed(*args);
+  });
 }
 
 }  // namespace sd::cli

@@ -18,7 +18,7 @@ struct EvalArgs {
 };
 
 void run_eval(EvalArgs& a) {
-  a.request.settings.prompts = eval::parse_prompt_specs(a.prompts);
+  a.request.settings.prompts = data::parse_prompt_specs(a.prompts);
   a.request.settings.multimask = eval::parse_multimask(a.multimask);
   eval::EvalReport report = eval::run_eval(a.request);
   std::cout << eval::report_table(report);
@@ -58,7 +58,10 @@ void add_eval_command(CLI::App& app, const Globals&) {
          "The student's prompt encoder + mask decoder: teacher (only the encoder differs), "
          "own (a fine-tuned student's), auto (own when --student holds them)")
       ->capture_default_str();
-  cmd->add_option("--data", r.data, "SA-1B folder(s) of sa_<id>.jpg + sa_<id>.json")->required();
+  cmd->add_option("--data", r.data,
+                  "SA-1B folder(s) of sa_<id>.jpg + sa_<id>.json (space- or comma-separated)")
+      ->delimiter(',')
+      ->required();
   add_subset_options(cmd, r.subset);
   cmd->add_option("--max-images", r.max_images, "Evaluate the first N images (0: all)")
       ->capture_default_str();
@@ -74,7 +77,8 @@ void add_eval_command(CLI::App& app, const Globals&) {
       ->capture_default_str();
   cmd->add_option("--prompt-seed", r.settings.seed, "Seed of the fgbg point placement")
       ->capture_default_str();
-  cmd->add_option("--device", r.device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--device", r.device, "cpu, cuda or auto (cuda when present)")
+      ->capture_default_str();
   cmd->add_option("--report", a->report, "Write the report as JSON to this file");
   cmd->add_option("--vis", r.vis_dir,
                   "Folder for side-by-side PNGs (image with prompt | teacher's mask | student's "

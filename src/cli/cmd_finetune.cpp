@@ -7,6 +7,7 @@
 #include "finetune/finetuner.h"
 #include "util/error.h"
 #include "util/progress.h"
+#include "util/stop_signal.h"
 
 namespace sd::cli {
 namespace {
@@ -17,10 +18,10 @@ void run_finetune(const RunConfigArgs& a) {
       effective_config(a, finetune::finetune_config_defaults()));
   if (request.config.loop.store.empty())
     throw Error("finetune: no embedding store given (--store)");
-  request.run_dir = a.out;
-  request.resume = a.resume;
+  request.run = run_start(a);
   const train::TrainSummary s = finetune::finetune(request);
   print_train_summary(s);
+  if (s.already_complete) return;
   std::cout << "held-out     mIoU vs teacher";
   for (size_t i = 0; i < s.scores.size(); ++i)
     std::cout << (i == 0   ? " before "
@@ -40,7 +41,10 @@ void add_finetune_command(CLI::App& app, const Globals&) {
       "Fine-tune the student's mask decoder on the teacher's masks (or the annotations), "
       "keeping the best held-out mIoU; final.pth is a full SAM checkpoint");
   add_run_config_options(cmd, *a, finetune::finetune_config_table().keys());
-  cmd->callback([a] { run_finetune(*a); });
+  cmd->callback([a] {
+    catch_stop_signals();  // a signal stops after the current step, with a checkpoint
+    run_finetune(*a);
+  });
 }
 
 }  // namespace sd::cli

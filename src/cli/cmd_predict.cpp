@@ -15,6 +15,7 @@
 #include "models/sam.h"
 #include "models/sam_weights.h"
 #include "util/atomic_file.h"
+#include "util/device.h"
 #include "util/error.h"
 
 namespace sd::cli {
@@ -24,7 +25,7 @@ struct PredictArgs {
   std::string checkpoint, model, image, box, out, overlay;
   std::vector<std::string> points;
   bool multimask = false;
-  std::string device = "cpu";
+  std::string device = "auto";  // cpu, cuda or auto
 };
 
 // "a,b,c[,d]" -> numbers; sd::Error naming the flag and the text otherwise.
@@ -69,11 +70,30 @@ models::Prompts prompts_of(const PredictArgs& a) {
 
 models::Sam load_sam(const PredictArgs& a) {
   const io::Weights weights = io::read_weights(a.checkpoint);
-  models::Sam sam = models::build_sam(models::encoder_config_of(weights, a.model, "--model"));
+  models::Sam sam =
+      models::build_sam(models::encoder_config_of(weights, a.model, "--student-model"));
   io::load_state_dict(*sam, weights.entries, "", weights.file);
-  sam->to(at::Device(a.device));
+  sam->to(parse_device(a.device));
   sam->eval();
   return sam;
+}
+
+// Prompts are in image pixels: one outside the image is a mistake, not a prompt.
+void check_inside(const PredictArgs& a, const models::Prompts& p, int64_t height, int64_t width) {
+  auto outside = [&](float x, float y) { return x < 0 || y < 0 || x > width || y > height; };
+  const std::string size =
+      std::to_string(width) + "x" + std::to_string(height) + " (WxH) image '" + a.image + "'";
+  for (size_t i = 0; i < a.points.size(); ++i)
+    if (outside(p.point_coords[int64_t(i)][0].item<float>(),
+                p.point_coords[int64_t(i)][1].item<float>()))
+      throw Error("--point " + a.points[i] + " lies outside the " + size);
+  if (p.box.defined()) {
+    const float x0 = p.box[0].item<float>(), y0 = p.box[1].item<float>(),
+                x1 = p.box[2].item<float>(), y1 = p.box[3].item<float>();
+    if (outside(x0, y0) || outside(x1, y1) || x1 < x0 || y1 < y0)
+      throw Error("--box " + a.box + " is not x0,y0,x1,y1 with x0 <= x1 and y0 <= y1 inside the " +
+                  size);
+  }
 }
 
 // "mask.png" -> "mask_1.png" for the masks after the first of a multimask prediction.
@@ -90,6 +110,7 @@ void run_predict(const PredictArgs& a) {
   at::NoGradGuard no_grad;
   const models::Prompts prompts = prompts_of(a);
   const at::Tensor rgb = data::default_image_decoder()(read_file(a.image), a.image);
+  check_inside(a, prompts, rgb.size(0), rgb.size(1));
   models::SamPredictor predictor(load_sam(a));
   predictor.set_image(data::resize_longest_side(rgb), {rgb.size(0), rgb.size(1)});
   models::Prediction p = predictor.predict(prompts, a.multimask);
@@ -117,11 +138,11 @@ void add_predict_command(CLI::App& app, const Globals&) {
   CLI::App* cmd = app.add_subcommand("predict",
                                      "Masks and predicted IoUs for point / box prompts on one "
                                      "image, as SAM's predictor gives them");
-  cmd->add_option("--checkpoint", a->checkpoint,
+  cmd->add_option("--student,--checkpoint", a->checkpoint,
                   "Full SAM checkpoint (e.g. mobile_sam.pt from export), or a run folder with one")
       ->required();
-  cmd->add_option("--model", a->model,
-                  "Its image encoder: preset or JSON config (default: what --checkpoint holds)");
+  cmd->add_option("--student-model,--model", a->model,
+                  "Its image encoder: preset or JSON config (default: what the weights hold)");
   cmd->add_option("--image", a->image, "Image file (JPEG, PNG)")->required();
   cmd->add_option(
       "--point", a->points,
@@ -132,7 +153,8 @@ void add_predict_command(CLI::App& app, const Globals&) {
   cmd->add_option("--out", a->out, "Mask PNG (white = mask)")->required();
   cmd->add_option("--overlay", a->overlay,
                   "Also write the image with the best mask and the prompts drawn");
-  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu, cuda or auto (cuda when present)")
+      ->capture_default_str();
   cmd->callback([a] { run_predict(*a); });
 }
 

@@ -7,6 +7,7 @@
 #include "train/train_config.h"
 #include "util/error.h"
 #include "util/progress.h"
+#include "util/stop_signal.h"
 
 namespace sd::cli {
 namespace {
@@ -21,8 +22,7 @@ void run_train(const TrainArgs& a) {
   request.config =
       train::train_config_from_json(effective_config(a.run, train::train_config_defaults()));
   if (request.config.store.empty()) throw Error("train: no embedding store given (--store)");
-  request.run_dir = a.run.out;
-  request.resume = a.run.resume;
+  request.run = run_start(a.run);
   request.teacher = a.teacher;
   request.teacher_checkpoint = a.teacher_checkpoint;
   print_train_summary(distill::run_distillation(request));
@@ -31,6 +31,11 @@ void run_train(const TrainArgs& a) {
 }  // namespace
 
 void print_train_summary(const train::TrainSummary& s) {
+  if (s.already_complete) {
+    std::cout << "already complete: " << s.steps << " steps were done before this call\n"
+              << "weights      " << s.final_weights << "\n";
+    return;
+  }
   std::cout << "steps        " << s.steps << " (" << s.steps_this_call << " in this call)\n"
             << "loss         " << format_number(s.first_loss) << " -> "
             << format_number(s.last_loss) << "\n"
@@ -51,7 +56,10 @@ void add_train_command(CLI::App& app, const Globals&) {
                   "Refuse a store not made by this architecture (preset or config)");
   cmd->add_option("--teacher-checkpoint", a->teacher_checkpoint,
                   "Refuse a store not made with these teacher weights");
-  cmd->callback([a] { run_train(*a); });
+  cmd->callback([a] {
+    catch_stop_signals();  // a signal stops after the current step, with a checkpoint
+    run_train(*a);
+  });
 }
 
 }  // namespace sd::cli

@@ -15,7 +15,8 @@ void add_subset_options(CLI::App* command, data::SubsetSpec& subset) {
       ->add_option("--fraction", subset.fraction,
                    "Keep this fraction of images, chosen by hashing their ids")
       ->capture_default_str();
-  command->add_option("--seed", subset.seed, "Seed of the hashed selection")->capture_default_str();
+  command->add_option("--subset-seed", subset.seed, "Seed of the hashed --fraction selection")
+      ->capture_default_str();
   command
       ->add_option("--val-fraction", subset.val_fraction,
                    "Fraction set aside as the validation split")
@@ -40,11 +41,24 @@ void add_run_config_options(CLI::App* cmd, RunConfigArgs& a, const std::vector<i
   cmd->add_option(
       "--resume", a.resume,
       "'auto': continue from the newest valid checkpoint of --out; or a checkpoint file");
+  cmd->add_flag("--overwrite", a.overwrite,
+                "Start afresh in an --out that holds a previous run, replacing its files");
   for (const io::KeyInfo& k : keys) {
-    const std::string key = k.key;
+    const std::string key = k.key, help = k.help + " (default " + k.default_value.dump() + ")";
+    if (k.type == "LIST") {  // space- or comma-separated, as --data everywhere
+      cmd->add_option_function<std::vector<std::string>>(
+             flag_of(key),
+             [&a, key](const std::vector<std::string>& items) {
+               std::string text;
+               for (const std::string& item : items) text += (text.empty() ? "" : ",") + item;
+               a.overrides[key] = text;
+             },
+             help)
+          ->type_name("LIST");
+      continue;
+    }
     cmd->add_option_function<std::string>(
-           flag_of(key), [&a, key](const std::string& text) { a.overrides[key] = text; },
-           k.help + " (default " + k.default_value.dump() + ")")
+           flag_of(key), [&a, key](const std::string& text) { a.overrides[key] = text; }, help)
         ->type_name(k.type);
   }
 }
@@ -60,5 +74,7 @@ nlohmann::json effective_config(const RunConfigArgs& a, const nlohmann::json& de
     merged[key] = io::parse_override(defaults.at(key), flag_of(key).substr(2), text);
   return merged;
 }
+
+train::RunStart run_start(const RunConfigArgs& a) { return {a.out, a.resume, a.overwrite}; }
 
 }  // namespace sd::cli

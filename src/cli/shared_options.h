@@ -7,11 +7,12 @@
 
 #include "data/dataset.h"
 #include "io/config_table.h"
+#include "train/train_loop.h"
 
 // Options shared by several subcommands, so that flags mean the same everywhere.
 namespace sd::cli {
 
-// --subset, --fraction, --seed, --val-fraction, --validation (see data::SubsetSpec).
+// --subset, --fraction, --subset-seed, --val-fraction, --validation (see data::SubsetSpec).
 void add_subset_options(CLI::App* command, data::SubsetSpec& subset);
 
 // A config-driven run command (train, finetune): --config, --out, --resume and one flag per
@@ -19,6 +20,7 @@ void add_subset_options(CLI::App* command, data::SubsetSpec& subset);
 // key's type.
 struct RunConfigArgs {
   std::string config, out, resume;
+  bool overwrite = false;
   std::map<std::string, std::string> overrides;  // config key -> command-line text
 };
 void add_run_config_options(CLI::App* command, RunConfigArgs& args,
@@ -27,5 +29,8 @@ void add_run_config_options(CLI::App* command, RunConfigArgs& args,
 // The defaults, merged with --config, else with the run folder's own config.json when
 // resuming, then with the command-line overrides; sd::Error naming a bad key or value.
 nlohmann::json effective_config(const RunConfigArgs& args, const nlohmann::json& defaults);
+
+// --out, --resume and --overwrite.
+train::RunStart run_start(const RunConfigArgs& args);
 
 }  // namespace sd::cli

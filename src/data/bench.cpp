@@ -11,16 +11,13 @@
 #include "data/image.h"
 #include "data/preprocess.h"
 #include "util/atomic_file.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 namespace sd::data {
 namespace {
 
 using clock = std::chrono::steady_clock;
-
-double seconds_since(clock::time_point start) {
-  return std::chrono::duration<double>(clock::now() - start).count();
-}
 
 // Images per second over `rounds` passes through `files` (encoded bytes), `threads` workers
 // each preprocessing whole images on one intra-op thread.

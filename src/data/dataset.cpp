@@ -7,27 +7,14 @@
 #include <set>
 
 #include "util/error.h"
+#include "util/log.h"
+#include "util/progress.h"
+#include "util/random.h"
 
 namespace fs = std::filesystem;
 
 namespace sd::data {
 namespace {
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
-  return h;
-}
-
-// Distinct salts keep the validation split independent of the training fraction.
-constexpr uint64_t kValidationSalt = 0x76616c6964ull;  // "valid"
 
 bool is_sa1b_name(const std::string& stem) { return stem.rfind("sa_", 0) == 0; }
 
@@ -46,10 +33,6 @@ std::set<std::string> read_list(const std::string& path) {
 }
 
 }  // namespace
-
-double subset_draw(const std::string& id, uint64_t seed) {
-  return static_cast<double>(splitmix64(fnv1a(id) ^ splitmix64(seed)) >> 11) * 0x1.0p-53;
-}
 
 Record load_record(const Entry& entry) {
   if (entry.record) return *entry.record;
@@ -106,12 +89,19 @@ Dataset Dataset::subset(const SubsetSpec& spec) const {
                 std::to_string(spec.fraction) + " and " + std::to_string(spec.val_fraction));
   const std::set<std::string> listed =
       spec.list_file.empty() ? std::set<std::string>{} : read_list(spec.list_file);
-  return filter([&](const Entry& e) {
+  Dataset kept = filter([&](const Entry& e) {
     if (!spec.list_file.empty() && !listed.count(e.id) && !listed.count(e.group)) return false;
-    const bool in_validation = subset_draw(e.id, spec.seed ^ kValidationSalt) < spec.val_fraction;
+    const bool in_validation = rng::validation_draw(spec.seed, e.id) < spec.val_fraction;
     return spec.validation ? in_validation
-                           : !in_validation && subset_draw(e.id, spec.seed) < spec.fraction;
+                           : !in_validation && rng::subset_draw(spec.seed, e.id) < spec.fraction;
   });
+  if (kept.size() == 0 && size() > 0)
+    log::warn(
+        "the selection (--fraction " + format_number(spec.fraction) +
+        (spec.list_file.empty() ? "" : ", --subset " + spec.list_file) +
+        (spec.val_fraction > 0 ? ", --val-fraction " + format_number(spec.val_fraction) : "") +
+        ") keeps none of the " + std::to_string(size()) + " images");
+  return kept;
 }
 
 Dataset Dataset::filter(const std::function<bool(const Entry&)>& keep) const {

@@ -30,9 +30,9 @@ Record load_record(const Entry& entry);
 
 // Which entries to keep. A list file holds one image id (`sa_100001`, `sa_100001.jpg`) or
 // folder name (`sa_000020`) per line. A fraction keeps each id with probability `fraction`,
-// decided by hashing (seed, id): the same ids on every run, machine and thread count, and a
-// superset when the fraction grows. `val_fraction` sets aside a disjoint validation split
-// (hashed with another salt); `validation` selects it instead of the training part.
+// decided by hashing (seed, id) (rng::subset_draw): the same ids on every run, machine and
+// thread count, and a superset when the fraction grows. `val_fraction` sets aside a disjoint
+// validation split (rng::validation_draw); `validation` selects it instead of the training part.
 struct SubsetSpec {
   std::string list_file;
   double fraction = 1.0;
@@ -63,9 +63,5 @@ class Dataset {
  private:
   std::vector<Entry> entries_;
 };
-
-// The uniform [0, 1) number that decides whether `id` is in a hashed subset (FNV-1a of the id,
-// mixed with the seed by splitmix64).
-double subset_draw(const std::string& id, uint64_t seed);
 
 }  // namespace sd::data

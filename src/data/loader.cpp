@@ -4,35 +4,16 @@
 #include <ATen/Context.h>
 
 #include "util/error.h"
+#include "util/random.h"
 
 namespace sd::data {
-namespace {
-
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t x = (state += 0x9E3779B97F4A7C15ull);
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-// Uniform in [0, bound) without modulo bias.
-uint64_t below(uint64_t& state, uint64_t bound) {
-  const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
-  uint64_t x;
-  do x = splitmix64(state);
-  while (x >= limit);
-  return x % bound;
-}
-
-}  // namespace
 
 std::vector<int64_t> epoch_order(size_t n, uint64_t seed, int64_t epoch, bool shuffle) {
   std::vector<int64_t> order(n);
   for (size_t i = 0; i < n; ++i) order[i] = static_cast<int64_t>(i);
   if (!shuffle) return order;
-  uint64_t state = seed * 0x100000001B3ull ^ static_cast<uint64_t>(epoch);
-  splitmix64(state);
-  for (size_t i = n; i > 1; --i) std::swap(order[i - 1], order[below(state, i)]);  // Fisher-Yates
+  rng::SplitMix64 stream = rng::shuffle_stream(seed, epoch);
+  for (size_t i = n; i > 1; --i) std::swap(order[i - 1], order[stream.below(i)]);  // Fisher-Yates
   return order;
 }
 

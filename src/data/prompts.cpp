@@ -2,13 +2,18 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <limits>
+#include <sstream>
 #include <vector>
 
 #include "util/error.h"
+#include "util/random.h"
 
 namespace sd::data {
 namespace {
+
+const char* const kKinds = "the kinds are box, point, center, fgbg@D with D > 0 pixels";
 
 // Felzenszwalb & Huttenlocher's 1-D squared Euclidean distance transform of f (0 at the
 // sources, kFar elsewhere), in place: the lower envelope of the parabolas (q - v)^2 + f[v].
@@ -42,12 +47,29 @@ void distance_1d(std::vector<double>& f, std::vector<int>& v, std::vector<double
 
 at::Tensor point(double x, double y) { return at::tensor({float(x), float(y)}).view({1, 2}); }
 
-// splitmix64 step: a small, fully specified generator, the same on every platform.
-uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
+at::Tensor points(std::initializer_list<std::array<double, 2>> xy) {
+  std::vector<float> flat;
+  for (const auto& p : xy) flat.insert(flat.end(), {float(p[0]), float(p[1])});
+  return at::tensor(flat).view({int64_t(xy.size()), 2});
+}
+
+PromptSpec parse_one(const std::string& text, const std::string& where) {
+  if (text == "box") return {PromptKind::box, 0};
+  if (text == "point") return {PromptKind::point, 0};
+  if (text == "center") return {PromptKind::center, 0};
+  if (text.rfind("fgbg@", 0) == 0) {
+    const std::string number = text.substr(5);
+    size_t used = 0;
+    double d = 0;
+    try {
+      d = std::stod(number, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == number.size() && !number.empty() && std::isfinite(d) && d > 0)
+      return {PromptKind::fgbg, d};
+  }
+  throw Error(where + ": '" + text + "' is not a prompt kind (" + kKinds + ")");
 }
 
 }  // namespace
@@ -89,16 +111,42 @@ std::array<int64_t, 2> mask_centre(const at::Tensor& mask) {
   return {best / w - 1, best % w - 1};
 }
 
-at::Tensor annotation_prompt(const Annotation& a, PromptKind kind, uint64_t seed) {
+std::string PromptSpec::name() const {
+  switch (kind) {
+    case PromptKind::box:
+      return "box";
+    case PromptKind::point:
+      return "point";
+    case PromptKind::center:
+      return "center";
+    case PromptKind::fgbg: {
+      std::ostringstream s;
+      s << "fgbg@" << distance;
+      return s.str();
+    }
+  }
+  return "?";
+}
+
+std::vector<PromptSpec> parse_prompt_specs(const std::string& comma_list,
+                                           const std::string& where) {
+  std::vector<PromptSpec> out;
+  std::stringstream in(comma_list);
+  for (std::string item; std::getline(in, item, ',');) out.push_back(parse_one(item, where));
+  if (out.empty()) throw Error(where + ": no prompt kind given (" + kKinds + ")");
+  return out;
+}
+
+at::Tensor annotation_prompt(const Annotation& a, PromptKind kind) {
   const std::string where = "annotation " + std::to_string(a.id);
   switch (kind) {
     case PromptKind::box:
       return at::tensor({float(a.bbox[0]), float(a.bbox[1]), float(a.bbox[0] + a.bbox[2]),
                          float(a.bbox[1] + a.bbox[3])});
-    case PromptKind::point_coords:
+    case PromptKind::point:
       if (a.point_coords.empty()) throw Error(where + ": has no point_coords");
       return point(a.point_coords[0][0], a.point_coords[0][1]);
-    case PromptKind::centre: {
+    case PromptKind::center: {
       // Everything outside the mask's box is background, and for any background pixel outside
       // the box its projection on the box's border ring is as close: the box alone decides.
       auto [x, y, w, h] = rle_bbox(a.segmentation);
@@ -107,35 +155,82 @@ at::Tensor annotation_prompt(const Annotation& a, PromptKind kind, uint64_t seed
           mask_centre(rle_decode(a.segmentation).slice(0, y, y + h).slice(1, x, x + w));
       return point(x + col + 0.5, y + row + 0.5);
     }
-    case PromptKind::random_point: {
-      const int64_t area = rle_area(a.segmentation);
-      if (area == 0) throw Error(where + ": the mask is empty");
-      // The k-th 1 pixel in the runs' (column-major) order.
-      int64_t k = static_cast<int64_t>(mix(mix(seed) ^ static_cast<uint64_t>(a.id)) %
-                                       static_cast<uint64_t>(area));
-      const auto& counts = a.segmentation.counts;
-      int64_t p = 0;
-      for (size_t i = 0; i < counts.size(); ++i) {
-        if (i % 2 == 1 && k < counts[i]) {
-          p += k;
-          break;
-        }
-        if (i % 2 == 1) k -= counts[i];
-        p += counts[i];
-      }
-      const int64_t h = a.segmentation.height;
-      return point(p / h + 0.5, p % h + 0.5);
-    }
+    case PromptKind::fgbg:
+      break;
   }
-  throw Error(where + ": unknown prompt kind");
+  throw Error(where + ": an fgbg prompt is two points (make_prompt places them)");
 }
 
-at::Tensor annotation_prompt_1024(const Annotation& a, PromptKind kind, models::Size2 original_size,
-                                  uint64_t seed) {
+at::Tensor annotation_prompt_1024(const Annotation& a, PromptKind kind,
+                                  models::Size2 original_size) {
   const models::ResizeLongestSide transform(1024);
-  at::Tensor prompt = annotation_prompt(a, kind, seed);
+  at::Tensor prompt = annotation_prompt(a, kind);
   return kind == PromptKind::box ? transform.apply_boxes(prompt, original_size).view({4})
                                  : transform.apply_coords(prompt, original_size);
+}
+
+at::Tensor random_mask_point(const Annotation& a, uint64_t seed) {
+  const int64_t area = rle_area(a.segmentation);
+  if (area == 0) throw Error("annotation " + std::to_string(a.id) + ": the mask is empty");
+  // The k-th 1 pixel in the runs' (column-major) order.
+  int64_t k = static_cast<int64_t>(rng::mask_point_draw(seed, a.id) % static_cast<uint64_t>(area));
+  const auto& counts = a.segmentation.counts;
+  int64_t p = 0;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    if (i % 2 == 1 && k < counts[i]) {
+      p += k;
+      break;
+    }
+    if (i % 2 == 1) k -= counts[i];
+    p += counts[i];
+  }
+  const int64_t h = a.segmentation.height;
+  return point(p / h + 0.5, p % h + 0.5);
+}
+
+std::optional<PointPair> fgbg_points(const Annotation& a, const at::Tensor& mask, double distance,
+                                     uint64_t seed) {
+  if (rle_area(a.segmentation) == 0) return std::nullopt;
+  at::Tensor fg = random_mask_point(a, seed);
+  const double fx = fg[0][0].item<double>(), fy = fg[0][1].item<double>();
+  const int64_t h = mask.size(0), w = mask.size(1);
+  const uint8_t* m = mask.contiguous().data_ptr<uint8_t>();
+  std::mt19937_64 directions = rng::fgbg_directions(seed, a.id);
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const double angle = 2 * M_PI * double(directions() >> 11) * 0x1.0p-53;
+    const double bx = fx + distance * std::cos(angle), by = fy + distance * std::sin(angle);
+    if (bx < 0 || by < 0 || bx >= w || by >= h) continue;
+    if (m[int64_t(by) * w + int64_t(bx)] == 0) return PointPair{{fx, fy}, {bx, by}};
+  }
+  return std::nullopt;
+}
+
+std::optional<models::Prompts> make_prompt(const Annotation& a, const at::Tensor& mask,
+                                           const PromptSpec& spec, uint64_t seed) {
+  if (rle_area(a.segmentation) == 0) return std::nullopt;
+  models::Prompts p;
+  switch (spec.kind) {
+    case PromptKind::box:
+      p.box = annotation_prompt(a, PromptKind::box);
+      break;
+    case PromptKind::point:
+      if (a.point_coords.empty()) return std::nullopt;
+      p.point_coords = annotation_prompt(a, PromptKind::point);
+      p.point_labels = at::ones({1}, at::kInt);
+      break;
+    case PromptKind::center:
+      p.point_coords = annotation_prompt(a, PromptKind::center);
+      p.point_labels = at::ones({1}, at::kInt);
+      break;
+    case PromptKind::fgbg: {
+      std::optional<PointPair> pair = fgbg_points(a, mask, spec.distance, seed);
+      if (!pair) return std::nullopt;
+      p.point_coords = points({pair->fg, pair->bg});
+      p.point_labels = at::tensor({1, 0}, at::kInt);
+      break;
+    }
+  }
+  return p;
 }
 
 }  // namespace sd::data

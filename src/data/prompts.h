@@ -1,30 +1,71 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <array>
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "data/records.h"
+#include "models/sam.h"
 #include "models/transforms.h"
 
-// Prompts made from an SA-1B annotation, for fine-tuning and evaluation.
+// Prompts made from an SA-1B annotation, for evaluation and fine-tuning, and the words that
+// name their kinds.
 namespace sd::data {
 
-enum class PromptKind {
-  box,           // the annotation's bbox, XYWH -> XYXY
-  point_coords,  // its first point_coords entry
-  centre,        // the mask pixel farthest from the mask's boundary
-  random_point,  // a mask pixel drawn from (seed, annotation id)
+// The kinds, as written on the command line (`--prompts box,point,center,fgbg@100`):
+//   box     the annotation's bbox, XYWH -> XYXY
+//   point   its first point_coords entry
+//   center  the mask pixel farthest from the mask's boundary
+//   fgbg@D  a foreground point inside the mask and a background point outside it, D pixels apart
+enum class PromptKind { box, point, center, fgbg };
+
+struct PromptSpec {
+  PromptKind kind = PromptKind::box;
+  double distance = 0;  // fgbg only, pixels
+
+  std::string name() const;  // as written on the command line: "box", "fgbg@100", ...
+  // One point: SAM's practice is to pick among three masks (multimask output).
+  bool single_point() const { return kind == PromptKind::point || kind == PromptKind::center; }
 };
 
-// The prompt in original pixels: a box as 4 floats (x0, y0, x1, y1) or a point as 1x2 (x, y).
-// Pixel (col, row) of the mask is the point (col + 0.5, row + 0.5), as in SA-1B's
-// point_coords. sd::Error when the mask is empty or point_coords is absent.
-at::Tensor annotation_prompt(const Annotation& annotation, PromptKind kind, uint64_t seed = 0);
+// "box,point,center,fgbg@100"; sd::Error naming `where` (the flag or key), the entry that is
+// not a kind, and the kinds.
+std::vector<PromptSpec> parse_prompt_specs(const std::string& comma_list,
+                                           const std::string& where = "--prompts");
+
+// The prompt of `spec` for the annotation in original pixels (`mask`: its HxW uint8 0/1
+// decoding), or nullopt when the annotation cannot give one (no point_coords, empty mask,
+// fgbg placement failed).
+std::optional<models::Prompts> make_prompt(const Annotation& annotation, const at::Tensor& mask,
+                                           const PromptSpec& spec, uint64_t seed);
+
+// The prompt of a one-tensor kind (box, point, center) in original pixels: a box as 4 floats
+// (x0, y0, x1, y1) or a point as 1x2 (x, y). Pixel (col, row) of the mask is the point
+// (col + 0.5, row + 0.5), as in SA-1B's point_coords. sd::Error when the mask is empty,
+// point_coords is absent, or the kind is fgbg.
+at::Tensor annotation_prompt(const Annotation& annotation, PromptKind kind);
 
 // The same, moved into the frame of the image resized by ResizeLongestSide(1024), exactly as
 // SAM's predictor does (apply_boxes / apply_coords).
 at::Tensor annotation_prompt_1024(const Annotation& annotation, PromptKind kind,
-                                  models::Size2 original_size, uint64_t seed = 0);
+                                  models::Size2 original_size);
+
+// A pixel of the annotation's mask drawn from (seed, annotation id), as a 1x2 point (x, y).
+// sd::Error when the mask is empty.
+at::Tensor random_mask_point(const Annotation& annotation, uint64_t seed);
+
+// fgbg placement, both from (seed, annotation id): the foreground point is random_mask_point;
+// the background point lies at exactly `distance` from it in a seeded direction, inside the
+// image, on a pixel outside the mask. nullopt when 64 directions all fail (the mask fills the
+// circle, or the circle leaves the image).
+struct PointPair {
+  std::array<double, 2> fg, bg;  // (x, y)
+};
+std::optional<PointPair> fgbg_points(const Annotation& annotation, const at::Tensor& mask,
+                                     double distance, uint64_t seed);
 
 // (row, col) of the pixel of a 0/1 HxW uint8 mask farthest (Euclidean) from any pixel outside
 // the mask, the image border counting as outside; ties go to the first in row-major order.

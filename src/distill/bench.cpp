@@ -55,7 +55,7 @@ train::TrainSummary timed_run(const std::string& dir, const std::string& store,
   if (!b.folder.empty()) overrides["data"] = {b.folder};
   TrainRequest request;
   request.config = train::train_config_from_json(overrides, "bench");
-  request.run_dir = dir;
+  request.run.dir = dir;
   return run_distillation(request);
 }
 

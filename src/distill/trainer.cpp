@@ -84,8 +84,7 @@ class Distillation : public train::Objective {
 
 train::TrainSummary run_distillation(const TrainRequest& request) {
   Distillation objective(request);
-  return train::run_training(train::LoopRequest{request.config, request.run_dir, request.resume},
-                             objective);
+  return train::run_training(train::LoopRequest{request.config, request.run}, objective);
 }
 
 }  // namespace sd::distill

@@ -8,9 +8,8 @@ namespace sd::distill {
 
 struct TrainRequest {
   train::TrainConfig config;
-  std::string run_dir;
-  std::string resume;   // "": new run; "auto": newest valid checkpoint of run_dir; else a file
-  std::string teacher;  // optional: the store must have been made by it
+  train::RunStart run;
+  std::string teacher;             // optional: the store must have been made by it
   std::string teacher_checkpoint;  // optional: ... and by these weights
 };
 

@@ -39,7 +39,7 @@ nlohmann::json bench_eval(int prompts) {
   student.num_heads = {1, 1, 2, 5};
   at::manual_seed(0);
   EvalSettings settings;
-  settings.prompts = parse_prompt_specs("box,point");
+  settings.prompts = data::parse_prompt_specs("box,point");
   Evaluator evaluator(models::build_sam(student), settings);
   const at::Tensor resized = at::randint(0, 256, {683, 1024, 3}, at::kByte);
   const at::Tensor teacher = at::randn({1, 256, 64, 64});

@@ -8,14 +8,14 @@
 
 #include "data/rle.h"
 #include "eval/iou.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 namespace sd::eval {
-namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
+const char* const kDefaultPrompts = "box,point,center,fgbg@100,fgbg@200,fgbg@300,fgbg@400,fgbg@500";
+
+namespace {
 
 // The mask a prompt keeps among the prediction's (1 or 3) masks; `reference` for oracle.
 at::Tensor choose(const models::Prediction& p, Multimask mode, const at::Tensor& reference) {
@@ -40,7 +40,7 @@ Multimask parse_multimask(const std::string& text) {
   throw Error("--multimask: '" + text + "' is not score, oracle, off or auto");
 }
 
-Multimask multimask_for(Multimask setting, const PromptSpec& spec) {
+Multimask multimask_for(Multimask setting, const data::PromptSpec& spec) {
   if (setting != Multimask::per_kind) return setting;
   return spec.single_point() ? Multimask::score : Multimask::off;
 }
@@ -83,7 +83,7 @@ Evaluator::Evaluator(models::Sam student, EvalSettings settings, models::Sam tea
 
 EvalReport Evaluator::empty_report() const {
   EvalReport report;
-  for (const PromptSpec& spec : settings_.prompts) {
+  for (const data::PromptSpec& spec : settings_.prompts) {
     report.kinds.push_back(spec.name());
     report.multimask[spec.name()] = multimask_name(multimask_for(settings_.multimask, spec));
   }
@@ -110,8 +110,8 @@ void Evaluator::evaluate_image(const std::string& image_id, const data::Record& 
     ++used;
     const at::Tensor truth_cpu = data::rle_decode(a.segmentation);
     const at::Tensor truth = truth_cpu.to(student_.model()->device());
-    for (const PromptSpec& spec : settings_.prompts) {
-      std::optional<models::Prompts> prompt = make_prompt(a, truth_cpu, spec, settings_.seed);
+    for (const data::PromptSpec& spec : settings_.prompts) {
+      std::optional<models::Prompts> prompt = data::make_prompt(a, truth_cpu, spec, settings_.seed);
       if (!prompt) {
         ++report.skipped_prompts;
         continue;

@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "data/prompts.h"
 #include "data/records.h"
-#include "eval/prompts.h"
 #include "eval/report.h"
 #include "models/predictor.h"
 #include "models/sam.h"
@@ -18,11 +18,14 @@ enum class Multimask { per_kind, score, oracle, off };
 Multimask parse_multimask(const std::string& text);
 // score: the mask of highest predicted IoU (SAM's practice for one point); oracle: the one
 // closest to the reference; off: single-mask output.
-Multimask multimask_for(Multimask setting, const PromptSpec& spec);
+Multimask multimask_for(Multimask setting, const data::PromptSpec& spec);
 std::string multimask_name(Multimask mode);
 
+// The prompt kinds evaluated unless told otherwise.
+extern const char* const kDefaultPrompts;
+
 struct EvalSettings {
-  std::vector<PromptSpec> prompts = parse_prompt_specs(kDefaultPrompts);
+  std::vector<data::PromptSpec> prompts = data::parse_prompt_specs(kDefaultPrompts);
   Multimask multimask = Multimask::per_kind;
   int max_prompts_per_image = 64;  // the first annotations (file order) with a non-empty mask
   uint64_t seed = 0;               // fgbg placement

@@ -12,7 +12,7 @@ namespace sd::eval {
 struct PromptOutcome {
   std::string image;       // entry id, e.g. "sa_100001"
   int64_t annotation = 0;  // annotation id
-  std::string kind;        // PromptSpec::name()
+  std::string kind;        // data::PromptSpec::name()
   std::string prompt;      // the prompt in original pixels, for people
   double iou = 0;          // student vs teacher
   double teacher_gt = 0, student_gt = 0;

@@ -22,6 +22,8 @@
 #include "models/sam_weights.h"
 #include "store/manifest.h"
 #include "store/reader.h"
+#include "util/clock.h"
+#include "util/device.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/progress.h"
@@ -130,7 +132,7 @@ EvalReport evaluate_images(Evaluator& evaluator, const data::Dataset& images,
     const at::Tensor& resized = image.resized;
     auto start = Clock::now();
     const at::Tensor embedding = teacher(entry.id, resized);
-    report.timings.teacher_embed_s += std::chrono::duration<double>(Clock::now() - start).count();
+    report.timings.teacher_embed_s += seconds_since(start);
     const bool draw = !pictures.dir.empty() && int(i) < pictures.images;
     std::vector<PromptMasks> masks;
     const size_t first = report.outcomes.size();
@@ -142,13 +144,13 @@ EvalReport evaluate_images(Evaluator& evaluator, const data::Dataset& images,
       progress->update(int64_t(i + 1), std::to_string(report.outcomes.size()) + " prompts");
   }
   if (progress) progress->finish(std::to_string(report.outcomes.size()) + " prompts");
-  report.timings.total_s = std::chrono::duration<double>(Clock::now() - began).count();
+  report.timings.total_s = seconds_since(began);
   return report;
 }
 
 EvalReport run_eval(const EvalRequest& r) {
   const auto began = Clock::now();
-  const at::Device device(r.device);
+  const at::Device device = parse_device(r.device);
   std::shared_ptr<store::Reader> reader;
   if (!r.store.empty()) reader = std::make_shared<store::Reader>(r.store);
   TeacherEmbedding teacher = reader ? from_store(reader, r) : from_model(r, device);
@@ -166,7 +168,7 @@ EvalReport run_eval(const EvalRequest& r) {
     throw Error("eval: no SA-1B images (sa_N.jpg with sa_N.json) selected under --data");
   EvalReport report =
       evaluate_images(evaluator, dataset, teacher, reader.get(), {r.vis_dir, r.vis_images});
-  report.timings.total_s = std::chrono::duration<double>(Clock::now() - began).count();
+  report.timings.total_s = seconds_since(began);
   return report;
 }
 

@@ -27,7 +27,7 @@ struct EvalRequest {
   data::SubsetSpec subset;
   int max_images = 0;  // 0: all
   EvalSettings settings;
-  std::string device = "cpu";
+  std::string device = "auto";  // cpu, cuda or auto
   // For each prompt of the first `vis_images` images, a PNG [image with the prompt | teacher's
   // mask (blue) | student's mask (orange)] named <image>_<annotation>_<kind>_iou<IoU>.png.
   std::string vis_dir;

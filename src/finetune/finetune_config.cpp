@@ -1,6 +1,6 @@
 #include "finetune/finetune_config.h"
 
-#include "eval/prompts.h"
+#include "data/prompts.h"
 
 namespace sd::finetune {
 
@@ -13,9 +13,9 @@ using C = FinetuneConfig;
 namespace {
 
 // parse_prompt_specs' sd::Error says what is wrong with the list.
-auto prompt_kinds() {
+auto prompt_kinds(const char* key) {
   return io::Check{
-      [](const std::string& v, const C&) { return !eval::parse_prompt_specs(v).empty(); },
+      [key](const std::string& v, const C&) { return !data::parse_prompt_specs(v, key).empty(); },
       "must list prompt kinds"};
 }
 
@@ -36,7 +36,8 @@ const io::ConfigTable<FinetuneConfig>& finetune_config_table() {
                           {"checkpoint_every", 500},
                           {"student_model", ""}})  // "": what --student holds
           .with_help({
-              {"data", "SA-1B folder(s) with the store's images' annotations (comma-separated)"},
+              {"data",
+               "SA-1B folder(s) with the store's images' annotations (space- or comma-separated)"},
               {"student_model",
                "student encoder architecture (\"\": --student's run's, else what --student holds)"},
               {"seed", "seed of the prompts, the held-out split and the data order"},
@@ -54,7 +55,7 @@ const io::ConfigTable<FinetuneConfig>& finetune_config_table() {
                     "learning rate of the student encoder (0: frozen, bitwise unchanged)"),
               field("train_prompt_encoder", &C::train_prompt_encoder, false, any_value(),
                     "train the prompt encoder too (else frozen)"),
-              field("prompts", &C::prompts, "box,point,center", prompt_kinds(),
+              field("prompts", &C::prompts, "box,point,center", prompt_kinds("prompts"),
                     "prompt kinds sampled for training: box, point, center, fgbg@D"),
               field("prompts_per_image", &C::prompts_per_image, 8, positive(),
                     "annotations sampled per image and epoch, each with one prompt"),
@@ -70,7 +71,7 @@ const io::ConfigTable<FinetuneConfig>& finetune_config_table() {
                   "holdout", &C::holdout, 0.2,
                   io::Check{[](double v, const C&) { return v > 0 && v < 1; }, "must be in (0, 1)"},
                   "share of the images held out for the mIoU check after each epoch"),
-              field("val_prompts", &C::val_prompts, "box,point,center", prompt_kinds(),
+              field("val_prompts", &C::val_prompts, "box,point,center", prompt_kinds("val_prompts"),
                     "prompt kinds of the held-out mIoU check"),
               field("val_max_prompts", &C::val_max_prompts, 16, positive(),
                     "annotations per held-out image in the mIoU check"),

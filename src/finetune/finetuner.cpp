@@ -26,12 +26,12 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "util/progress.h"
+#include "util/random.h"
 
 namespace sd::finetune {
 namespace {
 
-constexpr uint64_t kHoldoutSalt = 0x486f6c644f7574ull;  // "HoldOut"
-constexpr int64_t kLowResScale = 4;                     // low-res logits: 1/4 of the input
+constexpr int64_t kLowResScale = 4;  // low-res logits: 1/4 of the input
 
 void freeze(torch::nn::Module& module) {
   for (auto& p : module.parameters()) p.requires_grad_(false);
@@ -44,14 +44,12 @@ std::pair<data::Dataset, data::Dataset> split(const data::Dataset& all, double h
   if (all.size() < 2) throw Error("fine-tuning needs at least 2 images (some are held out)");
   std::vector<std::pair<double, std::string>> draws;
   for (const data::Entry& e : all.entries())
-    draws.emplace_back(data::subset_draw(e.id, seed ^ kHoldoutSalt), e.id);
+    draws.emplace_back(rng::holdout_draw(seed, e.id), e.id);
   std::sort(draws.begin(), draws.end());
   const size_t n =
       std::clamp<size_t>(size_t(std::lround(holdout * double(all.size()))), 1, all.size() - 1);
   const double cut = draws[n - 1].first;
-  auto held = [&](const data::Entry& e) {
-    return data::subset_draw(e.id, seed ^ kHoldoutSalt) <= cut;
-  };
+  auto held = [&](const data::Entry& e) { return rng::holdout_draw(seed, e.id) <= cut; };
   return {all.filter([&](const data::Entry& e) { return !held(e); }), all.filter(held)};
 }
 
@@ -80,7 +78,7 @@ class DecoderFinetuning : public train::Objective {
       : c_(c),
         device_(resolve_device(c.loop.device)),
         reader_(std::make_shared<store::Reader>(c.loop.store)),
-        kinds_(eval::parse_prompt_specs(c.prompts)) {
+        kinds_(data::parse_prompt_specs(c.prompts, "prompts")) {
     train::check_amp(c.loop.amp, device_);
     if (!c.teacher_checkpoint
              .empty())  // its prompt encoder and mask decoder read the store's embeddings
@@ -97,7 +95,7 @@ class DecoderFinetuning : public train::Objective {
     groups_ = train::make_param_groups(*student_, [encoder_scale](const std::string& name) {
       return name.rfind("image_encoder.", 0) == 0 ? encoder_scale : 1.0;
     });
-    settings_.prompts = eval::parse_prompt_specs(c.val_prompts);
+    settings_.prompts = data::parse_prompt_specs(c.val_prompts, "val_prompts");
     settings_.max_prompts_per_image = int(c.val_max_prompts);
     settings_.seed = uint64_t(c.loop.seed);
   }
@@ -126,8 +124,8 @@ class DecoderFinetuning : public train::Objective {
     at::Tensor total = at::zeros({}, at::TensorOptions().device(device_));
     int64_t terms = 0;
     for (size_t b = 0; b < batch.ids.size(); ++b) {
-      const uint64_t seed = prompt_seed(uint64_t(c_.loop.seed), batch.epoch, batch.ids[b]);
-      at::Generator clicks = at::make_generator<at::CPUGeneratorImpl>(seed ^ 0x436c69636bull);
+      const uint64_t seed = rng::prompt_seed(uint64_t(c_.loop.seed), batch.epoch, batch.ids[b]);
+      at::Generator clicks = at::make_generator<at::CPUGeneratorImpl>(rng::click_seed(seed));
       const at::Tensor teacher_embedding =
           reader_->embedding(batch.ids[b]).unsqueeze(0).to(device_);
       for (const TrainingPrompt& p :
@@ -256,7 +254,7 @@ class DecoderFinetuning : public train::Objective {
   at::Device device_;
   std::shared_ptr<store::Reader> reader_;
   models::EncoderConfig config_;
-  std::vector<eval::PromptSpec> kinds_;
+  std::vector<data::PromptSpec> kinds_;
   data::Dataset train_, holdout_;
   bool cached_ = false;
   models::Sam student_{nullptr}, teacher_{nullptr};
@@ -268,8 +266,7 @@ class DecoderFinetuning : public train::Objective {
 
 train::TrainSummary finetune(const FinetuneRequest& request) {
   DecoderFinetuning objective(request.config);
-  train::LoopRequest loop{request.config.loop, request.run_dir, request.resume,
-                          request.config.patience};
+  train::LoopRequest loop{request.config.loop, request.run, request.config.patience};
   return train::run_training(loop, objective);
 }
 

@@ -8,8 +8,7 @@ namespace sd::finetune {
 
 struct FinetuneRequest {
   FinetuneConfig config;
-  std::string run_dir;
-  std::string resume;  // as train::LoopRequest
+  train::RunStart run;
 };
 
 // Fine-tunes the student's mask decoder (and optionally its prompt encoder and encoder) on the

@@ -3,19 +3,12 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "data/dataset.h"
 #include "data/rle.h"
 
 namespace sd::finetune {
 
-uint64_t prompt_seed(uint64_t seed, int64_t epoch, const std::string& image_id) {
-  const double draw =
-      data::subset_draw(image_id, seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch));
-  return static_cast<uint64_t>(draw * 0x1.0p53);
-}
-
 std::vector<TrainingPrompt> sample_prompts(const data::Record& record,
-                                           const std::vector<eval::PromptSpec>& kinds,
+                                           const std::vector<data::PromptSpec>& kinds,
                                            int64_t count, uint64_t seed) {
   std::vector<const data::Annotation*> candidates;
   for (const data::Annotation& a : record.annotations)
@@ -25,9 +18,9 @@ std::vector<TrainingPrompt> sample_prompts(const data::Record& record,
   std::vector<TrainingPrompt> out;
   for (int64_t i = 0; i < order.numel() && int64_t(out.size()) < count; ++i) {
     const data::Annotation& a = *candidates[order[i].item<int64_t>()];
-    const eval::PromptSpec& spec = kinds[out.size() % kinds.size()];
+    const data::PromptSpec& spec = kinds[out.size() % kinds.size()];
     at::Tensor mask = data::rle_decode(a.segmentation);
-    std::optional<models::Prompts> prompt = eval::make_prompt(a, mask, spec, seed);
+    std::optional<models::Prompts> prompt = data::make_prompt(a, mask, spec, seed);
     if (prompt) out.push_back({spec, *prompt, mask});
   }
   return out;

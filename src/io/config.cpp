@@ -54,6 +54,16 @@ json parse_scalar(const json& like, const std::string& key, const std::string& t
 
 }  // namespace
 
+// What a value of the kind of `expected` is, in words.
+std::string kind_in_words(const json& expected) {
+  if (expected.is_number_integer()) return "an integer";
+  if (expected.is_number()) return "a number";
+  if (expected.is_boolean()) return "true or false";
+  if (expected.is_array()) return "a list";
+  if (expected.is_string()) return "a string";
+  return std::string(expected.type_name());
+}
+
 json read_json_file(const std::string& path) {
   std::string text = read_file(path);
   try {
@@ -71,9 +81,8 @@ json merge_config(const json& defaults, const json& given, const std::string& so
     if (!defaults.contains(it.key())) throw Error(source + ": unknown key '" + it.key() + "'");
     const json& expected = defaults.at(it.key());
     if (!same_kind(expected, it.value()))
-      throw Error(source + ": key '" + it.key() + "' must be " + expected.type_name() +
-                  (expected.is_number_integer() ? " (an integer)" : "") + ", got " +
-                  it.value().type_name() + " " + it.value().dump());
+      throw Error(source + ": key '" + it.key() + "' must be " + kind_in_words(expected) +
+                  ", got " + it.value().dump());
     out[it.key()] = it.value();
   }
   return out;

@@ -37,6 +37,15 @@ std::vector<std::string> list_checkpoints(const RunPaths& run) {
   return out;
 }
 
+std::vector<std::string> run_files(const RunPaths& run) {
+  std::vector<std::string> out;
+  for (const std::string& file :
+       {run.config(), run.metrics(), run.final_weights(), run.loss_curve(), run.best()})
+    if (fs::exists(file)) out.push_back(file);
+  for (const std::string& file : list_checkpoints(run)) out.push_back(file);
+  return out;
+}
+
 std::optional<std::string> newest_valid_checkpoint(const RunPaths& run) {
   for (const auto& path : list_checkpoints(run)) {
     try {

@@ -14,6 +14,7 @@ struct RunPaths {
   std::string checkpoints() const { return dir + "/checkpoints"; }
   std::string final_weights() const { return dir + "/final.pth"; }
   std::string loss_curve() const { return dir + "/loss.png"; }
+  std::string best() const { return checkpoints() + "/best.pth"; }
 };
 
 // File name of the checkpoint written after `step` optimiser steps.
@@ -21,6 +22,10 @@ std::string checkpoint_name(int64_t step);  // "step-00001200.pth"
 
 // Training checkpoints of a run, newest (highest step) first.
 std::vector<std::string> list_checkpoints(const RunPaths& run);
+
+// The files a run writes that are in the folder: config.json, metrics.jsonl, final.pth,
+// loss.png, checkpoints/*.pth. Empty for a folder that holds no run.
+std::vector<std::string> run_files(const RunPaths& run);
 
 // The newest checkpoint that reads back completely, passing over damaged or partial ones
 // with a warning each; nullopt when there is none.

@@ -1,5 +1,7 @@
 #include "io/train_checkpoint_file.h"
 
+#include <type_traits>
+
 #include "io/checkpoint.h"
 #include "util/error.h"
 
@@ -10,20 +12,26 @@ constexpr const char* kFormat = "samdistill-train-v2";
 
 using Dict = c10::impl::GenericDict;
 
+// Each field of the progress under its key, in file order: one list for writing and reading.
+template <typename Progress, typename Visit>
+void for_each_field(Progress& p, Visit&& visit) {
+  visit("step", p.step);
+  visit("epoch", p.epoch);
+  visit("position", p.position);
+  visit("loss_scale", p.loss_scale);
+  visit("loss_scale_good_steps", p.loss_scale_good_steps);
+  visit("nonfinite_in_row", p.nonfinite_in_row);
+  visit("nonfinite_total", p.nonfinite_total);
+  visit("validated", p.validated);
+  visit("best_score", p.best_score);
+  visit("bad_epochs", p.bad_epochs);
+  visit("epoch_loss", p.epoch_loss);
+  visit("epoch_steps", p.epoch_steps);
+}
+
 Dict progress_dict(const TrainProgress& p) {
   Dict d(c10::StringType::get(), c10::AnyType::get());
-  d.insert("step", p.step);
-  d.insert("epoch", p.epoch);
-  d.insert("position", p.position);
-  d.insert("loss_scale", p.loss_scale);
-  d.insert("loss_scale_good_steps", p.loss_scale_good_steps);
-  d.insert("nonfinite_in_row", p.nonfinite_in_row);
-  d.insert("nonfinite_total", p.nonfinite_total);
-  d.insert("validated", p.validated);
-  d.insert("best_score", p.best_score);
-  d.insert("bad_epochs", p.bad_epochs);
-  d.insert("epoch_loss", p.epoch_loss);
-  d.insert("epoch_steps", p.epoch_steps);
+  for_each_field(p, [&](const char* key, const auto& value) { d.insert(key, value); });
   return d;
 }
 
@@ -33,20 +41,12 @@ const c10::IValue& field(const Dict& d, const std::string& key, const std::strin
   return it->value();
 }
 
+// c10::Error when a field has another type (read_meta names the file).
 TrainProgress read_progress(const Dict& d, const std::string& path) {
   TrainProgress p;
-  p.step = field(d, "step", path).toInt();
-  p.epoch = field(d, "epoch", path).toInt();
-  p.position = field(d, "position", path).toInt();
-  p.loss_scale = field(d, "loss_scale", path).toDouble();
-  p.loss_scale_good_steps = field(d, "loss_scale_good_steps", path).toInt();
-  p.nonfinite_in_row = field(d, "nonfinite_in_row", path).toInt();
-  p.nonfinite_total = field(d, "nonfinite_total", path).toInt();
-  p.validated = field(d, "validated", path).toBool();
-  p.best_score = field(d, "best_score", path).toDouble();
-  p.bad_epochs = field(d, "bad_epochs", path).toInt();
-  p.epoch_loss = field(d, "epoch_loss", path).toDouble();
-  p.epoch_steps = field(d, "epoch_steps", path).toInt();
+  for_each_field(p, [&](const char* key, auto& value) {
+    value = field(d, key, path).to<std::decay_t<decltype(value)>>();
+  });
   return p;
 }
 

@@ -11,6 +11,7 @@
 
 #include "models/image_encoder.h"
 #include "models/predictor.h"
+#include "util/clock.h"
 #include "util/memory.h"
 
 namespace sd::models {
@@ -23,8 +24,7 @@ double median_seconds(const std::function<void()>& run, int repeats) {
   for (int i = 0; i < std::max(1, repeats); ++i) {
     auto start = std::chrono::steady_clock::now();
     run();
-    times.push_back(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    times.push_back(seconds_since(start));
   }
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];

@@ -15,6 +15,7 @@
 #include "store/embed.h"
 #include "store/reader.h"
 #include "store/writer.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 namespace fs = std::filesystem;
@@ -24,10 +25,6 @@ namespace {
 
 constexpr int kRecords = 64;
 constexpr int kCommitEvery = 8;
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 std::string make_bench_dir() {
   std::string pattern = (fs::temp_directory_path() / "samdistill-store-bench-XXXXXX").string();

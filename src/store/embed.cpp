@@ -17,11 +17,13 @@
 #include "models/sam_weights.h"
 #include "store/reader.h"
 #include "store/writer.h"
+#include "util/clock.h"
 #include "util/device.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/progress.h"
 #include "util/sha256.h"
+#include "util/stop_signal.h"
 
 namespace fs = std::filesystem;
 
@@ -142,6 +144,8 @@ EmbedSummary embed(const EmbedOptions& options) {
   EmbedSummary summary;
   const data::Dataset dataset =
       data::Dataset::index_sa1b(options.data, &summary.skipped).subset(options.subset);
+  if (dataset.size() == 0)
+    throw Error("embed: no SA-1B images (sa_N.jpg with sa_N.json) selected under --data");
   Writer writer(options.store, manifest, shard_part_name(options.shard_index, options.shard_count));
   const Reader before(options.store);  // committed by earlier runs and other shards' writers
   const std::vector<const data::Entry*> todo = select(dataset, before, options, summary);
@@ -167,9 +171,14 @@ EmbedSummary embed(const EmbedOptions& options) {
       write_batch(batch, embeddings, before, options, writer, summary);
     }
     if (first + count < todo.size()) progress.update(int64_t(first + count));
+    if (const int signal = stop_signal(); signal != 0 && first + count < todo.size())
+      throw Stopped(signal, signal_name(signal) + ": stopped after " +
+                                std::to_string(summary.embedded) + " of " +
+                                std::to_string(todo.size()) + " images, all committed to '" +
+                                options.store + "'. The same command continues where it stopped");
   }
   progress.finish();
-  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  summary.seconds = seconds_since(start);
   return summary;
 }
 

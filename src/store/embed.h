@@ -17,7 +17,7 @@ struct EmbedOptions {
   data::SubsetSpec subset;
   std::string store;
   int batch_size = 1;
-  std::string device = "cpu";
+  std::string device = "auto";  // cpu, cuda or auto
   DType dtype = DType::fp16;
   int shard_index = 0;  // --shard i/N: the subset's images at positions i, i+N, i+2N, ...
   int shard_count = 1;

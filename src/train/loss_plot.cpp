@@ -3,29 +3,18 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "util/atomic_file.h"
+#include "util/font.h"
 #include "util/png.h"
 
 namespace sd::train {
 namespace {
 
-constexpr int kW = 800, kH = 400, kMargin = 40;
-
-// 3x5 glyphs, one row per 3-bit group (MSB = left column).
-int glyph_row(char c, int row) {
-  static const char* chars = "0123456789.-e";
-  static const int rows[][5] = {{7, 5, 5, 5, 7}, {2, 6, 2, 2, 7}, {7, 1, 7, 4, 7}, {7, 1, 7, 1, 7},
-                                {5, 5, 7, 1, 1}, {7, 4, 7, 1, 7}, {7, 4, 7, 5, 7}, {7, 1, 1, 1, 1},
-                                {7, 5, 7, 5, 7}, {7, 5, 7, 1, 7}, {0, 0, 0, 0, 2}, {0, 0, 7, 0, 0},
-                                {0, 7, 5, 6, 3}};
-  const char* at = std::strchr(chars, c);
-  return at && c ? rows[at - chars][row] : 0;
-}
+constexpr int kW = 800, kH = 400, kMargin = 40, kTextScale = 2;
 
 struct Canvas {
   std::vector<uint8_t> rgb = std::vector<uint8_t>(kW * kH * 3, 255);
@@ -42,14 +31,8 @@ struct Canvas {
           static_cast<int>(std::lround(y0 + t * (y1 - y0))), r, g, b);
     }
   }
-  void text(int x, int y, const std::string& s) {  // 2x scaled glyphs
-    for (char c : s) {
-      for (int row = 0; row < 5; ++row)
-        for (int col = 0; col < 3; ++col)
-          if (glyph_row(c, row) & (4 >> col))
-            for (int d = 0; d < 4; ++d) dot(x + 2 * col + d % 2, y + 2 * row + d / 2, 0, 0, 0);
-      x += 8;
-    }
+  void text(int x, int y, const std::string& s) {
+    draw_text(rgb.data(), kW, kH, x, y, s, kTextScale);
   }
 };
 
@@ -94,9 +77,15 @@ void write_loss_plot(const std::string& metrics_jsonl, const std::string& png_pa
   for (size_t i = 1; i < points.size(); ++i)
     c.line(px(points[i - 1].first), py(points[i - 1].second), px(points[i].first),
            py(points[i].second), 31, 119, 180);
-  c.text(4, kMargin - 12, short_number(std::pow(10, hi)));
-  c.text(4, kH - kMargin + 4, short_number(std::pow(10, lo)));
-  c.text(kW - kMargin - 40, kH - kMargin + 8, short_number(x_max));
+  // The highest loss above the y axis, the lowest below it, the last step at the right end;
+  // the axes' titles beside the highest loss and under the middle of the x axis.
+  const int top = kMargin - 4 - int(kGlyphHeight) * kTextScale, bottom = kH - kMargin + 4;
+  const std::string highest = short_number(std::pow(10, hi)), last = short_number(x_max);
+  c.text(4, top, highest);
+  c.text(4 + int(text_width(highest.size() + 2, kTextScale)), top, "loss (log scale)");
+  c.text(4, bottom, short_number(std::pow(10, lo)));
+  c.text(kW - 4 - int(text_width(last.size(), kTextScale)), bottom, last);
+  c.text((kW - int(text_width(4, kTextScale))) / 2, bottom, "step");
   write_file_atomic(png_path, encode_png_rgb(c.rgb.data(), kW, kH));
 }
 

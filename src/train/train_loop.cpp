@@ -18,12 +18,14 @@
 #include "train/schedule.h"
 #include "train/train_checkpoint.h"
 #include "util/atomic_file.h"
+#include "util/clock.h"
 #include "util/device.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/memory.h"
 #include "util/progress.h"
 #include "util/sha256.h"
+#include "util/stop_signal.h"
 
 namespace fs = std::filesystem;
 
@@ -31,10 +33,6 @@ namespace sd::train {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 // Identity of a store: the digest of its manifest (what produced it).
 std::string store_identity(const std::string& store) {
@@ -47,7 +45,7 @@ class Loop {
       : r_(request),
         c_(request.config),
         o_(objective),
-        paths_{request.run_dir},
+        paths_{request.run.dir},
         device_(resolve_device(c_.device)),
         store_id_(store_identity(c_.store)) {
     for (const auto& g : o_.param_groups())
@@ -71,9 +69,12 @@ class Loop {
 
   TrainSummary go() {
     prepare_folder();
+    if (progress_.step >= total_steps_) return already_complete();
+    trim_metrics();
     log::info("training the " + o_.description() + " on " + std::to_string(o_.dataset().size()) +
               " images, " + std::to_string(total_steps_) + " steps on " + device_.str());
     if (progress_.step == 0) validate_start();
+    stop_if_signalled();
     data::Loader loader(o_.dataset(), o_.image_source(), loader_options());
     Progress bar("train", total_steps_, progress_.step);
     const auto start = Clock::now();
@@ -81,9 +82,14 @@ class Loop {
       loader.start(progress_.epoch, progress_.position);
       while (progress_.step < total_steps_ && !epoch_complete() && step(loader, bar)) {
         if (c_.checkpoint_every > 0 && progress_.step % c_.checkpoint_every == 0) checkpoint();
+        stop_if_signalled();
       }
-      if (progress_.step >= total_steps_ && !epoch_complete()) break;  // max_steps within an epoch
+      if (progress_.step >= total_steps_ && !epoch_complete()) {  // max_steps within an epoch
+        score_last_weights();
+        break;
+      }
       end_epoch();
+      stop_if_signalled();
     }
     const double wall = seconds_since(start);
     if (saved_step_ != progress_.step)
@@ -111,22 +117,41 @@ class Loop {
   }
 
   void prepare_folder() {
+    const std::string from = resume_point();
+    if (from.empty())
+      clear_previous_run();
+    else
+      resume_from(from);
     fs::create_directories(paths_.checkpoints());
-    std::string from;
-    if (r_.resume == "auto") {
-      if (auto newest = newest_valid_checkpoint(paths_))
-        from = *newest;
-      else
-        log::info("no valid checkpoint in '" + paths_.dir + "': starting afresh");
-    } else if (!r_.resume.empty()) {
-      from = r_.resume;
-    } else if (!list_checkpoints(paths_).empty()) {
-      throw Error("run folder '" + paths_.dir +
-                  "' already has checkpoints: use --resume auto "
-                  "to continue it, or another --out");
-    }
-    if (!from.empty()) resume_from(from);
     write_file_atomic(paths_.config(), c_.json.dump(2) + "\n");
+  }
+
+  // The checkpoint to continue from; "" for a new run.
+  std::string resume_point() const {
+    const RunStart& run = r_.run;
+    if (run.resume == "auto") {
+      if (auto newest = newest_valid_checkpoint(paths_)) return *newest;
+      log::info("no valid checkpoint in '" + paths_.dir + "': starting afresh");
+      return "";
+    }
+    if (!run.resume.empty()) return run.resume;
+    const std::vector<std::string> previous = io::run_files(paths_);
+    if (!previous.empty() && !run.overwrite)
+      throw Error("run folder '" + paths_.dir + "' holds a previous run (" + previous.front() +
+                  (previous.size() > 1 ? " and " + std::to_string(previous.size() - 1) + " more"
+                                       : std::string()) +
+                  "): continue it with --resume auto, replace it with --overwrite, or give "
+                  "another --out");
+    return "";
+  }
+
+  // A fresh start leaves nothing of an earlier run that its files could be mixed with.
+  void clear_previous_run() {
+    const std::vector<std::string> previous = io::run_files(paths_);
+    if (previous.empty()) return;
+    log::info("starting afresh in '" + paths_.dir + "': removing the " +
+              std::to_string(previous.size()) + " files of the previous run there");
+    for (const std::string& file : previous) fs::remove(file);
   }
 
   void resume_from(const std::string& path) {
@@ -134,10 +159,36 @@ class Loop {
     if (meta.store_id != store_id_)
       throw Error("checkpoint '" + path + "' was trained on another store than '" + c_.store + "'");
     progress_ = meta.progress;
-    trim_metrics();
     log::info("resuming from '" + path + "' at step " + std::to_string(progress_.step) +
               " (epoch " + std::to_string(progress_.epoch) + ", image " +
               std::to_string(progress_.position) + ")");
+  }
+
+  // A resumed run whose steps are all done: its final weights (written again if a kill came
+  // between the last checkpoint and them), and a summary that says so.
+  TrainSummary already_complete() {
+    log::info("run '" + paths_.dir + "' is already complete: " + std::to_string(progress_.step) +
+              " of " + std::to_string(total_steps_) + " steps done; nothing to train");
+    summary_.already_complete = true;
+    summary_.steps = progress_.step;
+    summary_.nonfinite_total = progress_.nonfinite_total;
+    summary_.best_score = progress_.best_score;
+    write_final_weights();
+    write_loss_plot(paths_.metrics(), paths_.loss_curve());
+    return summary_;
+  }
+
+  // On SIGINT or SIGTERM between steps: the progress is saved (a checkpoint of this step) and
+  // the run stops, saying how to continue.
+  void stop_if_signalled() {
+    const int signal = stop_signal();
+    if (signal == 0) return;
+    const std::string path = saved_step_ == progress_.step ? saved_path_ : checkpoint();
+    write_loss_plot(paths_.metrics(), paths_.loss_curve());
+    throw Stopped(signal, signal_name(signal) + ": stopped after step " +
+                              std::to_string(progress_.step) + " of " +
+                              std::to_string(total_steps_) + "; checkpoint '" + path +
+                              "' holds it. Continue with the same command and --resume auto");
   }
 
   // Drops the metrics lines written after the checkpoint resumed from (the steps and the
@@ -164,7 +215,21 @@ class Loop {
     log::info("held-out score before training: " + format_number(*score));
     record_score(*score);
     progress_.best_score = *score;
-    write_file_atomic(best_path(), read_file(checkpoint()));
+    write_file_atomic(paths_.best(), read_file(checkpoint()));
+  }
+
+  // A run that ends inside an epoch (max_steps) scores its last weights too, so that final.pth
+  // is the best of all the weights it trained, not only of those at epoch ends.
+  void score_last_weights() {
+    if (!progress_.validated || summary_.steps_this_call == 0) return;
+    const double score = o_.validate().value();
+    log::info("held-out score after step " + std::to_string(progress_.step) + ": " +
+              format_number(score) + " (best " + format_number(progress_.best_score) + ")");
+    record_score(score);
+    const bool best = score > progress_.best_score;
+    if (best) progress_.best_score = score;
+    const std::string path = checkpoint();
+    if (best) write_file_atomic(paths_.best(), read_file(path));
   }
 
   // One optimiser step over grad_accum micro-batches; false when the epoch has run out.
@@ -295,7 +360,7 @@ class Loop {
     progress_.epoch_loss = 0;
     progress_.epoch_steps = 0;
     const std::string path = checkpoint();
-    if (best) write_file_atomic(best_path(), read_file(path));
+    if (best) write_file_atomic(paths_.best(), read_file(path));
     if (progress_.validated && r_.patience > 0 && progress_.bad_epochs >= r_.patience) {
       log::warn("held-out score has not improved for " + std::to_string(progress_.bad_epochs) +
                 " epoch(s) (patience): stopping early; final.pth is the best checkpoint");
@@ -303,13 +368,12 @@ class Loop {
     }
   }
 
-  std::string best_path() const { return paths_.checkpoints() + "/best.pth"; }
-
   std::string checkpoint() {
     std::string path = paths_.checkpoints() + "/" + io::checkpoint_name(progress_.step);
     save_train_checkpoint(path, o_.model(), *optimizer_,
                           TrainCheckpoint{progress_, c_.json, store_id_});
     saved_step_ = progress_.step;
+    saved_path_ = path;
     auto all = list_checkpoints(paths_);
     for (size_t i = static_cast<size_t>(c_.keep_last); i < all.size(); ++i) fs::remove(all[i]);
     return path;
@@ -318,7 +382,7 @@ class Loop {
   // The best held-out weights when the objective validates, else the last ones.
   void write_final_weights() {
     io::write_state_dict(paths_.final_weights(), progress_.validated
-                                                     ? io::read_state_dict(best_path())
+                                                     ? io::read_state_dict(paths_.best())
                                                      : io::state_dict(o_.model()));
     summary_.final_weights = paths_.final_weights();
   }
@@ -333,6 +397,7 @@ class Loop {
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   int64_t steps_per_epoch_ = 0, total_steps_ = 0;
   int64_t saved_step_ = -1;  // step of the newest checkpoint this call wrote
+  std::string saved_path_;
   LrSchedule schedule_;
   TrainProgress progress_;
   TrainSummary summary_;

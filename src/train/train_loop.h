@@ -7,10 +7,16 @@
 
 namespace sd::train {
 
+// Where a run goes and how it starts.
+struct RunStart {
+  std::string dir;
+  std::string resume;      // "": new run; "auto": newest valid checkpoint of dir; else a file
+  bool overwrite = false;  // a new run replaces the files of a previous run in dir
+};
+
 struct LoopRequest {
   TrainConfig config;  // the loop's keys: epochs, batch_size, lr, checkpoint_every, ...
-  std::string run_dir;
-  std::string resume;    // "": new run; "auto": newest valid checkpoint of run_dir; else a file
+  RunStart run;
   int64_t patience = 0;  // epochs without a better validation score before stopping; 0: never
 };
 
@@ -24,7 +30,8 @@ struct TrainSummary {
   std::vector<double> scores;  // validation scores of this call: before training, each epoch
   double best_score = 0;       // validating objectives: the score final.pth has
   bool stopped_early = false;
-  std::string final_weights;  // RUN/final.pth
+  bool already_complete = false;  // a resumed run with all its steps done: nothing trained
+  std::string final_weights;      // RUN/final.pth
 };
 
 // Trains `objective` into the run folder: RUN/config.json, metrics.jsonl, checkpoints/

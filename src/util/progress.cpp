@@ -39,6 +39,7 @@ void Progress::update(int64_t done, const std::string& extra) {
   double since = seconds(now - printed_);
   if (since < (tty_ ? 0.25 : 10.0) && done < total_) return;
   printed_ = now;
+  printed_done_ = done;
   if (tty_)
     std::fprintf(stderr, "\r\033[K%s", line(done, extra).c_str());
   else
@@ -47,6 +48,7 @@ void Progress::update(int64_t done, const std::string& extra) {
 }
 
 void Progress::finish(const std::string& extra) {
+  if (!tty_ && printed_done_ == last_done_ && extra.empty()) return;  // a log has that line
   std::fprintf(stderr, "%s%s\n", tty_ ? "\r\033[K" : "", line(last_done_, extra).c_str());
   std::fflush(stderr);
 }

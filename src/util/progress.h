@@ -19,6 +19,7 @@ class Progress {
   std::string line(int64_t done, const std::string& extra) const;
   std::string label_;
   int64_t total_, start_, last_done_;
+  int64_t printed_done_ = -1;  // the units of the last line printed in a log
   std::chrono::steady_clock::time_point began_, printed_;
   bool tty_;
 };

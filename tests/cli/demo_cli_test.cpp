@@ -22,10 +22,11 @@ TEST(DemoCli, RunsEndToEndAndSaysWhereEverythingIs) {
       << R"({"embed_dims": [16, 32, 64, 320], "depths": [1, 1, 1, 1],
     "num_heads": [1, 1, 2, 5], "window_sizes": [7, 7, 14, 7]})";
   const std::string out = dir + "/demo";
-  ProgramRun run = run_program("--threads 2 demo --out " + out + " --data " + dir +
-                               "/data --student-model " + dir +
-                               "/student.json --steps 2 --max-images 1 --max-prompts-per-image 1 "
-                               "--prompts box,point");
+  const std::string args = "--threads 2 demo --out " + out + " --data " + dir +
+                           "/data --student-model " + dir +
+                           "/student.json --steps 2 --max-images 1 --max-prompts-per-image 1 "
+                           "--prompts box,point";
+  ProgramRun run = run_program(args);
   ASSERT_EQ(run.status, 0) << run.output;
   EXPECT_PRED2(contains, run.output, "RANDOMLY INITIALISED");
   EXPECT_PRED2(contains, run.output, "before    after   change");
@@ -42,6 +43,24 @@ TEST(DemoCli, RunsEndToEndAndSaysWhereEverythingIs) {
   for (const char* pictures : {"/vis-before", "/vis"})
     EXPECT_EQ(std::distance(fs::directory_iterator(out + pictures), fs::directory_iterator{}), 2)
         << pictures;
+
+  // README command 1 twice in a row: the second demo replaces the first's output, saying so,
+  // and ends with the same figures.
+  ProgramRun again = run_program(args);
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_PRED2(contains, again.output,
+               "demo: replacing the previous demo's output in '" + out + "'");
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(out + "/eval-after.json"))["miou"], after["miou"]);
+
+  // A folder that is not a demo's is never emptied.
+  const std::string other = dir + "/mine";
+  fs::create_directories(other);
+  std::ofstream(other + "/notes.txt") << "keep me";
+  ProgramRun refused = run_program("demo --out " + other);
+  EXPECT_NE(refused.status, 0);
+  EXPECT_PRED2(contains, refused.output,
+               "demo: '" + other + "' is not empty and holds no earlier demo (demo-output.txt)");
+  EXPECT_TRUE(fs::exists(other + "/notes.txt"));
   fs::remove_all(dir);
 }
 

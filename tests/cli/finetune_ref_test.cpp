@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
 
 #include "common/pipeline.h"
@@ -108,6 +109,35 @@ TEST_F(FinetuneRun, ResumeAfterSigkillIsBitwiseExact) {
   expect_same_weights(reference + "/final.pth", run + "/final.pth");
   EXPECT_EQ(validation_scores(reference), validation_scores(run));
   EXPECT_EQ(step_losses(reference), step_losses(run));
+}
+
+TEST_F(FinetuneRun, SigtermStopsAfterTheStepAndTheResumeIsExact) {
+  const std::string& reference = reference_run();
+  const std::string run = dir() + "/terminated";
+  const SignalledRun stopped = signal_after_steps(finetune_args(run), run, 1, {SIGTERM});
+  ASSERT_TRUE(stopped.sent) << "the run ended before the signal";
+  EXPECT_EQ(stopped.status, 128 + SIGTERM) << stopped.output;
+  EXPECT_PRED2(contains, stopped.output, "SIGTERM: stopped after step");
+  EXPECT_FALSE(fs::exists(run + "/final.pth"));
+  ProgramRun resumed = run_program(finetune_args(run) + " --resume auto");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  expect_same_weights(reference + "/final.pth", run + "/final.pth");
+  EXPECT_EQ(validation_scores(reference), validation_scores(run));
+  EXPECT_EQ(step_losses(reference), step_losses(run));
+}
+
+// A run that ends inside an epoch scores its last weights, and final.pth is the best of all.
+TEST_F(FinetuneRun, StoppingInsideAnEpochScoresTheLastWeights) {
+  const std::string run = dir() + "/mid-epoch";
+  ProgramRun r = run_program(finetune_args(run) + " --max-steps 3");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::vector<double> scores = validation_scores(run);
+  ASSERT_EQ(scores.size(), 3u) << "before training, after epoch 1, after step 3";
+  EXPECT_PRED2(contains, r.output, "held-out score after step 3");
+  const size_t best = size_t(std::max_element(scores.begin(), scores.end()) - scores.begin());
+  expect_same_weights(run + "/final.pth", run + "/checkpoints/best.pth");
+  if (best == 2)  // the last weights won: final.pth is them
+    expect_same_weights(run + "/checkpoints/best.pth", run + "/checkpoints/step-00000003.pth");
 }
 
 TEST_F(FinetuneRun, ExportKeepsTheFineTunedDecoder) {

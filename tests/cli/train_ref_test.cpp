@@ -3,11 +3,13 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 
 #include "common/pipeline.h"
 #include "io/checkpoint.h"
+#include "io/run_folder.h"
 #include "io/state_dict.h"
 #include "models/config.h"
 #include "models/sam.h"
@@ -73,6 +75,104 @@ TEST_F(TrainRun, ResumeAfterSigkillIsBitwiseExact) {
   EXPECT_EQ(step_losses(run), step_losses(reference)) << "metrics.jsonl holds every step once";
 }
 
+// SIGINT (Ctrl-C) and SIGTERM (Slurm, Kubernetes): the step finishes, its checkpoint is
+// written, the program says how to continue and exits 128 + signal; the resume ends where an
+// uninterrupted run does.
+TEST_F(TrainRun, SigintAndSigtermStopAfterTheStepWithACheckpoint) {
+  const std::string& reference = reference_run();
+  for (int signal : {SIGINT, SIGTERM}) {
+    const std::string run = dir() + "/signalled-" + std::to_string(signal);
+    const SignalledRun stopped = signal_after_steps(train_args(run, 7), run, 3, {signal});
+    ASSERT_TRUE(stopped.sent) << "the run ended before the signal";
+    EXPECT_EQ(stopped.end_signal, 0) << stopped.output;
+    EXPECT_EQ(stopped.status, 128 + signal) << stopped.output;
+    const size_t done = step_losses(run).size();
+    const std::string checkpoint = run + "/checkpoints/" + io::checkpoint_name(int64_t(done));
+    EXPECT_PRED2(contains, stopped.output,
+                 (signal == SIGINT ? "SIGINT" : "SIGTERM") + std::string(": stopped after step ") +
+                     std::to_string(done) + " of 7; checkpoint '" + checkpoint + "'");
+    EXPECT_PRED2(contains, stopped.output, "--resume auto");
+    EXPECT_TRUE(fs::exists(checkpoint));
+    EXPECT_FALSE(fs::exists(run + "/final.pth"));
+
+    ProgramRun resumed = run_program(train_args(run, 7) + " --resume auto");
+    ASSERT_EQ(resumed.status, 0) << resumed.output;
+    expect_same_weights(reference + "/final.pth", run + "/final.pth");
+    EXPECT_EQ(step_losses(run), step_losses(reference));
+  }
+}
+
+// embed commits as it goes: a signal stops it after the batch, saying so; a rerun finishes.
+TEST_F(TrainRun, EmbedStopsOnSigintAfterACommittedBatch) {
+  const std::string out = dir() + "/store-interrupted";
+  const std::string args = "--threads 2 embed --batch-size 1 --teacher " + dir() +
+                           "/teacher.json --teacher-checkpoint " + teacher().file("weights.pth") +
+                           " --data " + data_sample() + " --store " + out;
+  auto committed = [&] {  // an index entry is 128 bytes
+    if (!fs::is_directory(out)) return false;
+    for (const auto& f : fs::directory_iterator(out))
+      if (f.path().extension() == ".index" && fs::file_size(f.path()) >= 128) return true;
+    return false;
+  };
+  const SignalledRun stopped = signal_when(args, out + ".log", committed, {SIGINT});
+  ASSERT_TRUE(stopped.sent) << "embed ended before the signal";
+  EXPECT_EQ(stopped.status, 128 + SIGINT) << stopped.output;
+  EXPECT_PRED2(contains, stopped.output, "SIGINT: stopped after ");
+  EXPECT_PRED2(contains, stopped.output, "all committed to '" + out + "'");
+  ProgramRun rest = run_program(args + " --json");
+  ASSERT_EQ(rest.status, 0) << rest.output;
+  const nlohmann::json summary = nlohmann::json::parse(rest.output.substr(rest.output.find("{\n")));
+  EXPECT_EQ(summary["selected"], 5);
+  EXPECT_GE(summary["already_done"].get<int>(), 1) << "the committed batches were kept";
+  EXPECT_EQ(summary["already_done"].get<int>() + summary["embedded"].get<int>(), 5);
+  ProgramRun verify = run_program("store verify --store " + out);
+  EXPECT_EQ(verify.status, 0) << verify.output;
+}
+
+TEST_F(TrainRun, EmbedRefusesAnEmptySelection) {
+  const std::string out = dir() + "/store-empty";
+  ProgramRun r = run_program("--threads 2 embed --fraction 0.000001 --teacher " + dir() +
+                             "/teacher.json --teacher-checkpoint " + teacher().file("weights.pth") +
+                             " --data " + data_sample() + " --store " + out);
+  EXPECT_NE(r.status, 0);
+  EXPECT_PRED2(contains, r.output, "keeps none of the 5 images");
+  EXPECT_PRED2(contains, r.output,
+               "embed: no SA-1B images (sa_N.jpg with sa_N.json) selected under --data");
+  EXPECT_FALSE(fs::exists(out)) << "a refused embed made its store";
+}
+
+TEST_F(TrainRun, ASecondSignalEndsTheProgramAtOnce) {
+  const std::string run = dir() + "/twice";
+  const SignalledRun r = signal_after_steps(train_args(run, 7), run, 2, {SIGINT, SIGINT});
+  ASSERT_TRUE(r.sent) << "the run ended before the signals";
+  EXPECT_EQ(r.end_signal, SIGINT) << r.output;
+}
+
+TEST_F(TrainRun, ResumeOfAFinishedRunSaysSoAndTrainsNothing) {
+  const std::string run = dir() + "/finished";
+  fs::copy(reference_run(), run, fs::copy_options::recursive);
+  fs::remove(run + "/final.pth");  // killed between the last checkpoint and final.pth
+  ProgramRun r = run_program(train_args(run, 7) + " --resume auto");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_PRED2(contains, r.output, "is already complete: 7 of 7 steps done");
+  EXPECT_PRED2(contains, r.output, "already complete: 7 steps were done before this call");
+  expect_same_weights(reference_run() + "/final.pth", run + "/final.pth");
+  EXPECT_EQ(step_losses(run), step_losses(reference_run()));
+}
+
+TEST_F(TrainRun, StartingAfreshLeavesNothingOfThePreviousRun) {
+  // --resume auto without a valid checkpoint: a clean start, each step once in the metrics.
+  const std::string run = dir() + "/afresh";
+  fs::copy(reference_run(), run, fs::copy_options::recursive);
+  fs::remove_all(run + "/checkpoints");
+  ProgramRun r = run_program(train_args(run, 4) + " --resume auto");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_PRED2(contains, r.output, "starting afresh");
+  EXPECT_EQ(step_losses(run).size(), 4u) << "the old run's 7 lines were kept";
+  EXPECT_EQ(step_losses(run)[0], step_losses(reference_run())[0]);  // the same first step
+  EXPECT_FALSE(fs::exists(run + "/checkpoints/step-00000007.pth"));
+}
+
 TEST_F(TrainRun, ResumePassesOverADamagedNewestCheckpoint) {
   const std::string& reference = reference_run();
   const std::string run = dir() + "/damaged";
@@ -86,10 +186,26 @@ TEST_F(TrainRun, ResumePassesOverADamagedNewestCheckpoint) {
   expect_same_weights(reference + "/final.pth", run + "/final.pth");
 }
 
-TEST_F(TrainRun, ANewRunRefusesAFolderWithCheckpoints) {
+TEST_F(TrainRun, ANewRunRefusesAFolderHoldingARunUnlessOverwrite) {
   ProgramRun again = run_program(train_args(reference_run(), 7));
   EXPECT_NE(again.status, 0);
-  EXPECT_PRED2(contains, again.output, "already has checkpoints");
+  EXPECT_PRED2(contains, again.output, "holds a previous run");
+  // Anything of a run counts, not only checkpoints: here a final.pth alone.
+  const std::string run = dir() + "/only-final";
+  fs::create_directories(run);
+  fs::copy_file(reference_run() + "/final.pth", run + "/final.pth");
+  const std::string before = sha256_file(run + "/final.pth");
+  ProgramRun refused = run_program(train_args(run, 2));
+  EXPECT_NE(refused.status, 0);
+  EXPECT_PRED2(contains, refused.output,
+               "run folder '" + run + "' holds a previous run (" + run +
+                   "/final.pth): continue "
+                   "it with --resume auto, replace it with --overwrite, or give another --out");
+  EXPECT_EQ(sha256_file(run + "/final.pth"), before) << "a refused run changed the folder";
+  ProgramRun replaced = run_program(train_args(run, 2) + " --overwrite");
+  ASSERT_EQ(replaced.status, 0) << replaced.output;
+  EXPECT_EQ(step_losses(run).size(), 2u);
+  EXPECT_NE(sha256_file(run + "/final.pth"), before);
 }
 
 TEST_F(TrainRun, NonFiniteLossesAreSkippedThenStopTheRun) {
@@ -127,7 +243,7 @@ TEST_F(TrainRun, ConfigErrorsNameTheKey) {
   ProgramRun r =
       run_program("train --config " + bad + " --store " + store() + " --out " + dir() + "/x");
   EXPECT_NE(r.status, 0);
-  EXPECT_PRED2(contains, r.output, "key 'epochs' must be number");
+  EXPECT_PRED2(contains, r.output, "key 'epochs' must be an integer, got \"many\"");
   r = run_program("train --store " + store() + " --out " + dir() + "/x --lr fast");
   EXPECT_NE(r.status, 0);
   EXPECT_PRED2(contains, r.output, "--lr: 'fast' is not a number");

@@ -111,21 +111,46 @@ void expect_other_teacher_refused(const std::string& message, const std::string&
   EXPECT_NE(made_by[key], named[key]);
 }
 
-bool kill_after_steps(const std::string& args, const std::string& run, size_t steps) {
-  const std::string command = binary_path() + " " + args + " >" + run + ".log 2>&1";
+SignalledRun signal_when(const std::string& args, const std::string& log,
+                         const std::function<bool()>& ready, const std::vector<int>& signals) {
+  const std::string command = binary_path() + " " + args + " >" + log + " 2>&1";
+  SignalledRun result;
   pid_t child = fork();
-  if (child < 0) return false;
+  if (child < 0) return result;
   if (child == 0) {
     execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
-  for (int i = 0; i < 3000 && step_losses(run).size() < steps; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));  // somewhere inside the next step
-  kill(child, SIGKILL);
   int status = 0;
-  waitpid(child, &status, 0);
-  return WIFSIGNALED(status);
+  auto ended = [&] { return waitpid(child, &status, WNOHANG) == child; };
+  bool done = false;
+  for (int i = 0; i < 3000 && !(done = ended()) && !ready(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  if (!done) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    result.sent = !(done = ended());
+    for (size_t i = 0; result.sent && i < signals.size(); ++i) {
+      if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      kill(child, signals[i]);
+    }
+    if (!done) waitpid(child, &status, 0);
+  }
+  result.end_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(log);
+  result.output.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return result;
+}
+
+SignalledRun signal_after_steps(const std::string& args, const std::string& run, size_t steps,
+                                const std::vector<int>& signals) {
+  return signal_when(
+      args, run + ".log", [&] { return step_losses(run).size() >= steps; }, signals);
+}
+
+bool kill_after_steps(const std::string& args, const std::string& run, size_t steps) {
+  const SignalledRun r = signal_after_steps(args, run, steps, {SIGKILL});
+  return r.sent && r.end_signal == SIGKILL;
 }
 
 }  // namespace sd::testing

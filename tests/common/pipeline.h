@@ -1,6 +1,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -48,8 +49,24 @@ void expect_same_weights(const std::string& a, const std::string& b);
 void expect_other_teacher_refused(const std::string& message, const std::string& store,
                                   const std::string& teacher);
 
-// Starts `samdistill <args>` writing into run folder `run`, SIGKILLs it once RUN/metrics.jsonl
-// has `steps` step lines, and reports whether it was killed (false: it ended first).
+// How a program that was sent signals ended.
+struct SignalledRun {
+  bool sent = false;   // the signals were sent (false: it ended first)
+  int end_signal = 0;  // the signal that ended it, or 0 when it exited
+  int status = 0;      // its exit status when it exited
+  std::string output;  // stdout and stderr
+};
+
+// Starts `samdistill <args>` (its output into `log`) and, once `ready()` and a little later,
+// sends `signals` 50 ms apart; waits for it to end.
+SignalledRun signal_when(const std::string& args, const std::string& log,
+                         const std::function<bool()>& ready, const std::vector<int>& signals);
+
+// signal_when RUN/metrics.jsonl has `steps` step lines (so: inside the next step).
+SignalledRun signal_after_steps(const std::string& args, const std::string& run, size_t steps,
+                                const std::vector<int>& signals);
+
+// signal_after_steps with SIGKILL; whether it was killed (false: it ended first).
 bool kill_after_steps(const std::string& args, const std::string& run, size_t steps);
 
 }  // namespace sd::testing

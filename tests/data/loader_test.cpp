@@ -70,6 +70,8 @@ TEST(Loader, OrderIsAFunctionOfSeedAndEpoch) {
   auto order = epoch_order(50, 1, 0, true);
   std::sort(order.begin(), order.end());
   EXPECT_EQ(order, epoch_order(50, 0, 0, false));
+  // The shuffle stream's permutation, pinned: another order would change every run's batches.
+  EXPECT_EQ(epoch_order(10, 5, 1, true), (std::vector<int64_t>{4, 8, 2, 9, 0, 7, 1, 5, 6, 3}));
 }
 
 TEST(Loader, SameBatchesWhateverTheThreadCount) {

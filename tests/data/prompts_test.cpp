@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "common/fixtures.h"
 #include "data/dataset.h"
 #include "util/error.h"
@@ -50,18 +52,19 @@ TEST(Prompts, FromAnnotation) {
   Annotation a = annotation_of(m);
   EXPECT_TRUE(annotation_prompt(a, PromptKind::box).equal(at::tensor({3.f, 2.f, 10.f, 9.f})));
   EXPECT_TRUE(
-      annotation_prompt(a, PromptKind::point_coords).equal(at::tensor({12.5f, 7.5f}).view({1, 2})));
+      annotation_prompt(a, PromptKind::point).equal(at::tensor({12.5f, 7.5f}).view({1, 2})));
   EXPECT_TRUE(
-      annotation_prompt(a, PromptKind::centre).equal(at::tensor({6.5f, 5.5f}).view({1, 2})));
+      annotation_prompt(a, PromptKind::center).equal(at::tensor({6.5f, 5.5f}).view({1, 2})));
   for (uint64_t seed = 0; seed < 20; ++seed) {
-    at::Tensor p = annotation_prompt(a, PromptKind::random_point, seed);
-    EXPECT_TRUE(p.equal(annotation_prompt(a, PromptKind::random_point, seed)));
+    at::Tensor p = random_mask_point(a, seed);
+    EXPECT_TRUE(p.equal(random_mask_point(a, seed)));
     const int x = static_cast<int>(p[0][0].item<float>()),
               y = static_cast<int>(p[0][1].item<float>());
     EXPECT_EQ(m[y][x].item<int>(), 1) << "seed " << seed;
   }
+  EXPECT_THROW(annotation_prompt(a, PromptKind::fgbg), Error);  // two points: make_prompt
   a.point_coords.clear();
-  EXPECT_THROW(annotation_prompt(a, PromptKind::point_coords), Error);
+  EXPECT_THROW(annotation_prompt(a, PromptKind::point), Error);
 }
 
 // The centre prompt searches only the mask's box; on real masks it finds the same pixel as the
@@ -76,7 +79,7 @@ TEST(Prompts, CentreOfSampleMasksMatchesWholeImageSearch) {
   ASSERT_EQ(r.annotations.size(), 75u);
   for (const Annotation& a : r.annotations) {
     auto [row, col] = mask_centre(rle_decode(a.segmentation));
-    EXPECT_TRUE(annotation_prompt(a, PromptKind::centre)
+    EXPECT_TRUE(annotation_prompt(a, PromptKind::center)
                     .equal(at::tensor({col + 0.5f, row + 0.5f}).view({1, 2})))
         << "annotation " << a.id;
   }
@@ -92,9 +95,106 @@ TEST(Prompts, Into1024Frame) {
       at::tensor({3 * 1024.0 / 30, 2 * 683.0 / 20, 12 * 1024.0 / 30, 7 * 683.0 / 20})
           .to(at::kFloat);
   EXPECT_TRUE(box.allclose(expected, 0, 1e-4));
-  at::Tensor point = annotation_prompt_1024(a, PromptKind::point_coords, {20, 30});
+  at::Tensor point = annotation_prompt_1024(a, PromptKind::point, {20, 30});
   EXPECT_TRUE(
       point.allclose(at::tensor({12.5f * 1024 / 30, 7.5f * 683 / 20}).view({1, 2}), 0, 1e-4));
+}
+
+// A disc of radius 40 centred at (100, 80) in a 200x300 (HxW) image.
+Annotation disc(int64_t id) {
+  at::Tensor m = at::zeros({200, 300}, at::kByte);
+  for (int r = 0; r < 200; ++r)
+    for (int c = 0; c < 300; ++c)
+      if (std::hypot(c + 0.5 - 100, r + 0.5 - 80) < 40) m[r][c] = 1;
+  Annotation a;
+  a.id = id;
+  a.segmentation = rle_encode(m);
+  auto box = rle_bbox(a.segmentation);
+  a.bbox = {double(box[0]), double(box[1]), double(box[2]), double(box[3])};
+  a.point_coords = {{100.5, 80.5}};
+  return a;
+}
+
+TEST(PromptSpecs, ParseAndName) {
+  std::vector<PromptSpec> specs =
+      parse_prompt_specs("box,point,center,fgbg@100,fgbg@200,fgbg@300,fgbg@400,fgbg@500");
+  ASSERT_EQ(specs.size(), 8u);
+  EXPECT_EQ(specs[0].name(), "box");
+  EXPECT_EQ(specs[2].name(), "center");
+  EXPECT_EQ(specs[3].kind, PromptKind::fgbg);
+  EXPECT_EQ(specs[3].distance, 100);
+  EXPECT_EQ(specs[7].name(), "fgbg@500");
+  EXPECT_EQ(parse_prompt_specs("fgbg@12.5")[0].name(), "fgbg@12.5");
+  for (const char* bad : {"boxes", "fgbg@", "fgbg@-3", "fgbg@10px", "box,,point", "centre"})
+    EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([&] { parse_prompt_specs(bad); }),
+                 "is not a prompt kind")
+        << bad;
+  // The error names where the list came from, the entry, and the kinds there are.
+  EXPECT_EQ(sd::testing::error_of([] { parse_prompt_specs("box,fgbg@x", "val_prompts"); }),
+            "val_prompts: 'fgbg@x' is not a prompt kind (the kinds are box, point, center, fgbg@D "
+            "with D > 0 "
+            "pixels)");
+  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] { parse_prompt_specs(""); }),
+               "--prompts: no prompt kind given");
+}
+
+TEST(FgbgPoints, ForegroundInsideBackgroundOutsideAtTheDistance) {
+  for (int64_t id = 1; id <= 50; ++id) {
+    Annotation a = disc(id);
+    at::Tensor mask = rle_decode(a.segmentation);
+    for (double d : {45.0, 90.0, 120.0}) {  // beyond the radius: always placeable
+      auto pair = fgbg_points(a, mask, d, /*seed=*/7);
+      ASSERT_TRUE(pair) << id << " " << d;
+      EXPECT_NEAR(std::hypot(pair->bg[0] - pair->fg[0], pair->bg[1] - pair->fg[1]), d, 1e-9);
+      EXPECT_EQ(mask[int64_t(pair->fg[1])][int64_t(pair->fg[0])].item<int>(), 1);
+      EXPECT_EQ(mask[int64_t(pair->bg[1])][int64_t(pair->bg[0])].item<int>(), 0);
+      EXPECT_TRUE(pair->bg[0] >= 0 && pair->bg[0] < 300 && pair->bg[1] >= 0 && pair->bg[1] < 200);
+    }
+  }
+}
+
+TEST(FgbgPoints, SeededAndVaried) {
+  Annotation a = disc(3);
+  at::Tensor mask = rle_decode(a.segmentation);
+  auto x = fgbg_points(a, mask, 50, 1), y = fgbg_points(a, mask, 50, 1),
+       z = fgbg_points(a, mask, 50, 2);
+  ASSERT_TRUE(x && y && z);
+  EXPECT_EQ(x->fg, y->fg);
+  EXPECT_EQ(x->bg, y->bg);
+  EXPECT_TRUE(x->fg != z->fg || x->bg != z->bg);
+}
+
+TEST(FgbgPoints, ImpossiblePlacementGivesNone) {
+  // Farther than the image's diagonal: every direction leaves the image.
+  Annotation a = disc(1);
+  at::Tensor mask = rle_decode(a.segmentation);
+  EXPECT_FALSE(fgbg_points(a, mask, 400, 0));
+  EXPECT_FALSE(make_prompt(a, mask, parse_prompt_specs("fgbg@400")[0], 0));
+}
+
+TEST(MakePrompt, KindsInOriginalPixels) {
+  Annotation a = disc(1);
+  at::Tensor mask = rle_decode(a.segmentation);
+  auto specs = parse_prompt_specs("box,point,center,fgbg@60");
+  auto box = make_prompt(a, mask, specs[0], 0);
+  ASSERT_TRUE(box && box->box.defined());
+  EXPECT_FALSE(box->point_coords.defined());
+  EXPECT_TRUE(at::equal(box->box, at::tensor({60.f, 40.f, 140.f, 120.f})));
+  auto point = make_prompt(a, mask, specs[1], 0);
+  ASSERT_TRUE(point);
+  EXPECT_TRUE(at::equal(point->point_coords, at::tensor({100.5f, 80.5f}).view({1, 2})));
+  EXPECT_EQ(point->point_labels.item<int>(), 1);
+  auto centre = make_prompt(a, mask, specs[2], 0);
+  ASSERT_TRUE(centre);
+  EXPECT_NEAR(centre->point_coords[0][0].item<float>(), 100, 1.0);
+  EXPECT_NEAR(centre->point_coords[0][1].item<float>(), 80, 1.0);
+  auto two = make_prompt(a, mask, specs[3], 0);
+  ASSERT_TRUE(two);
+  EXPECT_EQ(two->point_coords.sizes(), (at::IntArrayRef{2, 2}));
+  EXPECT_TRUE(at::equal(two->point_labels, at::tensor({1, 0}, at::kInt)));
+
+  a.point_coords.clear();
+  EXPECT_FALSE(make_prompt(a, mask, specs[1], 0));  // no point_coords: no `point` prompt
 }
 
 }  // namespace

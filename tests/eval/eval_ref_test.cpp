@@ -51,7 +51,7 @@ class EvalRef : public PipelineSuite {
     r.student_model = dir() + "/student.json";
     r.data = {data_sample()};
     r.max_images = 1;
-    r.settings.prompts = eval::parse_prompt_specs("box,point,center,fgbg@100");
+    r.settings.prompts = data::parse_prompt_specs("box,point,center,fgbg@100");
     r.settings.max_prompts_per_image = 3;
     return r;
   }
@@ -110,7 +110,7 @@ TEST_F(EvalRef, EncoderOnlyStudentWithoutTeacherWeightsNamesTheFlag) {
 
 TEST_F(EvalRef, OracleKeepsTheMaskClosestToTheGroundTruth) {
   eval::EvalRequest r = request();
-  r.settings.prompts = eval::parse_prompt_specs("point,center");  // score mode by default
+  r.settings.prompts = data::parse_prompt_specs("point,center");  // score mode by default
   eval::EvalReport scored = eval::run_eval(r);
   r.settings.multimask = eval::Multimask::oracle;
   eval::EvalReport oracle = eval::run_eval(r);
@@ -144,7 +144,7 @@ TEST_F(EvalRef, AFineTunedStudentBringsItsOwnDecoder) {
   io::write_state_dict(path, student);
   eval::EvalRequest r = request();
   r.student = path;
-  r.settings.prompts = eval::parse_prompt_specs("box");
+  r.settings.prompts = data::parse_prompt_specs("box");
   eval::EvalReport own = eval::run_eval(r);  // auto: its own decoder
   r.student_decoder = "teacher";
   eval::EvalReport teachers = eval::run_eval(r);

@@ -11,6 +11,7 @@
 #include "finetune/mask_loss.h"
 #include "finetune/training_prompts.h"
 #include "io/config.h"
+#include "util/random.h"
 
 namespace sd::finetune {
 namespace {
@@ -80,9 +81,9 @@ data::Record record_with_squares(int n) {
 
 TEST(TrainingPrompts, SeededDrawsWithoutReplacementInKindOrder) {
   const data::Record r = record_with_squares(6);
-  const auto kinds = eval::parse_prompt_specs("box,point");
-  auto a = sample_prompts(r, kinds, 4, prompt_seed(1, 0, "sa_1"));
-  auto b = sample_prompts(r, kinds, 4, prompt_seed(1, 0, "sa_1"));
+  const auto kinds = data::parse_prompt_specs("box,point");
+  auto a = sample_prompts(r, kinds, 4, rng::prompt_seed(1, 0, "sa_1"));
+  auto b = sample_prompts(r, kinds, 4, rng::prompt_seed(1, 0, "sa_1"));
   ASSERT_EQ(a.size(), 4u);
   std::set<int64_t> boxes;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -93,8 +94,8 @@ TEST(TrainingPrompts, SeededDrawsWithoutReplacementInKindOrder) {
   }
   EXPECT_EQ(boxes.size(), 4u) << "drawn without replacement";
   EXPECT_EQ(sample_prompts(r, kinds, 20, 7).size(), 6u) << "at most every non-empty annotation";
-  EXPECT_NE(prompt_seed(1, 0, "sa_1"), prompt_seed(1, 1, "sa_1"));
-  EXPECT_NE(prompt_seed(1, 0, "sa_1"), prompt_seed(1, 0, "sa_2"));
+  EXPECT_NE(rng::prompt_seed(1, 0, "sa_1"), rng::prompt_seed(1, 1, "sa_1"));
+  EXPECT_NE(rng::prompt_seed(1, 0, "sa_1"), rng::prompt_seed(1, 0, "sa_2"));
 }
 
 TEST(TrainingPrompts, ErrorClicksLieWhereTheMasksDisagree) {

@@ -11,17 +11,13 @@
 #include <filesystem>
 
 #include "common/fixtures.h"
+#include "common/one_weight.h"
 #include "io/checkpoint.h"
 
 namespace fs = std::filesystem;
 
 namespace sd::train {
 namespace {
-
-struct OneWeight : torch::nn::Module {
-  OneWeight() { w = register_parameter("w", at::zeros({3})); }
-  at::Tensor w;
-};
 
 class TrainCheckpointTest : public ::testing::Test {
  protected:
@@ -36,7 +32,7 @@ class TrainCheckpointTest : public ::testing::Test {
   }
 
   std::string dir_;
-  OneWeight model_;
+  testing::OneWeight model_{3};
   torch::optim::AdamW optimizer_{{model_.w}, torch::optim::AdamWOptions(0.1)};
 };
 
@@ -61,7 +57,7 @@ TEST_F(TrainCheckpointTest, GeneratorStatesOfTheCpuAndEveryCudaDeviceRoundTrip) 
     cuda_draws.push_back(
         at::randn({4}, at::TensorOptions().device(at::kCUDA, static_cast<c10::DeviceIndex>(i))));
 
-  OneWeight model;
+  testing::OneWeight model{3};
   torch::optim::AdamW optimizer({model.w}, torch::optim::AdamWOptions(0.1));
   const TrainCheckpoint back = load_train_checkpoint(path("step.pth"), model, optimizer);
   EXPECT_EQ(back.progress.step, 1);
@@ -84,7 +80,7 @@ TEST_F(TrainCheckpointTest, ACheckpointWithoutCudaStatesLoads) {
   io::write_torch_file(path("old.pth"), saved);
   const at::Tensor draws = at::randn({4});
 
-  OneWeight model;
+  testing::OneWeight model{3};
   torch::optim::AdamW optimizer({model.w}, torch::optim::AdamWOptions(0.1));
   load_train_checkpoint(path("old.pth"), model, optimizer);
   EXPECT_TRUE(at::equal(model.w, model_.w));

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "common/fixtures.h"
+#include "common/one_weight.h"
 #include "io/checkpoint.h"
 #include "io/config.h"
 #include "io/run_folder.h"
@@ -21,11 +22,6 @@ namespace fs = std::filesystem;
 
 namespace sd::train {
 namespace {
-
-struct OneWeight : torch::nn::Module {
-  OneWeight() { w = register_parameter("w", at::zeros({1})); }
-  at::Tensor w;
-};
 
 class Scripted : public Objective {
  public:
@@ -59,7 +55,7 @@ class Scripted : public Objective {
  private:
   size_t validations_ = 0;
   std::vector<double> scores_;
-  OneWeight model_;
+  testing::OneWeight model_{1};
   std::vector<ParamGroup> groups_;
   data::Dataset dataset_;
 };
@@ -81,7 +77,7 @@ class TrainLoop : public ::testing::Test {
         {"log_every", 1},           {"workers", 1}};
     LoopRequest r;
     r.config = train_config_from_json(io::merge_config(train_config_defaults(), overrides, "test"));
-    r.run_dir = dir_ + "/run";
+    r.run.dir = dir_ + "/run";
     r.patience = patience;
     return r;
   }

@@ -1,0 +1,76 @@
+// Flags mean one thing everywhere (README): where global options go, how lists are written,
+// which seed a --seed is, what an empty selection does.
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "common/fixtures.h"
+
+namespace fs = std::filesystem;
+
+namespace sd::testing {
+namespace {
+
+nlohmann::json stats_of(const ProgramRun& run) {
+  return nlohmann::json::parse(run.output.substr(run.output.find('{')));
+}
+
+TEST(FlagsCli, GlobalOptionsGoBeforeOrAfterTheSubcommand) {
+  const std::string data = " --json --data " + data_sample();
+  ProgramRun after = run_program("data stats --threads 1" + data);
+  ASSERT_EQ(after.status, 0) << after.output;
+  ProgramRun before = run_program("--threads 1 data stats" + data);
+  ASSERT_EQ(before.status, 0) << before.output;
+  EXPECT_EQ(stats_of(after), stats_of(before));
+  ProgramRun negative = run_program("--threads -3 data stats" + data);
+  EXPECT_NE(negative.status, 0);
+  EXPECT_PRED2(contains, negative.output, "--threads");
+}
+
+// --data takes folders space- or comma-separated, in every command.
+TEST(FlagsCli, DataFoldersAreSpaceOrCommaSeparated) {
+  const std::string dir = make_temp_dir("sd-cli-flags");
+  int i = 0;
+  for (const auto& f : fs::directory_iterator(data_sample())) {
+    if (f.path().extension() != ".jpg") continue;
+    const std::string part = dir + (i++ % 2 ? "/a" : "/b");
+    fs::create_directories(part);
+    for (const char* ext : {".jpg", ".json"}) {
+      fs::path file = f.path();
+      file.replace_extension(ext);
+      fs::copy_file(file, part + "/" + file.filename().string());
+    }
+  }
+  ProgramRun spaced = run_program("data stats --json --data " + dir + "/a " + dir + "/b");
+  ProgramRun commas = run_program("data stats --json --data " + dir + "/a," + dir + "/b");
+  ASSERT_EQ(spaced.status, 0) << spaced.output;
+  ASSERT_EQ(commas.status, 0) << commas.output;
+  EXPECT_EQ(stats_of(spaced)["images"], 5);
+  EXPECT_EQ(stats_of(spaced), stats_of(commas));
+  // train's --data (a config key) takes both too: the second folder is not a stray argument.
+  ProgramRun train = run_program("train --store " + dir + "/no-store --out " + dir + "/run --data " +
+                                 dir + "/a " + dir + "/b");
+  EXPECT_NE(train.status, 0);
+  EXPECT_FALSE(contains(train.output, "not expected")) << train.output;
+  EXPECT_PRED2(contains, train.output, dir + "/no-store");
+  fs::remove_all(dir);
+}
+
+// --seed seeds a run (weights, order, prompts); the hashed selection's seed is --subset-seed.
+TEST(FlagsCli, TheSelectionsSeedIsSubsetSeed) {
+  const std::string data = " --json --fraction 0.5 --data " + data_sample();
+  ProgramRun seeded = run_program("data stats --subset-seed 3" + data);
+  ASSERT_EQ(seeded.status, 0) << seeded.output;
+  ProgramRun old_name = run_program("data stats --seed 3" + data);
+  EXPECT_NE(old_name.status, 0);
+  EXPECT_PRED2(contains, old_name.output, "--seed");
+}
+
+TEST(FlagsCli, AnEmptySelectionIsSaid) {
+  ProgramRun none = run_program("data stats --json --fraction 0.000001 --data " + data_sample());
+  ASSERT_EQ(none.status, 0) << none.output;
+  EXPECT_PRED2(contains, none.output, "the selection (--fraction 1e-06) keeps none of the 5 images");
+  EXPECT_EQ(stats_of(none)["images"], 0);
+}
+
+}  // namespace
+}  // namespace sd::testing
