@@ -110,8 +110,10 @@ void check_made_by(const Manifest& actual, const std::string& teacher,
                    const std::string& teacher_checkpoint, const std::string& store) {
   Manifest expected = actual;
   if (!teacher.empty()) expected.teacher = models::to_json(models::resolve_encoder(teacher));
-  if (!teacher_checkpoint.empty())
-    expected.checkpoint_sha256 = sha256_file(io::resolve_weights(teacher_checkpoint));
+  if (!teacher_checkpoint.empty()) {  // a mismatch names the store's checkpoint and this one
+    expected.checkpoint_name = io::resolve_weights(teacher_checkpoint);
+    expected.checkpoint_sha256 = sha256_file(expected.checkpoint_name);
+  }
   check_compatible(expected, actual, store);
 }
 

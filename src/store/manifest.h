@@ -27,7 +27,9 @@ void check_compatible(const Manifest& expected, const Manifest& actual, const st
 
 // Refuses (sd::Error naming the field) a store not made by `teacher` (preset or JSON
 // config) with the weights in `teacher_checkpoint` (a file or run folder); an empty
-// argument accepts any.
+// argument accepts any. Other weights are refused with both checksums, each with its file:
+// "checkpoint_sha256 is S (NAME) in the store, expected E (PATH)", NAME the manifest's
+// checkpoint_name and PATH the weights file given.
 void check_made_by(const Manifest& actual, const std::string& teacher,
                    const std::string& teacher_checkpoint, const std::string& store);
 

@@ -12,6 +12,7 @@
 #include "store/verify.h"
 #include "store/writer.h"
 #include "util/error.h"
+#include "util/sha256.h"
 
 namespace fs = std::filesystem;
 
@@ -135,6 +136,24 @@ TEST(Store, ManifestMismatchNamesTheField) {
   EXPECT_NO_THROW(check_compatible(any, read_manifest(dir), dir));
   any.checkpoint_name = "renamed.pth";  // names are for people, never compared
   EXPECT_NO_THROW(check_compatible(any, read_manifest(dir), dir));
+}
+
+// A store made with other weights: the refusal names the checkpoint that made the store (its
+// manifest's name) and the one given, each with its checksum.
+TEST(Store, OtherWeightsAreRefusedNamingBothCheckpoints) {
+  const std::string dir = sd::testing::make_temp_dir("store-made-by");
+  write_bytes(dir + "/teacher.pth", "the teacher's weights");
+  write_bytes(dir + "/other.pth", "other weights");
+  Manifest made = test_manifest();
+  made.checkpoint_sha256 = sha256_file(dir + "/teacher.pth");
+  made.checkpoint_name = "teacher.pth";
+  EXPECT_NO_THROW(check_made_by(made, "", dir + "/teacher.pth", dir + "/store"));
+  EXPECT_EQ(
+      sd::testing::error_of([&] { check_made_by(made, "", dir + "/other.pth", dir + "/store"); }),
+      "store '" + dir + "/store' was made differently: checkpoint_sha256 is " +
+          made.checkpoint_sha256 + " (teacher.pth) in the store, expected " +
+          sha256_file(dir + "/other.pth") + " (" + dir + "/other.pth)");
+  fs::remove_all(dir);
 }
 
 // Damage: each case must be reported by verify and refused by readers.
