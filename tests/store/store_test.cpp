@@ -156,6 +156,45 @@ TEST(Store, OtherWeightsAreRefusedNamingBothCheckpoints) {
   fs::remove_all(dir);
 }
 
+// manifest.json is checksummed like the rest: an edited dtype is damage for verify and refused
+// by readers, naming the file; a manifest from before the checksum is read, with a note.
+TEST(Store, EditedManifestIsDamage) {
+  const std::string dir = write_store(2);
+  const std::string path = manifest_path(dir);
+  nlohmann::json j = nlohmann::json::parse(read_bytes(path));
+  ASSERT_TRUE(j.contains("sha256"));
+  const std::string recorded = j["sha256"];
+  EXPECT_EQ(recorded.size(), 64u);
+  VerifyReport clean = verify_store(dir);
+  EXPECT_TRUE(clean.ok());
+  EXPECT_TRUE(clean.notes.empty());
+
+  j["dtype"] = "fp32";
+  write_bytes(path, j.dump(2) + "\n");
+  nlohmann::json content = j;
+  content.erase("sha256");
+  const std::string expected = path + ": does not match its checksum (sha256 " + recorded +
+                               " recorded, " +
+                               sha256_hex(content.dump().data(), content.dump().size()) +
+                               " computed): it was edited or damaged after the store was made";
+  VerifyReport report = verify_store(dir);
+  EXPECT_EQ(report.damage, std::vector<std::string>{expected});
+  EXPECT_EQ(report.records_ok, 2u);
+  EXPECT_EQ(sd::testing::error_of([&] { Reader reader(dir); }), expected);
+  EXPECT_EQ(sd::testing::error_of([&] { Writer writer(dir, test_manifest(), "more"); }), expected);
+
+  // Older stores: no checksum at all. Read as they are; verify says so.
+  j["dtype"] = "fp16";
+  j.erase("sha256");
+  write_bytes(path, j.dump(2) + "\n");
+  report = verify_store(dir);
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.notes, std::vector<std::string>{
+                              path + ": has no checksum (written before manifests had one): its "
+                                     "fields are trusted as they are"});
+  EXPECT_EQ(Reader(dir).manifest().dtype, DType::fp16);
+}
+
 // Damage: each case must be reported by verify and refused by readers.
 class Damage : public ::testing::Test {
  protected:
