@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "util/error.h"
@@ -49,6 +50,24 @@ std::set<std::string> read_list(const std::string& path) {
 
 double subset_draw(const std::string& id, uint64_t seed) {
   return static_cast<double>(splitmix64(fnv1a(id) ^ splitmix64(seed)) >> 11) * 0x1.0p-53;
+}
+
+Skip skip_of(const std::string& file, const std::string& message) {
+  const std::string prefix = file + ": ";
+  return {file, message.compare(0, prefix.size(), prefix) == 0 && message.size() > prefix.size()
+                    ? message.substr(prefix.size())
+                    : message};
+}
+
+std::string describe(const Skip& skip) {
+  return skip.reason.find(skip.file) != std::string::npos ? skip.reason
+                                                          : skip.file + ": " + skip.reason;
+}
+
+nlohmann::json skips_json(const std::vector<Skip>& skips) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const Skip& s : skips) out.push_back({{"file", s.file}, {"reason", s.reason}});
+  return out;
 }
 
 Record load_record(const Entry& entry) {

@@ -3,14 +3,19 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "common/pipeline.h"
+#include "data/loader.h"
 #include "io/checkpoint.h"
 #include "io/state_dict.h"
 #include "models/config.h"
 #include "models/sam.h"
+#include "store/part.h"
+#include "store/reader.h"
+#include "util/atomic_file.h"
 #include "util/sha256.h"
 
 namespace fs = std::filesystem;
@@ -84,6 +89,41 @@ TEST_F(TrainRun, ResumePassesOverADamagedNewestCheckpoint) {
   EXPECT_PRED2(contains, resumed.output, "passing over damaged checkpoint");
   EXPECT_PRED2(contains, resumed.output, "step-00000006.pth");
   expect_same_weights(reference + "/final.pth", run + "/final.pth");
+}
+
+// A damaged record of the store (here a cached image) met during training: skipped, named once
+// in a warning (the store's own words), counted in the summary; the run goes on.
+TEST_F(TrainRun, ADamagedStoreRecordIsSkippedAndCounted) {
+  const std::string damaged = dir() + "/damaged-store";
+  fs::copy(store(), damaged, fs::copy_options::recursive);
+  std::string part, key;
+  uint64_t offset = 0;
+  {
+    store::Reader reader(damaged);
+    std::vector<std::string> keys;  // the training set's order: sorted keys
+    for (const store::Entry& e : reader.entries())
+      if (e.index.info.kind == store::Kind::embedding) keys.push_back(e.index.info.key);
+    std::sort(keys.begin(), keys.end());
+    key = keys.at(size_t(data::epoch_order(keys.size(), 7, 0, true).at(0)));  // read first
+
+    const store::Entry* image = reader.find(store::Kind::image, key);
+    ASSERT_TRUE(image);
+    part = store::records_path(damaged, reader.parts()[image->part]);
+    offset = image->index.offset;
+  }
+  std::string bytes = read_file(part);
+  bytes[offset + 300] ^= 0x01;  // in the payload
+  write_file_atomic(part, bytes);
+  const std::string why = error_of([&] { store::Reader(damaged).image(key); });
+
+  std::string args = train_args(dir() + "/skips", 2);  // 5 images, batch 2: one epoch
+  args.replace(args.find(" --store " + store() + " "), store().size() + 9, " --store " + damaged);
+  ProgramRun r = run_program(args);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(logged(r.output, "warning"), std::vector<std::string>{"skipping " + why}) << r.output;
+  EXPECT_PRED2(contains, r.output,
+               "\nbad records  1 skipped (damaged store records or unreadable images, each named "
+               "in a warning)\n");
 }
 
 TEST_F(TrainRun, ANewRunRefusesAFolderWithCheckpoints) {
