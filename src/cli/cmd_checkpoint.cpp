@@ -36,6 +36,19 @@ std::string describe_encoder(const json& e) {
          ", " + where;
 }
 
+// A training checkpoint's progress, optimiser, config and how to resume from it.
+void print_training(const json& t) {
+  std::cout << "training    step " << t["step"] << ", epoch " << t["epoch"] << ", position "
+            << t["position"] << " (images of the epoch done)\n"
+            << "optimiser   " << t["optimizer_bytes"] << " bytes of state\n"
+            << "store       " << t["store_id"].get<std::string>() << "\n"
+            << "config\n";
+  for (const auto& [key, value] : t["config"].items())
+    std::cout << "  " << std::left << std::setw(22) << key << std::right << " "
+              << (value.is_string() ? value.get<std::string>() : value.dump()) << "\n";
+  std::cout << "resume      " << t["resume"].get<std::string>() << "\n";
+}
+
 void print_table(const json& s) {
   std::cout << "file        " << s["file"].get<std::string>() << "\n"
             << "keys        " << s["keys"] << "\n"
@@ -49,6 +62,7 @@ void print_table(const json& s) {
     std::cout << "  " << std::left << std::setw(20) << p["prefix"].get<std::string>() << std::right
               << " " << std::setw(7) << p["keys"] << " keys " << std::setw(12) << p["parameters"]
               << " parameters\n";
+  if (s.contains("training")) print_training(s["training"]);
   if (!s.contains("entries")) return;
   std::cout << "entries\n";
   for (const auto& e : s["entries"])
@@ -72,7 +86,8 @@ void add_checkpoint_command(CLI::App& app, const Globals& globals) {
   auto args = std::make_shared<CheckpointArgs>();
   CLI::App* cmd = app.add_subcommand(
       "checkpoint",
-      "Summarise a torch.save checkpoint: keys, parameters, dtypes, prefixes, encoder preset");
+      "Summarise a torch.save checkpoint: keys, parameters, dtypes, prefixes, encoder preset; for "
+      "a training checkpoint also its step, epoch, optimiser state, config and how to resume");
   cmd->add_option("file", args->file, "A .pth/.pt file written by torch.save (or by samdistill)")
       ->required();
   cmd->add_flag("--json", args->json, "Print a JSON object instead of a table");

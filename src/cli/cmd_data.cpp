@@ -35,8 +35,7 @@ void run_stats(const StatsArgs& args, const Globals& globals) {
   const data::Dataset dataset = (args.coco.empty() ? data::Dataset::index_sa1b(args.data, &orphans)
                                                    : data::Dataset::from_coco(args.coco, image_dir))
                                     .subset(args.subset);
-  if (args.strict && !orphans.empty())
-    throw Error(orphans.front().file + ": " + orphans.front().reason);
+  if (args.strict && !orphans.empty()) throw Error(data::describe(orphans.front()));
   const int threads =
       globals.threads > 0 ? globals.threads : static_cast<int>(std::thread::hardware_concurrency());
   Progress progress("data stats", static_cast<int64_t>(dataset.size()));
@@ -55,9 +54,7 @@ void run_stats(const StatsArgs& args, const Globals& globals) {
             << "annotations  " << stats.annotations << "\n"
             << "mask_pixels  " << stats.mask_pixels << "\n"
             << "skipped      " << stats.skipped.size() << "\n";
-  for (const data::Skip& s : stats.skipped)  // most reasons already start with the file
-    std::cout << "  " << (s.reason.find(s.file) == std::string::npos ? s.file + ": " : "")
-              << s.reason << "\n";
+  for (const data::Skip& s : stats.skipped) std::cout << "  " << data::describe(s) << "\n";
 }
 
 }  // namespace
@@ -82,7 +79,8 @@ void add_data_command(CLI::App& app, const Globals& globals) {
       ->needs(coco);
   folders->excludes(coco);
   add_subset_options(stats, args->subset);
-  stats->add_flag("--strict", args->strict, "Stop with an error at the first bad record");
+  stats->add_flag("--strict", args->strict,
+                  "Stop with an error at the first bad record (default: skip it, listed)");
   stats->add_flag("--json", args->json,
                   "Print a JSON object (images, annotations, mask_pixels, skipped)");
   stats->callback([args, &globals] { run_stats(*args, globals); });

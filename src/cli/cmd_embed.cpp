@@ -29,8 +29,7 @@ void run_embed(EmbedArgs& args) {
             << "already done  " << summary.already_done << "\n"
             << "embedded      " << summary.embedded << "\n"
             << "skipped       " << summary.skipped.size() << "\n";
-  for (const data::Skip& s : summary.skipped)
-    std::cout << "  " << s.file << ": " << s.reason << "\n";
+  for (const data::Skip& s : summary.skipped) std::cout << "  " << data::describe(s) << "\n";
   if (args.options.cache_images && summary.embedded > 0)
     std::cout << "cached images " << summary.image_bytes / summary.embedded << " bytes per image\n";
   std::cout << "time          " << summary.seconds << " s ("
@@ -69,6 +68,9 @@ void add_embed_command(CLI::App& app, const Globals& globals) {
                   "Embed the i-th of N interleaved slices of the subset (i/N)")
       ->capture_default_str();
   cmd->add_flag("--cache-images", o.cache_images, "Also store each resized uint8 image");
+  cmd->add_flag("--strict", o.strict,
+                "Stop with an error at the first bad record: image, JSON or RLE (default: skip "
+                "it, listed)");
   cmd->add_flag("--json", args->json, "Print the summary as JSON");
   cmd->callback([args] {
     catch_stop_signals();  // a signal stops after the batch being committed

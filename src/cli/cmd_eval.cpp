@@ -63,7 +63,9 @@ void add_eval_command(CLI::App& app, const Globals&) {
       ->delimiter(',')
       ->required();
   add_subset_options(cmd, r.subset);
-  cmd->add_option("--max-images", r.max_images, "Evaluate the first N images (0: all)")
+  cmd->add_option("--max-images", r.max_images,
+                  "Evaluate the first N images of the selection (0: all; bad records among them "
+                  "are skipped)")
       ->capture_default_str();
   cmd->add_option("--max-prompts-per-image", r.settings.max_prompts_per_image,
                   "Annotations per image (the first with a non-empty mask); each gives one "
@@ -85,6 +87,9 @@ void add_eval_command(CLI::App& app, const Globals&) {
                   "mask), the IoU in each file name");
   cmd->add_option("--vis-images", r.vis_images, "Images with pictures (the first ones)")
       ->capture_default_str();
+  cmd->add_flag("--strict", r.strict,
+                "Stop with an error at the first bad record: image, JSON or RLE (default: skip "
+                "it, listed in the report)");
   cmd->callback([a] { run_eval(*a); });
 }
 

@@ -42,6 +42,8 @@ void print_train_summary(const train::TrainSummary& s) {
             << "images/s     " << format_number(s.images_per_s) << "\n"
             << "data wait    " << format_number(s.data_wait_pct) << "%\n"
             << "non-finite   " << s.nonfinite_total << " steps skipped\n"
+            << "bad records  " << s.skipped_records
+            << " skipped (damaged store records or unreadable images, each named in a warning)\n"
             << "weights      " << s.final_weights << "\n";
 }
 

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "util/error.h"
@@ -33,6 +34,24 @@ std::set<std::string> read_list(const std::string& path) {
 }
 
 }  // namespace
+
+Skip skip_of(const std::string& file, const std::string& message) {
+  const std::string prefix = file + ": ";
+  return {file, message.compare(0, prefix.size(), prefix) == 0 && message.size() > prefix.size()
+                    ? message.substr(prefix.size())
+                    : message};
+}
+
+std::string describe(const Skip& skip) {
+  return skip.reason.find(skip.file) != std::string::npos ? skip.reason
+                                                          : skip.file + ": " + skip.reason;
+}
+
+nlohmann::json skips_json(const std::vector<Skip>& skips) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const Skip& s : skips) out.push_back({{"file", s.file}, {"reason", s.reason}});
+  return out;
+}
 
 Record load_record(const Entry& entry) {
   if (entry.record) return *entry.record;

@@ -2,6 +2,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -9,11 +10,22 @@
 
 namespace sd::data {
 
-// A record that could not be used: the file at fault and why.
+// A record that could not be used: the file at fault (the image, or its JSON when that is what
+// is bad) and why. Every command that reads records skips a bad one the same way: named once
+// (describe), counted and listed in its summary and JSON report (skips_json), and with
+// --strict an error carrying the same words.
 struct Skip {
   std::string file;
-  std::string reason;
+  std::string reason;  // does not repeat the file when the message started with it
 };
+
+// The Skip for an error `message` about `file`: a leading "<file>: " is dropped from the reason.
+Skip skip_of(const std::string& file, const std::string& message);
+// Its one line, naming the file once: "<file>: <reason>" (the reason alone when it names the
+// file itself, e.g. "cannot read '<file>': ...").
+std::string describe(const Skip& skip);
+// [{"file": ..., "reason": ...}, ...]
+nlohmann::json skips_json(const std::vector<Skip>& skips);
 
 // One image of a dataset. SA-1B: `sa_<id>.jpg` with its `sa_<id>.json` read on demand;
 // COCO: the record parsed up front.

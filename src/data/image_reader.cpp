@@ -16,12 +16,6 @@ int worker_count(int asked, size_t entries) {
   return static_cast<int>(std::min(static_cast<size_t>(workers), entries));
 }
 
-// A bad image's one message, in every pipeline: the reason, naming the file.
-std::string describe(const Skip& skip) {
-  return skip.reason.find(skip.file) != std::string::npos ? skip.reason
-                                                          : skip.file + ": " + skip.reason;
-}
-
 }  // namespace
 
 at::Tensor read_image(const Entry& entry, const ImageDecoder& decoder, const Record* record) {
@@ -76,8 +70,15 @@ void ImageReader::stop() {
 ImageItem ImageReader::read(const Entry& entry) const {
   ImageItem item;
   item.entry = &entry;
+  // The file at fault: the JSON while the record is read, then the image.
+  const std::string image = entry.image_path.empty() ? entry.id : entry.image_path;
+  std::string file = image;
   try {
-    if (options_.records) item.record = load_record(entry);
+    if (options_.records) {
+      if (!entry.json_path.empty()) file = entry.json_path;
+      item.record = load_record(entry);
+      file = image;
+    }
     const at::Tensor rgb = source_(entry, options_.records ? &item.record : nullptr);
     if (options_.resized) {
       item.resized = resize_longest_side(rgb);
@@ -91,7 +92,7 @@ ImageItem ImageReader::read(const Entry& entry) const {
   } catch (const std::exception& e) {  // sd::Error, or c10::Error / bad_alloc from a bad image
     item = ImageItem{};
     item.entry = &entry;
-    item.skip = Skip{entry.image_path.empty() ? entry.id : entry.image_path, e.what()};
+    item.skip = skip_of(file, e.what());
   }
   return item;
 }

@@ -45,8 +45,9 @@ struct ImageItem {
 
 // Reads entries on worker threads (record, pixels, resize, normalisation) and hands them over
 // in the order asked, whatever the thread timing. Every pipeline that reads images uses it, so
-// a bad image is reported the same way everywhere: logged and handed over with `skip` set, or
-// with `strict` thrown as sd::Error, when the consumer reaches it.
+// a bad image or record is reported the same way everywhere: logged (describe) and handed over
+// with `skip` set, or with `strict` thrown as sd::Error with the same words, when the consumer
+// reaches it. The skip names the JSON when the record is bad, else the image.
 class ImageReader {
  public:
   // The entries must outlive the reader. Workers start at once.

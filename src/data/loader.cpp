@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 
+#include <set>
+
 #include "util/error.h"
 #include "util/random.h"
 
@@ -82,5 +84,11 @@ std::optional<Batch> Loader::next() {
 }
 
 std::vector<Skip> Loader::skips() const { return skips_; }
+
+size_t Loader::skipped_records() const {
+  std::set<std::string> files;
+  for (const Skip& s : skips_) files.insert(s.file);
+  return files.size();
+}
 
 }  // namespace sd::data

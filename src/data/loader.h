@@ -54,7 +54,8 @@ class Loader {
   // The next batch of the current epoch; nullopt once it is exhausted.
   std::optional<Batch> next();
 
-  std::vector<Skip> skips() const;
+  std::vector<Skip> skips() const;  // every skip handed over, once per epoch that met it
+  size_t skipped_records() const;   // the records skipped, each counted once
   size_t size() const { return dataset_.size(); }
 
  private:

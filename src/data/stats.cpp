@@ -1,5 +1,6 @@
 #include "data/stats.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -10,12 +11,13 @@ namespace sd::data {
 
 DataStats compute_stats(const Dataset& dataset, const ImageDecoder& decoder, int threads,
                         bool strict, const std::function<void(size_t, size_t)>& progress) {
-  ReadOptions options;
-  options.workers = threads;
-  options.records = true;
-  options.input = false;  // decoding and the size check are what is verified
-  options.strict = strict;
-  ImageReader reader(dataset, decoded_images(decoder), options);
+  ReadOptions read;  // the record and the whole image, as the loader reads them; no resizing
+  read.workers = std::max(1, threads);
+  read.ahead = 2 * read.workers;
+  read.records = true;
+  read.input = false;
+  read.strict = strict;
+  ImageReader reader(dataset, decoded_images(decoder), read);
   DataStats stats;
   size_t done = 0;
   while (std::optional<ImageItem> item = reader.next()) {
@@ -33,12 +35,10 @@ DataStats compute_stats(const Dataset& dataset, const ImageDecoder& decoder, int
 }
 
 nlohmann::json to_json(const DataStats& stats) {
-  nlohmann::json skipped = nlohmann::json::array();
-  for (const Skip& s : stats.skipped) skipped.push_back({{"file", s.file}, {"reason", s.reason}});
   return {{"images", stats.images},
           {"annotations", stats.annotations},
           {"mask_pixels", stats.mask_pixels},
-          {"skipped", skipped}};
+          {"skipped", skips_json(stats.skipped)}};
 }
 
 }  // namespace sd::data

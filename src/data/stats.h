@@ -16,9 +16,10 @@ struct DataStats {
   std::vector<Skip> skipped;
 };
 
-// Reads every record as the loader does (JSON, every RLE, the whole image decoded and its size
-// checked), `threads` at a time. `strict`: the first bad record throws its sd::Error (the
-// orphans of indexing are left to the caller). `progress(done, total)` is called now and then.
+// Reads every record as the loader does, through the one ImageReader (JSON, every RLE, the whole
+// image decoded and its size checked), `threads` at a time; a bad one is skipped with its file
+// and reason, in dataset order. `strict`: the first bad record throws its sd::Error (the orphans
+// of indexing are left to the caller). `progress(done, total)` is called after each record.
 DataStats compute_stats(const Dataset& dataset, const ImageDecoder& decoder, int threads,
                         bool strict, const std::function<void(size_t, size_t)>& progress = {});
 

@@ -56,6 +56,7 @@ nlohmann::json report_json(const EvalReport& r, size_t worst) {
             {"prompts_per_s", r.timings.decode_s > 0 ? prompts / r.timings.decode_s : 0.0}}},
           {"images", r.images},
           {"prompts", r.outcomes.size()},
+          {"skipped", data::skips_json(r.skipped)},
           {"skipped_prompts", r.skipped_prompts},
           {"multimask", r.multimask}};
 }
@@ -83,12 +84,19 @@ std::string report_table(const EvalReport& r) {
     out << line;
   }
   std::snprintf(line, sizeof line,
-                "%lld images, %zu prompts (%lld skipped); %.1f s: teacher %.1f s, student %.1f s, "
+                "%lld images, %zu prompts; %.1f s: teacher %.1f s, student %.1f s, "
                 "decoding %.1f s\n",
-                (long long)r.images, r.outcomes.size(), (long long)r.skipped_prompts,
-                r.timings.total_s, r.timings.teacher_embed_s, r.timings.student_embed_s,
-                r.timings.decode_s);
+                (long long)r.images, r.outcomes.size(), r.timings.total_s,
+                r.timings.teacher_embed_s, r.timings.student_embed_s, r.timings.decode_s);
   out << line;
+  if (r.skipped_prompts > 0)
+    out << "skipped " << r.skipped_prompts
+        << " prompts: annotations that give none of that kind (a point prompt needs the "
+           "annotation's point_coords, fgbg@D a background pixel at distance D)\n";
+  if (!r.skipped.empty()) {
+    out << "skipped " << r.skipped.size() << " images (bad records, not evaluated):\n";
+    for (const data::Skip& s : r.skipped) out << "  " << data::describe(s) << "\n";
+  }
   return out.str();
 }
 

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "data/dataset.h"
+
 namespace sd::eval {
 
 // One prompt's outcome: the student's mask against the teacher's, and both against the
@@ -29,8 +31,9 @@ struct EvalReport {
   std::vector<std::string> kinds;                // in the order asked for
   std::map<std::string, std::string> multimask;  // kind -> score | oracle | off
   std::vector<PromptOutcome> outcomes;
-  int64_t images = 0;
-  int64_t skipped_prompts = 0;  // annotations that could not give a prompt of a kind
+  int64_t images = 0;               // evaluated
+  std::vector<data::Skip> skipped;  // records not evaluated (bad image, JSON or RLE; orphans)
+  int64_t skipped_prompts = 0;      // annotations that could not give a prompt of a kind
   Timings timings;
 
   // Mean of `field` over the outcomes of each kind (kinds without outcomes left out).
@@ -40,10 +43,12 @@ struct EvalReport {
 
 // {"miou": {kind: value}, "count": {kind: n}, "miou_gt": {"teacher": {...}, "student": {...}},
 //  "histogram": {kind: {"edges", "counts"}}, "worst": [{image, annotation, kind, prompt, iou}],
-//  "timings": {..., "prompts_per_s"}, "images", "prompts", "skipped_prompts", "multimask"}.
+//  "timings": {..., "prompts_per_s"}, "images", "prompts", "skipped": [{"file", "reason"}]
+//  (records not evaluated), "skipped_prompts", "multimask"}.
 nlohmann::json report_json(const EvalReport& report, size_t worst = 20);
 
-// The same summary as a table for the console: one row per kind.
+// The same summary as a table for the console: one row per kind, a line of totals, and a
+// footnote saying what was skipped and why (each skipped record's file and reason).
 std::string report_table(const EvalReport& report);
 
 }  // namespace sd::eval

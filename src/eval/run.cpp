@@ -113,27 +113,31 @@ EvalModels load_eval_models(const EvalRequest& r) {
 
 EvalReport evaluate_images(Evaluator& evaluator, const data::Dataset& images,
                            const TeacherEmbedding& teacher, const store::Reader* cache,
-                           const Pictures& pictures, bool quiet) {
+                           const Pictures& pictures, bool quiet, bool strict) {
   const auto began = Clock::now();
   const data::ImageDecoder decoder = data::default_image_decoder();  // for the pictures
   data::ReadOptions read;  // the next images are read while the models run on this one
   read.records = true;
   read.resized = true;
   read.input = false;
-  read.strict = true;
+  read.strict = strict;
   data::ImageReader reader(images, cached_or_decoded(cache), read);
   EvalReport report = evaluator.empty_report();
   std::optional<Progress> progress;
   if (!quiet) progress.emplace("eval", int64_t(images.size()));
   for (size_t i = 0; i < images.size(); ++i) {
-    const data::ImageItem image = *reader.next();
+    data::ImageItem image = *reader.next();
+    if (image.skip) {
+      report.skipped.push_back(std::move(*image.skip));
+      continue;
+    }
     const data::Entry& entry = *image.entry;
     const data::Record& record = image.record;
     const at::Tensor& resized = image.resized;
     auto start = Clock::now();
     const at::Tensor embedding = teacher(entry.id, resized);
     report.timings.teacher_embed_s += seconds_since(start);
-    const bool draw = !pictures.dir.empty() && int(i) < pictures.images;
+    const bool draw = !pictures.dir.empty() && report.images < pictures.images;
     std::vector<PromptMasks> masks;
     const size_t first = report.outcomes.size();
     evaluator.evaluate_image(entry.id, record, resized, embedding, report, draw ? &masks : nullptr);
@@ -161,13 +165,15 @@ EvalReport run_eval(const EvalRequest& r) {
 
   std::vector<data::Skip> orphans;
   data::Dataset dataset = data::Dataset::index_sa1b(r.data, &orphans).subset(r.subset);
-  for (const data::Skip& s : orphans) log::warn("eval: " + s.file + ": " + s.reason);
+  if (r.strict && !orphans.empty()) throw Error(data::describe(orphans.front()));
+  for (const data::Skip& s : orphans) log::warn("skipping " + data::describe(s));
   if (r.max_images > 0 && size_t(r.max_images) < dataset.size())
     dataset = dataset.head(size_t(r.max_images));
   if (dataset.size() == 0)
     throw Error("eval: no SA-1B images (sa_N.jpg with sa_N.json) selected under --data");
-  EvalReport report =
-      evaluate_images(evaluator, dataset, teacher, reader.get(), {r.vis_dir, r.vis_images});
+  EvalReport report = evaluate_images(evaluator, dataset, teacher, reader.get(),
+                                      {r.vis_dir, r.vis_images}, false, r.strict);
+  report.skipped.insert(report.skipped.begin(), orphans.begin(), orphans.end());
   report.timings.total_s = seconds_since(began);
   return report;
 }

@@ -32,6 +32,9 @@ struct EvalRequest {
   // mask (blue) | student's mask (orange)] named <image>_<annotation>_<kind>_iou<IoU>.png.
   std::string vis_dir;
   int vis_images = 4;
+  // A bad record (image, JSON or RLE; an image without its JSON) is skipped and listed in the
+  // report; with `strict` it is an sd::Error naming the file.
+  bool strict = false;
 };
 
 // The two models of an evaluation: the student, and the teacher's prompt encoder and mask
@@ -56,10 +59,11 @@ struct Pictures {
 };
 
 // Evaluates every image of `images` (pixels from `cache`, when given and holding them, else
-// decoded), with a progress line unless `quiet`.
+// decoded), with a progress line unless `quiet`. A bad record is skipped into the report's
+// `skipped`, or with `strict` thrown (sd::Error naming the file).
 EvalReport evaluate_images(Evaluator& evaluator, const data::Dataset& images,
                            const TeacherEmbedding& teacher, const store::Reader* cache,
-                           const Pictures& pictures = {}, bool quiet = false);
+                           const Pictures& pictures = {}, bool quiet = false, bool strict = false);
 
 // Runs the evaluation (a progress line on stderr). sd::Error on bad input, naming the file,
 // key or flag at fault; a store not made by the given teacher is refused naming the field.

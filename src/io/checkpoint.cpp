@@ -87,7 +87,10 @@ c10::IValue read_torch_file(const std::string& path) {
 }
 
 StateDict read_state_dict(const std::string& path) {
-  c10::IValue value = read_torch_file(path);
+  return state_dict_of(read_torch_file(path), path);
+}
+
+StateDict state_dict_of(const c10::IValue& value, const std::string& path) {
   if (!value.isGenericDict())
     throw Error(path + ": holds a " + value.tagKind() + ", not a state dict");
   StateDict out;

@@ -16,6 +16,8 @@ c10::IValue read_torch_file(const std::string& path);
 // The top-level dict of tensors of a checkpoint (`sam_vit_h_4b8939.pth`, `mobile_sam.pt`,
 // our own exports), in file order. A value that is not a tensor is an error naming its key.
 StateDict read_state_dict(const std::string& path);
+// The same for a value read_torch_file gave (`path` names it in errors).
+StateDict state_dict_of(const c10::IValue& value, const std::string& path);
 
 // Writes what `torch.load` reads back as a dict (insertion order kept) of tensors,
 // atomically (see util/atomic_file.h). Tensors may live on any device.

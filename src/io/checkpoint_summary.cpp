@@ -2,9 +2,12 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+#include <filesystem>
 #include <map>
 
 #include "io/checkpoint.h"
+#include "io/train_checkpoint_file.h"
 #include "io/weights.h"
 
 namespace sd::io {
@@ -19,6 +22,32 @@ json encoder_sizes(const StateDict& entries) {
   for (const char* key : {"embed_dims", "depths", "embed_dim", "depth"})
     if (e.contains(key)) out[key] = e[key];
   return out;
+}
+
+// Where a training checkpoint stands and how to continue from it.
+json training_summary(const TrainCheckpointFile& file, const std::string& path) {
+  const TrainProgress& p = file.meta.progress;
+  json t = {{"step", p.step},
+            {"epoch", p.epoch},
+            {"position", p.position},
+            {"optimizer_bytes", file.optimizer.numel() * int64_t(file.optimizer.element_size())},
+            {"nonfinite_total", p.nonfinite_total},
+            {"store_id", file.meta.store_id},
+            {"config", file.meta.config}};
+  if (std::isfinite(p.best_score)) t["best_score"] = p.best_score;
+  // A run folder keeps its checkpoints in RUN/checkpoints/; only fine-tuning has a "student".
+  const std::filesystem::path where(path);
+  std::string run;
+  if (where.parent_path().filename() == "checkpoints") {
+    run = where.parent_path().parent_path().string();
+    if (run.empty()) run = ".";
+  }
+  const std::string command = file.meta.config.contains("student") ? "finetune" : "train";
+  t["run"] = run;
+  t["resume"] = "samdistill " + command + " --out " + (run.empty() ? "RUN" : run) + " --resume " +
+                path + " (or --resume auto: the newest valid checkpoint of " +
+                (run.empty() ? "its run folder" : run) + ")";
+  return t;
 }
 
 }  // namespace
@@ -77,7 +106,15 @@ json summarize_state_dict(const StateDict& entries, bool with_entries) {
 }
 
 json summarize_checkpoint(const std::string& path, bool with_entries) {
-  json out = summarize_state_dict(read_state_dict(path), with_entries);
+  const c10::IValue top = read_torch_file(path);
+  json out;
+  if (is_train_checkpoint(top)) {
+    const TrainCheckpointFile file = train_checkpoint_of(top, path);
+    out = summarize_state_dict(file.model, with_entries);
+    out["training"] = training_summary(file, path);
+  } else {
+    out = summarize_state_dict(state_dict_of(top, path), with_entries);
+  }
   out["file"] = path;
   return out;
 }

@@ -19,7 +19,11 @@ namespace sd::io {
 // when `with_entries`.
 nlohmann::json summarize_state_dict(const StateDict& entries, bool with_entries);
 
-// The same for a checkpoint file (read_state_dict), with "file" added.
+// The same for a checkpoint file (read_state_dict), with "file" added, and for a samdistill
+// training checkpoint (its "model"), "training": {"step", "epoch", "position" (images of the
+// epoch consumed), "optimizer_bytes", "nonfinite_total", "best_score" (when there is one),
+// "store_id", "config" (the run's effective config), "run" (the run folder, "" when the file
+// is not in RUN/checkpoints/), "resume" (the command line that continues from it)}.
 nlohmann::json summarize_checkpoint(const std::string& path, bool with_entries);
 
 // Python's name of a dtype: "float32", "int64", "bfloat16", ...

@@ -50,8 +50,7 @@ TrainProgress read_progress(const Dict& d, const std::string& path) {
   return p;
 }
 
-Dict read_top(const std::string& path) {
-  c10::IValue top = read_torch_file(path);
+Dict top_dict(const c10::IValue& top, const std::string& path) {
   if (!top.isGenericDict()) throw Error("'" + path + "' is not a samdistill training checkpoint");
   auto d = top.toGenericDict();
   auto format = d.find("format");
@@ -130,7 +129,19 @@ void write_train_checkpoint(const std::string& path, const TrainCheckpointFile& 
 }
 
 TrainCheckpointFile read_train_checkpoint(const std::string& path) {
-  const Dict d = read_top(path);
+  return train_checkpoint_of(read_torch_file(path), path);
+}
+
+bool is_train_checkpoint(const c10::IValue& top) {
+  if (!top.isGenericDict()) return false;
+  const Dict d = top.toGenericDict();
+  auto format = d.find("format");
+  return format != d.end() && format->value().isString() &&
+         format->value().toStringRef() == kFormat;
+}
+
+TrainCheckpointFile train_checkpoint_of(const c10::IValue& top, const std::string& path) {
+  const Dict d = top_dict(top, path);
   TrainCheckpointFile file;
   file.meta = read_meta(d, path);
   file.model = read_model(d, path);
@@ -141,7 +152,7 @@ TrainCheckpointFile read_train_checkpoint(const std::string& path) {
 }
 
 TrainCheckpoint peek_train_checkpoint(const std::string& path) {
-  return read_meta(read_top(path), path);
+  return read_meta(top_dict(read_torch_file(path), path), path);
 }
 
 }  // namespace sd::io

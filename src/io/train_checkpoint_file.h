@@ -55,4 +55,9 @@ TrainCheckpointFile read_train_checkpoint(const std::string& path);
 // The config and progress alone (to check that a checkpoint reads back).
 TrainCheckpoint peek_train_checkpoint(const std::string& path);
 
+// Whether `top`, a file's value (io::read_torch_file), is a training checkpoint, and the
+// checkpoint it holds (read_train_checkpoint's errors, naming `path`).
+bool is_train_checkpoint(const c10::IValue& top);
+TrainCheckpointFile train_checkpoint_of(const c10::IValue& top, const std::string& path);
+
 }  // namespace sd::io

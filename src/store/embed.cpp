@@ -106,12 +106,10 @@ void parse_shard(const std::string& text, EmbedOptions& options) {
 }
 
 nlohmann::json EmbedSummary::to_json() const {
-  nlohmann::json skips = nlohmann::json::array();
-  for (const data::Skip& s : skipped) skips.push_back({{"file", s.file}, {"reason", s.reason}});
   return {{"selected", selected},
           {"already_done", already_done},
           {"embedded", embedded},
-          {"skipped", skips},
+          {"skipped", data::skips_json(skipped)},
           {"cached_image_bytes", image_bytes},
           {"seconds", seconds},
           {"images_per_s", seconds > 0 ? embedded / seconds : 0.0}};
@@ -146,6 +144,8 @@ EmbedSummary embed(const EmbedOptions& options) {
       data::Dataset::index_sa1b(options.data, &summary.skipped).subset(options.subset);
   if (dataset.size() == 0)
     throw Error("embed: no SA-1B images (sa_N.jpg with sa_N.json) selected under --data");
+  if (options.strict && !summary.skipped.empty())
+    throw Error(data::describe(summary.skipped.front()));
   Writer writer(options.store, manifest, shard_part_name(options.shard_index, options.shard_count));
   const Reader before(options.store);  // committed by earlier runs and other shards' writers
   const std::vector<const data::Entry*> todo = select(dataset, before, options, summary);
@@ -158,7 +158,9 @@ EmbedSummary embed(const EmbedOptions& options) {
   const size_t batch_size = size_t(options.batch_size);
   data::ReadOptions read;  // the next batch is read while the teacher runs on this one
   read.ahead = options.batch_size;
+  read.records = true;  // an image whose JSON is bad is skipped here as everywhere else
   read.resized = true;
+  read.strict = options.strict;
   data::ImageReader reader(todo, data::decoded_images(data::default_image_decoder()), read);
   Progress progress("embed", int64_t(todo.size()));
   for (size_t first = 0; first < todo.size(); first += batch_size) {

@@ -22,6 +22,10 @@ struct EmbedOptions {
   int shard_index = 0;  // --shard i/N: the subset's images at positions i, i+N, i+2N, ...
   int shard_count = 1;
   bool cache_images = false;  // also store each resized uint8 image
+  // A bad record (image, JSON or RLE: each image's JSON is read and checked as `data stats`
+  // does, so the same images count as good everywhere) is skipped and listed; with `strict`
+  // it is an sd::Error naming the file.
+  bool strict = false;
 };
 
 // "i/N" with 0 <= i < N; sd::Error naming the text otherwise.
@@ -31,7 +35,7 @@ struct EmbedSummary {
   size_t selected = 0;      // images of this shard of the subset
   size_t already_done = 0;  // committed by an earlier run (or another shard's writer)
   size_t embedded = 0;
-  std::vector<data::Skip> skipped;  // unreadable images, with reasons
+  std::vector<data::Skip> skipped;  // bad records (image, JSON or RLE) and orphans, with reasons
   uint64_t image_bytes = 0;         // record bytes of the cached images written
   double seconds = 0;
   nlohmann::json to_json() const;

@@ -4,6 +4,7 @@
 #include "models/config.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/log.h"
 #include "util/sha256.h"
 
 namespace sd::store {
@@ -42,22 +43,43 @@ nlohmann::json at_path(const nlohmann::json& j, const std::string& path) {
   return *node;
 }
 
+// The manifest's own checksum: SHA-256 of its JSON without the "sha256" field, compact, keys
+// in nlohmann's sorted order (the same text whatever the file's indentation or key order).
+std::string content_sha256(nlohmann::json j) {
+  if (j.is_object()) j.erase("sha256");
+  const std::string text = j.dump();
+  return sha256_hex(text.data(), text.size());
+}
+
 }  // namespace
 
 nlohmann::json Manifest::to_json() const {
-  return {{"format", kFormat},
-          {"teacher", teacher},
-          {"checkpoint_sha256", checkpoint_sha256},
-          {"checkpoint_name", checkpoint_name},
-          {"preprocess", preprocess},
-          {"dtype", dtype ? dtype_name(*dtype) : "any"}};
+  nlohmann::json j = {{"format", kFormat},
+                      {"teacher", teacher},
+                      {"checkpoint_sha256", checkpoint_sha256},
+                      {"checkpoint_name", checkpoint_name},
+                      {"preprocess", preprocess},
+                      {"dtype", dtype ? dtype_name(*dtype) : "any"}};
+  j["sha256"] = content_sha256(j);
+  return j;
 }
 
-Manifest Manifest::from_json(const nlohmann::json& j, const std::string& source) {
+Manifest Manifest::from_json(const nlohmann::json& j, const std::string& source,
+                             bool* checksummed) {
   auto field = [&](const char* key) -> const nlohmann::json& {
     if (!j.is_object() || !j.contains(key)) throw Error(source + ": missing field '" + key + "'");
     return j[key];
   };
+  const bool has_checksum = j.is_object() && j.contains("sha256");
+  if (checksummed) *checksummed = has_checksum;
+  if (has_checksum) {
+    const nlohmann::json& sha = j["sha256"];
+    const std::string recorded = sha.is_string() ? sha.get<std::string>() : sha.dump();
+    const std::string computed = content_sha256(j);
+    if (recorded != computed)
+      throw Error(source + ": does not match its checksum (sha256 " + recorded + " recorded, " +
+                  computed + " computed): it was edited or damaged after the store was made");
+  }
   if (field("format") != kFormat)
     throw Error(source + ": format '" + field("format").dump() + "' is not " + kFormat);
   try {
@@ -99,19 +121,32 @@ void check_compatible(const Manifest& expected, const Manifest& actual, const st
 
 std::string manifest_path(const std::string& dir) { return dir + "/manifest.json"; }
 
-Manifest read_manifest(const std::string& dir) {
+Manifest read_manifest(const std::string& dir, std::string* unchecked) {
   std::string path = manifest_path(dir);
   nlohmann::json j = nlohmann::json::parse(read_file(path), nullptr, false);
   if (j.is_discarded()) throw Error("store manifest '" + path + "' is not valid JSON");
-  return Manifest::from_json(j, path);
+  bool checksummed = false;
+  Manifest m = Manifest::from_json(j, path, &checksummed);
+  if (!checksummed) {
+    const std::string note = path +
+                             ": has no checksum (written before manifests had one): its fields "
+                             "are trusted as they are";
+    if (unchecked)
+      *unchecked = note;
+    else
+      log::warn(note);
+  }
+  return m;
 }
 
 void check_made_by(const Manifest& actual, const std::string& teacher,
                    const std::string& teacher_checkpoint, const std::string& store) {
   Manifest expected = actual;
   if (!teacher.empty()) expected.teacher = models::to_json(models::resolve_encoder(teacher));
-  if (!teacher_checkpoint.empty())
-    expected.checkpoint_sha256 = sha256_file(io::resolve_weights(teacher_checkpoint));
+  if (!teacher_checkpoint.empty()) {  // a mismatch names the store's checkpoint and this one
+    expected.checkpoint_name = io::resolve_weights(teacher_checkpoint);
+    expected.checkpoint_sha256 = sha256_file(expected.checkpoint_name);
+  }
   check_compatible(expected, actual, store);
 }
 

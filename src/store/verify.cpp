@@ -59,7 +59,9 @@ VerifyReport verify_store(const std::string& dir) {
   StoreFiles files;
   try {
     files = list_store_files(dir);
-    read_manifest(dir);
+    std::string unchecked;
+    read_manifest(dir, &unchecked);
+    if (!unchecked.empty()) report.notes.push_back(unchecked);
   } catch (const Error& e) {
     report.damage.push_back(e.what());
   }

@@ -13,8 +13,9 @@ struct VerifyReport {
   nlohmann::json to_json() const;
 };
 
-// Reads every record of every part and checks the manifest, each index entry, each record's
-// header against its index entry, and every checksum. Never throws for damage: it reports it.
+// Reads every record of every part and checks the manifest (against its own checksum), each
+// index entry, each record's header against its index entry, and every checksum. Never throws for
+// damage: it reports it.
 VerifyReport verify_store(const std::string& dir);
 
 }  // namespace sd::store

@@ -96,6 +96,7 @@ class Loop {
       checkpoint();  // the last step's, unless an epoch end or checkpoint_every wrote it
     summary_.steps = progress_.step;
     summary_.nonfinite_total = progress_.nonfinite_total;
+    summary_.skipped_records = static_cast<int64_t>(loader.skipped_records());
     summary_.images_per_s = wall > 0 ? images_ / wall : 0;
     summary_.data_wait_pct = wall > 0 ? 100.0 * wait_s_ / wall : 0;
     summary_.best_score = progress_.best_score;

@@ -27,6 +27,9 @@ struct TrainSummary {
   double images_per_s = 0;
   double data_wait_pct = 0;  // share of wall time spent waiting for batches
   int64_t nonfinite_total = 0;
+  // Records skipped in this call because they could not be read (damaged store records, bad
+  // images or records), each counted once (data::Loader::skipped_records).
+  int64_t skipped_records = 0;
   std::vector<double> scores;  // validation scores of this call: before training, each epoch
   double best_score = 0;       // validating objectives: the score final.pth has
   bool stopped_early = false;

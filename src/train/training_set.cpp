@@ -47,12 +47,16 @@ TrainingSet training_set(const store::Reader& reader, const std::vector<std::str
 }
 
 data::ImageSource image_source(const TrainingSet& set, const store::Reader& reader) {
-  if (set.cached_images)
-    return [&reader](const data::Entry& e, const data::Record*) { return reader.image(e.id); };
-  data::ImageDecoder decoder = data::default_image_decoder();
-  return [decoder](const data::Entry& e, const data::Record* r) {
-    return data::read_image(e, decoder, r);
-  };
+  data::ImageDecoder decoder;
+  if (!set.cached_images) decoder = data::default_image_decoder();
+  return
+      [&reader, cached = set.cached_images, decoder](const data::Entry& e, const data::Record* r) {
+        const store::Entry* target = reader.find(store::Kind::embedding, e.id);
+        if (!target)
+          throw Error("store '" + reader.dir() + "' has no embedding for key '" + e.id + "'");
+        reader.read_encoded(*target);  // sd::Error naming the store, shard, key and offset
+        return cached ? reader.image(e.id) : data::read_image(e, decoder, r);
+      };
 }
 
 at::Tensor stack_targets(const store::Reader& reader, const std::vector<std::string>& ids,

@@ -22,7 +22,9 @@ struct TrainingSet {
 TrainingSet training_set(const store::Reader& reader, const std::vector<std::string>& data,
                          bool annotations = false);
 
-// The loader's source of pixels for the set.
+// The loader's source of pixels for the set. It also reads each image's stored embedding (its
+// checksum checked), so that a damaged store record is skipped by the image reader like a bad
+// image (named in its warning, counted by the loader) instead of failing the step that needs it.
 data::ImageSource image_source(const TrainingSet& set, const store::Reader& reader);
 
 // The teacher embeddings of `ids` as one float32 Bx256x64x64 batch on `device`.

@@ -6,6 +6,7 @@
 
 #include "common/fixtures.h"
 #include "io/checkpoint.h"
+#include "io/train_checkpoint_file.h"
 #include "util/atomic_file.h"
 
 namespace {
@@ -60,6 +61,65 @@ TEST_F(CheckpointCli, TableNamesThePreset) {
       contains, run.output,
       "TinyViT (embed_dims 64/128/160/320, depths 2/2/6/2): vit_t, under 'image_encoder.'");
   EXPECT_PRED2(contains, run.output, "mask_decoder");
+}
+
+// A training checkpoint: the model as for any checkpoint, and where the run stands (step,
+// epoch, position), the optimiser state's size, the config and the command that resumes it.
+TEST_F(CheckpointCli, TrainingCheckpointShowsProgressConfigAndResume) {
+  const std::string run = dir_ + "/run";
+  std::filesystem::create_directories(run + "/checkpoints");
+  const std::string file = run + "/checkpoints/step-00000007.pth";
+  sd::io::TrainCheckpointFile ckpt;
+  ckpt.meta.progress.step = 7;
+  ckpt.meta.progress.epoch = 1;
+  ckpt.meta.progress.position = 4;
+  ckpt.meta.progress.nonfinite_total = 2;
+  ckpt.meta.config = {{"batch_size", 2}, {"lr", 0.002}, {"store", "/data/emb"}};
+  ckpt.meta.store_id = "5eed";
+  ckpt.model = {{"patch_embed.proj.weight", at::zeros({768, 3, 16, 16})}};
+  ckpt.optimizer = at::zeros({1234}, at::kByte);
+  ckpt.rng_cpu = at::zeros({8}, at::kByte);
+  sd::io::write_train_checkpoint(file, ckpt);
+
+  ProgramRun run_json = run_program("checkpoint --json " + file);
+  ASSERT_EQ(run_json.status, 0) << run_json.output;
+  const auto s = nlohmann::json::parse(run_json.output);
+  EXPECT_EQ(s["keys"], 1);
+  EXPECT_EQ(s["parameters"], 768 * 3 * 16 * 16);
+  const std::string resume = "samdistill train --out " + run + " --resume " + file +
+                             " (or --resume auto: the newest valid checkpoint of " + run + ")";
+  EXPECT_EQ(s["training"], nlohmann::json({{"step", 7},
+                                           {"epoch", 1},
+                                           {"position", 4},
+                                           {"optimizer_bytes", 1234},
+                                           {"nonfinite_total", 2},
+                                           {"store_id", "5eed"},
+                                           {"config", ckpt.meta.config},
+                                           {"run", run},
+                                           {"resume", resume}}));
+
+  ProgramRun table = run_program("checkpoint " + file);
+  ASSERT_EQ(table.status, 0) << table.output;
+  const std::string expected =
+      "training    step 7, epoch 1, position 4 (images of the epoch done)\n"
+      "optimiser   1234 bytes of state\n"
+      "store       5eed\n"
+      "config\n"
+      "  batch_size             2\n"
+      "  lr                     0.002\n"
+      "  store                  /data/emb\n"
+      "resume      " +
+      resume + "\n";
+  EXPECT_EQ(table.output.substr(table.output.find("training    ")), expected) << table.output;
+
+  // A fine-tuning run's config has a "student": its own command resumes it.
+  ckpt.meta.config["student"] = "runs/vit_t";
+  sd::io::write_train_checkpoint(file, ckpt);
+  ProgramRun finetune = run_program("checkpoint --json " + file);
+  ASSERT_EQ(finetune.status, 0) << finetune.output;
+  EXPECT_EQ(nlohmann::json::parse(finetune.output)["training"]["resume"],
+            "samdistill finetune --out " + run + " --resume " + file +
+                " (or --resume auto: the newest valid checkpoint of " + run + ")");
 }
 
 TEST_F(CheckpointCli, NonCheckpointFailsNamingTheFile) {

@@ -32,14 +32,29 @@ TEST(DataCli, BadRecordSkippedOrStrictFailure) {
   const std::string jpg = sd::read_file(src + ".jpg");
   sd::write_file_atomic(dir + "/sa_2.jpg", jpg.substr(0, jpg.size() / 3));
 
-  auto run = run_program("data stats --data " + dir);
+  // One line per skipped record, naming the file once; the same words in the JSON and, with
+  // --strict, in the error.
+  const std::string why = "truncated JPEG (no end-of-image marker before the data ends)";
+  auto run = run_program("data stats --json --data " + dir);
   EXPECT_EQ(run.status, 0) << run.output;
-  EXPECT_PRED2(contains, run.output, "images       1");
-  EXPECT_PRED2(contains, run.output, "sa_2.jpg: truncated JPEG");
+  const auto j = nlohmann::json::parse(run.output.substr(run.output.find("{\n")));
+  EXPECT_EQ(j["images"], 1);
+  EXPECT_EQ(j["skipped"], nlohmann::json::parse(R"([{"file": ")" + dir +
+                                                R"(/sa_2.jpg", "reason": ")" + why + R"("}])"));
+
+  run = run_program("data stats --data " + dir);
+  EXPECT_EQ(run.status, 0) << run.output;
+  EXPECT_PRED2(contains, run.output,
+               "images       1\nannotations  " + j["annotations"].dump() + "\nmask_pixels  " +
+                   j["mask_pixels"].dump() + "\nskipped      1\n  " + dir + "/sa_2.jpg: " + why +
+                   "\n");
+  EXPECT_EQ(sd::testing::logged(run.output, "warning"),
+            std::vector<std::string>{"skipping " + dir + "/sa_2.jpg: " + why});
 
   run = run_program("data stats --strict --data " + dir);
   EXPECT_NE(run.status, 0) << run.output;
-  EXPECT_PRED2(contains, run.output, "sa_2.jpg: truncated JPEG");
+  EXPECT_EQ(sd::testing::logged(run.output, "error"),
+            std::vector<std::string>{dir + "/sa_2.jpg: " + why});
   std::filesystem::remove_all(dir);
 }
 

@@ -20,6 +20,14 @@ nlohmann::json summary(const sd::testing::ProgramRun& run) {
   return nlohmann::json::parse(run.output.substr(run.output.find("{\n")));
 }
 
+// A minimal valid sa_N.json for `image`: its size, no annotations (embed checks the record).
+std::string minimal_json(const std::string& image) {
+  const at::Tensor rgb = sd::data::default_image_decoder()(sd::read_file(image), image);
+  return nlohmann::json{{"image", {{"width", rgb.size(1)}, {"height", rgb.size(0)}}},
+                        {"annotations", nlohmann::json::array()}}
+      .dump();
+}
+
 // sa_1 (the fixture's image), sa_2 (a sample image), sa_3 (a truncated JPEG); embedded in two
 // shards into one folder, and in one run: the same embeddings; the bad image skipped with its
 // reason; a second run has nothing left to do.
@@ -35,8 +43,10 @@ TEST(EmbedCli, ShardsResumeAndSkips) {
   fs::copy_file(sd::testing::data_sample() + "/sa_100003.jpg", data + "/sa_2.jpg");
   std::string jpg = sd::read_file(sd::testing::data_sample() + "/sa_100004.jpg");
   sd::write_file_atomic(data + "/sa_3.jpg", jpg.substr(0, jpg.size() / 2));
-  for (const char* id : {"sa_1", "sa_2", "sa_3"})
-    sd::write_file_atomic(data + "/" + id + ".json", "{}");
+  sd::write_file_atomic(data + "/sa_1.json", minimal_json(folder->file("image.jpg")));
+  sd::write_file_atomic(data + "/sa_2.json", minimal_json(data + "/sa_2.jpg"));
+  sd::write_file_atomic(data + "/sa_3.json",
+                        minimal_json(sd::testing::data_sample() + "/sa_100004.jpg"));
   std::string common = "--threads 2 embed --json --teacher " + folder->file("config.json") +
                        " --teacher-checkpoint " + folder->file("weights.pth") + " --data " + data;
 
@@ -49,9 +59,10 @@ TEST(EmbedCli, ShardsResumeAndSkips) {
   nlohmann::json s = summary(run);
   EXPECT_EQ(s["selected"], 3);
   EXPECT_EQ(s["embedded"], 2);
-  ASSERT_EQ(s["skipped"].size(), 1u);
-  EXPECT_PRED2(contains, s["skipped"][0]["file"].get<std::string>(), "sa_3.jpg");
-  EXPECT_PRED2(contains, s["skipped"][0]["reason"].get<std::string>(), "truncated");
+  EXPECT_EQ(s["skipped"], nlohmann::json::array({{{"file", data + "/sa_3.jpg"},
+                                                  {"reason",
+                                                   "truncated JPEG (no end-of-image marker before "
+                                                   "the data ends)"}}}));
 
   sd::store::Reader sharded(dir + "/sharded"), whole(dir + "/whole");
   EXPECT_EQ(sharded.parts(), (std::vector<std::string>{"shard-0-of-2", "shard-1-of-2"}));
@@ -67,6 +78,67 @@ TEST(EmbedCli, ShardsResumeAndSkips) {
   run = run_program(common + " --store " + dir + "/whole --dtype bf16");
   EXPECT_NE(run.status, 0);
   EXPECT_PRED2(contains, run.output, "dtype is fp16 in the store, expected bf16");
+  fs::remove_all(dir);
+}
+
+// embed reads each image's record as data stats does: a broken JSON, a bad RLE or a bad image
+// is skipped by both, with the same file and reason, so the same images count as good
+// everywhere; the summary names each file once; --strict stops at the first, naming it.
+TEST(EmbedCli, SkipsTheRecordsDataStatsSkips) {
+  SD_REQUIRE_FIXTURES();
+  if (!sd::data::image_decoding_available())
+    GTEST_SKIP() << "built without OpenCV: no image decoder";
+  auto folder = sd::testing::first_folder(/*tiny_vit=*/false);
+  ASSERT_TRUE(folder);
+  const std::string dir = sd::testing::make_temp_dir("sd-cli-embed-bad"), data = dir + "/data";
+  fs::create_directories(data);
+  const std::string sample = sd::testing::data_sample() + "/sa_100003";
+  fs::copy_file(folder->file("image.jpg"), data + "/sa_1.jpg");  // the one good record
+  sd::write_file_atomic(data + "/sa_1.json", minimal_json(data + "/sa_1.jpg"));
+  fs::copy_file(sample + ".jpg", data + "/sa_2.jpg");  // a good image, its JSON cut short
+  sd::write_file_atomic(data + "/sa_2.json", sd::read_file(sample + ".json").substr(0, 100));
+  fs::copy_file(sample + ".jpg", data + "/sa_3.jpg");  // a good image, a bad RLE
+  nlohmann::json record = nlohmann::json::parse(sd::read_file(sample + ".json"));
+  record["annotations"][2]["segmentation"]["counts"] = {100, 200};
+  sd::write_file_atomic(data + "/sa_3.json", record.dump());
+  const std::string jpg = sd::read_file(sample + ".jpg");  // a truncated image, a good JSON
+  sd::write_file_atomic(data + "/sa_4.jpg", jpg.substr(0, jpg.size() / 2));
+  fs::copy_file(sample + ".json", data + "/sa_4.json");
+
+  auto stats = run_program("data stats --json --data " + data);
+  ASSERT_EQ(stats.status, 0) << stats.output;
+  const nlohmann::json counted = summary(stats);
+  EXPECT_EQ(counted["images"], 1);
+  ASSERT_EQ(counted["skipped"].size(), 3u);
+  EXPECT_EQ(counted["skipped"][0]["file"], data + "/sa_2.json");
+  EXPECT_EQ(counted["skipped"][1]["file"], data + "/sa_3.json");
+  EXPECT_EQ(counted["skipped"][1]["reason"],
+            "annotations[2]: RLE counts add up to 300, not height x width = 427200");
+  EXPECT_EQ(counted["skipped"][2]["file"], data + "/sa_4.jpg");
+
+  const std::string embed = "--threads 2 embed --teacher " + folder->file("config.json") +
+                            " --teacher-checkpoint " + folder->file("weights.pth") + " --data " +
+                            data;
+  auto run = run_program(embed + " --json --store " + dir + "/json");
+  ASSERT_EQ(run.status, 0) << run.output;
+  const nlohmann::json s = summary(run);
+  EXPECT_EQ(s["selected"], 4);
+  EXPECT_EQ(s["embedded"], counted["images"]);
+  EXPECT_EQ(s["skipped"], counted["skipped"]);
+
+  std::string lines;  // "<file>: <reason>", each file once
+  for (const auto& skip : counted["skipped"])
+    lines +=
+        "  " + skip["file"].get<std::string>() + ": " + skip["reason"].get<std::string>() + "\n";
+  run = run_program(embed + " --store " + dir + "/text");
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_PRED2(contains, run.output, "embedded      1\nskipped       3\n" + lines);
+
+  run = run_program(embed + " --strict --store " + dir + "/strict");
+  EXPECT_NE(run.status, 0);
+  EXPECT_EQ(sd::testing::logged(run.output, "error"),
+            std::vector<std::string>{counted["skipped"][0]["file"].get<std::string>() + ": " +
+                                     counted["skipped"][0]["reason"].get<std::string>()});
   fs::remove_all(dir);
 }
 

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "common/fixtures.h"
+#include "util/atomic_file.h"
 
 namespace fs = std::filesystem;
 
@@ -46,6 +47,58 @@ TEST(EvalCli, ReportTableAndPictures) {
     ++pictures;
   }
   EXPECT_EQ(pictures, 2);
+  fs::remove_all(dir);
+}
+
+// A bad record does not stop the evaluation: it is skipped, and the report says which and why
+// (the JSON's "skipped" and the table's footnote, the words of data stats); --strict stops.
+TEST(EvalCli, BadRecordsAreSkippedSayingWhy) {
+  SD_REQUIRE_FIXTURES();
+  auto teacher = first_folder(false);
+  ASSERT_TRUE(teacher);
+  const std::string dir = make_temp_dir("samdistill-eval-bad"), data = dir + "/data";
+  fs::create_directories(data);
+  const std::string sample = data_sample() + "/sa_100003";
+  fs::copy_file(sample + ".jpg", data + "/sa_1.jpg");
+  fs::copy_file(sample + ".json", data + "/sa_1.json");
+  const std::string jpg = read_file(sample + ".jpg");
+  write_file_atomic(data + "/sa_2.jpg", jpg.substr(0, jpg.size() / 2));  // truncated
+  fs::copy_file(sample + ".json", data + "/sa_2.json");
+  fs::copy_file(sample + ".jpg", data + "/sa_3.jpg");
+  write_file_atomic(data + "/sa_3.json", read_file(sample + ".json").substr(0, 100));
+  std::ofstream(dir + "/teacher.json") << teacher->config.dump();
+  const std::string common = "--threads 2 eval --teacher " + dir +
+                             "/teacher.json --teacher-checkpoint " + teacher->file("weights.pth") +
+                             " --student " + teacher->file("weights.pth") + " --student-model " +
+                             dir + "/teacher.json --data " + data +
+                             " --max-prompts-per-image 1 --prompts box";
+
+  ProgramRun stats = run_program("data stats --json --data " + data);
+  ASSERT_EQ(stats.status, 0) << stats.output;
+  const nlohmann::json skipped =
+      nlohmann::json::parse(stats.output.substr(stats.output.find("{\n")))["skipped"];
+  ASSERT_EQ(skipped.size(), 2u);
+  EXPECT_EQ(skipped[0]["file"], data + "/sa_2.jpg");
+  EXPECT_EQ(skipped[0]["reason"], "truncated JPEG (no end-of-image marker before the data ends)");
+  EXPECT_EQ(skipped[1]["file"], data + "/sa_3.json");
+
+  ProgramRun run = run_program(common + " --report " + dir + "/report.json");
+  ASSERT_EQ(run.status, 0) << run.output;
+  const nlohmann::json report = nlohmann::json::parse(std::ifstream(dir + "/report.json"));
+  EXPECT_EQ(report["images"], 1);
+  EXPECT_EQ(report["count"]["box"], 1);
+  EXPECT_EQ(report["skipped"], skipped);
+  std::string footnote = "skipped 2 images (bad records, not evaluated):\n";
+  for (const auto& s : skipped)
+    footnote += "  " + s["file"].get<std::string>() + ": " + s["reason"].get<std::string>() + "\n";
+  EXPECT_PRED2(contains, run.output, "\n1 images, 1 prompts; ");
+  EXPECT_PRED2(contains, run.output, " s\n" + footnote);
+
+  ProgramRun strict = run_program(common + " --strict");
+  EXPECT_NE(strict.status, 0);
+  EXPECT_EQ(
+      logged(strict.output, "error"),
+      std::vector<std::string>{data + "/sa_2.jpg: " + skipped[0]["reason"].get<std::string>()});
   fs::remove_all(dir);
 }
 

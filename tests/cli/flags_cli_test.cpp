@@ -47,8 +47,8 @@ TEST(FlagsCli, DataFoldersAreSpaceOrCommaSeparated) {
   EXPECT_EQ(stats_of(spaced)["images"], 5);
   EXPECT_EQ(stats_of(spaced), stats_of(commas));
   // train's --data (a config key) takes both too: the second folder is not a stray argument.
-  ProgramRun train = run_program("train --store " + dir + "/no-store --out " + dir + "/run --data " +
-                                 dir + "/a " + dir + "/b");
+  ProgramRun train = run_program("train --store " + dir + "/no-store --out " + dir +
+                                 "/run --data " + dir + "/a " + dir + "/b");
   EXPECT_NE(train.status, 0);
   EXPECT_FALSE(contains(train.output, "not expected")) << train.output;
   EXPECT_PRED2(contains, train.output, dir + "/no-store");
@@ -68,7 +68,8 @@ TEST(FlagsCli, TheSelectionsSeedIsSubsetSeed) {
 TEST(FlagsCli, AnEmptySelectionIsSaid) {
   ProgramRun none = run_program("data stats --json --fraction 0.000001 --data " + data_sample());
   ASSERT_EQ(none.status, 0) << none.output;
-  EXPECT_PRED2(contains, none.output, "the selection (--fraction 1e-06) keeps none of the 5 images");
+  EXPECT_PRED2(contains, none.output,
+               "the selection (--fraction 1e-06) keeps none of the 5 images");
   EXPECT_EQ(stats_of(none)["images"], 0);
 }
 

@@ -72,6 +72,28 @@ TEST_F(StoreCli, StatsAndVerify) {
   EXPECT_PRED2(contains, run.output, "2 records ok, 1 problems");
 }
 
+// An edited manifest (dtype fp16 -> fp32) fails verify and is refused by stats, naming it.
+TEST_F(StoreCli, VerifyChecksTheManifest) {
+  const std::string path = store_ + "/manifest.json";
+  nlohmann::json j = nlohmann::json::parse(sd::read_file(path));
+  ASSERT_EQ(j["dtype"], "fp16");
+  j["dtype"] = "fp32";
+  sd::write_file_atomic(path, j.dump(2) + "\n");
+  auto run = run_program("store verify --json --store " + store_);
+  EXPECT_NE(run.status, 0);
+  const auto report = nlohmann::json::parse(run.output.substr(0, run.output.rfind('}') + 1));
+  EXPECT_EQ(report["records_ok"], 3);
+  ASSERT_EQ(report["damage"].size(), 1u) << run.output;
+  const std::string damage = report["damage"][0];
+  EXPECT_EQ(damage.substr(0, damage.find(" (")), path + ": does not match its checksum");
+  EXPECT_EQ(sd::testing::logged(run.output, "error"),
+            std::vector<std::string>{"store '" + store_ + "' is damaged (1 problems)"});
+
+  run = run_program("store stats --store " + store_);
+  EXPECT_NE(run.status, 0);
+  EXPECT_EQ(sd::testing::logged(run.output, "error"), std::vector<std::string>{damage});
+}
+
 TEST_F(StoreCli, MergeCopiesMissingRecords) {
   auto run =
       run_program("store merge --store " + dir_ + "/joined --from " + store_ + " --from " + store_);

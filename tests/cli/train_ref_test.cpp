@@ -3,16 +3,21 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 
 #include "common/pipeline.h"
+#include "data/loader.h"
 #include "io/checkpoint.h"
 #include "io/run_folder.h"
 #include "io/state_dict.h"
 #include "models/config.h"
 #include "models/sam.h"
+#include "store/part.h"
+#include "store/reader.h"
+#include "util/atomic_file.h"
 #include "util/sha256.h"
 
 namespace fs = std::filesystem;
@@ -186,6 +191,41 @@ TEST_F(TrainRun, ResumePassesOverADamagedNewestCheckpoint) {
   expect_same_weights(reference + "/final.pth", run + "/final.pth");
 }
 
+// A damaged record of the store (here a cached image) met during training: skipped, named once
+// in a warning (the store's own words), counted in the summary; the run goes on.
+TEST_F(TrainRun, ADamagedStoreRecordIsSkippedAndCounted) {
+  const std::string damaged = dir() + "/damaged-store";
+  fs::copy(store(), damaged, fs::copy_options::recursive);
+  std::string part, key;
+  uint64_t offset = 0;
+  {
+    store::Reader reader(damaged);
+    std::vector<std::string> keys;  // the training set's order: sorted keys
+    for (const store::Entry& e : reader.entries())
+      if (e.index.info.kind == store::Kind::embedding) keys.push_back(e.index.info.key);
+    std::sort(keys.begin(), keys.end());
+    key = keys.at(size_t(data::epoch_order(keys.size(), 7, 0, true).at(0)));  // read first
+
+    const store::Entry* image = reader.find(store::Kind::image, key);
+    ASSERT_TRUE(image);
+    part = store::records_path(damaged, reader.parts()[image->part]);
+    offset = image->index.offset;
+  }
+  std::string bytes = read_file(part);
+  bytes[offset + 300] ^= 0x01;  // in the payload
+  write_file_atomic(part, bytes);
+  const std::string why = error_of([&] { store::Reader(damaged).image(key); });
+
+  std::string args = train_args(dir() + "/skips", 2);  // 5 images, batch 2: one epoch
+  args.replace(args.find(" --store " + store() + " "), store().size() + 9, " --store " + damaged);
+  ProgramRun r = run_program(args);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(logged(r.output, "warning"), std::vector<std::string>{"skipping " + why}) << r.output;
+  EXPECT_PRED2(contains, r.output,
+               "\nbad records  1 skipped (damaged store records or unreadable images, each named "
+               "in a warning)\n");
+}
+
 TEST_F(TrainRun, ANewRunRefusesAFolderHoldingARunUnlessOverwrite) {
   ProgramRun again = run_program(train_args(reference_run(), 7));
   EXPECT_NE(again.status, 0);
@@ -225,16 +265,22 @@ TEST_F(TrainRun, NonFiniteLossesAreSkippedThenStopTheRun) {
 TEST_F(TrainRun, AStoreOfAnotherTeacherIsRefused) {
   ProgramRun r = run_program(train_args(dir() + "/other", 1) + " --teacher vit_b");
   EXPECT_NE(r.status, 0);
-  expect_other_teacher_refused(r.output, store(), "vit_b");
+  std::vector<std::string> errors = logged(r.output, "error");
+  ASSERT_EQ(errors.size(), 1u) << r.output;
+  expect_other_teacher_refused(errors[0], store(), "vit_b");
+  // Other weights: each checksum with its own file, the store's (its manifest's name) and
+  // the one given.
   const std::string other_weights = dir() + "/student.json";
   r = run_program(train_args(dir() + "/other", 1) + " --teacher-checkpoint " + other_weights);
   EXPECT_NE(r.status, 0);
   const nlohmann::json manifest = nlohmann::json::parse(std::ifstream(store() + "/manifest.json"));
-  EXPECT_PRED2(contains, r.output,
-               "store '" + store() + "' was made differently: checkpoint_sha256 is " +
-                   manifest["checkpoint_sha256"].get<std::string>() + " (" +
-                   manifest["checkpoint_name"].get<std::string>() + ") in the store, expected " +
-                   sha256_file(other_weights));
+  EXPECT_EQ(manifest["checkpoint_name"], "weights.pth");
+  EXPECT_EQ(logged(r.output, "error"),
+            std::vector<std::string>{"store '" + store() +
+                                     "' was made differently: checkpoint_sha256 is " +
+                                     manifest["checkpoint_sha256"].get<std::string>() +
+                                     " (weights.pth) in the store, expected " +
+                                     sha256_file(other_weights) + " (" + other_weights + ")"});
 }
 
 TEST_F(TrainRun, ConfigErrorsNameTheKey) {

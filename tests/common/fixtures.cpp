@@ -87,6 +87,21 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
+std::vector<std::string> logged(const std::string& output, const std::string& level) {
+  const std::string marker = "[" + level + "] ";
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < output.size()) {
+    size_t end = output.find('\n', start);
+    if (end == std::string::npos) end = output.size();
+    const std::string line = output.substr(start, end - start);
+    const size_t at = line.find(marker);
+    if (at != std::string::npos) out.push_back(line.substr(at + marker.size()));
+    start = end + 1;
+  }
+  return out;
+}
+
 ProgramRun run_program(const std::string& args) {
   const std::string command = binary_path() + " " + args + " 2>&1";
   ProgramRun run;

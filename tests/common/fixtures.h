@@ -46,6 +46,10 @@ std::string error_of(const std::function<void()>& fn);
 // For EXPECT_PRED2(contains, message, "part"), which prints both on failure.
 bool contains(const std::string& text, const std::string& part);
 
+// The messages logged at `level` ("error", "warning", "info") in a program's output: the
+// text after "[level] " of each such line, in order (the same with or without spdlog).
+std::vector<std::string> logged(const std::string& output, const std::string& level);
+
 // Runs `samdistill <args>` through the shell; its exit status and stdout + stderr.
 struct ProgramRun {
   int status = -1;

@@ -96,9 +96,9 @@ void expect_same_weights(const std::string& a, const std::string& b) {
 void expect_other_teacher_refused(const std::string& message, const std::string& store,
                                   const std::string& teacher) {
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(message, m,
-                                std::regex("store '([^']*)' was made differently: teacher\\.(\\w+) "
-                                           "is ([^\\n]*) in the store, expected ([^\\n]*)")))
+  ASSERT_TRUE(std::regex_match(message, m,
+                               std::regex("store '([^']*)' was made differently: teacher\\.(\\w+) "
+                                          "is ([^\\n]*) in the store, expected ([^\\n]*)")))
       << message;
   EXPECT_EQ(m[1].str(), store);
   const nlohmann::json made_by =

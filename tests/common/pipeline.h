@@ -43,9 +43,10 @@ std::vector<double> validation_scores(const std::string& run);
 // Every entry of two state dict files is bitwise equal, in the same order.
 void expect_same_weights(const std::string& a, const std::string& b);
 
-// `message` holds the refusal of STORE, made by the suite's teacher, when `teacher` (a preset
-// or config file) is named instead: "store 'STORE' was made differently: teacher.KEY is A in
-// the store, expected B", A and B exactly KEY of the store's manifest and of `teacher`, A != B.
+// `message` is the refusal of STORE, made by the suite's teacher, when `teacher` (a preset
+// or config file) is named instead, exactly: "store 'STORE' was made differently: teacher.KEY
+// is A in the store, expected B", A and B exactly KEY of the store's manifest and of
+// `teacher`, A != B.
 void expect_other_teacher_refused(const std::string& message, const std::string& store,
                                   const std::string& teacher);
 

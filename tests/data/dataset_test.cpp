@@ -169,24 +169,28 @@ TEST(Dataset, BadInputIsSkippedWithReason) {
   DataStats s = compute_stats(d, default_image_decoder(), 2, false);
   EXPECT_EQ(s.images, 1);
   EXPECT_EQ(s.annotations, static_cast<int64_t>(good["annotations"].size()));
+  // The file at fault (the JSON when the record is bad) and the reason, which does not repeat it.
   const std::vector<std::pair<std::string, std::string>> expected = {
-      {"sa_2.jpg", "truncated JPEG"},
-      {"sa_3.jpg", "cannot decode image"},
-      {"sa_4.json", "invalid JSON"},
+      {"sa_2.jpg", "truncated JPEG (no end-of-image marker before the data ends)"},
+      {"sa_3.jpg", "cannot decode image (not a JPEG/PNG or corrupt)"},
+      {"sa_4.json", "invalid JSON ([json.exception.parse_error.101] parse error"},  // and where
       {"sa_5.json", "missing field 'annotations'"},
-      {"sa_6.json: annotations[3]", "missing field 'counts'"},
-      {"sa_7.json: annotations[2]", "RLE counts add up to 300, not height x width = 427200"},
-      {"sa_8.json: annotations[0]", "mask size [534, 801] differs from image size [534, 800]"},
+      {"sa_6.json", "annotations[3]: missing field 'counts'"},
+      {"sa_7.json", "annotations[2]: RLE counts add up to 300, not height x width = 427200"},
+      {"sa_8.json", "annotations[0]: mask size [534, 801] differs from image size [534, 800]"},
       {"sa_9.jpg", "image is 770x769 (HxW) but its JSON says 534x800"},
   };
   ASSERT_EQ(s.skipped.size(), expected.size());
   for (size_t i = 0; i < expected.size(); ++i) {
-    EXPECT_NE(s.skipped[i].reason.find(expected[i].first), std::string::npos)
-        << s.skipped[i].reason;
-    EXPECT_NE(s.skipped[i].reason.find(expected[i].second), std::string::npos)
-        << s.skipped[i].reason;
+    EXPECT_EQ(s.skipped[i].file, dir + "/" + expected[i].first);
+    if (expected[i].first == "sa_4.json")  // the parser's own words follow
+      EXPECT_EQ(s.skipped[i].reason.substr(0, expected[i].second.size()), expected[i].second);
+    else
+      EXPECT_EQ(s.skipped[i].reason, expected[i].second);
   }
-  EXPECT_THROW(compute_stats(d, default_image_decoder(), 2, true), Error);
+  // Strict: the first bad record's one line, naming the file once.
+  EXPECT_EQ(testing::error_of([&] { compute_stats(d, default_image_decoder(), 2, true); }),
+            dir + "/sa_2.jpg: truncated JPEG (no end-of-image marker before the data ends)");
   fs::remove_all(dir);
 }
 

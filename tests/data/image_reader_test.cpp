@@ -5,12 +5,15 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
 #include "common/fixtures.h"
 #include "data/loader.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 
 namespace sd::data {
@@ -154,7 +157,7 @@ TEST(ImageReader, BadImagesAreReportedIdenticallyInOrder) {
     EXPECT_EQ(one[i].file.has_value(), i == 3 || i == 8) << i;
   }
   EXPECT_EQ(*one[3].file, "/data/sa_3.jpg");
-  EXPECT_EQ(*one[3].reason, "/data/sa_3.jpg: cannot decode image (test)");
+  EXPECT_EQ(*one[3].reason, "cannot decode image (test)");  // the file is not repeated
   EXPECT_PRED2(testing::contains, *one[8].reason, "HxWx3");
   for (int run = 0; run < 3; ++run) EXPECT_EQ(outcomes(all, 4), one);
 
@@ -163,11 +166,59 @@ TEST(ImageReader, BadImagesAreReportedIdenticallyInOrder) {
   strict.strict = true;
   ImageReader reader(pointers(all), two_bad, strict);
   for (int i = 0; i < 3; ++i) ASSERT_EQ(reader.next()->entry->id, "sa_" + std::to_string(i));
-  EXPECT_EQ(testing::error_of([&] { reader.next(); }), *one[3].reason);
+  EXPECT_EQ(testing::error_of([&] { reader.next(); }),
+            "/data/sa_3.jpg: cannot decode image (test)");
   EXPECT_EQ(reader.next()->entry->id, "sa_4");
   ReadOptions strict8 = strict;
   ImageReader reader8(std::vector<const Entry*>{&all[8]}, two_bad, strict8);
   EXPECT_EQ(testing::error_of([&] { reader8.next(); }), "/data/sa_8.jpg: " + *one[8].reason);
+}
+
+// With records, a bad JSON is the file at fault, named once; the image is not read.
+TEST(ImageReader, ABadRecordNamesItsJson) {
+  const std::string dir = testing::make_temp_dir("sd-reader-json");
+  std::vector<Entry> all = entries(3);
+  for (Entry& e : all) e.json_path = dir + "/" + e.id + ".json";
+  for (const char* id : {"sa_0", "sa_2"})
+    write_file_atomic(dir + "/" + id + ".json",
+                      R"({"image": {"width": 40, "height": 30}, "annotations": []})");
+  write_file_atomic(dir + "/sa_1.json", R"({"image": {"width": 40, "height": 30}})");
+  std::atomic<int> decoded{0};
+  auto count = [&](const Entry& e, const Record*) {
+    ++decoded;
+    return painted(e);
+  };
+  ReadOptions records = with(2, 3);
+  records.records = true;
+  ImageReader reader(pointers(all), count, records);
+  std::vector<std::optional<Skip>> skips;
+  while (std::optional<ImageItem> item = reader.next()) skips.push_back(item->skip);
+  ASSERT_EQ(skips.size(), 3u);
+  EXPECT_FALSE(skips[0] || skips[2]);
+  ASSERT_TRUE(skips[1]);
+  EXPECT_EQ(skips[1]->file, dir + "/sa_1.json");
+  EXPECT_EQ(skips[1]->reason, "missing field 'annotations'");
+  EXPECT_EQ(describe(*skips[1]), dir + "/sa_1.json: missing field 'annotations'");
+  EXPECT_EQ(decoded, 2);
+
+  records.strict = true;
+  ImageReader strict(std::vector<const Entry*>{&all[1]}, count, records);
+  EXPECT_EQ(testing::error_of([&] { strict.next(); }),
+            dir + "/sa_1.json: missing field 'annotations'");
+  std::filesystem::remove_all(dir);
+}
+
+// One line per skipped record, naming the file once.
+TEST(Skip, DescribeNamesTheFileOnce) {
+  EXPECT_EQ(skip_of("/d/sa_1.jpg", "/d/sa_1.jpg: truncated JPEG").reason, "truncated JPEG");
+  EXPECT_EQ(describe(skip_of("/d/sa_1.jpg", "/d/sa_1.jpg: truncated JPEG")),
+            "/d/sa_1.jpg: truncated JPEG");
+  EXPECT_EQ(describe(skip_of("/d/sa_1.jpg", "cannot read '/d/sa_1.jpg': No such file")),
+            "cannot read '/d/sa_1.jpg': No such file");
+  EXPECT_EQ(describe({"/d/sa_1.jpg", "image without its JSON"}),
+            "/d/sa_1.jpg: image without its JSON");
+  EXPECT_EQ(skips_json({{"a.jpg", "why"}}),
+            nlohmann::json::parse(R"([{"file": "a.jpg", "reason": "why"}])"));
 }
 
 TEST(ImageReader, DestroyedEarlyStopsAfterTheImagesBeingRead) {

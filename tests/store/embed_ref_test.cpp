@@ -11,6 +11,7 @@
 #include "store/embed.h"
 #include "store/reader.h"
 #include "store/verify.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 
 namespace fs = std::filesystem;
@@ -22,12 +23,21 @@ double relative_l2(const at::Tensor& got, const at::Tensor& want) {
   return ((got - want).norm() / want.norm()).item<double>();
 }
 
-// The ViT fixture's image.jpg as a one-image SA-1B folder: sa_1.jpg + a minimal sa_1.json.
+// The ViT fixture's image.jpg as a one-image SA-1B folder: sa_1.jpg + a minimal sa_1.json (its
+// size: embed checks the record as every reader does).
 std::string sa1b_folder(const sd::testing::ModelFolder& folder) {
   std::string dir = sd::testing::make_temp_dir("embed-data");
   fs::copy_file(folder.file("image.jpg"), dir + "/sa_1.jpg");
-  std::ofstream(dir + "/sa_1.json")
-      << R"({"image": {"image_id": 1, "file_name": "sa_1.jpg"}, "annotations": []})";
+  const at::Tensor rgb =
+      data::default_image_decoder()(read_file(dir + "/sa_1.jpg"), dir + "/sa_1.jpg");
+  std::ofstream(dir + "/sa_1.json") << nlohmann::json{
+      {"image",
+       {{"image_id", 1},
+        {"file_name", "sa_1.jpg"},
+        {"width", rgb.size(1)},
+        {"height", rgb.size(0)}}},
+      {"annotations",
+       nlohmann::json::array()}}.dump();
   return dir;
 }
 

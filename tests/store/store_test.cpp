@@ -12,6 +12,7 @@
 #include "store/verify.h"
 #include "store/writer.h"
 #include "util/error.h"
+#include "util/sha256.h"
 
 namespace fs = std::filesystem;
 
@@ -135,6 +136,63 @@ TEST(Store, ManifestMismatchNamesTheField) {
   EXPECT_NO_THROW(check_compatible(any, read_manifest(dir), dir));
   any.checkpoint_name = "renamed.pth";  // names are for people, never compared
   EXPECT_NO_THROW(check_compatible(any, read_manifest(dir), dir));
+}
+
+// A store made with other weights: the refusal names the checkpoint that made the store (its
+// manifest's name) and the one given, each with its checksum.
+TEST(Store, OtherWeightsAreRefusedNamingBothCheckpoints) {
+  const std::string dir = sd::testing::make_temp_dir("store-made-by");
+  write_bytes(dir + "/teacher.pth", "the teacher's weights");
+  write_bytes(dir + "/other.pth", "other weights");
+  Manifest made = test_manifest();
+  made.checkpoint_sha256 = sha256_file(dir + "/teacher.pth");
+  made.checkpoint_name = "teacher.pth";
+  EXPECT_NO_THROW(check_made_by(made, "", dir + "/teacher.pth", dir + "/store"));
+  EXPECT_EQ(
+      sd::testing::error_of([&] { check_made_by(made, "", dir + "/other.pth", dir + "/store"); }),
+      "store '" + dir + "/store' was made differently: checkpoint_sha256 is " +
+          made.checkpoint_sha256 + " (teacher.pth) in the store, expected " +
+          sha256_file(dir + "/other.pth") + " (" + dir + "/other.pth)");
+  fs::remove_all(dir);
+}
+
+// manifest.json is checksummed like the rest: an edited dtype is damage for verify and refused
+// by readers, naming the file; a manifest from before the checksum is read, with a note.
+TEST(Store, EditedManifestIsDamage) {
+  const std::string dir = write_store(2);
+  const std::string path = manifest_path(dir);
+  nlohmann::json j = nlohmann::json::parse(read_bytes(path));
+  ASSERT_TRUE(j.contains("sha256"));
+  const std::string recorded = j["sha256"];
+  EXPECT_EQ(recorded.size(), 64u);
+  VerifyReport clean = verify_store(dir);
+  EXPECT_TRUE(clean.ok());
+  EXPECT_TRUE(clean.notes.empty());
+
+  j["dtype"] = "fp32";
+  write_bytes(path, j.dump(2) + "\n");
+  nlohmann::json content = j;
+  content.erase("sha256");
+  const std::string expected = path + ": does not match its checksum (sha256 " + recorded +
+                               " recorded, " +
+                               sha256_hex(content.dump().data(), content.dump().size()) +
+                               " computed): it was edited or damaged after the store was made";
+  VerifyReport report = verify_store(dir);
+  EXPECT_EQ(report.damage, std::vector<std::string>{expected});
+  EXPECT_EQ(report.records_ok, 2u);
+  EXPECT_EQ(sd::testing::error_of([&] { Reader reader(dir); }), expected);
+  EXPECT_EQ(sd::testing::error_of([&] { Writer writer(dir, test_manifest(), "more"); }), expected);
+
+  // Older stores: no checksum at all. Read as they are; verify says so.
+  j["dtype"] = "fp16";
+  j.erase("sha256");
+  write_bytes(path, j.dump(2) + "\n");
+  report = verify_store(dir);
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.notes, std::vector<std::string>{
+                              path + ": has no checksum (written before manifests had one): its "
+                                     "fields are trusted as they are"});
+  EXPECT_EQ(Reader(dir).manifest().dtype, DType::fp16);
 }
 
 // Damage: each case must be reported by verify and refused by readers.
