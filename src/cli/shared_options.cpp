@@ -45,6 +45,11 @@ void add_run_config_options(CLI::App* cmd, RunConfigArgs& a, const std::vector<i
                 "Start afresh in an --out that holds a previous run, replacing its files");
   for (const io::KeyInfo& k : keys) {
     const std::string key = k.key, help = k.help + " (default " + k.default_value.dump() + ")";
+    if (k.type == "BOOL") {  // a flag, as --strict elsewhere; --key=false turns it off
+      cmd->add_flag(flag_of(key) + "{true}", a.flags[key],
+                    help + "; " + flag_of(key) + "=false turns it off");
+      continue;
+    }
     if (k.type == "LIST") {  // space- or comma-separated, as --data everywhere
       cmd->add_option_function<std::vector<std::string>>(
              flag_of(key),
@@ -72,6 +77,9 @@ nlohmann::json effective_config(const RunConfigArgs& a, const nlohmann::json& de
     merged = io::merge_config(defaults, io::read_json_file(run_config), run_config);
   for (const auto& [key, text] : a.overrides)
     merged[key] = io::parse_override(defaults.at(key), flag_of(key).substr(2), text);
+  for (const auto& [key, text] : a.flags)
+    if (!text.empty())
+      merged[key] = io::parse_override(defaults.at(key), flag_of(key).substr(2), text);
   return merged;
 }
 

@@ -22,6 +22,7 @@ struct RunConfigArgs {
   std::string config, out, resume;
   bool overwrite = false;
   std::map<std::string, std::string> overrides;  // config key -> command-line text
+  std::map<std::string, std::string> flags;      // yes/no key -> "true", "false" or "" (not given)
 };
 void add_run_config_options(CLI::App* command, RunConfigArgs& args,
                             const std::vector<io::KeyInfo>& keys);

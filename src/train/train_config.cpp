@@ -56,6 +56,9 @@ const io::ConfigTable<TrainConfig>& train_config_table() {
             "stop after this many non-finite losses in a row"),
       field("workers", &C::workers, 0, non_negative(), "image decoding threads (0: one per core)"),
       field("log_every", &C::log_every, 10, positive(), "progress line every N steps"),
+      field("strict", &C::strict, false, any_value(),
+            "stop at the first bad record (damaged store record, unreadable image) instead of "
+            "skipping it"),
   });
   return table;
 }

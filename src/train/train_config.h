@@ -32,8 +32,9 @@ struct TrainConfig {
   int64_t checkpoint_every = 0;  // optimiser steps; 0: epoch ends only
   int64_t keep_last = 0;
   int64_t max_nonfinite = 0;  // consecutive non-finite losses before the run stops
-  int64_t workers = 0;        // loader threads; 0: 2
+  int64_t workers = 0;        // loader threads; 0: one per core
   int64_t log_every = 1;
+  bool strict = false;
 
   nlohmann::json json;  // the whole run's config, as written to RUN/config.json
 };

@@ -114,6 +114,7 @@ class Loop {
     o.drop_last = true;
     o.read_records = o_.needs_records();
     o.pin_memory = device_.is_cuda();
+    o.strict = c_.strict;
     return o;
   }
 

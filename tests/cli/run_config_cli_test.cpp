@@ -14,8 +14,8 @@ TEST(RunConfigCli, HelpShowsEachOptionsType) {
   ProgramRun train = run_program("train --help");
   ASSERT_EQ(train.status, 0) << train.output;
   for (const char* shown :
-       {"--epochs INT", "--lr FLOAT", "--loss-ignore-padding BOOL", "--store TEXT", "--data LIST",
-        "--device auto|cpu|cuda", "--amp off|bf16|fp16"})
+       {"--epochs INT", "--lr FLOAT", "--loss-ignore-padding=false turns it off", "--store TEXT",
+        "--data LIST", "--device auto|cpu|cuda", "--amp off|bf16|fp16"})
     EXPECT_PRED2(contains, train.output, shown);
   ProgramRun finetune = run_program("finetune --help");
   ASSERT_EQ(finetune.status, 0) << finetune.output;
@@ -37,6 +37,26 @@ TEST(RunConfigCli, ValuesOfTheWrongKindAreRefusedSayingWhy) {
   r = run_program("finetune --store s --student s.pth --out " + out + "/run --target truth");
   EXPECT_NE(r.status, 0);
   EXPECT_PRED2(contains, r.output, "must be teacher or gt");
+  std::filesystem::remove_all(out);
+}
+
+// A yes/no key is a flag, as --strict is in every command; --key=false turns it off. The runs
+// below stop at the next check, after the flags were taken.
+TEST(RunConfigCli, YesNoKeysAreFlags) {
+  const std::string out = sd::testing::make_temp_dir("sd-cli-runconfig");
+  for (const char* flags :
+       {"--strict --train-prompt-encoder", "--strict=false --loss-ignore-padding"}) {
+    const std::string command =
+        std::string(flags).find("padding") != std::string::npos
+            ? "train --store " + out + "/none --out " + out + "/run "
+            : "finetune --store s --student s.pth --target truth --out " + out + "/run ";
+    ProgramRun r = run_program(command + flags);
+    EXPECT_NE(r.status, 0);
+    EXPECT_FALSE(contains(r.output, "not expected") || contains(r.output, "--help")) << r.output;
+  }
+  ProgramRun bad = run_program("train --store s --out " + out + "/run --strict=perhaps");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_PRED2(contains, bad.output, "--strict");
   std::filesystem::remove_all(out);
 }
 

@@ -224,6 +224,12 @@ TEST_F(TrainRun, ADamagedStoreRecordIsSkippedAndCounted) {
   EXPECT_PRED2(contains, r.output,
                "\nbad records  1 skipped (damaged store records or unreadable images, each named "
                "in a warning)\n");
+  // --strict: the first bad record stops the run, named.
+  std::string strict = args;
+  strict.replace(strict.find(dir() + "/skips"), (dir() + "/skips").size(), dir() + "/strict");
+  ProgramRun stopped = run_program(strict + " --strict");
+  EXPECT_NE(stopped.status, 0);
+  EXPECT_EQ(logged(stopped.output, "error"), std::vector<std::string>{why}) << stopped.output;
 }
 
 TEST_F(TrainRun, ANewRunRefusesAFolderHoldingARunUnlessOverwrite) {
