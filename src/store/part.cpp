@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <set>
 
-#include "store/crc32c.h"
+#include "util/crc32c.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 
