@@ -8,4 +8,4 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ccache pkg-config clang-format \
   libtorch-dev libopencv-dev nlohmann-json3-dev libspdlog-dev libcli11-dev \
-  libgtest-dev libopenblas0-openmp >/dev/null
+  libgtest-dev libopenblas0-openmp libprotobuf-dev protobuf-compiler chromium >/dev/null
