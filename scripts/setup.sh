@@ -5,7 +5,9 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
+# protobuf and protoc: the tests decode TensorBoard event files with TensorBoard's own message
+# definitions; chromium: the test that renders eval's HTML page.
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ccache pkg-config clang-format \
   libtorch-dev libopencv-dev nlohmann-json3-dev libspdlog-dev libcli11-dev \
-  libgtest-dev libopenblas0-openmp >/dev/null
+  libgtest-dev libopenblas0-openmp libprotobuf-dev protobuf-compiler chromium >/dev/null

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "distill/trainer.h"
+#include "eval/html.h"
 #include "eval/run.h"
 #include "io/checkpoint.h"
 #include "io/state_dict.h"
@@ -101,15 +102,9 @@ std::string summary(const eval::EvalReport& before, const eval::EvalReport& afte
 // What the demo writes under --out; a rerun replaces it. The marker file says a folder is a
 // demo's, so that nothing else is ever removed.
 const char* const kMarker = "demo-output.txt";
-const char* const kOutputs[] = {"teacher.json",
-                                "teacher.pth",
-                                "store",
-                                "student_init.pth",
-                                "eval-before.json",
-                                "eval-after.json",
-                                "vis-before",
-                                "vis",
-                                "run"};
+const char* const kOutputs[] = {
+    "teacher.json",    "teacher.pth", "store", "student_init.pth", "eval-before.json",
+    "eval-after.json", "vis-before",  "vis",   "report",           "run"};
 
 // A fresh demo in `out` each time: the previous demo's outputs go; a folder that holds
 // anything else is refused.
@@ -174,6 +169,9 @@ void run_demo(const DemoArgs& a) {
   const eval::EvalReport after = evaluate(eval_request(a, teacher, teacher_checkpoint, store), run,
                                           a.out + "/vis", a.out + "/eval-after.json");
 
+  eval::write_report_html(after, a.out + "/report", a.out + "/vis",
+                          "samdistill demo: the trained student vs the teacher");
+
   std::cout << "\n" << eval::report_table(after) << "\n" << summary(before, after);
   std::printf("distillation loss %.4g -> %.4g over %lld steps\n\n", trained.first_loss,
               trained.last_loss, (long long)trained.steps);
@@ -181,11 +179,13 @@ void run_demo(const DemoArgs& a) {
             << "  teacher        " << teacher_checkpoint << "\n"
             << "  store          " << store << "  (teacher embeddings + resized images)\n"
             << "  student start  " << init << "\n"
-            << "  run            " << run << "  (config.json, metrics.jsonl, loss.png, final.pth)\n"
+            << "  run            " << run
+            << "  (config.json, metrics.jsonl, TensorBoard event file, loss.png, final.pth)\n"
             << "  reports        " << a.out << "/eval-before.json, " << a.out
             << "/eval-after.json\n"
             << "  pictures       " << a.out << "/vis-before/, " << a.out
-            << "/vis/  (image+prompt | teacher | student)\n";
+            << "/vis/  (image+prompt | teacher | student)\n"
+            << "  page           " << a.out << "/report/index.html  (open in a browser)\n";
 }
 
 }  // namespace

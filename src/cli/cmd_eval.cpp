@@ -3,6 +3,8 @@
 
 #include "cli/commands.h"
 #include "cli/shared_options.h"
+#include "eval/events.h"
+#include "eval/html.h"
 #include "eval/run.h"
 #include "util/atomic_file.h"
 #include "util/log.h"
@@ -15,16 +17,28 @@ struct EvalArgs {
   std::string prompts = eval::kDefaultPrompts;
   std::string multimask = "auto";
   std::string report;
+  std::string html;         // a page to look at, with pictures
+  std::string tensorboard;  // an event-file folder
 };
 
 void run_eval(EvalArgs& a) {
   a.request.settings.prompts = data::parse_prompt_specs(a.prompts);
   a.request.settings.multimask = eval::parse_multimask(a.multimask);
+  if (!a.html.empty() && a.request.vis_dir.empty()) a.request.vis_dir = a.html + "/pictures";
   eval::EvalReport report = eval::run_eval(a.request);
   std::cout << eval::report_table(report);
   if (!a.report.empty()) {
     write_file_atomic(a.report, eval::report_json(report).dump(2) + "\n");
     std::cout << "report: " << a.report << "\n";
+  }
+  if (!a.html.empty()) {
+    eval::write_report_html(report, a.html, a.request.vis_dir,
+                            "samdistill eval: " + a.request.student);
+    std::cout << "page: " << a.html << "/index.html\n";
+  }
+  if (!a.tensorboard.empty()) {
+    eval::write_eval_events(report, a.request.vis_dir, a.tensorboard);
+    std::cout << "TensorBoard: " << a.tensorboard << "\n";
   }
 }
 
@@ -85,6 +99,13 @@ void add_eval_command(CLI::App& app, const Globals&) {
   cmd->add_option("--vis", r.vis_dir,
                   "Folder for side-by-side PNGs (image with prompt | teacher's mask | student's "
                   "mask), the IoU in each file name");
+  cmd->add_option("--html", a->html,
+                  "Folder for a page to look at in a browser (index.html, no network needed): "
+                  "the summary, IoU histograms, every prompt sortable with its picture "
+                  "(pictures/: --vis's, or drawn there)");
+  cmd->add_option("--tensorboard", a->tensorboard,
+                  "Folder for a TensorBoard event file: mIoU per kind, and --vis's pictures as "
+                  "images");
   cmd->add_option("--vis-images", r.vis_images, "Images with pictures (the first ones)")
       ->capture_default_str();
   cmd->add_flag("--strict", r.strict,

@@ -123,6 +123,8 @@ void Evaluator::evaluate_image(const std::string& image_id, const data::Record& 
       const at::Tensor student = choose(s, mode, teacher);
 
       PromptOutcome o{image_id, a.id, spec.name(), describe(*prompt)};
+      o.width = record.image.width;
+      o.height = record.image.height;
       o.iou = mask_iou(student, teacher);
       o.teacher_gt = mask_iou(teacher, truth);
       o.student_gt = mask_iou(mode == Multimask::oracle ? choose(s, mode, truth) : student, truth);

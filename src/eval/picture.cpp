@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "eval/caption.h"
 #include "util/atomic_file.h"
@@ -72,6 +73,12 @@ at::Tensor side_by_side(const std::vector<at::Tensor>& panels, int64_t gap) {
     parts.push_back(panels[i]);
   }
   return at::cat(parts, 1).contiguous();
+}
+
+std::string picture_name(const PromptOutcome& o) {
+  char iou[16];
+  std::snprintf(iou, sizeof iou, "%.3f", o.iou);
+  return o.image + "_" + std::to_string(o.annotation) + "_" + o.kind + "_iou" + iou + ".png";
 }
 
 void write_png(const std::string& path, const at::Tensor& rgb) {

@@ -22,6 +22,25 @@ std::map<std::string, int64_t> EvalReport::count_by_kind() const {
   return n;
 }
 
+std::string size_bucket(int64_t width, int64_t height) {
+  const double mp = double(width) * double(height) / 1e6;
+  return mp < 1 ? "< 1 MP" : mp < 2 ? "1-2 MP" : mp < 4 ? "2-4 MP" : ">= 4 MP";
+}
+
+std::map<std::string, double> EvalReport::miou_by_size() const {
+  std::map<std::string, double> sum;
+  for (const PromptOutcome& o : outcomes) sum[size_bucket(o.width, o.height)] += o.iou;
+  std::map<std::string, int64_t> n = count_by_size();
+  for (auto& [bucket, value] : sum) value /= double(n[bucket]);
+  return sum;
+}
+
+std::map<std::string, int64_t> EvalReport::count_by_size() const {
+  std::map<std::string, int64_t> n;
+  for (const PromptOutcome& o : outcomes) n[size_bucket(o.width, o.height)] += 1;
+  return n;
+}
+
 nlohmann::json report_json(const EvalReport& r, size_t worst) {
   std::map<std::string, Histogram> histograms;
   for (const PromptOutcome& o : r.outcomes) histograms[o.kind].add(o.iou);

@@ -18,7 +18,11 @@ struct PromptOutcome {
   std::string prompt;      // the prompt in original pixels, for people
   double iou = 0;          // student vs teacher
   double teacher_gt = 0, student_gt = 0;
+  int64_t width = 0, height = 0;  // the image's
 };
+
+// The image-size bucket of the report: "< 1 MP", "1-2 MP", "2-4 MP" or ">= 4 MP".
+std::string size_bucket(int64_t width, int64_t height);
 
 struct Timings {
   double teacher_embed_s = 0;  // teacher encoder runs, or store reads
@@ -39,6 +43,9 @@ struct EvalReport {
   // Mean of `field` over the outcomes of each kind (kinds without outcomes left out).
   std::map<std::string, double> mean_by_kind(double PromptOutcome::*field) const;
   std::map<std::string, int64_t> count_by_kind() const;
+  // Mean student-vs-teacher IoU and count per image-size bucket.
+  std::map<std::string, double> miou_by_size() const;
+  std::map<std::string, int64_t> count_by_size() const;
 };
 
 // {"miou": {kind: value}, "count": {kind: n}, "miou_gt": {"teacher": {...}, "student": {...}},

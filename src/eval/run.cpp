@@ -53,8 +53,7 @@ TeacherEmbedding from_model(const EvalRequest& r, at::Device device) {
   };
 }
 
-// One comparison picture per prompt, named <image>_<annotation>_<kind>_iou<IoU>.png and
-// captioned with the kind and the IoU.
+// One comparison picture per prompt (picture_name), captioned with the kind and the IoU.
 void write_pictures(const std::string& dir, const at::Tensor& rgb,
                     const std::vector<PromptMasks>& masks, const PromptOutcome* outcomes) {
   std::filesystem::create_directories(dir);
@@ -62,8 +61,7 @@ void write_pictures(const std::string& dir, const at::Tensor& rgb,
     const PromptOutcome& o = outcomes[i];
     char iou[16];
     std::snprintf(iou, sizeof iou, "%.3f", o.iou);
-    write_png(dir + "/" + o.image + "_" + std::to_string(o.annotation) + "_" + o.kind + "_iou" +
-                  iou + ".png",
+    write_png(dir + "/" + picture_name(o),
               comparison(rgb, masks[i].prompt, masks[i].teacher, masks[i].student,
                          o.kind + "  IoU " + iou + "    image+prompt | teacher | student"));
   }

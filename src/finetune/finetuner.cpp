@@ -139,7 +139,7 @@ class DecoderFinetuning : public train::Objective {
     return total / double(terms);
   }
 
-  std::optional<double> validate() override {
+  std::optional<train::Validation> validate() override {
     eval::Evaluator evaluator(student_, settings_, teacher_);
     const eval::EvalReport report = eval::evaluate_images(
         evaluator, holdout_, eval::stored_embeddings(reader_), reader_.get(), {}, /*quiet=*/true);
@@ -152,7 +152,7 @@ class DecoderFinetuning : public train::Objective {
       line += " " + kind + " " + format_number(value);
     }
     log::info("held-out mIoU vs teacher:" + line);
-    return sum / double(miou.size());
+    return train::Validation{sum / double(miou.size()), miou};
   }
 
  private:

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "io/tensorboard.h"
 #include "io/train_checkpoint_file.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -42,6 +43,7 @@ std::vector<std::string> run_files(const RunPaths& run) {
   for (const std::string& file :
        {run.config(), run.metrics(), run.final_weights(), run.loss_curve(), run.best()})
     if (fs::exists(file)) out.push_back(file);
+  for (const std::string& file : event_files(run.dir)) out.push_back(file);
   for (const std::string& file : list_checkpoints(run)) out.push_back(file);
   return out;
 }

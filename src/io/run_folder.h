@@ -4,7 +4,8 @@
 #include <string>
 #include <vector>
 
-// A run folder: config.json (effective), metrics.jsonl, checkpoints/step-N.pth, final.pth.
+// A run folder: config.json (effective), metrics.jsonl, TensorBoard event files,
+// checkpoints/step-N.pth, final.pth.
 namespace sd::io {
 
 struct RunPaths {
@@ -24,7 +25,7 @@ std::string checkpoint_name(int64_t step);  // "step-00001200.pth"
 std::vector<std::string> list_checkpoints(const RunPaths& run);
 
 // The files a run writes that are in the folder: config.json, metrics.jsonl, final.pth,
-// loss.png, checkpoints/*.pth. Empty for a folder that holds no run.
+// loss.png, events.out.tfevents.*, checkpoints/*.pth. Empty for a folder that holds no run.
 std::vector<std::string> run_files(const RunPaths& run);
 
 // The newest checkpoint that reads back completely, passing over damaged or partial ones

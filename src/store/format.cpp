@@ -8,7 +8,7 @@
 #include <immintrin.h>
 #endif
 
-#include "store/crc32c.h"
+#include "util/crc32c.h"
 #include "util/error.h"
 
 namespace sd::store {

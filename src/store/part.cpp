@@ -11,8 +11,8 @@
 #include <filesystem>
 #include <set>
 
-#include "store/crc32c.h"
 #include "util/atomic_file.h"
+#include "util/crc32c.h"
 #include "util/error.h"
 
 namespace fs = std::filesystem;

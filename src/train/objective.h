@@ -2,6 +2,7 @@
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +12,13 @@
 #include "train/param_groups.h"
 
 namespace sd::train {
+
+// A held-out score and its parts (for finetune, the mIoU of each prompt kind), recorded in the
+// run's metrics as val_score and val_by_kind.
+struct Validation {
+  double score = 0;
+  std::map<std::string, double> by_kind;
+};
 
 // What a training run optimises. The loop (train_loop.h) does everything else: schedule,
 // accumulation, loss scaling, clipping, non-finite steps, checkpoints, resume, metrics,
@@ -38,7 +46,7 @@ class Objective {
   // best checkpoint and final.pth (the best weights) and may stop the run early. nullopt
   // (always, or never): the epoch's mean training loss picks the best checkpoint and
   // final.pth is the last weights.
-  virtual std::optional<double> validate() { return std::nullopt; }
+  virtual std::optional<Validation> validate() { return std::nullopt; }
   // "vit_t student encoder", for the log.
   virtual std::string description() const = 0;
 };

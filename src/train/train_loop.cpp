@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 
 #include "io/checkpoint.h"
 #include "io/run_folder.h"
@@ -15,6 +14,7 @@
 #include "store/manifest.h"
 #include "train/loss_plot.h"
 #include "train/loss_scale.h"
+#include "train/metrics_log.h"
 #include "train/schedule.h"
 #include "train/train_checkpoint.h"
 #include "util/atomic_file.h"
@@ -193,30 +193,24 @@ class Loop {
                               "' holds it. Continue with the same command and --resume auto");
   }
 
-  // Drops the metrics lines written after the checkpoint resumed from (the steps and the
-  // epoch-end score that will be redone), so that each appears once.
+  // Drops the metrics (lines and event-file scalars) written after the checkpoint resumed
+  // from: the steps and the epoch-end score that will be redone, so that each appears once.
   void trim_metrics() {
-    std::ifstream in(paths_.metrics());
-    std::string kept, line;
-    while (std::getline(in, line)) {
-      nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (j.is_discarded()) continue;  // a line torn by the kill
+    metrics_.trim([this](const nlohmann::json& j) {
       const int64_t step = j.value("step", int64_t{0}), epoch = j.value("epoch", int64_t{0});
-      const bool done = step < progress_.step ||
-                        (step == progress_.step && (j.contains("loss") || epoch < progress_.epoch));
-      if (done) kept += line + "\n";
-    }
-    write_file_atomic(paths_.metrics(), kept);
+      return step < progress_.step ||
+             (step == progress_.step && (j.contains("loss") || epoch < progress_.epoch));
+    });
   }
 
   // The score of the weights before any step: the first best checkpoint.
   void validate_start() {
-    std::optional<double> score = o_.validate();
+    std::optional<Validation> score = o_.validate();
     if (!score) return;
     progress_.validated = true;
-    log::info("held-out score before training: " + format_number(*score));
+    log::info("held-out score before training: " + format_number(score->score));
     record_score(*score);
-    progress_.best_score = *score;
+    progress_.best_score = score->score;
     write_file_atomic(paths_.best(), read_file(checkpoint()));
   }
 
@@ -224,12 +218,12 @@ class Loop {
   // is the best of all the weights it trained, not only of those at epoch ends.
   void score_last_weights() {
     if (!progress_.validated || summary_.steps_this_call == 0) return;
-    const double score = o_.validate().value();
+    const Validation v = o_.validate().value();
     log::info("held-out score after step " + std::to_string(progress_.step) + ": " +
-              format_number(score) + " (best " + format_number(progress_.best_score) + ")");
-    record_score(score);
-    const bool best = score > progress_.best_score;
-    if (best) progress_.best_score = score;
+              format_number(v.score) + " (best " + format_number(progress_.best_score) + ")");
+    record_score(v);
+    const bool best = v.score > progress_.best_score;
+    if (best) progress_.best_score = v.score;
     const std::string path = checkpoint();
     if (best) write_file_atomic(paths_.best(), read_file(path));
   }
@@ -306,10 +300,6 @@ class Loop {
                   paths_.checkpoints() + "' is intact");
   }
 
-  void append_metrics(const nlohmann::json& line) {
-    std::ofstream(paths_.metrics(), std::ios::app) << line.dump() << "\n";
-  }
-
   void record(double loss, double lr, double grad_norm, int64_t seen, double wait, double secs,
               Progress& bar) {
     images_ += static_cast<double>(seen);
@@ -321,23 +311,31 @@ class Loop {
       progress_.epoch_loss += loss;
       progress_.epoch_steps += 1;
     }
-    append_metrics({{"step", progress_.step},
-                    {"epoch", progress_.epoch},
-                    {"loss", loss},
-                    {"lr", lr},
-                    {"grad_norm", grad_norm},
-                    {"images_per_s", seen / secs},
-                    {"data_wait_s", wait},
-                    {"step_s", secs},
-                    {"rss_mb", peak_rss_mb()}});
+    nlohmann::json line = {{"step", progress_.step}, {"epoch", progress_.epoch},
+                           {"loss", loss},           {"lr", lr},
+                           {"grad_norm", grad_norm}, {"images_per_s", seen / secs},
+                           {"data_wait_s", wait},    {"step_s", secs},
+                           {"rss_mb", peak_rss_mb()}};
+    if (o_.param_groups().size() > 1) line["lr_groups"] = group_lrs(lr);
+    metrics_.append(line);
     if (progress_.step % c_.log_every == 0 || progress_.step == total_steps_)
       bar.update(progress_.step, "loss " + format_number(loss) + " lr " + format_number(lr) + " " +
                                      format_number(seen / secs) + " img/s");
   }
 
-  void record_score(double score) {
-    summary_.scores.push_back(score);
-    append_metrics({{"step", progress_.step}, {"epoch", progress_.epoch}, {"val_score", score}});
+  // The learning rate of each parameter group (layer-wise decay scales them).
+  std::vector<double> group_lrs(double lr) const {
+    std::vector<double> out;
+    for (const ParamGroup& g : o_.param_groups()) out.push_back(lr * g.lr_scale);
+    return out;
+  }
+
+  void record_score(const Validation& v) {
+    summary_.scores.push_back(v.score);
+    nlohmann::json line = {
+        {"step", progress_.step}, {"epoch", progress_.epoch}, {"val_score", v.score}};
+    if (!v.by_kind.empty()) line["val_by_kind"] = v.by_kind;
+    metrics_.append(line);
   }
 
   // Scores the epoch (held-out score, else -mean loss), keeps the best, stops early when the
@@ -349,10 +347,11 @@ class Loop {
               format_number(mean));
     double score = -mean;
     if (progress_.validated) {
-      score = o_.validate().value();
+      const Validation v = o_.validate().value();
+      score = v.score;
       log::info("held-out score after epoch " + std::to_string(progress_.epoch) + ": " +
                 format_number(score) + " (best " + format_number(progress_.best_score) + ")");
-      record_score(score);
+      record_score(v);
     }
     const bool best = progress_.epoch_steps > 0 && score > progress_.best_score;
     if (best) progress_.best_score = score;
@@ -393,6 +392,7 @@ class Loop {
   TrainConfig c_;
   Objective& o_;
   io::RunPaths paths_;
+  MetricsLog metrics_{paths_};
   at::Device device_;
   std::string store_id_;
   std::vector<at::Tensor> params_;  // every trained parameter, in group order

@@ -10,7 +10,7 @@ namespace sd {
 uint32_t crc32(const void* data, size_t size, uint32_t crc = 0);
 
 // Slicing-by-8 tables of one reflected 32-bit CRC polynomial: crc32 above and the portable
-// path of store/crc32c (Castagnoli) both run on them.
+// path of crc32c.h (Castagnoli) both run on them.
 class Crc32Tables {
  public:
   explicit Crc32Tables(uint32_t reflected_polynomial);

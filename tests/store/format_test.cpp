@@ -5,27 +5,10 @@
 
 #include <cstring>
 
-#include "store/crc32c.h"
 #include "util/error.h"
 
 namespace sd::store {
 namespace {
-
-TEST(Crc32c, KnownVectorsAndBothPaths) {
-  EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u);
-  EXPECT_EQ(crc32c("", 0), 0u);
-  std::string zeros(32, '\0');
-  EXPECT_EQ(crc32c(zeros.data(), zeros.size()), 0x8A9136AAu);  // RFC 3720 B.4
-  std::string text(1000, '\0');
-  for (size_t i = 0; i < text.size(); ++i) text[i] = char(i * 7 + 3);
-  for (size_t n : {0, 1, 7, 8, 9, 63, 1000}) {
-    EXPECT_EQ(crc32c(text.data(), n), crc32c_portable(text.data(), n)) << n;
-    EXPECT_EQ(crc32c(text.data() + 5, n - std::min<size_t>(n, 5),
-                     crc32c(text.data(), std::min<size_t>(n, 5))),
-              crc32c(text.data(), n))
-        << n;
-  }
-}
 
 TEST(Format, HeaderRoundTripAndDamage) {
   RecordInfo info;

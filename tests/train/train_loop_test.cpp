@@ -6,9 +6,12 @@
 #include <gtest/gtest.h>
 #include <torch/nn/module.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
+#include "common/events.h"
 #include "common/fixtures.h"
 #include "common/one_weight.h"
 #include "io/checkpoint.h"
@@ -34,7 +37,11 @@ class Scripted : public Objective {
     ParamGroup g;
     g.names = {"w"};
     g.params = {model_.w};
-    groups_ = {g};
+    ParamGroup other;  // a second learning rate, outside the model and the loss
+    other.lr_scale = 0.5;
+    other.names = {"other"};
+    other.params = {other_.w};
+    groups_ = {g, other};
   }
 
   torch::nn::Module& model() override { return model_; }
@@ -46,16 +53,17 @@ class Scripted : public Objective {
   bool needs_records() const override { return false; }
   void train_mode() override {}
   at::Tensor loss(const data::Batch&) override { return (model_.w - 1).pow(2).sum(); }
-  std::optional<double> validate() override {
+  std::optional<Validation> validate() override {
     if (scores_.empty()) return std::nullopt;
-    return scores_.at(validations_++);  // throws when the loop asks more often than scripted
+    const double score = scores_.at(validations_++);  // throws when asked more than scripted
+    return Validation{score, {{"box", score}, {"point", score / 2}}};
   }
   std::string description() const override { return "scripted objective"; }
 
  private:
   size_t validations_ = 0;
   std::vector<double> scores_;
-  testing::OneWeight model_{1};
+  testing::OneWeight model_{1}, other_{1};
   std::vector<ParamGroup> groups_;
   data::Dataset dataset_;
 };
@@ -139,6 +147,112 @@ TEST_F(TrainLoop, StepFilesPastStepNineHoldTheirSteps) {
   EXPECT_TRUE(fs::exists(dir_ + "/run/checkpoints/step-00000010.pth"));
   EXPECT_NE(weight_in(step_file(9)), weight_in(step_file(10)));
   EXPECT_EQ(weight_in(s.final_weights), weight_in(step_file(12)));
+}
+
+using Scalars = std::map<std::pair<std::string, int64_t>, double>;  // (tag, step) -> value
+
+void add_scalars(const std::string& tag, int64_t step, const nlohmann::json& v, Scalars& out) {
+  if (v.is_object()) {
+    for (const auto& [key, inner] : v.items()) add_scalars(tag + "/" + key, step, inner, out);
+  } else if (v.is_array()) {
+    for (size_t i = 0; i < v.size(); ++i)
+      add_scalars(tag + "/" + std::to_string(i), step, v[i], out);
+  } else {
+    EXPECT_TRUE(out.emplace(std::pair{tag, step}, v.is_null() ? NAN : v.get<double>()).second)
+        << tag << " at step " << step << " twice in metrics.jsonl";
+  }
+}
+
+// What metrics.jsonl says: every number of every line but step and epoch.
+Scalars metrics_scalars(const std::string& run) {
+  Scalars out;
+  std::ifstream in(run + "/metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    for (const auto& [key, value] : j.items())
+      if (key != "step" && key != "epoch") add_scalars(key, j.at("step"), value, out);
+  }
+  return out;
+}
+
+// What TensorBoard shows: the scalars of every event file of the run folder.
+Scalars event_scalars(const std::vector<std::string>& files) {
+  Scalars out;
+  for (const std::string& file : files)
+    for (const testing::DecodedEvent& e : testing::decode_events(file)) {
+      if (!e.has_scalar) continue;
+      EXPECT_TRUE(out.emplace(std::pair{e.tag, e.step}, e.scalar).second)
+          << e.tag << " at step " << e.step << " written twice (" << file << ")";
+    }
+  return out;
+}
+
+void expect_same_scalars(const Scalars& events, const Scalars& metrics) {
+  ASSERT_EQ(events.size(), metrics.size());
+  for (const auto& [key, value] : metrics) {
+    ASSERT_TRUE(events.count(key)) << key.first << " at step " << key.second;
+    const double got = events.at(key);
+    if (std::isnan(value))
+      EXPECT_TRUE(std::isnan(got)) << key.first;
+    else
+      EXPECT_FLOAT_EQ(float(got), float(value)) << key.first << " at step " << key.second;
+  }
+}
+
+std::vector<std::string> event_files_in(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.path().filename().string().rfind("events.out.tfevents.", 0) == 0)
+      out.push_back(entry.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST_F(TrainLoop, EventFilesHoldEveryScalarOfMetricsJsonlAtItsStep) {
+  if (!testing::can_decode_events()) GTEST_SKIP() << "built without protobuf and protoc";
+  Scripted objective({0.5, 0.7, 0.6}, 4);
+  run_training(request(2, 0), objective);
+  const Scalars metrics = metrics_scalars(dir_ + "/run");
+  for (const char* tag : {"loss", "lr", "lr_groups/0", "lr_groups/1", "grad_norm", "images_per_s",
+                          "data_wait_s", "rss_mb", "val_score", "val_by_kind/box"})
+    EXPECT_TRUE(metrics.count({tag, 4})) << tag;
+  EXPECT_DOUBLE_EQ(metrics.at({"lr_groups/1", 1}), 0.5 * metrics.at({"lr", 1}));
+  EXPECT_EQ(event_files_in(dir_ + "/run").size(), 1u);
+  expect_same_scalars(event_scalars(event_files_in(dir_ + "/run")), metrics);
+}
+
+// A kill after step 7 whose last checkpoint is step 5: the resumed run writes steps 6-8 again
+// into a new event file, and the first file no longer holds them.
+TEST_F(TrainLoop, AResumeWritesANewEventFileWithOnlyTheStepsAfterItsCheckpoint) {
+  if (!testing::can_decode_events()) GTEST_SKIP() << "built without protobuf and protoc";
+  {
+    Scripted objective({}, 4);
+    LoopRequest r = request(4, 0);
+    r.config.max_steps = 7;
+    run_training(r, objective);
+  }
+  for (int64_t step : {6, 7}) fs::remove(step_file(step));
+  Scripted objective({}, 4);
+  LoopRequest r = request(4, 0);
+  r.run.resume = "auto";
+  EXPECT_EQ(run_training(r, objective).steps_this_call, 3);
+  const std::vector<std::string> files = event_files_in(dir_ + "/run");
+  ASSERT_EQ(files.size(), 2u);
+  int64_t first_new = 100;
+  for (const testing::DecodedEvent& e : testing::decode_events(files[1]))
+    if (e.has_scalar) first_new = std::min(first_new, e.step);
+  EXPECT_EQ(first_new, 6);
+  expect_same_scalars(event_scalars(files), metrics_scalars(dir_ + "/run"));
+}
+
+TEST_F(TrainLoop, AFreshStartRemovesThePreviousRunsEventFiles) {
+  Scripted first({}, 4);
+  run_training(request(1, 0), first);
+  Scripted second({}, 4);
+  LoopRequest r = request(1, 0);
+  r.run.overwrite = true;
+  run_training(r, second);
+  EXPECT_EQ(event_files_in(dir_ + "/run").size(), 1u);
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "store/crc32c.h"
+#include "util/crc32c.h"
 
 #include <cstring>
 
@@ -8,7 +8,7 @@
 
 #include "util/crc32.h"
 
-namespace sd::store {
+namespace sd {
 namespace {
 
 constexpr uint32_t kPoly = 0x82F63B78u;  // reflected Castagnoli polynomial
@@ -50,4 +50,4 @@ uint32_t crc32c(const void* data, size_t size, uint32_t crc) {
   return crc32c_portable(data, size, crc);
 }
 
-}  // namespace sd::store
+}  // namespace sd
