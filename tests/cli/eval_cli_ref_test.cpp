@@ -1,10 +1,14 @@
-// `samdistill eval` as a user runs it: the console table, the JSON report and the pictures.
+// `samdistill eval` as a user runs it: the console table, the JSON report, the pictures and
+// the TensorBoard event file.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
+#include "common/events.h"
 #include "common/fixtures.h"
+#include "io/tensorboard.h"
 #include "util/atomic_file.h"
 
 namespace fs = std::filesystem;
@@ -12,7 +16,7 @@ namespace fs = std::filesystem;
 namespace sd::testing {
 namespace {
 
-TEST(EvalCli, ReportTableAndPictures) {
+TEST(EvalCli, ReportTableAndPicturesAndTensorBoard) {
   SD_REQUIRE_FIXTURES();
   auto teacher = first_folder(false);
   ASSERT_TRUE(teacher);
@@ -29,7 +33,7 @@ TEST(EvalCli, ReportTableAndPictures) {
   EXPECT_PRED2(contains, bad.output, "'fgbg@x' is not a prompt kind");
 
   ProgramRun run = run_program(common + " --prompts box,point --report " + dir +
-                               "/report.json --vis " + dir + "/vis");
+                               "/report.json --vis " + dir + "/vis --tensorboard " + dir + "/tb");
   ASSERT_EQ(run.status, 0) << run.output;
   EXPECT_PRED2(contains, run.output, "teacher-GT");
   EXPECT_PRED2(contains, run.output, "box          off             1     1.0000");
@@ -47,6 +51,44 @@ TEST(EvalCli, ReportTableAndPictures) {
     ++pictures;
   }
   EXPECT_EQ(pictures, 2);
+
+  // --tensorboard: one event file, read back with protoc's decoder of TensorBoard's messages:
+  // the report's mIoU of each kind at step 0, and each --vis picture as an image.
+  EXPECT_PRED2(contains, run.output, "TensorBoard: " + dir + "/tb");
+  const std::vector<std::string> files = io::event_files(dir + "/tb");
+  ASSERT_EQ(files.size(), 1u);
+  if (!can_decode_events()) {
+    fs::remove_all(dir);
+    GTEST_SKIP() << "built without protobuf and protoc: the event file is not decoded";
+  }
+  std::map<std::string, float> scalars;
+  std::map<std::string, std::string> images;
+  for (const DecodedEvent& e : decode_events(files[0])) {
+    if (e.has_scalar || e.has_image) {
+      EXPECT_EQ(e.step, 0) << e.tag;
+    }
+    if (e.has_scalar) scalars[e.tag] = e.scalar;
+    if (e.has_image) {
+      EXPECT_GT(e.width, 0) << e.tag;
+      EXPECT_GT(e.height, 0) << e.tag;
+      images[e.tag] = e.png;
+    }
+  }
+  std::map<std::string, float> miou;
+  for (const auto& [kind, value] : report["miou"].items())
+    miou["eval/miou/" + kind] = value.get<float>();
+  EXPECT_EQ(scalars, miou);
+  ASSERT_EQ(images.size(), 2u);
+  for (const auto& w : report["worst"]) {
+    const std::string tag = "eval/" + w["kind"].get<std::string>() + "/" +
+                            w["image"].get<std::string>() + "_" +
+                            std::to_string(w["annotation"].get<int64_t>());
+    ASSERT_TRUE(images.count(tag)) << tag;
+    bool same_as_a_picture = false;
+    for (const auto& f : fs::directory_iterator(dir + "/vis"))
+      same_as_a_picture |= read_file(f.path().string()) == images[tag];
+    EXPECT_TRUE(same_as_a_picture) << tag << ": not the PNG of a --vis picture";
+  }
   fs::remove_all(dir);
 }
 
