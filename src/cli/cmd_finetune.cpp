@@ -5,6 +5,7 @@
 #include "cli/shared_options.h"
 #include "finetune/finetune_config.h"
 #include "finetune/finetuner.h"
+#include "io/run_folder.h"
 #include "util/error.h"
 #include "util/progress.h"
 #include "util/stop_signal.h"
@@ -30,6 +31,8 @@ void run_finetune(const RunConfigArgs& a) {
               << format_number(s.scores[i]);
   std::cout << "; final.pth has " << format_number(s.best_score)
             << (s.stopped_early ? " (stopped early: no better for patience epochs)" : "") << "\n";
+  std::cout << "held-out     report " << io::RunPaths{request.run.dir}.heldout_page()
+            << " (the latest validation; heldout/step-N.json: each one's)\n";
 }
 
 }  // namespace

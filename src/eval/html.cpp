@@ -189,7 +189,7 @@ std::string report_html(const EvalReport& r, const std::set<std::string>& pictur
 void write_report_html(const EvalReport& r, const std::string& dir, const std::string& vis_dir,
                        const std::string& title) {
   const fs::path pictures_dir = fs::path(dir) / "pictures";
-  fs::create_directories(pictures_dir);
+  fs::create_directories(vis_dir.empty() ? fs::path(dir) : pictures_dir);
   const bool same =
       !vis_dir.empty() && fs::exists(vis_dir) && fs::equivalent(fs::path(vis_dir), pictures_dir);
   std::set<std::string> pictures;

@@ -17,7 +17,8 @@ std::string report_html(const EvalReport& report, const std::set<std::string>& p
                         const std::string& title);
 
 // Writes DIR/index.html, with the --vis pictures of the outcomes found in `vis_dir` copied to
-// DIR/pictures (unless vis_dir is DIR/pictures). sd::Error naming the file it cannot write.
+// DIR/pictures (unless vis_dir is DIR/pictures; no pictures/ when vis_dir is ""). sd::Error
+// naming the file it cannot write.
 void write_report_html(const EvalReport& report, const std::string& dir, const std::string& vis_dir,
                        const std::string& title);
 

@@ -6,13 +6,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 #include "data/dataset.h"
 #include "eval/evaluator.h"
+#include "eval/html.h"
 #include "eval/run.h"
 #include "finetune/mask_loss.h"
 #include "finetune/training_prompts.h"
 #include "io/checkpoint.h"
+#include "io/run_folder.h"
 #include "io/weights.h"
 #include "models/predictor.h"
 #include "models/sam.h"
@@ -22,6 +25,7 @@
 #include "train/autocast.h"
 #include "train/objective.h"
 #include "train/training_set.h"
+#include "util/atomic_file.h"
 #include "util/device.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -139,12 +143,13 @@ class DecoderFinetuning : public train::Objective {
     return total / double(terms);
   }
 
-  std::optional<train::Validation> validate() override {
+  std::optional<train::Validation> validate(const train::ValidationPoint& at) override {
     eval::Evaluator evaluator(student_, settings_, teacher_);
     const eval::EvalReport report = eval::evaluate_images(
         evaluator, holdout_, eval::stored_embeddings(reader_), reader_.get(), {}, /*quiet=*/true);
     const std::map<std::string, double> miou = report.mean_by_kind(&eval::PromptOutcome::iou);
     if (miou.empty()) throw Error("no held-out image has an annotation that gives a prompt");
+    write_heldout_report(report, at);
     double sum = 0;
     std::string line;
     for (const auto& [kind, value] : miou) {
@@ -216,6 +221,19 @@ class DecoderFinetuning : public train::Objective {
     const int64_t best = out.iou_predictions[0].argmax().item<int64_t>();
     logits = out.masks.slice(1, best, best + 1).to(at::kFloat);
     return (logits > 0).to(at::kFloat);
+  }
+
+  // The held-out report in the run folder, as `eval --report` and `eval --html` write it
+  // (without pictures): heldout/step-N.json for each validation, heldout/index.html for the
+  // latest.
+  static void write_heldout_report(const eval::EvalReport& report,
+                                   const train::ValidationPoint& at) {
+    const io::RunPaths paths{at.run_dir};
+    std::filesystem::create_directories(paths.heldout());
+    write_file_atomic(paths.heldout_report(at.step), eval::report_json(report).dump(2) + "\n");
+    eval::write_report_html(report, paths.heldout(), "",
+                            "samdistill finetune: held-out images " + at.when + " (step " +
+                                std::to_string(at.step) + ")");
   }
 
   static int64_t ceil_div(int64_t pixels) { return (pixels + kLowResScale - 1) / kLowResScale; }

@@ -14,24 +14,31 @@ namespace fs = std::filesystem;
 namespace sd::io {
 namespace {
 
-bool is_checkpoint_name(const std::string& name) {
-  return name.rfind("step-", 0) == 0 && name.size() > 9 &&
-         name.compare(name.size() - 4, 4, ".pth") == 0;
+// step-<digits><suffix>
+bool is_step_file(const std::string& name, const std::string& suffix) {
+  return name.rfind("step-", 0) == 0 && name.size() > 5 + suffix.size() &&
+         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string step_name(int64_t step, const char* suffix) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "step-%08lld%s", static_cast<long long>(step), suffix);
+  return name;
 }
 
 }  // namespace
 
-std::string checkpoint_name(int64_t step) {
-  char name[64];
-  std::snprintf(name, sizeof(name), "step-%08lld.pth", static_cast<long long>(step));
-  return name;
+std::string RunPaths::heldout_report(int64_t step) const {
+  return heldout() + "/" + step_name(step, ".json");
 }
+
+std::string checkpoint_name(int64_t step) { return step_name(step, ".pth"); }
 
 std::vector<std::string> list_checkpoints(const RunPaths& run) {
   std::vector<std::string> out;
   if (!fs::is_directory(run.checkpoints())) return out;
   for (const auto& entry : fs::directory_iterator(run.checkpoints()))
-    if (entry.is_regular_file() && is_checkpoint_name(entry.path().filename().string()))
+    if (entry.is_regular_file() && is_step_file(entry.path().filename().string(), ".pth"))
       out.push_back(entry.path().string());
   // Zero-padded step numbers: the name order is the step order.
   std::sort(out.rbegin(), out.rend());
@@ -45,6 +52,15 @@ std::vector<std::string> run_files(const RunPaths& run) {
     if (fs::exists(file)) out.push_back(file);
   for (const std::string& file : event_files(run.dir)) out.push_back(file);
   for (const std::string& file : list_checkpoints(run)) out.push_back(file);
+  if (fs::exists(run.heldout_page())) out.push_back(run.heldout_page());
+  if (fs::is_directory(run.heldout())) {
+    std::vector<std::string> reports;
+    for (const auto& entry : fs::directory_iterator(run.heldout()))
+      if (entry.is_regular_file() && is_step_file(entry.path().filename().string(), ".json"))
+        reports.push_back(entry.path().string());
+    std::sort(reports.begin(), reports.end());
+    out.insert(out.end(), reports.begin(), reports.end());
+  }
   return out;
 }
 

@@ -5,7 +5,9 @@
 #include <vector>
 
 // A run folder: config.json (effective), metrics.jsonl, TensorBoard event files,
-// checkpoints/step-N.pth, final.pth.
+// checkpoints/step-N.pth, final.pth, and for an objective with a held-out set (finetune) the
+// held-out reports: heldout/index.html (the latest validation's page) and
+// heldout/step-N.json (each validation's report).
 namespace sd::io {
 
 struct RunPaths {
@@ -16,6 +18,10 @@ struct RunPaths {
   std::string final_weights() const { return dir + "/final.pth"; }
   std::string loss_curve() const { return dir + "/loss.png"; }
   std::string best() const { return checkpoints() + "/best.pth"; }
+  std::string heldout() const { return dir + "/heldout"; }
+  std::string heldout_page() const { return heldout() + "/index.html"; }
+  // The report of the validation after `step` optimiser steps: heldout/step-00001200.json.
+  std::string heldout_report(int64_t step) const;
 };
 
 // File name of the checkpoint written after `step` optimiser steps.
@@ -25,7 +31,8 @@ std::string checkpoint_name(int64_t step);  // "step-00001200.pth"
 std::vector<std::string> list_checkpoints(const RunPaths& run);
 
 // The files a run writes that are in the folder: config.json, metrics.jsonl, final.pth,
-// loss.png, events.out.tfevents.*, checkpoints/*.pth. Empty for a folder that holds no run.
+// loss.png, events.out.tfevents.*, checkpoints/*.pth, heldout/index.html, heldout/step-*.json.
+// Empty for a folder that holds no run.
 std::vector<std::string> run_files(const RunPaths& run);
 
 // The newest checkpoint that reads back completely, passing over damaged or partial ones

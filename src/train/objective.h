@@ -2,6 +2,7 @@
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -18,6 +19,15 @@ namespace sd::train {
 struct Validation {
   double score = 0;
   std::map<std::string, double> by_kind;
+};
+
+// When a validation happens: the run folder (where the objective may write its held-out
+// report), the optimiser steps done, and words for people ("before training", "after epoch 0",
+// "after step 3").
+struct ValidationPoint {
+  std::string run_dir;
+  int64_t step = 0;
+  std::string when;
 };
 
 // What a training run optimises. The loop (train_loop.h) does everything else: schedule,
@@ -45,8 +55,9 @@ class Objective {
   // A held-out score, higher is better, before training and after each epoch: it picks the
   // best checkpoint and final.pth (the best weights) and may stop the run early. nullopt
   // (always, or never): the epoch's mean training loss picks the best checkpoint and
-  // final.pth is the last weights.
-  virtual std::optional<Validation> validate() { return std::nullopt; }
+  // final.pth is the last weights. `at` says when, and the run folder the objective may write
+  // its held-out report into (io::RunPaths::heldout()).
+  virtual std::optional<Validation> validate(const ValidationPoint& /*at*/) { return std::nullopt; }
   // "vit_t student encoder", for the log.
   virtual std::string description() const = 0;
 };

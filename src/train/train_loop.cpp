@@ -203,9 +203,13 @@ class Loop {
     });
   }
 
+  ValidationPoint point(const std::string& when) const {
+    return ValidationPoint{paths_.dir, progress_.step, when};
+  }
+
   // The score of the weights before any step: the first best checkpoint.
   void validate_start() {
-    std::optional<Validation> score = o_.validate();
+    std::optional<Validation> score = o_.validate(point("before training"));
     if (!score) return;
     progress_.validated = true;
     log::info("held-out score before training: " + format_number(score->score));
@@ -218,7 +222,7 @@ class Loop {
   // is the best of all the weights it trained, not only of those at epoch ends.
   void score_last_weights() {
     if (!progress_.validated || summary_.steps_this_call == 0) return;
-    const Validation v = o_.validate().value();
+    const Validation v = o_.validate(point("after step " + std::to_string(progress_.step))).value();
     log::info("held-out score after step " + std::to_string(progress_.step) + ": " +
               format_number(v.score) + " (best " + format_number(progress_.best_score) + ")");
     record_score(v);
@@ -347,7 +351,8 @@ class Loop {
               format_number(mean));
     double score = -mean;
     if (progress_.validated) {
-      const Validation v = o_.validate().value();
+      const Validation v =
+          o_.validate(point("after epoch " + std::to_string(progress_.epoch))).value();
       score = v.score;
       log::info("held-out score after epoch " + std::to_string(progress_.epoch) + ": " +
                 format_number(score) + " (best " + format_number(progress_.best_score) + ")");

@@ -6,10 +6,14 @@
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <map>
 
 #include "common/pipeline.h"
 #include "io/checkpoint.h"
+#include "io/run_folder.h"
 #include "io/state_dict.h"
+#include "util/atomic_file.h"
 
 namespace fs = std::filesystem;
 
@@ -54,6 +58,23 @@ std::string FinetuneRun::output_;
 
 std::string entry_prefix(const std::string& key) { return key.substr(0, key.find('.')); }
 
+// The val_by_kind of each validation line of RUN/metrics.jsonl, by step.
+std::map<int64_t, nlohmann::json> held_out_by_step(const std::string& run) {
+  std::map<int64_t, nlohmann::json> out;
+  std::ifstream in(run + "/metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    if (j.contains("val_by_kind")) out[j["step"].get<int64_t>()] = j["val_by_kind"];
+  }
+  return out;
+}
+
+size_t occurrences(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
 TEST_F(FinetuneRun, HeldOutMiouIsReportedBeforeAndAfterAndFinalIsTheBest) {
   const std::string& run = reference_run();
   const std::vector<double> scores = validation_scores(run);
@@ -70,6 +91,33 @@ TEST_F(FinetuneRun, HeldOutMiouIsReportedBeforeAndAfterAndFinalIsTheBest) {
   for (const auto& [key, value] : io::read_state_dict(run + "/final.pth"))
     parts.insert(entry_prefix(key));
   EXPECT_EQ(parts, (std::set<std::string>{"image_encoder", "prompt_encoder", "mask_decoder"}));
+}
+
+// Each validation's held-out report is in the run folder as eval --report writes it
+// (heldout/step-N.json, the mIoU of the metrics), the latest as eval --html's page
+// (heldout/index.html), and the summary names the page.
+TEST_F(FinetuneRun, TheRunFolderHoldsTheHeldOutReports) {
+  const io::RunPaths paths{reference_run()};
+  const std::map<int64_t, nlohmann::json> by_step = held_out_by_step(paths.dir);
+  ASSERT_EQ(by_step.size(), 3u);
+  EXPECT_EQ(by_step.begin()->first, 0);
+  EXPECT_EQ(by_step.rbegin()->first, 4);
+  nlohmann::json last;
+  for (const auto& [step, miou] : by_step) {
+    const std::string file = paths.heldout_report(step);
+    ASSERT_TRUE(fs::exists(file)) << file;
+    last = nlohmann::json::parse(std::ifstream(file));
+    EXPECT_EQ(last["miou"], miou) << file;
+    EXPECT_GT(last["prompts"].get<int64_t>(), 0) << file;
+  }
+  EXPECT_PRED2(contains, output_, "held-out     report " + paths.heldout_page());
+  ASSERT_TRUE(fs::exists(paths.heldout_page()));
+  const std::string page = read_file(paths.heldout_page());
+  EXPECT_PRED2(contains, page, "held-out images after epoch 1 (step 4)");
+  EXPECT_PRED2(contains, page, "<table id=summary>");
+  EXPECT_EQ(occurrences(page, "<tr id=\""), last["prompts"].get<size_t>())
+      << "a row per prompt of the latest validation";
+  EXPECT_FALSE(fs::exists(paths.heldout() + "/pictures")) << "a page without pictures";
 }
 
 TEST_F(FinetuneRun, TheFrozenEncoderIsBitwiseUnchangedAndTheDecoderLearns) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <torch/nn/module.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +21,7 @@
 #include "store/manifest.h"
 #include "train/objective.h"
 #include "train/train_checkpoint.h"
+#include "util/error.h"
 
 namespace fs = std::filesystem;
 
@@ -53,12 +55,22 @@ class Scripted : public Objective {
   bool needs_records() const override { return false; }
   void train_mode() override {}
   at::Tensor loss(const data::Batch&) override { return (model_.w - 1).pow(2).sum(); }
-  std::optional<Validation> validate() override {
+  std::optional<Validation> validate(const ValidationPoint& at) override {
     if (scores_.empty()) return std::nullopt;
+    points.push_back(at.when + " @" + std::to_string(at.step));
+    if (write_reports) {  // as finetune does
+      const io::RunPaths paths{at.run_dir};
+      fs::create_directories(paths.heldout());
+      std::ofstream(paths.heldout_report(at.step)) << "{}";
+      std::ofstream(paths.heldout_page()) << at.when;
+    }
     const double score = scores_.at(validations_++);  // throws when asked more than scripted
     return Validation{score, {{"box", score}, {"point", score / 2}}};
   }
   std::string description() const override { return "scripted objective"; }
+
+  bool write_reports = false;       // a held-out report in the run folder at each validation
+  std::vector<std::string> points;  // "<when> @<step>" of each validation
 
  private:
   size_t validations_ = 0;
@@ -253,6 +265,38 @@ TEST_F(TrainLoop, AFreshStartRemovesThePreviousRunsEventFiles) {
   r.run.overwrite = true;
   run_training(r, second);
   EXPECT_EQ(event_files_in(dir_ + "/run").size(), 1u);
+}
+
+// The objective is told when it validates and where the run folder is, and the held-out
+// reports it writes there are the run's: a new run refuses the folder, --overwrite removes them.
+TEST_F(TrainLoop, HeldOutReportsBelongToTheRun) {
+  Scripted first({0.5, 0.6, 0.7}, 4);
+  first.write_reports = true;
+  LoopRequest r = request(2, 0);
+  r.config.max_steps = 3;
+  run_training(r, first);
+  EXPECT_EQ(first.points, (std::vector<std::string>{"before training @0", "after epoch 0 @2",
+                                                    "after step 3 @3"}));
+  const io::RunPaths paths{dir_ + "/run"};
+  const std::vector<std::string> files = io::run_files(paths);
+  for (const std::string& file : {paths.heldout_page(), paths.heldout_report(0),
+                                  paths.heldout_report(2), paths.heldout_report(3)}) {
+    EXPECT_TRUE(fs::exists(file)) << file;
+    EXPECT_NE(std::find(files.begin(), files.end(), file), files.end()) << file;
+  }
+  fs::remove_all(paths.dir + "/checkpoints");
+  fs::remove(paths.config());
+  fs::remove(paths.metrics());
+  fs::remove(paths.final_weights());
+  fs::remove(paths.loss_curve());
+  for (const std::string& file : event_files_in(paths.dir)) fs::remove(file);
+  Scripted second({}, 4);
+  EXPECT_THROW(run_training(request(1, 0), second), Error) << "the reports alone are a run";
+  r = request(1, 0);
+  r.run.overwrite = true;
+  run_training(r, second);
+  EXPECT_FALSE(fs::exists(paths.heldout_page()));
+  for (int64_t step : {0, 2, 3}) EXPECT_FALSE(fs::exists(paths.heldout_report(step))) << step;
 }
 
 }  // namespace
