@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/browser.h"
 #include "common/fixtures.h"
 
 namespace fs = std::filesystem;
@@ -43,6 +44,13 @@ TEST(DemoCli, RunsEndToEndAndSaysWhereEverythingIs) {
   for (const char* pictures : {"/vis-before", "/vis"})
     EXPECT_EQ(std::distance(fs::directory_iterator(out + pictures), fs::directory_iterator{}), 2)
         << pictures;
+  // Its eval page renders in a browser without console errors (skipped without Chromium).
+  if (const std::string browser = chromium(); !browser.empty()) {
+    std::string log;
+    const std::string dom = rendered_dom(browser, out + "/report/index.html", "#sort=iou", &log);
+    EXPECT_EQ(page_state(dom).rfind("sorted:iou first:", 0), 0u) << page_state(dom);
+    EXPECT_EQ(log.find("CONSOLE"), std::string::npos) << "the page logged:\n" << log;
+  }
 
   // README command 1 twice in a row: the second demo replaces the first's output, saying so,
   // and ends with the same figures.

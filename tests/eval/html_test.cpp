@@ -11,6 +11,7 @@
 #include <regex>
 #include <sstream>
 
+#include "common/browser.h"
 #include "common/fixtures.h"
 #include "eval/picture.h"
 #include "util/atomic_file.h"
@@ -81,47 +82,22 @@ TEST_F(EvalPage, HoldsTheSummaryHistogramsAndEveryPromptWorstFirst) {
   EXPECT_EQ(html_.find("<script src"), std::string::npos);
 }
 
-// Runs `command`, returning its stdout and stderr together.
-std::string run(const std::string& command) {
-  std::string out;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return out;
-  char buffer[4096];
-  for (size_t n; (n = fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
-  pclose(pipe);
-  return out;
-}
-
-std::string chromium() {
-  for (const char* name : {"chromium", "chromium-browser", "google-chrome"})
-    if (run(std::string("command -v ") + name).find('/') != std::string::npos) return name;
-  return "";
-}
-
 class EvalPageInChromium : public EvalPage {
  protected:
   void SetUp() override {
-    browser_ = chromium();
+    browser_ = testing::chromium();
     if (browser_.empty())
       GTEST_SKIP() << "no headless Chromium (Debian's `chromium`): the page is not rendered";
     EvalPage::SetUp();
   }
   // The page after its script ran, loaded with `hash`; console messages go to `log`.
   std::string dom(const std::string& hash, std::string* log = nullptr) {
-    const std::string out = run(browser_ + " " + flags_ + " --enable-logging=stderr --v=0 " +
-                                "--dump-dom 'file://" + dir_ + "/page/index.html" + hash + "'");
-    if (log) *log = out;
-    return out;
+    return testing::rendered_dom(browser_, dir_ + "/page/index.html", hash, log);
   }
   std::string browser_;
-  const std::string flags_ = "--headless --disable-gpu --no-sandbox --no-first-run";
 };
 
-std::string state_of(const std::string& dom) {
-  std::smatch m;
-  std::regex_search(dom, m, std::regex("<p id=\"state\">([^<]*)</p>"));
-  return m.size() > 1 ? m[1].str() : "(no #state in the page: its script did not run)";
-}
+std::string state_of(const std::string& dom) { return testing::page_state(dom); }
 
 TEST_F(EvalPageInChromium, RendersWithoutConsoleErrorsAndSortsWorstFirst) {
   std::string log;
@@ -137,8 +113,7 @@ TEST_F(EvalPageInChromium, ScreenshotIsKeptAsATestArtifact) {
   fs::create_directories(dir);
   const std::string shot = dir + "/eval_report.png";
   fs::remove(shot);
-  run(browser_ + " " + flags_ + " --hide-scrollbars --window-size=1280,900 --screenshot=" + shot +
-      " 'file://" + dir_ + "/page/index.html'");
+  testing::screenshot(browser_, dir_ + "/page/index.html", shot, 1280, 900);
   ASSERT_TRUE(fs::exists(shot));
   EXPECT_EQ(read_file(shot).substr(1, 3), "PNG");
 }
