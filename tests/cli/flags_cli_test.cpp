@@ -65,6 +65,18 @@ TEST(FlagsCli, TheSelectionsSeedIsSubsetSeed) {
   EXPECT_PRED2(contains, old_name.output, "--seed");
 }
 
+// One default device everywhere: CUDA when present, else the CPU.
+TEST(FlagsCli, EveryDeviceDefaultsToAuto) {
+  for (const char* command : {"embed", "eval", "predict"}) {
+    ProgramRun help = run_program(std::string(command) + " --help");
+    EXPECT_PRED2(contains, help.output, "--device TEXT=auto") << command;
+  }
+  for (const char* command : {"train", "finetune"}) {
+    ProgramRun help = run_program(std::string(command) + " --help");
+    EXPECT_PRED2(contains, help.output, "(default \"auto\")") << command;
+  }
+}
+
 TEST(FlagsCli, AnEmptySelectionIsSaid) {
   ProgramRun none = run_program("data stats --json --fraction 0.000001 --data " + data_sample());
   ASSERT_EQ(none.status, 0) << none.output;
