@@ -149,7 +149,8 @@ at::Tensor rle_decode(const Rle& rle) {
   // Filling the transpose (WxH) is the runs' own order; the copy makes it row-major HxW.
   at::Tensor transposed = at::empty({rle.width, rle.height}, at::kByte);
   std::vector<uint8_t> column_major = to_column_major(rle);
-  std::memcpy(transposed.data_ptr<uint8_t>(), column_major.data(), column_major.size());
+  if (!column_major.empty())  // an empty mask has no buffer to copy to
+    std::memcpy(transposed.data_ptr<uint8_t>(), column_major.data(), column_major.size());
   return transposed.t().contiguous();
 }
 
