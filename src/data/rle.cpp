@@ -16,7 +16,7 @@ std::vector<uint8_t> to_column_major(const Rle& rle) {
   std::vector<uint8_t> out(static_cast<size_t>(rle.height) * rle.width, 0);
   size_t p = 0;
   for (size_t i = 0; i < rle.counts.size(); ++i) {
-    if (i % 2 == 1) std::memset(out.data() + p, 1, rle.counts[i]);
+    if (i % 2 == 1 && rle.counts[i] > 0) std::memset(out.data() + p, 1, rle.counts[i]);
     p += rle.counts[i];
   }
   return out;

@@ -53,6 +53,7 @@ TEST(HostileRecords, NumbersOutOfRangeAreErrors) {
 TEST(HostileRecords, EmptyMasksDecode) {
   EXPECT_EQ(rle_decode(rle_from_string("", 0, 2, "x")).sizes(), at::IntArrayRef({0, 2}));
   EXPECT_EQ(rle_decode(rle_from_counts({}, 3, 0, "x")).sizes(), at::IntArrayRef({3, 0}));
+  EXPECT_EQ(rle_decode(rle_from_counts({0, 0}, 0, 94, "x")).sizes(), at::IntArrayRef({0, 94}));
 }
 
 }  // namespace
