@@ -127,6 +127,15 @@ json parse_json_file(const std::string& path) {
   }
 }
 
+// A relative path without `..`: image_dir / name names a file under image_dir.
+bool stays_inside(const std::string& name) {
+  const std::filesystem::path p(name);
+  if (p.has_root_path()) return false;
+  for (const auto& part : p)
+    if (part == "..") return false;
+  return true;
+}
+
 }  // namespace
 
 Record parse_sa1b_record(const json& j, const std::string& where) {
@@ -177,6 +186,8 @@ std::vector<Record> read_coco_instances(const std::string& json_path,
     r.image = parse_image_info(images[i], at);
     r.image.image_id = number<int64_t>(images[i], "id", at);
     if (r.image.file_name.empty()) throw Error(at + ": missing field 'file_name'");
+    if (!stays_inside(r.image.file_name))
+      throw Error(at + ": file_name '" + r.image.file_name + "' leaves the image folder");
     r.image_path = (std::filesystem::path(image_dir) / r.image.file_name).string();
     by_id[r.image.image_id] = records.size();
     records.push_back(std::move(r));
