@@ -62,8 +62,9 @@ at::ScalarType scalar_type(DType dtype) {
 }
 
 // int8 records start with one float32 scale per channel (dimension 0).
-// What encode_embedding and encode_image write: 1 to 4 dimensions, none empty, and few enough
-// values that the payload's size cannot overflow (a header is as untrusted as its file).
+// What encode_embedding and encode_image write: 3 dimensions (CxHxW, HxWx3), none empty, and
+// few enough values that the payload's size cannot overflow (a header is as untrusted as its
+// file).
 bool possible_shape(const std::vector<int64_t>& shape) {
   constexpr uint64_t kMaxValues = uint64_t(1) << 40;
   uint64_t count = 1;
@@ -71,7 +72,7 @@ bool possible_shape(const std::vector<int64_t>& shape) {
     if (d < 1 || static_cast<uint64_t>(d) > kMaxValues / count) return false;
     count *= static_cast<uint64_t>(d);
   }
-  return !shape.empty();
+  return shape.size() == 3;
 }
 
 uint64_t expected_payload_bytes(DType dtype, const std::vector<int64_t>& shape) {
