@@ -127,6 +127,19 @@ json parse_json_file(const std::string& path) {
   }
 }
 
+// Polygons are traced point by point on a 5x finer grid: vertices far outside the image
+// overflow its integers, and an outline many times the image's would take gigabytes.
+void check_polygon(const std::vector<double>& xy, int height, int width, const std::string& at) {
+  const double reach = 2.0 * (height + width), max_outline = 100.0 * (height + width);
+  double outline = 0;
+  for (size_t i = 0; i < xy.size(); ++i) {
+    if (!(xy[i] >= -reach && xy[i] <= reach))
+      throw Error(at + ": polygon point " + std::to_string(xy[i]) + " is far outside the image");
+    if (i >= 2) outline += std::abs(xy[i] - xy[i - 2]);
+  }
+  if (outline > max_outline) throw Error(at + ": polygon outline far longer than the image's");
+}
+
 // A relative path without `..`: image_dir / name names a file under image_dir.
 bool stays_inside(const std::string& name) {
   const std::filesystem::path p(name);
@@ -215,6 +228,7 @@ std::vector<Record> read_coco_instances(const std::string& json_path,
         }
         if (xy.size() < 6 || xy.size() % 2)
           throw Error(at + ": polygon needs at least 3 (x, y) points");
+        check_polygon(xy, h, w, at);
         parts.push_back(rle_from_polygon(xy, h, w));
       }
       a.segmentation = rle_union(parts, h, w);

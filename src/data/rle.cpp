@@ -194,8 +194,11 @@ Rle rle_from_polygon(const std::vector<double>& xy, int height, int width) {
       std::swap(xs, xe);
       std::swap(ys, ye);
     }
-    const double s =
-        dx >= dy ? static_cast<double>(ye - ys) / dx : static_cast<double>(xe - xs) / dy;
+    // A repeated point (dx = dy = 0) divides 0 by 0 in pycocotools; its one boundary point
+    // shares its column with both neighbours, so it never counts and any slope does.
+    const double s = dx == 0 && dy == 0 ? 0
+                     : dx >= dy         ? static_cast<double>(ye - ys) / dx
+                                        : static_cast<double>(xe - xs) / dy;
     if (dx >= dy) {
       for (int d = 0; d <= dx; ++d) {
         const int t = flip ? dx - d : d;

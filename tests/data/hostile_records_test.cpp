@@ -4,11 +4,13 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "common/fixtures.h"
 #include "data/records.h"
 #include "data/rle.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 
 namespace sd::data {
@@ -54,6 +56,29 @@ TEST(HostileRecords, EmptyMasksDecode) {
   EXPECT_EQ(rle_decode(rle_from_string("", 0, 2, "x")).sizes(), at::IntArrayRef({0, 2}));
   EXPECT_EQ(rle_decode(rle_from_counts({}, 3, 0, "x")).sizes(), at::IntArrayRef({3, 0}));
   EXPECT_EQ(rle_decode(rle_from_counts({0, 0}, 0, 94, "x")).sizes(), at::IntArrayRef({0, 94}));
+}
+
+// Found by fuzz/coco_fuzz.cpp: a repeated polygon point divided 0 by 0 and converted the NaN
+// to int. The same polygon without the repeat gives the same mask.
+TEST(HostileRecords, RepeatedPolygonPointIsDefined) {
+  EXPECT_EQ(rle_from_polygon({1, 1, 8, 1, 8, 1, 1, 6}, 31, 16).counts,
+            rle_from_polygon({1, 1, 8, 1, 1, 6}, 31, 16).counts);
+}
+
+TEST(HostileRecords, PolygonsFarOutsideTheImageAreErrors) {
+  const std::string dir = sd::testing::make_temp_dir("sd-poly");
+  auto error_with = [&](const std::vector<double>& polygon) {
+    const nlohmann::json coco = {
+        {"images", {{{"id", 1}, {"width", 20}, {"height", 10}, {"file_name", "a.jpg"}}}},
+        {"annotations", {{{"id", 1}, {"image_id", 1}, {"segmentation", {polygon}}}}}};
+    write_file_atomic(dir + "/c.json", coco.dump());
+    return error_of([&] { read_coco_instances(dir + "/c.json", dir); });
+  };
+  EXPECT_PRED2(contains, error_with({1, 1, 1e12, 1, 1, 6}), "is far outside the image");
+  std::vector<double> zigzag;
+  for (int i = 0; i < 200; ++i) zigzag.insert(zigzag.end(), {0, 0, 59, 29});
+  EXPECT_PRED2(contains, error_with(zigzag), "polygon outline far longer than the image's");
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
