@@ -8,4 +8,5 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ccache pkg-config clang-format \
   libtorch-dev libopencv-dev nlohmann-json3-dev libspdlog-dev libcli11-dev \
-  libgtest-dev libopenblas0-openmp >/dev/null
+  libgtest-dev libopenblas0-openmp \
+  clang libclang-rt-14-dev libfuzzer-14-dev >/dev/null  # scripts/fuzz.sh
