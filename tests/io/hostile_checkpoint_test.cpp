@@ -3,7 +3,6 @@
 // space may grow by little more than the file, and the folder holding it is left as it was.
 #include <ATen/ATen.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <climits>
@@ -83,39 +82,21 @@ uint64_t mapped_bytes() {
   return pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
-// What reading `file` did: "refused: <message>", "read", "out of memory: ..." or how the
-// child died (a crash is a test failure, not the end of the test program).
+// What reading `file` did in a child whose address space may grow by `budget` bytes:
+// "refused: <message>", "read", or how it failed (a crash fails the test, not the program).
 std::string read_in_child(const std::string& file, uint64_t budget) {
-  int fds[2];
-  if (pipe(fds) != 0) return "no pipe";
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
+  return sd::testing::in_child([&]() -> std::string {
 #if !defined(__SANITIZE_ADDRESS__)  // ASan maps its shadow and quarantine beyond any budget
     rlimit limit{mapped_bytes() + budget, RLIM_INFINITY};
     setrlimit(RLIMIT_AS, &limit);
 #endif
-    std::string outcome;
     try {
       read_torch_file(file);
-      outcome = "read";
+      return "read";
     } catch (const Error& e) {
-      outcome = std::string("refused: ") + e.what();
-    } catch (const std::exception& e) {
-      outcome = std::string("out of memory or other: ") + e.what();
+      return std::string("refused: ") + e.what();
     }
-    if (write(fds[1], outcome.data(), outcome.size()) < 0) _exit(3);
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string outcome;
-  char buf[4096];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof(buf))) > 0;) outcome.append(buf, n);
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (WIFSIGNALED(status)) return "crashed with signal " + std::to_string(WTERMSIG(status));
-  return outcome;
+  });
 }
 
 std::map<std::string, uintmax_t> listing(const std::string& dir) {
