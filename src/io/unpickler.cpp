@@ -23,7 +23,7 @@ struct Item {
 };
 
 // Deeper values are refused: reading, copying and freeing them recurses once per level.
-// torch.save's deepest (a training checkpoint's optimiser state) nest five deep.
+// A training checkpoint's optimiser state, the deepest torch.save writes, nests a few levels.
 constexpr int kMaxDepth = 100;
 
 // Lists and dicts are shared by reference (the memo hands out the same one again). One put
