@@ -122,7 +122,7 @@ json parse_json_file(const std::string& path) {
   std::string text = read_file(path);
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number out of range (406)
     throw Error(path + ": invalid JSON (" + e.what() + ")");
   }
 }

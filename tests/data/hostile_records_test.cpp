@@ -52,6 +52,14 @@ TEST(HostileRecords, NumbersOutOfRangeAreErrors) {
   EXPECT_EQ(parse_sa1b_record(whole, "sa_7.json").image.width, 3);
 }
 
+TEST(HostileRecords, NumberTooLargeForADoubleNamesTheFile) {
+  const std::string dir = sd::testing::make_temp_dir("sd-json");
+  write_file_atomic(dir + "/sa_1.json", "{\"image\": {\"width\": 8e888}}");
+  EXPECT_PRED2(contains, error_of([&] { read_sa1b_record(dir + "/sa_1.json", dir + "/sa_1.jpg"); }),
+               dir + "/sa_1.json: invalid JSON");
+  std::filesystem::remove_all(dir);
+}
+
 TEST(HostileRecords, EmptyMasksDecode) {
   EXPECT_EQ(rle_decode(rle_from_string("", 0, 2, "x")).sizes(), at::IntArrayRef({0, 2}));
   EXPECT_EQ(rle_decode(rle_from_counts({}, 3, 0, "x")).sizes(), at::IntArrayRef({3, 0}));
