@@ -10,4 +10,6 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ccache pkg-config clang-format \
   libtorch-dev libopencv-dev nlohmann-json3-dev libspdlog-dev libcli11-dev \
-  libgtest-dev libopenblas0-openmp libprotobuf-dev protobuf-compiler chromium >/dev/null
+  libgtest-dev libopenblas0-openmp \
+  libprotobuf-dev protobuf-compiler chromium \
+  clang libclang-rt-14-dev libfuzzer-14-dev >/dev/null  # the last three: scripts/fuzz.sh

@@ -33,6 +33,25 @@ std::set<std::string> read_list(const std::string& path) {
   return names;
 }
 
+bool inside(const fs::path& path, const fs::path& root) {
+  auto [r, p] = std::mismatch(root.begin(), root.end(), path.begin(), path.end());
+  return r == root.end();
+}
+
+// Why a symlink met under `root` (canonical) is not followed; empty for a link to a file
+// inside `root`. A link out of the folder, to a folder, or in a loop could make the dataset
+// read files its giver never put in it, or never end.
+std::string refused_symlink(const fs::path& link, const fs::path& root) {
+  std::error_code ec;
+  const fs::path target = fs::canonical(link, ec);
+  if (ec) return "symlink that loops or leads nowhere: not followed";
+  if (!inside(target, root))
+    return "symlink to " + target.string() + ", outside " + root.string() + ": not followed";
+  if (fs::is_directory(target))
+    return "symlink to a folder: not followed (give " + target.string() + " to --data)";
+  return "";
+}
+
 }  // namespace
 
 Skip skip_of(const std::string& file, const std::string& message) {
@@ -64,11 +83,18 @@ Dataset Dataset::index_sa1b(const std::vector<std::string>& folders, std::vector
   for (const std::string& folder : folders) {
     if (!fs::is_directory(folder))
       throw Error(folder + ": not a folder (--data expects SA-1B folders)");
-    for (auto it = fs::recursive_directory_iterator(
-             folder, fs::directory_options::follow_directory_symlink);
+    const fs::path root = fs::canonical(folder);
+    for (auto it = fs::recursive_directory_iterator(folder);
          it != fs::recursive_directory_iterator(); ++it) {
-      if (!it->is_regular_file()) continue;
       const fs::path& p = it->path();
+      if (it->is_symlink()) {
+        const std::string refused = refused_symlink(p, root);
+        if (!refused.empty()) {
+          if (orphans) orphans->push_back({p.string(), refused});
+          continue;
+        }
+      }
+      if (!it->is_regular_file()) continue;
       const std::string stem = p.stem().string();
       if (!is_sa1b_name(stem)) continue;
       const std::string ext = p.extension().string();

@@ -56,7 +56,8 @@ struct SubsetSpec {
 class Dataset {
  public:
   // Every `sa_<id>.jpg` / `sa_<id>.json` pair under the folders (searched recursively), sorted
-  // by id. An image without its JSON or the reverse is left out and reported in `orphans`.
+  // by id. An image without its JSON or the reverse is left out and reported in `orphans`, and
+  // so is a symlink that leaves its folder, loops, or leads to a folder: never followed.
   static Dataset index_sa1b(const std::vector<std::string>& folders, std::vector<Skip>* orphans);
   // A COCO instance file; images under `image_dir`.
   static Dataset from_coco(const std::string& json_path, const std::string& image_dir);

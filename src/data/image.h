@@ -1,7 +1,10 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <array>
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -12,15 +15,28 @@ namespace sd::data {
 // build without OpenCV can plug in another source of pixels.
 using ImageDecoder = std::function<at::Tensor(std::string_view bytes, const std::string& where)>;
 
+// The most pixels an image may declare: $SAMDISTILL_MAX_IMAGE_PIXELS, else 100 million
+// (SA-1B's images have 3.4 million; a 50000 x 50000 PNG of a few kilobytes would need 7.5 GB).
+int64_t max_image_pixels();
+
 // OpenCV's decoder (JPEG, PNG, ...), EXIF orientation ignored as PIL ignores it, grey and CMYK
 // converted to RGB, alpha dropped; JPEGs are first checked for truncation
-// (check_jpeg_complete). A build without OpenCV returns a decoder that throws sd::Error.
-ImageDecoder default_image_decoder();
+// (check_jpeg_complete), PNGs and JPEGs declaring more than `max_pixels` are refused before
+// decoding (check_pixel_limit). A build without OpenCV returns a decoder that throws sd::Error.
+ImageDecoder default_image_decoder(int64_t max_pixels = max_image_pixels());
 bool image_decoding_available();
 
 // Walks a JPEG's marker segments and entropy-coded data up to the EOI marker. Throws when the
 // data ends first (a truncated file: OpenCV would decode it silently with grey rows) or a
 // segment length is impossible. Bytes that do not start with a JPEG SOI marker are left alone.
 void check_jpeg_complete(std::string_view bytes, const std::string& where);
+
+// The width and height that a PNG's IHDR or a JPEG's frame header declares; nullopt for
+// other bytes, or when no such header is found before the image data.
+std::optional<std::array<int64_t, 2>> declared_image_size(std::string_view bytes);
+
+// Throws sd::Error naming `where`, the size and the limit when the bytes declare more than
+// `max_pixels` pixels: a decompression bomb is refused before anything is allocated for it.
+void check_pixel_limit(std::string_view bytes, const std::string& where, int64_t max_pixels);
 
 }  // namespace sd::data

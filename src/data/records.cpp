@@ -1,6 +1,8 @@
 #include "data/records.h"
 
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -19,16 +21,42 @@ const json& field(const json& j, const char* key, const std::string& where) {
   return *it;
 }
 
+// Whether `v` is a whole number that T holds (1e42 or 2.5 as an id would otherwise convert
+// with undefined behaviour, or wrap).
+template <typename T>
+bool fits(const json& v) {
+  using limits = std::numeric_limits<T>;
+  if (v.is_number_unsigned()) return v.get<uint64_t>() <= uint64_t(limits::max());
+  if (v.is_number_integer())
+    return v.get<int64_t>() >= int64_t(limits::min()) && v.get<int64_t>() <= int64_t(limits::max());
+  const double d = v.get<double>();
+  return d == std::trunc(d) && d >= double(limits::min()) && d < -double(limits::min());
+}
+
+// A number field as T; an integral T takes only whole numbers in its range.
 template <typename T>
 T number(const json& j, const char* key, const std::string& where) {
   const json& v = field(j, key, where);
   if (!v.is_number()) throw Error(where + ": field '" + key + "' is not a number");
+  if constexpr (std::is_integral_v<T>) {
+    if (!fits<T>(v))
+      throw Error(where + ": field '" + key + "' = " + v.dump() +
+                  " is not a whole number in range");
+    if (v.is_number_float()) return static_cast<T>(v.get<double>());
+  }
   return v.get<T>();
 }
 
 template <typename T>
 T number_or(const json& j, const char* key, T fallback, const std::string& where) {
   return j.contains(key) ? number<T>(j, key, where) : fallback;
+}
+
+// COCO's areas are fractional; SA-1B's whole. Truncated, as before, when in range.
+int64_t area_of(double area, const std::string& where) {
+  if (!(area >= 0 && area < 9.2e18))
+    throw Error(where + ": field 'area' = " + std::to_string(area) + " is out of range");
+  return static_cast<int64_t>(area);
 }
 
 template <size_t N>
@@ -43,13 +71,17 @@ std::array<double, N> numbers(const json& v, const std::string& where) {
   return out;
 }
 
+std::string whole(double d) {
+  return std::abs(d) < 1e15 ? std::to_string(static_cast<int64_t>(d)) : std::to_string(d);
+}
+
 // {"size": [h, w], "counts": "<compressed>" | [n0, n1, ...]}
 Rle parse_rle(const json& seg, int height, int width, const std::string& where) {
   const auto size = numbers<2>(field(seg, "size", where), where + ": segmentation.size");
   if (size[0] != height || size[1] != width)
-    throw Error(where + ": mask size [" + std::to_string(static_cast<int64_t>(size[0])) + ", " +
-                std::to_string(static_cast<int64_t>(size[1])) + "] differs from image size [" +
-                std::to_string(height) + ", " + std::to_string(width) + "]");
+    throw Error(where + ": mask size [" + whole(size[0]) + ", " + whole(size[1]) +
+                "] differs from image size [" + std::to_string(height) + ", " +
+                std::to_string(width) + "]");
   const json& counts = field(seg, "counts", where);
   if (counts.is_string())
     return rle_from_string(counts.get_ref<const std::string&>(), height, width, where);
@@ -71,7 +103,7 @@ void fill_geometry(Annotation& a, const json& j, const std::string& where) {
     auto b = rle_bbox(a.segmentation);
     a.bbox = {double(b[0]), double(b[1]), double(b[2]), double(b[3])};
   }
-  a.area = j.contains("area") ? static_cast<int64_t>(number<double>(j, "area", where))
+  a.area = j.contains("area") ? area_of(number<double>(j, "area", where), where)
                               : rle_area(a.segmentation);
 }
 
@@ -90,9 +122,31 @@ json parse_json_file(const std::string& path) {
   std::string text = read_file(path);
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number out of range (406)
     throw Error(path + ": invalid JSON (" + e.what() + ")");
   }
+}
+
+// Polygons are traced point by point on a 5x finer grid: vertices far outside the image
+// overflow its integers, and an outline many times the image's would take gigabytes.
+void check_polygon(const std::vector<double>& xy, int height, int width, const std::string& at) {
+  const double reach = 2.0 * (height + width), max_outline = 100.0 * (height + width);
+  double outline = 0;
+  for (size_t i = 0; i < xy.size(); ++i) {
+    if (!(xy[i] >= -reach && xy[i] <= reach))
+      throw Error(at + ": polygon point " + std::to_string(xy[i]) + " is far outside the image");
+    if (i >= 2) outline += std::abs(xy[i] - xy[i - 2]);
+  }
+  if (outline > max_outline) throw Error(at + ": polygon outline far longer than the image's");
+}
+
+// A relative path without `..`: image_dir / name names a file under image_dir.
+bool stays_inside(const std::string& name) {
+  const std::filesystem::path p(name);
+  if (p.has_root_path()) return false;
+  for (const auto& part : p)
+    if (part == "..") return false;
+  return true;
 }
 
 }  // namespace
@@ -145,6 +199,8 @@ std::vector<Record> read_coco_instances(const std::string& json_path,
     r.image = parse_image_info(images[i], at);
     r.image.image_id = number<int64_t>(images[i], "id", at);
     if (r.image.file_name.empty()) throw Error(at + ": missing field 'file_name'");
+    if (!stays_inside(r.image.file_name))
+      throw Error(at + ": file_name '" + r.image.file_name + "' leaves the image folder");
     r.image_path = (std::filesystem::path(image_dir) / r.image.file_name).string();
     by_id[r.image.image_id] = records.size();
     records.push_back(std::move(r));
@@ -172,6 +228,7 @@ std::vector<Record> read_coco_instances(const std::string& json_path,
         }
         if (xy.size() < 6 || xy.size() % 2)
           throw Error(at + ": polygon needs at least 3 (x, y) points");
+        check_polygon(xy, h, w, at);
         parts.push_back(rle_from_polygon(xy, h, w));
       }
       a.segmentation = rle_union(parts, h, w);

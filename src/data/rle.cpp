@@ -16,7 +16,7 @@ std::vector<uint8_t> to_column_major(const Rle& rle) {
   std::vector<uint8_t> out(static_cast<size_t>(rle.height) * rle.width, 0);
   size_t p = 0;
   for (size_t i = 0; i < rle.counts.size(); ++i) {
-    if (i % 2 == 1) std::memset(out.data() + p, 1, rle.counts[i]);
+    if (i % 2 == 1 && rle.counts[i] > 0) std::memset(out.data() + p, 1, rle.counts[i]);
     p += rle.counts[i];
   }
   return out;
@@ -149,7 +149,8 @@ at::Tensor rle_decode(const Rle& rle) {
   // Filling the transpose (WxH) is the runs' own order; the copy makes it row-major HxW.
   at::Tensor transposed = at::empty({rle.width, rle.height}, at::kByte);
   std::vector<uint8_t> column_major = to_column_major(rle);
-  std::memcpy(transposed.data_ptr<uint8_t>(), column_major.data(), column_major.size());
+  if (!column_major.empty())  // an empty mask has no buffer to copy to
+    std::memcpy(transposed.data_ptr<uint8_t>(), column_major.data(), column_major.size());
   return transposed.t().contiguous();
 }
 
@@ -193,8 +194,11 @@ Rle rle_from_polygon(const std::vector<double>& xy, int height, int width) {
       std::swap(xs, xe);
       std::swap(ys, ye);
     }
-    const double s =
-        dx >= dy ? static_cast<double>(ye - ys) / dx : static_cast<double>(xe - xs) / dy;
+    // A repeated point (dx = dy = 0) divides 0 by 0 in pycocotools; its one boundary point
+    // shares its column with both neighbours, so it never counts and any slope does.
+    const double s = dx == 0 && dy == 0 ? 0
+                     : dx >= dy         ? static_cast<double>(ye - ys) / dx
+                                        : static_cast<double>(xe - xs) / dy;
     if (dx >= dy) {
       for (int d = 0; d <= dx; ++d) {
         const int t = flip ? dx - d : d;

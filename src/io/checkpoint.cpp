@@ -45,10 +45,10 @@ at::Storage load_storage(PyTorchStreamReader& reader, const ZipChecksums& checks
   return at::Storage(at::Storage::use_byte_size_t(), needed, std::move(data), nullptr, false);
 }
 
-c10::IValue read_archive(PyTorchStreamReader& reader, const std::string& path) {
+c10::IValue read_archive(PyTorchStreamReader& reader, const ZipChecksums& checksums,
+                         const std::string& path) {
   if (!reader.hasRecord("data.pkl"))
     throw Error(path + ": zip file without data.pkl: not a torch.save file");
-  const ZipChecksums checksums(path);
   if (reader.hasRecord("byteorder")) {
     auto [order, size] = read_record(reader, checksums, "byteorder");
     if (std::string(static_cast<const char*>(order.get()), size) != "little")
@@ -78,9 +78,10 @@ c10::impl::GenericDict unwrap_trainer_checkpoint(const c10::impl::GenericDict& d
 
 c10::IValue read_torch_file(const std::string& path) {
   if (!std::filesystem::is_regular_file(path)) throw Error(path + ": no such file");
+  const ZipChecksums checksums(path);  // before LibTorch allocates what the zip declares
   try {
     PyTorchStreamReader reader(path);
-    return read_archive(reader, path);
+    return read_archive(reader, checksums, path);
   } catch (const c10::Error& e) {
     throw Error(path + ": not a readable torch.save zip file (" + e.what_without_backtrace() + ")");
   }

@@ -71,6 +71,8 @@ json read_json_file(const std::string& path) {
   } catch (const json::parse_error& e) {
     throw Error("malformed JSON in '" + path + "' at byte " + std::to_string(e.byte) + ": " +
                 e.what());
+  } catch (const json::exception& e) {  // a number out of range (out_of_range 406)
+    throw Error("malformed JSON in '" + path + "': " + e.what());
   }
 }
 

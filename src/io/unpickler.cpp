@@ -1,5 +1,6 @@
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -18,6 +19,21 @@ struct Item {
   c10::IValue value;
   std::string global;                        // "module.name" of a GLOBAL
   std::shared_ptr<std::vector<Item>> tuple;  // a tuple's elements
+  int depth = 0;                             // a tuple's nesting depth
+};
+
+// Deeper values are refused: reading, copying and freeing them recurses once per level.
+// A training checkpoint's optimiser state, the deepest torch.save writes, nests a few levels.
+constexpr int kMaxDepth = 100;
+
+// Lists and dicts are shared by reference (the memo hands out the same one again). One put
+// into another value is sealed: changing it afterwards could make a value that contains
+// itself, or one deeper than its depth says. `keep` holds it so that its address is not
+// reused by another one.
+struct Container {
+  c10::IValue keep;
+  int depth = 1;
+  bool sealed = false;
 };
 
 class Unpickler {
@@ -84,6 +100,40 @@ class Unpickler {
 
   void push(c10::IValue v) { stack_.push_back(Item{std::move(v), {}, nullptr}); }
 
+  void push_container(c10::IValue v) {
+    containers_.emplace(v.internalToPointer(), Container{v});
+    push(std::move(v));
+  }
+
+  Container* container_of(const Item& item) {
+    if (!item.value.isList() && !item.value.isGenericDict()) return nullptr;
+    auto it = containers_.find(item.value.internalToPointer());
+    if (it == containers_.end()) fail("a list or dict of unknown origin");
+    return &it->second;
+  }
+
+  int depth_of(const Item& item) {
+    if (item.tuple) return item.depth;
+    Container* c = container_of(item);
+    return c ? c->depth : 0;
+  }
+
+  void seal(const Item& item) {
+    if (Container* c = container_of(item)) c->sealed = true;
+  }
+
+  // `value` as it goes into the list or dict `container` (sealed first, so that a
+  // container put into itself is refused).
+  c10::IValue adopt(const Item& container, const Item& value) {
+    seal(value);
+    Container* c = container_of(container);
+    if (c->sealed)
+      fail("a list or dict is changed after it was put into another value (aliased memo entry)");
+    c->depth = std::max(c->depth, depth_of(value) + 1);
+    if (c->depth > kMaxDepth) fail("values nested deeper than " + std::to_string(kMaxDepth));
+    return to_value(value);
+  }
+
   Item pop() {
     if (stack_.empty() || (!marks_.empty() && stack_.size() == marks_.back()))
       fail("pop from an empty stack");
@@ -108,7 +158,13 @@ class Unpickler {
   }
 
   void push_tuple(std::vector<Item> items) {
-    stack_.push_back(Item{{}, {}, std::make_shared<std::vector<Item>>(std::move(items))});
+    int depth = 1;
+    for (const Item& e : items) {
+      seal(e);
+      depth = std::max(depth, depth_of(e) + 1);
+    }
+    if (depth > kMaxDepth) fail("values nested deeper than " + std::to_string(kMaxDepth));
+    stack_.push_back(Item{{}, {}, std::make_shared<std::vector<Item>>(std::move(items)), depth});
   }
 
   void push_last_as_tuple(size_t n) {
@@ -148,21 +204,17 @@ class Unpickler {
     return out;
   }
 
-  c10::impl::GenericDict dict_of(Item& item) const {
-    if (!item.value.isGenericDict()) fail("SETITEM on something that is not a dict");
-    return item.value.toGenericDict();
-  }
-
-  void set_item(c10::impl::GenericDict& dict, const Item& key, const Item& value) {
+  void set_item(const Item& dict, const Item& key, const Item& value) {
+    if (!dict.value.isGenericDict()) fail("SETITEM on something that is not a dict");
     c10::IValue k = to_value(key);
     if (!k.isString() && !k.isInt() && !k.isDouble() && !k.isBool())
       fail("dict key of type " + k.tagKind() + " is not supported");
-    dict.insert_or_assign(std::move(k), to_value(value));
+    dict.value.toGenericDict().insert_or_assign(std::move(k), adopt(dict, value));
   }
 
-  void append(Item& list, const Item& value) {
+  void append(const Item& list, const Item& value) {
     if (!list.value.isList()) fail("APPEND on something that is not a list");
-    list.value.toList().push_back(to_value(value));
+    list.value.toList().push_back(adopt(list, value));
   }
 
   void global() {
@@ -215,18 +267,20 @@ class Unpickler {
     return out;
   }
 
-  // The last element addressed must lie inside the storage, without overflow.
+  // The last element addressed must lie inside the storage, and the element count fit in
+  // 64 bits, without overflow.
   void check_in_bounds(int64_t offset, const std::vector<int64_t>& size,
                        const std::vector<int64_t>& stride, int64_t storage_numel) const {
     if (offset < 0 || offset > storage_numel) fail("storage offset out of range");
-    int64_t last = offset;
+    int64_t last = offset, numel = 1;
     bool empty = false;
     for (size_t d = 0; d < size.size(); ++d) {
       if (size[d] < 0 || stride[d] < 0) fail("negative tensor size or stride");
       if (size[d] == 0) empty = true;
       int64_t reach;
       if (__builtin_mul_overflow(size[d] > 0 ? size[d] - 1 : 0, stride[d], &reach) ||
-          __builtin_add_overflow(last, reach, &last))
+          __builtin_add_overflow(last, reach, &last) ||
+          __builtin_mul_overflow(numel, size[d], &numel))
         fail("tensor size/stride overflow");
     }
     if (!empty && last >= storage_numel)
@@ -241,7 +295,7 @@ class Unpickler {
     const auto& a = tuple_of(args, "REDUCE arguments");
     if (callable.global == "collections.OrderedDict") {
       if (!a.empty()) fail("OrderedDict with constructor arguments");
-      push(c10::impl::GenericDict(c10::AnyType::get(), c10::AnyType::get()));
+      push_container(c10::impl::GenericDict(c10::AnyType::get(), c10::AnyType::get()));
     } else if (callable.global == "torch._utils._rebuild_tensor_v2") {
       push(rebuild_tensor(a));
     } else if (callable.global == "torch._utils._rebuild_parameter") {
@@ -302,24 +356,22 @@ class Unpickler {
         push_last_as_tuple(3);
         break;
       case Op::EMPTY_DICT:
-        push(c10::impl::GenericDict(c10::AnyType::get(), c10::AnyType::get()));
+        push_container(c10::impl::GenericDict(c10::AnyType::get(), c10::AnyType::get()));
         break;
       case Op::SETITEM: {
         Item value = pop();
         Item key = pop();
-        auto dict = dict_of(top());
-        set_item(dict, key, value);
+        set_item(top(), key, value);
         break;
       }
       case Op::SETITEMS: {
         std::vector<Item> items = pop_to_mark();
         if (items.size() % 2) fail("SETITEMS with an odd number of values");
-        auto dict = dict_of(top());
-        for (size_t i = 0; i < items.size(); i += 2) set_item(dict, items[i], items[i + 1]);
+        for (size_t i = 0; i < items.size(); i += 2) set_item(top(), items[i], items[i + 1]);
         break;
       }
       case Op::EMPTY_LIST:
-        push(c10::impl::GenericList(c10::AnyType::get()));
+        push_container(c10::impl::GenericList(c10::AnyType::get()));
         break;
       case Op::APPEND: {
         Item value = pop();
@@ -392,6 +444,7 @@ class Unpickler {
   std::vector<size_t> marks_;
   std::unordered_map<uint32_t, Item> memo_;
   std::unordered_map<std::string, at::Tensor> storages_;
+  std::unordered_map<const void*, Container> containers_;
 };
 
 }  // namespace

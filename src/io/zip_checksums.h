@@ -11,8 +11,10 @@ namespace sd::io {
 // in a checkpoint reads silently as another value, or as bytes of a neighbouring record.
 class ZipChecksums {
  public:
-  // Reads the central directory of `path` (zip64 too); sd::Error naming the file when it
-  // cannot be read.
+  // Reads the central directory of `path` (zip64 too); sd::Error naming the file and the
+  // entry when it cannot be read or holds what torch.save never writes and a hostile file
+  // could: a name twice, a compressed entry, an entry past the records or overlapping
+  // another, a local header that names another entry. Reads nothing but the headers.
   explicit ZipChecksums(const std::string& path);
 
   // sd::Error naming the file and the record unless `data` has the CRC-32 recorded for

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -61,6 +62,19 @@ at::ScalarType scalar_type(DType dtype) {
 }
 
 // int8 records start with one float32 scale per channel (dimension 0).
+// What encode_embedding and encode_image write: 3 dimensions (CxHxW, HxWx3), none empty, and
+// few enough values that the payload's size cannot overflow (a header is as untrusted as its
+// file).
+bool possible_shape(const std::vector<int64_t>& shape) {
+  constexpr uint64_t kMaxValues = uint64_t(1) << 40;
+  uint64_t count = 1;
+  for (int64_t d : shape) {
+    if (d < 1 || static_cast<uint64_t>(d) > kMaxValues / count) return false;
+    count *= static_cast<uint64_t>(d);
+  }
+  return shape.size() == 3;
+}
+
 uint64_t expected_payload_bytes(DType dtype, const std::vector<int64_t>& shape) {
   uint64_t count = 1;
   for (int64_t d : shape) count *= static_cast<uint64_t>(d);
@@ -102,10 +116,19 @@ __attribute__((target("avx,f16c"))) void half_to_float_f16c(const uint8_t* src, 
 }
 #endif
 
+#if defined(__x86_64__)
+// From CPUID: clang has no __builtin_cpu_supports("f16c").
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __builtin_cpu_supports("avx") && __get_cpuid(1, &eax, &ebx, &ecx, &edx) &&
+         (ecx & bit_F16C);
+}
+#endif
+
 // fp16 -> float32 with the F16C instruction where the CPU has it (about 4x the scalar loop).
 void decode_half(const uint8_t* src, float* dst, int64_t n) {
 #if defined(__x86_64__)
-  static const bool f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  static const bool f16c = cpu_has_f16c();
   if (f16c) return half_to_float_f16c(src, dst, n);
 #endif
   half_to_float(src, dst, n);
@@ -189,6 +212,7 @@ std::string decode_header(const char* b, size_t size, RecordInfo& info) {
   info.err_sq = get<double>(b, 32);
   info.ref_sq = get<double>(b, 40);
   info.payload_crc = get<uint32_t>(b, 48);
+  if (!possible_shape(info.shape)) return "impossible record shape";
   if (info.payload_bytes != expected_payload_bytes(info.dtype, info.shape))
     return "payload size does not match shape and dtype";
   return "";

@@ -117,13 +117,18 @@ void Writer::put(const Encoded& record) {
                 info.key + "' is " + dtype_name(info.dtype));
   std::string header = encode_header(info);
   uint64_t total = record_bytes(info.key.size(), info.payload_bytes);
-  write_at(records_fd_, records_end_, header.data(), header.size(), records_path_);
-  write_at(records_fd_, records_end_ + header.size(),
-           static_cast<const char*>(record.payload.data_ptr()), info.payload_bytes, records_path_);
-  uint64_t padding = total - header.size() - info.payload_bytes;
-  if (padding > 0)
-    write_at(records_fd_, records_end_ + total - padding, std::string(padding, '\0').data(),
-             padding, records_path_);
+  try {
+    write_at(records_fd_, records_end_, header.data(), header.size(), records_path_);
+    write_at(records_fd_, records_end_ + header.size(),
+             static_cast<const char*>(record.payload.data_ptr()), info.payload_bytes,
+             records_path_);
+    uint64_t padding = total - header.size() - info.payload_bytes;
+    if (padding > 0)
+      write_at(records_fd_, records_end_ + total - padding, std::string(padding, '\0').data(),
+               padding, records_path_);
+  } catch (const Error& e) {
+    throw_keeping(e);
+  }
   IndexEntry entry;
   entry.info = info;
   entry.offset = records_end_;
@@ -134,12 +139,22 @@ void Writer::put(const Encoded& record) {
 
 void Writer::commit() {
   if (pending_.empty()) return;
-  sync(records_fd_, records_path_);
-  write_at(index_fd_, index_end_, pending_.data(), pending_.size(), index_path_);
-  sync(index_fd_, index_path_);
+  try {
+    sync(records_fd_, records_path_);
+    write_at(index_fd_, index_end_, pending_.data(), pending_.size(), index_path_);
+    sync(index_fd_, index_path_);
+  } catch (const Error& e) {
+    throw_keeping(e);
+  }
   index_end_ += pending_.size();
   committed_ += pending_.size() / kIndexEntryBytes;
   pending_.clear();
+}
+
+void Writer::throw_keeping(const Error& e) const {
+  throw Error(std::string(e.what()) + "; part '" + part_ + "' of store '" + dir_ + "' keeps its " +
+              std::to_string(committed_) +
+              " committed records (the same command continues from them)");
 }
 
 std::string shard_part_name(int index, int count) {

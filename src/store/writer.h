@@ -4,6 +4,7 @@
 
 #include "store/format.h"
 #include "store/manifest.h"
+#include "util/error.h"
 
 namespace sd::store {
 
@@ -37,6 +38,9 @@ class Writer {
   uint64_t records_end_ = 0, index_end_ = 0, dropped_ = 0;
   size_t committed_ = 0;
   std::string pending_;  // encoded index entries of records written but not committed
+
+  // A failed write (a full disk, most often) loses only what was not committed: says so.
+  [[noreturn]] void throw_keeping(const Error& e) const;
 };
 
 // The part written by `embed --shard index/count`: "shard-<index>-of-<count>".

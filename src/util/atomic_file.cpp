@@ -38,10 +38,8 @@ void write_all(int fd, std::string_view bytes, const std::string& path) {
   }
 }
 
-}  // namespace
-
-void write_file_atomic(const std::string& path, std::string_view bytes) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+// The complete temporary file `tmp`, removed again when it cannot be written in full.
+void write_temp(const std::string& tmp, std::string_view bytes) {
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail("cannot create", tmp);
   try {
@@ -56,9 +54,20 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
     ::unlink(tmp.c_str());
     fail("cannot close", tmp);
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    fail("cannot rename into", path);
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, std::string_view bytes) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  try {
+    write_temp(tmp, bytes);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+      ::unlink(tmp.c_str());
+      fail("cannot rename into", path);
+    }
+  } catch (const Error& e) {  // a full disk, most often: say that nothing was lost
+    throw Error(std::string(e.what()) + " ('" + path + "' is left as it was)");
   }
   int dir = ::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir >= 0) {

@@ -2,6 +2,7 @@
 
 #include <ATen/Context.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -71,6 +72,32 @@ std::string make_temp_dir(const std::string& prefix) {
 std::map<std::string, at::Tensor> load_tensors(const std::string& path) {
   io::StateDict entries = io::read_state_dict(path);
   return {entries.begin(), entries.end()};
+}
+
+std::string in_child(const std::function<std::string()>& fn) {
+  int fds[2];
+  if (pipe(fds) != 0) return "no pipe";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    std::string out;
+    try {
+      out = fn();
+    } catch (const std::exception& e) {
+      out = std::string("exception: ") + e.what();
+    }
+    const bool sent = write(fds[1], out.data(), out.size()) == static_cast<ssize_t>(out.size());
+    _exit(sent ? 0 : 3);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof(buf))) > 0;) out.append(buf, n);
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFSIGNALED(status)) return "crashed with signal " + std::to_string(WTERMSIG(status));
+  return out;
 }
 
 std::string error_of(const std::function<void()>& fn) {

@@ -43,6 +43,12 @@ std::map<std::string, at::Tensor> load_tensors(const std::string& path);
 
 // The message of the sd::Error that `fn` throws; fails the test when it throws none.
 std::string error_of(const std::function<void()>& fn);
+// Runs `fn` in a forked child (for limits such as setrlimit that must not touch the test
+// program, and for code that may crash): what `fn` returned, or how the child died. `fn` must
+// not start LibTorch's parallel work (OpenMP's threads do not survive a fork and it hangs):
+// make large tensors before.
+std::string in_child(const std::function<std::string()>& fn);
+
 // For EXPECT_PRED2(contains, message, "part"), which prints both on failure.
 bool contains(const std::string& text, const std::string& part);
 

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -220,6 +221,58 @@ TEST(Dataset, CocoInstances) {
   write(dir + "/bad.json", coco.dump());
   EXPECT_THROW(Dataset::from_coco(dir + "/bad.json", dir), Error);
   fs::remove_all(dir);
+}
+
+// A COCO file from a stranger names its images: never one outside the image folder.
+TEST(Dataset, CocoFileNamesThatLeaveTheImageFolderAreRefused) {
+  const std::string dir = testing::make_temp_dir("sd-coco");
+  for (const std::string name : {"../../etc/passwd", "/etc/passwd", "a/../../b.jpg"}) {
+    const nlohmann::json coco = {
+        {"images", {{{"id", 1}, {"width", 2}, {"height", 2}, {"file_name", name}}}},
+        {"annotations", nlohmann::json::array()}};
+    write(dir + "/instances.json", coco.dump());
+    EXPECT_PRED2(testing::contains,
+                 testing::error_of([&] { Dataset::from_coco(dir + "/instances.json", dir); }),
+                 "file_name '" + name + "' leaves the image folder");
+  }
+  fs::remove_all(dir);
+}
+
+// Symlinks in an SA-1B folder: a link to a file in the folder is read; one that leaves the
+// folder, loops or leads to a folder is reported and never followed.
+TEST(Dataset, SymlinksThatLeaveTheFolderAreNotFollowed) {
+  const std::string src = testing::data_sample();
+  const std::string dir = testing::make_temp_dir("sd-links");
+  const std::string outside = testing::make_temp_dir("sd-outside");
+  fs::create_directories(dir + "/shard");
+  for (const char* ext : {".jpg", ".json"}) {
+    fs::copy_file(src + "/sa_100001" + ext, dir + "/shard/sa_1" + ext);
+    fs::copy_file(src + "/sa_100002" + ext, outside + "/sa_2" + ext);
+    fs::create_symlink(dir + "/shard/sa_1" + std::string(ext), dir + "/sa_4" + ext);  // inside
+  }
+  fs::create_directory_symlink(dir, dir + "/shard/loop");          // a loop
+  fs::create_directory_symlink(outside, dir + "/escape");          // a folder outside
+  fs::create_symlink(outside + "/sa_2.json", dir + "/sa_2.json");  // a file outside
+  fs::copy_file(src + "/sa_100002.jpg", dir + "/sa_2.jpg");
+  fs::create_symlink(dir + "/sa_3.jpg", dir + "/sa_3.json");  // links to each other
+  fs::create_symlink(dir + "/sa_3.json", dir + "/sa_3.jpg");
+
+  std::vector<Skip> skipped;
+  const Dataset d = Dataset::index_sa1b({dir}, &skipped);
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_EQ(d[0].id, "sa_1");
+  EXPECT_EQ(d[1].id, "sa_4");
+  std::map<std::string, std::string> reasons;
+  for (const Skip& s : skipped) reasons[fs::path(s.file).filename().string()] = s.reason;
+  const std::string root = fs::canonical(dir).string();
+  EXPECT_PRED2(testing::contains, reasons["loop"], "symlink to a folder: not followed");
+  EXPECT_PRED2(testing::contains, reasons["escape"], ", outside " + root + ": not followed");
+  EXPECT_PRED2(testing::contains, reasons["sa_2.json"], ", outside " + root + ": not followed");
+  EXPECT_EQ(reasons["sa_2.jpg"], "image without its JSON");
+  EXPECT_EQ(reasons["sa_3.jpg"], "symlink that loops or leads nowhere: not followed");
+  EXPECT_EQ(reasons["sa_3.json"], "symlink that loops or leads nowhere: not followed");
+  fs::remove_all(dir);
+  fs::remove_all(outside);
 }
 
 }  // namespace
