@@ -4,9 +4,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "common/browser.h"
+#include "common/events.h"
 #include "common/fixtures.h"
+#include "common/pipeline.h"
 
 namespace fs = std::filesystem;
 
@@ -44,6 +47,19 @@ TEST(DemoCli, RunsEndToEndAndSaysWhereEverythingIs) {
   for (const char* pictures : {"/vis-before", "/vis"})
     EXPECT_EQ(std::distance(fs::directory_iterator(out + pictures), fs::directory_iterator{}), 2)
         << pictures;
+  // Its run folder opens in TensorBoard: the event file's loss at each step is metrics.jsonl's
+  // (decoded with TensorBoard's message definitions; skipped without protoc).
+  if (can_decode_events()) {
+    std::map<int64_t, float> loss;
+    for (const auto& f : fs::directory_iterator(out + "/run"))
+      if (f.path().filename().string().rfind("events.out.tfevents.", 0) == 0)
+        for (const DecodedEvent& e : decode_events(f.path().string()))
+          if (e.has_scalar && e.tag == "loss") loss[e.step] = e.scalar;
+    const std::vector<double> expected = step_losses(out + "/run");
+    ASSERT_EQ(loss.size(), expected.size());
+    size_t i = 0;
+    for (const auto& [step, value] : loss) EXPECT_EQ(value, float(expected[i++])) << step;
+  }
   // Its eval page renders in a browser without console errors (skipped without Chromium).
   if (const std::string browser = chromium(); !browser.empty()) {
     std::string log;
