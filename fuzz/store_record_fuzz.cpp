@@ -5,8 +5,8 @@
 
 #include <cstring>
 
-#include "store/crc32c.h"
 #include "store/format.h"
+#include "util/crc32c.h"
 #include "util/error.h"
 
 namespace {
@@ -16,8 +16,8 @@ void set_header_crc(std::string& b) {
   if (key_bytes == 0 || key_bytes > sd::store::kMaxKeyBytes) return;
   const size_t end = sd::store::payload_offset(key_bytes);
   if (b.size() < end) return;
-  uint32_t crc = sd::store::crc32c(b.data(), 60);
-  crc = sd::store::crc32c(b.data() + sd::store::kHeaderBytes, end - sd::store::kHeaderBytes, crc);
+  uint32_t crc = sd::crc32c(b.data(), 60);
+  crc = sd::crc32c(b.data() + sd::store::kHeaderBytes, end - sd::store::kHeaderBytes, crc);
   std::memcpy(&b[60], &crc, 4);
 }
 
