@@ -94,15 +94,10 @@ class Loop {
     const double wall = seconds_since(start);
     if (saved_step_ != progress_.step)
       checkpoint();  // the last step's, unless an epoch end or checkpoint_every wrote it
-    summary_.steps = progress_.step;
-    summary_.nonfinite_total = progress_.nonfinite_total;
     summary_.skipped_records = static_cast<int64_t>(loader.skipped_records());
     summary_.images_per_s = wall > 0 ? images_ / wall : 0;
     summary_.data_wait_pct = wall > 0 ? 100.0 * wait_s_ / wall : 0;
-    summary_.best_score = progress_.best_score;
-    write_final_weights();
-    write_loss_plot(paths_.metrics(), paths_.loss_curve());
-    return summary_;
+    return finish();
   }
 
  private:
@@ -172,6 +167,11 @@ class Loop {
     log::info("run '" + paths_.dir + "' is already complete: " + std::to_string(progress_.step) +
               " of " + std::to_string(total_steps_) + " steps done; nothing to train");
     summary_.already_complete = true;
+    return finish();
+  }
+
+  // The end of every run: final.pth, the loss curve, and the summary of the whole run.
+  TrainSummary finish() {
     summary_.steps = progress_.step;
     summary_.nonfinite_total = progress_.nonfinite_total;
     summary_.best_score = progress_.best_score;
@@ -185,7 +185,8 @@ class Loop {
   void stop_if_signalled() {
     const int signal = stop_signal();
     if (signal == 0) return;
-    const std::string path = saved_step_ == progress_.step ? saved_path_ : checkpoint();
+    const std::string path =
+        saved_step_ == progress_.step ? checkpoint_path(progress_.step) : checkpoint();
     write_loss_plot(paths_.metrics(), paths_.loss_curve());
     throw Stopped(signal, signal_name(signal) + ": stopped after step " +
                               std::to_string(progress_.step) + " of " +
@@ -222,14 +223,20 @@ class Loop {
   // is the best of all the weights it trained, not only of those at epoch ends.
   void score_last_weights() {
     if (!progress_.validated || summary_.steps_this_call == 0) return;
-    const Validation v = o_.validate(point("after step " + std::to_string(progress_.step))).value();
-    log::info("held-out score after step " + std::to_string(progress_.step) + ": " +
-              format_number(v.score) + " (best " + format_number(progress_.best_score) + ")");
-    record_score(v);
-    const bool best = v.score > progress_.best_score;
-    if (best) progress_.best_score = v.score;
+    const double score = held_out_score("after step " + std::to_string(progress_.step));
+    const bool best = score > progress_.best_score;
+    if (best) progress_.best_score = score;
     const std::string path = checkpoint();
     if (best) write_file_atomic(paths_.best(), read_file(path));
+  }
+
+  // Validates the weights of now (`when`: "after epoch 2"), logs and records the score.
+  double held_out_score(const std::string& when) {
+    const Validation v = o_.validate(point(when)).value();
+    log::info("held-out score " + when + ": " + format_number(v.score) + " (best " +
+              format_number(progress_.best_score) + ")");
+    record_score(v);
+    return v.score;
   }
 
   // One optimiser step over grad_accum micro-batches; false when the epoch has run out.
@@ -349,15 +356,9 @@ class Loop {
         progress_.epoch_steps > 0 ? progress_.epoch_loss / double(progress_.epoch_steps) : 0;
     log::info("epoch " + std::to_string(progress_.epoch) + " done, mean loss " +
               format_number(mean));
-    double score = -mean;
-    if (progress_.validated) {
-      const Validation v =
-          o_.validate(point("after epoch " + std::to_string(progress_.epoch))).value();
-      score = v.score;
-      log::info("held-out score after epoch " + std::to_string(progress_.epoch) + ": " +
-                format_number(score) + " (best " + format_number(progress_.best_score) + ")");
-      record_score(v);
-    }
+    const double score = progress_.validated
+                             ? held_out_score("after epoch " + std::to_string(progress_.epoch))
+                             : -mean;
     const bool best = progress_.epoch_steps > 0 && score > progress_.best_score;
     if (best) progress_.best_score = score;
     progress_.bad_epochs = best ? 0 : progress_.bad_epochs + 1;
@@ -374,12 +375,15 @@ class Loop {
     }
   }
 
+  std::string checkpoint_path(int64_t step) const {
+    return paths_.checkpoints() + "/" + io::checkpoint_name(step);
+  }
+
   std::string checkpoint() {
-    std::string path = paths_.checkpoints() + "/" + io::checkpoint_name(progress_.step);
+    std::string path = checkpoint_path(progress_.step);
     save_train_checkpoint(path, o_.model(), *optimizer_,
                           TrainCheckpoint{progress_, c_.json, store_id_});
     saved_step_ = progress_.step;
-    saved_path_ = path;
     auto all = list_checkpoints(paths_);
     for (size_t i = static_cast<size_t>(c_.keep_last); i < all.size(); ++i) fs::remove(all[i]);
     return path;
@@ -404,7 +408,6 @@ class Loop {
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   int64_t steps_per_epoch_ = 0, total_steps_ = 0;
   int64_t saved_step_ = -1;  // step of the newest checkpoint this call wrote
-  std::string saved_path_;
   LrSchedule schedule_;
   TrainProgress progress_;
   TrainSummary summary_;
