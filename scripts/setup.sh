@@ -12,4 +12,8 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libtorch-dev libopencv-dev nlohmann-json3-dev libspdlog-dev libcli11-dev \
   libgtest-dev libopenblas0-openmp \
   libprotobuf-dev protobuf-compiler chromium \
-  clang libclang-rt-14-dev libfuzzer-14-dev >/dev/null  # the last three: scripts/fuzz.sh
+  clang libclang-rt-14-dev libfuzzer-14-dev \
+  libarchive-dev libgloo-dev libmimalloc-dev libjemalloc-dev >/dev/null
+# clang, libclang-rt, libfuzzer: scripts/fuzz.sh. libarchive: SA-1B tars read in place.
+# libgloo: the Gloo process group (torch.distributed on CPUs). mimalloc, jemalloc: allocator
+# choices (SAMDISTILL_ALLOCATOR).
