@@ -61,6 +61,7 @@ void add_embed_command(CLI::App& app, const Globals& globals) {
       ->capture_default_str();
   cmd->add_option("--device", o.device, "cpu, cuda or auto (cuda when present)")
       ->capture_default_str();
+  add_amp_option(cmd, o.amp);
   cmd->add_option("--dtype", args->dtype,
                   "Stored values: fp16, bf16, fp32 or int8 (per-channel scales)")
       ->capture_default_str();

@@ -95,6 +95,7 @@ void add_eval_command(CLI::App& app, const Globals&) {
       ->capture_default_str();
   cmd->add_option("--device", r.device, "cpu, cuda or auto (cuda when present)")
       ->capture_default_str();
+  add_amp_option(cmd, r.settings.amp);
   cmd->add_option("--report", a->report, "Write the report as JSON to this file");
   cmd->add_option("--vis", r.vis_dir,
                   "Folder for side-by-side PNGs (image with prompt | teacher's mask | student's "

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/shared_options.h"
 #include "data/image.h"
 #include "data/preprocess.h"
 #include "eval/picture.h"
@@ -26,6 +27,7 @@ struct PredictArgs {
   std::vector<std::string> points;
   bool multimask = false;
   std::string device = "auto";  // cpu, cuda or auto
+  models::Amp amp = models::Amp::off;
 };
 
 // "a,b,c[,d]" -> numbers; sd::Error naming the flag and the text otherwise.
@@ -112,6 +114,7 @@ void run_predict(const PredictArgs& a) {
   const at::Tensor rgb = data::default_image_decoder()(read_file(a.image), a.image);
   check_inside(a, prompts, rgb.size(0), rgb.size(1));
   models::SamPredictor predictor(load_sam(a));
+  models::AutocastScope autocast(a.amp, predictor.model()->device());
   predictor.set_image(data::resize_longest_side(rgb), {rgb.size(0), rgb.size(1)});
   models::Prediction p = predictor.predict(prompts, a.multimask);
   const at::Tensor masks = p.masks.cpu(), scores = p.iou_predictions.cpu();
@@ -155,6 +158,7 @@ void add_predict_command(CLI::App& app, const Globals&) {
                   "Also write the image with the best mask and the prompts drawn");
   cmd->add_option("--device", a->device, "cpu, cuda or auto (cuda when present)")
       ->capture_default_str();
+  add_amp_option(cmd, a->amp);
   cmd->callback([a] { run_predict(*a); });
 }
 

@@ -8,6 +8,16 @@
 
 namespace sd::cli {
 
+void add_amp_option(CLI::App* command, models::Amp& amp) {
+  command
+      ->add_option_function<std::string>(
+          "--amp",
+          [&amp](const std::string& text) { amp = parse_word<models::Amp>(text, "--amp"); },
+          "Mixed precision of the model's forward: off, bf16 (CPUs and CUDA; fastest on CPUs "
+          "with AVX512-BF16 or AMX) or fp16 (CUDA)")
+      ->default_str(word(amp));
+}
+
 void add_subset_options(CLI::App* command, data::SubsetSpec& subset) {
   command->add_option("--subset", subset.list_file,
                       "File listing image ids or folder (tar) names to keep");

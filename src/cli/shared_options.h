@@ -7,6 +7,7 @@
 
 #include "data/dataset.h"
 #include "io/config_table.h"
+#include "models/autocast.h"
 #include "train/train_loop.h"
 
 // Options shared by several subcommands, so that flags mean the same everywhere.
@@ -14,6 +15,9 @@ namespace sd::cli {
 
 // --subset, --fraction, --subset-seed, --val-fraction, --validation (see data::SubsetSpec).
 void add_subset_options(CLI::App* command, data::SubsetSpec& subset);
+
+// --amp off|bf16|fp16: the precision of the model's forward passes.
+void add_amp_option(CLI::App* command, models::Amp& amp);
 
 // A config-driven run command (train, finetune): --config, --out, --resume and one flag per
 // config key (student_model -> --student-model, shown with its type), whose text takes the

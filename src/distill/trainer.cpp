@@ -4,11 +4,11 @@
 
 #include "distill/distill_loss.h"
 #include "io/weights.h"
+#include "models/autocast.h"
 #include "models/image_encoder.h"
 #include "models/sam_weights.h"
 #include "store/manifest.h"
 #include "store/reader.h"
-#include "train/autocast.h"
 #include "train/objective.h"
 #include "train/param_groups.h"
 #include "train/training_set.h"
@@ -35,7 +35,7 @@ class Distillation : public train::Objective {
         student_config_(models::resolve_encoder(c_.student_model)),
         encoder_(make_student(student_config_, c_.seed)) {
     store::check_made_by(reader_.manifest(), r.teacher, r.teacher_checkpoint, c_.store);
-    train::check_amp(c_.amp, device_);
+    models::check_amp(c_.amp, device_);
     if (!c_.init.empty()) load_init(io::read_weights(c_.init));
     encoder_->to(device_);
     groups_ = train::make_param_groups(*encoder_, student_config_, c_.layer_decay);
@@ -63,7 +63,7 @@ class Distillation : public train::Objective {
     at::Tensor target = train::stack_targets(reader_, batch.ids, device_);
     at::Tensor out;
     {
-      train::AutocastScope autocast(c_.amp, device_);
+      models::AutocastScope autocast(c_.amp, device_);
       out = encoder_->forward(images);
     }
     return c_.loss_ignore_padding ? masked_embedding_mse(out, target, batch.input_sizes)

@@ -98,7 +98,11 @@ void Evaluator::evaluate_image(const std::string& image_id, const data::Record& 
   student_.model()->eval();
   teacher_.model()->eval();
   auto start = std::chrono::steady_clock::now();
-  student_.set_image(resized, original);
+  const at::Device device = student_.model()->device();
+  {
+    models::AutocastScope autocast(settings_.amp, device);
+    student_.set_image(resized, original);
+  }
   teacher_.set_image_embedding(teacher_embedding, original);
   report.timings.student_embed_s += seconds_since(start);
 
@@ -119,7 +123,10 @@ void Evaluator::evaluate_image(const std::string& image_id, const data::Record& 
       const Multimask mode = multimask_for(settings_.multimask, spec);
       const bool multimask = mode != Multimask::off;
       const at::Tensor teacher = choose(teacher_.predict(*prompt, multimask), mode, truth);
-      const models::Prediction s = student_.predict(*prompt, multimask);
+      const models::Prediction s = [&] {
+        models::AutocastScope autocast(settings_.amp, device);
+        return student_.predict(*prompt, multimask);
+      }();
       const at::Tensor student = choose(s, mode, teacher);
 
       PromptOutcome o{image_id, a.id, spec.name(), describe(*prompt)};

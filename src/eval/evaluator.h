@@ -7,6 +7,7 @@
 #include "data/prompts.h"
 #include "data/records.h"
 #include "eval/report.h"
+#include "models/autocast.h"
 #include "models/predictor.h"
 #include "models/sam.h"
 
@@ -27,8 +28,9 @@ extern const char* const kDefaultPrompts;
 struct EvalSettings {
   std::vector<data::PromptSpec> prompts = data::parse_prompt_specs(kDefaultPrompts);
   Multimask multimask = Multimask::per_kind;
-  int max_prompts_per_image = 64;  // the first annotations (file order) with a non-empty mask
-  uint64_t seed = 0;               // fgbg placement
+  int max_prompts_per_image = 64;      // the first annotations (file order) with a non-empty mask
+  uint64_t seed = 0;                   // fgbg placement
+  models::Amp amp = models::Amp::off;  // the student's forward passes (the teacher's stay fp32)
 };
 
 // Both models' masks for one prompt (HxW bool at the original size), kept for pictures.

@@ -17,12 +17,12 @@
 #include "io/checkpoint.h"
 #include "io/run_folder.h"
 #include "io/weights.h"
+#include "models/autocast.h"
 #include "models/predictor.h"
 #include "models/sam.h"
 #include "models/sam_weights.h"
 #include "store/manifest.h"
 #include "store/reader.h"
-#include "train/autocast.h"
 #include "train/objective.h"
 #include "train/training_set.h"
 #include "util/atomic_file.h"
@@ -83,7 +83,7 @@ class DecoderFinetuning : public train::Objective {
         device_(resolve_device(c.loop.device)),
         reader_(std::make_shared<store::Reader>(c.loop.store)),
         kinds_(data::parse_prompt_specs(c.prompts, "prompts")) {
-    train::check_amp(c.loop.amp, device_);
+    models::check_amp(c.loop.amp, device_);
     if (!c.teacher_checkpoint
              .empty())  // its prompt encoder and mask decoder read the store's embeddings
       store::check_made_by(reader_->manifest(), "", c.teacher_checkpoint, c.loop.store);
@@ -169,7 +169,7 @@ class DecoderFinetuning : public train::Objective {
   // The student's embeddings: without a graph when its encoder is frozen.
   at::Tensor student_embeddings(const at::Tensor& images) {
     at::AutoGradMode grad(c_.encoder_lr > 0);
-    train::AutocastScope autocast(c_.loop.amp, device_);
+    models::AutocastScope autocast(c_.loop.amp, device_);
     return student_->image_encoder->forward(images).to(at::kFloat);
   }
 
@@ -187,7 +187,7 @@ class DecoderFinetuning : public train::Objective {
     for (;; ++round) {
       models::DecoderOutput out;
       {
-        train::AutocastScope autocast(c_.loop.amp, device_);
+        models::AutocastScope autocast(c_.loop.amp, device_);
         out = student_->decode(image.student_embedding, prompt, multimask);
       }
       at::Tensor teacher_logits;

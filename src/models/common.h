@@ -2,6 +2,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
 namespace sd::models {
@@ -16,6 +17,27 @@ class LayerNorm2dImpl : public torch::nn::Module {
   double eps;
 };
 TORCH_MODULE(LayerNorm2d);
+
+// torch.nn.LayerNorm (same keys, same numbers) that also takes bf16/fp16 input next to fp32
+// weights (autocast), which LibTorch 1.13's layer_norm refuses: the output keeps the input's
+// type.
+class LayerNormImpl : public torch::nn::LayerNormImpl {
+ public:
+  using torch::nn::LayerNormImpl::LayerNormImpl;
+  at::Tensor forward(const at::Tensor& x);
+};
+TORCH_MODULE(LayerNorm);
+
+// GELU (exact, erf), on channels-last tensors through their NHWC view: LibTorch 1.13's kernel
+// is 4x slower on channels-last strides than on the same values laid out contiguously.
+at::Tensor gelu(const at::Tensor& x);
+
+// torch.nn.GELU over gelu() above, for Sequentials that number their modules as Python's.
+class GELUImpl : public torch::nn::Module {
+ public:
+  at::Tensor forward(const at::Tensor& x) { return models::gelu(x); }
+};
+TORCH_MODULE(GELU);
 
 enum class Activation { gelu, relu };
 

@@ -107,9 +107,7 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x) {
 }
 
 BlockImpl::BlockImpl(const ViTConfig& c, int64_t window_size) : window_size(window_size) {
-  auto layer_norm = [&] {
-    return torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.embed_dim}).eps(1e-6));
-  };
+  auto layer_norm = [&] { return LayerNorm(torch::nn::LayerNormOptions({c.embed_dim}).eps(1e-6)); };
   int64_t grid = c.img_size / c.patch_size;
   norm1 = register_module("norm1", layer_norm());
   attn = register_module("attn", Attention(c.embed_dim, c.num_heads, c.qkv_bias, c.use_rel_pos,

@@ -41,7 +41,7 @@ class BlockImpl : public torch::nn::Module {
   BlockImpl(const ViTConfig& config, int64_t window_size);
   at::Tensor forward(const at::Tensor& x);
 
-  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
+  LayerNorm norm1{nullptr}, norm2{nullptr};
   Attention attn{nullptr};
   MLPBlock mlp{nullptr};
   int64_t window_size;

@@ -34,9 +34,8 @@ at::Tensor Conv2d_BNImpl::forward(const at::Tensor& x) {
 
 PatchEmbedImpl::PatchEmbedImpl(int64_t in_chans, int64_t embed_dim) {
   int64_t n = embed_dim;
-  seq = register_module(
-      "seq", torch::nn::Sequential(Conv2d_BN(in_chans, n / 2, 3, 2, 1), torch::nn::GELU(),
-                                   Conv2d_BN(n / 2, n, 3, 2, 1)));
+  seq = register_module("seq", torch::nn::Sequential(Conv2d_BN(in_chans, n / 2, 3, 2, 1), GELU(),
+                                                     Conv2d_BN(n / 2, n, 3, 2, 1)));
 }
 
 at::Tensor PatchEmbedImpl::forward(const at::Tensor& x) { return seq->forward(x); }
@@ -49,9 +48,9 @@ MBConvImpl::MBConvImpl(int64_t in_chans, int64_t out_chans, double expand_ratio)
 }
 
 at::Tensor MBConvImpl::forward(const at::Tensor& x) {
-  at::Tensor y = at::gelu(conv1(x));
-  y = at::gelu(conv2(y));
-  return at::gelu(conv3(y) + x);
+  at::Tensor y = models::gelu(conv1(x));
+  y = models::gelu(conv2(y));
+  return models::gelu(conv3(y) + x);
 }
 
 PatchMergingImpl::PatchMergingImpl(Resolution input_resolution, int64_t dim, int64_t out_dim)
@@ -67,23 +66,23 @@ at::Tensor PatchMergingImpl::forward(const at::Tensor& x) {
   if (x.dim() == 3)  // B x L x C -> NCHW
     y = x.view({x.size(0), input_resolution.first, input_resolution.second, -1})
             .permute({0, 3, 1, 2});
-  y = at::gelu(conv1(y));
-  y = at::gelu(conv2(y));
+  y = models::gelu(conv1(y));
+  y = models::gelu(conv2(y));
   return conv3(y).flatten(2).transpose(1, 2);
 }
 
 MlpImpl::MlpImpl(int64_t in_features, int64_t hidden_features) {
-  norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({in_features})));
+  norm = register_module("norm", LayerNorm(torch::nn::LayerNormOptions({in_features})));
   fc1 = register_module("fc1", torch::nn::Linear(in_features, hidden_features));
   fc2 = register_module("fc2", torch::nn::Linear(hidden_features, in_features));
 }
 
-at::Tensor MlpImpl::forward(const at::Tensor& x) { return fc2(at::gelu(fc1(norm(x)))); }
+at::Tensor MlpImpl::forward(const at::Tensor& x) { return fc2(models::gelu(fc1(norm(x)))); }
 
 AttentionImpl::AttentionImpl(int64_t dim, int64_t key_dim, int64_t num_heads, int64_t window_size)
     : num_heads(num_heads), key_dim(key_dim), scale(std::pow(double(key_dim), -0.5)) {
   int64_t dh = key_dim * num_heads;  // attn_ratio 1: values as wide as keys
-  norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
+  norm = register_module("norm", LayerNorm(torch::nn::LayerNormOptions({dim})));
   qkv = register_module("qkv", torch::nn::Linear(dim, 3 * dh));
   proj = register_module("proj", torch::nn::Linear(dh, dim));
   // Python numbers the offsets in order of first appearance; the first point (0, 0) meets
@@ -105,8 +104,10 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   at::Tensor q = qkv_split[0].permute({0, 2, 1, 3});
   at::Tensor k = qkv_split[1].permute({0, 2, 1, 3});
   at::Tensor v = qkv_split[2].permute({0, 2, 1, 3});
-  at::Tensor biases =
-      attention_biases.index_select(1, attention_bias_idxs.flatten()).view({num_heads, N, N});
+  // In q's type: under autocast an fp32 bias would turn the scores and softmax to fp32.
+  at::Tensor biases = attention_biases.index_select(1, attention_bias_idxs.flatten())
+                          .view({num_heads, N, N})
+                          .to(q.scalar_type());
   at::Tensor attn = (at::matmul(q, k.transpose(-2, -1)) * scale + biases).softmax(-1);
   return proj(at::matmul(attn, v).transpose(1, 2).reshape({B, N, -1}));
 }
@@ -153,7 +154,11 @@ at::Tensor TinyViTBlockImpl::forward(const at::Tensor& x) {
     y = y.view({B, L, C});
   }
   y = x + y;
-  y = local_conv(y.transpose(1, 2).reshape({B, C, H, W})).view({B, C, L}).transpose(1, 2);
+  // B x L x C as NCHW: a view with channels-last strides, which oneDNN's convolution takes
+  // as it is; training keeps NCHW (see TinyViT::forward). flatten(2) is a view either way.
+  at::Tensor nchw = y.view({B, H, W, C}).permute({0, 3, 1, 2});
+  if (is_training()) nchw = nchw.contiguous();
+  y = local_conv(nchw).flatten(2).transpose(1, 2);
   return y + mlp(y);
 }
 
@@ -223,8 +228,7 @@ TinyViT::TinyViT(const TinyViTConfig& c) {
                                              out_dim, down));
     output_resolution = res;
   }
-  norm_head =
-      register_module("norm_head", torch::nn::LayerNorm(torch::nn::LayerNormOptions({last})));
+  norm_head = register_module("norm_head", LayerNorm(torch::nn::LayerNormOptions({last})));
   if (c.num_classes > 0) head = register_module("head", torch::nn::Linear(last, c.num_classes));
   neck = register_module("neck", make_neck(last, c.out_chans));
   init_linear_weights();
@@ -242,7 +246,12 @@ void TinyViT::init_linear_weights() {
 }
 
 at::Tensor TinyViT::forward(const at::Tensor& input, Trace* trace) {
-  at::Tensor x = patch_embed(input);
+  // Inference runs channels-last from the start: oneDNN's convolutions take it without
+  // reordering, and the B x L x C tensors of the attention stages are channels-last NCHW
+  // tensors as they are. Training stays NCHW, as Python: LibTorch's channels-last batch norm
+  // computes the batch variance less exactly (relative 1e-5 per layer, 4e-3 at the output).
+  at::Tensor x =
+      patch_embed(is_training() ? input : input.contiguous(at::MemoryFormat::ChannelsLast));
   if (trace) trace->emplace_back("patch_embed", x);
   x = layers->at<tiny_vit::ConvLayerImpl>(0).forward(x, trace, "layers.0");
   for (size_t i = 1; i < layers->size(); ++i)

@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "models/common.h"
 #include "models/image_encoder.h"
 
 // MobileSAM's TinyViT (mobile_sam/modeling/tiny_vit_sam.py). Convolutional stages are NCHW,
@@ -69,7 +70,7 @@ class MlpImpl : public torch::nn::Module {
   MlpImpl(int64_t in_features, int64_t hidden_features);
   at::Tensor forward(const at::Tensor& x);
 
-  torch::nn::LayerNorm norm{nullptr};
+  LayerNorm norm{nullptr};
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(Mlp);
@@ -87,7 +88,7 @@ class AttentionImpl : public torch::nn::Module {
   void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override;
 
   at::Tensor attention_biases;  // num_heads x number of offsets
-  torch::nn::LayerNorm norm{nullptr};
+  LayerNorm norm{nullptr};
   torch::nn::Linear qkv{nullptr}, proj{nullptr};
   // N x N offset index: a buffer (it moves with the module) but not state (persistent=False
   // in Python; io::is_persistent_buffer).
@@ -148,7 +149,7 @@ class TinyViT : public ImageEncoder {
 
   tiny_vit::PatchEmbed patch_embed{nullptr};
   torch::nn::ModuleList layers{nullptr};  // ConvLayer, then BasicLayers
-  torch::nn::LayerNorm norm_head{nullptr};
+  LayerNorm norm_head{nullptr};
   torch::nn::Linear head{nullptr};  // the unused classifier, when num_classes > 0
   torch::nn::Sequential neck{nullptr};
   tiny_vit::Resolution output_resolution;

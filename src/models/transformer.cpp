@@ -7,9 +7,7 @@
 namespace sd::models {
 namespace {
 
-torch::nn::LayerNorm layer_norm(int64_t dim) {
-  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}));
-}
+LayerNorm layer_norm(int64_t dim) { return LayerNorm(torch::nn::LayerNormOptions({dim})); }
 
 // BxNxC -> BxheadsxNx(C/heads)
 at::Tensor separate_heads(const at::Tensor& x, int64_t num_heads) {

@@ -37,12 +37,12 @@ class TwoWayAttentionBlockImpl : public torch::nn::Module {
                                             const at::Tensor& query_pe, const at::Tensor& key_pe);
 
   Attention self_attn{nullptr};
-  torch::nn::LayerNorm norm1{nullptr};
+  LayerNorm norm1{nullptr};
   Attention cross_attn_token_to_image{nullptr};
-  torch::nn::LayerNorm norm2{nullptr};
+  LayerNorm norm2{nullptr};
   MLPBlock mlp{nullptr};
-  torch::nn::LayerNorm norm3{nullptr};
-  torch::nn::LayerNorm norm4{nullptr};
+  LayerNorm norm3{nullptr};
+  LayerNorm norm4{nullptr};
   Attention cross_attn_image_to_token{nullptr};
 
  private:
@@ -63,7 +63,7 @@ class TwoWayTransformerImpl : public torch::nn::Module {
 
   torch::nn::ModuleList layers{nullptr};
   Attention final_attn_token_to_image{nullptr};
-  torch::nn::LayerNorm norm_final_attn{nullptr};
+  LayerNorm norm_final_attn{nullptr};
 };
 TORCH_MODULE(TwoWayTransformer);
 

@@ -169,7 +169,11 @@ EmbedSummary embed(const EmbedOptions& options) {
     if (!batch.empty()) {
       std::vector<at::Tensor> pixels;
       for (const data::ImageItem& image : batch) pixels.push_back(image.input.pixels);
-      at::Tensor embeddings = teacher->forward(at::stack(pixels).to(device)).to(at::kCPU);
+      at::Tensor embeddings;
+      {
+        models::AutocastScope autocast(options.amp, device);
+        embeddings = teacher->forward(at::stack(pixels).to(device)).to(at::kCPU, at::kFloat);
+      }
       write_batch(batch, embeddings, before, options, writer, summary);
     }
     if (first + count < todo.size()) progress.update(int64_t(first + count));

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "models/autocast.h"
 #include "models/config.h"
 #include "store/manifest.h"
 
@@ -17,7 +18,8 @@ struct EmbedOptions {
   data::SubsetSpec subset;
   std::string store;
   int batch_size = 1;
-  std::string device = "auto";  // cpu, cuda or auto
+  std::string device = "auto";         // cpu, cuda or auto
+  models::Amp amp = models::Amp::off;  // the teacher's forward; embeddings are stored as `dtype`
   DType dtype = DType::fp16;
   int shard_index = 0;  // --shard i/N: the subset's images at positions i, i+N, i+2N, ...
   int shard_count = 1;

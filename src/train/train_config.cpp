@@ -46,8 +46,9 @@ const io::ConfigTable<TrainConfig>& train_config_table() {
       // An enum's words are its check.
       field("device", &C::device, DeviceChoice::automatic, any_value(),
             "where to train (auto: CUDA when available, else the CPU)"),
-      field("amp", &C::amp, Amp::off, any_value(),
-            "mixed precision on CUDA (fp16 with loss scaling)"),
+      field(
+          "amp", &C::amp, models::Amp::off, any_value(),
+          "mixed precision of the forward: bf16 (CPUs and CUDA) or fp16 (CUDA, with loss scaling)"),
       field("checkpoint_every", &C::checkpoint_every, 1000, non_negative(),
             "write a checkpoint every N steps (and at each epoch end; 0: epochs only)"),
       field("keep_last", &C::keep_last, 3, positive(),

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "io/config_table.h"
-#include "train/autocast.h"
+#include "models/autocast.h"
 #include "util/device.h"
 
 namespace sd::train {
@@ -28,7 +28,7 @@ struct TrainConfig {
   bool loss_ignore_padding = false;
   int64_t seed = 0;
   DeviceChoice device = DeviceChoice::automatic;
-  Amp amp = Amp::off;
+  models::Amp amp = models::Amp::off;
   int64_t checkpoint_every = 0;  // optimiser steps; 0: epoch ends only
   int64_t keep_last = 0;
   int64_t max_nonfinite = 0;  // consecutive non-finite losses before the run stops

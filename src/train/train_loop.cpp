@@ -291,7 +291,8 @@ class Loop {
   bool epoch_complete() const { return progress_.step >= (progress_.epoch + 1) * steps_per_epoch_; }
 
   LossScale loss_scale() const {
-    return LossScale{c_.amp == Amp::fp16, progress_.loss_scale, progress_.loss_scale_good_steps};
+    return LossScale{c_.amp == models::Amp::fp16, progress_.loss_scale,
+                     progress_.loss_scale_good_steps};
   }
 
   double clip_and_measure() {

@@ -2,6 +2,7 @@
 #include <ATen/ATen.h>
 
 #include <filesystem>
+#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "common/fixtures.h"
@@ -143,3 +144,29 @@ TEST(EmbedCli, SkipsTheRecordsDataStatsSkips) {
 }
 
 }  // namespace
+
+// --amp bf16: the teacher runs under CPU autocast; its embeddings (stored in fp32 here) stay
+// close to fp32's, relative L2 below 2% (printed), and are not fp32's to the bit.
+TEST(EmbedCli, Bf16TeacherEmbeddingsAreCloseToFp32s) {
+  SD_REQUIRE_FIXTURES();
+  if (!sd::data::image_decoding_available())
+    GTEST_SKIP() << "built without OpenCV: no image decoder";
+  auto folder = sd::testing::first_folder(/*tiny_vit=*/false);
+  ASSERT_TRUE(folder);
+  std::string dir = sd::testing::make_temp_dir("sd-cli-embed-bf16"), data = dir + "/data";
+  fs::create_directories(data);
+  fs::copy_file(folder->file("image.jpg"), data + "/sa_1.jpg");
+  sd::write_file_atomic(data + "/sa_1.json", minimal_json(folder->file("image.jpg")));
+  std::string common = "--threads 2 embed --dtype fp32 --teacher " + folder->file("config.json") +
+                       " --teacher-checkpoint " + folder->file("weights.pth") + " --data " + data;
+  for (const char* amp : {"off", "bf16"}) {
+    auto run = run_program(common + " --amp " + amp + " --store " + dir + "/" + amp);
+    ASSERT_EQ(run.status, 0) << run.output;
+  }
+  const at::Tensor fp32 = sd::store::Reader(dir + "/off").embedding("sa_1");
+  const at::Tensor bf16 = sd::store::Reader(dir + "/bf16").embedding("sa_1");
+  const double rel = ((bf16 - fp32).norm() / fp32.norm()).item<double>();
+  std::cout << "bf16 vs fp32 teacher embedding: relative L2 " << rel << "\n";
+  EXPECT_LT(rel, 0.02);
+  EXPECT_GT(rel, 0.0);
+}

@@ -94,6 +94,25 @@ TEST(EvalCli, ReportTableAndPicturesAndTensorBoard) {
 
 // A bad record does not stop the evaluation: it is skipped, and the report says which and why
 // (the JSON's "skipped" and the table's footnote, the words of data stats); --strict stops.
+// --amp bf16 runs the student (here the teacher's own weights) under CPU autocast, the teacher
+// in fp32: its box masks stay the teacher's but for bf16's rounding.
+TEST(EvalCli, Bf16StudentOnTheCpuKeepsTheTeachersMasks) {
+  SD_REQUIRE_FIXTURES();
+  auto teacher = first_folder(false);
+  ASSERT_TRUE(teacher);
+  const std::string dir = make_temp_dir("samdistill-eval-bf16");
+  std::ofstream(dir + "/teacher.json") << teacher->config.dump();
+  ProgramRun run = run_program(
+      "--threads 2 eval --amp bf16 --prompts box --teacher " + dir +
+      "/teacher.json --teacher-checkpoint " + teacher->file("weights.pth") + " --student " +
+      teacher->file("weights.pth") + " --student-model " + dir + "/teacher.json --data " +
+      data_sample() + " --max-images 1 --max-prompts-per-image 4 --report " + dir + "/report.json");
+  ASSERT_EQ(run.status, 0) << run.output;
+  const nlohmann::json report = nlohmann::json::parse(std::ifstream(dir + "/report.json"));
+  EXPECT_EQ(report["count"]["box"], 4);
+  EXPECT_GT(report["miou"]["box"].get<double>(), 0.95) << report["miou"];
+}
+
 TEST(EvalCli, BadRecordsAreSkippedSayingWhy) {
   SD_REQUIRE_FIXTURES();
   auto teacher = first_folder(false);

@@ -194,7 +194,7 @@ TEST(FinetuneConfig, AConfigWrittenThenReadIsTheSame) {
   EXPECT_EQ(c.loop.json, given);  // the whole config, as RUN/config.json holds it
   const FinetuneConfig again = finetune_config_from_json(c.loop.json, "config.json");
   EXPECT_EQ(again.loop.json, given);
-  EXPECT_EQ(again.loop.amp, train::Amp::fp16);
+  EXPECT_EQ(again.loop.amp, models::Amp::fp16);
   EXPECT_EQ(again.loop.epochs, 2);
   EXPECT_EQ(again.loop.data, std::vector<std::string>{"sa1b"});
   EXPECT_EQ(again.encoder_lr, 1e-5);

@@ -121,7 +121,7 @@ TEST(TrainConfig, AFractionalIntegerIsRefusedAsNotAnInteger) {
 TEST(TrainConfig, DeviceAndAmpAreWordsAndOthersAreRefusedListingThem) {
   const TrainConfig c = train_config_from_json({{"device", "cpu"}, {"amp", "fp16"}});
   EXPECT_EQ(c.device, DeviceChoice::cpu);
-  EXPECT_EQ(c.amp, Amp::fp16);
+  EXPECT_EQ(c.amp, models::Amp::fp16);
   EXPECT_EQ(train_config_from_json(nlohmann::json::object()).device, DeviceChoice::automatic);
   EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] {
                  train_config_from_json({{"amp", "fp8"}});
@@ -151,7 +151,7 @@ TEST(TrainConfig, AConfigWrittenThenReadIsTheSame) {
   written["strict"] = false;
   EXPECT_EQ(c.json, written);
   EXPECT_EQ(c.json.dump(2), written.dump(2));
-  EXPECT_EQ(c.amp, Amp::bf16);
+  EXPECT_EQ(c.amp, models::Amp::bf16);
   EXPECT_EQ(c.data, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(c.layer_decay, 0.8);
   const TrainConfig again = train_config_from_json(c.json, "config.json");
