@@ -12,6 +12,7 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "util/memory.h"
+#include "util/threads.h"
 
 namespace sd::cli {
 namespace {
@@ -25,12 +26,19 @@ struct BenchArgs {
   std::vector<std::string> only;
 };
 
-const std::vector<std::string> kParts = {"encoder", "decoder", "data", "store",
-                                         "embed",   "eval",    "train"};
+const std::vector<std::string> kParts = {"encoder", "memory", "decoder", "data",
+                                         "store",   "embed",  "eval",    "train"};
+
+std::string part_list() {
+  std::string out;
+  for (const auto& p : kParts) out += (out.empty() ? "" : ", ") + p;
+  return out;
+}
 
 nlohmann::json run_part(const std::string& part, const BenchArgs& a) {
   log::info("bench: " + part);
   if (part == "encoder") return models::bench_encoder(a.repeats);
+  if (part == "memory") return models::bench_train_memory();
   if (part == "decoder")
     return models::bench_decoder(models::build_sam(models::encoder_preset("vit_t")), a.repeats);
   if (part == "data") return data::bench_data(a.data);
@@ -46,12 +54,12 @@ void run_bench(const BenchArgs& a) {
   std::set<std::string> only(a.only.begin(), a.only.end());
   for (const auto& p : only)
     if (std::find(kParts.begin(), kParts.end(), p) == kParts.end())
-      throw Error("bench --only: unknown part '" + p +
-                  "' (encoder, decoder, data, store, embed, eval, train)");
+      throw Error("bench --only: unknown part '" + p + "' (" + part_list() + ")");
   nlohmann::json figures = nlohmann::json::object();
   for (const auto& part : kParts)
     if (only.empty() || only.count(part)) figures.update(run_part(part, a));
-  figures["peak_rss_mb"] = peak_rss_mb();
+  figures["omp_wait"] = openmp_wait_setting();
+  figures["malloc"] = malloc_library();
   if (a.json) {
     std::cout << figures.dump(2) << "\n";
     return;
@@ -77,7 +85,7 @@ void add_bench_command(CLI::App& app, const Globals&) {
   cmd->add_option("--train-device", a->train.device, "Trainer figures on cpu or cuda")
       ->capture_default_str();
   cmd->add_option("--train-amp", a->train.amp,
-                  "Mixed precision of the trainer figures (cuda): off, bf16, fp16")
+                  "Mixed precision of the trainer figures: off, bf16 (CPUs and CUDA), fp16 (CUDA)")
       ->capture_default_str();
   cmd->add_option("--train-batch-size", a->train.batch_size, "Batch size of the trainer figures")
       ->capture_default_str();
@@ -86,9 +94,7 @@ void add_bench_command(CLI::App& app, const Globals&) {
   cmd->add_option("--teacher", a->teacher,
                   "Teacher (random weights) for the embed figure: preset or JSON config")
       ->capture_default_str();
-  cmd->add_option("--only", a->only,
-                  "Parts to run: encoder, decoder, data, store, embed, eval, train")
-      ->delimiter(',');
+  cmd->add_option("--only", a->only, "Parts to run: " + part_list())->delimiter(',');
   cmd->callback([a] { run_bench(*a); });
 }
 

@@ -17,4 +17,10 @@ nlohmann::json bench_decoder(Sam sam, int repeats);
 // "threads": the LibTorch thread count}.
 nlohmann::json bench_encoder(int repeats);
 
+// Where a vit_t training step's memory goes (batch 2, fp32, MiB): {"train_step_b2_memory":
+// {weights, gradients, adamw_state, batch_and_target, activations_saved (live heap the forward
+// adds: what autograd keeps for backward), backward_transient (the peak above that), allocator_
+// retained (resident but free), peak_rss}}.
+nlohmann::json bench_train_memory();
+
 }  // namespace sd::models

@@ -1,15 +1,67 @@
 #include "util/memory.h"
 
+#include <dlfcn.h>
 #include <malloc.h>
 #include <sys/resource.h>
+
+#include <fstream>
+#include <string>
 
 namespace sd {
 
 double peak_rss_mb() {
+  // VmHWM, which reset_peak_rss() resets; getrusage's maximum where /proc is missing.
+  std::ifstream status("/proc/self/status");
+  for (std::string key; status >> key;) {
+    if (key == "VmHWM:") {
+      double kib = 0;
+      status >> kib;
+      return kib / 1024.0;
+    }
+    status.ignore(1 << 12, '\n');
+  }
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
+
+bool reset_peak_rss() {
+  std::ofstream clear_refs("/proc/self/clear_refs");
+  clear_refs << "5";  // Linux: the peak becomes the current resident set size
+  clear_refs.flush();
+  return bool(clear_refs);
+}
+
+double rss_mb() {
+  std::ifstream status("/proc/self/status");
+  for (std::string key; status >> key;) {
+    if (key == "VmRSS:") {
+      double kib = 0;
+      status >> kib;
+      return kib / 1024.0;
+    }
+    status.ignore(1 << 12, '\n');
+  }
+  return 0;
+}
+
+double heap_in_use_mb() {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  const struct mallinfo2 info = mallinfo2();
+  return double(info.uordblks + info.hblkhd) / (1024.0 * 1024.0);
+#else
+  return 0;
+#endif
+}
+
+std::string malloc_library() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&malloc), &info) == 0 || !info.dli_fname) return "unknown";
+  const std::string path = info.dli_fname;
+  return path.substr(path.rfind('/') + 1);
+}
+
+void release_free_memory() { malloc_trim(0); }
 
 void reuse_freed_memory() {
   mallopt(M_MMAP_MAX, 0);

@@ -1,9 +1,29 @@
 #pragma once
+#include <string>
 
 namespace sd {
 
-// Peak resident set size of this process so far, in MiB (getrusage).
+// Peak resident set size of this process, in MiB: since the start or the last
+// reset_peak_rss().
 double peak_rss_mb();
+
+// Starts a new peak at the current resident set size (Linux); false where that is not
+// possible, and the peak then stays the process's.
+bool reset_peak_rss();
+
+// Hands the heap's free memory back to the system (malloc_trim), so that a figure measured
+// next starts from what is live, not from what an earlier one kept.
+void release_free_memory();
+
+// Bytes the program holds from glibc's malloc now (live allocations: mallinfo2), in MiB; 0
+// under another allocator.
+double heap_in_use_mb();
+
+// The file of the malloc this process runs on, e.g. "libc.so.6", "libmimalloc.so.2".
+std::string malloc_library();
+
+// Resident set size now, in MiB (0 where /proc is missing).
+double rss_mb();
 
 // Serves every allocation from the heap and keeps up to 1 GiB of freed memory there, instead
 // of glibc's fresh mmap (and page faults) per tensor above 32 MiB: a CPU training step

@@ -1,0 +1,60 @@
+// `samdistill bench`: every figure #14 tracks is in the JSON, each with its own peak memory,
+// and the program runs LibTorch's OpenMP threads with a short spin unless told otherwise.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "common/fixtures.h"
+
+namespace sd::testing {
+namespace {
+
+nlohmann::json bench_json(const std::string& parts) {
+  ProgramRun run = run_program("--threads 2 bench --json --repeats 1 --only " + parts);
+  EXPECT_EQ(run.status, 0) << run.output;
+  return nlohmann::json::parse(run.output.substr(run.output.find("{\n")));
+}
+
+TEST(BenchCli, EncoderFiguresInFp32AndBf16WithTheirPeaksAndTheLimit) {
+  unsetenv("GOMP_SPINCOUNT");  // the program sets it itself
+  unsetenv("OMP_WAIT_POLICY");
+  const nlohmann::json f = bench_json("encoder,memory");
+  for (const char* key :
+       {"encoder_infer", "encoder_infer_bf16", "train_step_b2", "train_step_b2_bf16"}) {
+    EXPECT_GT(f.at(std::string(key) + "_s").get<double>(), 0) << key;
+    EXPECT_GT(f.at(std::string(key) + "_peak_rss_mb").get<double>(), 100) << key;
+    const double of_limit = f.at(std::string(key) + "_of_limit");
+    EXPECT_GT(of_limit, 0) << key;
+    EXPECT_LT(of_limit, 1) << key;
+  }
+  // PyTorch's profiler counts 77.6 GFLOP for MobileSAM's encoder at 1024 x 1024.
+  EXPECT_NEAR(f.at("encoder_gflop").get<double>(), 77.6, 0.5);
+  EXPECT_GT(f.at("gemm_fp32_gflops").get<double>(), 1);
+  EXPECT_GT(f.at("gemm_bf16_gflops").get<double>(), 1);
+  EXPECT_GT(f.at("encoder_bf16_rel_l2").get<double>(), 0);
+  EXPECT_LT(f.at("encoder_bf16_rel_l2").get<double>(), 0.05);
+  EXPECT_EQ(f.at("omp_wait"), "1000");
+  EXPECT_EQ(f.at("malloc"), "libc.so.6");
+
+  // The memory breakdown adds up to no more than the peak it explains.
+  const nlohmann::json& m = f.at("train_step_b2_memory");
+  double parts = 0;
+  for (const char* key : {"weights_mb", "gradients_mb", "adamw_state_mb", "batch_and_target_mb",
+                          "activations_saved_mb"}) {
+    EXPECT_GT(m.at(key).get<double>(), 0) << key;
+    parts += m.at(key).get<double>();
+  }
+  // MobileSAM's encoder: 6,065,532 fp32 parameters (Python's count of its image_encoder).
+  EXPECT_NEAR(m.at("weights_mb").get<double>(), 6065532 * 4.0 / (1 << 20), 0.01);
+  EXPECT_LT(parts, m.at("peak_rss_mb").get<double>());
+}
+
+TEST(BenchCli, AUsersOpenMPSettingIsKept) {
+  setenv("GOMP_SPINCOUNT", "12345", 1);
+  EXPECT_EQ(bench_json("decoder").at("omp_wait"), "12345");
+  unsetenv("GOMP_SPINCOUNT");
+}
+
+}  // namespace
+}  // namespace sd::testing
