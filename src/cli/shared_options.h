@@ -15,6 +15,10 @@ namespace sd::cli {
 // --subset, --fraction, --subset-seed, --val-fraction, --validation (see data::SubsetSpec).
 void add_subset_options(CLI::App* command, data::SubsetSpec& subset);
 
+// --data (image sources, data::Dataset::open) and --images (the COCO files' images).
+CLI::Option* add_data_options(CLI::App* command, std::vector<std::string>& data,
+                              std::string& images);
+
 // A config-driven run command (train, finetune): --config, --out, --resume and one flag per
 // config key (student_model -> --student-model, shown with its type), whose text takes the
 // key's type.

@@ -141,9 +141,8 @@ EmbedSummary embed(const EmbedOptions& options) {
   Manifest manifest = teacher_manifest(config, weights.file, options.dtype);
   EmbedSummary summary;
   const data::Dataset dataset =
-      data::Dataset::index_sa1b(options.data, &summary.skipped).subset(options.subset);
-  if (dataset.size() == 0)
-    throw Error("embed: no SA-1B images (sa_N.jpg with sa_N.json) selected under --data");
+      data::Dataset::open(options.data, options.images, &summary.skipped).subset(options.subset);
+  if (dataset.size() == 0) throw Error("embed: no images selected from --data");
   if (options.strict && !summary.skipped.empty())
     throw Error(data::describe(summary.skipped.front()));
   Writer writer(options.store, manifest, shard_part_name(options.shard_index, options.shard_count));
