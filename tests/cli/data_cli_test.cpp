@@ -75,4 +75,45 @@ TEST(DataCli, StatsOfCocoFile) {
   std::filesystem::remove_all(dir);
 }
 
+// Sources of every kind in one --data: an SA-1B tar cut in the middle of its last member, a
+// plain folder with a bad file, a COCO file over that folder; what is lost is named and
+// counted, the rest read, and one image from two sources is refused naming both.
+TEST(DataCli, StatsOfMixedSources) {
+  const std::string dir = sd::testing::make_temp_dir("sd-cli-mixed");
+  const std::string sample = sd::testing::data_sample();
+  ASSERT_EQ(std::system(("tar -cf " + dir + "/whole.tar -C " + sample +
+                         " sa_100001.jpg sa_100001.json sa_100002.jpg sa_100002.json")
+                            .c_str()),
+            0);
+  // The last member (sa_100002.json, 79119 bytes) is followed by less than 11776 bytes of
+  // padding and end blocks: 52000 bytes before the end is inside its data.
+  const std::string tar = sd::read_file(dir + "/whole.tar");
+  sd::write_file_atomic(dir + "/sa_000020.tar", tar.substr(0, tar.size() - 52000));
+  std::filesystem::create_directories(dir + "/photos/cams");
+  std::filesystem::copy_file(sample + "/sa_100003.jpg", dir + "/photos/cams/dog.JPEG");
+  sd::write_file_atomic(dir + "/photos/notes.png", "not an image");
+
+  auto run = run_program("data stats --json --data " + dir + "/sa_000020.tar," + dir + "/photos");
+  ASSERT_EQ(run.status, 0) << run.output;
+  const auto j = nlohmann::json::parse(run.output.substr(run.output.find("{\n")));
+  EXPECT_EQ(j["images"], 2);  // sa_100001 and cams/dog
+  ASSERT_EQ(j["skipped"].size(), 3u) << j.dump(2);
+  EXPECT_EQ(j["skipped"][0]["file"], dir + "/sa_000020.tar");
+  EXPECT_PRED2(contains, j["skipped"][0]["reason"].get<std::string>(),
+               "cut short at byte " + std::to_string(tar.size() - 52000));
+  EXPECT_EQ(j["skipped"][1]["file"], dir + "/sa_000020.tar:sa_100002.jpg");
+  EXPECT_EQ(j["skipped"][1]["reason"], "image without its JSON");
+  EXPECT_EQ(j["skipped"][2]["file"], dir + "/photos/notes.png");
+
+  // A COCO file over the same folder names cams/dog again.
+  sd::write_file_atomic(dir + "/coco.json",
+                        R"({"images": [{"id": 1, "width": 800, "height": 534,
+      "file_name": "cams/dog.JPEG"}], "annotations": []})");
+  run = run_program("data stats --data " + dir + "/photos " + dir + "/coco.json --images " + dir +
+                    "/photos");
+  EXPECT_NE(run.status, 0) << run.output;
+  EXPECT_PRED2(contains, run.output, "image id 'cams/dog' is given twice");
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace

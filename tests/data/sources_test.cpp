@@ -15,6 +15,7 @@
 #include "data/tar.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/png.h"
 
 namespace fs = std::filesystem;
 
@@ -261,18 +262,46 @@ TEST(Sources, BadPlainImagesAreSkippedNamedAndCounted) {
   write(t.path + "/p/empty.png", "");
   write(t.path + "/p/text.jpg", "this is not an image\n");
   write(t.path + "/p/cut.jpg", jpg.substr(0, jpg.size() / 2));
+  write(t.path + "/p/big.png", encode_png(std::string(1200 * 1000, '\x80'), 1200, 1000, 8, 0));
   const Dataset d = Dataset::open({t.path + "/p"}, "", nullptr);
-  ASSERT_EQ(d.size(), 4u);
-  const DataStats stats = compute_stats(d, default_image_decoder(), 2, false);
+  ASSERT_EQ(d.size(), 5u);
+  const DataStats stats = compute_stats(d, default_image_decoder(1'000'000), 2, false);
   EXPECT_EQ(stats.images, 1);
   std::map<std::string, std::string> reasons;
   for (const Skip& s : stats.skipped) reasons[fs::path(s.file).filename().string()] = s.reason;
-  ASSERT_EQ(reasons.size(), 3u);
+  ASSERT_EQ(reasons.size(), 4u);
+  EXPECT_PRED2(contains, reasons["big.png"], "image of 1200 x 1000 pixels is over the limit");
   EXPECT_PRED2(contains, reasons["cut.jpg"], "truncated JPEG");
   EXPECT_PRED2(contains, reasons["text.jpg"], "cannot decode image");
   EXPECT_PRED2(contains, reasons["empty.png"], "empty file");
   EXPECT_PRED2(contains, error_of([&] { compute_stats(d, default_image_decoder(), 1, true); }),
                t.path + "/p/cut.jpg: truncated JPEG");
+}
+
+// PNGs of every colour type become RGB as PIL's convert("RGB") makes them: grey repeated, the
+// palette looked up, alpha dropped (not blended), 16-bit samples by their high byte.
+TEST(Sources, PngColourTypesBecomeRgb) {
+  if (!image_decoding_available()) GTEST_SKIP() << "built without OpenCV";
+  const ImageDecoder decode = default_image_decoder();
+  auto pixels = [&](const std::string& png) {
+    const at::Tensor rgb = decode(png, "test.png");
+    EXPECT_EQ(rgb.sizes(), (at::IntArrayRef{1, 2, 3}));
+    return std::vector<int>(rgb.data_ptr<uint8_t>(), rgb.data_ptr<uint8_t>() + 6);
+  };
+  using V = std::vector<int>;
+  EXPECT_EQ(pixels(encode_png("\x10\xf0", 2, 1, 8, 0)), (V{16, 16, 16, 240, 240, 240}));  // grey
+  EXPECT_EQ(pixels(encode_png(std::string("\x00\x01", 2), 2, 1, 8, 3,
+                              std::string("\x0a\x14\x1e\xc8\x64\x32", 6), "\x00")),
+            (V{10, 20, 30, 200, 100, 50}));  // palette (with tRNS)
+  EXPECT_EQ(pixels(encode_png(std::string("\x0a\x14\x1e\x00\x28\x32\x3c\x80", 8), 2, 1, 8, 6)),
+            (V{10, 20, 30, 40, 50, 60}));  // RGBA: alpha 0 and 128 dropped
+  EXPECT_EQ(pixels(encode_png(std::string("\x05\x00\x07\xff", 4), 2, 1, 8, 4)),
+            (V{5, 5, 5, 7, 7, 7}));  // grey + alpha
+  EXPECT_EQ(pixels(encode_png(std::string("\x12\x34\xab\xcd", 4), 2, 1, 16, 0)),
+            (V{0x12, 0x12, 0x12, 0xab, 0xab, 0xab}));  // 16-bit grey: high byte
+  EXPECT_EQ(pixels(encode_png(std::string("\x01\xff\x02\xff\x03\xff\xfe\x01\xfd\x01\xfc\x01", 12),
+                              2, 1, 16, 2)),
+            (V{1, 2, 3, 254, 253, 252}));  // 16-bit RGB: high byte
 }
 
 // A plain image's record takes its size from its pixels (eval and finetune place their grid
