@@ -40,8 +40,9 @@ struct Entry {
   std::string image_path;  // the image file; "<tar>:<member>" inside a tar (for messages)
   std::string json_path;   // SA-1B only: its JSON, likewise; empty for COCO and plain images
   std::shared_ptr<const Record> record;  // COCO only
-  std::shared_ptr<const TarFile> tar;    // set when the files are members of a tar
-  TarMember image_member, json_member;   // in `tar`
+  // Initialised here, so that an entry listing the fields above only stays complete.
+  std::shared_ptr<const TarFile> tar = nullptr;   // set when the files are members of a tar
+  TarMember image_member = {}, json_member = {};  // in `tar`
 };
 
 // Whether the entry has annotation masks (SA-1B and COCO do; plain images do not).

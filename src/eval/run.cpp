@@ -154,15 +154,6 @@ EvalReport evaluate_images(Evaluator& evaluator, const data::Dataset& images,
 
 EvalReport run_eval(const EvalRequest& r) {
   const auto began = Clock::now();
-  const at::Device device = parse_device(r.device);
-  std::shared_ptr<store::Reader> reader;
-  if (!r.store.empty()) reader = std::make_shared<store::Reader>(r.store);
-  TeacherEmbedding teacher = reader ? from_store(reader, r) : from_model(r, device);
-  EvalModels models = load_eval_models(r);
-  models.student->to(device);
-  if (models.teacher_heads) models.teacher_heads->to(device);
-  Evaluator evaluator(models.student, r.settings, models.teacher_heads);
-
   std::vector<data::Skip> orphans;
   data::Dataset dataset = data::Dataset::open(r.data, r.images, &orphans).subset(r.subset);
   if (r.strict && !orphans.empty()) throw Error(data::describe(orphans.front()));
@@ -171,6 +162,15 @@ EvalReport run_eval(const EvalRequest& r) {
     dataset = dataset.head(size_t(r.max_images));
   if (dataset.size() == 0) throw Error("eval: no images selected from --data");
   data::check_prompts_fit(r.settings.prompts, dataset, "--prompts");
+
+  const at::Device device = parse_device(r.device);
+  std::shared_ptr<store::Reader> reader;
+  if (!r.store.empty()) reader = std::make_shared<store::Reader>(r.store);
+  TeacherEmbedding teacher = reader ? from_store(reader, r) : from_model(r, device);
+  EvalModels models = load_eval_models(r);
+  models.student->to(device);
+  if (models.teacher_heads) models.teacher_heads->to(device);
+  Evaluator evaluator(models.student, r.settings, models.teacher_heads);
   EvalReport report = evaluate_images(evaluator, dataset, teacher, reader.get(),
                                       {r.vis_dir, r.vis_images}, false, r.strict);
   report.skipped.insert(report.skipped.begin(), orphans.begin(), orphans.end());

@@ -27,8 +27,7 @@ TrainingSet training_set(const store::Reader& reader, const std::vector<std::str
                                 [&](const std::string& k) { return with_image.count(k) > 0; });
   if (all_cached && !annotations) {
     std::vector<data::Entry> entries;
-    for (const auto& k : keys)
-      entries.push_back(data::Entry{k, "", "", "", nullptr, nullptr, {}, {}});
+    for (const auto& k : keys) entries.push_back(data::Entry{k, "", "", "", nullptr});
     return {data::Dataset::from_entries(std::move(entries)), true};
   }
   if (data.empty())

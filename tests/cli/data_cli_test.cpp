@@ -1,8 +1,11 @@
 // `samdistill data stats`, run as a user runs it.
+#include <ATen/ATen.h>
+
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "common/fixtures.h"
+#include "store/writer.h"
 #include "util/atomic_file.h"
 
 namespace {
@@ -113,6 +116,52 @@ TEST(DataCli, StatsOfMixedSources) {
                     "/photos");
   EXPECT_NE(run.status, 0) << run.output;
   EXPECT_PRED2(contains, run.output, "image id 'cams/dog' is given twice");
+  std::filesystem::remove_all(dir);
+}
+
+// eval on images without masks: the mask kinds stop it before any model is read, saying which
+// kinds work there.
+TEST(DataCli, EvalRefusesMaskKindsOnPlainImages) {
+  const std::string dir = sd::testing::make_temp_dir("sd-cli-plain-eval");
+  std::filesystem::create_directories(dir + "/photos");
+  std::filesystem::copy_file(sd::testing::data_sample() + "/sa_100003.jpg", dir + "/photos/a.jpg");
+  auto run = run_program("eval --student " + dir + "/none.pth --data " + dir +
+                         "/photos --prompts grid@4,center");
+  EXPECT_NE(run.status, 0) << run.output;
+  EXPECT_EQ(sd::testing::logged(run.output, "error"),
+            std::vector<std::string>{
+                "--prompts: 'center' needs annotation masks, and '" + dir +
+                "/photos/a.jpg' (a plain image) has none; the kinds that work on images without "
+                "masks are grid@N and random@K (scored against the teacher's mask)"});
+  std::filesystem::remove_all(dir);
+}
+
+// finetune on a store of plain images: mask kinds, and teacher-less targets (gt), stop it
+// before any model is read, naming the key.
+TEST(DataCli, FinetuneRefusesWhatPlainImagesCannotGive) {
+  const std::string dir = sd::testing::make_temp_dir("sd-cli-plain-finetune");
+  std::filesystem::create_directories(dir + "/photos");
+  sd::store::Manifest manifest;
+  manifest.teacher = {{"embed_dim", 96}};
+  manifest.dtype = sd::store::DType::fp16;
+  sd::store::Writer writer(dir + "/store", manifest, "part");
+  for (const std::string id : {"a", "b"}) {
+    std::filesystem::copy_file(sd::testing::data_sample() + "/sa_100003.jpg",
+                               dir + "/photos/" + id + ".jpg");
+    writer.put(sd::store::encode_embedding(id, at::zeros({8, 4, 4}), sd::store::DType::fp16));
+  }
+  writer.commit();
+  const std::string finetune = "finetune --student " + dir + "/none.pth --store " + dir +
+                               "/store --data " + dir + "/photos --out " + dir + "/run";
+  auto run = run_program(finetune + " --val-prompts grid@2");  // prompts: box,point,center
+  EXPECT_NE(run.status, 0) << run.output;
+  EXPECT_PRED2(contains, run.output,
+               "prompts: 'box' needs annotation masks, and '" + dir +
+                   "/photos/a.jpg' (a plain image) has none");
+  run = run_program(finetune + " --prompts grid@4 --val-prompts grid@2 --target gt");
+  EXPECT_NE(run.status, 0) << run.output;
+  EXPECT_PRED2(contains, run.output,
+               "prompts: 'grid@4' has no annotation mask to train on with target gt");
   std::filesystem::remove_all(dir);
 }
 

@@ -25,14 +25,8 @@ using Clock = std::chrono::steady_clock;
 std::vector<Entry> entries(int n) {
   std::vector<Entry> out;
   for (int i = 0; i < n; ++i)
-    out.push_back(Entry{"sa_" + std::to_string(i),
-                        "",
-                        "/data/sa_" + std::to_string(i) + ".jpg",
-                        "",
-                        nullptr,
-                        nullptr,
-                        {},
-                        {}});
+    out.push_back(Entry{"sa_" + std::to_string(i), "", "/data/sa_" + std::to_string(i) + ".jpg", "",
+                        nullptr});
   return out;
 }
 

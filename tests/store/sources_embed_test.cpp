@@ -70,5 +70,33 @@ TEST(EmbedSources, FolderTarAndCocoGiveBitIdenticalEmbeddings) {
   fs::remove_all(dir);
 }
 
+// An id longer than a store key (a deep plain folder) is skipped naming the file; the rest of
+// the run goes on.
+TEST(EmbedSources, IdsTooLongForAStoreKeyAreSkippedNamed) {
+  if (!data::image_decoding_available()) GTEST_SKIP() << "built without OpenCV";
+  const std::string dir = testing::make_temp_dir("sd-embed-long");
+  std::ofstream(dir + "/teacher.json") << kTinyTeacher;
+  auto teacher = models::make_image_encoder(models::resolve_encoder(dir + "/teacher.json"));
+  io::write_state_dict(dir + "/teacher.pth", io::state_dict(*teacher));
+  const std::string deep = dir + "/photos/" + std::string(80, 'd') + "/x.jpg";
+  fs::create_directories(fs::path(deep).parent_path());
+  fs::copy_file(testing::data_sample() + "/sa_100003.jpg", deep);
+  EmbedOptions o;
+  o.teacher = dir + "/teacher.json";
+  o.teacher_checkpoint = dir + "/teacher.pth";
+  o.data = {dir + "/photos"};
+  o.store = dir + "/store";
+  o.device = "cpu";
+  const EmbedSummary summary = embed(o);
+  EXPECT_EQ(summary.embedded, 0u);
+  ASSERT_EQ(summary.skipped.size(), 1u);
+  EXPECT_EQ(summary.skipped[0].file, deep);
+  EXPECT_PRED2(testing::contains, summary.skipped[0].reason,
+               "is longer than a store key (76 bytes)");
+  o.strict = true;
+  EXPECT_PRED2(testing::contains, testing::error_of([&] { embed(o); }), deep + ": its id '");
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace sd::store
