@@ -21,6 +21,9 @@ namespace sd::data {
 #ifdef SAMDISTILL_WITH_LIBARCHIVE
 namespace {
 
+// libarchive's words for what went wrong, or for a name it does not have (it may give none).
+std::string text(const char* words) { return words ? words : "no reason given"; }
+
 struct ArchiveCloser {
   void operator()(archive* a) const { archive_read_free(a); }
 };
@@ -73,7 +76,7 @@ void TarFile::index() {
   archive_read_support_format_tar(a.get());
   archive_read_support_filter_all(a.get());  // to name a compressed tar, not to read one
   if (archive_read_open_filename(a.get(), path_.c_str(), 1 << 16) != ARCHIVE_OK)
-    throw Error(path_ + ": not a tar (" + archive_error_string(a.get()) + ")");
+    throw Error(path_ + ": not a tar (" + text(archive_error_string(a.get())) + ")");
   archive_entry* entry = nullptr;
   uint64_t data_end = 0;  // of the last member, padded to the 512-byte block: its next header
   while (true) {
@@ -81,23 +84,29 @@ void TarFile::index() {
     const int status = archive_read_next_header(a.get(), &entry);
     if (status == ARCHIVE_EOF) break;
     if (archive_filter_code(a.get(), 0) != ARCHIVE_FILTER_NONE)
-      throw Error(path_ + ": a compressed tar (" + archive_filter_name(a.get(), 0) +
+      throw Error(path_ + ": a compressed tar (" + text(archive_filter_name(a.get(), 0)) +
                   ") has no random access; decompress it to a plain .tar");
     if (status < ARCHIVE_WARN) {
       if (members_.empty() && at == 0)
-        throw Error(path_ + ": not a tar (" + archive_error_string(a.get()) + ")");
+        throw Error(path_ + ": not a tar (" + text(archive_error_string(a.get())) + ")");
       damage_ = "damaged or cut short at byte " + std::to_string(at) + " (" +
-                archive_error_string(a.get()) + "): members from there on are lost";
+                text(archive_error_string(a.get())) + "): members from there on are lost";
       return;
     }
-    if (archive_entry_filetype(entry) != AE_IFREG) continue;
+    const char* name = archive_entry_pathname(entry);
+    if (archive_entry_filetype(entry) != AE_IFREG || !name) continue;
     // Right after the headers (pax and GNU extensions included), the stream stands at the data.
-    TarMember m{archive_entry_pathname(entry), uint64_t(archive_filter_bytes(a.get(), 0)),
-                uint64_t(archive_entry_size(entry))};
+    const int64_t offset = archive_filter_bytes(a.get(), 0), size = archive_entry_size(entry);
+    if (offset < 0 || size < 0 || uint64_t(offset) > file_bytes_) {
+      damage_ = "damaged at byte " + std::to_string(at) + " (member '" + name + "' of " +
+                std::to_string(size) + " bytes): members from there on are lost";
+      return;
+    }
+    TarMember m{name, uint64_t(offset), uint64_t(size)};
     if (archive_entry_sparse_count(entry) > 0)
       throw Error(path_ + ": member '" + m.name + "' is a sparse file, which cannot be read " +
                   "in place");
-    if (m.offset + m.size > file_bytes_) {
+    if (m.size > file_bytes_ - m.offset) {
       damage_ = "cut short at byte " + std::to_string(file_bytes_) + " inside member '" + m.name +
                 "' (its data runs from byte " + std::to_string(m.offset) + " to " +
                 std::to_string(m.offset + m.size) + "): members from there on are lost";
