@@ -94,6 +94,9 @@ ImageItem ImageReader::read(const Entry& entry) const {
     } else if (options_.input) {
       item.input = preprocess(rgb);
     }
+    // A cached image comes resized: the record keeps the size its prompts are placed in.
+    if (options_.records)
+      item.input.original_size = {item.record.image.height, item.record.image.width};
   } catch (const std::exception& e) {  // sd::Error, or c10::Error / bad_alloc from a bad image
     item = ImageItem{};
     item.entry = &entry;

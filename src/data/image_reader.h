@@ -29,7 +29,8 @@ struct ReadOptions {
   int workers = 0;  // decoding threads; 0: one per core
   int ahead = 4;    // images being read or waiting for the consumer, at most
   // Parse each entry's JSON too (and check the image's size against it; a plain image's
-  // record gets the size of the pixels the source gave).
+  // record gets the size of the pixels the source gave). The input's original_size is then the
+  // record's, also when the source gives the image already resized (the store's image cache).
   bool records = false;
   bool resized = false;  // keep the uint8 image resized to SAM's size (longest side 1024)
   bool input = true;     // make SAM's input: 3x1024x1024 float, normalised and padded

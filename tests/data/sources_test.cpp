@@ -319,6 +319,28 @@ TEST(Sources, PngColourTypesBecomeRgb) {
             (V{1, 2, 3, 254, 253, 252}));  // 16-bit RGB: high byte
 }
 
+// An image from the store's cache comes resized; its input keeps the original size of its
+// record, the frame its annotations' prompts are in (finetune places them with it).
+TEST(Sources, CachedImagesKeepTheirRecordsOriginalSize) {
+  Record record;
+  record.image.height = 2048;
+  record.image.width = 1536;
+  const Dataset d =
+      Dataset::from_entries({Entry{"a", "", "a.jpg", "", std::make_shared<const Record>(record)}});
+  ReadOptions read;
+  read.records = true;
+  ImageReader reader(
+      d,
+      [](const Entry&, const Record*) {
+        return at::zeros({1024, 768, 3}, at::kByte);
+      },
+      read);
+  const ImageItem item = *reader.next();
+  ASSERT_FALSE(item.skip) << describe(*item.skip);
+  EXPECT_EQ(item.input.original_size, (models::Size2{2048, 1536}));
+  EXPECT_EQ(item.input.input_size, (models::Size2{1024, 768}));
+}
+
 // A plain image's record takes its size from its pixels (eval and finetune place their grid
 // and random points with it).
 TEST(Sources, PlainImageRecordGetsTheDecodedSize) {
