@@ -1,4 +1,3 @@
-#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -13,8 +12,6 @@
 #include "util/error.h"
 #include "util/progress.h"
 
-namespace fs = std::filesystem;
-
 namespace sd::cli {
 namespace {
 
@@ -28,13 +25,12 @@ struct StatsArgs {
 
 void run_stats(const StatsArgs& args, const Globals& globals) {
   if (args.data.empty() && args.coco.empty())
-    throw Error("data stats: give --data (SA-1B folders) or --coco (a COCO file)");
+    throw Error("data stats: give --data (image folders, SA-1B tars, COCO files)");
+  std::vector<std::string> sources = args.data;
+  if (!args.coco.empty()) sources.push_back(args.coco);
   std::vector<data::Skip> orphans;
-  const std::string image_dir =
-      args.images.empty() ? fs::path(args.coco).parent_path().string() : args.images;
-  const data::Dataset dataset = (args.coco.empty() ? data::Dataset::index_sa1b(args.data, &orphans)
-                                                   : data::Dataset::from_coco(args.coco, image_dir))
-                                    .subset(args.subset);
+  const data::Dataset dataset =
+      data::Dataset::open(sources, args.images, &orphans).subset(args.subset);
   if (args.strict && !orphans.empty()) throw Error(data::describe(orphans.front()));
   const int threads =
       globals.threads > 0 ? globals.threads : static_cast<int>(std::thread::hardware_concurrency());
@@ -60,24 +56,14 @@ void run_stats(const StatsArgs& args, const Globals& globals) {
 }  // namespace
 
 void add_data_command(CLI::App& app, const Globals& globals) {
-  CLI::App* data = app.add_subcommand("data", "Inspect SA-1B data");
+  CLI::App* data = app.add_subcommand("data", "Inspect image data");
   data->require_subcommand(1);
   auto args = std::make_shared<StatsArgs>();
   CLI::App* stats = data->add_subcommand("stats",
                                          "Read every record as the loader does; count usable "
                                          "images, masks, mask pixels and skipped records");
-  auto* folders =
-      stats
-          ->add_option("--data", args->data,
-                       "SA-1B folder(s) of sa_<id>.jpg + sa_<id>.json (space- or comma-separated)")
-          ->delimiter(',');
-  auto* coco = stats->add_option("--coco", args->coco,
-                                 "A COCO instance file (polygons or RLE) instead of SA-1B folders");
-  stats
-      ->add_option("--images", args->images,
-                   "Folder of the COCO file's images (default: the file's folder)")
-      ->needs(coco);
-  folders->excludes(coco);
+  add_data_options(stats, args->data, args->images);
+  stats->add_option("--coco", args->coco, "A COCO instance file (the same as giving it to --data)");
   add_subset_options(stats, args->subset);
   stats->add_flag("--strict", args->strict,
                   "Stop with an error at the first bad record (default: skip it, listed)");

@@ -197,7 +197,10 @@ void add_demo_command(CLI::App& app, const Globals&) {
       "The whole pipeline on data/sample in minutes on a CPU: teacher, embed, train the "
       "student, eval before and after, pictures, summary");
   cmd->add_option("--out", a->out, "Folder for everything the demo writes")->capture_default_str();
-  cmd->add_option("--data", a->data, "SA-1B folder")->capture_default_str();
+  cmd->add_option("--data", a->data,
+                  "Images: an SA-1B folder or .tar, or a COCO file (masks for --prompts; an "
+                  "image folder with --prompts grid@N)")
+      ->capture_default_str();
   cmd->add_option("--teacher", a->teacher,
                   "Teacher architecture with --teacher-checkpoint (default: what it holds)");
   cmd->add_option("--teacher-checkpoint", a->teacher_checkpoint,

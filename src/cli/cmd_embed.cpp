@@ -42,7 +42,7 @@ void add_embed_command(CLI::App& app, const Globals& globals) {
   auto args = std::make_shared<EmbedArgs>();
   store::EmbedOptions& o = args->options;
   CLI::App* cmd = app.add_subcommand(
-      "embed", "Run the frozen teacher over SA-1B images into an embedding store (resumable)");
+      "embed", "Run the frozen teacher over images into an embedding store (resumable)");
   cmd->add_option(
       "--teacher", o.teacher,
       "Teacher architecture: vit_h, vit_l, vit_b, vit_t or a JSON config (default: what "
@@ -51,10 +51,7 @@ void add_embed_command(CLI::App& app, const Globals& globals) {
                   "Teacher weights: a SAM checkpoint (image_encoder.*), an encoder state dict or a "
                   "run folder")
       ->required();
-  cmd->add_option("--data", o.data,
-                  "SA-1B folder(s) of sa_<id>.jpg + sa_<id>.json (space- or comma-separated)")
-      ->delimiter(',')
-      ->required();
+  add_data_options(cmd, o.data, o.images)->required();
   add_subset_options(cmd, o.subset);
   cmd->add_option("--store", o.store, "Embedding store folder (created, or continued)")->required();
   cmd->add_option("--batch-size", o.batch_size, "Images per teacher forward")

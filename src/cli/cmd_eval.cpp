@@ -72,10 +72,7 @@ void add_eval_command(CLI::App& app, const Globals&) {
          "The student's prompt encoder + mask decoder: teacher (only the encoder differs), "
          "own (a fine-tuned student's), auto (own when --student holds them)")
       ->capture_default_str();
-  cmd->add_option("--data", r.data,
-                  "SA-1B folder(s) of sa_<id>.jpg + sa_<id>.json (space- or comma-separated)")
-      ->delimiter(',')
-      ->required();
+  add_data_options(cmd, r.data, r.images)->required();
   add_subset_options(cmd, r.subset);
   cmd->add_option("--max-images", r.max_images,
                   "Evaluate the first N images of the selection (0: all; bad records among them "
@@ -85,7 +82,9 @@ void add_eval_command(CLI::App& app, const Globals&) {
                   "Annotations per image (the first with a non-empty mask); each gives one "
                   "prompt of every kind")
       ->capture_default_str();
-  cmd->add_option("--prompts", a->prompts, "Prompt kinds: box, point, center, fgbg@D (D pixels)")
+  cmd->add_option("--prompts", a->prompts,
+                  "Prompt kinds: box, point, center, fgbg@D (D pixels); without masks (plain image "
+                  "folders) grid@N (N x N points) and random@K (K points)")
       ->capture_default_str();
   cmd->add_option("--multimask", a->multimask,
                   "score | oracle | off, or auto: score for single points, off for boxes and "

@@ -34,6 +34,20 @@ void add_subset_options(CLI::App* command, data::SubsetSpec& subset) {
   command->add_flag("--validation", subset.validation, "Use the validation split instead");
 }
 
+CLI::Option* add_data_options(CLI::App* command, std::vector<std::string>& data,
+                              std::string& images) {
+  command->add_option("--images", images,
+                      "Folder of the images of the COCO files in --data (default: each JSON's "
+                      "folder)");
+  return command
+      ->add_option("--data", data,
+                   "Images, several in any mix (space- or comma-separated): SA-1B folders or "
+                   ".tar files (sa_<id>.jpg + sa_<id>.json, a tar read in place), plain image "
+                   "folders (searched recursively; id = path less extension), COCO instance "
+                   ".json files")
+      ->delimiter(',');
+}
+
 namespace {
 
 std::string flag_of(std::string key) {

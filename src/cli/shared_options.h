@@ -19,6 +19,10 @@ void add_subset_options(CLI::App* command, data::SubsetSpec& subset);
 // --amp off|bf16|fp16: the precision of the model's forward passes.
 void add_amp_option(CLI::App* command, models::Amp& amp);
 
+// --data (image sources, data::Dataset::open) and --images (the COCO files' images).
+CLI::Option* add_data_options(CLI::App* command, std::vector<std::string>& data,
+                              std::string& images);
+
 // A config-driven run command (train, finetune): --config, --out, --resume and one flag per
 // config key (student_model -> --student-model, shown with its type), whose text takes the
 // key's type.

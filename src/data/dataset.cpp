@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/progress.h"
@@ -16,8 +17,6 @@ namespace fs = std::filesystem;
 
 namespace sd::data {
 namespace {
-
-bool is_sa1b_name(const std::string& stem) { return stem.rfind("sa_", 0) == 0; }
 
 std::set<std::string> read_list(const std::string& path) {
   std::ifstream in(path);
@@ -29,27 +28,9 @@ std::set<std::string> read_list(const std::string& path) {
     line.erase(line.find_last_not_of(" \t\r") + 1);
     if (line.empty() || line[0] == '#') continue;
     names.insert(fs::path(line).stem().string());  // sa_1.jpg, sa_1.json, sa_000020.tar -> stem
+    names.insert(fs::path(line).replace_extension().generic_string());  // a plain folder's ids
   }
   return names;
-}
-
-bool inside(const fs::path& path, const fs::path& root) {
-  auto [r, p] = std::mismatch(root.begin(), root.end(), path.begin(), path.end());
-  return r == root.end();
-}
-
-// Why a symlink met under `root` (canonical) is not followed; empty for a link to a file
-// inside `root`. A link out of the folder, to a folder, or in a loop could make the dataset
-// read files its giver never put in it, or never end.
-std::string refused_symlink(const fs::path& link, const fs::path& root) {
-  std::error_code ec;
-  const fs::path target = fs::canonical(link, ec);
-  if (ec) return "symlink that loops or leads nowhere: not followed";
-  if (!inside(target, root))
-    return "symlink to " + target.string() + ", outside " + root.string() + ": not followed";
-  if (fs::is_directory(target))
-    return "symlink to a folder: not followed (give " + target.string() + " to --data)";
-  return "";
 }
 
 }  // namespace
@@ -72,60 +53,27 @@ nlohmann::json skips_json(const std::vector<Skip>& skips) {
   return out;
 }
 
+bool has_masks(const Entry& entry) { return entry.record || !entry.json_path.empty(); }
+
+std::string read_image_bytes(const Entry& entry) {
+  return entry.tar ? entry.tar->read(entry.image_member) : read_file(entry.image_path);
+}
+
 Record load_record(const Entry& entry) {
   if (entry.record) return *entry.record;
+  if (entry.json_path.empty()) {  // a plain image: no annotations
+    Record record;
+    record.image.file_name = entry.id;
+    record.image_path = entry.image_path;
+    return record;
+  }
+  if (entry.tar)
+    return read_sa1b_text(entry.tar->read(entry.json_member), entry.json_path, entry.image_path);
   return read_sa1b_record(entry.json_path, entry.image_path);
 }
 
-Dataset Dataset::index_sa1b(const std::vector<std::string>& folders, std::vector<Skip>* orphans) {
-  // stem -> (image, json)
-  std::map<std::string, std::pair<fs::path, fs::path>> pairs;
-  for (const std::string& folder : folders) {
-    if (!fs::is_directory(folder))
-      throw Error(folder + ": not a folder (--data expects SA-1B folders)");
-    const fs::path root = fs::canonical(folder);
-    for (auto it = fs::recursive_directory_iterator(folder);
-         it != fs::recursive_directory_iterator(); ++it) {
-      const fs::path& p = it->path();
-      if (it->is_symlink()) {
-        const std::string refused = refused_symlink(p, root);
-        if (!refused.empty()) {
-          if (orphans) orphans->push_back({p.string(), refused});
-          continue;
-        }
-      }
-      if (!it->is_regular_file()) continue;
-      const std::string stem = p.stem().string();
-      if (!is_sa1b_name(stem)) continue;
-      const std::string ext = p.extension().string();
-      if (ext == ".jpg") pairs[stem].first = p;
-      if (ext == ".json") pairs[stem].second = p;
-    }
-  }
-  Dataset d;
-  for (auto& [stem, files] : pairs) {
-    if (files.first.empty() || files.second.empty()) {
-      if (orphans)
-        orphans->push_back(
-            {(files.first.empty() ? files.second : files.first).string(),
-             files.first.empty() ? "JSON without its image" : "image without its JSON"});
-      continue;
-    }
-    d.entries_.push_back({stem, files.first.parent_path().filename().string(), files.first.string(),
-                          files.second.string(), nullptr});
-  }
-  return d;
-}
-
-Dataset Dataset::from_coco(const std::string& json_path, const std::string& image_dir) {
-  Dataset d;
-  for (Record& r : read_coco_instances(json_path, image_dir)) {
-    std::string id = fs::path(r.image.file_name).stem().string();
-    std::string path = r.image_path;
-    d.entries_.push_back({id, fs::path(json_path).stem().string(), path, "",
-                          std::make_shared<const Record>(std::move(r))});
-  }
-  return d;
+bool Dataset::all_have_masks() const {
+  return std::all_of(entries_.begin(), entries_.end(), has_masks);
 }
 
 Dataset Dataset::subset(const SubsetSpec& spec) const {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "data/records.h"
+#include "data/tar.h"
 
 namespace sd::data {
 
@@ -27,17 +28,32 @@ std::string describe(const Skip& skip);
 // [{"file": ..., "reason": ...}, ...]
 nlohmann::json skips_json(const std::vector<Skip>& skips);
 
-// One image of a dataset. SA-1B: `sa_<id>.jpg` with its `sa_<id>.json` read on demand;
-// COCO: the record parsed up front.
+// One image of a dataset, from one of the sources --data takes (Dataset::open):
+//   SA-1B folder or tar  `sa_<id>.jpg` with its `sa_<id>.json`, read on demand; id `sa_<id>`
+//   plain image folder   any image file, no annotations; id = its path in the folder less the
+//                        extension (`street/cam1/0001`)
+//   COCO instance file   the record parsed up front; id = its file_name less the extension
+// An entry of a tar reads its members in place (pread at their offsets).
 struct Entry {
-  std::string id;     // file stem, e.g. "sa_100001"
-  std::string group;  // the folder holding it (an extracted tar, e.g. "sa_000020")
-  std::string image_path;
-  std::string json_path;                 // empty for COCO entries
-  std::shared_ptr<const Record> record;  // null for SA-1B entries
+  std::string id;
+  std::string group;       // the folder or tar holding it (e.g. "sa_000020"), for --subset
+  std::string image_path;  // the image file; "<tar>:<member>" inside a tar (for messages)
+  std::string json_path;   // SA-1B only: its JSON, likewise; empty for COCO and plain images
+  std::shared_ptr<const Record> record;  // COCO only
+  // Initialised here, so that an entry listing the fields above only stays complete.
+  std::shared_ptr<const TarFile> tar = nullptr;   // set when the files are members of a tar
+  TarMember image_member = {}, json_member = {};  // in `tar`
 };
 
+// Whether the entry has annotation masks (SA-1B and COCO do; plain images do not).
+bool has_masks(const Entry& entry);
+
+// The image file's bytes, from disk or from the tar; sd::Error naming the file.
+std::string read_image_bytes(const Entry& entry);
+
 // Reads (SA-1B) or returns (COCO) the entry's record; sd::Error naming the file on bad input.
+// A plain image's record has no annotations, and width = height = 0 until its image is read
+// (ImageReader fills them in).
 Record load_record(const Entry& entry);
 
 // Which entries to keep. A list file holds one image id (`sa_100001`, `sa_100001.jpg`) or
@@ -55,12 +71,23 @@ struct SubsetSpec {
 
 class Dataset {
  public:
+  // Every image of `sources`, each an SA-1B folder or .tar, a plain image folder (a folder
+  // without `sa_*.json`) or a COCO .json (its images under `coco_images`, default the JSON's
+  // folder), in any mix, sorted by id. What is unusable but leaves the rest usable (an orphan
+  // image or JSON, a symlink not followed, a tar damaged part way, a COCO image missing on disk
+  // or a bad COCO annotation) goes to `skipped`. sd::Error naming the source when it is none of
+  // those, and naming both files when two images have one id.
+  static Dataset open(const std::vector<std::string>& sources, const std::string& coco_images,
+                      std::vector<Skip>* skipped);
+
   // Every `sa_<id>.jpg` / `sa_<id>.json` pair under the folders (searched recursively), sorted
   // by id. An image without its JSON or the reverse is left out and reported in `orphans`, and
   // so is a symlink that leaves its folder, loops, or leads to a folder: never followed.
   static Dataset index_sa1b(const std::vector<std::string>& folders, std::vector<Skip>* orphans);
-  // A COCO instance file; images under `image_dir`.
-  static Dataset from_coco(const std::string& json_path, const std::string& image_dir);
+  // A COCO instance file; images under `image_dir`. With `skipped`, a bad annotation or an
+  // image missing on disk goes there (the image then left out); without, it is an sd::Error.
+  static Dataset from_coco(const std::string& json_path, const std::string& image_dir,
+                           std::vector<Skip>* skipped = nullptr);
 
   // Entries made elsewhere (e.g. the keys of an embedding store whose images are cached).
   static Dataset from_entries(std::vector<Entry> entries);
@@ -70,6 +97,7 @@ class Dataset {
   Dataset head(size_t n) const;  // the first n entries (all when fewer)
 
   size_t size() const { return entries_.size(); }
+  bool all_have_masks() const;  // every entry has annotation masks (has_masks)
   const Entry& operator[](size_t i) const { return entries_[i]; }
   const std::vector<Entry>& entries() const { return entries_; }
 

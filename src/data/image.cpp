@@ -25,6 +25,7 @@ int64_t max_image_pixels() {
 ImageDecoder default_image_decoder(int64_t max_pixels) {
 #ifdef SAMDISTILL_WITH_OPENCV
   return [max_pixels](std::string_view bytes, const std::string& where) {
+    if (bytes.empty()) throw Error(where + ": empty file (0 bytes), not an image");
     check_pixel_limit(bytes, where, max_pixels);
     return decode_image_opencv(bytes, where);
   };

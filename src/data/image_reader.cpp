@@ -19,8 +19,9 @@ int worker_count(int asked, size_t entries) {
 }  // namespace
 
 at::Tensor read_image(const Entry& entry, const ImageDecoder& decoder, const Record* record) {
-  at::Tensor rgb = decoder(read_file(entry.image_path), entry.image_path);
-  if (record && (rgb.size(0) != record->image.height || rgb.size(1) != record->image.width))
+  at::Tensor rgb = decoder(read_image_bytes(entry), entry.image_path);
+  if (record && record->image.width > 0 &&
+      (rgb.size(0) != record->image.height || rgb.size(1) != record->image.width))
     throw Error(entry.image_path + ": image is " + std::to_string(rgb.size(0)) + "x" +
                 std::to_string(rgb.size(1)) + " (HxW) but its JSON says " +
                 std::to_string(record->image.height) + "x" + std::to_string(record->image.width));
@@ -80,6 +81,10 @@ ImageItem ImageReader::read(const Entry& entry) const {
       file = image;
     }
     const at::Tensor rgb = source_(entry, options_.records ? &item.record : nullptr);
+    if (options_.records && item.record.image.width == 0) {  // a plain image: its size is read
+      item.record.image.height = int(rgb.size(0));
+      item.record.image.width = int(rgb.size(1));
+    }
     if (options_.resized) {
       item.resized = resize_longest_side(rgb);
       if (options_.input)
@@ -89,6 +94,9 @@ ImageItem ImageReader::read(const Entry& entry) const {
     } else if (options_.input) {
       item.input = preprocess(rgb);
     }
+    // A cached image comes resized: the record keeps the size its prompts are placed in.
+    if (options_.records)
+      item.input.original_size = {item.record.image.height, item.record.image.width};
   } catch (const std::exception& e) {  // sd::Error, or c10::Error / bad_alloc from a bad image
     item = ImageItem{};
     item.entry = &entry;

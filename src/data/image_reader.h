@@ -16,7 +16,7 @@
 namespace sd::data {
 
 // Reads and decodes an entry's image; sd::Error naming the file when it is bad or, given its
-// record, when its size differs from the record's.
+// record, when its size differs from the record's (a plain image's record has no size).
 at::Tensor read_image(const Entry& entry, const ImageDecoder& decoder, const Record* record);
 
 // Where a reader gets an entry's uint8 HxWx3 RGB pixels (the record is null unless the
@@ -26,9 +26,12 @@ using ImageSource = std::function<at::Tensor(const Entry& entry, const Record* r
 ImageSource decoded_images(ImageDecoder decoder);  // read_image with this decoder
 
 struct ReadOptions {
-  int workers = 0;       // decoding threads; 0: one per core
-  int ahead = 4;         // images being read or waiting for the consumer, at most
-  bool records = false;  // parse each entry's JSON too (and check the image's size against it)
+  int workers = 0;  // decoding threads; 0: one per core
+  int ahead = 4;    // images being read or waiting for the consumer, at most
+  // Parse each entry's JSON too (and check the image's size against it; a plain image's
+  // record gets the size of the pixels the source gave). The input's original_size is then the
+  // record's, also when the source gives the image already resized (the store's image cache).
+  bool records = false;
   bool resized = false;  // keep the uint8 image resized to SAM's size (longest side 1024)
   bool input = true;     // make SAM's input: 3x1024x1024 float, normalised and padded
   bool strict = false;   // a bad image or record throws from next() instead of being skipped

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -13,7 +14,9 @@
 namespace sd::data {
 namespace {
 
-const char* const kKinds = "the kinds are box, point, center, fgbg@D with D > 0 pixels";
+const char* const kKinds =
+    "the kinds are box, point, center, fgbg@D with D > 0 pixels, and without masks grid@N "
+    "(N x N points, 1 <= N <= 64) and random@K (K points, 1 <= K <= 4096)";
 
 // Felzenszwalb & Huttenlocher's 1-D squared Euclidean distance transform of f (0 at the
 // sources, kFar elsewhere), in place: the lower envelope of the parabolas (q - v)^2 + f[v].
@@ -53,10 +56,23 @@ at::Tensor points(std::initializer_list<std::array<double, 2>> xy) {
   return at::tensor(flat).view({int64_t(xy.size()), 2});
 }
 
+// The whole number after "<kind>@" in `text`, when it is one in [1, most]; else 0.
+int count_after(const std::string& text, const std::string& kind, int most) {
+  if (text.rfind(kind + "@", 0) != 0) return 0;
+  const std::string digits = text.substr(kind.size() + 1);
+  if (digits.empty() || digits.size() > 6 ||
+      digits.find_first_not_of("0123456789") != std::string::npos)
+    return 0;
+  const int n = std::stoi(digits);
+  return n >= 1 && n <= most ? n : 0;
+}
+
 PromptSpec parse_one(const std::string& text, const std::string& where) {
-  if (text == "box") return {PromptKind::box, 0};
-  if (text == "point") return {PromptKind::point, 0};
-  if (text == "center") return {PromptKind::center, 0};
+  if (text == "box") return {PromptKind::box, 0, 0};
+  if (text == "point") return {PromptKind::point, 0, 0};
+  if (text == "center") return {PromptKind::center, 0, 0};
+  if (const int n = count_after(text, "grid", 64)) return {PromptKind::grid, 0, n};
+  if (const int k = count_after(text, "random", 4096)) return {PromptKind::random, 0, k};
   if (text.rfind("fgbg@", 0) == 0) {
     const std::string number = text.substr(5);
     size_t used = 0;
@@ -67,7 +83,7 @@ PromptSpec parse_one(const std::string& text, const std::string& where) {
       used = 0;
     }
     if (used == number.size() && !number.empty() && std::isfinite(d) && d > 0)
-      return {PromptKind::fgbg, d};
+      return {PromptKind::fgbg, d, 0};
   }
   throw Error(where + ": '" + text + "' is not a prompt kind (" + kKinds + ")");
 }
@@ -124,6 +140,10 @@ std::string PromptSpec::name() const {
       s << "fgbg@" << distance;
       return s.str();
     }
+    case PromptKind::grid:
+      return "grid@" + std::to_string(count);
+    case PromptKind::random:
+      return "random@" + std::to_string(count);
   }
   return "?";
 }
@@ -156,9 +176,12 @@ at::Tensor annotation_prompt(const Annotation& a, PromptKind kind) {
       return point(x + col + 0.5, y + row + 0.5);
     }
     case PromptKind::fgbg:
+      throw Error(where + ": an fgbg prompt is two points (make_prompt places them)");
+    case PromptKind::grid:
+    case PromptKind::random:
       break;
   }
-  throw Error(where + ": an fgbg prompt is two points (make_prompt places them)");
+  throw Error(where + ": grid and random prompts come from the image (image_prompts)");
 }
 
 at::Tensor annotation_prompt_1024(const Annotation& a, PromptKind kind,
@@ -229,8 +252,52 @@ std::optional<models::Prompts> make_prompt(const Annotation& a, const at::Tensor
       p.point_labels = at::tensor({1, 0}, at::kInt);
       break;
     }
+    case PromptKind::grid:
+    case PromptKind::random:
+      return std::nullopt;  // from the image: image_prompts
   }
   return p;
+}
+
+void check_prompts_fit(const std::vector<PromptSpec>& specs, const Dataset& dataset,
+                       const std::string& where) {
+  const auto bare = std::find_if(dataset.entries().begin(), dataset.entries().end(),
+                                 [](const Entry& e) { return !has_masks(e); });
+  if (bare == dataset.entries().end()) return;
+  for (const PromptSpec& spec : specs)
+    if (spec.needs_mask())
+      throw Error(where + ": '" + spec.name() + "' needs annotation masks, and '" +
+                  bare->image_path +
+                  "' (a plain image) has none; the kinds that work on images without masks "
+                  "are grid@N and random@K (scored against the teacher's mask)");
+}
+
+std::vector<models::Prompts> image_prompts(const PromptSpec& spec, models::Size2 size,
+                                           uint64_t seed, const std::string& image_id) {
+  const double h = double(size[0]), w = double(size[1]);
+  std::vector<std::array<double, 2>> xy;
+  if (spec.kind == PromptKind::grid) {
+    const int n = spec.count;
+    for (int j = 0; j < n; ++j)
+      for (int i = 0; i < n; ++i) xy.push_back({(i + 0.5) / n * w, (j + 0.5) / n * h});
+  } else if (spec.kind == PromptKind::random) {
+    rng::SplitMix64 stream = rng::image_points_stream(seed, image_id);
+    auto unit = [&] { return double(stream.next() >> 11) * 0x1.0p-53; };
+    for (int k = 0; k < spec.count; ++k) {
+      const double x = unit() * w;
+      xy.push_back({x, unit() * h});
+    }
+  } else {
+    throw Error("image_prompts: '" + spec.name() + "' is made from an annotation (make_prompt)");
+  }
+  std::vector<models::Prompts> prompts;
+  for (const auto& [x, y] : xy) {
+    models::Prompts p;
+    p.point_coords = point(x, y);
+    p.point_labels = at::ones({1}, at::kInt);
+    prompts.push_back(std::move(p));
+  }
+  return prompts;
 }
 
 }  // namespace sd::data

@@ -7,12 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "data/dataset.h"
 #include "data/records.h"
 #include "models/sam.h"
 #include "models/transforms.h"
 
-// Prompts made from an SA-1B annotation, for evaluation and fine-tuning, and the words that
-// name their kinds.
+// Prompts made from an annotation, or from the image alone, for evaluation and fine-tuning,
+// and the words that name their kinds.
 namespace sd::data {
 
 // The kinds, as written on the command line (`--prompts box,point,center,fgbg@100`):
@@ -20,21 +21,42 @@ namespace sd::data {
 //   point   its first point_coords entry
 //   center  the mask pixel farthest from the mask's boundary
 //   fgbg@D  a foreground point inside the mask and a background point outside it, D pixels apart
-enum class PromptKind { box, point, center, fgbg };
+// and the kinds that need no annotation (images without masks: the student's mask is scored
+// against the teacher's only):
+//   grid@N    N x N points, one prompt each, placed as SAM's automatic mask generator places
+//             them (build_point_grid: ((i + 0.5) / N x width, (j + 0.5) / N x height))
+//   random@K  K points uniform over the image, drawn from (seed, image id)
+enum class PromptKind { box, point, center, fgbg, grid, random };
 
 struct PromptSpec {
   PromptKind kind = PromptKind::box;
   double distance = 0;  // fgbg only, pixels
+  int count = 0;        // grid: points per side; random: points
 
   std::string name() const;  // as written on the command line: "box", "fgbg@100", ...
   // One point: SAM's practice is to pick among three masks (multimask output).
-  bool single_point() const { return kind == PromptKind::point || kind == PromptKind::center; }
+  bool single_point() const {
+    return kind == PromptKind::point || kind == PromptKind::center || kind == PromptKind::grid ||
+           kind == PromptKind::random;
+  }
+  // Made from an annotation's mask (box, point, center, fgbg), not from the image alone.
+  bool needs_mask() const { return kind != PromptKind::grid && kind != PromptKind::random; }
 };
 
 // "box,point,center,fgbg@100"; sd::Error naming `where` (the flag or key), the entry that is
 // not a kind, and the kinds.
 std::vector<PromptSpec> parse_prompt_specs(const std::string& comma_list,
                                            const std::string& where = "--prompts");
+
+// sd::Error naming `where` when a kind of `specs` needs masks and an image of `dataset` has
+// none (a plain image folder), saying which kinds work there.
+void check_prompts_fit(const std::vector<PromptSpec>& specs, const Dataset& dataset,
+                       const std::string& where);
+
+// The prompts of a kind that needs no annotation (grid, random) for an image of `size` (H, W),
+// in original pixels: single foreground points, grid in row-major order (y, then x).
+std::vector<models::Prompts> image_prompts(const PromptSpec& spec, models::Size2 size,
+                                           uint64_t seed, const std::string& image_id);
 
 // The prompt of `spec` for the annotation in original pixels (`mask`: its HxW uint8 0/1
 // decoding), or nullopt when the annotation cannot give one (no point_coords, empty mask,

@@ -118,14 +118,15 @@ ImageInfo parse_image_info(const json& j, const std::string& where) {
   return info;
 }
 
-json parse_json_file(const std::string& path) {
-  std::string text = read_file(path);
+json parse_json_text(const std::string& text, const std::string& where) {
   try {
     return json::parse(text);
   } catch (const json::exception& e) {  // a syntax error, or a number out of range (406)
-    throw Error(path + ": invalid JSON (" + e.what() + ")");
+    throw Error(where + ": invalid JSON (" + e.what() + ")");
   }
 }
+
+json parse_json_file(const std::string& path) { return parse_json_text(read_file(path), path); }
 
 // Polygons are traced point by point on a 5x finer grid: vertices far outside the image
 // overflow its integers, and an outline many times the image's would take gigabytes.
@@ -147,6 +148,40 @@ bool stays_inside(const std::string& name) {
   for (const auto& part : p)
     if (part == "..") return false;
   return true;
+}
+
+// Parses one annotation of a COCO file into the record of its image.
+void add_coco_annotation(const json& aj, const std::string& at,
+                         const std::map<int64_t, size_t>& by_id, std::vector<Record>& records) {
+  const int64_t image_id = number<int64_t>(aj, "image_id", at);
+  auto it = by_id.find(image_id);
+  if (it == by_id.end())
+    throw Error(at + ": image_id " + std::to_string(image_id) + " is not in 'images'");
+  Record& r = records[it->second];
+  const int h = r.image.height, w = r.image.width;
+  Annotation a;
+  a.id = number_or<int64_t>(aj, "id", 0, at);
+  const json& seg = field(aj, "segmentation", at);
+  if (seg.is_array()) {  // polygons, one object possibly in several parts
+    std::vector<Rle> parts;
+    for (const json& polygon : seg) {
+      std::vector<double> xy;
+      if (!polygon.is_array()) throw Error(at + ": polygon is not a list of numbers");
+      for (const json& v : polygon) {
+        if (!v.is_number()) throw Error(at + ": polygon is not a list of numbers");
+        xy.push_back(v.get<double>());
+      }
+      if (xy.size() < 6 || xy.size() % 2)
+        throw Error(at + ": polygon needs at least 3 (x, y) points");
+      check_polygon(xy, h, w, at);
+      parts.push_back(rle_from_polygon(xy, h, w));
+    }
+    a.segmentation = rle_union(parts, h, w);
+  } else {
+    a.segmentation = parse_rle(seg, h, w, at);
+  }
+  fill_geometry(a, aj, at);
+  r.annotations.push_back(std::move(a));
 }
 
 }  // namespace
@@ -179,13 +214,18 @@ Record parse_sa1b_record(const json& j, const std::string& where) {
 }
 
 Record read_sa1b_record(const std::string& json_path, const std::string& image_path) {
-  Record record = parse_sa1b_record(parse_json_file(json_path), json_path);
+  return read_sa1b_text(read_file(json_path), json_path, image_path);
+}
+
+Record read_sa1b_text(const std::string& text, const std::string& where,
+                      const std::string& image_path) {
+  Record record = parse_sa1b_record(parse_json_text(text, where), where);
   record.image_path = image_path;
   return record;
 }
 
-std::vector<Record> read_coco_instances(const std::string& json_path,
-                                        const std::string& image_dir) {
+std::vector<Record> read_coco_instances(const std::string& json_path, const std::string& image_dir,
+                                        const BadAnnotation& bad_annotation) {
   const json j = parse_json_file(json_path);
   const json& images = field(j, "images", json_path);
   const json& annotations = field(j, "annotations", json_path);
@@ -206,37 +246,13 @@ std::vector<Record> read_coco_instances(const std::string& json_path,
     records.push_back(std::move(r));
   }
   for (size_t i = 0; i < annotations.size(); ++i) {
-    const json& aj = annotations[i];
     const std::string at = json_path + ": annotations[" + std::to_string(i) + "]";
-    const int64_t image_id = number<int64_t>(aj, "image_id", at);
-    auto it = by_id.find(image_id);
-    if (it == by_id.end())
-      throw Error(at + ": image_id " + std::to_string(image_id) + " is not in 'images'");
-    Record& r = records[it->second];
-    const int h = r.image.height, w = r.image.width;
-    Annotation a;
-    a.id = number_or<int64_t>(aj, "id", 0, at);
-    const json& seg = field(aj, "segmentation", at);
-    if (seg.is_array()) {  // polygons, one object possibly in several parts
-      std::vector<Rle> parts;
-      for (const json& polygon : seg) {
-        std::vector<double> xy;
-        if (!polygon.is_array()) throw Error(at + ": polygon is not a list of numbers");
-        for (const json& v : polygon) {
-          if (!v.is_number()) throw Error(at + ": polygon is not a list of numbers");
-          xy.push_back(v.get<double>());
-        }
-        if (xy.size() < 6 || xy.size() % 2)
-          throw Error(at + ": polygon needs at least 3 (x, y) points");
-        check_polygon(xy, h, w, at);
-        parts.push_back(rle_from_polygon(xy, h, w));
-      }
-      a.segmentation = rle_union(parts, h, w);
-    } else {
-      a.segmentation = parse_rle(seg, h, w, at);
+    try {
+      add_coco_annotation(annotations[i], at, by_id, records);
+    } catch (const Error& e) {
+      if (!bad_annotation) throw;
+      bad_annotation(e.what());
     }
-    fill_geometry(a, aj, at);
-    r.annotations.push_back(std::move(a));
   }
   return records;
 }

@@ -1,6 +1,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
@@ -46,10 +47,17 @@ struct Record {
 Record parse_sa1b_record(const nlohmann::json& j, const std::string& where);
 // Reads and parses sa_<id>.json; image_path = `image_path`.
 Record read_sa1b_record(const std::string& json_path, const std::string& image_path);
+// The same from the JSON's text (e.g. a member of a tar); `where` names it in errors.
+Record read_sa1b_text(const std::string& text, const std::string& where,
+                      const std::string& image_path);
 
 // A COCO instance file ({"images": [...], "annotations": [...]}, segmentation as polygons or
 // RLE, iscrowd ignored): one record per image, in the file's image order, image_path =
-// `image_dir` / file_name.
-std::vector<Record> read_coco_instances(const std::string& json_path, const std::string& image_dir);
+// `image_dir` / file_name. A bad annotation (a bad polygon or RLE, an unknown image_id) is
+// an sd::Error naming the file and the annotation; given `bad_annotation`, that is called
+// with the message instead and the annotation left out.
+using BadAnnotation = std::function<void(const std::string& message)>;
+std::vector<Record> read_coco_instances(const std::string& json_path, const std::string& image_dir,
+                                        const BadAnnotation& bad_annotation = {});
 
 }  // namespace sd::data

@@ -4,6 +4,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include <chrono>
+#include <limits>
 #include <sstream>
 
 #include "data/rle.h"
@@ -115,6 +116,7 @@ void Evaluator::evaluate_image(const std::string& image_id, const data::Record& 
     const at::Tensor truth_cpu = data::rle_decode(a.segmentation);
     const at::Tensor truth = truth_cpu.to(student_.model()->device());
     for (const data::PromptSpec& spec : settings_.prompts) {
+      if (!spec.needs_mask()) continue;  // from the image, below
       std::optional<models::Prompts> prompt = data::make_prompt(a, truth_cpu, spec, settings_.seed);
       if (!prompt) {
         ++report.skipped_prompts;
@@ -139,8 +141,34 @@ void Evaluator::evaluate_image(const std::string& image_id, const data::Record& 
       if (masks) masks->push_back({*prompt, teacher.cpu(), student.cpu()});
     }
   }
+  for (const data::PromptSpec& spec : settings_.prompts)
+    if (!spec.needs_mask()) evaluate_image_prompts(image_id, original, spec, report, masks);
   report.timings.decode_s += seconds_since(start);
   report.images += 1;
+}
+
+void Evaluator::evaluate_image_prompts(const std::string& image_id, models::Size2 original,
+                                       const data::PromptSpec& spec, EvalReport& report,
+                                       std::vector<PromptMasks>* masks) {
+  // No ground truth: the teacher keeps its best-scored mask (oracle has nothing to choose by)
+  // and the student's is chosen against it.
+  const Multimask mode = multimask_for(settings_.multimask, spec);
+  const bool multimask = mode != Multimask::off;
+  const Multimask teacher_mode = mode == Multimask::oracle ? Multimask::score : mode;
+  const double no_truth = std::numeric_limits<double>::quiet_NaN();
+  int64_t index = 0;
+  for (const models::Prompts& prompt :
+       data::image_prompts(spec, original, settings_.seed, image_id)) {
+    const at::Tensor teacher = choose(teacher_.predict(prompt, multimask), teacher_mode, {});
+    const at::Tensor student = choose(student_.predict(prompt, multimask), mode, teacher);
+    PromptOutcome o{image_id, index++, spec.name(), describe(prompt)};
+    o.width = original[1];
+    o.height = original[0];
+    o.iou = mask_iou(student, teacher);
+    o.teacher_gt = o.student_gt = no_truth;
+    report.outcomes.push_back(std::move(o));
+    if (masks) masks->push_back({prompt, teacher.cpu(), student.cpu()});
+  }
 }
 
 }  // namespace sd::eval

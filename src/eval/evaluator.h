@@ -60,6 +60,12 @@ class Evaluator {
   EvalReport empty_report() const;
 
  private:
+  // The prompts of a kind made from the image alone (grid, random); `annotation` in the
+  // outcomes is the prompt's index.
+  void evaluate_image_prompts(const std::string& image_id, models::Size2 original,
+                              const data::PromptSpec& spec, EvalReport& report,
+                              std::vector<PromptMasks>* masks);
+
   models::SamPredictor student_, teacher_;
   EvalSettings settings_;
 };

@@ -78,7 +78,9 @@ at::Tensor side_by_side(const std::vector<at::Tensor>& panels, int64_t gap) {
 std::string picture_name(const PromptOutcome& o) {
   char iou[16];
   std::snprintf(iou, sizeof iou, "%.3f", o.iou);
-  return o.image + "_" + std::to_string(o.annotation) + "_" + o.kind + "_iou" + iou + ".png";
+  std::string image;
+  for (const char c : o.image) image += c == '/' ? std::string("__") : std::string(1, c);
+  return image + "_" + std::to_string(o.annotation) + "_" + o.kind + "_iou" + iou + ".png";
 }
 
 void write_png(const std::string& path, const at::Tensor& rgb) {

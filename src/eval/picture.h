@@ -22,7 +22,8 @@ void draw_prompt(at::Tensor& rgb, const models::Prompts& prompt);
 at::Tensor fit_longest_side(const at::Tensor& rgb, int64_t side);
 // Panels of equal height next to each other, `gap` white columns between them.
 at::Tensor side_by_side(const std::vector<at::Tensor>& panels, int64_t gap = 8);
-// The file name of an outcome's picture: <image>_<annotation>_<kind>_iou<IoU>.png.
+// The file name of an outcome's picture: <image>_<annotation>_<kind>_iou<IoU>.png, with each
+// '/' of the image id (a plain folder's `street/cam1/0001`) as "__": one folder holds them all.
 std::string picture_name(const PromptOutcome& outcome);
 // Writes an RGB PNG atomically (sd::Error naming the file).
 void write_png(const std::string& path, const at::Tensor& rgb);

@@ -12,13 +12,13 @@ namespace sd::eval {
 // One prompt's outcome: the student's mask against the teacher's, and both against the
 // annotation's (ground-truth) mask, each IoU at the original resolution.
 struct PromptOutcome {
-  std::string image;       // entry id, e.g. "sa_100001"
-  int64_t annotation = 0;  // annotation id
-  std::string kind;        // data::PromptSpec::name()
-  std::string prompt;      // the prompt in original pixels, for people
-  double iou = 0;          // student vs teacher
-  double teacher_gt = 0, student_gt = 0;
-  int64_t width = 0, height = 0;  // the image's
+  std::string image;                      // entry id, e.g. "sa_100001"
+  int64_t annotation = 0;                 // annotation id; grid and random: the point's index
+  std::string kind;                       // data::PromptSpec::name()
+  std::string prompt;                     // the prompt in original pixels, for people
+  double iou = 0;                         // student vs teacher
+  double teacher_gt = 0, student_gt = 0;  // NaN for grid and random (no annotation)
+  int64_t width = 0, height = 0;          // the image's
 };
 
 // The image-size bucket of the report: "< 1 MP", "1-2 MP", "2-4 MP" or ">= 4 MP".

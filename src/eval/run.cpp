@@ -67,12 +67,14 @@ void write_pictures(const std::string& dir, const at::Tensor& rgb,
   }
 }
 
-// An image's pixels from the store's image cache when it holds them, else decoded.
+// An image's pixels from the store's image cache when it holds them, else decoded. A plain
+// image is decoded all the same: its original size is known only from its file.
 data::ImageSource cached_or_decoded(const store::Reader* cache) {
   return [cache, decoded = data::decoded_images(data::default_image_decoder())](
              const data::Entry& entry, const data::Record* record) {
-    return cache && cache->find(store::Kind::image, entry.id) ? cache->image(entry.id)
-                                                              : decoded(entry, record);
+    const bool sized = record && record->image.width > 0;
+    return cache && sized && cache->find(store::Kind::image, entry.id) ? cache->image(entry.id)
+                                                                       : decoded(entry, record);
   };
 }
 
@@ -152,6 +154,15 @@ EvalReport evaluate_images(Evaluator& evaluator, const data::Dataset& images,
 
 EvalReport run_eval(const EvalRequest& r) {
   const auto began = Clock::now();
+  std::vector<data::Skip> orphans;
+  data::Dataset dataset = data::Dataset::open(r.data, r.images, &orphans).subset(r.subset);
+  if (r.strict && !orphans.empty()) throw Error(data::describe(orphans.front()));
+  for (const data::Skip& s : orphans) log::warn("skipping " + data::describe(s));
+  if (r.max_images > 0 && size_t(r.max_images) < dataset.size())
+    dataset = dataset.head(size_t(r.max_images));
+  if (dataset.size() == 0) throw Error("eval: no images selected from --data");
+  data::check_prompts_fit(r.settings.prompts, dataset, "--prompts");
+
   const at::Device device = parse_device(r.device);
   std::shared_ptr<store::Reader> reader;
   if (!r.store.empty()) reader = std::make_shared<store::Reader>(r.store);
@@ -160,15 +171,6 @@ EvalReport run_eval(const EvalRequest& r) {
   models.student->to(device);
   if (models.teacher_heads) models.teacher_heads->to(device);
   Evaluator evaluator(models.student, r.settings, models.teacher_heads);
-
-  std::vector<data::Skip> orphans;
-  data::Dataset dataset = data::Dataset::index_sa1b(r.data, &orphans).subset(r.subset);
-  if (r.strict && !orphans.empty()) throw Error(data::describe(orphans.front()));
-  for (const data::Skip& s : orphans) log::warn("skipping " + data::describe(s));
-  if (r.max_images > 0 && size_t(r.max_images) < dataset.size())
-    dataset = dataset.head(size_t(r.max_images));
-  if (dataset.size() == 0)
-    throw Error("eval: no SA-1B images (sa_N.jpg with sa_N.json) selected under --data");
   EvalReport report = evaluate_images(evaluator, dataset, teacher, reader.get(),
                                       {r.vis_dir, r.vis_images}, false, r.strict);
   report.skipped.insert(report.skipped.begin(), orphans.begin(), orphans.end());

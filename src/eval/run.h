@@ -23,7 +23,8 @@ struct EvalRequest {
   // measure: only the encoder differs), "own" (a fine-tuned student's), "auto" (own when the
   // student's weights hold them).
   std::string student_decoder = "auto";
-  std::vector<std::string> data;  // SA-1B folders (records, and images the store lacks)
+  std::vector<std::string> data;  // image sources (data::Dataset::open): records, and images
+  std::string images;             // the images of COCO files in `data` ("": each JSON's folder)
   data::SubsetSpec subset;
   int max_images = 0;  // 0: all
   EvalSettings settings;

@@ -37,7 +37,9 @@ const io::ConfigTable<FinetuneConfig>& finetune_config_table() {
                           {"student_model", ""}})  // "": what --student holds
           .with_help({
               {"data",
-               "SA-1B folder(s) with the store's images' annotations (space- or comma-separated)"},
+               "the store's images with their annotations: SA-1B folders or .tar files, COCO .json "
+               "files; image folders for the prompts grid@N and random@K (space- or "
+               "comma-separated)"},
               {"student_model",
                "student encoder architecture (\"\": --student's run's, else what --student holds)"},
               {"seed", "seed of the prompts, the held-out split and the data order"},
@@ -56,7 +58,9 @@ const io::ConfigTable<FinetuneConfig>& finetune_config_table() {
               field("train_prompt_encoder", &C::train_prompt_encoder, false, any_value(),
                     "train the prompt encoder too (else frozen)"),
               field("prompts", &C::prompts, "box,point,center", prompt_kinds("prompts"),
-                    "prompt kinds sampled for training: box, point, center, fgbg@D"),
+                    "prompt kinds sampled for training: box, point, center, fgbg@D; without masks "
+                    "grid@N, "
+                    "random@K"),
               field("prompts_per_image", &C::prompts_per_image, 8, positive(),
                     "annotations sampled per image and epoch, each with one prompt"),
               field(

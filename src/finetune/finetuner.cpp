@@ -87,7 +87,9 @@ class DecoderFinetuning : public train::Objective {
     if (!c.teacher_checkpoint
              .empty())  // its prompt encoder and mask decoder read the store's embeddings
       store::check_made_by(reader_->manifest(), "", c.teacher_checkpoint, c.loop.store);
-    const train::TrainingSet all = train::training_set(*reader_, c.loop.data, /*annotations=*/true);
+    const train::TrainingSet all =
+        train::training_set(*reader_, c.loop.data, /*annotations=*/true, c.loop.images);
+    check_kinds(all.dataset);
     cached_ = all.cached_images;
     std::tie(train_, holdout_) = split(all.dataset, c.holdout, uint64_t(c.loop.seed));
     const io::Weights student = io::read_weights(c.student);
@@ -234,6 +236,18 @@ class DecoderFinetuning : public train::Objective {
     eval::write_report_html(report, paths.heldout(), "",
                             "samdistill finetune: held-out images " + at.when + " (step " +
                                 std::to_string(at.step) + ")");
+  }
+
+  // The prompt kinds fit the images: mask kinds need annotations, and so does target gt.
+  void check_kinds(const data::Dataset& images) const {
+    data::check_prompts_fit(kinds_, images, "prompts");
+    data::check_prompts_fit(data::parse_prompt_specs(c_.val_prompts, "val_prompts"), images,
+                            "val_prompts");
+    if (c_.target != Target::gt) return;
+    for (const data::PromptSpec& spec : kinds_)
+      if (!spec.needs_mask())
+        throw Error("prompts: '" + spec.name() +
+                    "' has no annotation mask to train on with target gt; use target teacher");
   }
 
   static int64_t ceil_div(int64_t pixels) { return (pixels + kLowResScale - 1) / kLowResScale; }

@@ -3,9 +3,44 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
+#include <map>
+
 #include "data/rle.h"
 
 namespace sd::finetune {
+
+namespace {
+
+// The next prompt of a kind made from a mask: from the next annotations of `order` until one
+// gives it (`next` advanced past those used); nullopt when they run out.
+std::optional<TrainingPrompt> next_annotation_prompt(
+    const std::vector<const data::Annotation*>& candidates, const at::Tensor& order, int64_t& next,
+    const data::PromptSpec& spec, uint64_t seed) {
+  while (next < order.numel()) {
+    const data::Annotation& a = *candidates[order[next++].item<int64_t>()];
+    at::Tensor mask = data::rle_decode(a.segmentation);
+    std::optional<models::Prompts> prompt = data::make_prompt(a, mask, spec, seed);
+    if (prompt) return TrainingPrompt{spec, *prompt, mask};
+  }
+  return std::nullopt;
+}
+
+// An image kind's points in the order they are used: the grid's shuffled (all N x N would be
+// more than a step uses), random's as drawn.
+std::vector<models::Prompts> image_prompts_in_order(const data::PromptSpec& spec,
+                                                    const data::Record& record, uint64_t seed,
+                                                    at::Generator& generator) {
+  std::vector<models::Prompts> points = data::image_prompts(
+      spec, {record.image.height, record.image.width}, seed, record.image.file_name);
+  if (spec.kind != data::PromptKind::grid) return points;
+  const at::Tensor order = at::randperm(int64_t(points.size()), generator, at::kLong);
+  std::vector<models::Prompts> shuffled;
+  for (int64_t i = 0; i < order.numel(); ++i) shuffled.push_back(points[order[i].item<int64_t>()]);
+  return shuffled;
+}
+
+}  // namespace
 
 std::vector<TrainingPrompt> sample_prompts(const data::Record& record,
                                            const std::vector<data::PromptSpec>& kinds,
@@ -15,13 +50,26 @@ std::vector<TrainingPrompt> sample_prompts(const data::Record& record,
     if (data::rle_area(a.segmentation) > 0) candidates.push_back(&a);
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   const at::Tensor order = at::randperm(int64_t(candidates.size()), generator, at::kLong);
+  int64_t next_annotation = 0;
+  std::map<size_t, std::vector<models::Prompts>> points;  // kind index -> its points, reversed
   std::vector<TrainingPrompt> out;
-  for (int64_t i = 0; i < order.numel() && int64_t(out.size()) < count; ++i) {
-    const data::Annotation& a = *candidates[order[i].item<int64_t>()];
-    const data::PromptSpec& spec = kinds[out.size() % kinds.size()];
-    at::Tensor mask = data::rle_decode(a.segmentation);
-    std::optional<models::Prompts> prompt = data::make_prompt(a, mask, spec, seed);
-    if (prompt) out.push_back({spec, *prompt, mask});
+  while (int64_t(out.size()) < count) {
+    const size_t k = out.size() % kinds.size();
+    const data::PromptSpec& spec = kinds[k];
+    if (spec.needs_mask()) {
+      std::optional<TrainingPrompt> p =
+          next_annotation_prompt(candidates, order, next_annotation, spec, seed);
+      if (!p) break;
+      out.push_back(std::move(*p));
+      continue;
+    }
+    if (!points.count(k)) {
+      points[k] = image_prompts_in_order(spec, record, seed, generator);
+      std::reverse(points[k].begin(), points[k].end());
+    }
+    if (points[k].empty()) break;
+    out.push_back({spec, std::move(points[k].back()), at::Tensor()});
+    points[k].pop_back();
   }
   return out;
 }

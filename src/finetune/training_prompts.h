@@ -10,19 +10,21 @@
 #include "data/records.h"
 #include "models/predictor.h"
 
-// The prompts a fine-tuning step trains on, sampled from an image's SA-1B annotations.
+// The prompts a fine-tuning step trains on, sampled from an image's annotations, or made from
+// the image alone (grid, random).
 namespace sd::finetune {
 
 struct TrainingPrompt {
   data::PromptSpec spec;
   models::Prompts prompt;  // original pixels, as data::make_prompt gives it
-  at::Tensor mask;         // the annotation's HxW uint8 0/1 mask
+  at::Tensor mask;         // the annotation's HxW uint8 0/1 mask; undefined for grid, random
 };
 
-// Up to `count` annotations with a non-empty mask, drawn without replacement (seeded by the
-// image's rng::prompt_seed), each
-// with the next kind of `kinds` in turn; an annotation that cannot give its kind's prompt
-// (no point_coords, fgbg placement failed) is passed over.
+// Up to `count` prompts, each of the next kind of `kinds` in turn (seeded by the image's
+// rng::prompt_seed). A kind made from a mask takes the next of the annotations with a
+// non-empty mask, drawn without replacement; one that cannot give its kind's prompt (no
+// point_coords, fgbg placement failed) is passed over. grid and random take their next point
+// (data::image_prompts; the grid's in a seeded order). Fewer when either runs out.
 std::vector<TrainingPrompt> sample_prompts(const data::Record& record,
                                            const std::vector<data::PromptSpec>& kinds,
                                            int64_t count, uint64_t seed);

@@ -45,13 +45,21 @@ std::vector<data::ImageItem> next_batch(data::ImageReader& reader, size_t count,
   return batch;
 }
 
-// The shard's images at positions i, i+N, ... of the subset, less those already done.
+// The shard's images at positions i, i+N, ... of the subset, less those already done. An
+// image whose id is too long for a store key (a deep plain folder) is skipped, named.
 std::vector<const data::Entry*> select(const data::Dataset& dataset, const Reader& done,
                                        const EmbedOptions& options, EmbedSummary& summary) {
   std::vector<const data::Entry*> todo;
   for (size_t i = options.shard_index; i < dataset.size(); i += options.shard_count) {
     ++summary.selected;
     const std::string& key = dataset[i].id;
+    if (key.size() > kMaxKeyBytes) {
+      summary.skipped.push_back(
+          {dataset[i].image_path, "its id '" + key + "' is longer than a store key (" +
+                                      std::to_string(kMaxKeyBytes) + " bytes): move it up"});
+      if (options.strict) throw Error(data::describe(summary.skipped.back()));
+      continue;
+    }
     if (done.find(Kind::embedding, key) && (!options.cache_images || done.find(Kind::image, key)))
       ++summary.already_done;
     else
@@ -141,9 +149,8 @@ EmbedSummary embed(const EmbedOptions& options) {
   Manifest manifest = teacher_manifest(config, weights.file, options.dtype);
   EmbedSummary summary;
   const data::Dataset dataset =
-      data::Dataset::index_sa1b(options.data, &summary.skipped).subset(options.subset);
-  if (dataset.size() == 0)
-    throw Error("embed: no SA-1B images (sa_N.jpg with sa_N.json) selected under --data");
+      data::Dataset::open(options.data, options.images, &summary.skipped).subset(options.subset);
+  if (dataset.size() == 0) throw Error("embed: no images selected from --data");
   if (options.strict && !summary.skipped.empty())
     throw Error(data::describe(summary.skipped.front()));
   Writer writer(options.store, manifest, shard_part_name(options.shard_index, options.shard_count));

@@ -14,7 +14,8 @@ namespace sd::store {
 struct EmbedOptions {
   std::string teacher;             // preset or JSON config; "": what teacher_checkpoint holds
   std::string teacher_checkpoint;  // a file or run folder
-  std::vector<std::string> data;
+  std::vector<std::string> data;   // image sources (data::Dataset::open)
+  std::string images;              // the images of COCO files in `data` ("": each JSON's folder)
   data::SubsetSpec subset;
   std::string store;
   int batch_size = 1;

@@ -17,7 +17,10 @@ const io::ConfigTable<TrainConfig>& train_config_table() {
       field("store", &C::store, "", any_value(),
             "embedding store with the teacher's embeddings (samdistill embed)"),
       field("data", &C::data, {}, any_value(),
-            "SA-1B folder(s) for images the store does not cache (space- or comma-separated)"),
+            "images the store does not cache: SA-1B folders or .tar files, image folders, COCO "
+            ".json files (space- or comma-separated)"),
+      field("images", &C::images, "", any_value(),
+            "folder of the images of the COCO files in data (default: each JSON's folder)"),
       field("epochs", &C::epochs, 8,
             io::Check{[](int64_t v, const C& c) { return v >= 0 && (v > 0 || c.max_steps > 0); },
                       "must be >= 0; epochs or max_steps must be > 0"},

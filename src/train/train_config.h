@@ -16,7 +16,9 @@ struct TrainConfig {
   std::string student_model;      // preset name or JSON config of the student encoder
   std::string init;               // optional initial weights (encoder dict or full SAM checkpoint)
   std::string store;              // embedding store with the teacher's embeddings
-  std::vector<std::string> data;  // SA-1B folders, for images the store does not cache
+  std::vector<std::string> data;  // image sources (data::Dataset::open), for images the store
+                                  // does not cache
+  std::string images;             // the images of COCO files in `data` ("": each JSON's folder)
   int64_t epochs = 0;
   int64_t max_steps = 0;  // 0: epochs decide
   int64_t batch_size = 0;

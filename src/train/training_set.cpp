@@ -12,7 +12,7 @@
 namespace sd::train {
 
 TrainingSet training_set(const store::Reader& reader, const std::vector<std::string>& data,
-                         bool annotations) {
+                         bool annotations, const std::string& coco_images) {
   std::vector<std::string> keys;
   std::unordered_set<std::string> with_image;
   for (const auto& e : reader.entries()) {
@@ -32,11 +32,13 @@ TrainingSet training_set(const store::Reader& reader, const std::vector<std::str
   }
   if (data.empty())
     throw Error(annotations
-                    ? "the annotations (sa_N.json) are needed: give the SA-1B folders (--data)"
+                    ? "the images and their annotations are needed: give their sources "
+                      "(--data: SA-1B folders or tars, COCO files, image folders)"
                     : "store '" + reader.dir() +
-                          "' does not cache every image: give the SA-1B folders (--data)");
-  std::vector<data::Skip> orphans;
-  data::Dataset all = data::Dataset::index_sa1b(data, &orphans);
+                          "' does not cache every image: give the images' sources (--data)");
+  std::vector<data::Skip> skipped;
+  data::Dataset all = data::Dataset::open(data, coco_images, &skipped);
+  for (const data::Skip& s : skipped) log::warn("skipping " + data::describe(s));
   std::unordered_set<std::string> wanted(keys.begin(), keys.end());
   data::Dataset found = all.filter([&](const data::Entry& e) { return wanted.count(e.id) > 0; });
   if (found.size() < keys.size())

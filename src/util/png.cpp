@@ -43,22 +43,35 @@ std::string zlib_stored(const std::string& raw) {
 
 }  // namespace
 
-std::string encode_png_rgb(const uint8_t* rgb, int width, int height) {
+std::string encode_png(const std::string& rows, int width, int height, int bit_depth,
+                       int colour_type, const std::string& palette,
+                       const std::string& transparency) {
+  const size_t row_bytes = height > 0 ? rows.size() / static_cast<size_t>(height) : 0;
   std::string raw;
-  raw.reserve(static_cast<size_t>(height) * (3 * width + 1));
+  raw.reserve(rows.size() + static_cast<size_t>(height));
   for (int y = 0; y < height; ++y) {
     raw.push_back(0);  // filter: none
-    raw.append(reinterpret_cast<const char*>(rgb) + static_cast<size_t>(y) * 3 * width, 3 * width);
+    raw.append(rows, static_cast<size_t>(y) * row_bytes, row_bytes);
   }
   std::string header;
   put_be32(header, static_cast<uint32_t>(width));
   put_be32(header, static_cast<uint32_t>(height));
-  header += std::string("\x08\x02\x00\x00\x00", 5);  // 8-bit, RGB, deflate, no filter, no interlace
+  header.push_back(static_cast<char>(bit_depth));
+  header.push_back(static_cast<char>(colour_type));
+  header += std::string("\x00\x00\x00", 3);  // deflate, no filter, no interlace
   std::string out = "\x89PNG\r\n\x1a\n";
   chunk(out, "IHDR", header);
+  if (!palette.empty()) chunk(out, "PLTE", palette);
+  if (!transparency.empty()) chunk(out, "tRNS", transparency);
   chunk(out, "IDAT", zlib_stored(raw));
   chunk(out, "IEND", "");
   return out;
+}
+
+std::string encode_png_rgb(const uint8_t* rgb, int width, int height) {
+  return encode_png(
+      std::string(reinterpret_cast<const char*>(rgb), static_cast<size_t>(width) * height * 3),
+      width, height, 8, 2);
 }
 
 }  // namespace sd

@@ -8,6 +8,7 @@ constexpr uint64_t kFnvPrime = 0x100000001B3ull;        // FNV-1a's prime
 constexpr uint64_t kValidationSalt = 0x76616c6964ull;   // "valid"
 constexpr uint64_t kHoldoutSalt = 0x486f6c644f7574ull;  // "HoldOut"
 constexpr uint64_t kClickSalt = 0x436c69636bull;        // "Click"
+constexpr uint64_t kPointsSalt = 0x506f696e7473ull;     // "Points"
 
 // A 64-bit number from (key, value), uniform however similar keys and values are.
 uint64_t hash(uint64_t key, uint64_t value) { return splitmix64(value ^ splitmix64(key)); }
@@ -70,6 +71,10 @@ uint64_t click_seed(uint64_t prompt_seed) { return prompt_seed ^ kClickSalt; }
 
 uint64_t mask_point_draw(uint64_t seed, int64_t annotation_id) {
   return hash(seed, static_cast<uint64_t>(annotation_id));
+}
+
+SplitMix64 image_points_stream(uint64_t seed, const std::string& image_id) {
+  return SplitMix64(hash(seed ^ kPointsSalt, fnv1a(image_id)));
 }
 
 std::mt19937_64 fgbg_directions(uint64_t seed, int64_t annotation_id) {

@@ -43,6 +43,9 @@ uint64_t click_seed(uint64_t prompt_seed);
 
 // Which pixel of an annotation's mask is its random point: the number to take modulo the area.
 uint64_t mask_point_draw(uint64_t seed, int64_t annotation_id);
+// The points of an image's `random@K` prompts: x and y of each drawn in turn from this
+// sequence (uniform in [0, 1), times the image's width and height).
+SplitMix64 image_points_stream(uint64_t seed, const std::string& image_id);
 // The directions in which fgbg looks for its background point, for an annotation. The
 // sequence of std::mt19937_64 is fixed by the C++ standard.
 std::mt19937_64 fgbg_directions(uint64_t seed, int64_t annotation_id);

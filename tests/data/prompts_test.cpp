@@ -132,10 +132,86 @@ TEST(PromptSpecs, ParseAndName) {
   // The error names where the list came from, the entry, and the kinds there are.
   EXPECT_EQ(sd::testing::error_of([] { parse_prompt_specs("box,fgbg@x", "val_prompts"); }),
             "val_prompts: 'fgbg@x' is not a prompt kind (the kinds are box, point, center, fgbg@D "
-            "with D > 0 "
-            "pixels)");
+            "with D > 0 pixels, and without masks grid@N (N x N points, 1 <= N <= 64) and "
+            "random@K (K points, 1 <= K <= 4096))");
   EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] { parse_prompt_specs(""); }),
                "--prompts: no prompt kind given");
+}
+
+TEST(PromptSpecs, GridAndRandomNeedNoMask) {
+  const std::vector<PromptSpec> specs = parse_prompt_specs("grid@8,random@5,box");
+  ASSERT_EQ(specs.size(), 3u);
+  EXPECT_EQ(specs[0].kind, PromptKind::grid);
+  EXPECT_EQ(specs[0].count, 8);
+  EXPECT_EQ(specs[0].name(), "grid@8");
+  EXPECT_EQ(specs[1].name(), "random@5");
+  EXPECT_FALSE(specs[0].needs_mask());
+  EXPECT_FALSE(specs[1].needs_mask());
+  EXPECT_TRUE(specs[2].needs_mask());
+  EXPECT_TRUE(specs[0].single_point());
+  for (const char* bad : {"grid@0", "grid@65", "grid@", "grid@2.5", "random@0", "random@4097",
+                          "random@-1", "grid", "random@k"})
+    EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([&] { parse_prompt_specs(bad); }),
+                 "is not a prompt kind")
+        << bad;
+}
+
+// SAM's build_point_grid(n) scaled by (width, height): x = (i + 0.5) / n * w, row by row.
+TEST(ImagePrompts, GridIsSamsPointGrid) {
+  const auto grid = image_prompts(parse_prompt_specs("grid@2")[0], {10, 20}, 0, "a");
+  ASSERT_EQ(grid.size(), 4u);
+  const std::vector<std::array<float, 2>> expected = {{5, 2.5}, {15, 2.5}, {5, 7.5}, {15, 7.5}};
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_TRUE(
+        grid[i].point_coords.equal(at::tensor({expected[i][0], expected[i][1]}).view({1, 2})))
+        << i << ": " << grid[i].point_coords;
+    EXPECT_TRUE(grid[i].point_labels.equal(at::ones({1}, at::kInt)));
+  }
+  // np.linspace(1/6, 5/6, 3) * 30: 5, 15, 25.
+  const auto three = image_prompts(parse_prompt_specs("grid@3")[0], {30, 30}, 0, "a");
+  EXPECT_FLOAT_EQ(three[4].point_coords[0][0].item<float>(), 15.f);
+  EXPECT_FLOAT_EQ(three[8].point_coords[0][1].item<float>(), 25.f);
+}
+
+TEST(ImagePrompts, RandomPointsAreSeededByImageAndInside) {
+  const PromptSpec spec = parse_prompt_specs("random@50")[0];
+  const auto a = image_prompts(spec, {100, 200}, 3, "street/0001");
+  const auto again = image_prompts(spec, {100, 200}, 3, "street/0001");
+  const auto other = image_prompts(spec, {100, 200}, 3, "street/0002");
+  const auto reseeded = image_prompts(spec, {100, 200}, 4, "street/0001");
+  ASSERT_EQ(a.size(), 50u);
+  double max_x = 0, max_y = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const float x = a[i].point_coords[0][0].item<float>(),
+                y = a[i].point_coords[0][1].item<float>();
+    EXPECT_TRUE(x >= 0 && x < 200 && y >= 0 && y < 100) << x << ", " << y;
+    max_x = std::max<double>(max_x, x);
+    max_y = std::max<double>(max_y, y);
+    EXPECT_TRUE(a[i].point_coords.equal(again[i].point_coords));
+  }
+  EXPECT_GT(max_x, 100);  // spread over the image, not a corner
+  EXPECT_GT(max_y, 50);
+  EXPECT_FALSE(a[0].point_coords.equal(other[0].point_coords));
+  EXPECT_FALSE(a[0].point_coords.equal(reseeded[0].point_coords));
+  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([&] {
+                 image_prompts(parse_prompt_specs("box")[0], {4, 4}, 0, "a");
+               }),
+               "made from an annotation");
+}
+
+// Mask kinds on images without masks stop with an error naming the kinds that work there.
+TEST(ImagePrompts, MaskKindsOnPlainImagesAreRefused) {
+  const Dataset plain =
+      Dataset::from_entries({Entry{"a", "p", "/p/a.png", "", nullptr, nullptr, {}, {}}});
+  EXPECT_NO_THROW(check_prompts_fit(parse_prompt_specs("grid@4,random@2"), plain, "--prompts"));
+  EXPECT_EQ(sd::testing::error_of(
+                [&] { check_prompts_fit(parse_prompt_specs("grid@4,box"), plain, "--prompts"); }),
+            "--prompts: 'box' needs annotation masks, and '/p/a.png' (a plain image) has none; "
+            "the kinds that work on images without masks are grid@N and random@K (scored "
+            "against the teacher's mask)");
+  const Dataset annotated = Dataset::from_entries(
+      {Entry{"sa_1", "", "/d/sa_1.jpg", "/d/sa_1.json", nullptr, nullptr, {}, {}}});
+  EXPECT_NO_THROW(check_prompts_fit(parse_prompt_specs("box,grid@2"), annotated, "--prompts"));
 }
 
 TEST(FgbgPoints, ForegroundInsideBackgroundOutsideAtTheDistance) {

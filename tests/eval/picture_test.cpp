@@ -35,5 +35,14 @@ TEST(Caption, ComparisonPicturesCarryTheirCaption) {
   EXPECT_TRUE(at::equal(a.slice(0, a.size(0) - 40), b.slice(0, b.size(0) - 40))) << "the panels";
 }
 
+// A plain folder's ids hold '/': their pictures stay in the one folder.
+TEST(Picture, NamesFlattenTheImagesPath) {
+  PromptOutcome o{"street/cam1/0001", 3, "grid@8", "points 1,2,1"};
+  o.iou = 0.5;
+  EXPECT_EQ(picture_name(o), "street__cam1__0001_3_grid@8_iou0.500.png");
+  o.image = "sa_1";
+  EXPECT_EQ(picture_name(o), "sa_1_3_grid@8_iou0.500.png");
+}
+
 }  // namespace
 }  // namespace sd::eval

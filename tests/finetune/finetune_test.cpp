@@ -98,6 +98,35 @@ TEST(TrainingPrompts, SeededDrawsWithoutReplacementInKindOrder) {
   EXPECT_NE(rng::prompt_seed(1, 0, "sa_1"), rng::prompt_seed(1, 0, "sa_2"));
 }
 
+// Without annotations, grid and random give their points (no mask: teacher targets); mixed
+// with mask kinds, each kind takes its turn.
+TEST(TrainingPrompts, GridAndRandomNeedNoAnnotation) {
+  data::Record plain;
+  plain.image.height = 40;
+  plain.image.width = 80;
+  plain.image.file_name = "p/1";
+  const auto grid = sample_prompts(plain, data::parse_prompt_specs("grid@3"), 5, 11);
+  ASSERT_EQ(grid.size(), 5u);
+  std::set<std::pair<float, float>> points;
+  for (const TrainingPrompt& p : grid) {
+    EXPECT_FALSE(p.mask.defined());
+    EXPECT_EQ(p.spec.name(), "grid@3");
+    points.insert(
+        {p.prompt.point_coords[0][0].item<float>(), p.prompt.point_coords[0][1].item<float>()});
+  }
+  EXPECT_EQ(points.size(), 5u) << "grid points drawn without replacement";
+  EXPECT_EQ(sample_prompts(plain, data::parse_prompt_specs("grid@2"), 10, 11).size(), 4u);
+  EXPECT_EQ(sample_prompts(plain, data::parse_prompt_specs("random@3"), 10, 11).size(), 3u);
+
+  const data::Record r = record_with_squares(6);
+  const auto mixed = sample_prompts(r, data::parse_prompt_specs("box,random@8"), 6, 5);
+  ASSERT_EQ(mixed.size(), 6u);
+  for (size_t i = 0; i < mixed.size(); ++i) {
+    EXPECT_EQ(mixed[i].spec.name(), i % 2 ? "random@8" : "box");
+    EXPECT_EQ(mixed[i].mask.defined(), i % 2 == 0);
+  }
+}
+
 TEST(TrainingPrompts, ErrorClicksLieWhereTheMasksDisagree) {
   at::Tensor target = at::zeros({8, 8}, at::kBool);
   target[2][3] = true;  // missed: a foreground click

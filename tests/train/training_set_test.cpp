@@ -84,5 +84,27 @@ TEST(TrainingSet, DamagedStoreRecordsAreSkippedAndCountedOnce) {
   fs::remove_all(dir);
 }
 
+// A store's keys find their images in any source: here a plain folder (nested, ids without
+// extension) and a COCO file over it, whose entries come with or without masks.
+TEST(TrainingSet, StoreKeysFindImagesOfAnySource) {
+  const std::string dir = testing::make_temp_dir("sd-training-sources");
+  store::Reader reader(small_store(dir));
+  fs::create_directories(dir + "/photos/x");
+  for (const std::string name : {"sa_0.jpg", "sa_1.PNG", "x/other.jpg"})
+    std::ofstream(dir + "/photos/" + name) << "pixels";
+  const TrainingSet plain = training_set(reader, {dir + "/photos"}, /*annotations=*/true);
+  ASSERT_EQ(plain.dataset.size(), 2u);
+  EXPECT_EQ(plain.dataset[1].image_path, dir + "/photos/sa_1.PNG");
+  EXPECT_FALSE(plain.dataset.all_have_masks());
+  std::ofstream(dir + "/coco.json") << R"({"images": [{"id": 1, "width": 16, "height": 16,
+      "file_name": "sa_1.PNG"}], "annotations": []})";
+  const TrainingSet coco =
+      training_set(reader, {dir + "/coco.json"}, /*annotations=*/true, dir + "/photos");
+  ASSERT_EQ(coco.dataset.size(), 1u);
+  EXPECT_EQ(coco.dataset[0].id, "sa_1");
+  EXPECT_TRUE(coco.dataset.all_have_masks());
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace sd::train
