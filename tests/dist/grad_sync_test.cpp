@@ -1,0 +1,135 @@
+// Gradient averaging over two ranks on a real Gloo group on loopback (the two ranks are two
+// threads of this process): broadcast from rank 0, bucket order and sizes, accumulation.
+#include "dist/grad_sync.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/nn/modules/linear.h>
+
+#include <future>
+#include <thread>
+
+#include "dist/group.h"
+
+namespace sd::dist {
+namespace {
+
+// Three layers; the last one's bias gets no gradient when `skip_bias` (unused parameter).
+struct Net : torch::nn::Module {
+  Net() {
+    a = register_module("a", torch::nn::Linear(6, 300));
+    b = register_module("b", torch::nn::Linear(300, 5));
+    c = register_module("c", torch::nn::Linear(5, 1));
+    register_buffer("count", at::zeros({2}));
+  }
+  at::Tensor forward(const at::Tensor& x, bool skip_bias) {
+    const at::Tensor h = b(a(x)).relu();
+    return skip_bias ? at::linear(h, c->weight) : c(h);
+  }
+  torch::nn::Linear a{nullptr}, b{nullptr}, c{nullptr};
+};
+
+at::Tensor input(int rank, int micro) {
+  at::manual_seed(100 + 10 * rank + micro);
+  return at::randn({3, 6});
+}
+
+struct RankResult {
+  std::vector<at::Tensor> grads, params;
+  std::vector<size_t> bucket_sizes;
+  size_t launched_in_backward = 0;
+};
+
+// One rank's step: rank 1 starts from other weights, which the broadcast replaces.
+RankResult run_rank(int rank, int port, int micro_batches, bool skip_bias, int64_t bucket_bytes) {
+  World w;
+  w.rank = rank;
+  w.size = 2;
+  w.master_addr = "127.0.0.1";
+  w.master_port = port;
+  w.launcher = "test";
+  std::unique_ptr<Group> group = connect(w, GroupOptions{std::chrono::seconds(20), false});
+  at::manual_seed(rank);
+  Net net;
+  net.buffers()[0].fill_(rank + 1);
+  broadcast_module(*group, net);
+  GradientSync sync(*group, net.parameters(), bucket_bytes, bucket_bytes);
+  for (int m = 0; m < micro_batches; ++m) {
+    if (m == micro_batches - 1) sync.arm();
+    net.forward(input(rank, m), skip_bias).pow(2).mean().backward();
+  }
+  sync.finish();
+  RankResult r;
+  for (const at::Tensor& p : net.parameters()) {
+    r.grads.push_back(p.grad().defined() ? p.grad().clone() : at::Tensor());
+    r.params.push_back(p.detach().clone());
+  }
+  r.params.push_back(net.buffers()[0].clone());
+  r.bucket_sizes = sync.bucket_sizes();
+  r.launched_in_backward = sync.launched_in_backward();
+  return r;
+}
+
+std::vector<RankResult> run_two(int micro_batches, bool skip_bias, int64_t bucket_bytes) {
+  const int port = free_port();
+  auto other =
+      std::async(std::launch::async, run_rank, 1, port, micro_batches, skip_bias, bucket_bytes);
+  RankResult zero = run_rank(0, port, micro_batches, skip_bias, bucket_bytes);
+  return {zero, other.get()};
+}
+
+// What one process computes: rank 0's weights, the mean of both ranks' gradients.
+std::vector<at::Tensor> expected_grads(int micro_batches, bool skip_bias) {
+  at::manual_seed(0);
+  Net net;
+  for (int rank = 0; rank < 2; ++rank)
+    for (int m = 0; m < micro_batches; ++m)
+      (net.forward(input(rank, m), skip_bias).pow(2).mean() / 2).backward();
+  std::vector<at::Tensor> out;
+  for (const at::Tensor& p : net.parameters())
+    out.push_back(p.grad().defined() ? p.grad() : at::zeros_like(p));
+  return out;
+}
+
+void expect_mean_gradients(const std::vector<RankResult>& ranks, int micro_batches,
+                           bool skip_bias) {
+  const std::vector<at::Tensor> want = expected_grads(micro_batches, skip_bias);
+  for (const RankResult& r : ranks) {
+    ASSERT_EQ(r.grads.size(), want.size());
+    for (size_t k = 0; k < want.size(); ++k) {
+      ASSERT_TRUE(r.grads[k].defined()) << "parameter " << k;
+      EXPECT_TRUE(at::allclose(r.grads[k], want[k], 1e-5, 1e-6)) << "parameter " << k;
+    }
+  }
+  for (size_t k = 0; k < ranks[0].params.size(); ++k)
+    EXPECT_TRUE(at::equal(ranks[0].params[k], ranks[1].params[k])) << "rank 0's weights, buffers";
+}
+
+TEST(GradientSync, AveragesOverTheRanksFromRankZerosWeights) {
+  const auto ranks = run_two(1, false, kBucketBytes);
+  expect_mean_gradients(ranks, 1, false);
+  EXPECT_EQ(ranks[0].bucket_sizes, (std::vector<size_t>{6})) << "25 MiB: one bucket";
+  EXPECT_EQ(ranks[0].params.back()[0].item<float>(), 1.0f) << "rank 0's buffer";
+}
+
+// Buckets of ~1 KiB: the layers' tensors in reverse order, a bucket closing once it reaches
+// the size; all but the last go out during backward.
+TEST(GradientSync, SmallBucketsGoOutDuringBackwardInReverseOrder) {
+  const auto ranks = run_two(1, false, 1024);
+  expect_mean_gradients(ranks, 1, false);
+  // c.bias (1) + c.weight (5) + b.bias (5) = 44 bytes, then b.weight (1500 x 4 bytes) closes
+  // that bucket; a.bias (1200 bytes) alone; a.weight.
+  EXPECT_EQ(ranks[0].bucket_sizes, (std::vector<size_t>{4, 1, 1}));
+  EXPECT_GE(ranks[0].launched_in_backward, 2u);
+}
+
+TEST(GradientSync, AccumulatedMicroBatchesAreAveragedOnce) {
+  expect_mean_gradients(run_two(3, false, 1024), 3, false);
+}
+
+TEST(GradientSync, AParameterWithoutGradientCountsAsZero) {
+  expect_mean_gradients(run_two(1, true, 1024), 1, true);
+}
+
+}  // namespace
+}  // namespace sd::dist
