@@ -77,11 +77,14 @@ int run(int argc, char** argv) {
   add_demo_command(app, globals);
   add_predict_command(app, globals);
   add_finetune_command(app, globals);
+  add_launch_command(app, globals);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const ExitStatus& e) {
+    return e.status;
   } catch (const Stopped& e) {  // the work is saved; the message says how to continue
     log::warn(e.what());
     return 128 + e.signal();

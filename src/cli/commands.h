@@ -28,6 +28,12 @@ void add_eval_command(CLI::App& app, const Globals& globals);
 void add_demo_command(CLI::App& app, const Globals& globals);
 void add_predict_command(CLI::App& app, const Globals& globals);
 void add_finetune_command(CLI::App& app, const Globals& globals);
+void add_launch_command(CLI::App& app, const Globals& globals);
+
+// Thrown by a command whose exit status the log already explains (launch: a worker's).
+struct ExitStatus {
+  int status = 1;
+};
 
 // The process group of a multi-process launch (null for one process): Gloo on the CPU, NCCL
 // on this rank's GPU (LOCAL_RANK) when `device` is CUDA. sd::Error before any work when the

@@ -6,9 +6,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <regex>
+#include <thread>
 
 #include "common/pipeline.h"
 #include "dist/group.h"
@@ -93,6 +97,13 @@ class DistTrain : public PipelineSuite {
            " --max-steps " + std::to_string(steps) +
            " --warmup-steps 1 --lr 0.002 --checkpoint-every 1 --keep-last 10 --log-every 1 "
            "--seed 7 --workers 1";
+  }
+
+  // The launch of the kill and signal tests: 8 steps, a 5 s timeout.
+  static std::string long_launch(const std::string& run) {
+    std::string args = "launch --nproc-per-node 2 -- " + train_args(run, 2, 8);
+    args.replace(args.find("--dist-timeout 60"), 17, "--dist-timeout 5");
+    return args;
   }
 
   // One process, batch 2, 3 steps (made once).
@@ -191,6 +202,115 @@ TEST_F(DistTrain, RanksWithDifferentConfigsAllStopWithOneMessage) {
     EXPECT_PRED2(contains, r.output, "rank 1 has another config than rank 0");
   }
   EXPECT_FALSE(fs::exists(run)) << "refused before rank 0 made the run folder";
+}
+
+TEST_F(DistTrain, LaunchStartsTheWorkers) {
+  const std::string& single = single_run();
+  const std::string run = dir() + "/launched";
+  const ProgramRun r = run_program("launch --nproc-per-node 2 -- " + train_args(run, 2, 3));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_PRED2(contains, r.output, "launch: rank 1 (pid ");
+  expect_same_losses(step_losses(run), step_losses(single));
+  expect_same_weights_within_fp32(single + "/final.pth", run + "/final.pth");
+}
+
+// The pid launch gave rank `rank`, from its log; 0 until it is there.
+pid_t worker_pid(const std::string& log, int rank) {
+  std::ifstream in(log);
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  std::smatch m;
+  if (!std::regex_search(
+          text, m, std::regex("launch: rank " + std::to_string(rank) + " \\(pid ([0-9]+)\\)")))
+    return 0;
+  return static_cast<pid_t>(std::stol(m[1]));
+}
+
+// kill -9 of one worker in the middle of a run: the other stops with an error naming its rank,
+// within the timeout; launch names the killed rank and exits non-zero; every checkpoint left
+// is complete, and the rerun with --resume auto finishes the run.
+// `samdistill <args>` in the background, its output into `log`.
+pid_t start_program(const std::string& args, const std::string& log) {
+  const pid_t child = fork();
+  if (child == 0) {
+    const std::string command = "exec " + binary_path() + " " + args + " >" + log + " 2>&1";
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return child;
+}
+
+// Waits until RUN/metrics.jsonl has `steps` steps; false when the program ended first.
+bool wait_for_steps(pid_t program, const std::string& run, size_t steps) {
+  int status = 0;
+  for (int i = 0; i < 1200 && step_losses(run).size() < steps; ++i) {
+    if (waitpid(program, &status, WNOHANG) == program) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return true;
+}
+
+std::string read_text(const std::string& file) {
+  std::ifstream in(file);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// kill -9 of one worker in the middle of a run: the other stops with an error naming its rank,
+// within the timeout; launch names the killed rank and exits non-zero; every checkpoint left
+// is complete, and the rerun with --resume auto finishes the run.
+TEST_F(DistTrain, AKilledWorkerStopsTheOthersAndTheRunResumes) {
+  const std::string run = dir() + "/killed";
+  const std::string args = long_launch(run);
+  const pid_t launcher = start_program(args, run + ".log");
+  ASSERT_TRUE(wait_for_steps(launcher, run, 2)) << read_text(run + ".log");
+  const pid_t victim = worker_pid(run + ".log", 1);
+  ASSERT_GT(victim, 0);
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  const auto killed = std::chrono::steady_clock::now();
+  int status = 0;
+  waitpid(launcher, &status, 0);
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  std::cout << "the other worker and launch stopped " << took << " s after the kill\n";
+  const std::string output = read_text(run + ".log");
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << output;
+  EXPECT_PRED2(contains, output,
+               "launch: rank 1 (pid " + std::to_string(victim) +
+                   ") was killed by SIGKILL; stopping the other workers");
+  EXPECT_PRED2(contains, output, "rank 0 of 2: ");
+  EXPECT_PRED2(contains, output, "another rank stopped or was not heard from within the timeout");
+  EXPECT_LT(took, 30.0) << "the survivor noticed within the 5 s timeout (plus start-up slack)";
+  EXPECT_FALSE(fs::exists(run + "/final.pth"));
+  size_t checkpoints = 0;
+  for (const auto& f : fs::directory_iterator(run + "/checkpoints")) {
+    EXPECT_NO_THROW(io::read_train_checkpoint(f.path().string())) << f.path();
+    ++checkpoints;
+  }
+  EXPECT_GE(checkpoints, 1u);
+
+  const ProgramRun resumed = run_program(args + " --resume auto");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_PRED2(contains, resumed.output, "resuming from");
+  EXPECT_EQ(step_losses(run).size(), 8u) << "each step once";
+  EXPECT_TRUE(fs::exists(run + "/final.pth"));
+}
+
+// SIGINT to launch reaches every worker once; they agree on the step to stop after, each
+// saying how to continue, and launch exits as they do (130).
+TEST_F(DistTrain, SigintToLaunchStopsEveryWorkerAfterTheSameStep) {
+  const std::string run = dir() + "/interrupted";
+  const pid_t launcher = start_program(long_launch(run), run + ".log");
+  ASSERT_TRUE(wait_for_steps(launcher, run, 2)) << read_text(run + ".log");
+  ASSERT_EQ(kill(launcher, SIGINT), 0);
+  int status = 0;
+  waitpid(launcher, &status, 0);
+  const std::string output = read_text(run + ".log");
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 130) << output;
+  const size_t done = step_losses(run).size();
+  const std::string said = "SIGINT: stopped after step " + std::to_string(done) + " of 8";
+  const size_t first = output.find(said);
+  ASSERT_NE(first, std::string::npos) << output;
+  EXPECT_NE(output.find(said, first + 1), std::string::npos) << "both ranks, the same step";
+  EXPECT_TRUE(fs::exists(run + "/checkpoints/" + io::checkpoint_name(int64_t(done))));
 }
 
 }  // namespace
