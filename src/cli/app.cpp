@@ -60,6 +60,7 @@ int run(int argc, char** argv) {
 #endif
     if (globals.verbose) log::set_min_level(log::Level::debug);
     globals.world = dist::world_from_environment();
+    dist::use_local_gpu(globals.world);
     if (!globals.world.writes() && !globals.verbose) log::set_min_level(log::Level::warn);
     const int cores = static_cast<int>(std::thread::hardware_concurrency());
     configure_threads(globals.threads > 0 ? globals.threads

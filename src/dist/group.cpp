@@ -100,9 +100,6 @@ c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo_group(const World& w,
 c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl_group(const World& w,
                                                       const c10::intrusive_ptr<c10d::Store>& store,
                                                       std::chrono::seconds timeout) {
-  // This rank's GPU is the current device: tensors sent to "cuda" land on it.
-  c10::impl::getDeviceGuardImpl(at::kCUDA)->setDevice(
-      at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(w.local_rank)));
   auto options = c10d::ProcessGroupNCCL::Options::create();
   options->timeout = timeout;
   return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, w.rank, w.size, options);

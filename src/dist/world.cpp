@@ -1,5 +1,8 @@
 #include "dist/world.h"
 
+#include <ATen/Context.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <regex>
@@ -191,6 +194,13 @@ std::vector<std::string> expand_nodelist(const std::string& list) {
   }
   if (hosts.empty()) throw malformed();
   return hosts;
+}
+
+void use_local_gpu(const World& world) {
+  if (!world.distributed() || !at::hasCUDA()) return;
+  const auto* cuda = c10::impl::getDeviceGuardImpl(at::kCUDA);
+  cuda->setDevice(
+      at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank % cuda->deviceCount())));
 }
 
 int worker_threads(int cores, int local_size) {

@@ -38,6 +38,10 @@ World world_from_environment(const Environment& env = process_environment());
 // it is malformed.
 std::vector<std::string> expand_nodelist(const std::string& list);
 
+// LOCAL_RANK's GPU becomes the current CUDA device (where "cuda" tensors go), as torchrun's
+// workers choose theirs; nothing without CUDA or for one process.
+void use_local_gpu(const World& world);
+
 // The CPU threads of one worker: the machine's cores shared by its local workers, at least 1.
 int worker_threads(int cores, int local_size);
 

@@ -20,6 +20,7 @@
 #include "io/run_folder.h"
 #include "io/state_dict.h"
 #include "io/train_checkpoint_file.h"
+#include "store/reader.h"
 
 namespace fs = std::filesystem;
 
@@ -311,6 +312,36 @@ TEST_F(DistTrain, SigintToLaunchStopsEveryWorkerAfterTheSameStep) {
   ASSERT_NE(first, std::string::npos) << output;
   EXPECT_NE(output.find(said, first + 1), std::string::npos) << "both ranks, the same step";
   EXPECT_TRUE(fs::exists(run + "/checkpoints/" + io::checkpoint_name(int64_t(done))));
+}
+
+// embed under launch: each rank embeds its interleaved slice into its own part of the one
+// store, which reads as the store one process makes.
+TEST_F(DistTrain, EmbedUnderLaunchFillsOneStoreAPartPerRank) {
+  const std::string out = dir() + "/store-launched";
+  const ProgramRun r =
+      run_program("launch --nproc-per-node 2 -- --threads 1 embed --teacher " + dir() +
+                  "/teacher.json --teacher-checkpoint " + teacher().file("weights.pth") +
+                  " --data " + data_sample() + " --store " + out + " --cache-images");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* part : {"/shard-0-of-2.index", "/shard-1-of-2.index"}) {
+    ASSERT_TRUE(fs::exists(out + part)) << part;
+    EXPECT_GE(fs::file_size(out + part), 2 * 128u) << part << ": an image and its embedding";
+  }
+  const ProgramRun verify = run_program("store verify --store " + out);
+  EXPECT_EQ(verify.status, 0) << verify.output;
+  const store::Reader launched(out), single(dir() + "/store");
+  auto keys = [](const store::Reader& reader) {
+    std::vector<std::string> out;
+    for (const auto& e : reader.entries())
+      if (e.index.info.kind == store::Kind::embedding) out.push_back(e.index.info.key);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  ASSERT_EQ(keys(launched), keys(single));
+  for (const std::string& key : keys(single)) {  // fp16 values; 1 thread against 2
+    EXPECT_TRUE(at::allclose(launched.embedding(key), single.embedding(key), 1e-2, 1e-3)) << key;
+    EXPECT_TRUE(at::equal(launched.image(key), single.image(key))) << key;
+  }
 }
 
 }  // namespace
