@@ -221,7 +221,7 @@ class Loop {
   }
 
   ValidationPoint point(const std::string& when) const {
-    return ValidationPoint{paths_.dir, progress_.step, when};
+    return ValidationPoint{paths_.dir, progress_.step, when, ranks_.writes()};
   }
 
   // The score of the weights before any step: the first best checkpoint.

@@ -344,5 +344,28 @@ TEST_F(DistTrain, EmbedUnderLaunchFillsOneStoreAPartPerRank) {
   }
 }
 
+// finetune trains like train: two processes of batch 1 are one of batch 2 (every image gives
+// the same number of prompts, so the mean over a batch's prompts is the mean of the ranks'),
+// validate alike, and rank 0 alone writes the held-out report.
+TEST_F(DistTrain, FinetuneUnderLaunchIsFinetuneOfTheGlobalBatch) {
+  auto args = [](const std::string& run) {
+    return "--threads 1 finetune --student " + dir() + "/student.pth --student-model " + dir() +
+           "/student.json --teacher-checkpoint " + teacher().file("weights.pth") + " --store " +
+           dir() + "/store --data " + data_sample() + " --out " + run +
+           " --epochs 1 --batch-size 2 --prompts-per-image 3 --refine-iters 1 --val-max-prompts 3"
+           " --lr 0.0005 --warmup-steps 1 --checkpoint-every 1 --log-every 1 --seed 3";
+  };
+  const std::string single = dir() + "/finetune-single", two = dir() + "/finetune-two";
+  const ProgramRun one = run_program(args(single));
+  ASSERT_EQ(one.status, 0) << one.output;
+  const ProgramRun launched = run_program("launch --nproc-per-node 2 -- " + args(two));
+  ASSERT_EQ(launched.status, 0) << launched.output;
+  expect_same_losses(step_losses(two), step_losses(single));
+  const std::vector<double> a = validation_scores(two), b = validation_scores(single);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-4) << "validation " << i;
+  EXPECT_TRUE(fs::exists(two + "/heldout/index.html"));
+}
+
 }  // namespace
 }  // namespace sd::testing
