@@ -82,6 +82,7 @@ void GradientSync::on_gradient(size_t param, const at::Tensor& grad) {
 
 void GradientSync::launch_ready() {
   while (next_ < buckets_.size() && buckets_[next_].pending == 0) {
+    buckets_[next_].launched = Pending::Clock::now();
     buckets_[next_].work = group_.all_reduce(buckets_[next_].flat);
     ++next_;
   }
@@ -92,6 +93,7 @@ void GradientSync::finish() {
   at::NoGradGuard no_grad;
   armed_ = false;
   launched_in_backward_ = next_;
+  const Pending::Clock::time_point backward_end = Pending::Clock::now();
   for (size_t k = 0; k < params_.size(); ++k) {
     if (slots_[k].ready) continue;
     const at::Tensor& held = params_[k].grad();
@@ -101,9 +103,8 @@ void GradientSync::finish() {
     buckets_[slots_[k].bucket].pending -= 1;
   }
   launch_ready();
-  const auto start = std::chrono::steady_clock::now();
   for (Bucket& b : buckets_) b.work.wait();
-  last_wait_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  measure(backward_end);
   const double ranks = group_.world().size;
   for (Bucket& b : buckets_) b.flat.div_(ranks);
   for (size_t k = 0; k < params_.size(); ++k) {
@@ -114,6 +115,20 @@ void GradientSync::finish() {
       grad = view_of(k).clone();
   }
   reset();
+}
+
+void GradientSync::measure(Pending::Clock::time_point backward_end) {
+  using Seconds = std::chrono::duration<double>;
+  timing_ = Timing{};
+  Pending::Clock::time_point previous{};
+  for (const Bucket& b : buckets_) {
+    const Pending::Clock::time_point start = std::max(b.launched, previous), end = b.work.done_at();
+    if (end <= start) continue;
+    timing_.allreduce_s += Seconds(end - start).count();
+    if (start < backward_end)
+      timing_.hidden_s += Seconds(std::min(end, backward_end) - start).count();
+    previous = end;
+  }
 }
 
 void GradientSync::reset() {

@@ -44,9 +44,13 @@ class GradientSync {
   void set_overlap(bool on) { overlap_ = on; }
   size_t buckets() const { return buckets_.size(); }
   std::vector<size_t> bucket_sizes() const;  // parameters per bucket, in launch order
-  // Seconds finish() waited for the all-reduces in its last call: the part of the
-  // communication that backward did not hide.
-  double last_wait_s() const { return last_wait_s_; }
+  // The last step's all-reduce: seconds the buckets' all-reduces were running (one after the
+  // other, each from its launch or the previous one's end to its own end), and how much of
+  // that was before backward ended (hidden by it).
+  struct Timing {
+    double allreduce_s = 0, hidden_s = 0;
+  };
+  const Timing& last_timing() const { return timing_; }
   size_t launched_in_backward() const { return launched_in_backward_; }  // last step's buckets
 
  private:
@@ -60,12 +64,14 @@ class GradientSync {
     at::Tensor flat;
     size_t pending = 0;  // parameters whose gradient has not arrived
     Pending work;
+    Pending::Clock::time_point launched;
   };
 
   void on_gradient(size_t param, const at::Tensor& grad);
   at::Tensor view_of(size_t param);
   void launch_ready();  // buckets go out in order, as DDP's: every rank launches the same sequence
   void reset();
+  void measure(Pending::Clock::time_point backward_end);
 
   Group& group_;
   std::vector<at::Tensor> params_;
@@ -74,7 +80,7 @@ class GradientSync {
   std::vector<Bucket> buckets_;
   size_t next_ = 0;  // first bucket not launched
   bool armed_ = false, overlap_ = true;
-  double last_wait_s_ = 0;
+  Timing timing_;
   size_t launched_in_backward_ = 0;
   std::mutex mutex_;  // hooks run on autograd's threads
 };

@@ -25,6 +25,12 @@ void Pending::wait() {
   std::function<void()> wait = std::move(wait_);
   wait_ = nullptr;
   wait();
+  waited_ = Clock::now();
+}
+
+Pending::Clock::time_point Pending::done_at() const {
+  const Clock::rep done = done_ ? done_->load() : 0;
+  return done != 0 ? Clock::time_point(Clock::duration(done)) : waited_;
 }
 
 bool supported() {
@@ -133,13 +139,19 @@ class C10dGroup : public Group {
     options.reduceOp = reduce_op(op);
     try {
       auto work = pg_->allreduce(tensors, options);
-      return Pending([work, this] {
-        try {
-          work->wait();
-        } catch (const std::exception& e) {
-          peer_lost(world_, "an all-reduce", e);
-        }
+      auto done = std::make_shared<std::atomic<Pending::Clock::rep>>(0);
+      work->getFuture()->addCallback([done](c10::ivalue::Future&) {
+        done->store(Pending::Clock::now().time_since_epoch().count());
       });
+      return Pending(
+          [work, this] {
+            try {
+              work->wait();
+            } catch (const std::exception& e) {
+              peer_lost(world_, "an all-reduce", e);
+            }
+          },
+          done);
     } catch (const PeerLost&) {
       throw;
     } catch (const std::exception& e) {

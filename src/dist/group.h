@@ -1,6 +1,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -24,12 +25,20 @@ class PeerLost : public Error {
 // A collective launched in the background; wait() before reading its tensors.
 class Pending {
  public:
+  using Clock = std::chrono::steady_clock;
   Pending() = default;
-  explicit Pending(std::function<void()> wait) : wait_(std::move(wait)) {}
+  explicit Pending(std::function<void()> wait,
+                   std::shared_ptr<std::atomic<Clock::rep>> done = nullptr)
+      : wait_(std::move(wait)), done_(std::move(done)) {}
   void wait();  // PeerLost when a peer failed; a second call does nothing
+  // When the collective completed (in the backend's thread), once waited for; the end of
+  // wait() where the backend does not say.
+  Clock::time_point done_at() const;
 
  private:
   std::function<void()> wait_;
+  std::shared_ptr<std::atomic<Clock::rep>> done_;  // ticks of Clock; 0 until done
+  Clock::time_point waited_{};
 };
 
 enum class Reduce { sum, max };

@@ -348,6 +348,10 @@ class Loop {
                            {"data_wait_s", wait},    {"step_s", secs},
                            {"rss_mb", peak_rss_mb()}};
     if (o_.param_groups().size() > 1) line["lr_groups"] = group_lrs(lr);
+    if (sync_) {  // rank 0's gradient all-reduce, and the part of it backward hid
+      line["allreduce_s"] = sync_->last_timing().allreduce_s;
+      line["allreduce_hidden_s"] = sync_->last_timing().hidden_s;
+    }
     if (!ranks_.writes()) return;
     metrics_.append(line);
     if (progress_.step % c_.log_every == 0 || progress_.step == total_steps_)

@@ -3,10 +3,12 @@
 #include "dist/grad_sync.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <torch/nn/modules/linear.h>
 
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "dist/group.h"
@@ -29,19 +31,29 @@ struct Net : torch::nn::Module {
   torch::nn::Linear a{nullptr}, b{nullptr}, c{nullptr};
 };
 
+// The two ranks are threads: their numbers come from their own generators.
 at::Tensor input(int rank, int micro) {
-  at::manual_seed(100 + 10 * rank + micro);
-  return at::randn({3, 6});
+  return at::randn({3, 6}, at::detail::createCPUGenerator(uint64_t(100 + 10 * rank + micro)));
+}
+
+// Net's initial weights come from the global generator: one rank at a time.
+std::unique_ptr<Net> seeded_net(int seed) {
+  static std::mutex one_at_a_time;
+  std::lock_guard<std::mutex> lock(one_at_a_time);
+  at::manual_seed(seed);
+  return std::make_unique<Net>();
 }
 
 struct RankResult {
   std::vector<at::Tensor> grads, params;
   std::vector<size_t> bucket_sizes;
   size_t launched_in_backward = 0;
+  GradientSync::Timing timing;
 };
 
 // One rank's step: rank 1 starts from other weights, which the broadcast replaces.
-RankResult run_rank(int rank, int port, int micro_batches, bool skip_bias, int64_t bucket_bytes) {
+RankResult run_rank(int rank, int port, int micro_batches, bool skip_bias, int64_t bucket_bytes,
+                    bool overlap) {
   World w;
   w.rank = rank;
   w.size = 2;
@@ -49,11 +61,12 @@ RankResult run_rank(int rank, int port, int micro_batches, bool skip_bias, int64
   w.master_port = port;
   w.launcher = "test";
   std::unique_ptr<Group> group = connect(w, GroupOptions{std::chrono::seconds(20), false});
-  at::manual_seed(rank);
-  Net net;
+  std::unique_ptr<Net> owned = seeded_net(rank);
+  Net& net = *owned;
   net.buffers()[0].fill_(rank + 1);
   broadcast_module(*group, net);
   GradientSync sync(*group, net.parameters(), bucket_bytes, bucket_bytes);
+  sync.set_overlap(overlap);
   for (int m = 0; m < micro_batches; ++m) {
     if (m == micro_batches - 1) sync.arm();
     net.forward(input(rank, m), skip_bias).pow(2).mean().backward();
@@ -67,21 +80,23 @@ RankResult run_rank(int rank, int port, int micro_batches, bool skip_bias, int64
   r.params.push_back(net.buffers()[0].clone());
   r.bucket_sizes = sync.bucket_sizes();
   r.launched_in_backward = sync.launched_in_backward();
+  r.timing = sync.last_timing();
   return r;
 }
 
-std::vector<RankResult> run_two(int micro_batches, bool skip_bias, int64_t bucket_bytes) {
+std::vector<RankResult> run_two(int micro_batches, bool skip_bias, int64_t bucket_bytes,
+                                bool overlap = true) {
   const int port = free_port();
-  auto other =
-      std::async(std::launch::async, run_rank, 1, port, micro_batches, skip_bias, bucket_bytes);
-  RankResult zero = run_rank(0, port, micro_batches, skip_bias, bucket_bytes);
+  auto other = std::async(std::launch::async, run_rank, 1, port, micro_batches, skip_bias,
+                          bucket_bytes, overlap);
+  RankResult zero = run_rank(0, port, micro_batches, skip_bias, bucket_bytes, overlap);
   return {zero, other.get()};
 }
 
 // What one process computes: rank 0's weights, the mean of both ranks' gradients.
 std::vector<at::Tensor> expected_grads(int micro_batches, bool skip_bias) {
-  at::manual_seed(0);
-  Net net;
+  std::unique_ptr<Net> owned = seeded_net(0);
+  Net& net = *owned;
   for (int rank = 0; rank < 2; ++rank)
     for (int m = 0; m < micro_batches; ++m)
       (net.forward(input(rank, m), skip_bias).pow(2).mean() / 2).backward();
@@ -121,6 +136,18 @@ TEST(GradientSync, SmallBucketsGoOutDuringBackwardInReverseOrder) {
   // that bucket; a.bias (1200 bytes) alone; a.weight.
   EXPECT_EQ(ranks[0].bucket_sizes, (std::vector<size_t>{4, 1, 1}));
   EXPECT_GE(ranks[0].launched_in_backward, 2u);
+}
+
+// Without overlap every bucket goes out after backward: the same mean, nothing hidden.
+TEST(GradientSync, WithoutOverlapNothingIsHidden) {
+  const auto ranks = run_two(1, false, 1024, false);
+  expect_mean_gradients(ranks, 1, false);
+  EXPECT_EQ(ranks[0].launched_in_backward, 0u);
+  EXPECT_GT(ranks[0].timing.allreduce_s, 0.0);
+  EXPECT_EQ(ranks[0].timing.hidden_s, 0.0);
+  const auto overlapped = run_two(1, false, 1024, true);
+  EXPECT_GT(overlapped[0].timing.allreduce_s, 0.0);
+  EXPECT_LE(overlapped[0].timing.hidden_s, overlapped[0].timing.allreduce_s);
 }
 
 TEST(GradientSync, AccumulatedMicroBatchesAreAveragedOnce) {
