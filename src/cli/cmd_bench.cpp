@@ -1,3 +1,7 @@
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <set>
@@ -25,8 +29,29 @@ struct BenchArgs {
   std::vector<std::string> only;
 };
 
-const std::vector<std::string> kParts = {"encoder", "decoder", "data", "store",
-                                         "embed",   "eval",    "train"};
+const std::vector<std::string> kParts = {"encoder", "decoder", "data",  "store",
+                                         "embed",   "eval",    "train", "dist"};
+
+// `samdistill <args>` as `processes` launched workers (one: the program itself), waited for.
+void run_workers(const std::vector<std::string>& args, int processes) {
+  std::vector<std::string> argv{std::filesystem::read_symlink("/proc/self/exe").string()};
+  if (processes > 1)
+    argv.insert(argv.end(), {"launch", "--nproc-per-node", std::to_string(processes), "--"});
+  argv.insert(argv.end(), args.begin(), args.end());
+  const pid_t child = fork();
+  if (child < 0) throw Error("bench: cannot start a process (fork failed)");
+  if (child == 0) {
+    std::vector<char*> c;
+    for (std::string& a : argv) c.push_back(a.data());
+    c.push_back(nullptr);
+    execv(c[0], c.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw Error("bench: the run of " + std::to_string(processes) + " process(es) failed");
+}
 
 nlohmann::json run_part(const std::string& part, const BenchArgs& a) {
   log::info("bench: " + part);
@@ -39,6 +64,11 @@ nlohmann::json run_part(const std::string& part, const BenchArgs& a) {
   if (part == "eval") return eval::bench_eval(16);
   distill::TrainBench train = a.train;
   train.folder = a.data;
+  if (part == "dist")
+    return dist::supported() ? distill::bench_data_parallel(train, run_workers)
+                             : nlohmann::json{{"dist_setting",
+                                               "this build has no distributed "
+                                               "support"}};
   return distill::bench_train(train);
 }
 
@@ -47,7 +77,7 @@ void run_bench(const BenchArgs& a) {
   for (const auto& p : only)
     if (std::find(kParts.begin(), kParts.end(), p) == kParts.end())
       throw Error("bench --only: unknown part '" + p +
-                  "' (encoder, decoder, data, store, embed, eval, train)");
+                  "' (encoder, decoder, data, store, embed, eval, train, dist)");
   nlohmann::json figures = nlohmann::json::object();
   for (const auto& part : kParts)
     if (only.empty() || only.count(part)) figures.update(run_part(part, a));
@@ -87,7 +117,7 @@ void add_bench_command(CLI::App& app, const Globals&) {
                   "Teacher (random weights) for the embed figure: preset or JSON config")
       ->capture_default_str();
   cmd->add_option("--only", a->only,
-                  "Parts to run: encoder, decoder, data, store, embed, eval, train")
+                  "Parts to run: encoder, decoder, data, store, embed, eval, train, dist")
       ->delimiter(',');
   cmd->callback([a] { run_bench(*a); });
 }

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace sd::dist {
@@ -16,7 +17,11 @@ void broadcast_module(Group& group, torch::nn::Module& model) {
 
 GradientSync::GradientSync(Group& group, std::vector<at::Tensor> params, int64_t first_bucket_bytes,
                            int64_t bucket_bytes)
-    : group_(group), params_(std::move(params)), slots_(params_.size()) {
+    : group_(group),
+      params_(std::move(params)),
+      slots_(params_.size()),
+      used_(params_.size(), false),
+      unused_(params_.size(), false) {
   int64_t limit = first_bucket_bytes, bytes = 0;
   std::vector<int64_t> elements;
   for (size_t k = params_.size(); k-- > 0;) {
@@ -52,7 +57,19 @@ std::vector<size_t> GradientSync::bucket_sizes() const {
   return out;
 }
 
-void GradientSync::arm() { armed_ = true; }
+// Parameters no rank used in the last step (MobileSAM's TinyViT keeps an unused
+// classification head) count as ready from the start, so that they hold no bucket back.
+void GradientSync::arm() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  armed_ = true;
+  for (size_t k = 0; k < params_.size(); ++k) {
+    if (!unused_[k]) continue;
+    view_of(k).zero_();
+    slots_[k].ready = true;
+    buckets_[slots_[k].bucket].pending -= 1;
+  }
+  if (overlap_) launch_ready();
+}
 
 at::Tensor GradientSync::view_of(size_t param) {
   const Slot& s = slots_[param];
@@ -61,18 +78,24 @@ at::Tensor GradientSync::view_of(size_t param) {
       .view(params_[param].sizes());
 }
 
-// Called with the gradient of this backward pass before autograd adds it to .grad: the
-// bucket gets their sum, the parameter's whole gradient for the step.
+// The parameter's whole gradient of the step: the one of this backward pass (autograd adds it
+// to .grad after the hook) plus what earlier micro-batches left in .grad.
+at::Tensor GradientSync::step_gradient(size_t param, const at::Tensor& grad) const {
+  const at::Tensor& held = params_[param].grad();
+  if (!grad.defined()) return held.defined() ? held : at::zeros_like(params_[param]);
+  return held.defined() ? held + grad : grad;
+}
+
 void GradientSync::on_gradient(size_t param, const at::Tensor& grad) {
   if (!armed_) return;
   std::lock_guard<std::mutex> lock(mutex_);
   at::NoGradGuard no_grad;
-  at::Tensor view = view_of(param);
-  const at::Tensor& held = params_[param].grad();
-  if (held.defined())
-    at::add_out(view, held, grad);
-  else
-    view.copy_(grad);
+  used_[param] = true;
+  if (unused_[param]) {  // its bucket may be on the wire: it goes in finish()'s extra round
+    late_[param] = step_gradient(param, grad);
+    return;
+  }
+  view_of(param).copy_(step_gradient(param, grad));
   Slot& s = slots_[param];
   if (s.ready) return;
   s.ready = true;
@@ -95,26 +118,72 @@ void GradientSync::finish() {
   launched_in_backward_ = next_;
   const Pending::Clock::time_point backward_end = Pending::Clock::now();
   for (size_t k = 0; k < params_.size(); ++k) {
+    if (unused_[k] && params_[k].grad().defined()) used_[k] = true;  // from earlier micro-batches
     if (slots_[k].ready) continue;
-    const at::Tensor& held = params_[k].grad();
-    at::Tensor view = view_of(k);
-    held.defined() ? view.copy_(held) : view.zero_();
+    // No gradient in the last micro-batch: what earlier ones left, else zero.
+    if (params_[k].grad().defined()) used_[k] = true;
+    view_of(k).copy_(step_gradient(k, at::Tensor()));
     slots_[k].ready = true;
     buckets_[slots_[k].bucket].pending -= 1;
   }
   launch_ready();
   for (Bucket& b : buckets_) b.work.wait();
   measure(backward_end);
+  const std::vector<bool> used = used_anywhere();
   const double ranks = group_.world().size;
   for (Bucket& b : buckets_) b.flat.div_(ranks);
   for (size_t k = 0; k < params_.size(); ++k) {
-    at::Tensor& grad = params_[k].mutable_grad();
-    if (grad.defined())
-      grad.copy_(view_of(k));
-    else
-      grad = view_of(k).clone();
+    if (!used[k] || unused_[k]) continue;  // no rank's gradient: .grad stays undefined
+    assign(k, view_of(k));
   }
+  average_late(used, ranks);
+  for (size_t k = 0; k < params_.size(); ++k) unused_[k] = !used[k];
   reset();
+}
+
+// Whether any rank had a gradient for each parameter this step (DDP's unused-parameter map).
+std::vector<bool> GradientSync::used_anywhere() {
+  at::Tensor mask = at::zeros({static_cast<int64_t>(params_.size())}, at::kInt);
+  for (size_t k = 0; k < params_.size(); ++k) mask[static_cast<int64_t>(k)] = used_[k] ? 1 : 0;
+  mask = mask.to(group_.device());
+  group_.all_reduce(mask, Reduce::max).wait();
+  mask = mask.cpu();
+  std::vector<bool> out(params_.size());
+  for (size_t k = 0; k < params_.size(); ++k)
+    out[k] = mask[static_cast<int64_t>(k)].item<int>() != 0;
+  return out;
+}
+
+// Parameters unused in the last step but used in this one (by some rank): one all-reduce of
+// their gradients, the same on every rank since every rank knows both maps.
+void GradientSync::average_late(const std::vector<bool>& used, double ranks) {
+  std::vector<size_t> late;
+  std::vector<at::Tensor> parts;
+  for (size_t k = 0; k < params_.size(); ++k) {
+    if (!unused_[k] || !used[k]) continue;
+    late.push_back(k);
+    auto mine = late_.find(k);
+    parts.push_back(
+        (mine != late_.end() ? mine->second : step_gradient(k, at::Tensor())).reshape({-1}));
+  }
+  late_.clear();
+  if (late.empty()) return;
+  at::Tensor flat = at::cat(parts).to(group_.device());
+  group_.all_reduce(flat).wait();
+  flat.div_(ranks);
+  int64_t offset = 0;
+  for (size_t k : late) {
+    assign(k, flat.narrow(0, offset, params_[k].numel()).view(params_[k].sizes()));
+    offset += params_[k].numel();
+  }
+}
+
+void GradientSync::assign(size_t param, const at::Tensor& mean) {
+  at::Tensor& grad = params_[param].mutable_grad();
+  if (grad.defined())
+    grad.copy_(mean);
+  else
+    grad = mean.clone();
 }
 
 void GradientSync::measure(Pending::Clock::time_point backward_end) {
@@ -133,6 +202,7 @@ void GradientSync::measure(Pending::Clock::time_point backward_end) {
 
 void GradientSync::reset() {
   for (Slot& s : slots_) s.ready = false;
+  std::fill(used_.begin(), used_.end(), false);
   for (Bucket& b : buckets_) b.pending = b.params.size();
   next_ = 0;
 }

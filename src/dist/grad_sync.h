@@ -3,6 +3,7 @@
 #include <torch/nn/module.h>
 
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <vector>
 
@@ -37,7 +38,8 @@ class GradientSync {
   void arm();
   // After that backward pass: launches the buckets not yet sent (a parameter without a
   // gradient counts as zero), waits, and leaves each parameter's .grad the mean over the
-  // ranks. PeerLost when a rank failed.
+  // ranks; one no rank had a gradient for keeps no .grad (the optimiser skips it, as with one
+  // process). PeerLost when a rank failed.
   void finish();
 
   // With overlap off every bucket goes out in finish(), after backward: bench's baseline.
@@ -68,6 +70,10 @@ class GradientSync {
   };
 
   void on_gradient(size_t param, const at::Tensor& grad);
+  at::Tensor step_gradient(size_t param, const at::Tensor& grad) const;
+  std::vector<bool> used_anywhere();
+  void average_late(const std::vector<bool>& used, double ranks);
+  void assign(size_t param, const at::Tensor& mean);
   at::Tensor view_of(size_t param);
   void launch_ready();  // buckets go out in order, as DDP's: every rank launches the same sequence
   void reset();
@@ -78,7 +84,10 @@ class GradientSync {
   std::vector<unsigned> hooks_;
   std::vector<Slot> slots_;
   std::vector<Bucket> buckets_;
-  size_t next_ = 0;  // first bucket not launched
+  std::vector<bool> used_;             // this rank had a gradient for the parameter this step
+  std::vector<bool> unused_;           // no rank had one in the last step: ready from the start
+  std::map<size_t, at::Tensor> late_;  // gradients of those that came after all
+  size_t next_ = 0;                    // first bucket not launched
   bool armed_ = false, overlap_ = true;
   Timing timing_;
   size_t launched_in_backward_ = 0;
