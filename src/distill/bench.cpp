@@ -117,7 +117,9 @@ nlohmann::json bench_data_parallel(const TrainBench& b, const RunWorkers& run) {
                                       "--workers",
                                       "1",
                                       "--device",
-                                      "cpu"};
+                                      b.device,
+                                      "--amp",
+                                      b.amp};
     };
     run(args((dir / "one").string()), 1);
     run(args((dir / "two").string()), 2);
@@ -129,9 +131,11 @@ nlohmann::json bench_data_parallel(const TrainBench& b, const RunWorkers& run) {
            {"dist_allreduce_s", two.allreduce_s},
            {"dist_allreduce_hidden_pct",
             two.allreduce_s > 0 ? 100.0 * two.hidden_s / two.allreduce_s : 0.0},
-           {"dist_setting", "vit_t, cpu, Gloo on loopback, global batch " +
-                                std::to_string(b.batch_size) + ", " + std::to_string(b.steps) +
-                                " timed steps" + (real ? ", " + b.folder : ", random pixels")}};
+           {"dist_setting", "vit_t, " + b.device + ", amp " + b.amp +
+                                (b.device == "cuda" ? ", NCCL" : ", Gloo") +
+                                " on loopback, global batch " + std::to_string(b.batch_size) +
+                                ", " + std::to_string(b.steps) + " timed steps" +
+                                (real ? ", " + b.folder : ", random pixels")}};
   } catch (...) {
     fs::remove_all(dir);
     throw;

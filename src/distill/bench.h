@@ -26,8 +26,9 @@ nlohmann::json bench_train(const TrainBench& bench);
 // one fails.
 using RunWorkers = std::function<void(const std::vector<std::string>& args, int processes)>;
 
-// Data-parallel training of vit_t on the CPU: 2 processes x 1 thread against 1 process x 1
-// thread on the same global batch (the cached store of bench_train, one warm-up step left out):
+// Data-parallel training of vit_t: 2 processes x 1 thread (on CUDA: one GPU each, NCCL)
+// against 1 process x 1 thread on the same global batch (the cached store of bench_train, one
+// warm-up step left out):
 // {"dist_img_per_s_1x1", "dist_img_per_s_2x1", "dist_speedup", "dist_allreduce_s",
 // "dist_allreduce_hidden_pct" (the share of the all-reduce that backward hid), "dist_setting"}.
 nlohmann::json bench_data_parallel(const TrainBench& bench, const RunWorkers& run);
