@@ -81,6 +81,11 @@ std::vector<RankRun> run_two(const std::string& args, const std::string& logs) {
 
 class DistTrain : public PipelineSuite {
  protected:
+  void SetUp() override {
+    PipelineSuite::SetUp();
+    if (!dist::supported()) GTEST_SKIP() << "this build has no distributed support";
+  }
+
   static void SetUpTestSuite() {
     if (!fixtures_present()) return;
     make_folder("samdistill-dist", 0);

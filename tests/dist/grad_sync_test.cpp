@@ -133,6 +133,7 @@ void expect_mean_gradients(const std::vector<RankResult>& ranks, int micro_batch
 }
 
 TEST(GradientSync, AveragesOverTheRanksFromRankZerosWeights) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
   const auto ranks = run_two(1, Skip::never, kBucketBytes);
   expect_mean_gradients(ranks, 1, Skip::never);
   EXPECT_EQ(ranks[0].bucket_sizes, (std::vector<size_t>{6})) << "25 MiB: one bucket";
@@ -142,6 +143,7 @@ TEST(GradientSync, AveragesOverTheRanksFromRankZerosWeights) {
 // Buckets of ~1 KiB: the layers' tensors in reverse order, a bucket closing once it reaches
 // the size; all but the last go out during backward.
 TEST(GradientSync, SmallBucketsGoOutDuringBackwardInReverseOrder) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
   const auto ranks = run_two(1, Skip::never, 1024);
   expect_mean_gradients(ranks, 1, Skip::never);
   // c.bias (1) + c.weight (5) + b.bias (5) = 44 bytes, then b.weight (1500 x 4 bytes) closes
@@ -152,6 +154,7 @@ TEST(GradientSync, SmallBucketsGoOutDuringBackwardInReverseOrder) {
 
 // Without overlap every bucket goes out after backward: the same mean, nothing hidden.
 TEST(GradientSync, WithoutOverlapNothingIsHidden) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
   const auto ranks = run_two(1, Skip::never, 1024, false);
   expect_mean_gradients(ranks, 1, Skip::never);
   EXPECT_EQ(ranks[0].launched_in_backward, 0u);
@@ -164,12 +167,14 @@ TEST(GradientSync, WithoutOverlapNothingIsHidden) {
 }
 
 TEST(GradientSync, AccumulatedMicroBatchesAreAveragedOnce) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
   expect_mean_gradients(run_two(3, Skip::never, 1024), 3, Skip::never);
 }
 
 // As with one process, a parameter no rank used has no gradient (AdamW leaves it alone); one
 // that a rank did not use counts as zero there.
 TEST(GradientSync, UnusedParametersAreLeftAloneAndCountAsZeroWhereUnused) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
   expect_mean_gradients(run_two(1, Skip::everywhere, 1024), 1, Skip::everywhere);
   expect_mean_gradients(run_two(1, Skip::on_rank_1, 1024), 1, Skip::on_rank_1);
 }
@@ -177,6 +182,7 @@ TEST(GradientSync, UnusedParametersAreLeftAloneAndCountAsZeroWhereUnused) {
 // A parameter unused in one step holds no bucket back in the next; when it is used again its
 // gradient still arrives (in an extra all-reduce).
 TEST(GradientSync, AParameterUsedAgainIsAveragedToo) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
   expect_mean_gradients(run_two(2, Skip::in_the_first_step, 1024), 2, Skip::in_the_first_step);
 }
 

@@ -33,7 +33,18 @@ std::string connect_error(const World& w, int timeout_s) {
   return "";
 }
 
+// Runs in a build without gloo's headers (cmake -DSAMDISTILL_WITH_DIST=OFF); skips in others.
+TEST(Rendezvous, ABuildWithoutDistributedSupportRefusesALaunch) {
+  if (supported()) GTEST_SKIP() << "this build has distributed support";
+  World w = world(1, 29500);
+  w.launcher = "torchrun";
+  EXPECT_EQ(connect_error(w, 1),
+            "this build has no distributed support: torchrun asks for 2 processes (rebuild with "
+            "LibTorch's c10d and gloo's headers, libgloo-dev)");
+}
+
 TEST(Rendezvous, APortInUseIsNamed) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
   address.sin_family = AF_INET;
@@ -49,6 +60,7 @@ TEST(Rendezvous, APortInUseIsNamed) {
 }
 
 TEST(Rendezvous, AnUnreachableMasterTimesOut) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
   const auto start = std::chrono::steady_clock::now();
   const std::string error = connect_error(world(1, free_port()), 2);
   EXPECT_PRED2(testing::contains, error,
@@ -69,6 +81,7 @@ std::string check_as(int rank, int port, const std::string& value) {
 }
 
 TEST(Rendezvous, RanksThatDisagreeAllStopWithOneMessage) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
   const int port = free_port();
   auto other = std::async(std::launch::async, check_as, 1, port, "bbbb");
   const std::string zero = check_as(0, port, "aaaa");
@@ -77,6 +90,7 @@ TEST(Rendezvous, RanksThatDisagreeAllStopWithOneMessage) {
 }
 
 TEST(Rendezvous, RanksThatAgreeGoOn) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
   const int port = free_port();
   auto other = std::async(std::launch::async, check_as, 1, port, "same");
   EXPECT_EQ(check_as(0, port, "same"), "");
@@ -84,6 +98,7 @@ TEST(Rendezvous, RanksThatAgreeGoOn) {
 }
 
 TEST(Rendezvous, ALostPeerIsNamed) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
   const int port = free_port();
   auto other = std::async(std::launch::async, [port] {
     std::unique_ptr<Group> g = connect(world(1, port), GroupOptions{std::chrono::seconds(20)});
