@@ -9,15 +9,16 @@ cd "$(dirname "$0")/.."
 threads="${1:-2}"
 binary="${2:-build/samdistill}"
 ref="../shared/reference-bench/ref_bench.py"
+python="${PYTHON:-/usr/bin/python3}"  # Debian's, with python3-torch
 data="../shared/data/sa1b_sample"
-out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
+out="${OUT:-build/bench-vs-reference}"  # each side's JSON is kept here
+mkdir -p "$out"
 
-python3 "$ref" "$data" "$threads" >"$out/python_plain.json"
+"$python" "$ref" "$data" "$threads" >"$out/python_plain.json"
 REF_BF16=1 MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=1073741824 \
-  MALLOC_TOP_PAD_=268435456 python3 "$ref" "$data" "$threads" >"$out/python_tuned.json"
+  MALLOC_TOP_PAD_=268435456 "$python" "$ref" "$data" "$threads" >"$out/python_tuned.json"
 "$binary" --threads "$threads" bench --json --only encoder,decoder,data,memory --data "$data" \
-  >"$out/ours.json"
+  2>"$out/ours.log" | sed -n '/^{/,$p' >"$out/ours.json"
 
 python3 - "$out" <<'PY'
 import json, sys

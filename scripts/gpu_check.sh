@@ -66,7 +66,14 @@ build-gpu/samdistill bench --only train --train-device "$device" --train-amp "$a
   --train-batch-size 8 --train-steps 20 --json >build-gpu/bench.json
 [ "$cuda" = 1 ] && kill "$sampler"
 peak=$(sort -n "$peak_file" | tail -1)
-echo "{\"peak_gpu_memory_mb\": ${peak:-null}, \"bench\": $(cat build-gpu/bench.json)}" | tee build-gpu/gpu_check.json
+dist=null
+gpus=$([ "$cuda" = 1 ] && nvidia-smi --list-gpus | wc -l || echo 0)
+if [ "$gpus" -gt 1 ]; then  # NCCL: 2 processes, one GPU each, against 1 on the same global batch
+  say "data-parallel trainer: 2 processes x 1 GPU (NCCL) vs 1"
+  build-gpu/samdistill bench --only dist --train-device cuda --train-amp "$amp" \
+    --train-batch-size 8 --train-steps 10 --json >build-gpu/bench_dist.json && dist=$(cat build-gpu/bench_dist.json)
+fi
+echo "{\"peak_gpu_memory_mb\": ${peak:-null}, \"bench\": $(cat build-gpu/bench.json), \"bench_dist\": $dist}" | tee build-gpu/gpu_check.json
 [ -n "${OUT:-}" ] && cp build-gpu/gpu_check.json build-gpu.log build-gpu/*.log "$OUT"/ 2>/dev/null || true
 say "done, tests $([ $failed = 0 ] && echo passed || echo FAILED)"
 exit $failed

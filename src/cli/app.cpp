@@ -1,6 +1,7 @@
 #include "cli/app.h"
 
 #include <iostream>
+#include <thread>
 
 #include "cli/commands.h"
 #include "util/error.h"
@@ -47,13 +48,23 @@ int run(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_flag("-v,--verbose", globals.verbose, "Log debug messages");
+  app.add_option("--dist-timeout", globals.dist_timeout_s,
+                 "Seconds a rank of a multi-process run waits for the others (rendezvous, "
+                 "collectives) before it stops with an error")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.parse_complete_callback([&] {
     route_logs_to_spdlog();
 #ifdef SAMDISTILL_WITH_SPDLOG
     if (globals.verbose) spdlog::set_level(spdlog::level::debug);
 #endif
     if (globals.verbose) log::set_min_level(log::Level::debug);
-    configure_threads(globals.threads);
+    globals.world = dist::world_from_environment();
+    dist::use_local_gpu(globals.world);
+    if (!globals.world.writes() && !globals.verbose) log::set_min_level(log::Level::warn);
+    const int cores = static_cast<int>(std::thread::hardware_concurrency());
+    configure_threads(globals.threads > 0 ? globals.threads
+                                          : dist::worker_threads(cores, globals.world.local_size));
   });
 
   add_checkpoint_command(app, globals);
@@ -67,11 +78,14 @@ int run(int argc, char** argv) {
   add_demo_command(app, globals);
   add_predict_command(app, globals);
   add_finetune_command(app, globals);
+  add_launch_command(app, globals);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const ExitStatus& e) {
+    return e.status;
   } catch (const Stopped& e) {  // the work is saved; the message says how to continue
     log::warn(e.what());
     return 128 + e.signal();

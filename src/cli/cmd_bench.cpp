@@ -1,3 +1,7 @@
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <set>
@@ -26,13 +30,34 @@ struct BenchArgs {
   std::vector<std::string> only;
 };
 
-const std::vector<std::string> kParts = {"encoder", "memory", "decoder", "data",
-                                         "store",   "embed",  "eval",    "train"};
+const std::vector<std::string> kParts = {"encoder", "memory", "decoder", "data", "store",
+                                         "embed",   "eval",   "train",   "dist"};
 
 std::string part_list() {
   std::string out;
   for (const auto& p : kParts) out += (out.empty() ? "" : ", ") + p;
   return out;
+}
+
+// `samdistill <args>` as `processes` launched workers (one: the program itself), waited for.
+void run_workers(const std::vector<std::string>& args, int processes) {
+  std::vector<std::string> argv{std::filesystem::read_symlink("/proc/self/exe").string()};
+  if (processes > 1)
+    argv.insert(argv.end(), {"launch", "--nproc-per-node", std::to_string(processes), "--"});
+  argv.insert(argv.end(), args.begin(), args.end());
+  const pid_t child = fork();
+  if (child < 0) throw Error("bench: cannot start a process (fork failed)");
+  if (child == 0) {
+    std::vector<char*> c;
+    for (std::string& a : argv) c.push_back(a.data());
+    c.push_back(nullptr);
+    execv(c[0], c.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw Error("bench: the run of " + std::to_string(processes) + " process(es) failed");
 }
 
 nlohmann::json run_part(const std::string& part, const BenchArgs& a) {
@@ -47,6 +72,11 @@ nlohmann::json run_part(const std::string& part, const BenchArgs& a) {
   if (part == "eval") return eval::bench_eval(16);
   distill::TrainBench train = a.train;
   train.folder = a.data;
+  if (part == "dist")
+    return dist::supported() ? distill::bench_data_parallel(train, run_workers)
+                             : nlohmann::json{{"dist_setting",
+                                               "this build has no distributed "
+                                               "support"}};
   return distill::bench_train(train);
 }
 

@@ -17,9 +17,14 @@ struct EmbedArgs {
   bool json = false;
 };
 
-void run_embed(EmbedArgs& args) {
+void run_embed(EmbedArgs& args, const dist::World& world) {
   args.options.dtype = store::parse_embedding_dtype(args.dtype);
   store::parse_shard(args.shard, args.options);
+  // Under a launcher each rank writes its own part of the one store, an interleaved slice of
+  // --shard's slice: shard i/N of rank r of W is shard i + N r of N W.
+  store::EmbedOptions& o = args.options;
+  o.shard_index += o.shard_count * world.rank;
+  o.shard_count *= world.size;
   store::EmbedSummary summary = store::embed(args.options);
   if (args.json) {
     std::cout << summary.to_json().dump(2) << "\n";
@@ -70,9 +75,9 @@ void add_embed_command(CLI::App& app, const Globals& globals) {
                 "Stop with an error at the first bad record: image, JSON or RLE (default: skip "
                 "it, listed)");
   cmd->add_flag("--json", args->json, "Print the summary as JSON");
-  cmd->callback([args] {
+  cmd->callback([args, &globals] {
     catch_stop_signals();  // a signal stops after the batch being committed
-    run_embed(*args);
+    run_embed(*args, globals.world);
   });
 }
 

@@ -13,14 +13,17 @@
 namespace sd::cli {
 namespace {
 
-void run_finetune(const RunConfigArgs& a) {
+void run_finetune(const RunConfigArgs& a, const Globals& globals) {
   finetune::FinetuneRequest request;
   request.config = finetune::finetune_config_from_json(
       effective_config(a, finetune::finetune_config_defaults()));
   if (request.config.loop.store.empty())
     throw Error("finetune: no embedding store given (--store)");
   request.run = run_start(a);
+  const std::unique_ptr<dist::Group> ranks = join_ranks(globals, request.config.loop.device);
+  request.group = ranks.get();
   const train::TrainSummary s = finetune::finetune(request);
+  if (!globals.world.writes()) return;
   print_train_summary(s);
   if (s.already_complete) return;
   std::cout << "held-out     mIoU vs teacher";
@@ -37,16 +40,16 @@ void run_finetune(const RunConfigArgs& a) {
 
 }  // namespace
 
-void add_finetune_command(CLI::App& app, const Globals&) {
+void add_finetune_command(CLI::App& app, const Globals& globals) {
   auto a = std::make_shared<RunConfigArgs>();
   CLI::App* cmd = app.add_subcommand(
       "finetune",
       "Fine-tune the student's mask decoder on the teacher's masks (or the annotations), "
       "keeping the best held-out mIoU; final.pth is a full SAM checkpoint");
   add_run_config_options(cmd, *a, finetune::finetune_config_table().keys());
-  cmd->callback([a] {
+  cmd->callback([a, &globals] {
     catch_stop_signals();  // a signal stops after the current step, with a checkpoint
-    run_finetune(*a);
+    run_finetune(*a, globals);
   });
 }
 

@@ -17,7 +17,7 @@ struct TrainArgs {
   std::string teacher, teacher_checkpoint;
 };
 
-void run_train(const TrainArgs& a) {
+void run_train(const TrainArgs& a, const Globals& globals) {
   distill::TrainRequest request;
   request.config =
       train::train_config_from_json(effective_config(a.run, train::train_config_defaults()));
@@ -25,7 +25,10 @@ void run_train(const TrainArgs& a) {
   request.run = run_start(a.run);
   request.teacher = a.teacher;
   request.teacher_checkpoint = a.teacher_checkpoint;
-  print_train_summary(distill::run_distillation(request));
+  const std::unique_ptr<dist::Group> ranks = join_ranks(globals, request.config.device);
+  request.group = ranks.get();
+  const train::TrainSummary summary = distill::run_distillation(request);
+  if (globals.world.writes()) print_train_summary(summary);
 }
 
 }  // namespace
@@ -47,7 +50,7 @@ void print_train_summary(const train::TrainSummary& s) {
             << "weights      " << s.final_weights << "\n";
 }
 
-void add_train_command(CLI::App& app, const Globals&) {
+void add_train_command(CLI::App& app, const Globals& globals) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* cmd = app.add_subcommand(
       "train",
@@ -58,9 +61,9 @@ void add_train_command(CLI::App& app, const Globals&) {
                   "Refuse a store not made by this architecture (preset or config)");
   cmd->add_option("--teacher-checkpoint", a->teacher_checkpoint,
                   "Refuse a store not made with these teacher weights");
-  cmd->callback([a] {
+  cmd->callback([a, &globals] {
     catch_stop_signals();  // a signal stops after the current step, with a checkpoint
-    run_train(*a);
+    run_train(*a, globals);
   });
 }
 

@@ -19,6 +19,13 @@ std::vector<int64_t> epoch_order(size_t n, uint64_t seed, int64_t epoch, bool sh
   return order;
 }
 
+std::vector<int64_t> shard_of(const std::vector<int64_t>& order, int shard, int shards) {
+  std::vector<int64_t> out;
+  for (size_t i = static_cast<size_t>(shard); i < order.size(); i += static_cast<size_t>(shards))
+    out.push_back(order[i]);
+  return out;
+}
+
 Loader::Loader(Dataset dataset, ImageDecoder decoder, LoaderOptions options)
     : Loader(std::move(dataset), decoded_images(std::move(decoder)), options) {}
 
@@ -28,19 +35,29 @@ Loader::Loader(Dataset dataset, ImageSource source, LoaderOptions options)
     throw Error("loader: batch size (" + std::to_string(options_.batch_size) + ") and prefetch (" +
                 std::to_string(options_.prefetch) + ") must be >= 1, workers (" +
                 std::to_string(options_.workers) + ") >= 0");
+  if (options_.shards < 1 || options_.shard < 0 || options_.shard >= options_.shards)
+    throw Error("loader: shard " + std::to_string(options_.shard) + " of " +
+                std::to_string(options_.shards) + " does not exist");
+}
+
+size_t Loader::shard_size() const {
+  const size_t n = dataset_.size(), shard = size_t(options_.shard),
+               shards = size_t(options_.shards);
+  return n > shard ? (n - shard + shards - 1) / shards : 0;
 }
 
 Loader::~Loader() = default;
 
 void Loader::start(int64_t epoch, int64_t position) {
   reader_.reset();
-  if (position < 0 || position > static_cast<int64_t>(dataset_.size()))
+  if (position < 0 || position > static_cast<int64_t>(shard_size()))
     throw Error("loader: start position " + std::to_string(position) + " outside the epoch of " +
-                std::to_string(dataset_.size()) + " records");
+                std::to_string(shard_size()) + " records");
   epoch_ = epoch;
   position_ = position;
   const std::vector<int64_t> order =
-      epoch_order(dataset_.size(), options_.seed, epoch, options_.shuffle);
+      shard_of(epoch_order(dataset_.size(), options_.seed, epoch, options_.shuffle), options_.shard,
+               options_.shards);
   std::vector<const Entry*> entries;
   for (size_t i = static_cast<size_t>(position); i < order.size(); ++i)
     entries.push_back(&dataset_[static_cast<size_t>(order[i])]);

@@ -24,6 +24,9 @@ struct LoaderOptions {
   bool read_records = true;  // parse each JSON (annotations) as well as the image
   bool pin_memory = false;   // page-locked batches (only when CUDA is available)
   bool strict = false;       // the first bad record throws instead of being skipped
+  // Data-parallel ranks: this one reads the slice shard, shard + shards, shard + 2 shards, ...
+  // of every epoch's order (DistributedSampler's), and positions count within the slice.
+  int shard = 0, shards = 1;
 };
 
 struct Batch {
@@ -37,6 +40,8 @@ struct Batch {
 
 // The order of an epoch: a permutation of [0, n) that depends on (seed, epoch) only.
 std::vector<int64_t> epoch_order(size_t n, uint64_t seed, int64_t epoch, bool shuffle);
+// Every `shards`-th element of `order`, from the `shard`-th.
+std::vector<int64_t> shard_of(const std::vector<int64_t>& order, int shard, int shards);
 
 // Reads a dataset in batches through an ImageReader over the epoch's order. A batch is
 // always the next batch_size usable records of that order, whatever the thread timing; bad
@@ -57,6 +62,7 @@ class Loader {
   std::vector<Skip> skips() const;  // every skip handed over, once per epoch that met it
   size_t skipped_records() const;   // the records skipped, each counted once
   size_t size() const { return dataset_.size(); }
+  size_t shard_size() const;  // the records of this shard in an epoch
 
  private:
   Dataset dataset_;

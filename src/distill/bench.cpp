@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "data/dataset.h"
 #include "data/image.h"
@@ -12,6 +13,7 @@
 #include "io/checkpoint.h"
 #include "store/embed.h"
 #include "store/writer.h"
+#include "util/error.h"
 
 namespace fs = std::filesystem;
 
@@ -59,7 +61,88 @@ train::TrainSummary timed_run(const std::string& dir, const std::string& store,
   return run_distillation(request);
 }
 
+// Means over the step lines of RUN/metrics.jsonl after the first (warm-up).
+struct StepMeans {
+  double step_s = 0, allreduce_s = 0, hidden_s = 0;
+};
+
+StepMeans step_means(const std::string& run) {
+  std::ifstream in(run + "/metrics.jsonl");
+  StepMeans m;
+  int n = 0;
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    if (!j.contains("step_s") || j["step"].get<int64_t>() == 1) continue;
+    m.step_s += j["step_s"].get<double>();
+    m.allreduce_s += j.value("allreduce_s", 0.0);
+    m.hidden_s += j.value("allreduce_hidden_s", 0.0);
+    ++n;
+  }
+  if (n == 0) throw Error("bench: no timed step in '" + run + "/metrics.jsonl'");
+  return {m.step_s / n, m.allreduce_s / n, m.hidden_s / n};
+}
+
 }  // namespace
+
+nlohmann::json bench_data_parallel(const TrainBench& b, const RunWorkers& run) {
+  fs::path dir =
+      fs::temp_directory_path() / ("samdistill-bench-dist-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const bool real = data::image_decoding_available() && fs::is_directory(b.folder) &&
+                    data::Dataset::index_sa1b({b.folder}, nullptr).size() >= size_t(b.batch_size);
+  nlohmann::json out;
+  try {
+    const std::string teacher_file = (dir / "teacher.pth").string();
+    io::write_state_dict(teacher_file, {{"bench", at::zeros({1})}});
+    const std::string store = (dir / "store").string();
+    make_store(store, real ? b.folder : "", b.batch_size * (b.steps + 2), teacher_file, true);
+    auto args = [&](const std::string& out_dir) {
+      return std::vector<std::string>{"--threads",
+                                      "1",
+                                      "train",
+                                      "--store",
+                                      store,
+                                      "--out",
+                                      out_dir,
+                                      "--batch-size",
+                                      std::to_string(b.batch_size),
+                                      "--max-steps",
+                                      std::to_string(b.steps + 1),
+                                      "--warmup-steps",
+                                      "1",
+                                      "--checkpoint-every",
+                                      "0",
+                                      "--log-every",
+                                      "1000",
+                                      "--workers",
+                                      "1",
+                                      "--device",
+                                      b.device,
+                                      "--amp",
+                                      b.amp};
+    };
+    run(args((dir / "one").string()), 1);
+    run(args((dir / "two").string()), 2);
+    const StepMeans one = step_means((dir / "one").string()),
+                    two = step_means((dir / "two").string());
+    out = {{"dist_img_per_s_1x1", b.batch_size / one.step_s},
+           {"dist_img_per_s_2x1", b.batch_size / two.step_s},
+           {"dist_speedup", one.step_s / two.step_s},
+           {"dist_allreduce_s", two.allreduce_s},
+           {"dist_allreduce_hidden_pct",
+            two.allreduce_s > 0 ? 100.0 * two.hidden_s / two.allreduce_s : 0.0},
+           {"dist_setting", "vit_t, " + b.device + ", amp " + b.amp +
+                                (b.device == "cuda" ? ", NCCL" : ", Gloo") +
+                                " on loopback, global batch " + std::to_string(b.batch_size) +
+                                ", " + std::to_string(b.steps) + " timed steps" +
+                                (real ? ", " + b.folder : ", random pixels")}};
+  } catch (...) {
+    fs::remove_all(dir);
+    throw;
+  }
+  fs::remove_all(dir);
+  return out;
+}
 
 nlohmann::json bench_train(const TrainBench& b) {
   fs::path dir =

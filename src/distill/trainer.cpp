@@ -84,7 +84,9 @@ class Distillation : public train::Objective {
 
 train::TrainSummary run_distillation(const TrainRequest& request) {
   Distillation objective(request);
-  return train::run_training(train::LoopRequest{request.config, request.run}, objective);
+  train::LoopRequest loop{request.config, request.run};
+  loop.group = request.group;
+  return train::run_training(loop, objective);
 }
 
 }  // namespace sd::distill

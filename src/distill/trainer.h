@@ -11,6 +11,7 @@ struct TrainRequest {
   train::RunStart run;
   std::string teacher;             // optional: the store must have been made by it
   std::string teacher_checkpoint;  // optional: ... and by these weights
+  dist::Group* group = nullptr;    // data-parallel ranks (train_loop.h); null: one process
 };
 
 // Decoupled distillation: the student encoder learns the store's teacher embeddings with

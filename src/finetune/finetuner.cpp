@@ -151,7 +151,7 @@ class DecoderFinetuning : public train::Objective {
         evaluator, holdout_, eval::stored_embeddings(reader_), reader_.get(), {}, /*quiet=*/true);
     const std::map<std::string, double> miou = report.mean_by_kind(&eval::PromptOutcome::iou);
     if (miou.empty()) throw Error("no held-out image has an annotation that gives a prompt");
-    write_heldout_report(report, at);
+    if (at.writes) write_heldout_report(report, at);
     double sum = 0;
     std::string line;
     for (const auto& [kind, value] : miou) {
@@ -299,6 +299,7 @@ class DecoderFinetuning : public train::Objective {
 train::TrainSummary finetune(const FinetuneRequest& request) {
   DecoderFinetuning objective(request.config);
   train::LoopRequest loop{request.config.loop, request.run, request.config.patience};
+  loop.group = request.group;
   return train::run_training(loop, objective);
 }
 

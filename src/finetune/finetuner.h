@@ -1,6 +1,7 @@
 #pragma once
 #include <string>
 
+#include "dist/group.h"
 #include "finetune/finetune_config.h"
 #include "train/train_loop.h"
 
@@ -9,6 +10,7 @@ namespace sd::finetune {
 struct FinetuneRequest {
   FinetuneConfig config;
   train::RunStart run;
+  dist::Group* group = nullptr;  // data-parallel ranks (train_loop.h); null: one process
 };
 
 // Fine-tunes the student's mask decoder (and optionally its prompt encoder and encoder) on the

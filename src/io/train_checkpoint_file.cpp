@@ -66,6 +66,10 @@ TrainCheckpoint read_meta(const Dict& d, const std::string& path) {
     meta.progress = read_progress(field(d, "progress", path).toGenericDict(), path);
     meta.config = nlohmann::json::parse(field(d, "config", path).toStringRef());
     meta.store_id = field(d, "store_id", path).toStringRef();
+    auto positions = d.find("rank_positions");  // a data-parallel run's
+    if (positions != d.end())
+      for (const c10::IValue& p : positions->value().toListRef())
+        meta.rank_positions.push_back(p.toInt());
   } catch (const c10::Error& e) {
     throw Error("training checkpoint '" + path + "' has a field of the wrong type");
   }
@@ -125,6 +129,8 @@ void write_train_checkpoint(const std::string& path, const TrainCheckpointFile& 
   d.insert("rng_cuda", cuda);
   d.insert("config", file.meta.config.dump());
   d.insert("store_id", file.meta.store_id);
+  if (!file.meta.rank_positions.empty())
+    d.insert("rank_positions", c10::List<int64_t>(file.meta.rank_positions));
   write_torch_file(path, d);
 }
 

@@ -36,6 +36,9 @@ struct TrainCheckpoint {
   TrainProgress progress;
   nlohmann::json config;  // the effective config of the run
   std::string store_id;   // identity of the embedding store trained on
+  // A data-parallel run: each rank's position in its slice of the epoch's order (rank 0's is
+  // progress.position too); empty for one process.
+  std::vector<int64_t> rank_positions;
 };
 
 struct TrainCheckpointFile {

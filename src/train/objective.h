@@ -28,6 +28,7 @@ struct ValidationPoint {
   std::string run_dir;
   int64_t step = 0;
   std::string when;
+  bool writes = true;  // false on the ranks but 0 of a data-parallel run: no report from them
 };
 
 // What a training run optimises. The loop (train_loop.h) does everything else: schedule,

@@ -12,6 +12,7 @@
 #include "io/run_folder.h"
 #include "io/state_dict.h"
 #include "store/manifest.h"
+#include "train/data_parallel.h"
 #include "train/loss_plot.h"
 #include "train/loss_scale.h"
 #include "train/metrics_log.h"
@@ -47,9 +48,14 @@ class Loop {
         o_(objective),
         paths_{request.run.dir},
         device_(resolve_device(c_.device)),
-        store_id_(store_identity(c_.store)) {
+        store_id_(store_identity(c_.store)),
+        ranks_(request.group) {
     for (const auto& g : o_.param_groups())
       params_.insert(params_.end(), g.params.begin(), g.params.end());
+    if (c_.batch_size % ranks_.size() != 0)
+      throw Error("batch_size " + std::to_string(c_.batch_size) + " (the global batch) is not " +
+                  "divisible by the " + std::to_string(ranks_.size()) + " processes of this run");
+    if (request.group) sync_ = std::make_unique<dist::GradientSync>(*request.group, params_);
     GroupOptions options;
     options.lr = c_.lr;
     options.weight_decay = c_.weight_decay;
@@ -68,9 +74,11 @@ class Loop {
   }
 
   TrainSummary go() {
+    ranks_.check_same(c_.json, store_id_);
     prepare_folder();
+    if (ranks_.group()) dist::broadcast_module(*ranks_.group(), o_.model());
     if (progress_.step >= total_steps_) return already_complete();
-    trim_metrics();
+    if (ranks_.writes()) trim_metrics();
     log::info("training the " + o_.description() + " on " + std::to_string(o_.dataset().size()) +
               " images, " + std::to_string(total_steps_) + " steps on " + device_.str());
     if (progress_.step == 0) validate_start();
@@ -110,17 +118,22 @@ class Loop {
     o.read_records = o_.needs_records();
     o.pin_memory = device_.is_cuda();
     o.strict = c_.strict;
+    o.batch_size = static_cast<int>(c_.batch_size / ranks_.size());
+    o.shard = ranks_.rank();
+    o.shards = ranks_.size();
     return o;
   }
 
+  // Rank 0 picks the checkpoint (and clears or prepares the folder); every rank resumes from it.
   void prepare_folder() {
-    const std::string from = resume_point();
-    if (from.empty())
-      clear_previous_run();
-    else
-      resume_from(from);
-    fs::create_directories(paths_.checkpoints());
-    write_file_atomic(paths_.config(), c_.json.dump(2) + "\n");
+    const std::string from = ranks_.from_rank0([this] {
+      std::string point = resume_point();
+      if (point.empty()) clear_previous_run();
+      fs::create_directories(paths_.checkpoints());
+      write_file_atomic(paths_.config(), c_.json.dump(2) + "\n");
+      return point;
+    });
+    if (!from.empty()) resume_from(from);
   }
 
   // The checkpoint to continue from; "" for a new run.
@@ -156,6 +169,7 @@ class Loop {
     if (meta.store_id != store_id_)
       throw Error("checkpoint '" + path + "' was trained on another store than '" + c_.store + "'");
     progress_ = meta.progress;
+    progress_.position = resume_position(meta, ranks_.rank(), ranks_.size());
     log::info("resuming from '" + path + "' at step " + std::to_string(progress_.step) +
               " (epoch " + std::to_string(progress_.epoch) + ", image " +
               std::to_string(progress_.position) + ")");
@@ -175,6 +189,8 @@ class Loop {
     summary_.steps = progress_.step;
     summary_.nonfinite_total = progress_.nonfinite_total;
     summary_.best_score = progress_.best_score;
+    summary_.final_weights = paths_.final_weights();
+    if (!ranks_.writes()) return summary_;
     write_final_weights();
     write_loss_plot(paths_.metrics(), paths_.loss_curve());
     return summary_;
@@ -183,11 +199,11 @@ class Loop {
   // On SIGINT or SIGTERM between steps: the progress is saved (a checkpoint of this step) and
   // the run stops, saying how to continue.
   void stop_if_signalled() {
-    const int signal = stop_signal();
+    const int signal = ranks_.any_signal(stop_signal());
     if (signal == 0) return;
     const std::string path =
         saved_step_ == progress_.step ? checkpoint_path(progress_.step) : checkpoint();
-    write_loss_plot(paths_.metrics(), paths_.loss_curve());
+    if (ranks_.writes()) write_loss_plot(paths_.metrics(), paths_.loss_curve());
     throw Stopped(signal, signal_name(signal) + ": stopped after step " +
                               std::to_string(progress_.step) + " of " +
                               std::to_string(total_steps_) + "; checkpoint '" + path +
@@ -205,7 +221,7 @@ class Loop {
   }
 
   ValidationPoint point(const std::string& when) const {
-    return ValidationPoint{paths_.dir, progress_.step, when};
+    return ValidationPoint{paths_.dir, progress_.step, when, ranks_.writes()};
   }
 
   // The score of the weights before any step: the first best checkpoint.
@@ -216,7 +232,8 @@ class Loop {
     log::info("held-out score before training: " + format_number(score->score));
     record_score(*score);
     progress_.best_score = score->score;
-    write_file_atomic(paths_.best(), read_file(checkpoint()));
+    const std::string path = checkpoint();
+    if (ranks_.writes()) write_file_atomic(paths_.best(), read_file(path));
   }
 
   // A run that ends inside an epoch (max_steps) scores its last weights too, so that final.pth
@@ -227,7 +244,7 @@ class Loop {
     const bool best = score > progress_.best_score;
     if (best) progress_.best_score = score;
     const std::string path = checkpoint();
-    if (best) write_file_atomic(paths_.best(), read_file(path));
+    if (best && ranks_.writes()) write_file_atomic(paths_.best(), read_file(path));
   }
 
   // Validates the weights of now (`when`: "after epoch 2"), logs and records the score.
@@ -254,14 +271,17 @@ class Loop {
       const auto w0 = Clock::now();
       std::optional<data::Batch> batch = loader.next();
       wait += seconds_since(w0);
-      if (!batch) return false;  // a partial accumulation is dropped with the epoch's tail
+      // A partial accumulation is dropped with the epoch's tail (any rank's).
+      if (!ranks_.all(batch.has_value())) return false;
+      if (sync_ && micro == c_.grad_accum - 1) sync_->arm();
       at::Tensor loss = o_.loss(*batch);
       (loss * (loss_scale().factor() / static_cast<double>(c_.grad_accum))).backward();
       loss_sum += loss.item<double>();
-      seen += static_cast<int64_t>(batch->ids.size());
+      seen += static_cast<int64_t>(batch->ids.size()) * ranks_.size();
       end_position = batch->end_position;
     }
-    const double loss = loss_sum / static_cast<double>(c_.grad_accum);
+    if (sync_) sync_->finish();  // every rank now holds the mean gradient
+    const double loss = ranks_.mean(loss_sum / static_cast<double>(c_.grad_accum));
     const bool finite_loss = std::isfinite(loss);
     LossScale scaler = loss_scale();
     scaler.unscale(params_);
@@ -329,6 +349,11 @@ class Loop {
                            {"data_wait_s", wait},    {"step_s", secs},
                            {"rss_mb", peak_rss_mb()}};
     if (o_.param_groups().size() > 1) line["lr_groups"] = group_lrs(lr);
+    if (sync_) {  // rank 0's gradient all-reduce, and the part of it backward hid
+      line["allreduce_s"] = sync_->last_timing().allreduce_s;
+      line["allreduce_hidden_s"] = sync_->last_timing().hidden_s;
+    }
+    if (!ranks_.writes()) return;
     metrics_.append(line);
     if (progress_.step % c_.log_every == 0 || progress_.step == total_steps_)
       bar.update(progress_.step, "loss " + format_number(loss) + " lr " + format_number(lr) + " " +
@@ -347,7 +372,7 @@ class Loop {
     nlohmann::json line = {
         {"step", progress_.step}, {"epoch", progress_.epoch}, {"val_score", v.score}};
     if (!v.by_kind.empty()) line["val_by_kind"] = v.by_kind;
-    metrics_.append(line);
+    if (ranks_.writes()) metrics_.append(line);
   }
 
   // Scores the epoch (held-out score, else -mean loss), keeps the best, stops early when the
@@ -368,7 +393,7 @@ class Loop {
     progress_.epoch_loss = 0;
     progress_.epoch_steps = 0;
     const std::string path = checkpoint();
-    if (best) write_file_atomic(paths_.best(), read_file(path));
+    if (best && ranks_.writes()) write_file_atomic(paths_.best(), read_file(path));
     if (progress_.validated && r_.patience > 0 && progress_.bad_epochs >= r_.patience) {
       log::warn("held-out score has not improved for " + std::to_string(progress_.bad_epochs) +
                 " epoch(s) (patience): stopping early; final.pth is the best checkpoint");
@@ -380,11 +405,14 @@ class Loop {
     return paths_.checkpoints() + "/" + io::checkpoint_name(step);
   }
 
+  // Every rank calls it (rank 0 gathers the others' positions and writes the file).
   std::string checkpoint() {
     std::string path = checkpoint_path(progress_.step);
-    save_train_checkpoint(path, o_.model(), *optimizer_,
-                          TrainCheckpoint{progress_, c_.json, store_id_});
     saved_step_ = progress_.step;
+    const std::vector<int64_t> positions = ranks_.positions(progress_.step, progress_.position);
+    if (!ranks_.writes()) return path;
+    save_train_checkpoint(path, o_.model(), *optimizer_,
+                          TrainCheckpoint{progress_, c_.json, store_id_, positions});
     auto all = list_checkpoints(paths_);
     for (size_t i = static_cast<size_t>(c_.keep_last); i < all.size(); ++i) fs::remove(all[i]);
     return path;
@@ -405,7 +433,9 @@ class Loop {
   MetricsLog metrics_{paths_};
   at::Device device_;
   std::string store_id_;
-  std::vector<at::Tensor> params_;  // every trained parameter, in group order
+  Ranks ranks_;
+  std::unique_ptr<dist::GradientSync> sync_;  // data-parallel runs: gradients averaged
+  std::vector<at::Tensor> params_;            // every trained parameter, in group order
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   int64_t steps_per_epoch_ = 0, total_steps_ = 0;
   int64_t saved_step_ = -1;  // step of the newest checkpoint this call wrote

@@ -2,6 +2,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/group.h"
 #include "train/objective.h"
 #include "train/train_config.h"
 
@@ -18,6 +19,10 @@ struct LoopRequest {
   TrainConfig config;  // the loop's keys: epochs, batch_size, lr, checkpoint_every, ...
   RunStart run;
   int64_t patience = 0;  // epochs without a better validation score before stopping; 0: never
+  // Data-parallel ranks (null: one process). config.batch_size is then the global batch: each
+  // rank takes batch_size / ranks images of every step from its slice of the epoch's order,
+  // gradients are averaged, and rank 0 alone writes the run folder.
+  dist::Group* group = nullptr;
 };
 
 struct TrainSummary {

@@ -124,5 +124,39 @@ TEST(Loader, DropLastAndSizes) {
   EXPECT_EQ(seen.images[0].sizes(), (at::IntArrayRef{3, 3, 1024, 1024}));
 }
 
+// Data-parallel ranks: rank r of 3 reads every third image of the epoch's order from the r-th,
+// so that their k-th batches together are the k-th batch of one loader with 3x the batch.
+TEST(Loader, ShardsSplitTheEpochsOrderDisjointly) {
+  Fake fake(13);
+  LoaderOptions whole = options(1, 6);
+  whole.drop_last = true;
+  Loader one(fake.dataset(), paint, whole);
+  const Seen all = run(one, 1);
+  ASSERT_EQ(all.ids.size(), 2u);
+  std::vector<Seen> ranks;
+  for (int r = 0; r < 3; ++r) {
+    LoaderOptions o = options(2, 2);
+    o.drop_last = true;
+    o.shard = r;
+    o.shards = 3;
+    Loader loader(fake.dataset(), paint, o);
+    EXPECT_EQ(loader.shard_size(), r == 0 ? 5u : 4u);
+    ranks.push_back(run(loader, 1));
+    ASSERT_EQ(ranks.back().ids.size(), 2u) << "13 images: 5, 4, 4 per rank, batches of 2";
+    EXPECT_EQ(ranks.back().ends, (std::vector<int64_t>{2, 4})) << "positions within the slice";
+  }
+  for (size_t k = 0; k < 2; ++k) {
+    std::vector<std::string> together, expected = all.ids[k];
+    for (const Seen& r : ranks) together.insert(together.end(), r.ids[k].begin(), r.ids[k].end());
+    std::sort(together.begin(), together.end());
+    std::sort(expected.begin(), expected.end());
+    EXPECT_EQ(together, expected) << "batch " << k;
+  }
+  LoaderOptions bad = options(1);
+  bad.shard = 3;
+  bad.shards = 3;
+  EXPECT_THROW(Loader(fake.dataset(), paint, bad), Error);
+}
+
 }  // namespace
 }  // namespace sd::data

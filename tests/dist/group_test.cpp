@@ -1,0 +1,120 @@
+// The rendezvous and its errors: a port in use, an unreachable master, ranks that disagree.
+#include "dist/group.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <future>
+
+#include "common/fixtures.h"
+
+namespace sd::dist {
+namespace {
+
+World world(int rank, int port) {
+  World w;
+  w.rank = rank;
+  w.size = 2;
+  w.master_addr = "127.0.0.1";
+  w.master_port = port;
+  w.launcher = "test";
+  return w;
+}
+
+std::string connect_error(const World& w, int timeout_s) {
+  try {
+    connect(w, GroupOptions{std::chrono::seconds(timeout_s), false});
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Runs in a build without gloo's headers (cmake -DSAMDISTILL_WITH_DIST=OFF); skips in others.
+TEST(Rendezvous, ABuildWithoutDistributedSupportRefusesALaunch) {
+  if (supported()) GTEST_SKIP() << "this build has distributed support";
+  World w = world(1, 29500);
+  w.launcher = "torchrun";
+  EXPECT_EQ(connect_error(w, 1),
+            "this build has no distributed support: torchrun asks for 2 processes (rebuild with "
+            "LibTorch's c10d and gloo's headers, libgloo-dev)");
+}
+
+TEST(Rendezvous, APortInUseIsNamed) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_ANY);
+  const int port = free_port();
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  EXPECT_EQ(connect_error(world(0, port), 5),
+            "rank 0 of 2: port " + std::to_string(port) +
+                " is in use: the rendezvous cannot listen there (choose another MASTER_PORT)");
+  close(fd);
+}
+
+TEST(Rendezvous, AnUnreachableMasterTimesOut) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
+  const auto start = std::chrono::steady_clock::now();
+  const std::string error = connect_error(world(1, free_port()), 2);
+  EXPECT_PRED2(testing::contains, error,
+               "rank 1 of 2: could not reach the rendezvous at 127.0.0.1:");
+  EXPECT_PRED2(testing::contains, error, "within 2 s (is rank 0 running there?");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+}
+
+// Each rank's digest of what must agree; both ranks stop with the same message.
+std::string check_as(int rank, int port, const std::string& value) {
+  std::unique_ptr<Group> g = connect(world(rank, port), GroupOptions{std::chrono::seconds(20)});
+  try {
+    check_same_everywhere(*g, "config", value);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Rendezvous, RanksThatDisagreeAllStopWithOneMessage) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
+  const int port = free_port();
+  auto other = std::async(std::launch::async, check_as, 1, port, "bbbb");
+  const std::string zero = check_as(0, port, "aaaa");
+  EXPECT_EQ(zero, other.get());
+  EXPECT_PRED2(testing::contains, zero, "rank 1 has another config than rank 0");
+}
+
+TEST(Rendezvous, RanksThatAgreeGoOn) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
+  const int port = free_port();
+  auto other = std::async(std::launch::async, check_as, 1, port, "same");
+  EXPECT_EQ(check_as(0, port, "same"), "");
+  EXPECT_EQ(other.get(), "");
+}
+
+TEST(Rendezvous, ALostPeerIsNamed) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
+  const int port = free_port();
+  auto other = std::async(std::launch::async, [port] {
+    std::unique_ptr<Group> g = connect(world(1, port), GroupOptions{std::chrono::seconds(20)});
+    max_over_ranks(*g, 1);  // then this rank's group goes away
+  });
+  std::unique_ptr<Group> g = connect(world(0, port), GroupOptions{std::chrono::seconds(5)});
+  EXPECT_EQ(max_over_ranks(*g, 7), 7);
+  other.get();
+  try {
+    max_over_ranks(*g, 7);
+    ADD_FAILURE() << "an all-reduce without the other rank succeeded";
+  } catch (const PeerLost& e) {
+    EXPECT_PRED2(testing::contains, std::string(e.what()),
+                 "rank 0 of 2: an all-reduce failed: another rank stopped");
+  }
+}
+
+}  // namespace
+}  // namespace sd::dist
