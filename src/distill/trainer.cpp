@@ -31,7 +31,7 @@ class Distillation : public train::Objective {
       : c_(r.config),
         device_(resolve_device(c_.device)),
         reader_(c_.store),
-        set_(train::training_set(reader_, c_.data, false, c_.images)),
+        set_(train::training_set(reader_, c_.data, false, c_.images, c_.strict)),
         student_config_(models::resolve_encoder(c_.student_model)),
         encoder_(make_student(student_config_, c_.seed)) {
     store::check_made_by(reader_.manifest(), r.teacher, r.teacher_checkpoint, c_.store);

@@ -87,8 +87,8 @@ class DecoderFinetuning : public train::Objective {
     if (!c.teacher_checkpoint
              .empty())  // its prompt encoder and mask decoder read the store's embeddings
       store::check_made_by(reader_->manifest(), "", c.teacher_checkpoint, c.loop.store);
-    const train::TrainingSet all =
-        train::training_set(*reader_, c.loop.data, /*annotations=*/true, c.loop.images);
+    const train::TrainingSet all = train::training_set(*reader_, c.loop.data, /*annotations=*/true,
+                                                       c.loop.images, c.loop.strict);
     check_kinds(all.dataset);
     cached_ = all.cached_images;
     std::tie(train_, holdout_) = split(all.dataset, c.holdout, uint64_t(c.loop.seed));

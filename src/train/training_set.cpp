@@ -12,7 +12,7 @@
 namespace sd::train {
 
 TrainingSet training_set(const store::Reader& reader, const std::vector<std::string>& data,
-                         bool annotations, const std::string& coco_images) {
+                         bool annotations, const std::string& coco_images, bool strict) {
   std::vector<std::string> keys;
   std::unordered_set<std::string> with_image;
   for (const auto& e : reader.entries()) {
@@ -38,6 +38,7 @@ TrainingSet training_set(const store::Reader& reader, const std::vector<std::str
                           "' does not cache every image: give the images' sources (--data)");
   std::vector<data::Skip> skipped;
   data::Dataset all = data::Dataset::open(data, coco_images, &skipped);
+  if (strict && !skipped.empty()) throw Error(data::describe(skipped.front()));
   for (const data::Skip& s : skipped) log::warn("skipping " + data::describe(s));
   std::unordered_set<std::string> wanted(keys.begin(), keys.end());
   data::Dataset found = all.filter([&](const data::Entry& e) { return wanted.count(e.id) > 0; });

@@ -14,14 +14,17 @@ namespace sd::train {
 // Every image with a stored embedding, in key order; its pixels come from the store's
 // image cache when it holds every image, else from the sources `data` (data::Dataset::open;
 // `coco_images`: the images of its COCO files). With `annotations`, the entries come from
-// `data` (their annotations, when they have any) in any case.
+// `data` (their annotations, when they have any) in any case. A record the sources cannot give
+// (a damaged tar, a bad COCO annotation, ...) is warned about and left out; with `strict` the
+// first one is an sd::Error.
 struct TrainingSet {
   data::Dataset dataset;
   bool cached_images = false;
 };
 
 TrainingSet training_set(const store::Reader& reader, const std::vector<std::string>& data,
-                         bool annotations = false, const std::string& coco_images = "");
+                         bool annotations = false, const std::string& coco_images = "",
+                         bool strict = false);
 
 // The loader's source of pixels for the set. It also reads each image's stored embedding (its
 // checksum checked), so that a damaged store record is skipped by the image reader like a bad

@@ -4,22 +4,33 @@
 #include <malloc.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <fstream>
 #include <string>
 
 namespace sd {
 
-double peak_rss_mb() {
-  // VmHWM, which reset_peak_rss() resets; getrusage's maximum where /proc is missing.
+namespace {
+
+// A "Vm...:" line of /proc/self/status, in MiB; -1 where there is none.
+double status_mb(const std::string& wanted) {
   std::ifstream status("/proc/self/status");
   for (std::string key; status >> key;) {
-    if (key == "VmHWM:") {
+    if (key == wanted) {
       double kib = 0;
       status >> kib;
       return kib / 1024.0;
     }
     status.ignore(1 << 12, '\n');
   }
+  return -1;
+}
+
+}  // namespace
+
+double peak_rss_mb() {
+  // VmHWM, which reset_peak_rss() resets; getrusage's maximum where /proc is missing.
+  if (const double hwm = status_mb("VmHWM:"); hwm >= 0) return hwm;
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
@@ -32,18 +43,7 @@ bool reset_peak_rss() {
   return bool(clear_refs);
 }
 
-double rss_mb() {
-  std::ifstream status("/proc/self/status");
-  for (std::string key; status >> key;) {
-    if (key == "VmRSS:") {
-      double kib = 0;
-      status >> kib;
-      return kib / 1024.0;
-    }
-    status.ignore(1 << 12, '\n');
-  }
-  return 0;
-}
+double rss_mb() { return std::max(0.0, status_mb("VmRSS:")); }
 
 double heap_in_use_mb() {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "dist/group.h"
+#include "dist/loopback_world.h"
 
 namespace sd::dist {
 namespace {
@@ -61,13 +62,8 @@ struct RankResult {
 // One rank's step: rank 1 starts from other weights, which the broadcast replaces.
 RankResult run_rank(int rank, int port, int micro_batches, Skip skip, int64_t bucket_bytes,
                     bool overlap) {
-  World w;
-  w.rank = rank;
-  w.size = 2;
-  w.master_addr = "127.0.0.1";
-  w.master_port = port;
-  w.launcher = "test";
-  std::unique_ptr<Group> group = connect(w, GroupOptions{std::chrono::seconds(20), false});
+  std::unique_ptr<Group> group =
+      connect(loopback_world(rank, port), GroupOptions{std::chrono::seconds(20), false});
   std::unique_ptr<Net> owned = seeded_net(rank);
   Net& net = *owned;
   net.buffers()[0].fill_(rank + 1);

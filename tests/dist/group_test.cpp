@@ -10,19 +10,10 @@
 #include <future>
 
 #include "common/fixtures.h"
+#include "dist/loopback_world.h"
 
 namespace sd::dist {
 namespace {
-
-World world(int rank, int port) {
-  World w;
-  w.rank = rank;
-  w.size = 2;
-  w.master_addr = "127.0.0.1";
-  w.master_port = port;
-  w.launcher = "test";
-  return w;
-}
 
 std::string connect_error(const World& w, int timeout_s) {
   try {
@@ -36,7 +27,7 @@ std::string connect_error(const World& w, int timeout_s) {
 // Runs in a build without gloo's headers (cmake -DSAMDISTILL_WITH_DIST=OFF); skips in others.
 TEST(Rendezvous, ABuildWithoutDistributedSupportRefusesALaunch) {
   if (supported()) GTEST_SKIP() << "this build has distributed support";
-  World w = world(1, 29500);
+  World w = loopback_world(1, 29500);
   w.launcher = "torchrun";
   EXPECT_EQ(connect_error(w, 1),
             "this build has no distributed support: torchrun asks for 2 processes (rebuild with "
@@ -53,7 +44,7 @@ TEST(Rendezvous, APortInUseIsNamed) {
   address.sin_port = htons(static_cast<uint16_t>(port));
   ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
   ASSERT_EQ(listen(fd, 1), 0);
-  EXPECT_EQ(connect_error(world(0, port), 5),
+  EXPECT_EQ(connect_error(loopback_world(0, port), 5),
             "rank 0 of 2: port " + std::to_string(port) +
                 " is in use: the rendezvous cannot listen there (choose another MASTER_PORT)");
   close(fd);
@@ -62,7 +53,7 @@ TEST(Rendezvous, APortInUseIsNamed) {
 TEST(Rendezvous, AnUnreachableMasterTimesOut) {
   if (!supported()) GTEST_SKIP() << "this build has no distributed support";
   const auto start = std::chrono::steady_clock::now();
-  const std::string error = connect_error(world(1, free_port()), 2);
+  const std::string error = connect_error(loopback_world(1, free_port()), 2);
   EXPECT_PRED2(testing::contains, error,
                "rank 1 of 2: could not reach the rendezvous at 127.0.0.1:");
   EXPECT_PRED2(testing::contains, error, "within 2 s (is rank 0 running there?");
@@ -71,7 +62,8 @@ TEST(Rendezvous, AnUnreachableMasterTimesOut) {
 
 // Each rank's digest of what must agree; both ranks stop with the same message.
 std::string check_as(int rank, int port, const std::string& value) {
-  std::unique_ptr<Group> g = connect(world(rank, port), GroupOptions{std::chrono::seconds(20)});
+  std::unique_ptr<Group> g =
+      connect(loopback_world(rank, port), GroupOptions{std::chrono::seconds(20)});
   try {
     check_same_everywhere(*g, "config", value);
   } catch (const Error& e) {
@@ -101,10 +93,12 @@ TEST(Rendezvous, ALostPeerIsNamed) {
   if (!supported()) GTEST_SKIP() << "this build has no distributed support";
   const int port = free_port();
   auto other = std::async(std::launch::async, [port] {
-    std::unique_ptr<Group> g = connect(world(1, port), GroupOptions{std::chrono::seconds(20)});
+    std::unique_ptr<Group> g =
+        connect(loopback_world(1, port), GroupOptions{std::chrono::seconds(20)});
     max_over_ranks(*g, 1);  // then this rank's group goes away
   });
-  std::unique_ptr<Group> g = connect(world(0, port), GroupOptions{std::chrono::seconds(5)});
+  std::unique_ptr<Group> g =
+      connect(loopback_world(0, port), GroupOptions{std::chrono::seconds(5)});
   EXPECT_EQ(max_over_ranks(*g, 7), 7);
   other.get();
   try {

@@ -103,6 +103,16 @@ TEST(TrainingSet, StoreKeysFindImagesOfAnySource) {
   ASSERT_EQ(coco.dataset.size(), 1u);
   EXPECT_EQ(coco.dataset[0].id, "sa_1");
   EXPECT_TRUE(coco.dataset.all_have_masks());
+
+  // An image the COCO file lists but the disk lacks is left out; --strict makes it the error.
+  std::ofstream(dir + "/gone.json") << R"({"images": [{"id": 1, "width": 16, "height": 16,
+      "file_name": "sa_1.PNG"}, {"id": 2, "width": 16, "height": 16, "file_name": "gone.jpg"}],
+      "annotations": []})";
+  EXPECT_EQ(training_set(reader, {dir + "/gone.json"}, true, dir + "/photos").dataset.size(), 1u);
+  EXPECT_PRED2(testing::contains, testing::error_of([&] {
+                 training_set(reader, {dir + "/gone.json"}, true, dir + "/photos", true);
+               }),
+               dir + "/photos/gone.jpg");
   fs::remove_all(dir);
 }
 
