@@ -143,8 +143,6 @@ TEST(EmbedCli, SkipsTheRecordsDataStatsSkips) {
   fs::remove_all(dir);
 }
 
-}  // namespace
-
 // --amp bf16: the teacher runs under CPU autocast; its embeddings (stored in fp32 here) stay
 // close to fp32's, relative L2 below 2% (printed), and are not fp32's to the bit.
 TEST(EmbedCli, Bf16TeacherEmbeddingsAreCloseToFp32s) {
@@ -169,4 +167,7 @@ TEST(EmbedCli, Bf16TeacherEmbeddingsAreCloseToFp32s) {
   std::cout << "bf16 vs fp32 teacher embedding: relative L2 " << rel << "\n";
   EXPECT_LT(rel, 0.02);
   EXPECT_GT(rel, 0.0);
+  fs::remove_all(dir);
 }
+
+}  // namespace

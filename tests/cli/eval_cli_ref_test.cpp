@@ -111,6 +111,7 @@ TEST(EvalCli, Bf16StudentOnTheCpuKeepsTheTeachersMasks) {
   const nlohmann::json report = nlohmann::json::parse(std::ifstream(dir + "/report.json"));
   EXPECT_EQ(report["count"]["box"], 4);
   EXPECT_GT(report["miou"]["box"].get<double>(), 0.95) << report["miou"];
+  fs::remove_all(dir);
 }
 
 TEST(EvalCli, BadRecordsAreSkippedSayingWhy) {
