@@ -99,9 +99,8 @@ void Evaluator::evaluate_image(const std::string& image_id, const data::Record& 
   student_.model()->eval();
   teacher_.model()->eval();
   auto start = std::chrono::steady_clock::now();
-  const at::Device device = student_.model()->device();
   {
-    models::AutocastScope autocast(settings_.amp, device);
+    models::AutocastScope autocast(settings_.amp, student_.model()->device());
     student_.set_image(resized, original);
   }
   teacher_.set_image_embedding(teacher_embedding, original);
@@ -125,10 +124,7 @@ void Evaluator::evaluate_image(const std::string& image_id, const data::Record& 
       const Multimask mode = multimask_for(settings_.multimask, spec);
       const bool multimask = mode != Multimask::off;
       const at::Tensor teacher = choose(teacher_.predict(*prompt, multimask), mode, truth);
-      const models::Prediction s = [&] {
-        models::AutocastScope autocast(settings_.amp, device);
-        return student_.predict(*prompt, multimask);
-      }();
+      const models::Prediction s = student_predict(*prompt, multimask);
       const at::Tensor student = choose(s, mode, teacher);
 
       PromptOutcome o{image_id, a.id, spec.name(), describe(*prompt)};
@@ -160,7 +156,7 @@ void Evaluator::evaluate_image_prompts(const std::string& image_id, models::Size
   for (const models::Prompts& prompt :
        data::image_prompts(spec, original, settings_.seed, image_id)) {
     const at::Tensor teacher = choose(teacher_.predict(prompt, multimask), teacher_mode, {});
-    const at::Tensor student = choose(student_.predict(prompt, multimask), mode, teacher);
+    const at::Tensor student = choose(student_predict(prompt, multimask), mode, teacher);
     PromptOutcome o{image_id, index++, spec.name(), describe(prompt)};
     o.width = original[1];
     o.height = original[0];
@@ -169,6 +165,11 @@ void Evaluator::evaluate_image_prompts(const std::string& image_id, models::Size
     report.outcomes.push_back(std::move(o));
     if (masks) masks->push_back({prompt, teacher.cpu(), student.cpu()});
   }
+}
+
+models::Prediction Evaluator::student_predict(const models::Prompts& prompt, bool multimask) {
+  models::AutocastScope autocast(settings_.amp, student_.model()->device());
+  return student_.predict(prompt, multimask);
 }
 
 }  // namespace sd::eval

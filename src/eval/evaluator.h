@@ -65,6 +65,8 @@ class Evaluator {
   void evaluate_image_prompts(const std::string& image_id, models::Size2 original,
                               const data::PromptSpec& spec, EvalReport& report,
                               std::vector<PromptMasks>* masks);
+  // The student's prediction, in the precision settings_.amp asks for.
+  models::Prediction student_predict(const models::Prompts& prompt, bool multimask);
 
   models::SamPredictor student_, teacher_;
   EvalSettings settings_;

@@ -81,6 +81,36 @@ double gemm_gflops(at::ScalarType dtype, int repeats) {
   return 2.0 * double(n * n * n) / s / 1e9;
 }
 
+// The figures' training step: MobileSAM's encoder under AdamW on a batch of 2 random images
+// against a random target.
+struct TrainingStep {
+  std::shared_ptr<ImageEncoder> encoder;
+  torch::optim::AdamW optimizer;
+  const at::Tensor images = at::randn({2, 3, 1024, 1024}), target = at::randn({2, 256, 64, 64});
+
+  explicit TrainingStep(std::shared_ptr<ImageEncoder> model)
+      : encoder(std::move(model)),
+        optimizer(encoder->parameters(), torch::optim::AdamWOptions(1e-3)) {
+    encoder->train();
+  }
+
+  // Forward under `amp`, MSE in fp32, backward, AdamW; `after_forward` runs while the
+  // autograd graph is alive.
+  void run(Amp amp, const std::function<void()>& after_forward = {}) {
+    optimizer.zero_grad();
+    at::Tensor out;
+    {
+      AutocastScope autocast(amp, at::kCPU);
+      out = encoder->forward(images);
+    }
+    at::Tensor loss = at::mse_loss(out.to(at::kFloat), target);
+    if (after_forward) after_forward();
+    loss.backward();
+    optimizer.step();
+    loss.item<float>();
+  }
+};
+
 }  // namespace
 
 nlohmann::json bench_decoder(Sam sam, int repeats) {
@@ -105,39 +135,29 @@ nlohmann::json bench_decoder(Sam sam, int repeats) {
 }
 
 nlohmann::json bench_train_memory() {
-  auto encoder = make_image_encoder(encoder_preset("vit_t"));
-  encoder->train();
-  torch::optim::AdamW optimizer(encoder->parameters(), torch::optim::AdamWOptions(1e-3));
+  TrainingStep training(make_image_encoder(encoder_preset("vit_t")));
   double weights = 0;
-  for (const at::Tensor& p : encoder->parameters()) weights += double(p.nbytes());
+  for (const at::Tensor& p : training.encoder->parameters()) weights += double(p.nbytes());
   weights /= 1024.0 * 1024.0;
-  const at::Tensor images = at::randn({2, 3, 1024, 1024}), target = at::randn({2, 256, 64, 64});
-  const double batch = double(images.nbytes() + target.nbytes()) / (1024.0 * 1024.0);
-  auto step = [&](nlohmann::json* parts) {
-    optimizer.zero_grad();
-    release_free_memory();
-    reset_peak_rss();
-    const double before = heap_in_use_mb(), rss_before = rss_mb();
-    at::Tensor loss = at::mse_loss(encoder->forward(images), target);
-    const double saved = heap_in_use_mb() - before;
-    loss.backward();
-    optimizer.step();
-    loss.item<float>();
-    if (!parts) return;
-    const double peak = peak_rss_mb();
-    *parts = {{"weights_mb", weights},
-              {"gradients_mb", weights},
-              {"adamw_state_mb", 2 * weights},
-              {"batch_and_target_mb", batch},
-              {"activations_saved_mb", saved},
-              {"backward_transient_mb", peak - rss_before - saved},
-              {"allocator_retained_mb", rss_mb() - heap_in_use_mb()},
-              {"peak_rss_mb", peak}};
-  };
-  step(nullptr);  // the first step allocates AdamW's state
-  nlohmann::json parts;
-  step(&parts);
-  return {{"train_step_b2_memory", parts}};
+  const double batch =
+      double(training.images.nbytes() + training.target.nbytes()) / (1024.0 * 1024.0);
+  training.run(Amp::off);  // the first step allocates AdamW's state
+  training.optimizer.zero_grad();
+  release_free_memory();
+  reset_peak_rss();
+  const double before = heap_in_use_mb(), rss_before = rss_mb();
+  double saved = 0;
+  training.run(Amp::off, [&] { saved = heap_in_use_mb() - before; });
+  const double peak = peak_rss_mb();
+  return {{"train_step_b2_memory",
+           {{"weights_mb", weights},
+            {"gradients_mb", weights},
+            {"adamw_state_mb", 2 * weights},
+            {"batch_and_target_mb", batch},
+            {"activations_saved_mb", saved},
+            {"backward_transient_mb", peak - rss_before - saved},
+            {"allocator_retained_mb", rss_mb() - heap_in_use_mb()},
+            {"peak_rss_mb", peak}}}};
 }
 
 nlohmann::json bench_encoder(int repeats) {
@@ -163,25 +183,11 @@ nlohmann::json bench_encoder(int repeats) {
   measure(figures, "encoder_infer", infer(Amp::off), repeats);
   measure(figures, "encoder_infer_bf16", infer(Amp::bf16), repeats);
 
-  encoder->train();
-  torch::optim::AdamW optimizer(encoder->parameters(), torch::optim::AdamWOptions(1e-3));
-  const at::Tensor images = at::randn({2, 3, 1024, 1024}), target = at::randn({2, 256, 64, 64});
-  auto step = [&](Amp amp) {
-    return [&, amp] {
-      optimizer.zero_grad();
-      at::Tensor out;
-      {
-        AutocastScope autocast(amp, at::kCPU);
-        out = encoder->forward(images);
-      }
-      at::Tensor loss = at::mse_loss(out.to(at::kFloat), target);
-      loss.backward();
-      optimizer.step();
-      loss.item<float>();
-    };
-  };
-  measure(figures, "train_step_b2", step(Amp::off), repeats);
-  measure(figures, "train_step_b2_bf16", step(Amp::bf16), repeats);
+  TrainingStep training(encoder);
+  measure(
+      figures, "train_step_b2", [&] { training.run(Amp::off); }, repeats);
+  measure(
+      figures, "train_step_b2_bf16", [&] { training.run(Amp::bf16); }, repeats);
 
   const double fp32 = gemm_gflops(at::kFloat, repeats), bf16 = gemm_gflops(at::kBFloat16, repeats);
   // A training step at batch 2: forward, and a backward of about twice its products.
