@@ -31,6 +31,10 @@ at::Tensor LayerNorm2dImpl::forward(const at::Tensor& input) {
   return weight.view({-1, 1, 1}) * y + bias.view({-1, 1, 1});
 }
 
+at::Tensor LayerNorm2dImpl::forward_channels_last(const at::Tensor& input) {
+  return at::layer_norm(input.to(weight.scalar_type()), {weight.size(0)}, weight, bias, eps);
+}
+
 MLPBlockImpl::MLPBlockImpl(int64_t embedding_dim, int64_t mlp_dim, Activation act) : act_(act) {
   lin1 = register_module("lin1", torch::nn::Linear(embedding_dim, mlp_dim));
   lin2 = register_module("lin2", torch::nn::Linear(mlp_dim, embedding_dim));

@@ -12,6 +12,8 @@ class LayerNorm2dImpl : public torch::nn::Module {
  public:
   explicit LayerNorm2dImpl(int64_t num_channels, double eps = 1e-6);
   at::Tensor forward(const at::Tensor& x);
+  // The same normalisation of a channels-last B x H x W x C tensor (over its last dimension).
+  at::Tensor forward_channels_last(const at::Tensor& x);
 
   at::Tensor weight, bias;
   double eps;

@@ -27,6 +27,22 @@ at::Tensor MLPImpl::forward(const at::Tensor& x_in) {
   return x;
 }
 
+namespace {
+
+// ConvTranspose2d with a 2x2 kernel and stride 2 on channels-last BxHxWxC: every input pixel
+// writes its own 2x2 block of the output, so it is one matrix product to Bx(HW)x(2x2xC_out),
+// interleaved into Bx2Hx2WxC_out. ATen's CPU kernel for it is its slow im2col path.
+at::Tensor conv_transpose_2x2(const at::Tensor& x, const torch::nn::ConvTranspose2dImpl& conv) {
+  const at::Tensor& w = conv.weight;  // C_in x C_out x 2 x 2
+  const int64_t b = x.size(0), h = x.size(1), wd = x.size(2), cout = w.size(1);
+  at::Tensor blocks = at::addmm(conv.bias.repeat({4}), x.reshape({b * h * wd, x.size(3)}),
+                                w.permute({0, 2, 3, 1}).reshape({w.size(0), 4 * cout}));
+  return blocks.view({b, h, wd, 2, 2, cout}).permute({0, 1, 3, 2, 4, 5}).reshape(
+      {b, 2 * h, 2 * wd, cout});
+}
+
+}  // namespace
+
 MaskDecoderImpl::MaskDecoderImpl(int64_t transformer_dim, TwoWayTransformer transformer_module,
                                  int64_t num_multimask_outputs, int64_t iou_head_depth,
                                  int64_t iou_head_hidden_dim)
@@ -56,30 +72,50 @@ DecoderOutput MaskDecoderImpl::forward(const at::Tensor& image_embeddings,
                                        const at::Tensor& sparse_prompt_embeddings,
                                        const at::Tensor& dense_prompt_embeddings,
                                        bool multimask_output, Trace* trace) {
-  DecoderOutput all = predict_masks(image_embeddings, image_pe, sparse_prompt_embeddings,
-                                    dense_prompt_embeddings, trace);
-  // The first mask answers single-mask requests, the others are the multimask outputs.
+  // The first mask answers single-mask requests, the others are the multimask outputs. Without
+  // autograd only the masks returned are computed; when training, all are, so that every
+  // hypernetwork gets a gradient (zeros for the ones not returned) as in Python.
   int64_t start = multimask_output ? 1 : 0;
   int64_t end = multimask_output ? num_mask_tokens_ : 1;
-  return {all.masks.slice(1, start, end), all.iou_predictions.slice(1, start, end)};
+  if (at::GradMode::is_enabled()) {
+    DecoderOutput all = predict_masks(image_embeddings, image_pe, sparse_prompt_embeddings,
+                                      dense_prompt_embeddings, 0, num_mask_tokens_, trace);
+    return {all.masks.slice(1, start, end), all.iou_predictions.slice(1, start, end)};
+  }
+  DecoderOutput out = predict_masks(image_embeddings, image_pe, sparse_prompt_embeddings,
+                                    dense_prompt_embeddings, start, end, trace);
+  return {out.masks, out.iou_predictions.slice(1, start, end)};
+}
+
+at::Tensor MaskDecoderImpl::upscale(const at::Tensor& image) {
+  // output_upscaling's modules, applied channels-last: ConvTranspose2d, LayerNorm2d, GELU,
+  // ConvTranspose2d, GELU.
+  auto& seq = *output_upscaling;
+  at::Tensor x = conv_transpose_2x2(image, *seq.ptr<torch::nn::ConvTranspose2dImpl>(0));
+  x = at::gelu(seq.ptr<LayerNorm2dImpl>(1)->forward_channels_last(x));
+  return at::gelu(conv_transpose_2x2(x, *seq.ptr<torch::nn::ConvTranspose2dImpl>(3)));
 }
 
 DecoderOutput MaskDecoderImpl::predict_masks(const at::Tensor& image_embeddings,
                                              const at::Tensor& image_pe,
                                              const at::Tensor& sparse_prompt_embeddings,
                                              const at::Tensor& dense_prompt_embeddings,
+                                             int64_t first_mask, int64_t end_mask,
                                              Trace* trace) {
   int64_t batch = sparse_prompt_embeddings.size(0);
   at::Tensor output_tokens = at::cat({iou_token->weight, mask_tokens->weight}, 0);
   output_tokens = output_tokens.unsqueeze(0).expand({batch, -1, -1});
   at::Tensor tokens = at::cat({output_tokens, sparse_prompt_embeddings}, 1);
 
-  // One copy of the image per prompt.
-  at::Tensor src = at::repeat_interleave(image_embeddings, batch, 0) + dense_prompt_embeddings;
-  at::Tensor pos_src = at::repeat_interleave(image_pe, batch, 0);
-  int64_t b = src.size(0), c = src.size(1), h = src.size(2), w = src.size(3);
+  // One copy of the image per prompt (one image broadcasts); the positional encoding is the
+  // same for all.
+  at::Tensor images = image_embeddings.size(0) == 1
+                          ? image_embeddings.expand({batch, -1, -1, -1})
+                          : at::repeat_interleave(image_embeddings, batch, 0);
+  at::Tensor src = images + dense_prompt_embeddings;
+  int64_t b = src.size(0), h = src.size(2), w = src.size(3);
 
-  auto [hs, image] = transformer->forward(src, pos_src, tokens);
+  auto [hs, image] = transformer->forward(src, image_pe, tokens);
   if (trace) {
     trace->emplace_back("transformer_tokens", hs);
     trace->emplace_back("transformer_image", image);
@@ -87,15 +123,19 @@ DecoderOutput MaskDecoderImpl::predict_masks(const at::Tensor& image_embeddings,
   at::Tensor iou_token_out = hs.select(1, 0);
   at::Tensor mask_tokens_out = hs.slice(1, 1, 1 + num_mask_tokens_);
 
-  at::Tensor upscaled = output_upscaling->forward(image.transpose(1, 2).reshape({b, c, h, w}));
+  at::Tensor upscaled = upscale(image.reshape({b, h, w, -1}));  // B x 4h x 4w x C/8
   std::vector<at::Tensor> hyper_in_list;
-  for (int64_t i = 0; i < num_mask_tokens_; ++i)
+  for (int64_t i = first_mask; i < end_mask; ++i)
     hyper_in_list.push_back(
         output_hypernetworks_mlps[i]->as<MLP>()->forward(mask_tokens_out.select(1, i)));
-  at::Tensor hyper_in = at::stack(hyper_in_list, 1);  // B x masks x C/8
-  int64_t uc = upscaled.size(1), uh = upscaled.size(2), uw = upscaled.size(3);
-  at::Tensor masks =
-      at::matmul(hyper_in, upscaled.reshape({b, uc, uh * uw})).reshape({b, -1, uh, uw});
+  at::Tensor hyper_in = at::stack(hyper_in_list, 1);  // B x (end - first) x C/8
+  // (B x 16hw x C/8) . (B x C/8 x masks), the upscaled image as it lies: its gradient comes back
+  // contiguous, which LibTorch 1.13's GELU backward (oneDNN) silently assumes of it.
+  int64_t uh = upscaled.size(1), uw = upscaled.size(2);
+  at::Tensor masks = at::matmul(upscaled.view({b, uh * uw, -1}), hyper_in.transpose(1, 2))
+                         .transpose(1, 2)
+                         .contiguous()
+                         .view({b, -1, uh, uw});
   return {masks, iou_prediction_head(iou_token_out)};
 }
 

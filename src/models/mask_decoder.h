@@ -49,10 +49,14 @@ class MaskDecoderImpl : public torch::nn::Module {
   MLP iou_prediction_head{nullptr};
 
  private:
-  // All num_multimask_outputs + 1 masks.
+  // Masks first_mask .. end_mask - 1 and the IoU predictions of all
+  // num_multimask_outputs + 1.
   DecoderOutput predict_masks(const at::Tensor& image_embeddings, const at::Tensor& image_pe,
                               const at::Tensor& sparse_prompt_embeddings,
-                              const at::Tensor& dense_prompt_embeddings, Trace* trace);
+                              const at::Tensor& dense_prompt_embeddings, int64_t first_mask,
+                              int64_t end_mask, Trace* trace);
+  // output_upscaling on the transformer's image, channels-last: BxhxwxC -> Bx4hx4wxC/8.
+  at::Tensor upscale(const at::Tensor& image);
 
   int64_t num_mask_tokens_;
 };

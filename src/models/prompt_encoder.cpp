@@ -34,7 +34,7 @@ at::Tensor PositionEmbeddingRandomImpl::forward_with_coords(const at::Tensor& co
                                                             Size2 image_size) {
   at::Tensor x = coords.select(-1, 0) / image_size[1];
   at::Tensor y = coords.select(-1, 1) / image_size[0];
-  return pe_encoding(at::stack({x, y}, -1).to(at::kFloat));
+  return pe_encoding(at::stack({x, y}, -1).to(positional_encoding_gaussian_matrix.scalar_type()));
 }
 
 PromptEncoderImpl::PromptEncoderImpl(int64_t embed_dim, Size2 image_embedding_size,

@@ -6,6 +6,7 @@
 #include <variant>
 
 #include "models/preprocess.h"
+#include "models/upsample.h"
 
 namespace sd::models {
 
@@ -20,9 +21,8 @@ at::Tensor SamImpl::preprocess(const at::Tensor& image) const { return normalize
 
 at::Tensor SamImpl::postprocess_masks(const at::Tensor& masks, Size2 input_size,
                                       Size2 original_size) const {
-  at::Tensor m = at::upsample_bilinear2d(masks, {img_size(), img_size()}, /*align_corners=*/false);
-  m = m.slice(2, 0, input_size[0]).slice(3, 0, input_size[1]);
-  return at::upsample_bilinear2d(m, {original_size[0], original_size[1]}, /*align_corners=*/false);
+  at::Tensor m = upsample_bilinear(masks, {img_size(), img_size()}, input_size);
+  return upsample_bilinear(m, original_size, original_size);
 }
 
 DecoderOutput SamImpl::decode(const at::Tensor& embedding, const Prompts& prompts,

@@ -19,6 +19,16 @@ at::Tensor recombine_heads(const at::Tensor& x) {
   return x.transpose(1, 2).reshape({x.size(0), x.size(2), x.size(1) * x.size(3)});
 }
 
+// BxCxHxW -> BxHWxC, contiguous. One image at a time through a 2-D transpose, which ATen's
+// copy blocks for the cache; the 3-D permuted copy is 5x slower.
+at::Tensor to_tokens(const at::Tensor& x) {
+  at::Tensor tokens = x.flatten(2).transpose(1, 2);
+  if (tokens.is_contiguous()) return tokens;
+  at::Tensor out = at::empty({x.size(0), tokens.size(1), tokens.size(2)}, x.options());
+  for (int64_t b = 0; b < x.size(0); ++b) out[b].copy_(tokens[b]);
+  return out;
+}
+
 }  // namespace
 
 AttentionImpl::AttentionImpl(int64_t embedding_dim, int64_t num_heads, int64_t downsample_rate)
@@ -35,8 +45,16 @@ at::Tensor AttentionImpl::forward(const at::Tensor& q, const at::Tensor& k, cons
   at::Tensor qh = separate_heads(q_proj(q), num_heads_);
   at::Tensor kh = separate_heads(k_proj(k), num_heads_);
   at::Tensor vh = separate_heads(v_proj(v), num_heads_);
-  at::Tensor attn = at::matmul(qh, kh.permute({0, 1, 3, 2}));  // Bxheadsx Nq x Nk
-  attn = at::softmax(attn / std::sqrt(static_cast<double>(qh.size(3))), -1);
+  const double scale = std::sqrt(static_cast<double>(qh.size(3)));
+  if (kh.size(2) < qh.size(2)) {
+    // Few keys for many queries (image -> tokens): the scores transposed, Bxheadsx Nk x Nq,
+    // so that softmax runs down columns ATen vectorises over the queries; along rows as short
+    // as the keys (7) it costs 20x more.
+    at::Tensor attn_t = at::softmax(at::matmul(kh, qh.transpose(-2, -1)) / scale, -2);
+    return out_proj(recombine_heads(at::matmul(attn_t.transpose(-2, -1), vh)));
+  }
+  at::Tensor attn = at::matmul(qh, kh.transpose(-2, -1));  // Bxheadsx Nq x Nk
+  attn = at::softmax(attn / scale, -1);
   return out_proj(recombine_heads(at::matmul(attn, vh)));
 }
 
@@ -97,9 +115,8 @@ TwoWayTransformerImpl::TwoWayTransformerImpl(int64_t depth, int64_t embedding_di
 std::pair<at::Tensor, at::Tensor> TwoWayTransformerImpl::forward(
     const at::Tensor& image_embedding, const at::Tensor& image_pe,
     const at::Tensor& point_embedding) {
-  // BxCxHxW -> BxHWxC
-  at::Tensor keys = image_embedding.flatten(2).permute({0, 2, 1});
-  at::Tensor key_pe = image_pe.flatten(2).permute({0, 2, 1});
+  at::Tensor keys = to_tokens(image_embedding);
+  at::Tensor key_pe = to_tokens(image_pe);
   at::Tensor queries = point_embedding;
   for (const auto& layer : *layers)
     std::tie(queries, keys) =

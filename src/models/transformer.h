@@ -55,7 +55,8 @@ class TwoWayTransformerImpl : public torch::nn::Module {
  public:
   TwoWayTransformerImpl(int64_t depth, int64_t embedding_dim, int64_t num_heads, int64_t mlp_dim,
                         int64_t attention_downsample_rate = 2);
-  // image_embedding, image_pe: BxCxHxW; point_embedding: BxNxC.
+  // image_embedding: BxCxHxW; image_pe: BxCxHxW or 1xCxHxW (the same for every prompt);
+  // point_embedding: BxNxC.
   // Returns (tokens BxNxC, image BxHWxC).
   std::pair<at::Tensor, at::Tensor> forward(const at::Tensor& image_embedding,
                                             const at::Tensor& image_pe,

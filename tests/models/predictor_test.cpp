@@ -6,6 +6,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include "common/fixtures.h"
+#include "io/state_dict.h"
 
 namespace sd::models {
 namespace {
@@ -66,6 +67,48 @@ TEST_F(PredictorTest, PadsPointsWithoutABoxAndEmbedsBoxCorners) {
       pe->forward(at::Tensor(), at::Tensor(), at::Tensor(), at::randn({3, 1, 256, 256}));
   EXPECT_EQ(sparse.sizes(), (at::IntArrayRef{3, 0, 256}));
   EXPECT_EQ(dense.sizes(), (at::IntArrayRef{3, 256, 64, 64}));
+}
+
+// Fine-tuning's gradients through the decoder (channels-last upscaling, transposed softmax)
+// against the same model in double, whose kernels are ATen's plain loops: LibTorch 1.13's
+// oneDNN GELU backward reads a strided gradient as if contiguous (values of 1e38 came back).
+// Double and float agree to float rounding: within 1e-4 of each gradient's largest value, or of
+// a thousandth of the largest of all for gradients that are zero but for rounding (the keys'
+// biases, to which softmax is blind).
+TEST_F(PredictorTest, DecoderGradientsAreTheDoublePrecisionOnes) {
+  Sam twin = build_sam(encoder_preset("vit_t"));
+  io::StateDict weights = io::state_dict(*sam);
+  io::load_state_dict(*twin, weights, "", "the float model");
+  twin->to(at::kDouble);
+  Prompts prompts;
+  prompts.box = at::tensor({100.0f, 150.0f, 600.0f, 500.0f}).view({1, 4});
+  prompts.point_coords = at::tensor({300.0f, 300.0f}).view({1, 1, 2});
+  prompts.point_labels = at::tensor({1}, at::kInt).view({1, 1});
+  prompts.mask_input = at::randn({1, 1, 256, 256});
+  const at::Tensor embedding = at::randn({1, 256, 64, 64});
+  const at::Tensor upstream = at::randn({1, 3, 256, 256});  // uneven, as a real loss's
+  auto backward = [&](Sam& model, at::ScalarType type) {
+    Prompts p = prompts;
+    p.box = p.box.to(type);
+    p.point_coords = p.point_coords.to(type);
+    p.mask_input = p.mask_input.to(type);
+    DecoderOutput out = model->decode(embedding.to(type), p, /*multimask_output=*/true);
+    ((out.masks * upstream.to(type)).sum() + out.iou_predictions.sum()).backward();
+  };
+  backward(sam, at::kFloat);
+  backward(twin, at::kDouble);
+  auto expected = twin->mask_decoder->named_parameters();
+  double largest = 0;
+  for (const auto& item : expected)
+    largest = std::max(largest, item.value().grad().abs().max().item<double>());
+  for (const auto& item : sam->mask_decoder->named_parameters()) {
+    const std::string& name = item.key();
+    const at::Tensor got = item.value().grad();
+    ASSERT_TRUE(got.defined()) << name;
+    const at::Tensor want = expected[name].grad().to(at::kFloat);
+    const double scale = std::max(want.abs().max().item<double>(), 1e-3 * largest);
+    EXPECT_LE((got - want).abs().max().item<double>(), 1e-4 * scale) << name;
+  }
 }
 
 TEST_F(PredictorTest, ABatchOfPromptsEqualsThePromptsOneByOne) {

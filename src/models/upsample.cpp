@@ -1,0 +1,108 @@
+#include "models/upsample.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace sd::models {
+namespace {
+
+// Output index i reads inputs first[i] and second[i] with weights w_first[i], w_second[i],
+// computed as ATen's compute_source_index_and_lambda does on CPUs: the scale in float, the
+// source coordinate in double (its acc_type), the weights back in float.
+struct Taps {
+  std::vector<int64_t> first, second;
+  std::vector<float> w_first, w_second;
+};
+
+Taps linear_taps(int64_t in, int64_t out, int64_t keep) {
+  Taps t;
+  const float scale = static_cast<float>(in) / out;
+  for (int64_t i = 0; i < keep; ++i) {
+    if (in == out) {
+      t.first.push_back(i);
+      t.second.push_back(i);
+      t.w_first.push_back(1.0f);
+      t.w_second.push_back(0.0f);
+      continue;
+    }
+    const double real = std::max(double(scale) * (double(i) + 0.5) - 0.5, 0.0);
+    const auto index = static_cast<int64_t>(real);
+    const auto lambda = static_cast<float>(real - double(index));
+    t.first.push_back(index);
+    t.second.push_back(index + (index < in - 1 ? 1 : 0));
+    t.w_first.push_back(1.0f - lambda);
+    t.w_second.push_back(lambda);
+  }
+  return t;
+}
+
+// Where the compiler may use wider vectors than the x86-64 baseline, a copy per instruction set,
+// chosen when the program loads.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SD_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define SD_VECTOR_CLONES
+#endif
+
+// dst[j] = a[ia[j]] * wa[j] + a[ib[j]] * wb[j]
+SD_VECTOR_CLONES void blend_gathered(const float* __restrict a, const int64_t* __restrict ia,
+                                     const int64_t* __restrict ib, const float* __restrict wa,
+                                     const float* __restrict wb, float* __restrict dst,
+                                     int64_t n) {
+  for (int64_t j = 0; j < n; ++j) dst[j] = a[ia[j]] * wa[j] + a[ib[j]] * wb[j];
+}
+
+// dst[j] = a[j] * wa + b[j] * wb
+SD_VECTOR_CLONES void blend_rows(const float* __restrict a, const float* __restrict b, float wa,
+                                 float wb, float* __restrict dst, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) dst[j] = a[j] * wa + b[j] * wb;
+}
+
+bool separable_applies(const at::Tensor& x) {
+  return x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 4 &&
+         x.stride(3) == 1 && !(at::GradMode::is_enabled() && x.requires_grad());
+}
+
+}  // namespace
+
+at::Tensor upsample_bilinear(const at::Tensor& x, Size2 size, Size2 keep) {
+  if (!separable_applies(x))
+    return at::upsample_bilinear2d(x, {size[0], size[1]}, /*align_corners=*/false)
+        .slice(2, 0, keep[0])
+        .slice(3, 0, keep[1]);
+  const int64_t channels = x.size(1), planes = x.size(0) * channels;
+  const int64_t in_h = x.size(2), in_w = x.size(3), out_h = keep[0], out_w = keep[1];
+  const Taps rows = linear_taps(in_h, size[0], out_h), cols = linear_taps(in_w, size[1], out_w);
+  const int64_t used_h = out_h == 0 ? 0 : rows.second.back() + 1;  // input rows read
+  // Pass 1, along each used input row: blend[p][r][j] = x[r][first] * w_first + x[r][second] *
+  // w_second. Pass 2, down the columns: out[p][i][j] = blend[first] * w_first + blend[second] *
+  // w_second. This is ATen's order (width inside, height outside), so the sums round alike.
+  at::Tensor blend = at::empty({planes, used_h, out_w}, x.options());
+  at::Tensor out = at::empty({x.size(0), channels, out_h, out_w}, x.options());
+  const float* src = x.data_ptr<float>();
+  float* mid = blend.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  const int64_t s0 = x.stride(0), s1 = x.stride(1), s2 = x.stride(2);
+  at::parallel_for(0, planes * used_h, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      const int64_t p = k / used_h, r = k % used_h;
+      const float* in = src + (p / channels) * s0 + (p % channels) * s1 + r * s2;
+      blend_gathered(in, cols.first.data(), cols.second.data(), cols.w_first.data(),
+                     cols.w_second.data(), mid + k * out_w, out_w);
+    }
+  });
+  at::parallel_for(0, planes * out_h, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      const int64_t p = k / out_h, i = k % out_h;
+      const float* a = mid + (p * used_h + rows.first[i]) * out_w;
+      const float* b = mid + (p * used_h + rows.second[i]) * out_w;
+      blend_rows(a, b, rows.w_first[i], rows.w_second[i], dst + k * out_w, out_w);
+    }
+  });
+  return out;
+}
+
+}  // namespace sd::models
