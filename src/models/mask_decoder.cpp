@@ -37,8 +37,9 @@ at::Tensor conv_transpose_2x2(const at::Tensor& x, const torch::nn::ConvTranspos
   const int64_t b = x.size(0), h = x.size(1), wd = x.size(2), cout = w.size(1);
   at::Tensor blocks = at::addmm(conv.bias.repeat({4}), x.reshape({b * h * wd, x.size(3)}),
                                 w.permute({0, 2, 3, 1}).reshape({w.size(0), 4 * cout}));
-  return blocks.view({b, h, wd, 2, 2, cout}).permute({0, 1, 3, 2, 4, 5}).reshape(
-      {b, 2 * h, 2 * wd, cout});
+  return blocks.view({b, h, wd, 2, 2, cout})
+      .permute({0, 1, 3, 2, 4, 5})
+      .reshape({b, 2 * h, 2 * wd, cout});
 }
 
 }  // namespace
@@ -100,8 +101,7 @@ DecoderOutput MaskDecoderImpl::predict_masks(const at::Tensor& image_embeddings,
                                              const at::Tensor& image_pe,
                                              const at::Tensor& sparse_prompt_embeddings,
                                              const at::Tensor& dense_prompt_embeddings,
-                                             int64_t first_mask, int64_t end_mask,
-                                             Trace* trace) {
+                                             int64_t first_mask, int64_t end_mask, Trace* trace) {
   int64_t batch = sparse_prompt_embeddings.size(0);
   at::Tensor output_tokens = at::cat({iou_token->weight, mask_tokens->weight}, 0);
   output_tokens = output_tokens.unsqueeze(0).expand({batch, -1, -1});

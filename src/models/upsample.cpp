@@ -50,8 +50,7 @@ Taps linear_taps(int64_t in, int64_t out, int64_t keep) {
 // dst[j] = a[ia[j]] * wa[j] + a[ib[j]] * wb[j]
 SD_VECTOR_CLONES void blend_gathered(const float* __restrict a, const int64_t* __restrict ia,
                                      const int64_t* __restrict ib, const float* __restrict wa,
-                                     const float* __restrict wb, float* __restrict dst,
-                                     int64_t n) {
+                                     const float* __restrict wb, float* __restrict dst, int64_t n) {
   for (int64_t j = 0; j < n; ++j) dst[j] = a[ia[j]] * wa[j] + a[ib[j]] * wb[j];
 }
 
@@ -62,8 +61,8 @@ SD_VECTOR_CLONES void blend_rows(const float* __restrict a, const float* __restr
 }
 
 bool separable_applies(const at::Tensor& x) {
-  return x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 4 &&
-         x.stride(3) == 1 && !(at::GradMode::is_enabled() && x.requires_grad());
+  return x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 4 && x.stride(3) == 1 &&
+         !(at::GradMode::is_enabled() && x.requires_grad());
 }
 
 }  // namespace

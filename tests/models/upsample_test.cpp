@@ -28,7 +28,7 @@ TEST(UpsampleBilinear, MatchesAtenOnUpAndDownScalingAndCrops) {
       {{256, 256}, {1024, 1024}, {683, 1024}},  // SAM's first step, cropped to the input size
       {{683, 1024}, {1200, 1800}, {1200, 1800}},
       {{256, 256}, {1024, 1024}, {1024, 771}},
-      {{17, 33}, {100, 61}, {100, 61}},  // scales that are not whole
+      {{17, 33}, {100, 61}, {100, 61}},    // scales that are not whole
       {{300, 200}, {123, 77}, {123, 77}},  // downscaling
       {{5, 7}, {5, 7}, {5, 7}},            // the same size: a copy
       {{1, 1}, {3, 4}, {3, 4}}};
