@@ -372,5 +372,31 @@ TEST_F(DistTrain, FinetuneUnderLaunchIsFinetuneOfTheGlobalBatch) {
   EXPECT_TRUE(fs::exists(two + "/heldout/index.html"));
 }
 
+// eval under torchrun's variables: each rank evaluates its share of the images (3 and 2 of the
+// 5), rank 0 writes the report one process writes (timings aside); rank 1, given a report file
+// of its own, writes none.
+TEST_F(DistTrain, EvalOfTwoProcessesReportsWhatOneProcessReports) {
+  auto args = [](const std::string& report) {
+    return "--threads 1 --dist-timeout 60 eval --store " + dir() + "/store --teacher-checkpoint " +
+           teacher().file("weights.pth") + " --student " + dir() + "/student.pth --student-model " +
+           dir() + "/student.json --data " + data_sample() +
+           " --prompts box,point --max-prompts-per-image 3 --report " + report;
+  };
+  const ProgramRun one = run_program(args(dir() + "/eval-single.json"));
+  ASSERT_EQ(one.status, 0) << one.output;
+  const std::vector<RankRun> ranks = run_ranks(
+      {args(dir() + "/eval-rank0.json"), args(dir() + "/eval-rank1.json")}, dir() + "/eval");
+  for (const RankRun& r : ranks) ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_PRED2(contains, ranks[0].output, "mIoU");
+  EXPECT_FALSE(contains(ranks[1].output, "mIoU")) << ranks[1].output;
+  EXPECT_FALSE(fs::exists(dir() + "/eval-rank1.json"));
+  nlohmann::json single = nlohmann::json::parse(read_text(dir() + "/eval-single.json"));
+  nlohmann::json two = nlohmann::json::parse(read_text(dir() + "/eval-rank0.json"));
+  EXPECT_EQ(two["images"], 5);
+  single.erase("timings");
+  two.erase("timings");
+  EXPECT_EQ(two, single);
+}
+
 }  // namespace
 }  // namespace sd::testing
