@@ -84,6 +84,7 @@ nlohmann::json report_json(const EvalReport& r, size_t worst) {
 
 namespace {
 
+// A number of report_state's: NaN went as null.
 double number(const nlohmann::json& v) {
   return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>();
 }
