@@ -21,11 +21,15 @@ struct EvalArgs {
   std::string tensorboard;  // an event-file folder
 };
 
-void run_eval(EvalArgs& a) {
+void run_eval(EvalArgs& a, const Globals& globals) {
   a.request.settings.prompts = data::parse_prompt_specs(a.prompts);
   a.request.settings.multimask = eval::parse_multimask(a.multimask);
   if (!a.html.empty() && a.request.vis_dir.empty()) a.request.vis_dir = a.html + "/pictures";
+  const std::unique_ptr<dist::Group> ranks =
+      join_ranks(globals, parse_word<DeviceChoice>(a.request.device, "--device"));
+  a.request.group = ranks.get();
   eval::EvalReport report = eval::run_eval(a.request);
+  if (!globals.world.writes()) return;  // rank 0 has every rank's outcomes
   std::cout << eval::report_table(report);
   if (!a.report.empty()) {
     write_file_atomic(a.report, eval::report_json(report).dump(2) + "\n");
@@ -44,7 +48,7 @@ void run_eval(EvalArgs& a) {
 
 }  // namespace
 
-void add_eval_command(CLI::App& app, const Globals&) {
+void add_eval_command(CLI::App& app, const Globals& globals) {
   auto a = std::make_shared<EvalArgs>();
   eval::EvalRequest& r = a->request;
   CLI::App* cmd = app.add_subcommand(
@@ -96,9 +100,10 @@ void add_eval_command(CLI::App& app, const Globals&) {
       ->capture_default_str();
   add_amp_option(cmd, r.settings.amp);
   cmd->add_option("--report", a->report, "Write the report as JSON to this file");
-  cmd->add_option("--vis", r.vis_dir,
-                  "Folder for side-by-side PNGs (image with prompt | teacher's mask | student's "
-                  "mask), the IoU in each file name");
+  cmd->add_option(
+      "--vis", r.vis_dir,
+      "Folder for side-by-side PNGs (image with prompt | teacher's mask | student's "
+      "mask), the IoU in each file name (under a launcher each rank draws its own images')");
   cmd->add_option("--html", a->html,
                   "Folder for a page to look at in a browser (index.html, no network needed): "
                   "the summary, IoU histograms, every prompt sortable with its picture "
@@ -111,7 +116,7 @@ void add_eval_command(CLI::App& app, const Globals&) {
   cmd->add_flag("--strict", r.strict,
                 "Stop with an error at the first bad record: image, JSON or RLE (default: skip "
                 "it, listed in the report)");
-  cmd->callback([a] { run_eval(*a); });
+  cmd->callback([a, &globals] { run_eval(*a, globals); });
 }
 
 }  // namespace sd::cli

@@ -110,6 +110,12 @@ Dataset Dataset::head(size_t n) const {
   return d;
 }
 
+Dataset Dataset::interleaved(size_t index, size_t count) const {
+  Dataset d;
+  for (size_t i = index; i < entries_.size(); i += count) d.entries_.push_back(entries_[i]);
+  return d;
+}
+
 Dataset Dataset::from_entries(std::vector<Entry> entries) {
   Dataset d;
   d.entries_ = std::move(entries);

@@ -95,6 +95,9 @@ class Dataset {
   Dataset subset(const SubsetSpec& spec) const;
   Dataset filter(const std::function<bool(const Entry&)>& keep) const;
   Dataset head(size_t n) const;  // the first n entries (all when fewer)
+  // The entries at positions index, index + count, index + 2 count, ...: one of `count`
+  // disjoint slices (embed's --shard; a rank's share under a launcher).
+  Dataset interleaved(size_t index, size_t count) const;
 
   size_t size() const { return entries_.size(); }
   bool all_have_masks() const;  // every entry has annotation masks (has_masks)

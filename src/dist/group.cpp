@@ -269,4 +269,19 @@ int64_t max_over_ranks(Group& group, int64_t value) {
   return t.cpu().item<int64_t>();
 }
 
+std::vector<std::string> gather_to_rank0(Group& group, const std::string& name,
+                                         const std::string& mine) {
+  const World& w = group.world();
+  const std::string key = "gather/" + name + "/";
+  group.set(key + std::to_string(w.rank), mine);
+  max_over_ranks(group, 0);  // every part is in the store; a rank that stopped fails this
+  std::vector<std::string> parts;
+  if (w.rank != 0) return parts;
+  for (int r = 0; r < w.size; ++r) {
+    parts.push_back(group.get(key + std::to_string(r)));
+    group.erase(key + std::to_string(r));
+  }
+  return parts;
+}
+
 }  // namespace sd::dist

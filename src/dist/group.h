@@ -83,4 +83,9 @@ int free_port();
 // The largest of the ranks' values.
 int64_t max_over_ranks(Group& group, int64_t value);
 
+// Every rank's `mine` on rank 0, in rank order, through the rendezvous store; the other ranks
+// get none. `name` tells this gathering from others. PeerLost when a rank stopped first.
+std::vector<std::string> gather_to_rank0(Group& group, const std::string& name,
+                                         const std::string& mine);
+
 }  // namespace sd::dist

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <sstream>
 
 #include "eval/iou.h"
+#include "util/error.h"
 
 namespace sd::eval {
 
@@ -78,6 +80,83 @@ nlohmann::json report_json(const EvalReport& r, size_t worst) {
           {"skipped", data::skips_json(r.skipped)},
           {"skipped_prompts", r.skipped_prompts},
           {"multimask", r.multimask}};
+}
+
+namespace {
+
+// A number of report_state's: NaN went as null.
+double number(const nlohmann::json& v) {
+  return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>();
+}
+
+// Whether a Skip's `file` is the entry's (its image, its JSON, or the id of an image without a
+// file: ImageReader's choice).
+bool names(const data::Entry& entry, const std::string& file) {
+  return file == entry.image_path || file == entry.json_path || file == entry.id;
+}
+
+}  // namespace
+
+nlohmann::json report_state(const EvalReport& r) {
+  nlohmann::json outcomes = nlohmann::json::array();
+  for (const PromptOutcome& o : r.outcomes)
+    outcomes.push_back({o.image, o.annotation, o.kind, o.prompt, o.iou, o.teacher_gt, o.student_gt,
+                        o.width, o.height});
+  const Timings& t = r.timings;
+  return {{"kinds", r.kinds},
+          {"multimask", r.multimask},
+          {"outcomes", outcomes},
+          {"images", r.images},
+          {"skipped", data::skips_json(r.skipped)},
+          {"skipped_prompts", r.skipped_prompts},
+          {"timings", {t.teacher_embed_s, t.student_embed_s, t.decode_s, t.total_s}}};
+}
+
+EvalReport report_from_state(const nlohmann::json& s) {
+  EvalReport r;
+  r.kinds = s.at("kinds").get<std::vector<std::string>>();
+  r.multimask = s.at("multimask").get<std::map<std::string, std::string>>();
+  for (const nlohmann::json& o : s.at("outcomes"))
+    r.outcomes.push_back(
+        {o[0], o[1], o[2], o[3], number(o[4]), number(o[5]), number(o[6]), o[7], o[8]});
+  r.images = s.at("images");
+  for (const nlohmann::json& k : s.at("skipped"))
+    r.skipped.push_back({k.at("file"), k.at("reason")});
+  r.skipped_prompts = s.at("skipped_prompts");
+  const nlohmann::json& t = s.at("timings");
+  r.timings = {t[0], t[1], t[2], t[3]};
+  return r;
+}
+
+EvalReport merge_interleaved(const std::vector<EvalReport>& slices, const data::Dataset& images) {
+  EvalReport all;
+  all.kinds = slices.at(0).kinds;  // the same settings made every slice's
+  all.multimask = slices.at(0).multimask;
+  const size_t n = slices.size();
+  std::vector<size_t> outcome(n, 0), skip(n, 0);
+  for (size_t p = 0; p < images.size(); ++p) {
+    const data::Entry& entry = images[p];
+    const EvalReport& slice = slices[p % n];
+    for (size_t& o = outcome[p % n];
+         o < slice.outcomes.size() && slice.outcomes[o].image == entry.id; ++o)
+      all.outcomes.push_back(slice.outcomes[o]);
+    for (size_t& k = skip[p % n]; k < slice.skipped.size() && names(entry, slice.skipped[k].file);
+         ++k)
+      all.skipped.push_back(slice.skipped[k]);
+  }
+  for (size_t r = 0; r < n; ++r) {
+    const EvalReport& slice = slices[r];
+    if (outcome[r] != slice.outcomes.size() || skip[r] != slice.skipped.size())
+      throw Error("eval: the report of slice " + std::to_string(r) + " of " + std::to_string(n) +
+                  " holds images or skipped records out of its images' order");
+    all.images += slice.images;
+    all.skipped_prompts += slice.skipped_prompts;
+    all.timings.teacher_embed_s += slice.timings.teacher_embed_s;
+    all.timings.student_embed_s += slice.timings.student_embed_s;
+    all.timings.decode_s += slice.timings.decode_s;
+    all.timings.total_s = std::max(all.timings.total_s, slice.timings.total_s);
+  }
+  return all;
 }
 
 std::string report_table(const EvalReport& r) {

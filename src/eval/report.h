@@ -54,6 +54,17 @@ struct EvalReport {
 //  (records not evaluated), "skipped_prompts", "multimask"}.
 nlohmann::json report_json(const EvalReport& report, size_t worst = 20);
 
+// Every field of `report`, for report_from_state: how a launched eval's ranks send their
+// reports to rank 0. Numbers come back exactly (NaN as null).
+nlohmann::json report_state(const EvalReport& report);
+EvalReport report_from_state(const nlohmann::json& state);
+
+// The report one evaluation of `images` in their order makes, from the reports of their
+// interleaved slices (slices[r]: the images at positions r, r + W, ..., W = slices.size()):
+// outcomes and skipped records in image order, counts and timings summed. sd::Error when a
+// slice's report holds what its images do not explain.
+EvalReport merge_interleaved(const std::vector<EvalReport>& slices, const data::Dataset& images);
+
 // The same summary as a table for the console: one row per kind, a line of totals, and a
 // footnote saying what was skipped and why (each skipped record's file and reason).
 std::string report_table(const EvalReport& report);

@@ -78,6 +78,18 @@ data::ImageSource cached_or_decoded(const store::Reader* cache) {
   };
 }
 
+// Under a launcher: the ranks' reports of their shares as one report on rank 0; each other
+// rank keeps its own.
+EvalReport gather_on_rank0(dist::Group& group, EvalReport mine, const data::Dataset& images) {
+  const std::vector<std::string> parts =
+      dist::gather_to_rank0(group, "eval report", report_state(mine).dump());
+  if (parts.empty()) return mine;
+  std::vector<EvalReport> slices;
+  for (const std::string& part : parts)
+    slices.push_back(report_from_state(nlohmann::json::parse(part)));
+  return merge_interleaved(slices, images);
+}
+
 }  // namespace
 
 TeacherEmbedding stored_embeddings(std::shared_ptr<const store::Reader> reader) {
@@ -171,8 +183,14 @@ EvalReport run_eval(const EvalRequest& r) {
   models.student->to(device);
   if (models.teacher_heads) models.teacher_heads->to(device);
   Evaluator evaluator(models.student, r.settings, models.teacher_heads);
-  EvalReport report = evaluate_images(evaluator, dataset, teacher, reader.get(),
-                                      {r.vis_dir, r.vis_images}, false, r.strict);
+  const size_t rank = r.group ? size_t(r.group->world().rank) : 0;
+  const size_t ranks = r.group ? size_t(r.group->world().size) : 1;
+  // Each rank draws the pictures of its share of the first vis_images images.
+  const Pictures pictures{r.vis_dir,
+                          int(dataset.head(size_t(r.vis_images)).interleaved(rank, ranks).size())};
+  EvalReport report = evaluate_images(evaluator, dataset.interleaved(rank, ranks), teacher,
+                                      reader.get(), pictures, rank != 0, r.strict);
+  if (r.group) report = gather_on_rank0(*r.group, std::move(report), dataset);
   report.skipped.insert(report.skipped.begin(), orphans.begin(), orphans.end());
   report.timings.total_s = seconds_since(began);
   return report;

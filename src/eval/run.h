@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "dist/group.h"
 #include "eval/evaluator.h"
 #include "eval/report.h"
 #include "models/sam.h"
@@ -36,6 +37,9 @@ struct EvalRequest {
   // A bad record (image, JSON or RLE; an image without its JSON) is skipped and listed in the
   // report; with `strict` it is an sd::Error naming the file.
   bool strict = false;
+  // A launched run's ranks: each evaluates its interleaved share of the images
+  // (Dataset::interleaved) and rank 0 gets the report of them all; null for one process.
+  dist::Group* group = nullptr;
 };
 
 // The two models of an evaluation: the student, and the teacher's prompt encoder and mask
@@ -66,8 +70,10 @@ EvalReport evaluate_images(Evaluator& evaluator, const data::Dataset& images,
                            const TeacherEmbedding& teacher, const store::Reader* cache,
                            const Pictures& pictures = {}, bool quiet = false, bool strict = false);
 
-// Runs the evaluation (a progress line on stderr). sd::Error on bad input, naming the file,
-// key or flag at fault; a store not made by the given teacher is refused naming the field.
+// Runs the evaluation (a progress line on stderr; rank 0's alone under a launcher). Under a
+// launcher rank 0's report is the one a single process makes, except for its timings; each
+// other rank's covers its share. PeerLost when a rank stopped. sd::Error on bad input, naming the
+// file, key or flag at fault; a store not made by the given teacher is refused naming the field.
 EvalReport run_eval(const EvalRequest& request);
 
 }  // namespace sd::eval

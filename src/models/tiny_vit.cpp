@@ -24,12 +24,17 @@ Conv2d_BNImpl::Conv2d_BNImpl(int64_t a, int64_t b, int64_t ks, int64_t stride, i
 }
 
 at::Tensor Conv2d_BNImpl::forward(const at::Tensor& x) {
-  if (is_training()) return bn(c(x));
+  if (is_training()) return train_bn ? train_bn(*bn, c(x)) : bn(c(x));
   // Eval: fold the running statistics into the convolution, from the current values.
   at::Tensor scale = bn->weight / at::sqrt(bn->running_var + bn->options.eps());
   at::Tensor weight = c->weight * scale.view({-1, 1, 1, 1});
   at::Tensor bias = bn->bias - bn->running_mean * scale;
   return at::conv2d(x, weight, bias, {stride, stride}, {pad, pad}, {1, 1}, groups);
+}
+
+void set_batchnorm_forward(torch::nn::Module& model, const BatchNormForward& forward) {
+  for (const std::shared_ptr<torch::nn::Module>& m : model.modules())
+    if (auto* layer = dynamic_cast<Conv2d_BNImpl*>(m.get())) layer->train_bn = forward;
 }
 
 PatchEmbedImpl::PatchEmbedImpl(int64_t in_chans, int64_t embed_dim) {

@@ -6,6 +6,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
+#include <functional>
 #include <string>
 #include <utility>
 
@@ -18,6 +19,11 @@ namespace sd::models::tiny_vit {
 
 using Resolution = std::pair<int64_t, int64_t>;
 
+// A BatchNorm's training-mode computation in place of torch's own (which normalises by this
+// process's batch alone), e.g. over the batches of every process of a data-parallel run.
+using BatchNormForward =
+    std::function<at::Tensor(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x)>;
+
 // Convolution without bias followed by BatchNorm. In eval mode the BatchNorm is folded into
 // the convolution weights on every call (never cached, so it cannot go stale).
 class Conv2d_BNImpl : public torch::nn::Module {
@@ -29,8 +35,13 @@ class Conv2d_BNImpl : public torch::nn::Module {
   torch::nn::Conv2d c{nullptr};
   torch::nn::BatchNorm2d bn{nullptr};
   int64_t stride, pad, groups;
+  BatchNormForward train_bn;  // null: torch's
 };
 TORCH_MODULE(Conv2d_BN);
+
+// Every Conv2d_BN of `model` trains with `forward` (null: torch's own); the weights and their
+// keys stay.
+void set_batchnorm_forward(torch::nn::Module& model, const BatchNormForward& forward);
 
 // Two stride-2 3x3 convolutions: Bx3xHxW -> Bx`embed_dim`x(H/4)x(W/4).
 class PatchEmbedImpl : public torch::nn::Module {

@@ -45,25 +45,25 @@ std::vector<data::ImageItem> next_batch(data::ImageReader& reader, size_t count,
   return batch;
 }
 
-// The shard's images at positions i, i+N, ... of the subset, less those already done. An
-// image whose id is too long for a store key (a deep plain folder) is skipped, named.
-std::vector<const data::Entry*> select(const data::Dataset& dataset, const Reader& done,
+// The images of `shard` less those already done. An image whose id is too long for a store
+// key (a deep plain folder) is skipped, named.
+std::vector<const data::Entry*> select(const data::Dataset& shard, const Reader& done,
                                        const EmbedOptions& options, EmbedSummary& summary) {
   std::vector<const data::Entry*> todo;
-  for (size_t i = options.shard_index; i < dataset.size(); i += options.shard_count) {
+  for (const data::Entry& entry : shard.entries()) {
     ++summary.selected;
-    const std::string& key = dataset[i].id;
+    const std::string& key = entry.id;
     if (key.size() > kMaxKeyBytes) {
       summary.skipped.push_back(
-          {dataset[i].image_path, "its id '" + key + "' is longer than a store key (" +
-                                      std::to_string(kMaxKeyBytes) + " bytes): move it up"});
+          {entry.image_path, "its id '" + key + "' is longer than a store key (" +
+                                 std::to_string(kMaxKeyBytes) + " bytes): move it up"});
       if (options.strict) throw Error(data::describe(summary.skipped.back()));
       continue;
     }
     if (done.find(Kind::embedding, key) && (!options.cache_images || done.find(Kind::image, key)))
       ++summary.already_done;
     else
-      todo.push_back(&dataset[i]);
+      todo.push_back(&entry);
   }
   return todo;
 }
@@ -155,7 +155,9 @@ EmbedSummary embed(const EmbedOptions& options) {
     throw Error(data::describe(summary.skipped.front()));
   Writer writer(options.store, manifest, shard_part_name(options.shard_index, options.shard_count));
   const Reader before(options.store);  // committed by earlier runs and other shards' writers
-  const std::vector<const data::Entry*> todo = select(dataset, before, options, summary);
+  const data::Dataset shard =
+      dataset.interleaved(size_t(options.shard_index), size_t(options.shard_count));
+  const std::vector<const data::Entry*> todo = select(shard, before, options, summary);
   log::info("embed: " + std::to_string(summary.selected) + " images in shard " +
             std::to_string(options.shard_index) + "/" + std::to_string(options.shard_count) + ", " +
             std::to_string(summary.already_done) + " already in '" + options.store + "'");

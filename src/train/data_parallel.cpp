@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "dist/sync_batch_norm.h"
+#include "models/tiny_vit.h"
 #include "util/error.h"
 #include "util/sha256.h"
 
@@ -75,6 +77,19 @@ int64_t resume_position(const io::TrainCheckpoint& meta, int rank, int size) {
       saved.empty() ? meta.progress.position : *std::max_element(saved.begin(), saved.end());
   const int64_t consumed = furthest * saved_size;
   return (consumed + size - 1) / size;
+}
+
+void sync_batchnorms(torch::nn::Module& model, dist::Group& group) {
+  models::tiny_vit::set_batchnorm_forward(
+      model, [&group](torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x) {
+        // What torch::nn::BatchNorm2d's forward does besides normalising: count the batch;
+        // without a momentum, a cumulative average.
+        bn.num_batches_tracked += 1;
+        const double momentum =
+            bn.options.momentum().value_or(1.0 / bn.num_batches_tracked.item<double>());
+        return dist::sync_batch_norm(group, x, bn.weight, bn.bias, bn.running_mean, bn.running_var,
+                                     momentum, bn.options.eps());
+      });
 }
 
 }  // namespace sd::train

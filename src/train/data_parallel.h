@@ -40,6 +40,10 @@ class Ranks {
   mutable int64_t rounds_ = 0;  // from_rank0 calls, the same sequence on every rank
 };
 
+// sync_batchnorm: every BatchNorm of `model` (TinyViT's) trains on the statistics of all ranks'
+// batches together (dist::sync_batch_norm), for as long as `group` lives.
+void sync_batchnorms(torch::nn::Module& model, dist::Group& group);
+
 // Where this rank starts in its slice of the epoch's order when resuming from `meta`: its own
 // position when the world size is the same, else the images consumed over all ranks (the
 // furthest rank's count) spread over the new ranks.

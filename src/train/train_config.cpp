@@ -59,6 +59,10 @@ const io::ConfigTable<TrainConfig>& train_config_table() {
       field("max_nonfinite", &C::max_nonfinite, 20, positive(),
             "stop after this many non-finite losses in a row"),
       field("workers", &C::workers, 0, non_negative(), "image decoding threads (0: one per core)"),
+      field("sync_batchnorm", &C::sync_batchnorm, false, any_value(),
+            "with several processes, BatchNorm (TinyViT) normalises by the statistics of the "
+            "global batch, as torch.nn.SyncBatchNorm (default: each process's own; one process: "
+            "plain BatchNorm)"),
       field("log_every", &C::log_every, 10, positive(), "progress line every N steps"),
       field("strict", &C::strict, false, any_value(),
             "stop at the first bad record (damaged store record, unreadable image) instead of "

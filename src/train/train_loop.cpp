@@ -56,6 +56,7 @@ class Loop {
       throw Error("batch_size " + std::to_string(c_.batch_size) + " (the global batch) is not " +
                   "divisible by the " + std::to_string(ranks_.size()) + " processes of this run");
     if (request.group) sync_ = std::make_unique<dist::GradientSync>(*request.group, params_);
+    if (request.group && c_.sync_batchnorm) sync_batchnorms(o_.model(), *request.group);
     GroupOptions options;
     options.lr = c_.lr;
     options.weight_decay = c_.weight_decay;

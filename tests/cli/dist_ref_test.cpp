@@ -39,6 +39,17 @@ constexpr double kLossTolerance = 1e-5;        // relative, per step
 constexpr double kMeanWeightTolerance = 1e-7;  // mean |difference| over every weight
 constexpr double kStrayShare = 1e-4;           // elements allowed beyond 1e-5 ...
 constexpr double kStrayTolerance = 0.5e-3;     // ... by at most a quarter of lr (0.002)
+// SyncBatchNorm (TinyViT): the first step's running statistics (fp64 sums of each process's
+// fp32 mean and variance against one fp32 reduction over the batch of 2) agree to fp32 error.
+// Later ones follow the weights, and TinyViT has biases whose gradient is rounding noise (an
+// MLP's fc2.bias before a downsampling 1x1 convolution whose BatchNorm subtracts any per-channel
+// constant): AdamW moves them by up to lr either way, so they and the running means of the
+// BatchNorms behind them differ by steps of lr. Measured on this machine (relative, absolute
+// below 1): step 1's statistics 6e-8 apart (7e-2 without sync_batchnorm), the final ones 1.2e-4
+// (0.2); weights 2e-8 apart on average, the largest 1.45e-3 (an fc2.bias element).
+constexpr double kFirstStatsTolerance = 1e-6;
+constexpr double kFinalStatsTolerance = 1e-3;
+constexpr double kNoiseStepTolerance = 0.004;  // a noise-driven element: 2 lr
 
 struct RankRun {
   int status = -1;
@@ -370,6 +381,100 @@ TEST_F(DistTrain, FinetuneUnderLaunchIsFinetuneOfTheGlobalBatch) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-4) << "validation " << i;
   EXPECT_TRUE(fs::exists(two + "/heldout/index.html"));
+}
+
+// The running statistics of two state dicts: the largest difference relative to the value's
+// magnitude (at least 1), and whether every batch count is the same.
+struct StatsDifference {
+  double max = 0;
+  int64_t tensors = 0;
+  bool same_counts = true;
+};
+
+StatsDifference running_stats_difference(const io::StateDict& x, const io::StateDict& y) {
+  StatsDifference d;
+  for (size_t i = 0; i < std::min(x.size(), y.size()); ++i) {
+    const std::string& key = x[i].first;
+    if (key.find("num_batches_tracked") != std::string::npos)
+      d.same_counts = d.same_counts && at::equal(x[i].second, y[i].second);
+    if (key.find("running_") == std::string::npos) continue;
+    const at::Tensor a = x[i].second.to(at::kDouble), b = y[i].second.to(at::kDouble);
+    d.max = std::max(d.max, ((a - b).abs() / b.abs().clamp_min(1)).max().item<double>());
+    ++d.tensors;
+  }
+  return d;
+}
+
+// sync_batchnorm: the TinyViT student (BatchNorm in every convolution) of two processes of batch
+// 1 trains as one process of batch 2: the same losses, weights and running statistics. Without
+// it each process normalises by its own image, and the running statistics say so.
+TEST_F(DistTrain, SyncBatchNormOfTwoProcessesIsBatchNormOfTheGlobalBatch) {
+  auto args = [](const std::string& run) {
+    std::string a = train_args(run, 2, 3);
+    return a.replace(a.find("/vit_student.json"), 17, "/student.json");
+  };
+  const std::string single = dir() + "/bn-single", synced = dir() + "/bn-sync",
+                    own = dir() + "/bn-own";
+  const ProgramRun one = run_program(args(single) + " --sync-batchnorm");
+  ASSERT_EQ(one.status, 0) << one.output;
+  for (const RankRun& r : run_two(args(synced) + " --sync-batchnorm", synced))
+    ASSERT_EQ(r.status, 0) << r.output;
+  for (const RankRun& r : run_two(args(own), own)) ASSERT_EQ(r.status, 0) << r.output;
+  const std::vector<double> losses = step_losses(synced), reference = step_losses(single);
+  expect_same_losses(losses, reference);
+  for (size_t i = 0; i < std::min(losses.size(), reference.size()); ++i)
+    std::cout << "step " << i + 1
+              << " losses apart: " << std::abs(losses[i] - reference[i]) / reference[i]
+              << " (relative)\n";
+  auto weights = [](const std::string& run, int64_t step) {  // step 0: final.pth
+    return step == 0
+               ? io::read_state_dict(run + "/final.pth")
+               : io::read_train_checkpoint(run + "/checkpoints/" + io::checkpoint_name(step)).model;
+  };
+  const WeightDifference moved = difference(weights(synced, 0), weights(single, 0));
+  std::cout << "weights apart: mean " << moved.mean << ", largest " << moved.max << "\n";
+  EXPECT_LE(moved.mean, kMeanWeightTolerance);
+  EXPECT_LE(moved.max, kNoiseStepTolerance);
+  for (const auto& [step, tolerance] :
+       {std::pair{int64_t{1}, kFirstStatsTolerance}, std::pair{int64_t{0}, kFinalStatsTolerance}}) {
+    const StatsDifference sync =
+        running_stats_difference(weights(synced, step), weights(single, step));
+    const StatsDifference apart =
+        running_stats_difference(weights(own, step), weights(single, step));
+    std::cout << (step == 1 ? "step 1" : "final") << " running statistics apart: synchronised "
+              << sync.max << ", each its own " << apart.max << " (" << sync.tensors
+              << " tensors)\n";
+    EXPECT_GT(sync.tensors, 10);
+    EXPECT_TRUE(sync.same_counts);
+    EXPECT_LE(sync.max, tolerance) << "step " << step;
+    EXPECT_GT(apart.max, 10 * tolerance) << "step " << step;
+  }
+}
+
+// eval under torchrun's variables: each rank evaluates its share of the images (3 and 2 of the
+// 5), rank 0 writes the report one process writes (timings aside); rank 1, given a report file
+// of its own, writes none.
+TEST_F(DistTrain, EvalOfTwoProcessesReportsWhatOneProcessReports) {
+  auto args = [](const std::string& report) {
+    return "--threads 1 --dist-timeout 60 eval --store " + dir() + "/store --teacher-checkpoint " +
+           teacher().file("weights.pth") + " --student " + dir() + "/student.pth --student-model " +
+           dir() + "/student.json --data " + data_sample() +
+           " --prompts box,point --max-prompts-per-image 3 --report " + report;
+  };
+  const ProgramRun one = run_program(args(dir() + "/eval-single.json"));
+  ASSERT_EQ(one.status, 0) << one.output;
+  const std::vector<RankRun> ranks = run_ranks(
+      {args(dir() + "/eval-rank0.json"), args(dir() + "/eval-rank1.json")}, dir() + "/eval");
+  for (const RankRun& r : ranks) ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_PRED2(contains, ranks[0].output, "mIoU");
+  EXPECT_FALSE(contains(ranks[1].output, "mIoU")) << ranks[1].output;
+  EXPECT_FALSE(fs::exists(dir() + "/eval-rank1.json"));
+  nlohmann::json single = nlohmann::json::parse(read_text(dir() + "/eval-single.json"));
+  nlohmann::json two = nlohmann::json::parse(read_text(dir() + "/eval-rank0.json"));
+  EXPECT_EQ(two["images"], 5);
+  single.erase("timings");
+  two.erase("timings");
+  EXPECT_EQ(two, single);
 }
 
 }  // namespace

@@ -110,5 +110,41 @@ TEST(Rendezvous, ALostPeerIsNamed) {
   }
 }
 
+// Rank 1's part and rank 0's meet on rank 0, in rank order; rank 1 gets none back.
+TEST(Rendezvous, GatherBringsEveryPartToRankZero) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
+  const int port = free_port();
+  auto other = std::async(std::launch::async, [port] {
+    std::unique_ptr<Group> g =
+        connect(loopback_world(1, port), GroupOptions{std::chrono::seconds(20)});
+    return gather_to_rank0(*g, "test", std::string(100000, 'b')).size();
+  });
+  std::unique_ptr<Group> g =
+      connect(loopback_world(0, port), GroupOptions{std::chrono::seconds(20)});
+  EXPECT_EQ(gather_to_rank0(*g, "test", "a"),
+            (std::vector<std::string>{"a", std::string(100000, 'b')}));
+  EXPECT_EQ(other.get(), 0u);
+}
+
+TEST(Rendezvous, AGatherWithoutAPeerNamesTheRank) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
+  const int port = free_port();
+  auto other = std::async(std::launch::async, [port] {
+    std::unique_ptr<Group> g =
+        connect(loopback_world(1, port), GroupOptions{std::chrono::seconds(20)});
+    max_over_ranks(*g, 1);  // then this rank's group goes away
+  });
+  std::unique_ptr<Group> g =
+      connect(loopback_world(0, port), GroupOptions{std::chrono::seconds(5)});
+  max_over_ranks(*g, 0);
+  other.get();
+  try {
+    gather_to_rank0(*g, "test", "a");
+    ADD_FAILURE() << "a gather without the other rank succeeded";
+  } catch (const PeerLost& e) {
+    EXPECT_PRED2(testing::contains, std::string(e.what()), "rank 0 of 2: ");
+  }
+}
+
 }  // namespace
 }  // namespace sd::dist

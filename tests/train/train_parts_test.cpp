@@ -150,6 +150,7 @@ TEST(TrainConfig, AConfigWrittenThenReadIsTheSame) {
   nlohmann::json written = old_run;
   written["strict"] = false;
   written["images"] = "";
+  written["sync_batchnorm"] = false;
   EXPECT_EQ(c.json, written);
   EXPECT_EQ(c.json.dump(2), written.dump(2));
   EXPECT_EQ(c.amp, models::Amp::bf16);
