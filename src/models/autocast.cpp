@@ -32,6 +32,20 @@ void set_autocast(c10::DeviceType type, bool enabled, at::ScalarType dtype) {
 
 }  // namespace
 
+Amp current_amp(c10::DeviceType type) {
+#ifdef SD_AUTOCAST_BY_DEVICE_TYPE
+  const bool enabled = at::autocast::is_autocast_enabled(type);
+  const at::ScalarType dtype = at::autocast::get_autocast_dtype(type);
+#else
+  const bool cuda = type == c10::DeviceType::CUDA;
+  const bool enabled = cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+  const at::ScalarType dtype =
+      cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+#endif
+  if (!enabled) return Amp::off;
+  return dtype == at::kHalf ? Amp::fp16 : Amp::bf16;
+}
+
 void check_amp(Amp amp, c10::Device device) {
   if (amp == Amp::off || device.is_cuda()) return;
   if (amp == Amp::fp16)

@@ -39,6 +39,9 @@ class AutocastScope {
   bool active_ = false;
 };
 
+// The mixed precision active on this thread for `device`'s type (what an AutocastScope set).
+Amp current_amp(c10::DeviceType type);
+
 // sd::Error unless `amp` can run on `device`: off anywhere, bf16 on CPUs and CUDA, fp16 on CUDA.
 void check_amp(Amp amp, c10::Device device);
 

@@ -15,6 +15,7 @@
 #include "models/autocast.h"
 #include "models/image_encoder.h"
 #include "models/predictor.h"
+#include "models/tiny_vit.h"
 #include "util/clock.h"
 #include "util/memory.h"
 
@@ -134,14 +135,15 @@ nlohmann::json bench_decoder(Sam sam, int repeats) {
   return figures;
 }
 
-nlohmann::json bench_train_memory() {
-  TrainingStep training(make_image_encoder(encoder_preset("vit_t")));
+namespace {
+
+// The breakdown of one training step of `training` (fp32), its first step already taken.
+nlohmann::json train_memory(TrainingStep& training) {
   double weights = 0;
   for (const at::Tensor& p : training.encoder->parameters()) weights += double(p.nbytes());
   weights /= 1024.0 * 1024.0;
   const double batch =
       double(training.images.nbytes() + training.target.nbytes()) / (1024.0 * 1024.0);
-  training.run(Amp::off);  // the first step allocates AdamW's state
   training.optimizer.zero_grad();
   release_free_memory();
   reset_peak_rss();
@@ -149,15 +151,27 @@ nlohmann::json bench_train_memory() {
   double saved = 0;
   training.run(Amp::off, [&] { saved = heap_in_use_mb() - before; });
   const double peak = peak_rss_mb();
-  return {{"train_step_b2_memory",
-           {{"weights_mb", weights},
-            {"gradients_mb", weights},
-            {"adamw_state_mb", 2 * weights},
-            {"batch_and_target_mb", batch},
-            {"activations_saved_mb", saved},
-            {"backward_transient_mb", peak - rss_before - saved},
-            {"allocator_retained_mb", rss_mb() - heap_in_use_mb()},
-            {"peak_rss_mb", peak}}}};
+  return {{"weights_mb", weights},
+          {"gradients_mb", weights},
+          {"adamw_state_mb", 2 * weights},
+          {"batch_and_target_mb", batch},
+          {"activations_saved_mb", saved},
+          {"backward_transient_mb", peak - rss_before - saved},
+          {"allocator_retained_mb", rss_mb() - heap_in_use_mb()},
+          {"peak_rss_mb", peak}};
+}
+
+TinyViT& as_tiny_vit(ImageEncoder& encoder) { return dynamic_cast<TinyViT&>(encoder); }
+
+}  // namespace
+
+nlohmann::json bench_train_memory() {
+  TrainingStep training(make_image_encoder(encoder_preset("vit_t")));
+  training.run(Amp::off);  // the first step allocates AdamW's state
+  nlohmann::json figures{{"train_step_b2_memory", train_memory(training)}};
+  as_tiny_vit(*training.encoder).recompute_stages(1);
+  figures["train_step_b2_recompute_memory"] = train_memory(training);
+  return figures;
 }
 
 nlohmann::json bench_encoder(int repeats) {
@@ -188,6 +202,11 @@ nlohmann::json bench_encoder(int repeats) {
       figures, "train_step_b2", [&] { training.run(Amp::off); }, repeats);
   measure(
       figures, "train_step_b2_bf16", [&] { training.run(Amp::bf16); }, repeats);
+  // recompute_stages 1: the first stage run again in backward.
+  as_tiny_vit(*encoder).recompute_stages(1);
+  measure(
+      figures, "train_step_b2_recompute", [&] { training.run(Amp::off); }, repeats);
+  as_tiny_vit(*encoder).recompute_stages(0);
 
   const double fp32 = gemm_gflops(at::kFloat, repeats), bf16 = gemm_gflops(at::kBFloat16, repeats);
   // A training step at batch 2: forward, and a backward of about twice its products.
@@ -202,6 +221,8 @@ nlohmann::json bench_encoder(int repeats) {
                   {"encoder_infer_bf16_of_limit", gflop / s_bf16 / bf16},
                   {"train_step_b2_of_limit", step_gflop / t_fp32 / fp32},
                   {"train_step_b2_bf16_of_limit", step_gflop / t_bf16 / bf16},
+                  {"train_step_b2_recompute_of_limit",
+                   step_gflop / figures["train_step_b2_recompute_s"].get<double>() / fp32},
                   {"threads", at::get_num_threads()}});
   return figures;
 }

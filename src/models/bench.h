@@ -20,7 +20,8 @@ nlohmann::json bench_encoder(int repeats);
 // Where a vit_t training step's memory goes (batch 2, fp32, MiB): {"train_step_b2_memory":
 // {weights, gradients, adamw_state, batch_and_target, activations_saved (live heap the forward
 // adds: what autograd keeps for backward), backward_transient (the peak above that), allocator_
-// retained (resident but free), peak_rss}}.
+// retained (resident but free), peak_rss}, "train_step_b2_recompute_memory": the same with
+// recompute_stages 1}.
 nlohmann::json bench_train_memory();
 
 }  // namespace sd::models

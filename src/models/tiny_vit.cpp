@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "models/common.h"
+#include "models/recompute.h"
 
 namespace sd::models::tiny_vit {
 
@@ -167,15 +168,28 @@ at::Tensor TinyViTBlockImpl::forward(const at::Tensor& x) {
   return y + mlp(y);
 }
 
+// `module`'s `forward(x)`, recomputed in backward when `recompute` and training with autograd.
+static at::Tensor maybe_recompute(torch::nn::Module& module,
+                                  std::function<at::Tensor(const at::Tensor&)> forward,
+                                  const at::Tensor& x, bool recompute) {
+  if (!recompute || !module.is_training() || !at::GradMode::is_enabled()) return forward(x);
+  return recompute_in_backward(module, std::move(forward), x);
+}
+
 // Runs a stage's blocks, then its downsample, recording each output.
 template <class BlockImpl>
 static at::Tensor run_stage(torch::nn::ModuleList& blocks, PatchMerging& downsample, at::Tensor x,
-                            Trace* trace, const std::string& name) {
+                            Trace* trace, const std::string& name, bool recompute) {
   for (size_t i = 0; i < blocks->size(); ++i) {
-    x = blocks->at<BlockImpl>(i).forward(x);
+    BlockImpl& block = blocks->at<BlockImpl>(i);
+    x = maybe_recompute(
+        block, [&block](const at::Tensor& in) { return block.forward(in); }, x, recompute);
     if (trace) trace->emplace_back(name + ".blocks." + std::to_string(i), x);
   }
-  if (!downsample.is_empty()) x = downsample(x);
+  if (!downsample.is_empty())
+    x = maybe_recompute(
+        *downsample, [down = downsample.get()](const at::Tensor& in) { return down->forward(in); },
+        x, recompute);
   if (trace) trace->emplace_back(name, x);
   return x;
 }
@@ -189,7 +203,7 @@ ConvLayerImpl::ConvLayerImpl(int64_t dim, Resolution input_resolution, int64_t d
 }
 
 at::Tensor ConvLayerImpl::forward(const at::Tensor& x, Trace* trace, const std::string& name) {
-  return run_stage<MBConvImpl>(blocks, downsample, x, trace, name);
+  return run_stage<MBConvImpl>(blocks, downsample, x, trace, name, recompute);
 }
 
 BasicLayerImpl::BasicLayerImpl(int64_t dim, Resolution input_resolution, int64_t depth,
@@ -204,7 +218,7 @@ BasicLayerImpl::BasicLayerImpl(int64_t dim, Resolution input_resolution, int64_t
 }
 
 at::Tensor BasicLayerImpl::forward(const at::Tensor& x, Trace* trace, const std::string& name) {
-  return run_stage<TinyViTBlockImpl>(blocks, downsample, x, trace, name);
+  return run_stage<TinyViTBlockImpl>(blocks, downsample, x, trace, name, recompute);
 }
 
 }  // namespace sd::models::tiny_vit
@@ -239,6 +253,17 @@ TinyViT::TinyViT(const TinyViTConfig& c) {
   init_linear_weights();
 }
 
+void TinyViT::recompute_stages(int64_t stages) {
+  recompute_patch_embed_ = stages > 0;
+  for (size_t i = 0; i < layers->size(); ++i) {
+    const bool on = int64_t(i) < stages;
+    if (i == 0)
+      layers->at<tiny_vit::ConvLayerImpl>(0).recompute = on;
+    else
+      layers->at<tiny_vit::BasicLayerImpl>(i).recompute = on;
+  }
+}
+
 // Python's _init_weights: Linear weights ~ N(0, 0.02) (timm's trunc_normal_ cuts at +-2,
 // 100 standard deviations away), biases 0. LayerNorms already start at 1 / 0.
 void TinyViT::init_linear_weights() {
@@ -255,8 +280,11 @@ at::Tensor TinyViT::forward(const at::Tensor& input, Trace* trace) {
   // reordering, and the B x L x C tensors of the attention stages are channels-last NCHW
   // tensors as they are. Training stays NCHW, as Python: LibTorch's channels-last batch norm
   // computes the batch variance less exactly (relative 1e-5 per layer, 4e-3 at the output).
-  at::Tensor x =
-      patch_embed(is_training() ? input : input.contiguous(at::MemoryFormat::ChannelsLast));
+  at::Tensor x = tiny_vit::maybe_recompute(
+      *patch_embed,
+      [embed = patch_embed.get()](const at::Tensor& in) { return embed->forward(in); },
+      is_training() ? input : input.contiguous(at::MemoryFormat::ChannelsLast),
+      recompute_patch_embed_);
   if (trace) trace->emplace_back("patch_embed", x);
   x = layers->at<tiny_vit::ConvLayerImpl>(0).forward(x, trace, "layers.0");
   for (size_t i = 1; i < layers->size(); ++i)

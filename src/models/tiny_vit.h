@@ -134,6 +134,7 @@ class ConvLayerImpl : public torch::nn::Module {
 
   torch::nn::ModuleList blocks{nullptr};
   PatchMerging downsample{nullptr};
+  bool recompute = false;  // see TinyViT::recompute_stages
 };
 TORCH_MODULE(ConvLayer);
 
@@ -146,6 +147,7 @@ class BasicLayerImpl : public torch::nn::Module {
 
   torch::nn::ModuleList blocks{nullptr};
   PatchMerging downsample{nullptr};
+  bool recompute = false;  // see TinyViT::recompute_stages
 };
 TORCH_MODULE(BasicLayer);
 
@@ -165,8 +167,14 @@ class TinyViT : public ImageEncoder {
   torch::nn::Sequential neck{nullptr};
   tiny_vit::Resolution output_resolution;
 
+  // Training with the first `stages` stages (the patch embedding with the first) recomputed in
+  // backward, block by block, instead of keeping their activations (models/recompute.h). The
+  // first stage works at a quarter of the input's size: about half of what training keeps.
+  void recompute_stages(int64_t stages);
+
  private:
   void init_linear_weights();
+  bool recompute_patch_embed_ = false;
 };
 
 }  // namespace sd::models

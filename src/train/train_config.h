@@ -33,9 +33,10 @@ struct TrainConfig {
   models::Amp amp = models::Amp::off;
   int64_t checkpoint_every = 0;  // optimiser steps; 0: epoch ends only
   int64_t keep_last = 0;
-  int64_t max_nonfinite = 0;    // consecutive non-finite losses before the run stops
-  int64_t workers = 0;          // loader threads; 0: one per core
-  bool sync_batchnorm = false;  // several processes: BatchNorm over the global batch
+  int64_t max_nonfinite = 0;     // consecutive non-finite losses before the run stops
+  int64_t workers = 0;           // loader threads; 0: one per core
+  bool sync_batchnorm = false;   // several processes: BatchNorm over the global batch
+  int64_t recompute_stages = 0;  // TinyViT stages recomputed in backward (memory for time)
   int64_t log_every = 1;
   bool strict = false;
 

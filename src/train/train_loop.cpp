@@ -11,6 +11,7 @@
 #include "io/checkpoint.h"
 #include "io/run_folder.h"
 #include "io/state_dict.h"
+#include "models/tiny_vit.h"
 #include "store/manifest.h"
 #include "train/data_parallel.h"
 #include "train/loss_plot.h"
@@ -40,6 +41,21 @@ std::string store_identity(const std::string& store) {
   return sha256_file(store::manifest_path(store));
 }
 
+// recompute_stages on the TinyViT inside `model`; sd::Error naming the key elsewhere.
+void recompute_stages(torch::nn::Module& model, const TrainConfig& c, bool data_parallel) {
+  if (c.sync_batchnorm && data_parallel)
+    throw Error(
+        "recompute_stages and sync_batchnorm cannot be combined: the recomputation "
+        "would run the BatchNorms' collectives again in backward");
+  for (const std::shared_ptr<torch::nn::Module>& m : model.modules())
+    if (auto* tiny_vit = dynamic_cast<models::TinyViT*>(m.get())) {
+      tiny_vit->recompute_stages(c.recompute_stages);
+      return;
+    }
+  throw Error("recompute_stages " + std::to_string(c.recompute_stages) +
+              " applies to TinyViT students; this one has no TinyViT (set it to 0)");
+}
+
 class Loop {
  public:
   Loop(const LoopRequest& request, Objective& objective)
@@ -57,6 +73,7 @@ class Loop {
                   "divisible by the " + std::to_string(ranks_.size()) + " processes of this run");
     if (request.group) sync_ = std::make_unique<dist::GradientSync>(*request.group, params_);
     if (request.group && c_.sync_batchnorm) sync_batchnorms(o_.model(), *request.group);
+    if (c_.recompute_stages > 0) recompute_stages(o_.model(), c_, request.group != nullptr);
     GroupOptions options;
     options.lr = c_.lr;
     options.weight_decay = c_.weight_decay;

@@ -322,6 +322,23 @@ TEST_F(TrainRun, Bf16OnTheCpuLearnsLikeFp32AndResumesExactly) {
   EXPECT_EQ(step_losses(killed), bf16);
 }
 
+// recompute_stages trades memory for time and nothing else: the run ends on the same weights.
+TEST_F(TrainRun, RecomputedStagesEndOnTheSameWeights) {
+  const std::string run = dir() + "/recompute";
+  ProgramRun r = run_program(train_args(run, 7) + " --recompute-stages 2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  expect_same_weights(reference_run() + "/final.pth", run + "/final.pth");
+}
+
+TEST_F(TrainRun, RecomputeStagesOfAStudentWithoutTinyViTIsRefused) {
+  std::string args = train_args(dir() + "/recompute-vit", 1) + " --recompute-stages 1";
+  args.replace(args.find("/student.json"), 13, "/teacher.json");  // a ViT student
+  ProgramRun r = run_program(args);
+  EXPECT_NE(r.status, 0);
+  EXPECT_PRED2(contains, r.output,
+               "recompute_stages 1 applies to TinyViT students; this one has no TinyViT");
+}
+
 TEST_F(TrainRun, Fp16IsRefusedOnTheCpuNamingBf16) {
   ProgramRun r = run_program(train_args(dir() + "/fp16", 1) + " --amp fp16 --device cpu");
   EXPECT_NE(r.status, 0);

@@ -1,10 +1,12 @@
 // Pieces of the image encoders that the reference fixtures do not reach on their own.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <torch/optim/adamw.h>
 #include <torch/types.h>
 
 #include "common/fixtures.h"
 #include "io/state_dict.h"
+#include "models/autocast.h"
 #include "models/image_encoder_vit.h"
 #include "models/preprocess.h"
 #include "models/tiny_vit.h"
@@ -80,6 +82,43 @@ TEST(TinyViT, EvalModeFoldsTheCurrentBatchNormStatistics) {
   EXPECT_TRUE(at::allclose(conv(x), conv->bn(conv->c(x)), 1e-5, 1e-5));
   conv->bn->running_mean.add_(3.0);
   EXPECT_TRUE(at::allclose(conv(x), conv->bn(conv->c(x)), 1e-5, 1e-5));
+}
+
+// Recomputing stages in backward changes what is kept, not what is computed: the same weights
+// and BatchNorm statistics, bit for bit, after steps of AdamW, in fp32 and under bf16 autocast
+// (which the recomputation must run under again).
+TEST(TinyViT, RecomputedStagesTrainBitForBitAsKeptOnes) {
+  const auto config = encoder_config_from_json(
+      nlohmann::json::parse(R"({"embed_dims": [16, 32, 64, 320], "depths": [2, 1, 1, 1],
+          "num_heads": [1, 1, 2, 5], "window_sizes": [7, 7, 14, 7], "img_size": 256})"),
+      "test");
+  for (Amp amp : {Amp::off, Amp::bf16}) {
+    std::vector<io::StateDict> trained;
+    for (int64_t stages : {0, 2}) {
+      at::manual_seed(0);
+      auto model = make_image_encoder(config);
+      dynamic_cast<TinyViT&>(*model).recompute_stages(stages);
+      model->train();
+      torch::optim::AdamW adamw(model->parameters(), torch::optim::AdamWOptions(1e-2));
+      at::manual_seed(1);
+      const at::Tensor images = at::randn({2, 3, 256, 256});
+      for (int step = 0; step < 2; ++step) {
+        adamw.zero_grad();
+        at::Tensor out;
+        {
+          AutocastScope autocast(amp, at::kCPU);
+          out = model->forward(images);
+        }
+        out.to(at::kFloat).square().mean().backward();
+        adamw.step();
+      }
+      trained.push_back(io::state_dict(*model));
+    }
+    ASSERT_EQ(trained[0].size(), trained[1].size());
+    for (size_t i = 0; i < trained[0].size(); ++i)
+      EXPECT_TRUE(at::equal(trained[0][i].second, trained[1][i].second))
+          << trained[0][i].first << " (amp " << word(amp) << ")";
+  }
 }
 
 TEST(Preprocess, NormalisesAndPadsBottomRight) {

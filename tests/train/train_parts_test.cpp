@@ -151,6 +151,7 @@ TEST(TrainConfig, AConfigWrittenThenReadIsTheSame) {
   written["strict"] = false;
   written["images"] = "";
   written["sync_batchnorm"] = false;
+  written["recompute_stages"] = 0;
   EXPECT_EQ(c.json, written);
   EXPECT_EQ(c.json.dump(2), written.dump(2));
   EXPECT_EQ(c.amp, models::Amp::bf16);
