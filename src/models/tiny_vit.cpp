@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "models/batched_matmul.h"
 #include "models/common.h"
 #include "models/recompute.h"
 
@@ -114,8 +115,18 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   at::Tensor biases = attention_biases.index_select(1, attention_bias_idxs.flatten())
                           .view({num_heads, N, N})
                           .to(q.scalar_type());
-  at::Tensor attn = (at::matmul(q, k.transpose(-2, -1)) * scale + biases).softmax(-1);
-  return proj(at::matmul(attn, v).transpose(1, 2).reshape({B, N, -1}));
+  if (is_training() || at::GradMode::is_enabled()) {
+    at::Tensor attn = (at::matmul(q, k.transpose(-2, -1)) * scale + biases).softmax(-1);
+    return proj(at::matmul(attn, v).transpose(1, 2).reshape({B, N, -1}));
+  }
+  // Inference: the windows' many small products read q, k, v where the projection left them
+  // and write B x N x heads x key_dim as proj reads it (models/batched_matmul.h).
+  at::Tensor scores = at::empty({B, num_heads, N, N}, q.options());
+  batched_matmul_into(q, k.transpose(-2, -1), scores);
+  at::Tensor attn = (scores * scale + biases).softmax(-1);
+  at::Tensor out = at::empty({B, N, num_heads, key_dim}, q.options());
+  batched_matmul_into(attn, v, out.permute({0, 2, 1, 3}));
+  return proj(out.view({B, N, -1}));
 }
 
 void AttentionImpl::to(torch::Dtype dtype, bool non_blocking) {
