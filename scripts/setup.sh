@@ -10,10 +10,11 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ccache pkg-config clang-format \
   libtorch-dev libopencv-dev nlohmann-json3-dev libspdlog-dev libcli11-dev \
-  libgtest-dev libopenblas0-openmp \
+  libgtest-dev libopenblas0-openmp libblas-dev \
   libprotobuf-dev protobuf-compiler chromium \
   clang libclang-rt-14-dev libfuzzer-14-dev \
   libarchive-dev libgloo-dev libmimalloc-dev libjemalloc-dev >/dev/null
 # clang, libclang-rt, libfuzzer: scripts/fuzz.sh. libarchive: SA-1B tars read in place.
 # libgloo: the Gloo process group (torch.distributed on CPUs). mimalloc, jemalloc: allocator
-# choices (SAMDISTILL_ALLOCATOR).
+# choices (SAMDISTILL_ALLOCATOR). libblas-dev: links the BLAS LibTorch uses (OpenBLAS, through
+# the alternatives) for TinyViT's window products.
