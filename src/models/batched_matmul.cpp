@@ -9,8 +9,7 @@
 #ifdef SAMDISTILL_WITH_BLAS
 extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n,
                        const int* k, const float* alpha, const float* a, const int* lda,
-                       const float* b, const int* ldb, const float* beta, float* c,
-                       const int* ldc);
+                       const float* b, const int* ldb, const float* beta, float* c, const int* ldc);
 #endif
 
 namespace sd::models {
@@ -24,9 +23,7 @@ struct BlasView {
   int ld;
 };
 
-bool blas_ready(const at::Tensor& t) {
-  return t.stride(3) == 1 || t.stride(2) == 1;
-}
+bool blas_ready(const at::Tensor& t) { return t.stride(3) == 1 || t.stride(2) == 1; }
 
 // BLAS wants a leading dimension of at least the column-major rows, even where a size-1
 // dimension makes the stride meaningless.
@@ -66,8 +63,8 @@ void batched_matmul_into(const at::Tensor& a, const at::Tensor& b, at::Tensor ou
     for (int64_t i = begin; i < end; ++i) {
       const int64_t x = i / heads, h = i % heads;
 #ifdef SAMDISTILL_WITH_BLAS
-      sgemm_(&bv.trans, &av.trans, &n, &m, &k, &one, pb + x * b.stride(0) + h * b.stride(1),
-             &bv.ld, pa + x * a.stride(0) + h * a.stride(1), &av.ld, &zero,
+      sgemm_(&bv.trans, &av.trans, &n, &m, &k, &one, pb + x * b.stride(0) + h * b.stride(1), &bv.ld,
+             pa + x * a.stride(0) + h * a.stride(1), &av.ld, &zero,
              pc + x * out.stride(0) + h * out.stride(1), &ldc);
 #endif
     }

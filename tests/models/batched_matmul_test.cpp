@@ -19,8 +19,8 @@ void expect_matmul(const at::Tensor& a, const at::Tensor& b, const at::Tensor& o
 struct Windows {
   int64_t windows = 12, heads = 3, tokens = 49, key_dim = 16;
   at::Tensor qkv = at::randn({windows, tokens, heads * 3 * key_dim});
-  std::vector<at::Tensor> parts = qkv.view({windows, tokens, heads, -1})
-                                      .split_with_sizes({key_dim, key_dim, key_dim}, 3);
+  std::vector<at::Tensor> parts =
+      qkv.view({windows, tokens, heads, -1}).split_with_sizes({key_dim, key_dim, key_dim}, 3);
   at::Tensor q() const { return parts[0].permute({0, 2, 1, 3}); }
   at::Tensor k() const { return parts[1].permute({0, 2, 1, 3}); }
   at::Tensor v() const { return parts[2].permute({0, 2, 1, 3}); }
