@@ -37,7 +37,7 @@ class SamImpl : public torch::nn::Module {
   // 1x3x1024x1024 float (see models/preprocess.h).
   at::Tensor preprocess(const at::Tensor& image) const;
   // BxCxhxw low-res logits -> BxCxHxW at `original_size`: bilinear to img_size, crop the
-  // padding off (`input_size`), bilinear to the original size.
+  // padding off (`input_size`), bilinear to the original size. bf16/fp16 logits come out fp32.
   at::Tensor postprocess_masks(const at::Tensor& masks, Size2 input_size,
                                Size2 original_size) const;
 
