@@ -78,14 +78,12 @@ DecoderOutput MaskDecoderImpl::forward(const at::Tensor& image_embeddings,
   // hypernetwork gets a gradient (zeros for the ones not returned) as in Python.
   int64_t start = multimask_output ? 1 : 0;
   int64_t end = multimask_output ? num_mask_tokens_ : 1;
-  if (at::GradMode::is_enabled()) {
-    DecoderOutput all = predict_masks(image_embeddings, image_pe, sparse_prompt_embeddings,
-                                      dense_prompt_embeddings, 0, num_mask_tokens_, trace);
-    return {all.masks.slice(1, start, end), all.iou_predictions.slice(1, start, end)};
-  }
-  DecoderOutput out = predict_masks(image_embeddings, image_pe, sparse_prompt_embeddings,
-                                    dense_prompt_embeddings, start, end, trace);
-  return {out.masks, out.iou_predictions.slice(1, start, end)};
+  const bool all = at::GradMode::is_enabled();
+  const int64_t first = all ? 0 : start;
+  DecoderOutput out =
+      predict_masks(image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings,
+                    first, all ? num_mask_tokens_ : end, trace);
+  return {out.masks.slice(1, start - first, end - first), out.iou_predictions.slice(1, start, end)};
 }
 
 at::Tensor MaskDecoderImpl::upscale(const at::Tensor& image) {

@@ -47,18 +47,16 @@ struct Recompute : torch::autograd::Function<Recompute> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
     auto body = c10::static_intrusive_pointer_cast<Body>(ctx->saved_data["body"].toCapsule());
-    variable_list saved = ctx->get_saved_variables();
-    const at::Tensor x = saved[0].detach().requires_grad_(saved[0].requires_grad());
-    variable_list wrt;  // what needs a gradient, in the order of `saved`
-    std::vector<size_t> where;
-    if (x.requires_grad()) {
-      wrt.push_back(x);
-      where.push_back(0);
-    }
-    for (size_t i = 1; i < saved.size(); ++i)
-      if (saved[i].requires_grad()) {
-        wrt.push_back(saved[i]);
-        where.push_back(i);
+    variable_list inputs = ctx->get_saved_variables();  // x, then the parameters
+    inputs[0] = inputs[0].detach().requires_grad_(inputs[0].requires_grad());
+    const at::Tensor& x = inputs[0];
+    // What needs a gradient, and its slot among forward's inputs (x, the body, parameters).
+    variable_list wrt;
+    std::vector<size_t> slot;
+    for (size_t i = 0; i < inputs.size(); ++i)
+      if (inputs[i].requires_grad()) {
+        wrt.push_back(inputs[i]);
+        slot.push_back(i == 0 ? 0 : i + 1);
       }
     // The statistics go back once the gradients are taken: BatchNorm's backward checks that
     // the running statistics it saw are unchanged.
@@ -72,9 +70,8 @@ struct Recompute : torch::autograd::Function<Recompute> {
     variable_list grads = torch::autograd::grad({y}, wrt, {grad_out[0]}, /*retain_graph=*/false,
                                                 /*create_graph=*/false, /*allow_unused=*/true);
     buffers.restore();
-    // One slot per input of forward: x, the body (none), each parameter.
-    variable_list out(saved.size() + 1);
-    for (size_t k = 0; k < where.size(); ++k) out[where[k] == 0 ? 0 : where[k] + 1] = grads[k];
+    variable_list out(inputs.size() + 1);  // none for the body
+    for (size_t k = 0; k < slot.size(); ++k) out[slot[k]] = grads[k];
     return out;
   }
 };

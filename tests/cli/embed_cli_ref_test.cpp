@@ -29,6 +29,23 @@ std::string minimal_json(const std::string& image) {
       .dump();
 }
 
+// A new temporary folder `dir` whose `data` folder holds the teacher fixture's image as sa_1
+// with its record, and the embed arguments naming that teacher and data folder.
+struct EmbedSetup {
+  std::string dir, data, args;
+};
+EmbedSetup embed_setup(const sd::testing::ModelFolder& teacher, const std::string& prefix) {
+  EmbedSetup s;
+  s.dir = sd::testing::make_temp_dir(prefix);
+  s.data = s.dir + "/data";
+  fs::create_directories(s.data);
+  fs::copy_file(teacher.file("image.jpg"), s.data + "/sa_1.jpg");
+  sd::write_file_atomic(s.data + "/sa_1.json", minimal_json(teacher.file("image.jpg")));
+  s.args = "--threads 2 embed --teacher " + teacher.file("config.json") + " --teacher-checkpoint " +
+           teacher.file("weights.pth") + " --data " + s.data;
+  return s;
+}
+
 // sa_1 (the fixture's image), sa_2 (a sample image), sa_3 (a truncated JPEG); embedded in two
 // shards into one folder, and in one run: the same embeddings; the bad image skipped with its
 // reason; a second run has nothing left to do.
@@ -38,18 +55,14 @@ TEST(EmbedCli, ShardsResumeAndSkips) {
     GTEST_SKIP() << "built without OpenCV: no image decoder";
   auto folder = sd::testing::first_folder(/*tiny_vit=*/false);
   ASSERT_TRUE(folder);
-  std::string dir = sd::testing::make_temp_dir("sd-cli-embed"), data = dir + "/data";
-  fs::create_directories(data);
-  fs::copy_file(folder->file("image.jpg"), data + "/sa_1.jpg");
+  const auto [dir, data, args] = embed_setup(*folder, "sd-cli-embed");
   fs::copy_file(sd::testing::data_sample() + "/sa_100003.jpg", data + "/sa_2.jpg");
   std::string jpg = sd::read_file(sd::testing::data_sample() + "/sa_100004.jpg");
   sd::write_file_atomic(data + "/sa_3.jpg", jpg.substr(0, jpg.size() / 2));
-  sd::write_file_atomic(data + "/sa_1.json", minimal_json(folder->file("image.jpg")));
   sd::write_file_atomic(data + "/sa_2.json", minimal_json(data + "/sa_2.jpg"));
   sd::write_file_atomic(data + "/sa_3.json",
                         minimal_json(sd::testing::data_sample() + "/sa_100004.jpg"));
-  std::string common = "--threads 2 embed --json --teacher " + folder->file("config.json") +
-                       " --teacher-checkpoint " + folder->file("weights.pth") + " --data " + data;
+  const std::string common = args + " --json";
 
   for (const char* shard : {"0/2", "1/2"}) {
     auto run = run_program(common + " --store " + dir + "/sharded --shard " + shard);
@@ -151,12 +164,8 @@ TEST(EmbedCli, Bf16TeacherEmbeddingsAreCloseToFp32s) {
     GTEST_SKIP() << "built without OpenCV: no image decoder";
   auto folder = sd::testing::first_folder(/*tiny_vit=*/false);
   ASSERT_TRUE(folder);
-  std::string dir = sd::testing::make_temp_dir("sd-cli-embed-bf16"), data = dir + "/data";
-  fs::create_directories(data);
-  fs::copy_file(folder->file("image.jpg"), data + "/sa_1.jpg");
-  sd::write_file_atomic(data + "/sa_1.json", minimal_json(folder->file("image.jpg")));
-  std::string common = "--threads 2 embed --dtype fp32 --teacher " + folder->file("config.json") +
-                       " --teacher-checkpoint " + folder->file("weights.pth") + " --data " + data;
+  const auto [dir, data, args] = embed_setup(*folder, "sd-cli-embed-bf16");
+  const std::string common = args + " --dtype fp32";
   for (const char* amp : {"off", "bf16"}) {
     auto run = run_program(common + " --amp " + amp + " --store " + dir + "/" + amp);
     ASSERT_EQ(run.status, 0) << run.output;
