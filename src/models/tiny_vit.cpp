@@ -7,11 +7,22 @@
 #include <algorithm>
 #include <cmath>
 
+#include "models/autocast.h"
 #include "models/batched_matmul.h"
 #include "models/common.h"
 #include "models/recompute.h"
 
 namespace sd::models::tiny_vit {
+
+// Inference and mixed-precision training run channels-last from the start: oneDNN's
+// convolutions take it without reordering (its bf16 convolutions of NCHW tensors compute
+// channels-last and copy back, 40% of stage 0's time), and the B x L x C tensors of the
+// attention stages are channels-last NCHW tensors as they are. fp32 training stays NCHW, as
+// Python: LibTorch's channels-last batch norm computes the batch variance less exactly
+// (relative 1e-5 per layer, 4e-3 at the output), well inside bf16's own rounding.
+static bool runs_channels_last(const torch::nn::Module& module, const at::Tensor& x) {
+  return !module.is_training() || current_amp(x.device().type()) != Amp::off;
+}
 
 Conv2d_BNImpl::Conv2d_BNImpl(int64_t a, int64_t b, int64_t ks, int64_t stride, int64_t pad,
                              int64_t groups, double bn_weight_init)
@@ -172,9 +183,9 @@ at::Tensor TinyViTBlockImpl::forward(const at::Tensor& x) {
   }
   y = x + y;
   // B x L x C as NCHW: a view with channels-last strides, which oneDNN's convolution takes
-  // as it is; training keeps NCHW (see TinyViT::forward). flatten(2) is a view either way.
+  // as it is; fp32 training keeps NCHW (see TinyViT::forward). flatten(2) is a view either way.
   at::Tensor nchw = y.view({B, H, W, C}).permute({0, 3, 1, 2});
-  if (is_training()) nchw = nchw.contiguous();
+  if (!runs_channels_last(*this, x)) nchw = nchw.contiguous();
   y = local_conv(nchw).flatten(2).transpose(1, 2);
   return y + mlp(y);
 }
@@ -287,14 +298,11 @@ void TinyViT::init_linear_weights() {
 }
 
 at::Tensor TinyViT::forward(const at::Tensor& input, Trace* trace) {
-  // Inference runs channels-last from the start: oneDNN's convolutions take it without
-  // reordering, and the B x L x C tensors of the attention stages are channels-last NCHW
-  // tensors as they are. Training stays NCHW, as Python: LibTorch's channels-last batch norm
-  // computes the batch variance less exactly (relative 1e-5 per layer, 4e-3 at the output).
   at::Tensor x = tiny_vit::maybe_recompute(
       *patch_embed,
       [embed = patch_embed.get()](const at::Tensor& in) { return embed->forward(in); },
-      is_training() ? input : input.contiguous(at::MemoryFormat::ChannelsLast),
+      tiny_vit::runs_channels_last(*this, input) ? input.contiguous(at::MemoryFormat::ChannelsLast)
+                                                 : input,
       recompute_patch_embed_);
   if (trace) trace->emplace_back("patch_embed", x);
   x = layers->at<tiny_vit::ConvLayerImpl>(0).forward(x, trace, "layers.0");

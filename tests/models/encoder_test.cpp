@@ -121,6 +121,30 @@ TEST(TinyViT, RecomputedStagesTrainBitForBitAsKeptOnes) {
   }
 }
 
+// Mixed-precision training runs the convolution stages channels-last, as inference does (bf16
+// convolutions of NCHW tensors copy their outputs back); fp32 training keeps Python's NCHW.
+TEST(TinyViT, MixedPrecisionTrainingRunsChannelsLastAndFp32TrainingNchw) {
+  const auto config = encoder_config_from_json(
+      nlohmann::json::parse(R"({"embed_dims": [16, 32, 64, 320], "depths": [1, 1, 1, 1],
+          "num_heads": [1, 1, 2, 5], "window_sizes": [7, 7, 14, 7], "img_size": 256})"),
+      "test");
+  auto model = make_image_encoder(config);
+  model->train();
+  const at::Tensor images = at::randn({2, 3, 256, 256});
+  for (Amp amp : {Amp::off, Amp::bf16}) {
+    Trace trace;
+    {
+      AutocastScope autocast(amp, at::kCPU);
+      dynamic_cast<TinyViT&>(*model).forward(images, &trace);
+    }
+    const at::Tensor embedded = trace.front().second;
+    ASSERT_EQ(trace.front().first, "patch_embed");
+    EXPECT_EQ(embedded.is_contiguous(), amp == Amp::off) << word(amp);
+    EXPECT_EQ(embedded.is_contiguous(at::MemoryFormat::ChannelsLast), amp == Amp::bf16)
+        << word(amp);
+  }
+}
+
 TEST(Preprocess, NormalisesAndPadsBottomRight) {
   at::Tensor image = at::zeros({2, 3, 3}, at::kByte);
   image[1][2][0] = 255;
