@@ -59,6 +59,11 @@ double count_gflop(const std::function<void()>& run) {
       flops += 2 * numel(in[0]) * in[1].toTensor().size(-1);
       return;
     }
+    if (!std::strcmp(name, "sd::window_attention")) {  // models/window_attention.h
+      const at::Tensor& q = in[0].toTensor();          // B x heads x N x d: two N x N x d
+      flops += 4 * q.numel() * q.size(2);
+      return;
+    }
     if (out.empty() || !out[0].isTensor()) return;
     const int64_t n_out = out[0].toTensor().numel();
     if (!std::strcmp(name, "aten::mm") || !std::strcmp(name, "aten::bmm"))

@@ -11,6 +11,7 @@
 #include "models/batched_matmul.h"
 #include "models/common.h"
 #include "models/recompute.h"
+#include "models/window_attention.h"
 
 namespace sd::models::tiny_vit {
 
@@ -122,11 +123,15 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   at::Tensor q = qkv_split[0].permute({0, 2, 1, 3});
   at::Tensor k = qkv_split[1].permute({0, 2, 1, 3});
   at::Tensor v = qkv_split[2].permute({0, 2, 1, 3});
+  at::Tensor biases =
+      attention_biases.index_select(1, attention_bias_idxs.flatten()).view({num_heads, N, N});
+  // Training (also when recompute_stages runs it without autograd) takes ATen's operations.
+  const bool inference = !is_training() && !at::GradMode::is_enabled();
+  if (inference && fused_window_attention_applies(q, k, v, biases))
+    return proj(fused_window_attention(q, k, v, biases, scale).view({B, N, -1}));
   // In q's type: under autocast an fp32 bias would turn the scores and softmax to fp32.
-  at::Tensor biases = attention_biases.index_select(1, attention_bias_idxs.flatten())
-                          .view({num_heads, N, N})
-                          .to(q.scalar_type());
-  if (is_training() || at::GradMode::is_enabled()) {
+  biases = biases.to(q.scalar_type());
+  if (!inference) {
     at::Tensor attn = (at::matmul(q, k.transpose(-2, -1)) * scale + biases).softmax(-1);
     return proj(at::matmul(attn, v).transpose(1, 2).reshape({B, N, -1}));
   }

@@ -1,8 +1,11 @@
-// TinyViT's inference products against at::matmul, on the strided operands they get.
+// TinyViT's inference products against at::matmul and its fused attention against ATen's
+// unfused one, on the strided operands they get.
 #include "models/batched_matmul.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+
+#include "models/window_attention.h"
 
 namespace sd::models {
 namespace {
@@ -18,6 +21,8 @@ void expect_matmul(const at::Tensor& a, const at::Tensor& b, const at::Tensor& o
 // q, k, v as TinyViT's attention takes them: views into the qkv projection's output.
 struct Windows {
   int64_t windows = 12, heads = 3, tokens = 49, key_dim = 16;
+  Windows() = default;
+  Windows(int64_t tokens, int64_t key_dim) : tokens(tokens), key_dim(key_dim) {}
   at::Tensor qkv = at::randn({windows, tokens, heads * 3 * key_dim});
   std::vector<at::Tensor> parts =
       qkv.view({windows, tokens, heads, -1}).split_with_sizes({key_dim, key_dim, key_dim}, 3);
@@ -54,6 +59,56 @@ TEST(BatchedMatmul, OperandsWithoutAUnitStrideAndGradientsTakeAtMatmul) {
   tracked.sum().backward();
   ASSERT_TRUE(leaf.grad().defined());
   EXPECT_TRUE(at::allclose(leaf.grad(), b.sum(-1).unsqueeze(2).expand({2, 3, 5, 7})));
+}
+
+// softmax(q kᵀ · scale + bias) v in double, B x N x heads x d.
+at::Tensor attention_in_double(const Windows& w, const at::Tensor& bias, double scale) {
+  const at::Tensor q = w.q().to(at::kDouble), k = w.k().to(at::kDouble);
+  const at::Tensor attn = (at::matmul(q, k.transpose(-2, -1)) * scale + bias.to(at::kDouble));
+  return at::matmul(attn.softmax(-1), w.v().to(at::kDouble)).transpose(1, 2);
+}
+
+// Token counts below, at and past a register's 16 lanes (TinyViT: 49 and 196), head widths of
+// one and two registers: the fp32 kernel is within rounding of the double computation; bf16
+// operands are read exactly and the result rounded once to bf16.
+TEST(WindowAttention, FusedIsSoftmaxOfScaledScoresPlusBiasTimesValues) {
+  at::NoGradGuard no_grad;
+  at::manual_seed(2);
+  for (int64_t tokens : {7, 16, 49, 196})
+    for (int64_t key_dim : {16, 32}) {
+      Windows w(tokens, key_dim);
+      const at::Tensor bias = at::randn({w.heads, tokens, tokens});
+      const double scale = 1.0 / std::sqrt(double(key_dim));
+      ASSERT_TRUE(fused_window_attention_applies(w.q(), w.k(), w.v(), bias))
+          << "this CPU has no AVX-512: the fused kernel is not tested here";
+      const at::Tensor expected = attention_in_double(w, bias, scale);
+      const at::Tensor out = fused_window_attention(w.q(), w.k(), w.v(), bias, scale);
+      ASSERT_EQ(out.sizes(), expected.sizes());
+      EXPECT_LE((out.to(at::kDouble) - expected).abs().max().item<double>(), 2e-6)
+          << tokens << " tokens, width " << key_dim;
+
+      Windows half = w;
+      half.parts = w.qkv.to(at::kBFloat16)
+                       .view({w.windows, tokens, w.heads, -1})
+                       .split_with_sizes({key_dim, key_dim, key_dim}, 3);
+      const at::Tensor rounded = attention_in_double(half, bias, scale);
+      const at::Tensor out16 = fused_window_attention(half.q(), half.k(), half.v(), bias, scale);
+      ASSERT_EQ(out16.scalar_type(), at::kBFloat16);
+      EXPECT_LE((out16.to(at::kDouble) - rounded).abs().max().item<double>(),
+                rounded.abs().max().item<double>() / 256)
+          << tokens << " tokens, width " << key_dim << ", bf16";
+    }
+}
+
+TEST(WindowAttention, GradientsOtherWidthsAndTypesAreNotFused) {
+  Windows w;
+  const at::Tensor bias = at::randn({w.heads, w.tokens, w.tokens});
+  EXPECT_TRUE(fused_window_attention_applies(w.q(), w.k(), w.v(), bias));
+  EXPECT_FALSE(fused_window_attention_applies(w.q(), w.k(), w.v(), bias.to(at::kDouble)));
+  EXPECT_FALSE(fused_window_attention_applies(w.q(), w.k(), w.v(), bias.requires_grad_(true)));
+  const Windows narrow(49, 8);
+  EXPECT_FALSE(fused_window_attention_applies(narrow.q(), narrow.k(), narrow.v(),
+                                              at::randn({narrow.heads, 49, 49})));
 }
 
 }  // namespace

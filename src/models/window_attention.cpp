@@ -1,0 +1,240 @@
+#include "models/window_attention.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/record_function.h>
+#include <c10/util/BFloat16.h>
+
+// GCC 12's AVX-512 intrinsics start masked operations from _mm512_undefined_ps, which
+// -Wmaybe-uninitialized takes for a read of an uninitialised value.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <limits>
+#include <vector>
+
+namespace sd::models {
+namespace {
+
+constexpr int64_t kLanes = 16;  // floats per AVX-512 register
+constexpr int kRows = 8;        // query rows per block: 8 independent FMA chains
+
+int64_t padded(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
+
+// Lanes [0, n) of the last block of a row of n (all 16 when n is a multiple of 16).
+__mmask16 tail_mask(int64_t n) {
+  const int64_t rest = n % kLanes;
+  return rest == 0 ? __mmask16(0xFFFF) : __mmask16((1u << rest) - 1);
+}
+
+// e^x (Cephes' expf: x = n ln2 + r, e^r by a degree-6 polynomial, 2^n by scalef; 1-2 ulp).
+__attribute__((target("avx512f"))) __m512 exp16(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));  // e^x underflows below; softmax's x <= 0
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+// One window and head in fp32: kᵀ repacked d x np (columns past N zero); q and v read in
+// place (fp32) or from a converted copy (bf16), rows q_stride and v_stride apart.
+struct Window {
+  int64_t n = 0, np = 0, d = 0;
+  std::vector<float> kt, scores;  // scores: kRows x np
+  const float* q = nullptr;
+  const float* v = nullptr;
+  int64_t q_stride = 0, v_stride = 0;
+};
+
+// scores[r] = q[r] . kᵀ for R rows of q.
+template <int R>
+__attribute__((target("avx512f"))) void score_rows(const float* q, Window& w) {
+  for (int64_t j = 0; j < w.np; j += kLanes) {
+    __m512 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < w.d; ++c) {
+      const __m512 kc = _mm512_loadu_ps(&w.kt[c * w.np + j]);
+      for (int r = 0; r < R; ++r)
+        acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r * w.q_stride + c]), kc, acc[r]);
+    }
+    for (int r = 0; r < R; ++r) _mm512_storeu_ps(&w.scores[r * w.np + j], acc[r]);
+  }
+}
+
+// A row of scores becomes softmax(scores · scale + bias) (bias: the row's N values); the
+// columns past N become 0.
+__attribute__((target("avx512f"))) void softmax_row(float* s, const float* bias, int64_t n,
+                                                     int64_t np, float scale) {
+  const __mmask16 last = tail_mask(n);
+  const __m512 vscale = _mm512_set1_ps(scale);
+  __m512 vmax = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t j = 0; j < np; j += kLanes) {
+    const __mmask16 m = j + kLanes < np ? __mmask16(0xFFFF) : last;
+    const __m512 x = _mm512_fmadd_ps(_mm512_loadu_ps(s + j), vscale,
+                                     _mm512_maskz_loadu_ps(m, bias + j));
+    _mm512_storeu_ps(s + j, x);
+    vmax = _mm512_mask_max_ps(vmax, m, vmax, x);
+  }
+  const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+  __m512 vsum = _mm512_setzero_ps();
+  for (int64_t j = 0; j < np; j += kLanes) {
+    const __mmask16 m = j + kLanes < np ? __mmask16(0xFFFF) : last;
+    const __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j), top)));
+    _mm512_storeu_ps(s + j, e);
+    vsum = _mm512_add_ps(vsum, e);
+  }
+  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
+  for (int64_t j = 0; j < np; j += kLanes)
+    _mm512_storeu_ps(s + j, _mm512_mul_ps(_mm512_loadu_ps(s + j), inv));
+}
+
+// out[r] = probabilities[r] . v for R rows, 16 of the d columns at a time; `out` rows are
+// out_stride apart.
+template <int R>
+__attribute__((target("avx512f"))) void weigh_values(const Window& w, float* out,
+                                                      int64_t out_stride) {
+  for (int64_t c = 0; c < w.d; c += kLanes) {
+    __m512 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < w.n; ++j) {
+      const __m512 vj = _mm512_loadu_ps(w.v + j * w.v_stride + c);
+      for (int r = 0; r < R; ++r)
+        acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(w.scores[r * w.np + j]), vj, acc[r]);
+    }
+    for (int r = 0; r < R; ++r) _mm512_storeu_ps(out + r * out_stride + c, acc[r]);
+  }
+}
+
+// R rows of one window and head, from row `i`: output rows (R x d, fp32) out.
+template <int R>
+void attend_rows(Window& w, int64_t i, const float* bias, float scale, float* out,
+                 int64_t out_stride) {
+  score_rows<R>(w.q + i * w.q_stride, w);
+  for (int r = 0; r < R; ++r)
+    softmax_row(&w.scores[r * w.np], bias + (i + r) * w.n, w.n, w.np, scale);
+  weigh_values<R>(w, out, out_stride);
+}
+
+// Rows [i, i + rows) for 1 <= rows <= kRows.
+void attend_block(Window& w, int64_t i, int rows, const float* bias, float scale, float* out,
+                  int64_t out_stride) {
+  switch (rows) {
+    case 8: return attend_rows<8>(w, i, bias, scale, out, out_stride);
+    case 7: return attend_rows<7>(w, i, bias, scale, out, out_stride);
+    case 6: return attend_rows<6>(w, i, bias, scale, out, out_stride);
+    case 5: return attend_rows<5>(w, i, bias, scale, out, out_stride);
+    case 4: return attend_rows<4>(w, i, bias, scale, out, out_stride);
+    case 3: return attend_rows<3>(w, i, bias, scale, out, out_stride);
+    case 2: return attend_rows<2>(w, i, bias, scale, out, out_stride);
+    default: return attend_rows<1>(w, i, bias, scale, out, out_stride);
+  }
+}
+
+// n x d rows `row_stride` apart, converted into `to` (n x d, contiguous).
+template <class T>
+const float* as_floats(const T* rows, int64_t row_stride, int64_t n, int64_t d,
+                       std::vector<float>& to) {
+  if constexpr (std::is_same_v<T, float>) return rows;
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t c = 0; c < d; ++c) to[j * d + c] = float(rows[j * row_stride + c]);
+  return to.data();
+}
+
+// w.kt = kᵀ for the window's n x d keys, rows `row_stride` apart: 16 keys at a time gathered
+// down each column.
+__attribute__((target("avx512f"))) void transpose_keys(const float* k, int64_t row_stride,
+                                                        Window& w) {
+  const __m512i rows = _mm512_mullo_epi32(
+      _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+      _mm512_set1_epi32(int(row_stride)));
+  const __mmask16 last = tail_mask(w.n);
+  for (int64_t j = 0; j < w.np; j += kLanes) {
+    const __mmask16 m = j + kLanes < w.np ? __mmask16(0xFFFF) : last;
+    for (int64_t c = 0; c < w.d; ++c)
+      _mm512_storeu_ps(&w.kt[c * w.np + j],
+                       _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, rows,
+                                                k + j * row_stride + c, sizeof(float)));
+  }
+}
+
+template <class T>
+void attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
+            float scale, at::Tensor& out) {
+  const int64_t batch = q.size(0), heads = q.size(1), n = q.size(2), d = q.size(3);
+  const int64_t out_row = heads * d;  // out: B x N x heads x d, contiguous
+  constexpr bool fp32 = std::is_same_v<T, float>;
+  const T* pq = q.data_ptr<T>();
+  const T* pk = k.data_ptr<T>();
+  const T* pv = v.data_ptr<T>();
+  const float* pbias = bias.data_ptr<float>();
+  T* pout = out.data_ptr<T>();
+  const int64_t k_stride = k.stride(2);
+  at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
+    Window w;
+    w.n = n, w.np = padded(n), w.d = d;
+    w.kt.resize(d * w.np), w.scores.resize(kRows * w.np);
+    w.q_stride = fp32 ? q.stride(2) : d, w.v_stride = fp32 ? v.stride(2) : d;
+    std::vector<float> q16(fp32 ? 0 : n * d), k16(q16.size()), v16(q16.size());
+    std::vector<float> rows(fp32 ? 0 : kRows * d);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / heads, h = task % heads;
+      const T* k_rows = pk + b * k.stride(0) + h * k.stride(1);
+      transpose_keys(as_floats(k_rows, k_stride, n, d, k16), fp32 ? k_stride : d, w);
+      w.q = as_floats(pq + b * q.stride(0) + h * q.stride(1), q.stride(2), n, d, q16);
+      w.v = as_floats(pv + b * v.stride(0) + h * v.stride(1), v.stride(2), n, d, v16);
+      const float* head_bias = pbias + h * n * n;
+      for (int64_t i = 0; i < n; i += kRows) {
+        const int count = int(std::min<int64_t>(kRows, n - i));
+        T* out_rows = pout + (b * n + i) * out_row + h * d;
+        if constexpr (fp32) {
+          attend_block(w, i, count, head_bias, scale, out_rows, out_row);
+        } else {
+          attend_block(w, i, count, head_bias, scale, rows.data(), d);
+          for (int r = 0; r < count; ++r)
+            for (int64_t c = 0; c < d; ++c) out_rows[r * out_row + c] = T(rows[r * d + c]);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+bool fused_window_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                    const at::Tensor& bias) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  const at::ScalarType type = q.scalar_type();
+  const bool typed = (type == at::kFloat || type == at::kBFloat16) && k.scalar_type() == type &&
+                     v.scalar_type() == type && bias.scalar_type() == at::kFloat;
+  const bool autograd = at::GradMode::is_enabled() &&
+                        (q.requires_grad() || k.requires_grad() || v.requires_grad() ||
+                         bias.requires_grad());
+  const bool shaped = q.dim() == 4 && k.sizes() == q.sizes() && v.sizes() == q.sizes() &&
+                      bias.sizes() == at::IntArrayRef{q.size(1), q.size(2), q.size(2)};
+  return avx512 && typed && !autograd && shaped && q.device().is_cpu() &&
+         q.size(3) % kLanes == 0 && q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1 &&
+         k.stride(2) == v.stride(2) && bias.is_contiguous();
+}
+
+at::Tensor fused_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                  const at::Tensor& bias, double scale) {
+  // Seen by profilers and bench's FLOP count as one operation of inputs (q, k, v).
+  const std::vector<c10::IValue> inputs{q, k, v};
+  RECORD_FUNCTION("sd::window_attention", inputs);
+  at::Tensor out = at::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, q.options());
+  if (q.scalar_type() == at::kFloat)
+    attend<float>(q, k, v, bias, float(scale), out);
+  else
+    attend<c10::BFloat16>(q, k, v, bias, float(scale), out);
+  return out;
+}
+
+}  // namespace sd::models
