@@ -117,15 +117,17 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t key_dim, int64_t num_heads, in
 
 at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   int64_t B = x.size(0), N = x.size(1);
-  auto qkv_split =
-      qkv(norm(x)).view({B, N, num_heads, -1}).split_with_sizes({key_dim, key_dim, key_dim}, 3);
+  const at::Tensor heads = qkv(norm(x)).view({B, N, num_heads, -1});  // q, k, v side by side
+  at::Tensor biases =
+      attention_biases.index_select(1, attention_bias_idxs.flatten()).view({num_heads, N, N});
+  // fp32 training on the CPU (also when recompute_stages runs it without autograd).
+  if (is_training() && heads.device().is_cpu() && heads.scalar_type() == at::kFloat)
+    return proj(window_attention(heads, biases, scale).view({B, N, -1}));
+  auto qkv_split = heads.split_with_sizes({key_dim, key_dim, key_dim}, 3);
   // B x heads x N x key_dim
   at::Tensor q = qkv_split[0].permute({0, 2, 1, 3});
   at::Tensor k = qkv_split[1].permute({0, 2, 1, 3});
   at::Tensor v = qkv_split[2].permute({0, 2, 1, 3});
-  at::Tensor biases =
-      attention_biases.index_select(1, attention_bias_idxs.flatten()).view({num_heads, N, N});
-  // Training (also when recompute_stages runs it without autograd) takes ATen's operations.
   const bool inference = !is_training() && !at::GradMode::is_enabled();
   if (inference && fused_window_attention_applies(q, k, v, biases))
     return proj(fused_window_attention(q, k, v, biases, scale).view({B, N, -1}));

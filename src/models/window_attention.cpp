@@ -4,14 +4,18 @@
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 #include <c10/util/BFloat16.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 // GCC 12's AVX-512 intrinsics start masked operations from _mm512_undefined_ps, which
 // -Wmaybe-uninitialized takes for a read of an uninitialised value.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <array>
 #include <limits>
 #include <vector>
+
+#include "models/batched_matmul.h"
 
 namespace sd::models {
 namespace {
@@ -72,14 +76,14 @@ __attribute__((target("avx512f"))) void score_rows(const float* q, Window& w) {
 // A row of scores becomes softmax(scores · scale + bias) (bias: the row's N values); the
 // columns past N become 0.
 __attribute__((target("avx512f"))) void softmax_row(float* s, const float* bias, int64_t n,
-                                                     int64_t np, float scale) {
+                                                    int64_t np, float scale) {
   const __mmask16 last = tail_mask(n);
   const __m512 vscale = _mm512_set1_ps(scale);
   __m512 vmax = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   for (int64_t j = 0; j < np; j += kLanes) {
     const __mmask16 m = j + kLanes < np ? __mmask16(0xFFFF) : last;
-    const __m512 x = _mm512_fmadd_ps(_mm512_loadu_ps(s + j), vscale,
-                                     _mm512_maskz_loadu_ps(m, bias + j));
+    const __m512 x =
+        _mm512_fmadd_ps(_mm512_loadu_ps(s + j), vscale, _mm512_maskz_loadu_ps(m, bias + j));
     _mm512_storeu_ps(s + j, x);
     vmax = _mm512_mask_max_ps(vmax, m, vmax, x);
   }
@@ -100,7 +104,7 @@ __attribute__((target("avx512f"))) void softmax_row(float* s, const float* bias,
 // out_stride apart.
 template <int R>
 __attribute__((target("avx512f"))) void weigh_values(const Window& w, float* out,
-                                                      int64_t out_stride) {
+                                                     int64_t out_stride) {
   for (int64_t c = 0; c < w.d; c += kLanes) {
     __m512 acc[R];
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
@@ -127,14 +131,22 @@ void attend_rows(Window& w, int64_t i, const float* bias, float scale, float* ou
 void attend_block(Window& w, int64_t i, int rows, const float* bias, float scale, float* out,
                   int64_t out_stride) {
   switch (rows) {
-    case 8: return attend_rows<8>(w, i, bias, scale, out, out_stride);
-    case 7: return attend_rows<7>(w, i, bias, scale, out, out_stride);
-    case 6: return attend_rows<6>(w, i, bias, scale, out, out_stride);
-    case 5: return attend_rows<5>(w, i, bias, scale, out, out_stride);
-    case 4: return attend_rows<4>(w, i, bias, scale, out, out_stride);
-    case 3: return attend_rows<3>(w, i, bias, scale, out, out_stride);
-    case 2: return attend_rows<2>(w, i, bias, scale, out, out_stride);
-    default: return attend_rows<1>(w, i, bias, scale, out, out_stride);
+    case 8:
+      return attend_rows<8>(w, i, bias, scale, out, out_stride);
+    case 7:
+      return attend_rows<7>(w, i, bias, scale, out, out_stride);
+    case 6:
+      return attend_rows<6>(w, i, bias, scale, out, out_stride);
+    case 5:
+      return attend_rows<5>(w, i, bias, scale, out, out_stride);
+    case 4:
+      return attend_rows<4>(w, i, bias, scale, out, out_stride);
+    case 3:
+      return attend_rows<3>(w, i, bias, scale, out, out_stride);
+    case 2:
+      return attend_rows<2>(w, i, bias, scale, out, out_stride);
+    default:
+      return attend_rows<1>(w, i, bias, scale, out, out_stride);
   }
 }
 
@@ -151,10 +163,10 @@ const float* as_floats(const T* rows, int64_t row_stride, int64_t n, int64_t d,
 // w.kt = kᵀ for the window's n x d keys, rows `row_stride` apart: 16 keys at a time gathered
 // down each column.
 __attribute__((target("avx512f"))) void transpose_keys(const float* k, int64_t row_stride,
-                                                        Window& w) {
-  const __m512i rows = _mm512_mullo_epi32(
-      _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-      _mm512_set1_epi32(int(row_stride)));
+                                                       Window& w) {
+  const __m512i rows =
+      _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                         _mm512_set1_epi32(int(row_stride)));
   const __mmask16 last = tail_mask(w.n);
   for (int64_t j = 0; j < w.np; j += kLanes) {
     const __mmask16 m = j + kLanes < w.np ? __mmask16(0xFFFF) : last;
@@ -165,9 +177,11 @@ __attribute__((target("avx512f"))) void transpose_keys(const float* k, int64_t r
   }
 }
 
+// out = softmax(q kᵀ · scale + bias) v; the softmax also into `probabilities`
+// (B x heads x N x N, contiguous) when it is defined.
 template <class T>
 void attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
-            float scale, at::Tensor& out) {
+            float scale, at::Tensor& out, const at::Tensor& probabilities) {
   const int64_t batch = q.size(0), heads = q.size(1), n = q.size(2), d = q.size(3);
   const int64_t out_row = heads * d;  // out: B x N x heads x d, contiguous
   constexpr bool fp32 = std::is_same_v<T, float>;
@@ -176,6 +190,7 @@ void attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const
   const T* pv = v.data_ptr<T>();
   const float* pbias = bias.data_ptr<float>();
   T* pout = out.data_ptr<T>();
+  float* pprob = probabilities.defined() ? probabilities.data_ptr<float>() : nullptr;
   const int64_t k_stride = k.stride(2);
   at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
     Window w;
@@ -201,6 +216,9 @@ void attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const
           for (int r = 0; r < count; ++r)
             for (int64_t c = 0; c < d; ++c) out_rows[r * out_row + c] = T(rows[r * d + c]);
         }
+        if (pprob)
+          for (int r = 0; r < count; ++r)
+            std::copy_n(&w.scores[r * w.np], n, pprob + ((task * n) + i + r) * n);
       }
     }
   });
@@ -214,27 +232,88 @@ bool fused_window_attention_applies(const at::Tensor& q, const at::Tensor& k, co
   const at::ScalarType type = q.scalar_type();
   const bool typed = (type == at::kFloat || type == at::kBFloat16) && k.scalar_type() == type &&
                      v.scalar_type() == type && bias.scalar_type() == at::kFloat;
-  const bool autograd = at::GradMode::is_enabled() &&
-                        (q.requires_grad() || k.requires_grad() || v.requires_grad() ||
-                         bias.requires_grad());
+  const bool autograd = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() ||
+                                                       v.requires_grad() || bias.requires_grad());
   const bool shaped = q.dim() == 4 && k.sizes() == q.sizes() && v.sizes() == q.sizes() &&
                       bias.sizes() == at::IntArrayRef{q.size(1), q.size(2), q.size(2)};
-  return avx512 && typed && !autograd && shaped && q.device().is_cpu() &&
-         q.size(3) % kLanes == 0 && q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1 &&
-         k.stride(2) == v.stride(2) && bias.is_contiguous();
+  return avx512 && typed && !autograd && shaped && q.device().is_cpu() && q.size(3) % kLanes == 0 &&
+         q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1 && k.stride(2) == v.stride(2) &&
+         bias.is_contiguous();
 }
 
 at::Tensor fused_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                  const at::Tensor& bias, double scale) {
+                                  const at::Tensor& bias, double scale,
+                                  const at::Tensor& probabilities) {
   // Seen by profilers and bench's FLOP count as one operation of inputs (q, k, v).
   const std::vector<c10::IValue> inputs{q, k, v};
   RECORD_FUNCTION("sd::window_attention", inputs);
   at::Tensor out = at::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, q.options());
   if (q.scalar_type() == at::kFloat)
-    attend<float>(q, k, v, bias, float(scale), out);
+    attend<float>(q, k, v, bias, float(scale), out, probabilities);
   else
-    attend<c10::BFloat16>(q, k, v, bias, float(scale), out);
+    attend<c10::BFloat16>(q, k, v, bias, float(scale), out, probabilities);
   return out;
+}
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// q, k and v of qkv (B x N x heads x 3d) as B x heads x N x d views.
+std::array<at::Tensor, 3> split_heads(const at::Tensor& qkv) {
+  const int64_t d = qkv.size(3) / 3;
+  std::array<at::Tensor, 3> parts;
+  for (int64_t i = 0; i < 3; ++i) parts[i] = qkv.narrow(3, i * d, d).permute({0, 2, 1, 3});
+  return parts;
+}
+
+struct WindowAttention : torch::autograd::Function<WindowAttention> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& qkv, const at::Tensor& bias,
+                            double scale) {
+    const auto [q, k, v] = split_heads(qkv);
+    at::Tensor probabilities, out;
+    if (fused_window_attention_applies(q, k, v, bias)) {
+      probabilities = at::empty({q.size(0), q.size(1), q.size(2), q.size(2)}, q.options());
+      out = fused_window_attention(q, k, v, bias, scale, probabilities);
+    } else {
+      probabilities = (at::matmul(q, k.transpose(-2, -1)) * scale + bias).softmax(-1);
+      out = at::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, q.options());
+      batched_matmul_into(probabilities, v, out.permute({0, 2, 1, 3}));
+    }
+    ctx->save_for_backward({qkv, probabilities});
+    ctx->saved_data["scale"] = scale;
+    return out;
+  }
+
+  // With S = q kᵀ · scale + bias and P = softmax(S): dv = Pᵀ dout, dP = dout vᵀ,
+  // dS = P (dP - rowsum(dP P)), dbias = dS summed over windows, dq = dS k · scale,
+  // dk = dSᵀ q · scale. The products write into one B x N x heads x 3d gradient of qkv.
+  static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor &qkv = saved[0], &probabilities = saved[1];
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const auto [q, k, v] = split_heads(qkv);
+    const at::Tensor dout = grad_out[0].permute({0, 2, 1, 3});  // B x heads x N x d
+    at::Tensor dqkv = at::empty_like(qkv, at::MemoryFormat::Contiguous);
+    const auto [dq, dk, dv] = split_heads(dqkv);
+    batched_matmul_into(probabilities.transpose(-2, -1), dout, dv);
+    at::Tensor dprob = at::empty_like(probabilities);
+    batched_matmul_into(dout, v.transpose(-2, -1), dprob);
+    at::Tensor dscores =
+        at::_softmax_backward_data(dprob, probabilities, -1, probabilities.scalar_type());
+    const at::Tensor dbias = dscores.sum(0);
+    dscores.mul_(scale);
+    batched_matmul_into(dscores, k, dq);
+    batched_matmul_into(dscores.transpose(-2, -1), q, dk);
+    return {dqkv, dbias, at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor window_attention(const at::Tensor& qkv, const at::Tensor& bias, double scale) {
+  return WindowAttention::apply(qkv, bias, scale);
 }
 
 }  // namespace sd::models

@@ -14,7 +14,16 @@ bool fused_window_attention_applies(const at::Tensor& q, const at::Tensor& k, co
 // a B x N x heads x d tensor of q's type, the layout the output projection reads. One window
 // and head at a time stays in the core's cache: scores, softmax and the product with v in one
 // pass, without the B x heads x N x N scores of the unfused path.
+// `probabilities`, when defined (B x heads x N x N fp32, contiguous), receives the softmax.
 at::Tensor fused_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                  const at::Tensor& bias, double scale);
+                                  const at::Tensor& bias, double scale,
+                                  const at::Tensor& probabilities = {});
+
+// The same attention for training, with gradients for qkv (B x N x heads x 3d: each head's q,
+// k and v side by side, as TinyViT's projection makes them) and the bias: fp32 only. Forward
+// keeps the softmax (as ATen's would); backward's products read their operands where they lie
+// and write one gradient of qkv, without the copies, the per-matrix dispatch and the
+// concatenation of ATen's matmul, split and softmax backward (models/batched_matmul.h).
+at::Tensor window_attention(const at::Tensor& qkv, const at::Tensor& bias, double scale);
 
 }  // namespace sd::models

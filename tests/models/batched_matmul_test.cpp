@@ -100,6 +100,36 @@ TEST(WindowAttention, FusedIsSoftmaxOfScaledScoresPlusBiasTimesValues) {
     }
 }
 
+// Training's attention: the output and the gradients of qkv and of the bias are those of
+// ATen's operations in double, within fp32 rounding, for 49- and 196-token windows.
+TEST(WindowAttention, TrainingGradientsAreTheDoublePrecisionOnes) {
+  at::manual_seed(3);
+  for (int64_t tokens : {49, 196}) {
+    const int64_t windows = 6, heads = 2, d = 32;
+    const at::Tensor qkv = at::randn({windows, tokens, heads, 3 * d}).requires_grad_(true);
+    const at::Tensor bias = at::randn({heads, tokens, tokens}).requires_grad_(true);
+    const at::Tensor weights = at::randn({windows, tokens, heads, d});
+    const double scale = 1.0 / std::sqrt(double(d));
+    const at::Tensor out = window_attention(qkv, bias, scale);
+    (out * weights).sum().backward();
+
+    const at::Tensor qkv64 = qkv.detach().to(at::kDouble).requires_grad_(true);
+    const at::Tensor bias64 = bias.detach().to(at::kDouble).requires_grad_(true);
+    const auto parts = qkv64.permute({0, 2, 1, 3}).split(d, -1);
+    const at::Tensor attn =
+        (at::matmul(parts[0], parts[1].transpose(-2, -1)) * scale + bias64).softmax(-1);
+    const at::Tensor expected = at::matmul(attn, parts[2]).transpose(1, 2);
+    (expected * weights.to(at::kDouble)).sum().backward();
+
+    auto gap = [](const at::Tensor& got, const at::Tensor& want) {
+      return ((got.to(at::kDouble) - want).abs().max() / want.abs().max()).item<double>();
+    };
+    EXPECT_LE(gap(out.detach(), expected.detach()), 1e-6) << tokens << " tokens";
+    EXPECT_LE(gap(qkv.grad(), qkv64.grad()), 1e-5) << tokens << " tokens";
+    EXPECT_LE(gap(bias.grad(), bias64.grad()), 1e-5) << tokens << " tokens";
+  }
+}
+
 TEST(WindowAttention, GradientsOtherWidthsAndTypesAreNotFused) {
   Windows w;
   const at::Tensor bias = at::randn({w.heads, w.tokens, w.tokens});
