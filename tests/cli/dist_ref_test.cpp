@@ -116,6 +116,15 @@ class DistTrain : public PipelineSuite {
            "--seed 7 --workers 1";
   }
 
+  // finetune of batch 2 (the global batch), 1 epoch: 2 steps of the 4 images not held out.
+  static std::string finetune_args(const std::string& run) {
+    return "--threads 1 finetune --student " + dir() + "/student.pth --student-model " + dir() +
+           "/student.json --teacher-checkpoint " + teacher().file("weights.pth") + " --store " +
+           dir() + "/store --data " + data_sample() + " --out " + run +
+           " --epochs 1 --batch-size 2 --prompts-per-image 3 --refine-iters 1 --val-max-prompts 3"
+           " --lr 0.0005 --warmup-steps 1 --checkpoint-every 1 --log-every 1 --seed 3";
+  }
+
   // The launch of the kill and signal tests: 8 steps, a 5 s timeout.
   static std::string long_launch(const std::string& run) {
     std::string args = "launch --nproc-per-node 2 -- " + train_args(run, 2, 8);
@@ -364,17 +373,10 @@ TEST_F(DistTrain, EmbedUnderLaunchFillsOneStoreAPartPerRank) {
 // the same number of prompts, so the mean over a batch's prompts is the mean of the ranks'),
 // validate alike, and rank 0 alone writes the held-out report.
 TEST_F(DistTrain, FinetuneUnderLaunchIsFinetuneOfTheGlobalBatch) {
-  auto args = [](const std::string& run) {
-    return "--threads 1 finetune --student " + dir() + "/student.pth --student-model " + dir() +
-           "/student.json --teacher-checkpoint " + teacher().file("weights.pth") + " --store " +
-           dir() + "/store --data " + data_sample() + " --out " + run +
-           " --epochs 1 --batch-size 2 --prompts-per-image 3 --refine-iters 1 --val-max-prompts 3"
-           " --lr 0.0005 --warmup-steps 1 --checkpoint-every 1 --log-every 1 --seed 3";
-  };
   const std::string single = dir() + "/finetune-single", two = dir() + "/finetune-two";
-  const ProgramRun one = run_program(args(single));
+  const ProgramRun one = run_program(finetune_args(single));
   ASSERT_EQ(one.status, 0) << one.output;
-  const ProgramRun launched = run_program("launch --nproc-per-node 2 -- " + args(two));
+  const ProgramRun launched = run_program("launch --nproc-per-node 2 -- " + finetune_args(two));
   ASSERT_EQ(launched.status, 0) << launched.output;
   expect_same_losses(step_losses(two), step_losses(single));
   const std::vector<double> a = validation_scores(two), b = validation_scores(single);
@@ -405,6 +407,46 @@ StatsDifference running_stats_difference(const io::StateDict& x, const io::State
   return d;
 }
 
+// A run's weights after `step`; step 0: its final.pth.
+io::StateDict weights_after(const std::string& run, int64_t step) {
+  return step == 0
+             ? io::read_state_dict(run + "/final.pth")
+             : io::read_train_checkpoint(run + "/checkpoints/" + io::checkpoint_name(step)).model;
+}
+
+// `synced` (two processes of batch 1 with sync_batchnorm) trained as `single` (one process of
+// batch 2): the same losses, weights and running statistics after step 1 and after `last` (0:
+// final.pth). `own` (two processes without sync_batchnorm) shows that the statistics tell them
+// apart.
+void expect_batchnorm_of_the_global_batch(const std::string& single, const std::string& synced,
+                                          const std::string& own, int64_t last) {
+  const std::vector<double> losses = step_losses(synced), reference = step_losses(single);
+  expect_same_losses(losses, reference);
+  for (size_t i = 0; i < std::min(losses.size(), reference.size()); ++i)
+    std::cout << "step " << i + 1
+              << " losses apart: " << std::abs(losses[i] - reference[i]) / reference[i]
+              << " (relative)\n";
+  const WeightDifference moved =
+      difference(weights_after(synced, last), weights_after(single, last));
+  std::cout << "weights apart: mean " << moved.mean << ", largest " << moved.max << "\n";
+  EXPECT_LE(moved.mean, kMeanWeightTolerance);
+  EXPECT_LE(moved.max, kNoiseStepTolerance);
+  for (const auto& [step, tolerance] :
+       {std::pair{int64_t{1}, kFirstStatsTolerance}, std::pair{last, kFinalStatsTolerance}}) {
+    const StatsDifference sync =
+        running_stats_difference(weights_after(synced, step), weights_after(single, step));
+    const StatsDifference apart =
+        running_stats_difference(weights_after(own, step), weights_after(single, step));
+    std::cout << (step == 1 ? "step 1" : "last") << " running statistics apart: synchronised "
+              << sync.max << ", each its own " << apart.max << " (" << sync.tensors
+              << " tensors)\n";
+    EXPECT_GT(sync.tensors, 10);
+    EXPECT_TRUE(sync.same_counts);
+    EXPECT_LE(sync.max, tolerance) << "step " << step;
+    EXPECT_GT(apart.max, 10 * tolerance) << "step " << step;
+  }
+}
+
 // sync_batchnorm: the TinyViT student (BatchNorm in every convolution) of two processes of batch
 // 1 trains as one process of batch 2: the same losses, weights and running statistics. Without
 // it each process normalises by its own image, and the running statistics say so.
@@ -420,35 +462,23 @@ TEST_F(DistTrain, SyncBatchNormOfTwoProcessesIsBatchNormOfTheGlobalBatch) {
   for (const RankRun& r : run_two(args(synced) + " --sync-batchnorm", synced))
     ASSERT_EQ(r.status, 0) << r.output;
   for (const RankRun& r : run_two(args(own), own)) ASSERT_EQ(r.status, 0) << r.output;
-  const std::vector<double> losses = step_losses(synced), reference = step_losses(single);
-  expect_same_losses(losses, reference);
-  for (size_t i = 0; i < std::min(losses.size(), reference.size()); ++i)
-    std::cout << "step " << i + 1
-              << " losses apart: " << std::abs(losses[i] - reference[i]) / reference[i]
-              << " (relative)\n";
-  auto weights = [](const std::string& run, int64_t step) {  // step 0: final.pth
-    return step == 0
-               ? io::read_state_dict(run + "/final.pth")
-               : io::read_train_checkpoint(run + "/checkpoints/" + io::checkpoint_name(step)).model;
-  };
-  const WeightDifference moved = difference(weights(synced, 0), weights(single, 0));
-  std::cout << "weights apart: mean " << moved.mean << ", largest " << moved.max << "\n";
-  EXPECT_LE(moved.mean, kMeanWeightTolerance);
-  EXPECT_LE(moved.max, kNoiseStepTolerance);
-  for (const auto& [step, tolerance] :
-       {std::pair{int64_t{1}, kFirstStatsTolerance}, std::pair{int64_t{0}, kFinalStatsTolerance}}) {
-    const StatsDifference sync =
-        running_stats_difference(weights(synced, step), weights(single, step));
-    const StatsDifference apart =
-        running_stats_difference(weights(own, step), weights(single, step));
-    std::cout << (step == 1 ? "step 1" : "final") << " running statistics apart: synchronised "
-              << sync.max << ", each its own " << apart.max << " (" << sync.tensors
-              << " tensors)\n";
-    EXPECT_GT(sync.tensors, 10);
-    EXPECT_TRUE(sync.same_counts);
-    EXPECT_LE(sync.max, tolerance) << "step " << step;
-    EXPECT_GT(apart.max, 10 * tolerance) << "step " << step;
-  }
+  expect_batchnorm_of_the_global_batch(single, synced, own, 0);
+}
+
+// finetune with a learning encoder (encoder_lr > 0: its BatchNorms in training mode) and
+// sync_batchnorm: two processes of batch 1 fine-tune as one of batch 2. Compared at the last
+// step's checkpoint: final.pth holds the best-scoring weights, which may be the first ones.
+TEST_F(DistTrain, FinetuneOfTheEncoderWithSyncBatchNormIsFinetuneOfTheGlobalBatch) {
+  auto args = [](const std::string& run) { return finetune_args(run) + " --encoder-lr 0.0005"; };
+  const std::string single = dir() + "/finetune-bn-single", synced = dir() + "/finetune-bn-sync",
+                    own = dir() + "/finetune-bn-own";
+  const ProgramRun one = run_program(args(single) + " --sync-batchnorm");
+  ASSERT_EQ(one.status, 0) << one.output;
+  for (const RankRun& r : run_two(args(synced) + " --sync-batchnorm", synced))
+    ASSERT_EQ(r.status, 0) << r.output;
+  for (const RankRun& r : run_two(args(own), own)) ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_EQ(step_losses(single).size(), 2u);
+  expect_batchnorm_of_the_global_batch(single, synced, own, 2);
 }
 
 // eval under torchrun's variables: each rank evaluates its share of the images (3 and 2 of the
