@@ -117,10 +117,11 @@ class DistTrain : public PipelineSuite {
   }
 
   // finetune of batch 2 (the global batch), 1 epoch: 2 steps of the 4 images not held out.
-  static std::string finetune_args(const std::string& run) {
+  static std::string finetune_args(const std::string& run,
+                                   const std::string& data = data_sample()) {
     return "--threads 1 finetune --student " + dir() + "/student.pth --student-model " + dir() +
            "/student.json --teacher-checkpoint " + teacher().file("weights.pth") + " --store " +
-           dir() + "/store --data " + data_sample() + " --out " + run +
+           dir() + "/store --data " + data + " --out " + run +
            " --epochs 1 --batch-size 2 --prompts-per-image 3 --refine-iters 1 --val-max-prompts 3"
            " --lr 0.0005 --warmup-steps 1 --checkpoint-every 1 --log-every 1 --seed 3";
   }
@@ -479,6 +480,20 @@ TEST_F(DistTrain, FinetuneOfTheEncoderWithSyncBatchNormIsFinetuneOfTheGlobalBatc
   for (const RankRun& r : run_two(args(own), own)) ASSERT_EQ(r.status, 0) << r.output;
   ASSERT_EQ(step_losses(single).size(), 2u);
   expect_batchnorm_of_the_global_batch(single, synced, own, 2);
+}
+
+// A rank whose image gives no prompt (it has no annotation) still runs backward through the
+// learning encoder: every rank makes the same synchronised BatchNorm collectives. (With seed 3,
+// sa_100002 is not held out.)
+TEST_F(DistTrain, FinetuneWithSyncBatchNormTakesAnImageWithoutAnnotations) {
+  const std::string data = dir() + "/one-bare", run = dir() + "/finetune-bn-bare";
+  fs::copy(data_sample(), data);
+  nlohmann::json record = nlohmann::json::parse(read_text(data + "/sa_100002.json"));
+  record["annotations"] = nlohmann::json::array();
+  std::ofstream(data + "/sa_100002.json") << record.dump();
+  const std::string args = finetune_args(run, data) + " --encoder-lr 0.0005 --sync-batchnorm";
+  for (const RankRun& r : run_two(args, run)) ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(step_losses(run).size(), 2u);
 }
 
 // eval under torchrun's variables: each rank evaluates its share of the images (3 and 2 of the
