@@ -27,6 +27,7 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "util/progress.h"
+#include "util/sha256.h"
 
 namespace sd::eval {
 namespace {
@@ -76,6 +77,30 @@ data::ImageSource cached_or_decoded(const store::Reader* cache) {
     return cache && sized && cache->find(store::Kind::image, entry.id) ? cache->image(entry.id)
                                                                        : decoded(entry, record);
   };
+}
+
+// What a launched evaluation's ranks compare (dist::check_same_run): the request, less the
+// folders that may sit elsewhere on each machine (the data's, compared by the ids of the images
+// selected, and the store's) and the files rank 0 alone writes.
+nlohmann::json shared_request(const EvalRequest& r, const data::Dataset& images) {
+  std::string ids;
+  for (const data::Entry& e : images.entries()) ids += e.id + "\n";
+  nlohmann::json prompts = nlohmann::json::array();
+  for (const data::PromptSpec& spec : r.settings.prompts) prompts.push_back(spec.name());
+  return {{"teacher", r.teacher},
+          {"teacher_checkpoint", r.teacher_checkpoint},
+          {"student", r.student},
+          {"student_model", r.student_model},
+          {"student_decoder", r.student_decoder},
+          {"images", sha256_hex(ids.data(), ids.size())},
+          {"prompts", prompts},
+          {"multimask", multimask_name(r.settings.multimask)},
+          {"max_prompts_per_image", r.settings.max_prompts_per_image},
+          {"seed", r.settings.seed},
+          {"amp", word(r.settings.amp)},
+          {"device", r.device},
+          {"vis_images", r.vis_dir.empty() ? 0 : r.vis_images},
+          {"strict", r.strict}};
 }
 
 // Under a launcher: the ranks' reports of their shares as one report on rank 0; each other
@@ -174,6 +199,9 @@ EvalReport run_eval(const EvalRequest& r) {
     dataset = dataset.head(size_t(r.max_images));
   if (dataset.size() == 0) throw Error("eval: no images selected from --data");
   data::check_prompts_fit(r.settings.prompts, dataset, "--prompts");
+  if (r.group)
+    dist::check_same_run(*r.group, shared_request(r, dataset),
+                         r.store.empty() ? "" : store::manifest_digest(r.store));
 
   const at::Device device = parse_device(r.device);
   std::shared_ptr<store::Reader> reader;

@@ -38,7 +38,8 @@ struct EvalRequest {
   // report; with `strict` it is an sd::Error naming the file.
   bool strict = false;
   // A launched run's ranks: each evaluates its interleaved share of the images
-  // (Dataset::interleaved) and rank 0 gets the report of them all; null for one process.
+  // (Dataset::interleaved) and rank 0 gets the report of them all; null for one process. The
+  // ranks first compare their requests and images (dist::check_same_run).
   dist::Group* group = nullptr;
 };
 

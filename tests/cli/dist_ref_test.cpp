@@ -126,6 +126,14 @@ class DistTrain : public PipelineSuite {
            " --lr 0.0005 --warmup-steps 1 --checkpoint-every 1 --log-every 1 --seed 3";
   }
 
+  // eval of the sample's 5 images: a box and a point of 3 annotations of each.
+  static std::string eval_args() {
+    return "--threads 1 --dist-timeout 60 eval --store " + dir() + "/store --teacher-checkpoint " +
+           teacher().file("weights.pth") + " --student " + dir() + "/student.pth --student-model " +
+           dir() + "/student.json --data " + data_sample() +
+           " --prompts box,point --max-prompts-per-image 3";
+  }
+
   // The launch of the kill and signal tests: 8 steps, a 5 s timeout.
   static std::string long_launch(const std::string& run) {
     std::string args = "launch --nproc-per-node 2 -- " + train_args(run, 2, 8);
@@ -500,12 +508,7 @@ TEST_F(DistTrain, FinetuneWithSyncBatchNormTakesAnImageWithoutAnnotations) {
 // 5), rank 0 writes the report one process writes (timings aside); rank 1, given a report file
 // of its own, writes none.
 TEST_F(DistTrain, EvalOfTwoProcessesReportsWhatOneProcessReports) {
-  auto args = [](const std::string& report) {
-    return "--threads 1 --dist-timeout 60 eval --store " + dir() + "/store --teacher-checkpoint " +
-           teacher().file("weights.pth") + " --student " + dir() + "/student.pth --student-model " +
-           dir() + "/student.json --data " + data_sample() +
-           " --prompts box,point --max-prompts-per-image 3 --report " + report;
-  };
+  auto args = [](const std::string& report) { return eval_args() + " --report " + report; };
   const ProgramRun one = run_program(args(dir() + "/eval-single.json"));
   ASSERT_EQ(one.status, 0) << one.output;
   const std::vector<RankRun> ranks = run_ranks(
@@ -520,6 +523,21 @@ TEST_F(DistTrain, EvalOfTwoProcessesReportsWhatOneProcessReports) {
   single.erase("timings");
   two.erase("timings");
   EXPECT_EQ(two, single);
+}
+
+// eval's ranks compare their requests before any work (their report files may differ: rank 0
+// alone writes): one with another setting, or other images, stops both with one message.
+TEST_F(DistTrain, EvalRanksWithDifferentRequestsAllStopWithOneMessage) {
+  for (const std::string other : {" --multimask score", " --max-images 4"}) {
+    const std::string report = dir() + "/eval-mismatch.json";
+    const std::vector<RankRun> ranks =
+        run_ranks({eval_args() + " --report " + report, eval_args() + other}, report);
+    for (const RankRun& r : ranks) {
+      EXPECT_EQ(r.status, 1) << other << ": " << r.output;
+      EXPECT_PRED2(contains, r.output, "rank 1 has another config than rank 0") << other;
+    }
+    EXPECT_FALSE(fs::exists(report)) << other;
+  }
 }
 
 }  // namespace
