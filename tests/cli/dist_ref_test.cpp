@@ -11,7 +11,9 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "common/pipeline.h"
@@ -127,10 +129,10 @@ class DistTrain : public PipelineSuite {
   }
 
   // eval of the sample's 5 images: a box and a point of 3 annotations of each.
-  static std::string eval_args() {
+  static std::string eval_args(const std::string& data = data_sample()) {
     return "--threads 1 --dist-timeout 60 eval --store " + dir() + "/store --teacher-checkpoint " +
            teacher().file("weights.pth") + " --student " + dir() + "/student.pth --student-model " +
-           dir() + "/student.json --data " + data_sample() +
+           dir() + "/student.json --data " + data +
            " --prompts box,point --max-prompts-per-image 3";
   }
 
@@ -538,6 +540,42 @@ TEST_F(DistTrain, EvalRanksWithDifferentRequestsAllStopWithOneMessage) {
     }
     EXPECT_FALSE(fs::exists(report)) << other;
   }
+}
+
+// Each file of `folder` by name, with its bytes.
+std::map<std::string, std::string> files_in(const std::string& folder) {
+  std::map<std::string, std::string> files;
+  for (const auto& f : fs::directory_iterator(folder))
+    files[f.path().filename().string()] = read_text(f.path().string());
+  return files;
+}
+
+// eval's --vis pictures under a launcher are those one process draws, the first 4 images
+// evaluated (sa_100002's record is bad: one process draws the first, third, fourth and fifth
+// image), written by rank 0 alone; rank 1, given a folder of its own, writes nothing there.
+TEST_F(DistTrain, EvalPicturesOfTwoProcessesAreOneProcesssWrittenByRankZero) {
+  const std::string data = dir() + "/one-bad";
+  fs::copy(data_sample(), data);
+  std::ofstream(data + "/sa_100002.json")
+      << read_text(data_sample() + "/sa_100002.json").substr(0, 100);
+  const ProgramRun one = run_program(eval_args(data) + " --vis " + dir() + "/vis-single");
+  ASSERT_EQ(one.status, 0) << one.output;
+  const std::vector<RankRun> ranks =
+      run_ranks({eval_args(data) + " --vis " + dir() + "/vis-rank0",
+                 eval_args(data) + " --html " + dir() + "/html-rank1"},
+                dir() + "/eval-vis");
+  for (const RankRun& r : ranks) ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_FALSE(fs::exists(dir() + "/html-rank1"));
+  const std::map<std::string, std::string> single = files_in(dir() + "/vis-single"),
+                                           two = files_in(dir() + "/vis-rank0");
+  std::set<std::string> images;
+  for (const auto& [name, png] : single) images.insert(name.substr(0, name.find('_', 3)));
+  EXPECT_EQ(images, (std::set<std::string>{"sa_100001", "sa_100003", "sa_100004", "sa_100007"}));
+  std::vector<std::string> names, expected;
+  for (const auto& [name, png] : two) names.push_back(name);
+  for (const auto& [name, png] : single) expected.push_back(name);
+  ASSERT_EQ(names, expected);
+  for (const auto& [name, png] : single) EXPECT_TRUE(two.at(name) == png) << name;
 }
 
 }  // namespace
