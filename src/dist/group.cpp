@@ -253,7 +253,7 @@ void check_same_everywhere(Group& group, const std::string& what, const std::str
 void check_same_run(Group& group, const nlohmann::json& config, const std::string& store_id) {
   const std::string text = config.dump();
   check_same_everywhere(group, "config", sha256_hex(text.data(), text.size()));
-  if (!store_id.empty()) check_same_everywhere(group, "store (manifest digest)", store_id);
+  check_same_everywhere(group, "store (manifest digest)", store_id);
 }
 
 int free_port() {

@@ -63,7 +63,7 @@ struct PictureFile {
   std::string name, png;
 };
 struct ImagePictures {
-  size_t image = 0;  // the image's position among those evaluated
+  size_t image = 0;  // its position in the images evaluated (evaluate_images' `images`)
   std::vector<PictureFile> files;
 };
 
