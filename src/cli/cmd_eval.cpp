@@ -100,10 +100,9 @@ void add_eval_command(CLI::App& app, const Globals& globals) {
       ->capture_default_str();
   add_amp_option(cmd, r.settings.amp);
   cmd->add_option("--report", a->report, "Write the report as JSON to this file");
-  cmd->add_option(
-      "--vis", r.vis_dir,
-      "Folder for side-by-side PNGs (image with prompt | teacher's mask | student's "
-      "mask), the IoU in each file name (under a launcher each rank draws its own images')");
+  cmd->add_option("--vis", r.vis_dir,
+                  "Folder for side-by-side PNGs (image with prompt | teacher's mask | student's "
+                  "mask), the IoU in each file name (under a launcher rank 0 writes them all)");
   cmd->add_option("--html", a->html,
                   "Folder for a page to look at in a browser (index.html, no network needed): "
                   "the summary, IoU histograms, every prompt sortable with its picture "

@@ -7,6 +7,8 @@
 
 #include <regex>
 
+#include "util/sha256.h"
+
 #ifdef SAMDISTILL_WITH_GLOO
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -246,6 +248,12 @@ void check_same_everywhere(Group& group, const std::string& what, const std::str
                   group.get(key + std::to_string(r)).substr(0, 16) + "... vs " +
                   reference.substr(0, 16) + "...): every rank must run the same command on the " +
                   "same data");
+}
+
+void check_same_run(Group& group, const nlohmann::json& config, const std::string& store_id) {
+  const std::string text = config.dump();
+  check_same_everywhere(group, "config", sha256_hex(text.data(), text.size()));
+  check_same_everywhere(group, "store (manifest digest)", store_id);
 }
 
 int free_port() {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,10 @@ std::unique_ptr<Group> connect(const World& world, const GroupOptions& options);
 // Every rank's `value` (a digest of what must agree) is rank 0's; else every rank stops with
 // the same message, naming `what` and the first rank that differs.
 void check_same_everywhere(Group& group, const std::string& what, const std::string& value);
+// What a run's ranks compare before any work: its `config` (the digest of its JSON, which
+// leaves out the folders that may sit elsewhere on each machine) and its store (`store_id`,
+// store::manifest_digest; "" for none).
+void check_same_run(Group& group, const nlohmann::json& config, const std::string& store_id);
 
 // A TCP port free on this machine now (the kernel's pick), for a local rendezvous.
 int free_port();

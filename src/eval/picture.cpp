@@ -83,10 +83,14 @@ std::string picture_name(const PromptOutcome& o) {
   return image + "_" + std::to_string(o.annotation) + "_" + o.kind + "_iou" + iou + ".png";
 }
 
-void write_png(const std::string& path, const at::Tensor& rgb) {
+std::string png_bytes(const at::Tensor& rgb, const std::string& what) {
   at::Tensor c = rgb.to(at::kByte).contiguous();
-  if (c.dim() != 3 || c.size(2) != 3) throw Error(path + ": a PNG needs an HxWx3 image");
-  write_file_atomic(path, encode_png_rgb(c.data_ptr<uint8_t>(), int(c.size(1)), int(c.size(0))));
+  if (c.dim() != 3 || c.size(2) != 3) throw Error(what + ": a PNG needs an HxWx3 image");
+  return encode_png_rgb(c.data_ptr<uint8_t>(), int(c.size(1)), int(c.size(0)));
+}
+
+void write_png(const std::string& path, const at::Tensor& rgb) {
+  write_file_atomic(path, png_bytes(rgb, path));
 }
 
 at::Tensor comparison(const at::Tensor& rgb, const models::Prompts& prompt,

@@ -25,6 +25,8 @@ at::Tensor side_by_side(const std::vector<at::Tensor>& panels, int64_t gap = 8);
 // The file name of an outcome's picture: <image>_<annotation>_<kind>_iou<IoU>.png, with each
 // '/' of the image id (a plain folder's `street/cam1/0001`) as "__": one folder holds them all.
 std::string picture_name(const PromptOutcome& outcome);
+// An RGB image as PNG bytes (sd::Error naming `what` when it is not HxWx3).
+std::string png_bytes(const at::Tensor& rgb, const std::string& what);
 // Writes an RGB PNG atomically (sd::Error naming the file).
 void write_png(const std::string& path, const at::Tensor& rgb);
 

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -22,11 +23,13 @@
 #include "models/sam_weights.h"
 #include "store/manifest.h"
 #include "store/reader.h"
+#include "util/atomic_file.h"
 #include "util/clock.h"
 #include "util/device.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/progress.h"
+#include "util/sha256.h"
 
 namespace sd::eval {
 namespace {
@@ -54,17 +57,26 @@ TeacherEmbedding from_model(const EvalRequest& r, at::Device device) {
 }
 
 // One comparison picture per prompt (picture_name), captioned with the kind and the IoU.
-void write_pictures(const std::string& dir, const at::Tensor& rgb,
-                    const std::vector<PromptMasks>& masks, const PromptOutcome* outcomes) {
-  std::filesystem::create_directories(dir);
+std::vector<PictureFile> draw_pictures(const at::Tensor& rgb, const std::vector<PromptMasks>& masks,
+                                       const PromptOutcome* outcomes) {
+  std::vector<PictureFile> files;
   for (size_t i = 0; i < masks.size(); ++i) {
     const PromptOutcome& o = outcomes[i];
     char iou[16];
     std::snprintf(iou, sizeof iou, "%.3f", o.iou);
-    write_png(dir + "/" + picture_name(o),
-              comparison(rgb, masks[i].prompt, masks[i].teacher, masks[i].student,
-                         o.kind + "  IoU " + iou + "    image+prompt | teacher | student"));
+    const std::string name = picture_name(o);
+    files.push_back(
+        {name,
+         png_bytes(comparison(rgb, masks[i].prompt, masks[i].teacher, masks[i].student,
+                              o.kind + "  IoU " + iou + "    image+prompt | teacher | student"),
+                   name)});
   }
+  return files;
+}
+
+void write_pictures(const std::string& dir, const std::vector<PictureFile>& files) {
+  std::filesystem::create_directories(dir);
+  for (const PictureFile& f : files) write_file_atomic(dir + "/" + f.name, f.png);
 }
 
 // An image's pixels from the store's image cache when it holds them, else decoded. A plain
@@ -78,6 +90,30 @@ data::ImageSource cached_or_decoded(const store::Reader* cache) {
   };
 }
 
+// What a launched evaluation's ranks compare (dist::check_same_run): the request, less the
+// folders that may sit elsewhere on each machine (the data's, compared by the ids of the images
+// selected, and the store's) and the files rank 0 alone writes.
+nlohmann::json shared_request(const EvalRequest& r, const data::Dataset& images) {
+  std::string ids;
+  for (const data::Entry& e : images.entries()) ids += e.id + "\n";
+  nlohmann::json prompts = nlohmann::json::array();
+  for (const data::PromptSpec& spec : r.settings.prompts) prompts.push_back(spec.name());
+  return {{"teacher", r.teacher},
+          {"teacher_checkpoint", r.teacher_checkpoint},
+          {"student", r.student},
+          {"student_model", r.student_model},
+          {"student_decoder", r.student_decoder},
+          {"images", sha256_hex(ids.data(), ids.size())},
+          {"prompts", prompts},
+          {"multimask", multimask_name(r.settings.multimask)},
+          {"max_prompts_per_image", r.settings.max_prompts_per_image},
+          {"seed", r.settings.seed},
+          {"amp", word(r.settings.amp)},
+          {"device", r.device},
+          {"vis_images", r.vis_dir.empty() ? 0 : r.vis_images},
+          {"strict", r.strict}};
+}
+
 // Under a launcher: the ranks' reports of their shares as one report on rank 0; each other
 // rank keeps its own.
 EvalReport gather_on_rank0(dist::Group& group, EvalReport mine, const data::Dataset& images) {
@@ -88,6 +124,59 @@ EvalReport gather_on_rank0(dist::Group& group, EvalReport mine, const data::Data
   for (const std::string& part : parts)
     slices.push_back(report_from_state(nlohmann::json::parse(part)));
   return merge_interleaved(slices, images);
+}
+
+// An image's pictures as bytes for the rendezvous store (CBOR), and back.
+std::string pack(const std::vector<PictureFile>& files) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const PictureFile& f : files)
+    list.push_back(nlohmann::json::array(
+        {f.name, nlohmann::json::binary(std::vector<uint8_t>(f.png.begin(), f.png.end()))}));
+  const std::vector<uint8_t> cbor = nlohmann::json::to_cbor(list);
+  return {cbor.begin(), cbor.end()};
+}
+
+std::vector<PictureFile> unpack(const std::string& bytes) {
+  std::vector<PictureFile> files;
+  for (const nlohmann::json& f : nlohmann::json::from_cbor(bytes)) {
+    const std::vector<uint8_t>& png = f.at(1).get_binary();
+    files.push_back({f.at(0).get<std::string>(), std::string(png.begin(), png.end())});
+  }
+  return files;
+}
+
+// The positions of the first `count` images among those the ranks drew, on every rank.
+std::vector<size_t> first_drawn(dist::Group& group, const std::vector<ImagePictures>& drawn,
+                                int count) {
+  const size_t mine = size_t(group.world().rank * count);
+  std::vector<int64_t> slots(size_t(group.world().size * count));  // position + 1; 0: none
+  for (size_t k = 0; k < drawn.size(); ++k) slots[mine + k] = int64_t(drawn[k].image) + 1;
+  at::Tensor all = at::tensor(slots, at::kLong).to(group.device());
+  group.all_reduce(all).wait();
+  all = all.cpu();
+  const int64_t* positions = all.data_ptr<int64_t>();
+  std::vector<size_t> first;
+  for (int64_t i = 0; i < all.numel(); ++i)
+    if (positions[i] > 0) first.push_back(size_t(positions[i] - 1));
+  std::sort(first.begin(), first.end());
+  first.resize(std::min(first.size(), size_t(count)));
+  return first;
+}
+
+// Under a launcher: the pictures one process draws, those of the first `count` images evaluated,
+// written by rank 0 alone. Each rank drew those of the first `count` images evaluated in its
+// share (`drawn`, by position in the whole): the first `count` of all are among them, whichever
+// records were skipped.
+void write_on_rank0(dist::Group& group, const std::vector<ImagePictures>& drawn, int count,
+                    const std::string& dir) {
+  for (const size_t image : first_drawn(group, drawn, count)) {
+    std::string mine;
+    for (const ImagePictures& p : drawn)
+      if (p.image == image) mine = pack(p.files);
+    for (const std::string& part :
+         dist::gather_to_rank0(group, "eval pictures " + std::to_string(image), mine))
+      if (!part.empty()) write_pictures(dir, unpack(part));
+  }
 }
 
 }  // namespace
@@ -149,13 +238,13 @@ EvalReport evaluate_images(Evaluator& evaluator, const data::Dataset& images,
     auto start = Clock::now();
     const at::Tensor embedding = teacher(entry.id, resized);
     report.timings.teacher_embed_s += seconds_since(start);
-    const bool draw = !pictures.dir.empty() && report.images < pictures.images;
+    const bool draw = pictures.take && report.images < pictures.images;
     std::vector<PromptMasks> masks;
     const size_t first = report.outcomes.size();
     evaluator.evaluate_image(entry.id, record, resized, embedding, report, draw ? &masks : nullptr);
     if (draw)
-      write_pictures(pictures.dir, data::read_image(entry, decoder, &record), masks,
-                     &report.outcomes[first]);
+      pictures.take({i, draw_pictures(data::read_image(entry, decoder, &record), masks,
+                                      &report.outcomes[first])});
     if (progress)
       progress->update(int64_t(i + 1), std::to_string(report.outcomes.size()) + " prompts");
   }
@@ -174,6 +263,9 @@ EvalReport run_eval(const EvalRequest& r) {
     dataset = dataset.head(size_t(r.max_images));
   if (dataset.size() == 0) throw Error("eval: no images selected from --data");
   data::check_prompts_fit(r.settings.prompts, dataset, "--prompts");
+  if (r.group)
+    dist::check_same_run(*r.group, shared_request(r, dataset),
+                         r.store.empty() ? "" : store::manifest_digest(r.store));
 
   const at::Device device = parse_device(r.device);
   std::shared_ptr<store::Reader> reader;
@@ -185,12 +277,23 @@ EvalReport run_eval(const EvalRequest& r) {
   Evaluator evaluator(models.student, r.settings, models.teacher_heads);
   const size_t rank = r.group ? size_t(r.group->world().rank) : 0;
   const size_t ranks = r.group ? size_t(r.group->world().size) : 1;
-  // Each rank draws the pictures of its share of the first vis_images images.
-  const Pictures pictures{r.vis_dir,
-                          int(dataset.head(size_t(r.vis_images)).interleaved(rank, ranks).size())};
+  std::vector<ImagePictures> drawn;  // under a launcher, until rank 0 writes them
+  Pictures pictures;
+  if (!r.vis_dir.empty() && r.vis_images > 0)
+    pictures = {r.vis_images, [&](ImagePictures p) {
+                  if (r.group) {
+                    p.image = rank + p.image * ranks;  // its position in `dataset`
+                    drawn.push_back(std::move(p));
+                  } else {
+                    write_pictures(r.vis_dir, p.files);
+                  }
+                }};
   EvalReport report = evaluate_images(evaluator, dataset.interleaved(rank, ranks), teacher,
                                       reader.get(), pictures, rank != 0, r.strict);
-  if (r.group) report = gather_on_rank0(*r.group, std::move(report), dataset);
+  if (r.group) {
+    report = gather_on_rank0(*r.group, std::move(report), dataset);
+    if (pictures.take) write_on_rank0(*r.group, drawn, r.vis_images, r.vis_dir);
+  }
   report.skipped.insert(report.skipped.begin(), orphans.begin(), orphans.end());
   report.timings.total_s = seconds_since(began);
   return report;

@@ -38,7 +38,8 @@ struct EvalRequest {
   // report; with `strict` it is an sd::Error naming the file.
   bool strict = false;
   // A launched run's ranks: each evaluates its interleaved share of the images
-  // (Dataset::interleaved) and rank 0 gets the report of them all; null for one process.
+  // (Dataset::interleaved) and rank 0 gets the report of them all; null for one process. The
+  // ranks first compare their requests and images (dist::check_same_run).
   dist::Group* group = nullptr;
 };
 
@@ -57,10 +58,20 @@ using TeacherEmbedding =
     std::function<at::Tensor(const std::string& id, const at::Tensor& resized)>;
 TeacherEmbedding stored_embeddings(std::shared_ptr<const store::Reader> reader);
 
-// Pictures of the first `images` images (see EvalRequest::vis_dir); none when dir is empty.
+// The pictures of one image (see EvalRequest::vis_dir): a PNG per prompt, by file name.
+struct PictureFile {
+  std::string name, png;
+};
+struct ImagePictures {
+  size_t image = 0;  // its position in the images evaluated (evaluate_images' `images`)
+  std::vector<PictureFile> files;
+};
+
+// Pictures of the first `images` images evaluated, each image's handed to `take`; none without
+// it.
 struct Pictures {
-  std::string dir;
   int images = 0;
+  std::function<void(ImagePictures)> take;
 };
 
 // Evaluates every image of `images` (pixels from `cache`, when given and holding them, else

@@ -141,7 +141,11 @@ class DecoderFinetuning : public train::Objective {
         terms += train_prompt(image, p, clicks, total);
       }
     }
-    if (terms == 0) return total.requires_grad_(true);  // no usable annotation: nothing to learn
+    if (terms == 0) {  // no usable annotation: nothing to learn
+      // A learning encoder's synchronised BatchNorms all-reduce in backward on every rank.
+      if (c_.loop.sync_batchnorm && embeddings.requires_grad()) return embeddings.sum() * 0.0;
+      return total.requires_grad_(true);
+    }
     return total / double(terms);
   }
 

@@ -121,6 +121,8 @@ void check_compatible(const Manifest& expected, const Manifest& actual, const st
 
 std::string manifest_path(const std::string& dir) { return dir + "/manifest.json"; }
 
+std::string manifest_digest(const std::string& dir) { return sha256_file(manifest_path(dir)); }
+
 Manifest read_manifest(const std::string& dir, std::string* unchecked) {
   std::string path = manifest_path(dir);
   nlohmann::json j = nlohmann::json::parse(read_file(path), nullptr, false);

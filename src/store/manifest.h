@@ -43,5 +43,7 @@ void check_made_by(const Manifest& actual, const std::string& teacher,
 // given, receives a note saying so, else the note is logged as a warning.
 Manifest read_manifest(const std::string& dir, std::string* unchecked = nullptr);
 std::string manifest_path(const std::string& dir);
+// The identity of the store in `dir`: its manifest file's SHA-256 (what produced it).
+std::string manifest_digest(const std::string& dir);
 
 }  // namespace sd::store

@@ -7,7 +7,6 @@
 #include "dist/sync_batch_norm.h"
 #include "models/tiny_vit.h"
 #include "util/error.h"
-#include "util/sha256.h"
 
 namespace sd::train {
 
@@ -34,9 +33,7 @@ void Ranks::check_same(const nlohmann::json& config, const std::string& store_id
   nlohmann::json shared = config;  // the same store may sit in another folder on each machine
   shared.erase("store");
   shared.erase("data");
-  const std::string text = shared.dump();
-  dist::check_same_everywhere(*group_, "config", sha256_hex(text.data(), text.size()));
-  dist::check_same_everywhere(*group_, "store (manifest digest)", store_id);
+  dist::check_same_run(*group_, shared, store_id);
 }
 
 bool Ranks::all(bool mine) const {

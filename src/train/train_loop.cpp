@@ -26,7 +26,6 @@
 #include "util/log.h"
 #include "util/memory.h"
 #include "util/progress.h"
-#include "util/sha256.h"
 #include "util/stop_signal.h"
 
 namespace fs = std::filesystem;
@@ -35,11 +34,6 @@ namespace sd::train {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Identity of a store: the digest of its manifest (what produced it).
-std::string store_identity(const std::string& store) {
-  return sha256_file(store::manifest_path(store));
-}
 
 // recompute_stages on the TinyViT inside `model`; sd::Error naming the key elsewhere.
 void recompute_stages(torch::nn::Module& model, const TrainConfig& c, bool data_parallel) {
@@ -64,7 +58,7 @@ class Loop {
         o_(objective),
         paths_{request.run.dir},
         device_(resolve_device(c_.device)),
-        store_id_(store_identity(c_.store)),
+        store_id_(store::manifest_digest(c_.store)),
         ranks_(request.group) {
     for (const auto& g : o_.param_groups())
       params_.insert(params_.end(), g.params.begin(), g.params.end());

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <functional>
 #include <future>
 
 #include "common/fixtures.h"
@@ -60,16 +61,21 @@ TEST(Rendezvous, AnUnreachableMasterTimesOut) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
 }
 
-// Each rank's digest of what must agree; both ranks stop with the same message.
-std::string check_as(int rank, int port, const std::string& value) {
+// What `check` throws on rank `rank` ("": nothing).
+std::string error_as(int rank, int port, const std::function<void(Group&)>& check) {
   std::unique_ptr<Group> g =
       connect(loopback_world(rank, port), GroupOptions{std::chrono::seconds(20)});
   try {
-    check_same_everywhere(*g, "config", value);
+    check(*g);
   } catch (const Error& e) {
     return e.what();
   }
   return "";
+}
+
+// Each rank's digest of what must agree; both ranks stop with the same message.
+std::string check_as(int rank, int port, const std::string& value) {
+  return error_as(rank, port, [&](Group& g) { check_same_everywhere(g, "config", value); });
 }
 
 TEST(Rendezvous, RanksThatDisagreeAllStopWithOneMessage) {
@@ -87,6 +93,27 @@ TEST(Rendezvous, RanksThatAgreeGoOn) {
   auto other = std::async(std::launch::async, check_as, 1, port, "same");
   EXPECT_EQ(check_as(0, port, "same"), "");
   EXPECT_EQ(other.get(), "");
+}
+
+// check_same_run: rank 1's config and store against rank 0's ({"lr": 1}, store "s"); both ranks
+// stop with the same message. A store on one rank alone differs too.
+TEST(Rendezvous, ARunsRanksCompareTheirConfigsAndStores) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
+  auto check_run = [](const nlohmann::json& config, const std::string& store) {
+    const int port = free_port();
+    auto other = std::async(std::launch::async, error_as, 1, port,
+                            [&](Group& g) { check_same_run(g, config, store); });
+    const std::string zero = error_as(0, port, [](Group& g) {
+      check_same_run(g, {{"lr", 1}}, "s");
+    });
+    EXPECT_EQ(zero, other.get());
+    return zero;
+  };
+  EXPECT_EQ(check_run({{"lr", 1}}, "s"), "");
+  EXPECT_PRED2(testing::contains, check_run({{"lr", 2}}, "s"),
+               "rank 1 has another config than rank 0");
+  EXPECT_PRED2(testing::contains, check_run({{"lr", 1}}, ""),
+               "rank 1 has another store (manifest digest) than rank 0");
 }
 
 // Rank 0's group after one all-reduce with rank 1, whose group has gone away since.
