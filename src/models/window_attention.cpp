@@ -130,24 +130,11 @@ void attend_rows(Window& w, int64_t i, const float* bias, float scale, float* ou
 // Rows [i, i + rows) for 1 <= rows <= kRows.
 void attend_block(Window& w, int64_t i, int rows, const float* bias, float scale, float* out,
                   int64_t out_stride) {
-  switch (rows) {
-    case 8:
-      return attend_rows<8>(w, i, bias, scale, out, out_stride);
-    case 7:
-      return attend_rows<7>(w, i, bias, scale, out, out_stride);
-    case 6:
-      return attend_rows<6>(w, i, bias, scale, out, out_stride);
-    case 5:
-      return attend_rows<5>(w, i, bias, scale, out, out_stride);
-    case 4:
-      return attend_rows<4>(w, i, bias, scale, out, out_stride);
-    case 3:
-      return attend_rows<3>(w, i, bias, scale, out, out_stride);
-    case 2:
-      return attend_rows<2>(w, i, bias, scale, out, out_stride);
-    default:
-      return attend_rows<1>(w, i, bias, scale, out, out_stride);
-  }
+  using Block = void (*)(Window&, int64_t, const float*, float, float*, int64_t);
+  static constexpr Block blocks[kRows] = {attend_rows<1>, attend_rows<2>, attend_rows<3>,
+                                          attend_rows<4>, attend_rows<5>, attend_rows<6>,
+                                          attend_rows<7>, attend_rows<8>};
+  blocks[rows - 1](w, i, bias, scale, out, out_stride);
 }
 
 // n x d rows `row_stride` apart, converted into `to` (n x d, contiguous).

@@ -11,6 +11,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <regex>
 #include <set>
@@ -425,6 +426,19 @@ io::StateDict weights_after(const std::string& run, int64_t step) {
              : io::read_train_checkpoint(run + "/checkpoints/" + io::checkpoint_name(step)).model;
 }
 
+// The runs that expect_batchnorm_of_the_global_batch compares, of the arguments `args(run)`:
+// PREFIX-single (one process, sync_batchnorm), PREFIX-sync (two, sync_batchnorm), PREFIX-own
+// (two without).
+void run_batchnorm_trio(const std::function<std::string(const std::string&)>& args,
+                        const std::string& prefix) {
+  const ProgramRun one = run_program(args(prefix + "-single") + " --sync-batchnorm");
+  ASSERT_EQ(one.status, 0) << one.output;
+  for (const RankRun& r : run_two(args(prefix + "-sync") + " --sync-batchnorm", prefix + "-sync"))
+    ASSERT_EQ(r.status, 0) << r.output;
+  for (const RankRun& r : run_two(args(prefix + "-own"), prefix + "-own"))
+    ASSERT_EQ(r.status, 0) << r.output;
+}
+
 // `synced` (two processes of batch 1 with sync_batchnorm) trained as `single` (one process of
 // batch 2): the same losses, weights and running statistics after step 1 and after `last` (0:
 // final.pth). `own` (two processes without sync_batchnorm) shows that the statistics tell them
@@ -466,14 +480,9 @@ TEST_F(DistTrain, SyncBatchNormOfTwoProcessesIsBatchNormOfTheGlobalBatch) {
     std::string a = train_args(run, 2, 3);
     return a.replace(a.find("/vit_student.json"), 17, "/student.json");
   };
-  const std::string single = dir() + "/bn-single", synced = dir() + "/bn-sync",
-                    own = dir() + "/bn-own";
-  const ProgramRun one = run_program(args(single) + " --sync-batchnorm");
-  ASSERT_EQ(one.status, 0) << one.output;
-  for (const RankRun& r : run_two(args(synced) + " --sync-batchnorm", synced))
-    ASSERT_EQ(r.status, 0) << r.output;
-  for (const RankRun& r : run_two(args(own), own)) ASSERT_EQ(r.status, 0) << r.output;
-  expect_batchnorm_of_the_global_batch(single, synced, own, 0);
+  const std::string runs = dir() + "/bn";
+  ASSERT_NO_FATAL_FAILURE(run_batchnorm_trio(args, runs));
+  expect_batchnorm_of_the_global_batch(runs + "-single", runs + "-sync", runs + "-own", 0);
 }
 
 // finetune with a learning encoder (encoder_lr > 0: its BatchNorms in training mode) and
@@ -481,15 +490,10 @@ TEST_F(DistTrain, SyncBatchNormOfTwoProcessesIsBatchNormOfTheGlobalBatch) {
 // step's checkpoint: final.pth holds the best-scoring weights, which may be the first ones.
 TEST_F(DistTrain, FinetuneOfTheEncoderWithSyncBatchNormIsFinetuneOfTheGlobalBatch) {
   auto args = [](const std::string& run) { return finetune_args(run) + " --encoder-lr 0.0005"; };
-  const std::string single = dir() + "/finetune-bn-single", synced = dir() + "/finetune-bn-sync",
-                    own = dir() + "/finetune-bn-own";
-  const ProgramRun one = run_program(args(single) + " --sync-batchnorm");
-  ASSERT_EQ(one.status, 0) << one.output;
-  for (const RankRun& r : run_two(args(synced) + " --sync-batchnorm", synced))
-    ASSERT_EQ(r.status, 0) << r.output;
-  for (const RankRun& r : run_two(args(own), own)) ASSERT_EQ(r.status, 0) << r.output;
-  ASSERT_EQ(step_losses(single).size(), 2u);
-  expect_batchnorm_of_the_global_batch(single, synced, own, 2);
+  const std::string runs = dir() + "/finetune-bn";
+  ASSERT_NO_FATAL_FAILURE(run_batchnorm_trio(args, runs));
+  ASSERT_EQ(step_losses(runs + "-single").size(), 2u);
+  expect_batchnorm_of_the_global_batch(runs + "-single", runs + "-sync", runs + "-own", 2);
 }
 
 // A rank whose image gives no prompt (it has no annotation) still runs backward through the
