@@ -1,6 +1,7 @@
 #include "models/common.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <torch/nn/modules/conv.h>
 
 namespace sd::models {
@@ -23,6 +24,13 @@ at::Tensor LayerNormImpl::forward(const at::Tensor& input) {
   return torch::nn::LayerNormImpl::forward(input.to(weight.scalar_type())).to(input.scalar_type());
 }
 
+at::Tensor LinearImpl::forward(const at::Tensor& input) {
+  if (!input.device().is_cpu() || !at::autocast::is_cpu_enabled())
+    return torch::nn::LinearImpl::forward(input);
+  const at::ScalarType type = at::autocast::get_autocast_cpu_dtype();
+  return at::linear(input.to(type), weight.to(type), bias.defined() ? bias.to(type) : bias);
+}
+
 at::Tensor LayerNorm2dImpl::forward(const at::Tensor& input) {
   const at::Tensor x = input.to(weight.scalar_type());  // as LayerNorm: statistics in fp32
   at::Tensor u = x.mean(1, /*keepdim=*/true);
@@ -36,8 +44,8 @@ at::Tensor LayerNorm2dImpl::forward_channels_last(const at::Tensor& input) {
 }
 
 MLPBlockImpl::MLPBlockImpl(int64_t embedding_dim, int64_t mlp_dim, Activation act) : act_(act) {
-  lin1 = register_module("lin1", torch::nn::Linear(embedding_dim, mlp_dim));
-  lin2 = register_module("lin2", torch::nn::Linear(mlp_dim, embedding_dim));
+  lin1 = register_module("lin1", Linear(embedding_dim, mlp_dim));
+  lin2 = register_module("lin2", Linear(mlp_dim, embedding_dim));
 }
 
 at::Tensor MLPBlockImpl::forward(const at::Tensor& x) {

@@ -30,6 +30,16 @@ class LayerNormImpl : public torch::nn::LayerNormImpl {
 };
 TORCH_MODULE(LayerNorm);
 
+// torch.nn.Linear (same keys, same numbers in fp32) whose bias joins the product in the
+// product's type under CPU autocast: LibTorch 1.13 multiplies in bf16 and then adds the fp32
+// bias by converting the whole product to fp32 and back (a fifth of a bf16 inference).
+class LinearImpl : public torch::nn::LinearImpl {
+ public:
+  using torch::nn::LinearImpl::LinearImpl;
+  at::Tensor forward(const at::Tensor& x);
+};
+TORCH_MODULE(Linear);
+
 // GELU (exact, erf), on channels-last tensors through their NHWC view: LibTorch 1.13's kernel
 // is 4x slower on channels-last strides than on the same values laid out contiguously.
 at::Tensor gelu(const at::Tensor& x);
@@ -49,7 +59,7 @@ class MLPBlockImpl : public torch::nn::Module {
   MLPBlockImpl(int64_t embedding_dim, int64_t mlp_dim, Activation act = Activation::gelu);
   at::Tensor forward(const at::Tensor& x);
 
-  torch::nn::Linear lin1{nullptr}, lin2{nullptr};
+  Linear lin1{nullptr}, lin2{nullptr};
 
  private:
   Activation act_;

@@ -81,9 +81,8 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias, bool
     : num_heads(num_heads) {
   int64_t head_dim = dim / num_heads;
   scale = std::pow(double(head_dim), -0.5);
-  qkv = register_module("qkv",
-                        torch::nn::Linear(torch::nn::LinearOptions(dim, dim * 3).bias(qkv_bias)));
-  proj = register_module("proj", torch::nn::Linear(dim, dim));
+  qkv = register_module("qkv", Linear(torch::nn::LinearOptions(dim, dim * 3).bias(qkv_bias)));
+  proj = register_module("proj", Linear(dim, dim));
   if (use_rel_pos) {
     rel_pos_h = register_parameter("rel_pos_h", at::zeros({2 * input_size - 1, head_dim}));
     rel_pos_w = register_parameter("rel_pos_w", at::zeros({2 * input_size - 1, head_dim}));

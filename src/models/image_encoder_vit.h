@@ -28,7 +28,7 @@ class AttentionImpl : public torch::nn::Module {
                 int64_t input_size);
   at::Tensor forward(const at::Tensor& x);  // BxHxWxC -> BxHxWxC
 
-  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+  Linear qkv{nullptr}, proj{nullptr};
   at::Tensor rel_pos_h, rel_pos_w;  // (2 * input_size - 1) x head_dim, when use_rel_pos
   int64_t num_heads;
   double scale;

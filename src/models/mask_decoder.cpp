@@ -14,14 +14,14 @@ namespace sd::models {
 MLPImpl::MLPImpl(int64_t input_dim, int64_t hidden_dim, int64_t output_dim, int64_t num_layers) {
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < num_layers; ++i)
-    layers->push_back(torch::nn::Linear(i == 0 ? input_dim : hidden_dim,
-                                        i == num_layers - 1 ? output_dim : hidden_dim));
+    layers->push_back(
+        Linear(i == 0 ? input_dim : hidden_dim, i == num_layers - 1 ? output_dim : hidden_dim));
 }
 
 at::Tensor MLPImpl::forward(const at::Tensor& x_in) {
   at::Tensor x = x_in;
   for (size_t i = 0; i < layers->size(); ++i) {
-    x = layers[i]->as<torch::nn::Linear>()->forward(x);
+    x = layers[i]->as<LinearImpl>()->forward(x);
     if (i + 1 < layers->size()) x = at::relu(x);
   }
   return x;

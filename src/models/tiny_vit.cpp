@@ -92,8 +92,8 @@ at::Tensor PatchMergingImpl::forward(const at::Tensor& x) {
 
 MlpImpl::MlpImpl(int64_t in_features, int64_t hidden_features) {
   norm = register_module("norm", LayerNorm(torch::nn::LayerNormOptions({in_features})));
-  fc1 = register_module("fc1", torch::nn::Linear(in_features, hidden_features));
-  fc2 = register_module("fc2", torch::nn::Linear(hidden_features, in_features));
+  fc1 = register_module("fc1", Linear(in_features, hidden_features));
+  fc2 = register_module("fc2", Linear(hidden_features, in_features));
 }
 
 at::Tensor MlpImpl::forward(const at::Tensor& x) { return fc2(models::gelu(fc1(norm(x)))); }
@@ -102,8 +102,8 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t key_dim, int64_t num_heads, in
     : num_heads(num_heads), key_dim(key_dim), scale(std::pow(double(key_dim), -0.5)) {
   int64_t dh = key_dim * num_heads;  // attn_ratio 1: values as wide as keys
   norm = register_module("norm", LayerNorm(torch::nn::LayerNormOptions({dim})));
-  qkv = register_module("qkv", torch::nn::Linear(dim, 3 * dh));
-  proj = register_module("proj", torch::nn::Linear(dh, dim));
+  qkv = register_module("qkv", Linear(dim, 3 * dh));
+  proj = register_module("proj", Linear(dh, dim));
   // Python numbers the offsets in order of first appearance; the first point (0, 0) meets
   // them all, row-major, so offset (dy, dx) gets index dy * window_size + dx.
   at::Tensor row = at::arange(window_size).repeat_interleave(window_size);
@@ -278,7 +278,7 @@ TinyViT::TinyViT(const TinyViTConfig& c) {
     output_resolution = res;
   }
   norm_head = register_module("norm_head", LayerNorm(torch::nn::LayerNormOptions({last})));
-  if (c.num_classes > 0) head = register_module("head", torch::nn::Linear(last, c.num_classes));
+  if (c.num_classes > 0) head = register_module("head", Linear(last, c.num_classes));
   neck = register_module("neck", make_neck(last, c.out_chans));
   init_linear_weights();
 }

@@ -82,7 +82,7 @@ class MlpImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);
 
   LayerNorm norm{nullptr};
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(Mlp);
 
@@ -100,7 +100,7 @@ class AttentionImpl : public torch::nn::Module {
 
   at::Tensor attention_biases;  // num_heads x number of offsets
   LayerNorm norm{nullptr};
-  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+  Linear qkv{nullptr}, proj{nullptr};
   // N x N offset index: a buffer (it moves with the module) but not state (persistent=False
   // in Python; io::is_persistent_buffer).
   at::Tensor attention_bias_idxs;
@@ -163,7 +163,7 @@ class TinyViT : public ImageEncoder {
   tiny_vit::PatchEmbed patch_embed{nullptr};
   torch::nn::ModuleList layers{nullptr};  // ConvLayer, then BasicLayers
   LayerNorm norm_head{nullptr};
-  torch::nn::Linear head{nullptr};  // the unused classifier, when num_classes > 0
+  Linear head{nullptr};  // the unused classifier, when num_classes > 0
   torch::nn::Sequential neck{nullptr};
   tiny_vit::Resolution output_resolution;
 

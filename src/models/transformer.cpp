@@ -35,10 +35,10 @@ AttentionImpl::AttentionImpl(int64_t embedding_dim, int64_t num_heads, int64_t d
     : num_heads_(num_heads) {
   int64_t internal_dim = embedding_dim / downsample_rate;
   TORCH_CHECK(internal_dim % num_heads == 0, "num_heads must divide embedding_dim.");
-  q_proj = register_module("q_proj", torch::nn::Linear(embedding_dim, internal_dim));
-  k_proj = register_module("k_proj", torch::nn::Linear(embedding_dim, internal_dim));
-  v_proj = register_module("v_proj", torch::nn::Linear(embedding_dim, internal_dim));
-  out_proj = register_module("out_proj", torch::nn::Linear(internal_dim, embedding_dim));
+  q_proj = register_module("q_proj", Linear(embedding_dim, internal_dim));
+  k_proj = register_module("k_proj", Linear(embedding_dim, internal_dim));
+  v_proj = register_module("v_proj", Linear(embedding_dim, internal_dim));
+  out_proj = register_module("out_proj", Linear(internal_dim, embedding_dim));
 }
 
 at::Tensor AttentionImpl::forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {

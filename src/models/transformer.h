@@ -19,7 +19,7 @@ class AttentionImpl : public torch::nn::Module {
   // q: BxNqxC, k and v: BxNkxC -> BxNqxC.
   at::Tensor forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
 
  private:
   int64_t num_heads_;

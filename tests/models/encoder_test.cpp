@@ -7,6 +7,7 @@
 #include "common/fixtures.h"
 #include "io/state_dict.h"
 #include "models/autocast.h"
+#include "models/common.h"
 #include "models/image_encoder_vit.h"
 #include "models/preprocess.h"
 #include "models/tiny_vit.h"
@@ -143,6 +144,24 @@ TEST(TinyViT, MixedPrecisionTrainingRunsChannelsLastAndFp32TrainingNchw) {
     EXPECT_EQ(embedded.is_contiguous(at::MemoryFormat::ChannelsLast), amp == Amp::bf16)
         << word(amp);
   }
+}
+
+// Under CPU autocast a Linear adds its bias in the product's type (as PyTorch 2's autocast
+// casts it): LibTorch 1.13's own adds the fp32 bias through an fp32 copy of the product. fp32
+// stays torch.nn.Linear's.
+TEST(Linear, UnderCpuAutocastAddsTheBiasInTheProductsType) {
+  Linear linear(64, 48);
+  const at::Tensor x = at::randn({3, 10, 64});
+  at::Tensor out;
+  {
+    AutocastScope autocast(Amp::bf16, at::kCPU);
+    out = linear(x);
+  }
+  ASSERT_EQ(out.scalar_type(), at::kBFloat16);
+  const at::Tensor expected = at::linear(x.to(at::kBFloat16), linear->weight.to(at::kBFloat16),
+                                         linear->bias.to(at::kBFloat16));
+  EXPECT_TRUE(at::equal(out, expected));
+  EXPECT_TRUE(at::equal(linear(x), at::linear(x, linear->weight, linear->bias)));
 }
 
 TEST(Preprocess, NormalisesAndPadsBottomRight) {
