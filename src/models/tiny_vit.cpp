@@ -8,7 +8,6 @@
 #include <cmath>
 
 #include "models/autocast.h"
-#include "models/batched_matmul.h"
 #include "models/common.h"
 #include "models/recompute.h"
 #include "models/window_attention.h"
@@ -99,7 +98,7 @@ MlpImpl::MlpImpl(int64_t in_features, int64_t hidden_features) {
 at::Tensor MlpImpl::forward(const at::Tensor& x) { return fc2(models::gelu(fc1(norm(x)))); }
 
 AttentionImpl::AttentionImpl(int64_t dim, int64_t key_dim, int64_t num_heads, int64_t window_size)
-    : num_heads(num_heads), key_dim(key_dim), scale(std::pow(double(key_dim), -0.5)) {
+    : num_heads(num_heads), scale(std::pow(double(key_dim), -0.5)) {
   int64_t dh = key_dim * num_heads;  // attn_ratio 1: values as wide as keys
   norm = register_module("norm", LayerNorm(torch::nn::LayerNormOptions({dim})));
   qkv = register_module("qkv", Linear(dim, 3 * dh));
@@ -118,34 +117,9 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t key_dim, int64_t num_heads, in
 at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   int64_t B = x.size(0), N = x.size(1);
   const at::Tensor heads = qkv(norm(x)).view({B, N, num_heads, -1});  // q, k, v side by side
-  at::Tensor biases =
+  const at::Tensor biases =
       attention_biases.index_select(1, attention_bias_idxs.flatten()).view({num_heads, N, N});
-  // fp32 training on the CPU (also when recompute_stages runs it without autograd). bf16 keeps
-  // ATen's operations: oneDNN's bf16 products outrun the fused function's fp32 ones (measured).
-  if (is_training() && heads.device().is_cpu() && heads.scalar_type() == at::kFloat)
-    return proj(window_attention(heads, biases, scale).view({B, N, -1}));
-  auto qkv_split = heads.split_with_sizes({key_dim, key_dim, key_dim}, 3);
-  // B x heads x N x key_dim
-  at::Tensor q = qkv_split[0].permute({0, 2, 1, 3});
-  at::Tensor k = qkv_split[1].permute({0, 2, 1, 3});
-  at::Tensor v = qkv_split[2].permute({0, 2, 1, 3});
-  const bool inference = !is_training() && !at::GradMode::is_enabled();
-  if (inference && fused_window_attention_applies(q, k, v, biases))
-    return proj(fused_window_attention(q, k, v, biases, scale).view({B, N, -1}));
-  // In q's type: under autocast an fp32 bias would turn the scores and softmax to fp32.
-  biases = biases.to(q.scalar_type());
-  if (!inference) {
-    at::Tensor attn = (at::matmul(q, k.transpose(-2, -1)) * scale + biases).softmax(-1);
-    return proj(at::matmul(attn, v).transpose(1, 2).reshape({B, N, -1}));
-  }
-  // Inference: the windows' many small products read q, k, v where the projection left them
-  // and write B x N x heads x key_dim as proj reads it (models/batched_matmul.h).
-  at::Tensor scores = at::empty({B, num_heads, N, N}, q.options());
-  batched_matmul_into(q, k.transpose(-2, -1), scores);
-  at::Tensor attn = (scores * scale + biases).softmax(-1);
-  at::Tensor out = at::empty({B, N, num_heads, key_dim}, q.options());
-  batched_matmul_into(attn, v, out.permute({0, 2, 1, 3}));
-  return proj(out.view({B, N, -1}));
+  return proj(window_attention(heads, biases, scale, is_training()).reshape({B, N, -1}));
 }
 
 void AttentionImpl::to(torch::Dtype dtype, bool non_blocking) {

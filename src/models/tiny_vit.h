@@ -104,7 +104,7 @@ class AttentionImpl : public torch::nn::Module {
   // N x N offset index: a buffer (it moves with the module) but not state (persistent=False
   // in Python; io::is_persistent_buffer).
   at::Tensor attention_bias_idxs;
-  int64_t num_heads, key_dim;
+  int64_t num_heads;
   double scale;
 };
 TORCH_MODULE(Attention);

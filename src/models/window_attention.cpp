@@ -13,6 +13,7 @@
 
 #include <array>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "models/batched_matmul.h"
@@ -255,19 +256,36 @@ std::array<at::Tensor, 3> split_heads(const at::Tensor& qkv) {
   return parts;
 }
 
+// Without autograd: the output (B x N x heads x d, q's type) and, when `keep_softmax`, the
+// softmax (B x heads x N x N; q's type, fp32 from the fused kernel, which runs where it applies).
+// Elsewhere the windows' products read q, k, v where the projection left them
+// (models/batched_matmul.h).
+std::pair<at::Tensor, at::Tensor> attend_without_autograd(const at::Tensor& q, const at::Tensor& k,
+                                                          const at::Tensor& v,
+                                                          const at::Tensor& bias, double scale,
+                                                          bool keep_softmax) {
+  const int64_t batch = q.size(0), heads = q.size(1), n = q.size(2);
+  if (fused_window_attention_applies(q, k, v, bias)) {
+    at::Tensor probabilities;
+    if (keep_softmax)
+      probabilities = at::empty({batch, heads, n, n}, q.options().dtype(at::kFloat));
+    at::Tensor out = fused_window_attention(q, k, v, bias, scale, probabilities);
+    return {out, probabilities};
+  }
+  at::Tensor scores = at::empty({batch, heads, n, n}, q.options());
+  batched_matmul_into(q, k.transpose(-2, -1), scores);
+  // In q's type: under autocast an fp32 bias would turn the scores and softmax to fp32.
+  at::Tensor probabilities = (scores * scale + bias.to(q.scalar_type())).softmax(-1);
+  at::Tensor out = at::empty({batch, n, heads, q.size(3)}, q.options());
+  batched_matmul_into(probabilities, v, out.permute({0, 2, 1, 3}));
+  return {out, probabilities};
+}
+
 struct WindowAttention : torch::autograd::Function<WindowAttention> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& qkv, const at::Tensor& bias,
                             double scale) {
     const auto [q, k, v] = split_heads(qkv);
-    at::Tensor probabilities, out;
-    if (fused_window_attention_applies(q, k, v, bias)) {
-      probabilities = at::empty({q.size(0), q.size(1), q.size(2), q.size(2)}, q.options());
-      out = fused_window_attention(q, k, v, bias, scale, probabilities);
-    } else {
-      probabilities = (at::matmul(q, k.transpose(-2, -1)) * scale + bias).softmax(-1);
-      out = at::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, q.options());
-      batched_matmul_into(probabilities, v, out.permute({0, 2, 1, 3}));
-    }
+    auto [out, probabilities] = attend_without_autograd(q, k, v, bias, scale, true);
     ctx->save_for_backward({qkv, probabilities});
     ctx->saved_data["scale"] = scale;
     return out;
@@ -299,8 +317,19 @@ struct WindowAttention : torch::autograd::Function<WindowAttention> {
 
 }  // namespace
 
-at::Tensor window_attention(const at::Tensor& qkv, const at::Tensor& bias, double scale) {
-  return WindowAttention::apply(qkv, bias, scale);
+at::Tensor window_attention(const at::Tensor& qkv, const at::Tensor& bias, double scale,
+                            bool training) {
+  // fp32 training on the CPU, also when recompute_stages runs it without autograd. bf16 keeps
+  // ATen's operations: oneDNN's bf16 products outrun the function's fp32 ones (measured).
+  if (training && qkv.device().is_cpu() && qkv.scalar_type() == at::kFloat)
+    return WindowAttention::apply(qkv, bias, scale);
+  const auto [q, k, v] = split_heads(qkv);
+  if (!training && !at::GradMode::is_enabled())
+    return attend_without_autograd(q, k, v, bias, scale, false).first;
+  // In q's type: under autocast an fp32 bias would turn the scores and softmax to fp32.
+  const at::Tensor attn =
+      (at::matmul(q, k.transpose(-2, -1)) * scale + bias.to(q.scalar_type())).softmax(-1);
+  return at::matmul(attn, v).transpose(1, 2);
 }
 
 }  // namespace sd::models

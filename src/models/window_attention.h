@@ -19,11 +19,18 @@ at::Tensor fused_window_attention(const at::Tensor& q, const at::Tensor& k, cons
                                   const at::Tensor& bias, double scale,
                                   const at::Tensor& probabilities = {});
 
-// The same attention for training, with gradients for qkv (B x N x heads x 3d: each head's q,
-// k and v side by side, as TinyViT's projection makes them) and the bias: fp32 only. Forward
-// keeps the softmax (as ATen's would); backward's products read their operands where they lie
-// and write one gradient of qkv, without the copies, the per-matrix dispatch and the
-// concatenation of ATen's matmul, split and softmax backward (models/batched_matmul.h).
-at::Tensor window_attention(const at::Tensor& qkv, const at::Tensor& bias, double scale);
+// TinyViT's window attention, softmax(q kᵀ · scale + bias) v, for qkv B x N x heads x 3d (each
+// head's q, k and v side by side, as the projection makes them) and an fp32 heads x N x N bias:
+// B x N x heads x d (a view when autograd runs ATen's operations) in qkv's type.
+// - fp32 `training` on the CPU: an autograd function, also without autograd (recompute_stages
+//   runs it again with) so that both runs compute alike. Forward is the fused kernel where it
+//   applies and keeps the softmax, as ATen's would; backward's products read their operands
+//   where they lie and write one gradient of qkv, without the copies, the per-matrix dispatch
+//   and the concatenation of ATen's matmul, split and softmax backward.
+// - Inference (no autograd): the fused kernel where it applies, else one BLAS product per window
+//   and head (models/batched_matmul.h).
+// - Otherwise (bf16 training, CUDA, gradients in eval mode): ATen's operations.
+at::Tensor window_attention(const at::Tensor& qkv, const at::Tensor& bias, double scale,
+                            bool training);
 
 }  // namespace sd::models

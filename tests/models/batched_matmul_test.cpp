@@ -110,7 +110,7 @@ TEST(WindowAttention, TrainingGradientsAreTheDoublePrecisionOnes) {
     const at::Tensor bias = at::randn({heads, tokens, tokens}).requires_grad_(true);
     const at::Tensor weights = at::randn({windows, tokens, heads, d});
     const double scale = 1.0 / std::sqrt(double(d));
-    const at::Tensor out = window_attention(qkv, bias, scale);
+    const at::Tensor out = window_attention(qkv, bias, scale, /*training=*/true);
     (out * weights).sum().backward();
 
     const at::Tensor qkv64 = qkv.detach().to(at::kDouble).requires_grad_(true);
