@@ -165,7 +165,7 @@ at::Tensor TinyViTBlockImpl::forward(const at::Tensor& x) {
   }
   y = x + y;
   // B x L x C as NCHW: a view with channels-last strides, which oneDNN's convolution takes
-  // as it is; fp32 training keeps NCHW (see TinyViT::forward). flatten(2) is a view either way.
+  // as it is; fp32 training keeps NCHW (runs_channels_last). flatten(2) is a view either way.
   at::Tensor nchw = y.view({B, H, W, C}).permute({0, 3, 1, 2});
   if (!runs_channels_last(*this, x)) nchw = nchw.contiguous();
   y = local_conv(nchw).flatten(2).transpose(1, 2);
