@@ -6,48 +6,23 @@
 #include <c10/util/BFloat16.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-// GCC 12's AVX-512 intrinsics start masked operations from _mm512_undefined_ps, which
-// -Wmaybe-uninitialized takes for a read of an uninitialised value.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-
 #include <array>
 #include <limits>
 #include <utility>
 #include <vector>
 
+#include "models/avx512_math.h"
 #include "models/batched_matmul.h"
 
 namespace sd::models {
 namespace {
 
-constexpr int64_t kLanes = 16;  // floats per AVX-512 register
-constexpr int kRows = 8;        // query rows per block: 8 independent FMA chains
+using avx512::exp16;
+using avx512::kLanes;
+using avx512::padded;
+using avx512::tail_mask;
 
-int64_t padded(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
-
-// Lanes [0, n) of the last block of a row of n (all 16 when n is a multiple of 16).
-__mmask16 tail_mask(int64_t n) {
-  const int64_t rest = n % kLanes;
-  return rest == 0 ? __mmask16(0xFFFF) : __mmask16((1u << rest) - 1);
-}
-
-// e^x (Cephes' expf: x = n ln2 + r, e^r by a degree-6 polynomial, 2^n by scalef; 1-2 ulp).
-__attribute__((target("avx512f"))) __m512 exp16(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));  // e^x underflows below; softmax's x <= 0
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, n);
-}
+constexpr int kRows = 8;  // query rows per block: 8 independent FMA chains
 
 // One window and head in fp32: kᵀ repacked d x np (columns past N zero); q and v read in
 // place (fp32) or from a converted copy (bf16), rows q_stride and v_stride apart.
@@ -61,7 +36,7 @@ struct Window {
 
 // scores[r] = q[r] . kᵀ for R rows of q.
 template <int R>
-__attribute__((target("avx512f"))) void score_rows(const float* q, Window& w) {
+SD_AVX512 void score_rows(const float* q, Window& w) {
   for (int64_t j = 0; j < w.np; j += kLanes) {
     __m512 acc[R];
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
@@ -76,8 +51,7 @@ __attribute__((target("avx512f"))) void score_rows(const float* q, Window& w) {
 
 // A row of scores becomes softmax(scores · scale + bias) (bias: the row's N values); the
 // columns past N become 0.
-__attribute__((target("avx512f"))) void softmax_row(float* s, const float* bias, int64_t n,
-                                                    int64_t np, float scale) {
+SD_AVX512 void softmax_row(float* s, const float* bias, int64_t n, int64_t np, float scale) {
   const __mmask16 last = tail_mask(n);
   const __m512 vscale = _mm512_set1_ps(scale);
   __m512 vmax = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
@@ -104,8 +78,7 @@ __attribute__((target("avx512f"))) void softmax_row(float* s, const float* bias,
 // out[r] = probabilities[r] . v for R rows, 16 of the d columns at a time; `out` rows are
 // out_stride apart.
 template <int R>
-__attribute__((target("avx512f"))) void weigh_values(const Window& w, float* out,
-                                                     int64_t out_stride) {
+SD_AVX512 void weigh_values(const Window& w, float* out, int64_t out_stride) {
   for (int64_t c = 0; c < w.d; c += kLanes) {
     __m512 acc[R];
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
@@ -150,8 +123,7 @@ const float* as_floats(const T* rows, int64_t row_stride, int64_t n, int64_t d,
 
 // w.kt = kᵀ for the window's n x d keys, rows `row_stride` apart: 16 keys at a time gathered
 // down each column.
-__attribute__((target("avx512f"))) void transpose_keys(const float* k, int64_t row_stride,
-                                                       Window& w) {
+SD_AVX512 void transpose_keys(const float* k, int64_t row_stride, Window& w) {
   const __m512i rows =
       _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                          _mm512_set1_epi32(int(row_stride)));
@@ -216,7 +188,6 @@ void attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const
 
 bool fused_window_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                     const at::Tensor& bias) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
   const at::ScalarType type = q.scalar_type();
   const bool typed = (type == at::kFloat || type == at::kBFloat16) && k.scalar_type() == type &&
                      v.scalar_type() == type && bias.scalar_type() == at::kFloat;
@@ -224,9 +195,9 @@ bool fused_window_attention_applies(const at::Tensor& q, const at::Tensor& k, co
                                                        v.requires_grad() || bias.requires_grad());
   const bool shaped = q.dim() == 4 && k.sizes() == q.sizes() && v.sizes() == q.sizes() &&
                       bias.sizes() == at::IntArrayRef{q.size(1), q.size(2), q.size(2)};
-  return avx512 && typed && !autograd && shaped && q.device().is_cpu() && q.size(3) % kLanes == 0 &&
-         q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1 && k.stride(2) == v.stride(2) &&
-         bias.is_contiguous();
+  return avx512::cpu_has_avx512() && typed && !autograd && shaped && q.device().is_cpu() &&
+         q.size(3) % kLanes == 0 && q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1 &&
+         k.stride(2) == v.stride(2) && bias.is_contiguous();
 }
 
 at::Tensor fused_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

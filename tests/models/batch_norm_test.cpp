@@ -1,0 +1,96 @@
+// BatchNorm2d's training function (models/batch_norm.h) against torch's module and GELU in
+// double precision: output, running statistics and gradients.
+#include "models/batch_norm.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "models/avx512_math.h"
+#include "models/tiny_vit.h"
+
+namespace sd::models {
+namespace {
+
+double largest(const at::Tensor& t) { return t.abs().max().item<double>(); }
+
+void expect_close(const at::Tensor& got, const at::Tensor& expected, double tolerance,
+                  const char* what) {
+  EXPECT_LE(largest(got.to(at::kDouble) - expected), tolerance * std::max(1.0, largest(expected)))
+      << what;
+}
+
+// Both modules start from the same weights and statistics; the input is shifted and scaled
+// away from mean 0 and variance 1 so that the statistics matter.
+void check(at::IntArrayRef shape, bool gelu, c10::optional<double> momentum) {
+  at::manual_seed(0);
+  const int64_t channels = shape[1];
+  torch::nn::BatchNorm2d ours(torch::nn::BatchNorm2dOptions(channels).momentum(momentum));
+  torch::nn::BatchNorm2d torch_bn(torch::nn::BatchNorm2dOptions(channels).momentum(momentum));
+  {
+    at::NoGradGuard no_grad;
+    ours->weight.uniform_(0.5, 1.5);
+    ours->bias.uniform_(-0.5, 0.5);
+    ours->running_mean.uniform_(-1, 1);
+    ours->running_var.uniform_(0.5, 2);
+  }
+  torch_bn->to(at::kDouble);
+  {
+    at::NoGradGuard no_grad;
+    for (const auto& item : ours->named_parameters())
+      torch_bn->named_parameters()[item.key()].copy_(item.value());
+    for (const auto& item : ours->named_buffers())
+      torch_bn->named_buffers()[item.key()].copy_(item.value());
+  }
+  ours->train();
+  torch_bn->train();
+  ASSERT_TRUE(fused_batch_norm_applies(*ours, at::empty(shape)));
+  for (int step = 0; step < 2; ++step) {
+    const at::Tensor x = (at::randn(shape) * 3 + 2).requires_grad_();
+    const at::Tensor x64 = x.detach().to(at::kDouble).requires_grad_();
+    const at::Tensor grad = at::randn(shape);
+    const at::Tensor y = batch_norm_train(*ours, x, gelu);
+    EXPECT_NE(y.grad_fn()->name().find("BatchNormFunction"), std::string::npos);
+    at::Tensor y64 = torch_bn->forward(x64);
+    if (gelu) y64 = at::gelu(y64);
+    y.backward(grad);
+    y64.backward(grad.to(at::kDouble));
+    expect_close(y, y64, 2e-6, "output");
+    expect_close(x.grad(), x64.grad(), 2e-5, "input's gradient");
+    expect_close(ours->weight.grad(), torch_bn->weight.grad(), 2e-5, "weight's gradient");
+    expect_close(ours->bias.grad(), torch_bn->bias.grad(), 2e-5, "bias's gradient");
+    expect_close(ours->running_mean, torch_bn->running_mean, 1e-6, "running mean");
+    expect_close(ours->running_var, torch_bn->running_var, 1e-6, "running variance");
+    EXPECT_EQ(ours->num_batches_tracked.item<int64_t>(),
+              torch_bn->num_batches_tracked.item<int64_t>());
+    ours->zero_grad();
+    torch_bn->zero_grad();
+  }
+}
+
+TEST(BatchNormTrain, MatchesTorchsModuleAndGeluInDouble) {
+  if (!avx512::cpu_has_avx512()) GTEST_SKIP() << "the function needs AVX-512";
+  for (bool gelu : {false, true}) {
+    check({2, 5, 7, 9}, gelu, 0.1);   // planes of 63: a masked tail
+    check({1, 3, 16, 16}, gelu, 0.1);  // whole registers only
+    check({3, 4, 5, 5}, gelu, c10::nullopt);  // no momentum: the cumulative average
+  }
+}
+
+TEST(BatchNormTrain, RunsWhereItAppliesAndTorchsModuleElsewhere) {
+  if (!avx512::cpu_has_avx512()) GTEST_SKIP() << "the function needs AVX-512";
+  tiny_vit::Conv2d_BN layer(4, 8);
+  layer->train();
+  const at::Tensor x = at::randn({2, 4, 6, 6});
+  const auto node = [](const at::Tensor& y) { return y.grad_fn()->name(); };
+  EXPECT_NE(node(layer->forward(x)).find("BatchNormFunction"), std::string::npos);
+  EXPECT_NE(node(layer->forward_gelu(x)).find("BatchNormFunction"), std::string::npos);
+  const at::Tensor channels_last = x.contiguous(at::MemoryFormat::ChannelsLast);
+  EXPECT_EQ(node(layer->forward(channels_last)).find("BatchNormFunction"), std::string::npos);
+  EXPECT_EQ(node(layer->forward_gelu(channels_last)).find("BatchNormFunction"), std::string::npos);
+  torch::nn::BatchNorm2d untracked(torch::nn::BatchNorm2dOptions(4).track_running_stats(false));
+  EXPECT_FALSE(fused_batch_norm_applies(*untracked, x));
+  EXPECT_FALSE(fused_batch_norm_applies(*layer->bn, at::randn({1, 8, 1, 1})));  // one value
+}
+
+}  // namespace
+}  // namespace sd::models
