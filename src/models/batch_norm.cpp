@@ -24,8 +24,7 @@ struct Planes {
 };
 
 // Channel c's mean (in float, as ATen keeps it) and sum of squared deviations from it (double).
-SD_AVX512 std::pair<float, double> channel_moments(
-    const float* x, const Planes& p, int64_t c) {
+SD_AVX512 std::pair<float, double> channel_moments(const float* x, const Planes& p, int64_t c) {
   __m512d sum[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()};
   for (int64_t n = 0; n < p.batch; ++n) {
     const float* plane = x + p.offset(n, c);
@@ -47,9 +46,8 @@ SD_AVX512 std::pair<float, double> channel_moments(
 }
 
 // out = x · alpha + beta over channel c, then GELU when `gelu`.
-SD_AVX512 void normalise_channel(const float* x, float* out,
-                                                          const Planes& p, int64_t c, float alpha,
-                                                          float beta, bool gelu) {
+SD_AVX512 void normalise_channel(const float* x, float* out, const Planes& p, int64_t c,
+                                 float alpha, float beta, bool gelu) {
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
   for (int64_t n = 0; n < p.batch; ++n) {
     const int64_t at = p.offset(n, c);
@@ -105,8 +103,10 @@ SD_AVX512 void input_gradient(const float* x, const float* dy, float* dx, const 
     const int64_t at = p.offset(n, c);
     for (int64_t j = 0; j < p.size; j += kLanes) {
       const __mmask16 m = block_mask(j, p.size);
-      const __m512 shift = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + at + j), vmean), vk);
-      __m512 d = _mm512_sub_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, dy + at + j), vdy_mean), shift);
+      const __m512 shift =
+          _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + at + j), vmean), vk);
+      __m512 d =
+          _mm512_sub_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, dy + at + j), vdy_mean), shift);
       d = _mm512_mul_ps(_mm512_mul_ps(d, vinvstd), vweight);
       _mm512_mask_storeu_ps(dx + at + j, m, d);
     }
@@ -129,7 +129,8 @@ struct BatchNormFunction : torch::autograd::Function<BatchNormFunction> {
     at::Tensor out = at::empty_like(x);
     at::Tensor mean = at::empty({p.channels}), invstd = at::empty({p.channels});
     const double n = double(p.count()), momentum = running.momentum;
-    const float *in = x.data_ptr<float>(), *w = weight.data_ptr<float>(), *b = bias.data_ptr<float>();
+    const float *in = x.data_ptr<float>(), *w = weight.data_ptr<float>(),
+                *b = bias.data_ptr<float>();
     float *mean_of = mean.data_ptr<float>(), *invstd_of = invstd.data_ptr<float>();
     float *rm = running.mean.data_ptr<float>(), *rv = running.var.data_ptr<float>();
     at::parallel_for(0, p.channels, 1, [&](int64_t begin, int64_t end) {
@@ -142,8 +143,7 @@ struct BatchNormFunction : torch::autograd::Function<BatchNormFunction> {
         rm[c] = float(momentum * mu + (1 - momentum) * rm[c]);
         rv[c] = float(momentum * squares / (n - 1) + (1 - momentum) * rv[c]);
         const float alpha = inv * w[c];
-        normalise_channel(in, out.data_ptr<float>(), p, c, alpha, b[c] - mu * alpha,
-                          running.gelu);
+        normalise_channel(in, out.data_ptr<float>(), p, c, alpha, b[c] - mu * alpha, running.gelu);
       }
     });
     ctx->save_for_backward({x, weight, bias, mean, invstd});
@@ -164,9 +164,11 @@ struct BatchNormFunction : torch::autograd::Function<BatchNormFunction> {
     at::Tensor dx = at::empty_like(x);
     at::Tensor dweight = at::empty_like(weight), dbias = at::empty_like(bias);
     const double n = double(p.count());
-    const float *in = x.data_ptr<float>(), *w = weight.data_ptr<float>(), *b = bias.data_ptr<float>();
+    const float *in = x.data_ptr<float>(), *w = weight.data_ptr<float>(),
+                *b = bias.data_ptr<float>();
     const float* g = grad.data_ptr<float>();
-    float *dx_of = dx.data_ptr<float>(), *dw = dweight.data_ptr<float>(), *db = dbias.data_ptr<float>();
+    float *dx_of = dx.data_ptr<float>(), *dw = dweight.data_ptr<float>(),
+          *db = dbias.data_ptr<float>();
     at::parallel_for(0, p.channels, 1, [&](int64_t begin, int64_t end) {
       for (int64_t c = begin; c < end; ++c) {
         const float alpha = invstd[c] * w[c], beta = b[c] - mean[c] * alpha;
@@ -185,10 +187,11 @@ struct BatchNormFunction : torch::autograd::Function<BatchNormFunction> {
 }  // namespace
 
 bool fused_batch_norm_applies(const torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x) {
-  return cpu_has_avx512() && bn.options.track_running_stats() && bn.options.affine() && x.dim() == 4 &&
-         x.device().is_cpu() && x.scalar_type() == at::kFloat && x.is_contiguous() &&
-         bn.weight.scalar_type() == at::kFloat && bn.running_mean.is_contiguous() &&
-         bn.running_var.is_contiguous() && x.size(0) * x.size(2) * x.size(3) > 1;
+  return cpu_has_avx512() && bn.options.track_running_stats() && bn.options.affine() &&
+         x.dim() == 4 && x.device().is_cpu() && x.scalar_type() == at::kFloat &&
+         x.is_contiguous() && bn.weight.scalar_type() == at::kFloat &&
+         bn.running_mean.is_contiguous() && bn.running_var.is_contiguous() &&
+         x.size(0) * x.size(2) * x.size(3) > 1;
 }
 
 at::Tensor batch_norm_train(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x, bool gelu) {
@@ -201,7 +204,8 @@ at::Tensor batch_norm_train(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
     if (!bn.options.momentum()) momentum = 1.0 / bn.num_batches_tracked.item<double>();
   }
   return BatchNormFunction::apply(
-      x, bn.weight, bn.bias, Running{bn.running_mean, bn.running_var, momentum, bn.options.eps(), gelu});
+      x, bn.weight, bn.bias,
+      Running{bn.running_mean, bn.running_var, momentum, bn.options.eps(), gelu});
 }
 
 }  // namespace sd::models

@@ -70,8 +70,8 @@ void check(at::IntArrayRef shape, bool gelu, c10::optional<double> momentum) {
 TEST(BatchNormTrain, MatchesTorchsModuleAndGeluInDouble) {
   if (!avx512::cpu_has_avx512()) GTEST_SKIP() << "the function needs AVX-512";
   for (bool gelu : {false, true}) {
-    check({2, 5, 7, 9}, gelu, 0.1);   // planes of 63: a masked tail
-    check({1, 3, 16, 16}, gelu, 0.1);  // whole registers only
+    check({2, 5, 7, 9}, gelu, 0.1);           // planes of 63: a masked tail
+    check({1, 3, 16, 16}, gelu, 0.1);         // whole registers only
     check({3, 4, 5, 5}, gelu, c10::nullopt);  // no momentum: the cumulative average
   }
 }
