@@ -1,6 +1,7 @@
 #include "models/tiny_vit.h"
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/nn/modules/activation.h>
 #include <torch/types.h>
 
@@ -10,6 +11,7 @@
 #include "models/autocast.h"
 #include "models/batch_norm.h"
 #include "models/common.h"
+#include "models/depthwise_conv.h"
 #include "models/recompute.h"
 #include "models/window_attention.h"
 
@@ -25,12 +27,41 @@ static bool runs_channels_last(const torch::nn::Module& module, const at::Tensor
   return !module.is_training() || current_amp(x.device().type()) != Amp::off;
 }
 
-// An NCHW convolution's output as B x L x C tokens, contiguous: a copy for NCHW (fp32
-// training), free for channels-last. A transposed operand made the residual adds, the
-// LayerNorms and their gradients 7x slower than this copy at stage 1's 128 x 128 grid (its rows
-// 64 KiB apart).
+// B x R x S (contiguous) as a contiguous B x S x R tensor, one matrix at a time: ATen's copy
+// has a blocked path for 2-D transposes only; its generic strided copy of the whole tensor took
+// 7x as long at stage 1's grid.
+static at::Tensor transposed(const at::Tensor& t) {
+  at::Tensor out = at::empty({t.size(0), t.size(2), t.size(1)}, t.options());
+  for (int64_t b = 0; b < t.size(0); ++b) out[b].copy_(t[b].t());
+  return out;
+}
+
+struct TransposedFunction : torch::autograd::Function<TransposedFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext*, const at::Tensor& t) {
+    return transposed(t.contiguous());
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext*,
+                                                 torch::autograd::variable_list grad) {
+    return {transposed(grad[0].contiguous())};
+  }
+};
+
+// B x L x C tokens (L = H x W) as B x C x H x W: a view with channels-last strides where
+// runs_channels_last, a contiguous NCHW tensor in fp32 training.
+static at::Tensor as_nchw(const torch::nn::Module& module, const at::Tensor& tokens, int64_t h,
+                          int64_t w) {
+  const int64_t batch = tokens.size(0), channels = tokens.size(2);
+  if (runs_channels_last(module, tokens))
+    return tokens.view({batch, h, w, channels}).permute({0, 3, 1, 2});
+  return TransposedFunction::apply(tokens).view({batch, channels, h, w});
+}
+
+// An NCHW convolution's output as B x L x C tokens, contiguous: free for channels-last, a
+// transposed copy for NCHW (fp32 training). Left transposed, it made the residual adds, the
+// LayerNorms and their gradients 7x slower than this copy at stage 1's grid (rows 64 KiB apart).
 static at::Tensor as_tokens(const at::Tensor& nchw) {
-  return nchw.flatten(2).transpose(1, 2).contiguous();
+  const at::Tensor tokens = nchw.flatten(2).transpose(1, 2);
+  return tokens.is_contiguous() ? tokens : TransposedFunction::apply(nchw.flatten(2));
 }
 
 Conv2d_BNImpl::Conv2d_BNImpl(int64_t a, int64_t b, int64_t ks, int64_t stride, int64_t pad,
@@ -46,7 +77,8 @@ Conv2d_BNImpl::Conv2d_BNImpl(int64_t a, int64_t b, int64_t ks, int64_t stride, i
 }
 
 at::Tensor Conv2d_BNImpl::forward(const at::Tensor& x) {
-  if (is_training()) return train_bn ? train_bn(*bn, c(x)) : batch_norm_train(*bn, c(x), false);
+  if (is_training())
+    return train_bn ? train_bn(*bn, convolve(x)) : batch_norm_train(*bn, convolve(x), false);
   // Eval: fold the running statistics into the convolution, from the current values.
   at::Tensor scale = bn->weight / at::sqrt(bn->running_var + bn->options.eps());
   at::Tensor weight = c->weight * scale.view({-1, 1, 1, 1});
@@ -54,8 +86,14 @@ at::Tensor Conv2d_BNImpl::forward(const at::Tensor& x) {
   return at::conv2d(x, weight, bias, {stride, stride}, {pad, pad}, {1, 1}, groups);
 }
 
+at::Tensor Conv2d_BNImpl::convolve(const at::Tensor& x) {
+  if (depthwise_conv3x3_applies(x, c->weight, stride, pad, groups))
+    return depthwise_conv3x3(x, c->weight);
+  return c(x);
+}
+
 at::Tensor Conv2d_BNImpl::forward_gelu(const at::Tensor& x) {
-  if (is_training() && !train_bn) return batch_norm_train(*bn, c(x), true);
+  if (is_training() && !train_bn) return batch_norm_train(*bn, convolve(x), true);
   return models::gelu(forward(x));
 }
 
@@ -97,11 +135,8 @@ PatchMergingImpl::PatchMergingImpl(Resolution input_resolution, int64_t dim, int
 }
 
 at::Tensor PatchMergingImpl::forward(const at::Tensor& x) {
-  at::Tensor y = x;
-  if (x.dim() == 3)  // B x L x C -> NCHW
-    y = x.view({x.size(0), input_resolution.first, input_resolution.second, -1})
-            .permute({0, 3, 1, 2});
-  if (!runs_channels_last(*this, x)) y = y.contiguous();
+  at::Tensor y =
+      x.dim() == 3 ? as_nchw(*this, x, input_resolution.first, input_resolution.second) : x;
   y = conv1->forward_gelu(y);
   y = conv2->forward_gelu(y);
   return as_tokens(conv3(y));
@@ -182,11 +217,7 @@ at::Tensor TinyViTBlockImpl::forward(const at::Tensor& x) {
     y = y.view({B, L, C});
   }
   y = x + y;
-  // B x L x C as NCHW: a view with channels-last strides, which oneDNN's convolution takes
-  // as it is; fp32 training keeps NCHW (runs_channels_last). flatten(2) is a view either way.
-  at::Tensor nchw = y.view({B, H, W, C}).permute({0, 3, 1, 2});
-  if (!runs_channels_last(*this, x)) nchw = nchw.contiguous();
-  y = as_tokens(local_conv(nchw));
+  y = as_tokens(local_conv(as_nchw(*this, y, H, W)));
   return y + mlp(y);
 }
 

@@ -34,6 +34,9 @@ class Conv2d_BNImpl : public torch::nn::Module {
   // GELU(forward(x)); in training one function with the BatchNorm (models/batch_norm.h).
   at::Tensor forward_gelu(const at::Tensor& x);
 
+  // The training forward's convolution: c's, or models/depthwise_conv.h's where it applies.
+  at::Tensor convolve(const at::Tensor& x);
+
   torch::nn::Conv2d c{nullptr};
   torch::nn::BatchNorm2d bn{nullptr};
   int64_t stride, pad, groups;
