@@ -2,15 +2,12 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
+#include "data/image_decoders.h"
 #include "util/error.h"
 
 namespace sd::data {
-
-#ifdef SAMDISTILL_WITH_OPENCV
-at::Tensor decode_image_opencv(std::string_view bytes,
-                               const std::string& where);  // image_opencv.cpp
-#endif
 
 int64_t max_image_pixels() {
   const char* env = std::getenv("SAMDISTILL_MAX_IMAGE_PIXELS");
@@ -27,6 +24,10 @@ ImageDecoder default_image_decoder(int64_t max_pixels) {
   return [max_pixels](std::string_view bytes, const std::string& where) {
     if (bytes.empty()) throw Error(where + ": empty file (0 bytes), not an image");
     check_pixel_limit(bytes, where, max_pixels);
+    check_jpeg_complete(bytes, where);
+#ifdef SAMDISTILL_WITH_TURBOJPEG
+    if (std::optional<at::Tensor> rgb = decode_jpeg_turbojpeg(bytes)) return *rgb;
+#endif
     return decode_image_opencv(bytes, where);
   };
 #else

@@ -20,7 +20,8 @@ using ImageDecoder = std::function<at::Tensor(std::string_view bytes, const std:
 int64_t max_image_pixels();
 
 // OpenCV's decoder (JPEG, PNG, ...), EXIF orientation ignored as PIL ignores it, grey and CMYK
-// converted to RGB, alpha dropped; JPEGs are first checked for truncation
+// converted to RGB, alpha dropped; JPEGs through libjpeg-turbo's own API where the build has
+// it (data/image_decoders.h), the same pixels. JPEGs are first checked for truncation
 // (check_jpeg_complete), PNGs and JPEGs declaring more than `max_pixels` are refused before
 // decoding (check_pixel_limit). A build without OpenCV returns a decoder that throws sd::Error.
 ImageDecoder default_image_decoder(int64_t max_pixels = max_image_pixels());

@@ -4,13 +4,12 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "data/image.h"
+#include "data/image_decoders.h"
 #include "util/error.h"
 
 namespace sd::data {
 
 at::Tensor decode_image_opencv(std::string_view bytes, const std::string& where) {
-  check_jpeg_complete(bytes, where);
   cv::Mat encoded(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
   cv::Mat bgr;
   try {

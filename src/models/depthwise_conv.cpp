@@ -59,8 +59,8 @@ SD_AVX512 void filter_plane(const float* x, const Kernel& k, float* out, int64_t
 
 // sums[t] += Σ grad[i][j] · x[i + di - 1][j + dj - 1] for tap t = 3 di + dj, over one plane:
 // in float for 16 rows at a time, then in double.
-SD_AVX512 void add_weight_gradient(const float* x, const float* grad, int64_t height,
-                                   int64_t width, std::array<double, 9>& sums) {
+SD_AVX512 void add_weight_gradient(const float* x, const float* grad, int64_t height, int64_t width,
+                                   std::array<double, 9>& sums) {
   constexpr int64_t kRowsInFloat = 16;
   __m512 acc[9];
   for (__m512& a : acc) a = _mm512_setzero_ps();

@@ -35,10 +35,10 @@ void check(at::IntArrayRef shape) {
 
 TEST(DepthwiseConv, MatchesAtensInDouble) {
   if (!avx512::cpu_has_avx512()) GTEST_SKIP() << "the function needs AVX-512";
-  check({2, 3, 7, 9});     // rows shorter than a register
-  check({1, 2, 5, 33});    // whole registers and a tail of 1
-  check({2, 4, 40, 48});   // more than 16 rows: the weight gradient's sums move to double
-  check({1, 1, 1, 1});     // every tap but the centre is padding
+  check({2, 3, 7, 9});    // rows shorter than a register
+  check({1, 2, 5, 33});   // whole registers and a tail of 1
+  check({2, 4, 40, 48});  // more than 16 rows: the weight gradient's sums move to double
+  check({1, 1, 1, 1});    // every tap but the centre is padding
 }
 
 TEST(DepthwiseConv, RunsForTrainingDepthwiseLayersOnly) {
