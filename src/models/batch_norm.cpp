@@ -197,12 +197,12 @@ bool fused_batch_norm_applies(const torch::nn::BatchNorm2dImpl& bn, const at::Te
 at::Tensor batch_norm_train(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x, bool gelu) {
   if (!fused_batch_norm_applies(bn, x)) return gelu ? models::gelu(bn.forward(x)) : bn.forward(x);
   // torch::nn::BatchNorm's own bookkeeping: momentum, or with none the cumulative average.
-  double momentum = bn.options.momentum().value_or(0.0);
   {
     at::NoGradGuard no_grad;
     bn.num_batches_tracked += 1;
-    if (!bn.options.momentum()) momentum = 1.0 / bn.num_batches_tracked.item<double>();
   }
+  const double momentum =
+      bn.options.momentum() ? *bn.options.momentum() : 1.0 / bn.num_batches_tracked.item<double>();
   return BatchNormFunction::apply(
       x, bn.weight, bn.bias,
       Running{bn.running_mean, bn.running_var, momentum, bn.options.eps(), gelu});

@@ -35,8 +35,7 @@ TEST(ImageDecoders, TurboJpegGivesOpenCvsPixels) {
     const std::string bytes = read_bytes(file.path());
     const std::optional<at::Tensor> turbo = decode_jpeg_turbojpeg(bytes);
     ASSERT_TRUE(turbo.has_value()) << file.path();
-    EXPECT_TRUE(at::equal(*turbo, decode_image_opencv(bytes, file.path().string())))
-        << file.path();
+    EXPECT_TRUE(at::equal(*turbo, decode_image_opencv(bytes, file.path().string()))) << file.path();
     ++jpegs;
   }
   EXPECT_GT(jpegs, 0) << "no JPEG in " << testing::data_sample();
