@@ -90,6 +90,7 @@ void run_bench(const BenchArgs& a) {
     if (only.empty() || only.count(part)) figures.update(run_part(part, a));
   figures["omp_wait"] = openmp_wait_setting();
   figures["malloc"] = malloc_library();
+  figures["malloc_settings"] = malloc_settings();
   if (a.json) {
     std::cout << figures.dump(2) << "\n";
     return;

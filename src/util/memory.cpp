@@ -3,8 +3,10 @@
 #include <dlfcn.h>
 #include <malloc.h>
 #include <sys/resource.h>
+#include <sys/types.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <string>
 
@@ -24,6 +26,14 @@ double status_mb(const std::string& wanted) {
     status.ignore(1 << 12, '\n');
   }
   return -1;
+}
+
+// jemalloc's control interface where jemalloc is this process's malloc (linked or preloaded),
+// else null. Looked up at run time, so that nothing here depends on which malloc is linked.
+using Mallctl = int (*)(const char* name, void* old, size_t* old_size, void* value, size_t size);
+Mallctl jemalloc_mallctl() {
+  static const auto mallctl = reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl"));
+  return mallctl;
 }
 
 }  // namespace
@@ -46,6 +56,14 @@ bool reset_peak_rss() {
 double rss_mb() { return std::max(0.0, status_mb("VmRSS:")); }
 
 double heap_in_use_mb() {
+  if (const Mallctl mallctl = jemalloc_mallctl()) {
+    uint64_t epoch = 1;  // refreshes jemalloc's statistics
+    mallctl("epoch", nullptr, nullptr, &epoch, sizeof epoch);
+    size_t allocated = 0, size = sizeof allocated;
+    if (mallctl("stats.allocated", &allocated, &size, nullptr, 0) == 0)
+      return double(allocated) / (1024.0 * 1024.0);
+    return 0;
+  }
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
   const struct mallinfo2 info = mallinfo2();
   return double(info.uordblks + info.hblkhd) / (1024.0 * 1024.0);
@@ -61,7 +79,24 @@ std::string malloc_library() {
   return path.substr(path.rfind('/') + 1);
 }
 
-void release_free_memory() { malloc_trim(0); }
+std::string malloc_settings() {
+  const Mallctl mallctl = jemalloc_mallctl();
+  if (!mallctl) return "";
+  std::string settings;
+  for (const char* option : {"dirty_decay_ms", "muzzy_decay_ms"}) {
+    ssize_t value = 0;
+    size_t size = sizeof value;
+    if (mallctl(("opt." + std::string(option)).c_str(), &value, &size, nullptr, 0) != 0) continue;
+    settings += (settings.empty() ? "" : ",") + std::string(option) + ":" + std::to_string(value);
+  }
+  return settings;
+}
+
+void release_free_memory() {
+  if (const Mallctl mallctl = jemalloc_mallctl())
+    mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);  // 4096: MALLCTL_ARENAS_ALL
+  malloc_trim(0);
+}
 
 void reuse_freed_memory() {
   mallopt(M_MMAP_MAX, 0);

@@ -11,16 +11,20 @@ double peak_rss_mb();
 // possible, and the peak then stays the process's.
 bool reset_peak_rss();
 
-// Hands the heap's free memory back to the system (malloc_trim), so that a figure measured
-// next starts from what is live, not from what an earlier one kept.
+// Hands the heap's free memory back to the system (glibc's malloc_trim, jemalloc's purge), so that
+// a figure measured next starts from what is live, not from what an earlier one kept.
 void release_free_memory();
 
-// Bytes the program holds from glibc's malloc now (live allocations: mallinfo2), in MiB; 0
-// under another allocator.
+// Bytes the program holds from malloc now (live allocations: glibc's mallinfo2, jemalloc's
+// stats.allocated), in MiB; 0 under another allocator.
 double heap_in_use_mb();
 
 // The file of the malloc this process runs on, e.g. "libc.so.6", "libmimalloc.so.2".
 std::string malloc_library();
+
+// How the malloc keeps freed memory, as it reports it: jemalloc's decay options, e.g.
+// "dirty_decay_ms:-1,muzzy_decay_ms:-1" (never handed back); "" for a malloc that cannot say.
+std::string malloc_settings();
 
 // Resident set size now, in MiB (0 where /proc is missing).
 double rss_mb();

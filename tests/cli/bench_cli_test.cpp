@@ -35,7 +35,17 @@ TEST(BenchCli, EncoderFiguresInFp32AndBf16WithTheirPeaksAndTheLimit) {
   EXPECT_GT(f.at("encoder_bf16_rel_l2").get<double>(), 0);
   EXPECT_LT(f.at("encoder_bf16_rel_l2").get<double>(), 0.05);
   EXPECT_EQ(f.at("omp_wait"), "1000");
-  EXPECT_EQ(f.at("malloc"), "libc.so.6");
+  const std::string allocator = program_allocator();
+  if (allocator == "glibc") {
+    EXPECT_EQ(f.at("malloc"), "libc.so.6");
+  } else {
+    EXPECT_EQ(f.at("malloc").get<std::string>().rfind("lib" + allocator + ".so", 0), 0u);
+  }
+  // jemalloc keeps freed pages for the next step (the program's malloc_conf), as glibc's heap
+  // is kept by reuse_freed_memory(): handing them back costs a step 40-60% in page faults.
+  if (allocator == "jemalloc") {
+    EXPECT_EQ(f.at("malloc_settings"), "dirty_decay_ms:-1,muzzy_decay_ms:-1");
+  }
 
   // The memory breakdown adds up to no more than the peak it explains.
   const nlohmann::json& m = f.at("train_step_b2_memory");
@@ -48,11 +58,11 @@ TEST(BenchCli, EncoderFiguresInFp32AndBf16WithTheirPeaksAndTheLimit) {
   // MobileSAM's encoder: 6,065,532 fp32 parameters (Python's count of its image_encoder).
   EXPECT_NEAR(m.at("weights_mb").get<double>(), 6065532 * 4.0 / (1 << 20), 0.01);
   EXPECT_LT(parts, m.at("peak_rss_mb").get<double>());
-  // Recomputing the first stage in backward keeps less than 60% of the activations (measured
-  // 47%) and lowers the peak.
+  // Recomputing the first stage in backward keeps more than 1 GiB fewer activations (measured
+  // 1488 MiB: its two MBConvs at 256 x 256 and the patch embedding) and lowers the peak.
   const nlohmann::json& r = f.at("train_step_b2_recompute_memory");
   EXPECT_LT(r.at("activations_saved_mb").get<double>(),
-            0.6 * m.at("activations_saved_mb").get<double>());
+            m.at("activations_saved_mb").get<double>() - 1024);
   EXPECT_LT(r.at("peak_rss_mb").get<double>(), m.at("peak_rss_mb").get<double>());
 }
 

@@ -61,6 +61,8 @@ std::optional<ModelFolder> first_folder(bool tiny_vit) {
 
 std::string source_dir() { return SAMDISTILL_SOURCE_DIR; }
 std::string binary_path() { return SAMDISTILL_BINARY; }
+
+std::string program_allocator() { return SAMDISTILL_ALLOCATOR; }
 std::string data_sample() { return source_dir() + "/data/sample"; }
 
 std::string make_temp_dir(const std::string& prefix) {

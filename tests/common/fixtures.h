@@ -63,6 +63,9 @@ struct ProgramRun {
 };
 ProgramRun run_program(const std::string& args);
 
+// The malloc the program was built with: "glibc", "jemalloc" or "mimalloc" (CMake's choice).
+std::string program_allocator();
+
 }  // namespace sd::testing
 
 // Skips (with a message that says why) when the reference fixtures are absent.
