@@ -86,14 +86,4 @@ SD_AVX512 inline __m512 gelu_derivative16(__m512 x) {
   return _mm512_fmadd_ps(x, pdf, cdf);
 }
 
-// The sum of 16 floats' doubles added to `acc` (two registers of 8).
-SD_AVX512 inline void add_as_doubles(__m512 x, __m512d acc[2]) {
-  acc[0] = _mm512_add_pd(acc[0], _mm512_cvtps_pd(_mm512_castps512_ps256(x)));
-  acc[1] = _mm512_add_pd(acc[1], _mm512_cvtps_pd(_mm512_extractf32x8_ps(x, 1)));
-}
-
-SD_AVX512 inline double sum_doubles(const __m512d acc[2]) {
-  return _mm512_reduce_add_pd(_mm512_add_pd(acc[0], acc[1]));
-}
-
 }  // namespace sd::models::avx512

@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "models/autocast.h"
+#include "models/avx512_math.h"
 #include "models/batch_norm.h"
 #include "models/common.h"
 #include "models/depthwise_conv.h"
@@ -17,14 +18,16 @@
 
 namespace sd::models::tiny_vit {
 
-// Inference and mixed-precision training run channels-last from the start: oneDNN's
-// convolutions take it without reordering (its bf16 convolutions of NCHW tensors compute
-// channels-last and copy back, 40% of stage 0's time), and the B x L x C tensors of the
-// attention stages are channels-last NCHW tensors as they are. fp32 training stays NCHW, as
-// Python: LibTorch's channels-last batch norm computes the batch variance less exactly
-// (relative 1e-5 per layer, 4e-3 at the output), well inside bf16's own rounding.
+// TinyViT runs channels-last from the start: oneDNN's convolutions take it without reordering
+// (its NCHW convolutions ran at half its channels-last speed in fp32 training, and its bf16
+// ones compute channels-last and copy back), and the B x L x C tensors of the attention stages
+// are channels-last NCHW tensors as they are. Except fp32 training without our batch norm
+// (CUDA, no AVX-512), which stays NCHW as Python: LibTorch's channels-last batch norm sums the
+// batch variance in float (relative 1e-5 per layer, 4e-3 at the output), inside bf16's own
+// rounding but not fp32's.
 static bool runs_channels_last(const torch::nn::Module& module, const at::Tensor& x) {
-  return !module.is_training() || current_amp(x.device().type()) != Amp::off;
+  return !module.is_training() || current_amp(x.device().type()) != Amp::off ||
+         (x.device().is_cpu() && x.scalar_type() == at::kFloat && avx512::cpu_has_avx512());
 }
 
 // B x R x S (contiguous) as a contiguous B x S x R tensor, one matrix at a time: ATen's copy

@@ -43,9 +43,10 @@ void check(at::IntArrayRef shape, bool gelu, c10::optional<double> momentum) {
   }
   ours->train();
   torch_bn->train();
-  ASSERT_TRUE(fused_batch_norm_applies(*ours, at::empty(shape)));
+  const auto channels_last = at::MemoryFormat::ChannelsLast;
+  ASSERT_TRUE(fused_batch_norm_applies(*ours, at::empty(shape).contiguous(channels_last)));
   for (int step = 0; step < 2; ++step) {
-    const at::Tensor x = (at::randn(shape) * 3 + 2).requires_grad_();
+    const at::Tensor x = (at::randn(shape) * 3 + 2).contiguous(channels_last).requires_grad_();
     const at::Tensor x64 = x.detach().to(at::kDouble).requires_grad_();
     const at::Tensor grad = at::randn(shape);
     const at::Tensor y = batch_norm_train(*ours, x, gelu);
@@ -70,8 +71,9 @@ void check(at::IntArrayRef shape, bool gelu, c10::optional<double> momentum) {
 TEST(BatchNormTrain, MatchesTorchsModuleAndGeluInDouble) {
   if (!avx512::cpu_has_avx512()) GTEST_SKIP() << "the function needs AVX-512";
   for (bool gelu : {false, true}) {
-    check({2, 5, 7, 9}, gelu, 0.1);           // planes of 63: a masked tail
-    check({1, 3, 16, 16}, gelu, 0.1);         // whole registers only
+    check({2, 5, 7, 9}, gelu, 0.1);           // 5 channels: a masked block
+    check({1, 16, 4, 4}, gelu, 0.1);          // whole registers only
+    check({2, 37, 5, 6}, gelu, 0.1);          // two blocks and a tail; samples of 30 rows
     check({3, 4, 5, 5}, gelu, c10::nullopt);  // no momentum: the cumulative average
   }
 }
@@ -80,13 +82,13 @@ TEST(BatchNormTrain, RunsWhereItAppliesAndTorchsModuleElsewhere) {
   if (!avx512::cpu_has_avx512()) GTEST_SKIP() << "the function needs AVX-512";
   tiny_vit::Conv2d_BN layer(4, 8);
   layer->train();
-  const at::Tensor x = at::randn({2, 4, 6, 6});
+  const at::Tensor x = at::randn({2, 4, 6, 6}).contiguous(at::MemoryFormat::ChannelsLast);
   const auto node = [](const at::Tensor& y) { return y.grad_fn()->name(); };
   EXPECT_NE(node(layer->forward(x)).find("BatchNormFunction"), std::string::npos);
   EXPECT_NE(node(layer->forward_gelu(x)).find("BatchNormFunction"), std::string::npos);
-  const at::Tensor channels_last = x.contiguous(at::MemoryFormat::ChannelsLast);
-  EXPECT_EQ(node(layer->forward(channels_last)).find("BatchNormFunction"), std::string::npos);
-  EXPECT_EQ(node(layer->forward_gelu(channels_last)).find("BatchNormFunction"), std::string::npos);
+  const at::Tensor nchw = x.contiguous();
+  EXPECT_EQ(node(layer->forward(nchw)).find("BatchNormFunction"), std::string::npos);
+  EXPECT_EQ(node(layer->forward_gelu(nchw)).find("BatchNormFunction"), std::string::npos);
   torch::nn::BatchNorm2d untracked(torch::nn::BatchNorm2dOptions(4).track_running_stats(false));
   EXPECT_FALSE(fused_batch_norm_applies(*untracked, x));
   EXPECT_FALSE(fused_batch_norm_applies(*layer->bn, at::randn({1, 8, 1, 1})));  // one value
