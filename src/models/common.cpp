@@ -24,7 +24,23 @@ at::Tensor LayerNormImpl::forward(const at::Tensor& input) {
   return torch::nn::LayerNormImpl::forward(input.to(weight.scalar_type())).to(input.scalar_type());
 }
 
+// x [..., K] times weight [N, K] plus bias as a 1x1 convolution of the 1 x K x rows x 1
+// channels-last image that x's memory already is; the output [1, N, rows, 1] comes back
+// channels-last, so [..., N] is a view of it.
+static at::Tensor linear_of_rows_as_image(const at::Tensor& x, const at::Tensor& weight,
+                                          const at::Tensor& bias) {
+  const int64_t features = x.size(-1), outputs = weight.size(0);
+  const at::Tensor image = x.reshape({1, -1, 1, features}).permute({0, 3, 1, 2});
+  const at::Tensor y = at::conv2d(image, weight.view({outputs, features, 1, 1}), bias);
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = outputs;
+  return y.permute({0, 2, 3, 1}).reshape(shape);
+}
+
 at::Tensor LinearImpl::forward(const at::Tensor& input) {
+  if (rows_as_image && input.device().is_cpu() && !at::autocast::is_cpu_enabled() &&
+      input.scalar_type() == at::kFloat && input.is_contiguous() && at::get_num_threads() > 1)
+    return linear_of_rows_as_image(input, weight, bias);
   if (!input.device().is_cpu() || !at::autocast::is_cpu_enabled())
     return torch::nn::LinearImpl::forward(input);
   const at::ScalarType type = at::autocast::get_autocast_cpu_dtype();

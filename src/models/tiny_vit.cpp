@@ -307,6 +307,8 @@ TinyViT::TinyViT(const TinyViTConfig& c) {
   if (c.num_classes > 0) head = register_module("head", Linear(last, c.num_classes));
   neck = register_module("neck", make_neck(last, c.out_chans));
   init_linear_weights();
+  for (auto& m : modules(/*include_self=*/false))
+    if (auto* linear = m->as<LinearImpl>()) linear->rows_as_image = true;
 }
 
 void TinyViT::recompute_stages(int64_t stages) {

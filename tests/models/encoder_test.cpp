@@ -171,6 +171,50 @@ TEST(Linear, UnderCpuAutocastAddsTheBiasInTheProductsType) {
   EXPECT_TRUE(at::equal(linear(x), at::linear(x, linear->weight, linear->bias)));
 }
 
+// rows_as_image: the same product through oneDNN's 1x1 convolution (fp32, more than one
+// thread), forward and backward, within fp32 rounding; TinyViT's Linears all take it.
+TEST(Linear, RowsAsImageIsTheSameProductAsAConvolution) {
+  at::set_num_threads(2);
+  Linear plain(64, 48), as_image(64, 48);
+  {
+    at::NoGradGuard no_grad;
+    as_image->weight.copy_(plain->weight);
+    as_image->bias.uniform_(-1, 1);
+    plain->bias.copy_(as_image->bias);
+  }
+  as_image->rows_as_image = true;
+  const at::Tensor x = at::randn({3, 10, 64}).requires_grad_();
+  const at::Tensor x2 = x.detach().clone().requires_grad_();
+  const at::Tensor grad = at::randn({3, 10, 48});
+  const at::Tensor y = as_image(x), expected = plain(x2);
+  // The output is a view (reshape of permute) of the convolution's.
+  std::string nodes;
+  for (auto node = y.grad_fn(); node && !node->next_edges().empty();
+       node = node->next_edges()[0].function)
+    nodes += node->name() + " ";
+  EXPECT_NE(nodes.find("ConvolutionBackward"), std::string::npos) << nodes;
+  ASSERT_EQ(y.sizes(), expected.sizes());
+  EXPECT_TRUE(y.is_contiguous());
+  y.backward(grad);
+  expected.backward(grad);
+  const auto close = [](const at::Tensor& a, const at::Tensor& b) {
+    return (a - b).abs().max().item<double>() <= 1e-5 * std::max(1.0, b.abs().max().item<double>());
+  };
+  EXPECT_TRUE(close(y, expected));
+  EXPECT_TRUE(close(x.grad(), x2.grad()));
+  EXPECT_TRUE(close(as_image->weight.grad(), plain->weight.grad()));
+  EXPECT_TRUE(close(as_image->bias.grad(), plain->bias.grad()));
+
+  auto tiny_vit = make_image_encoder(encoder_preset("vit_t"));
+  int64_t linears = 0;
+  for (const auto& m : tiny_vit->modules())
+    if (const auto* linear = m->as<LinearImpl>()) {
+      EXPECT_TRUE(linear->rows_as_image);
+      ++linears;
+    }
+  EXPECT_GT(linears, 20);
+}
+
 TEST(Preprocess, NormalisesAndPadsBottomRight) {
   at::Tensor image = at::zeros({2, 3, 3}, at::kByte);
   image[1][2][0] = 255;
