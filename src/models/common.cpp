@@ -39,7 +39,8 @@ static at::Tensor linear_of_rows_as_image(const at::Tensor& x, const at::Tensor&
 
 at::Tensor LinearImpl::forward(const at::Tensor& input) {
   if (rows_as_image && input.device().is_cpu() && !at::autocast::is_cpu_enabled() &&
-      input.scalar_type() == at::kFloat && input.is_contiguous() && at::get_num_threads() > 1)
+      input.scalar_type() == at::kFloat && input.is_contiguous() && input.numel() > 0 &&
+      at::get_num_threads() > 1)
     return linear_of_rows_as_image(input, weight, bias);
   if (!input.device().is_cpu() || !at::autocast::is_cpu_enabled())
     return torch::nn::LinearImpl::forward(input);
