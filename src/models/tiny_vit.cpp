@@ -50,7 +50,7 @@ struct TransposedFunction : torch::autograd::Function<TransposedFunction> {
 };
 
 // B x L x C tokens (L = H x W) as B x C x H x W: a view with channels-last strides where
-// runs_channels_last, a contiguous NCHW tensor in fp32 training.
+// runs_channels_last, else (fp32 training without our batch norm) a contiguous NCHW tensor.
 static at::Tensor as_nchw(const torch::nn::Module& module, const at::Tensor& tokens, int64_t h,
                           int64_t w) {
   const int64_t batch = tokens.size(0), channels = tokens.size(2);
@@ -60,8 +60,9 @@ static at::Tensor as_nchw(const torch::nn::Module& module, const at::Tensor& tok
 }
 
 // An NCHW convolution's output as B x L x C tokens, contiguous: free for channels-last, a
-// transposed copy for NCHW (fp32 training). Left transposed, it made the residual adds, the
-// LayerNorms and their gradients 7x slower than this copy at stage 1's grid (rows 64 KiB apart).
+// transposed copy for NCHW (fp32 training without our batch norm). Left transposed, it made the
+// residual adds, the LayerNorms and their gradients 7x slower than this copy at stage 1's grid
+// (rows 64 KiB apart).
 static at::Tensor as_tokens(const at::Tensor& nchw) {
   const at::Tensor tokens = nchw.flatten(2).transpose(1, 2);
   return tokens.is_contiguous() ? tokens : TransposedFunction::apply(nchw.flatten(2));
