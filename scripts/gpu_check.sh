@@ -42,6 +42,11 @@ if ! { cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$
   exit 1
 fi
 say "built"
+# Our kernels' OpenMP is the system compiler's libgomp; a LibTorch that bundles its own (renamed)
+# runtime makes two thread pools that can oversubscribe the cores: say which are loaded.
+runtimes=$(ldd build-gpu/samdistill | { grep -oE 'lib(gomp|iomp5|omp)[^ ]*' || true; } | sort -u | tr '\n' ' ')
+say "OpenMP runtimes: $runtimes"
+[ "$(echo "$runtimes" | wc -w)" -gt 1 ] && say "WARNING: more than one OpenMP runtime (threads may oversubscribe)"
 
 export SAMDISTILL_FIXTURES=$PWD/.gpu/fixtures SAMDISTILL_TEST_DEVICE=$device
 failed=0
