@@ -29,10 +29,13 @@ double status_mb(const std::string& wanted) {
 }
 
 // jemalloc's control interface where jemalloc is this process's malloc (linked or preloaded),
-// else null. Looked up at run time, so that nothing here depends on which malloc is linked.
+// else null (also where jemalloc is loaded but something else serves malloc, as under ASan).
+// Looked up at run time, so that nothing here depends on which malloc is linked.
 using Mallctl = int (*)(const char* name, void* old, size_t* old_size, void* value, size_t size);
 Mallctl jemalloc_mallctl() {
-  static const auto mallctl = reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl"));
+  static const Mallctl mallctl = malloc_library().rfind("libjemalloc", 0) == 0
+                                     ? reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl"))
+                                     : nullptr;
   return mallctl;
 }
 
