@@ -1,6 +1,7 @@
 #include "distill/bench.h"
 
 #include <ATen/ATen.h>
+#include <unistd.h>  // getpid
 
 #include <filesystem>
 #include <fstream>

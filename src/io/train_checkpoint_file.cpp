@@ -35,7 +35,8 @@ Dict progress_dict(const TrainProgress& p) {
   return d;
 }
 
-const c10::IValue& field(const Dict& d, const std::string& key, const std::string& path) {
+// By value (a reference count): a reference would outlive the temporary key in GCC 14's eyes.
+c10::IValue field(const Dict& d, const std::string& key, const std::string& path) {
   auto it = d.find(key);
   if (it == d.end()) throw Error("training checkpoint '" + path + "' has no '" + key + "'");
   return it->value();
@@ -76,15 +77,15 @@ TrainCheckpoint read_meta(const Dict& d, const std::string& path) {
   return meta;
 }
 
-const at::Tensor& tensor_field(const Dict& d, const std::string& key, const std::string& path) {
-  const c10::IValue& value = field(d, key, path);
+at::Tensor tensor_field(const Dict& d, const std::string& key, const std::string& path) {
+  const c10::IValue value = field(d, key, path);
   if (!value.isTensor())
     throw Error("training checkpoint '" + path + "': '" + key + "' is not a tensor");
   return value.toTensor();
 }
 
 StateDict read_model(const Dict& d, const std::string& path) {
-  const c10::IValue& model = field(d, "model", path);
+  const c10::IValue model = field(d, "model", path);
   if (!model.isGenericDict())
     throw Error("training checkpoint '" + path + "': 'model' is not a dict");
   StateDict weights;

@@ -1,8 +1,9 @@
 #include "models/common.h"
 
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 #include <torch/nn/modules/conv.h>
+
+#include "models/autocast.h"
 
 namespace sd::models {
 
@@ -38,13 +39,13 @@ static at::Tensor linear_of_rows_as_image(const at::Tensor& x, const at::Tensor&
 }
 
 at::Tensor LinearImpl::forward(const at::Tensor& input) {
-  if (rows_as_image && input.device().is_cpu() && !at::autocast::is_cpu_enabled() &&
-      input.scalar_type() == at::kFloat && input.is_contiguous() && input.numel() > 0 &&
-      at::get_num_threads() > 1)
+  const bool cpu = input.device().is_cpu();
+  const Amp amp = cpu ? current_amp(c10::DeviceType::CPU) : Amp::off;
+  if (rows_as_image && cpu && amp == Amp::off && input.scalar_type() == at::kFloat &&
+      input.is_contiguous() && input.numel() > 0 && at::get_num_threads() > 1)
     return linear_of_rows_as_image(input, weight, bias);
-  if (!input.device().is_cpu() || !at::autocast::is_cpu_enabled())
-    return torch::nn::LinearImpl::forward(input);
-  const at::ScalarType type = at::autocast::get_autocast_cpu_dtype();
+  if (amp == Amp::off) return torch::nn::LinearImpl::forward(input);
+  const at::ScalarType type = amp == Amp::bf16 ? at::kBFloat16 : at::kHalf;
   return at::linear(input.to(type), weight.to(type), bias.defined() ? bias.to(type) : bias);
 }
 

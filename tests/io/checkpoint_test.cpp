@@ -127,7 +127,7 @@ TEST_F(CheckpointTest, NestedValuesRoundTrip) {
   ASSERT_EQ(list.size(), 2u);
   EXPECT_EQ(list.get(0).toDouble(), 1.5);
   EXPECT_TRUE(at::equal(list.get(1).toTensor(), at::ones({2})));
-  const auto& pair = again.at("pair").toTupleRef().elements();
+  const auto pair = again.at("pair").toTupleRef().elements();
   EXPECT_EQ(pair[1].toStringRef(), "b");
   EXPECT_TRUE(
       at::equal(again.at("by_step").toGenericDict().at(int64_t(7)).toTensor(), at::zeros({1})));
