@@ -64,6 +64,31 @@ std::string endpoint(const World& w) { return w.master_addr + ":" + std::to_stri
                  std::string(e.what()).substr(0, 300) + ")");
 }
 
+// LibTorch 2.4 and later ask for the libuv TCPStore by default, which a LibTorch built
+// without libuv (Debian's 2.6) refuses; 1.13 has only the other. True when there was a
+// request to take back.
+template <typename Options>
+auto stop_asking_for_libuv(Options& o, int) -> decltype(o.useLibUV, bool()) {
+  const bool asked = o.useLibUV;
+  o.useLibUV = false;
+  return asked;
+}
+template <typename Options>
+bool stop_asking_for_libuv(Options&, long) {
+  return false;
+}
+
+c10::intrusive_ptr<c10d::Store> tcp_store(const std::string& host, c10d::TCPStoreOptions o) {
+  try {
+    return c10::make_intrusive<c10d::TCPStore>(host, o);
+  } catch (const c10::Error& e) {
+    const bool libuv_missing = std::string(e.what()).find("without libuv") != std::string::npos;
+    if (libuv_missing && stop_asking_for_libuv(o, 0))
+      return c10::make_intrusive<c10d::TCPStore>(host, o);
+    throw;
+  }
+}
+
 c10::intrusive_ptr<c10d::Store> rendezvous(const World& w, std::chrono::seconds timeout) {
   c10d::TCPStoreOptions o;
   o.port = static_cast<uint16_t>(w.master_port);
@@ -73,7 +98,7 @@ c10::intrusive_ptr<c10d::Store> rendezvous(const World& w, std::chrono::seconds 
   o.timeout = timeout;
   c10::intrusive_ptr<c10d::Store> store;
   try {
-    store = c10::make_intrusive<c10d::TCPStore>(w.master_addr, o);
+    store = tcp_store(w.master_addr, o);
   } catch (const std::exception& e) {
     const std::string why = e.what();
     if (o.isServer && why.find("in use") != std::string::npos)
