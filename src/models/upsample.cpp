@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 namespace sd::models {
@@ -11,30 +12,74 @@ namespace {
 
 // Output index i reads inputs first[i] and second[i] with weights w_first[i], w_second[i],
 // computed as ATen's compute_source_index_and_lambda does on CPUs: the scale in float, the
-// source coordinate in double (its acc_type), the weights back in float.
+// source coordinate in double (LibTorch 1.13's acc_type) or in float (2.x's opmath_t), the
+// weights in float.
 struct Taps {
   std::vector<int64_t> first, second;
   std::vector<float> w_first, w_second;
 };
 
+// Source coordinate of output index i, clamped at 0 as ATen's linear modes do.
+template <typename Real>
+Real source_coordinate(float scale, int64_t i) {
+  return std::max(Real(scale) * (Real(i) + Real(0.5)) - Real(0.5), Real(0));
+}
+
+template <typename Real>
+void add_tap(Taps& t, Real real, int64_t in) {
+  const auto index = std::min(static_cast<int64_t>(real), in - 1);
+  const auto lambda = static_cast<float>(std::clamp(real - Real(index), Real(0), Real(1)));
+  t.first.push_back(index);
+  t.second.push_back(index + (index < in - 1 ? 1 : 0));
+  t.w_first.push_back(1.0f - lambda);
+  t.w_second.push_back(lambda);
+}
+
+// Whether the linked ATen computes source coordinates in float: found once by upsampling a row
+// of alternating 0 and 1 (each output is then one of its two weights, exactly) at a scale where
+// float and double coordinates give different weights, and seeing which weights it used.
+bool aten_coordinates_in_float() {
+  static const bool in_float = [] {
+    constexpr int64_t in = 683, out = 1200;
+    at::NoGradGuard no_grad;
+    const at::Tensor row =
+        at::arange(in, at::kLong).remainder(2).to(at::kFloat).view({1, 1, 1, in});
+    const at::Tensor up =
+        at::upsample_bilinear2d(row, {1, out}, /*align_corners=*/false).contiguous();
+    const float* got = up.data_ptr<float>();
+    const float scale = static_cast<float>(in) / out;
+    Taps as_float, as_double;
+    for (int64_t i = 0; i < out; ++i) {
+      add_tap(as_float, source_coordinate<float>(scale, i), in);
+      add_tap(as_double, source_coordinate<double>(scale, i), in);
+    }
+    auto misses = [&](const Taps& t) {
+      int64_t n = 0;
+      for (int64_t i = 0; i < out; ++i)
+        n +=
+            got[i] != float(t.first[i] % 2) * t.w_first[i] + float(t.second[i] % 2) * t.w_second[i];
+      return n;
+    };
+    return misses(as_float) < misses(as_double);
+  }();
+  return in_float;
+}
+
 Taps linear_taps(int64_t in, int64_t out, int64_t keep) {
   Taps t;
   const float scale = static_cast<float>(in) / out;
+  const bool in_float = in != out && aten_coordinates_in_float();
   for (int64_t i = 0; i < keep; ++i) {
     if (in == out) {
       t.first.push_back(i);
       t.second.push_back(i);
       t.w_first.push_back(1.0f);
       t.w_second.push_back(0.0f);
-      continue;
+    } else if (in_float) {
+      add_tap(t, source_coordinate<float>(scale, i), in);
+    } else {
+      add_tap(t, source_coordinate<double>(scale, i), in);
     }
-    const double real = std::max(double(scale) * (double(i) + 0.5) - 0.5, 0.0);
-    const auto index = static_cast<int64_t>(real);
-    const auto lambda = static_cast<float>(real - double(index));
-    t.first.push_back(index);
-    t.second.push_back(index + (index < in - 1 ? 1 : 0));
-    t.w_first.push_back(1.0f - lambda);
-    t.w_second.push_back(lambda);
   }
   return t;
 }
