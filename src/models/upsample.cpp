@@ -12,21 +12,19 @@ namespace {
 
 // Output index i reads inputs first[i] and second[i] with weights w_first[i], w_second[i],
 // computed as ATen's compute_source_index_and_lambda does on CPUs: the scale in float, the
-// source coordinate in double (LibTorch 1.13's acc_type) or in float (2.x's opmath_t), the
-// weights in float.
+// weights in float, the source coordinate in the precision of the linked ATen.
 struct Taps {
   std::vector<int64_t> first, second;
   std::vector<float> w_first, w_second;
 };
 
-// Source coordinate of output index i, clamped at 0 as ATen's linear modes do.
-template <typename Real>
-Real source_coordinate(float scale, int64_t i) {
-  return std::max(Real(scale) * (Real(i) + Real(0.5)) - Real(0.5), Real(0));
-}
+// LibTorch 1.13 computes the source coordinate in double (acc_type); 2.x in float (opmath_t),
+// as one fused multiply-add where its kernels are built for CPUs that have one.
+enum class Coordinates { in_double, in_float, fused };
 
 template <typename Real>
 void add_tap(Taps& t, Real real, int64_t in) {
+  real = std::max(real, Real(0));  // ATen's linear modes clamp at 0
   const auto index = std::min(static_cast<int64_t>(real), in - 1);
   const auto lambda = static_cast<float>(std::clamp(real - Real(index), Real(0), Real(1)));
   t.first.push_back(index);
@@ -35,11 +33,17 @@ void add_tap(Taps& t, Real real, int64_t in) {
   t.w_second.push_back(lambda);
 }
 
-// Whether the linked ATen computes source coordinates in float: found once by upsampling a row
-// of alternating 0 and 1 (each output is then one of its two weights, exactly) at a scale where
-// float and double coordinates give different weights, and seeing which weights it used.
-bool aten_coordinates_in_float() {
-  static const bool in_float = [] {
+void add_tap(Taps& t, Coordinates c, float scale, int64_t i, int64_t in) {
+  if (c == Coordinates::in_double) return add_tap(t, double(scale) * (double(i) + 0.5) - 0.5, in);
+  const float half = float(i) + 0.5f;
+  add_tap(t, c == Coordinates::fused ? std::fma(scale, half, -0.5f) : scale * half - 0.5f, in);
+}
+
+// The linked ATen's coordinates: found once by upsampling a row of alternating 0 and 1 (each
+// output is then exactly one of its two weights) at a scale where the three ways give
+// different weights, and keeping the way whose weights it used.
+Coordinates aten_coordinates() {
+  static const Coordinates found = [] {
     constexpr int64_t in = 683, out = 1200;
     at::NoGradGuard no_grad;
     const at::Tensor row =
@@ -48,37 +52,36 @@ bool aten_coordinates_in_float() {
         at::upsample_bilinear2d(row, {1, out}, /*align_corners=*/false).contiguous();
     const float* got = up.data_ptr<float>();
     const float scale = static_cast<float>(in) / out;
-    Taps as_float, as_double;
-    for (int64_t i = 0; i < out; ++i) {
-      add_tap(as_float, source_coordinate<float>(scale, i), in);
-      add_tap(as_double, source_coordinate<double>(scale, i), in);
-    }
-    auto misses = [&](const Taps& t) {
+    auto misses = [&](Coordinates c) {
+      Taps t;
       int64_t n = 0;
-      for (int64_t i = 0; i < out; ++i)
+      for (int64_t i = 0; i < out; ++i) {
+        add_tap(t, c, scale, i, in);
         n +=
             got[i] != float(t.first[i] % 2) * t.w_first[i] + float(t.second[i] % 2) * t.w_second[i];
+      }
       return n;
     };
-    return misses(as_float) < misses(as_double);
+    Coordinates best = Coordinates::in_double;
+    for (Coordinates c : {Coordinates::in_float, Coordinates::fused})
+      if (misses(c) < misses(best)) best = c;
+    return best;
   }();
-  return in_float;
+  return found;
 }
 
 Taps linear_taps(int64_t in, int64_t out, int64_t keep) {
   Taps t;
   const float scale = static_cast<float>(in) / out;
-  const bool in_float = in != out && aten_coordinates_in_float();
+  const Coordinates c = in != out ? aten_coordinates() : Coordinates::in_double;
   for (int64_t i = 0; i < keep; ++i) {
     if (in == out) {
       t.first.push_back(i);
       t.second.push_back(i);
       t.w_first.push_back(1.0f);
       t.w_second.push_back(0.0f);
-    } else if (in_float) {
-      add_tap(t, source_coordinate<float>(scale, i), in);
     } else {
-      add_tap(t, source_coordinate<double>(scale, i), in);
+      add_tap(t, c, scale, i, in);
     }
   }
   return t;
