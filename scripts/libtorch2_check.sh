@@ -35,10 +35,12 @@ if ! mountpoint -q "$root/work/shared"; then
   mount --bind "$(cd ../shared && pwd)" "$root/work/shared" && mounted+=("$root/work/shared")
 fi
 
-# The checkout as committed, so what is tested is what would land.
+# The checkout as committed, so what is tested is what would land. ctest's arguments quoted
+# for the shell inside the root.
+args=$(printf ' %q' "$@")
 rm -rf "$root/work/samdistill"
 git clone -q "$(pwd)" "$root/work/samdistill"
 chroot "$root" bash -c "cd /work/samdistill && \
   SAMDISTILL_WERROR=ON bash scripts/build.sh && \
   dpkg-query -W libtorch-dev g++ && \
-  ctest --test-dir build --output-on-failure -j$(nproc) $*"
+  ctest --test-dir build --output-on-failure -j$(nproc)$args"
