@@ -63,8 +63,12 @@ Coordinates aten_coordinates() {
       return n;
     };
     Coordinates best = Coordinates::in_double;
+    int64_t fewest = misses(best);
     for (Coordinates c : {Coordinates::in_float, Coordinates::fused})
-      if (misses(c) < misses(best)) best = c;
+      if (const int64_t n = misses(c); n < fewest) {
+        best = c;
+        fewest = n;
+      }
     return best;
   }();
   return found;
