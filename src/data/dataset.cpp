@@ -5,13 +5,17 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
+#include "data/image.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/names.h"
 #include "util/progress.h"
 #include "util/random.h"
+#include "util/regular_file.h"
 
 namespace fs = std::filesystem;
 
@@ -43,20 +47,35 @@ Skip skip_of(const std::string& file, const std::string& message) {
 }
 
 std::string describe(const Skip& skip) {
-  return skip.reason.find(skip.file) != std::string::npos ? skip.reason
-                                                          : skip.file + ": " + skip.reason;
+  return escape_name(skip.reason.find(skip.file) != std::string::npos
+                         ? skip.reason
+                         : skip.file + ": " + skip.reason);
 }
 
 nlohmann::json skips_json(const std::vector<Skip>& skips) {
   nlohmann::json out = nlohmann::json::array();
-  for (const Skip& s : skips) out.push_back({{"file", s.file}, {"reason", s.reason}});
+  for (const Skip& s : skips)
+    out.push_back({{"file", escape_name(s.file)}, {"reason", escape_name(s.reason)}});
   return out;
 }
 
 bool has_masks(const Entry& entry) { return entry.record || !entry.json_path.empty(); }
 
 std::string read_image_bytes(const Entry& entry) {
-  return entry.tar ? entry.tar->read(entry.image_member) : read_file(entry.image_path);
+  // The head first: a file declaring too many pixels, or bigger than its image can be, is
+  // refused before the rest is read (a 3 GB sparse file costs one small read).
+  constexpr uint64_t kHead = 1 << 20;
+  std::optional<RegularFile> file;
+  if (!entry.tar) file.emplace(entry.image_path);
+  const uint64_t size = entry.tar ? entry.image_member.size : file->size();
+  auto read = [&](uint64_t from, uint64_t count) {
+    return entry.tar ? entry.tar->read(entry.image_member, from, count) : file->read(from, count);
+  };
+  if (size == 0) throw Error(entry.image_path + ": empty file (0 bytes), not an image");
+  std::string bytes = read(0, kHead);
+  check_image_head(bytes, size, entry.image_path, max_image_pixels());
+  if (size > bytes.size()) bytes += read(bytes.size(), size - bytes.size());
+  return bytes;
 }
 
 Record load_record(const Entry& entry) {

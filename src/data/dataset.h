@@ -23,7 +23,8 @@ struct Skip {
 // The Skip for an error `message` about `file`: a leading "<file>: " is dropped from the reason.
 Skip skip_of(const std::string& file, const std::string& message);
 // Its one line, naming the file once: "<file>: <reason>" (the reason alone when it names the
-// file itself, e.g. "cannot read '<file>': ...").
+// file itself, e.g. "cannot read '<file>': ..."). Names are bytes: both functions write them
+// with escape_name (util/names.h), so that the line stays one line and the JSON parses.
 std::string describe(const Skip& skip);
 // [{"file": ..., "reason": ...}, ...]
 nlohmann::json skips_json(const std::vector<Skip>& skips);

@@ -18,13 +18,24 @@ int worker_count(int asked, size_t entries) {
 
 }  // namespace
 
-at::Tensor read_image(const Entry& entry, const ImageDecoder& decoder, const Record* record) {
-  at::Tensor rgb = decoder(read_image_bytes(entry), entry.image_path);
+namespace {
+
+void check_size(const Entry& entry, const Record* record, int64_t height, int64_t width) {
   if (record && record->image.width > 0 &&
-      (rgb.size(0) != record->image.height || rgb.size(1) != record->image.width))
-    throw Error(entry.image_path + ": image is " + std::to_string(rgb.size(0)) + "x" +
-                std::to_string(rgb.size(1)) + " (HxW) but its JSON says " +
+      (height != record->image.height || width != record->image.width))
+    throw Error(entry.image_path + ": image is " + std::to_string(height) + "x" +
+                std::to_string(width) + " (HxW) but its JSON says " +
                 std::to_string(record->image.height) + "x" + std::to_string(record->image.width));
+}
+
+}  // namespace
+
+at::Tensor read_image(const Entry& entry, const ImageDecoder& decoder, const Record* record) {
+  const std::string bytes = read_image_bytes(entry);
+  if (const auto declared = declared_image_size(bytes))  // before decoding, from the header
+    check_size(entry, record, (*declared)[1], (*declared)[0]);
+  at::Tensor rgb = decoder(bytes, entry.image_path);
+  check_size(entry, record, rgb.size(0), rgb.size(1));
   return rgb;
 }
 

@@ -1,13 +1,18 @@
 #include "data/records.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 
-#include "util/atomic_file.h"
+#include "data/image.h"
 #include "util/error.h"
+#include "util/progress.h"
+#include "util/regular_file.h"
 
 namespace sd::data {
 namespace {
@@ -90,15 +95,34 @@ Rle parse_rle(const json& seg, int height, int width, const std::string& where) 
   std::vector<int64_t> list;
   for (const json& c : counts) {
     if (!c.is_number_integer()) throw Error(where + ": segmentation.counts holds a non-integer");
+    if (!fits<int64_t>(c))  // 2^64 - 1 would read as -1
+      throw Error(where + ": RLE count " + c.dump() + " out of range");
     list.push_back(c.get<int64_t>());
   }
   return rle_from_counts(list, height, width, where);
+}
+
+// How far outside an image a coordinate may lie: prompts and polygons beyond it (or not
+// finite) are bad annotations, not boxes that score perfectly or outlines that take gigabytes.
+double reach_of(int height, int width) { return 2.0 * (double(height) + width); }
+
+void check_coordinates(const double* v, size_t n, int height, int width, const std::string& at,
+                       const char* what) {
+  const double reach = reach_of(height, width);
+  for (size_t i = 0; i < n; ++i)
+    if (!(v[i] >= -reach && v[i] <= reach))
+      throw Error(at + ": " + what + " coordinate " + format_number(v[i]) +
+                  " is not finite or is far outside the image (" + std::to_string(width) + "x" +
+                  std::to_string(height) + ")");
 }
 
 // bbox and area as given, else the mask's own.
 void fill_geometry(Annotation& a, const json& j, const std::string& where) {
   if (j.contains("bbox")) {
     a.bbox = numbers<4>(j["bbox"], where + ": bbox");
+    check_coordinates(a.bbox.data(), 4, a.segmentation.height, a.segmentation.width, where, "bbox");
+    if (a.bbox[2] < 0 || a.bbox[3] < 0)
+      throw Error(where + ": bbox has a negative width or height");
   } else {
     auto b = rle_bbox(a.segmentation);
     a.bbox = {double(b[0]), double(b[1]), double(b[2]), double(b[3])};
@@ -114,6 +138,12 @@ ImageInfo parse_image_info(const json& j, const std::string& where) {
   if (info.width <= 0 || info.height <= 0)
     throw Error(where + ": image size " + std::to_string(info.width) + "x" +
                 std::to_string(info.height) + " is empty");
+  // Masks are checked and decoded at this size: it is held to the images' pixel limit.
+  if (int64_t(info.width) * info.height > max_image_pixels())
+    throw Error(where + ": image size " + std::to_string(info.width) + "x" +
+                std::to_string(info.height) + " is over the pixel limit of " +
+                std::to_string(max_image_pixels()) +
+                " (--max-image-pixels, SAMDISTILL_MAX_IMAGE_PIXELS)");
   if (j.contains("file_name") && j["file_name"].is_string()) info.file_name = j["file_name"];
   return info;
 }
@@ -126,18 +156,17 @@ json parse_json_text(const std::string& text, const std::string& where) {
   }
 }
 
-json parse_json_file(const std::string& path) { return parse_json_text(read_file(path), path); }
+json parse_json_file(const std::string& path) {
+  return parse_json_text(read_regular_file(path), path);
+}
 
 // Polygons are traced point by point on a 5x finer grid: vertices far outside the image
 // overflow its integers, and an outline many times the image's would take gigabytes.
 void check_polygon(const std::vector<double>& xy, int height, int width, const std::string& at) {
-  const double reach = 2.0 * (height + width), max_outline = 100.0 * (height + width);
+  const double max_outline = 100.0 * (height + width);
+  check_coordinates(xy.data(), xy.size(), height, width, at, "polygon");
   double outline = 0;
-  for (size_t i = 0; i < xy.size(); ++i) {
-    if (!(xy[i] >= -reach && xy[i] <= reach))
-      throw Error(at + ": polygon point " + std::to_string(xy[i]) + " is far outside the image");
-    if (i >= 2) outline += std::abs(xy[i] - xy[i - 2]);
-  }
+  for (size_t i = 2; i < xy.size(); ++i) outline += std::abs(xy[i] - xy[i - 2]);
   if (outline > max_outline) throw Error(at + ": polygon outline far longer than the image's");
 }
 
@@ -152,8 +181,10 @@ bool stays_inside(const std::string& name) {
 
 // Parses one annotation of a COCO file into the record of its image.
 void add_coco_annotation(const json& aj, const std::string& at,
-                         const std::map<int64_t, size_t>& by_id, std::vector<Record>& records) {
+                         const std::map<int64_t, size_t>& by_id, const std::set<int64_t>& refused,
+                         std::vector<Record>& records) {
   const int64_t image_id = number<int64_t>(aj, "image_id", at);
+  if (refused.count(image_id)) return;  // named with its image
   auto it = by_id.find(image_id);
   if (it == by_id.end())
     throw Error(at + ": image_id " + std::to_string(image_id) + " is not in 'images'");
@@ -206,7 +237,11 @@ Record parse_sa1b_record(const json& j, const std::string& where) {
     if (aj.contains("point_coords")) {
       const json& points = aj["point_coords"];
       if (!points.is_array()) throw Error(at + ": point_coords is not a list");
-      for (const json& p : points) a.point_coords.push_back(numbers<2>(p, at + ": point_coords"));
+      for (const json& p : points) {
+        a.point_coords.push_back(numbers<2>(p, at + ": point_coords"));
+        check_coordinates(a.point_coords.back().data(), 2, record.image.height, record.image.width,
+                          at, "point_coords");
+      }
     }
     record.annotations.push_back(std::move(a));
   }
@@ -214,7 +249,7 @@ Record parse_sa1b_record(const json& j, const std::string& where) {
 }
 
 Record read_sa1b_record(const std::string& json_path, const std::string& image_path) {
-  return read_sa1b_text(read_file(json_path), json_path, image_path);
+  return read_sa1b_text(read_regular_file(json_path), json_path, image_path);
 }
 
 Record read_sa1b_text(const std::string& text, const std::string& where,
@@ -232,28 +267,46 @@ std::vector<Record> read_coco_instances(const std::string& json_path, const std:
   if (!images.is_array() || !annotations.is_array())
     throw Error(json_path + ": 'images' and 'annotations' must be lists");
   std::vector<Record> records;
-  std::map<int64_t, size_t> by_id;
+  std::map<int64_t, size_t> by_id;  // image id -> its record
+  std::set<int64_t> refused;        // ids of images left out: their annotations go with them
+  auto bad = [&](const Error& e) {
+    if (!bad_annotation) throw e;
+    bad_annotation(e.what());
+  };
   for (size_t i = 0; i < images.size(); ++i) {
     const std::string at = json_path + ": images[" + std::to_string(i) + "]";
-    Record r;
-    r.image = parse_image_info(images[i], at);
-    r.image.image_id = number<int64_t>(images[i], "id", at);
-    if (r.image.file_name.empty()) throw Error(at + ": missing field 'file_name'");
-    if (!stays_inside(r.image.file_name))
-      throw Error(at + ": file_name '" + r.image.file_name + "' leaves the image folder");
-    r.image_path = (std::filesystem::path(image_dir) / r.image.file_name).string();
-    by_id[r.image.image_id] = records.size();
-    records.push_back(std::move(r));
+    std::optional<int64_t> id;
+    try {
+      id = number<int64_t>(images[i], "id", at);
+      if (by_id.count(*id) || refused.count(*id))
+        throw Error(at + ": image id " + std::to_string(*id) + " is given to another image " +
+                    "too: every image of that id is left out (its annotations would go to " +
+                    "either)");
+      Record r;
+      r.image = parse_image_info(images[i], at);
+      r.image.image_id = *id;
+      if (r.image.file_name.empty()) throw Error(at + ": missing field 'file_name'");
+      if (!stays_inside(r.image.file_name))
+        throw Error(at + ": file_name '" + r.image.file_name + "' leaves the image folder");
+      r.image_path = (std::filesystem::path(image_dir) / r.image.file_name).string();
+      by_id[*id] = records.size();
+      records.push_back(std::move(r));
+    } catch (const Error& e) {
+      if (id) refused.insert(*id);
+      bad(e);
+    }
   }
   for (size_t i = 0; i < annotations.size(); ++i) {
     const std::string at = json_path + ": annotations[" + std::to_string(i) + "]";
     try {
-      add_coco_annotation(annotations[i], at, by_id, records);
+      add_coco_annotation(annotations[i], at, by_id, refused, records);
     } catch (const Error& e) {
-      if (!bad_annotation) throw;
-      bad_annotation(e.what());
+      bad(e);
     }
   }
+  records.erase(std::remove_if(records.begin(), records.end(),
+                               [&](const Record& r) { return refused.count(r.image.image_id); }),
+                records.end());
   return records;
 }
 

@@ -6,6 +6,7 @@
 
 #include "data/dataset.h"
 #include "util/error.h"
+#include "util/names.h"
 
 namespace fs = std::filesystem;
 
@@ -59,36 +60,52 @@ std::string refused_symlink(const fs::path& link, const fs::path& root) {
   return "";
 }
 
-// Every regular file under `folder`, recursively, in name order; refused symlinks go to
-// `skipped`.
+// Every regular file under `folder`, recursively, in name order; refused symlinks, and what the
+// file system cannot list, go to `skipped` (named) without ending the scan.
 std::vector<Found> scan_folder(const std::string& folder, std::vector<Skip>* skipped) {
   const fs::path root = fs::canonical(folder);
   std::vector<Found> files;
-  for (auto it = fs::recursive_directory_iterator(folder); it != fs::recursive_directory_iterator();
-       ++it) {
+  auto skip = [&](const fs::path& p, const std::string& why) {
+    if (skipped) skipped->push_back({p.string(), why});
+  };
+  std::error_code ec;
+  auto it = fs::recursive_directory_iterator(folder, fs::directory_options::none, ec);
+  if (ec) throw Error(folder + ": cannot list the folder: " + ec.message());
+  for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) {  // a folder that cannot be listed: the scan goes on without it
+      skip(it->path(), "cannot list: " + ec.message());
+      break;
+    }
     const fs::path& p = it->path();
-    if (it->is_symlink()) {
+    if (it->is_symlink(ec)) {
       const std::string refused = refused_symlink(p, root);
       if (!refused.empty()) {
-        if (skipped) skipped->push_back({p.string(), refused});
+        skip(p, refused);
         continue;
       }
     }
-    if (!it->is_regular_file()) continue;
-    files.push_back({p.lexically_relative(folder).generic_string(), p.string(), {}});
+    if (it->is_regular_file(ec))
+      files.push_back({p.lexically_relative(folder).generic_string(), p.string(), {}});
   }
   std::sort(files.begin(), files.end(),
             [](const Found& a, const Found& b) { return a.name < b.name; });
   return files;
 }
 
-// Every regular member of a tar; its damage (members lost) goes to `skipped`.
+// Every regular member of a tar; its damage (members lost) and members named out of it
+// (`../x.jpg`, `/abs/x.jpg`) go to `skipped`.
 std::vector<Found> scan_tar(const std::shared_ptr<const TarFile>& tar, std::vector<Skip>* skipped) {
-  if (!tar->damage().empty() && skipped) skipped->push_back({tar->path(), tar->damage()});
+  if (skipped)
+    for (const std::string& damage : tar->damage()) skipped->push_back({tar->path(), damage});
   std::vector<Found> files;
   for (const TarMember& m : tar->members()) {
     std::string name = fs::path(m.name).lexically_normal().generic_string();
-    if (name.empty() || name[0] == '/' || name.rfind("..", 0) == 0) continue;  // not a file of it
+    if (name.empty() || name[0] == '/' || name == ".." || name.rfind("../", 0) == 0) {
+      if (skipped)
+        skipped->push_back({tar->path() + ":" + m.name,
+                            "member named outside the tar (absolute or through ..): not read"});
+      continue;
+    }
     files.push_back({name, tar->path() + ":" + m.name, m});
   }
   return files;
@@ -107,27 +124,32 @@ void in_tar(Entry& e, const std::shared_ptr<const TarFile>& tar, const Found& im
 std::vector<Entry> sa1b_entries(const std::vector<Found>& files, const std::string& group,
                                 const std::shared_ptr<const TarFile>& tar,
                                 std::vector<Skip>* skipped) {
-  std::map<std::string, std::pair<const Found*, const Found*>> pairs;  // stem -> (image, json)
+  // Paired within one folder only: `a/sa_1.jpg` is not `b/sa_1.json`'s image.
+  std::map<std::string, std::pair<const Found*, const Found*>> pairs;  // name less ext -> files
   for (const Found& f : files) {
-    const fs::path p(f.name);
-    const std::string stem = p.stem().string();
-    if (!is_sa1b_name(stem)) continue;
-    if (p.extension() == ".jpg") pairs[stem].first = &f;
-    if (p.extension() == ".json") pairs[stem].second = &f;
+    fs::path p(f.name);
+    if (!is_sa1b_name(p.stem().string())) continue;
+    if (p.extension() == ".jpg") pairs[p.replace_extension().generic_string()].first = &f;
+    if (p.extension() == ".json") pairs[p.replace_extension().generic_string()].second = &f;
   }
   std::vector<Entry> entries;
-  for (const auto& [stem, found] : pairs) {
+  for (const auto& [name, found] : pairs) {
     const auto [image, json] = found;
+    const std::string stem = escape_name(fs::path(name).filename().string());
     if (!image || !json) {
       if (skipped)
         skipped->push_back({(image ? image : json)->path,
                             image ? "image without its JSON" : "JSON without its image"});
       continue;
     }
-    Entry e{stem,        tar ? group : fs::path(image->path).parent_path().filename().string(),
-            image->path, json->path,
-            nullptr,     nullptr,
-            {},          {}};
+    Entry e{stem,
+            escape_name(tar ? group : fs::path(image->path).parent_path().filename().string()),
+            image->path,
+            json->path,
+            nullptr,
+            nullptr,
+            {},
+            {}};
     in_tar(e, tar, *image, json);
     entries.push_back(std::move(e));
   }
@@ -140,8 +162,8 @@ std::vector<Entry> plain_entries(const std::vector<Found>& files, const std::str
   std::vector<Entry> entries;
   for (const Found& f : files) {
     if (!is_image_name(f.name)) continue;
-    Entry e{fs::path(f.name).replace_extension().generic_string(),
-            group,
+    Entry e{escape_name(fs::path(f.name).replace_extension().generic_string()),
+            escape_name(group),
             f.path,
             "",
             nullptr,
@@ -223,25 +245,50 @@ Dataset Dataset::index_sa1b(const std::vector<std::string>& folders, std::vector
   }
   std::stable_sort(all.begin(), all.end(),
                    [](const Entry& a, const Entry& b) { return a.id < b.id; });
-  // One folder's copy of an id, as when the folders' pairs were merged by id.
-  all.erase(std::unique(all.begin(), all.end(),
-                        [](const Entry& a, const Entry& b) { return a.id == b.id; }),
-            all.end());
+  check_unique(all);
   return from_entries(std::move(all));
 }
+
+namespace {
+
+// Why the COCO image at `path` (its folder / file_name) is not read, or "" for a regular file
+// inside the folder (`root`, canonical). A FIFO would hang the run, a link to a device or out
+// of the folder (`etc -> /etc`, file_name `etc/passwd`) read what was never given; a name too
+// long or a symlink loop skips that image, not the run.
+std::string coco_image_problem(const std::string& path, const fs::path& root,
+                               const std::string& json_path) {
+  std::error_code ec;
+  const fs::path target = fs::canonical(path, ec);
+  if (ec == std::errc::no_such_file_or_directory || root.empty())
+    return "listed in " + json_path + " but not on disk";
+  if (ec) return "cannot be read (" + ec.message() + ")";
+  if (!inside(target, root))
+    return "leads to " + target.string() + " through a symlink, outside the image folder " +
+           root.string() + ": not read";
+  if (!fs::is_regular_file(target, ec))
+    return "not a regular file (a folder, FIFO or device): not read";
+  return "";
+}
+
+}  // namespace
 
 Dataset Dataset::from_coco(const std::string& json_path, const std::string& image_dir,
                            std::vector<Skip>* skipped) {
   BadAnnotation bad;
   if (skipped)
     bad = [&](const std::string& message) { skipped->push_back(skip_of(json_path, message)); };
+  std::error_code ec;
+  const fs::path root = fs::canonical(image_dir.empty() ? "." : image_dir, ec);
   std::vector<Entry> entries;
   for (Record& r : read_coco_instances(json_path, image_dir, bad)) {
-    if (skipped && !fs::exists(r.image_path)) {
-      skipped->push_back({r.image_path, "listed in " + json_path + " but not on disk"});
+    const std::string problem = coco_image_problem(r.image_path, root, json_path);
+    if (!problem.empty() && skipped) {
+      skipped->push_back({r.image_path, problem});
       continue;
     }
-    std::string id = fs::path(r.image.file_name).replace_extension().generic_string();
+    if (!problem.empty() && fs::exists(fs::symlink_status(r.image_path, ec)))
+      throw Error(r.image_path + ": " + problem);  // a missing one is named when it is read
+    std::string id = escape_name(fs::path(r.image.file_name).replace_extension().generic_string());
     std::string path = r.image_path;
     entries.push_back({id,
                        fs::path(json_path).stem().string(),

@@ -21,6 +21,8 @@ namespace sd::data {
 #ifdef SAMDISTILL_WITH_LIBARCHIVE
 namespace {
 
+constexpr uint64_t kNone = ~uint64_t{0};
+
 // libarchive's words for what went wrong, or for a name it does not have (it may give none).
 std::string text(const char* words) { return words ? words : "no reason given"; }
 
@@ -79,38 +81,60 @@ void TarFile::index() {
     throw Error(path_ + ": not a tar (" + text(archive_error_string(a.get())) + ")");
   archive_entry* entry = nullptr;
   uint64_t data_end = 0;  // of the last member, padded to the 512-byte block: its next header
+  uint64_t damaged_from = kNone;  // where a run of bad headers libarchive is skipping began
   while (true) {
     const uint64_t at = std::max(uint64_t(archive_filter_bytes(a.get(), 0)), data_end);
     const int status = archive_read_next_header(a.get(), &entry);
-    if (status == ARCHIVE_EOF) break;
+    if (status == ARCHIVE_RETRY) {  // a bad header: skipped block by block, as GNU tar does
+      if (damaged_from == kNone) damaged_from = at;
+      if (uint64_t(archive_filter_bytes(a.get(), 0)) <= at) break;  // no progress: give up
+      continue;
+    }
+    if (damaged_from != kNone) {
+      damage_.push_back("damaged header at byte " + std::to_string(damaged_from) +
+                        ": skipped to the next good header at byte " + std::to_string(at) +
+                        " (what lay between, a member at least, is lost)");
+      damaged_from = kNone;
+    }
+    if (status == ARCHIVE_EOF) {
+      // A tar ends with zero blocks. Without them it was cut, perhaps right after a member,
+      // and would otherwise read as a shorter whole tar.
+      if (file_bytes_ <= at)
+        damage_.push_back("cut short at byte " + std::to_string(file_bytes_) +
+                          ": no end-of-archive blocks after the last member (members after it, " +
+                          "if any, are lost)");
+      break;
+    }
     if (archive_filter_code(a.get(), 0) != ARCHIVE_FILTER_NONE)
       throw Error(path_ + ": a compressed tar (" + text(archive_filter_name(a.get(), 0)) +
                   ") has no random access; decompress it to a plain .tar");
     if (status < ARCHIVE_WARN) {
       if (members_.empty() && at == 0)
         throw Error(path_ + ": not a tar (" + text(archive_error_string(a.get())) + ")");
-      damage_ = "damaged or cut short at byte " + std::to_string(at) + " (" +
-                text(archive_error_string(a.get())) + "): members from there on are lost";
-      return;
+      damage_.push_back("damaged or cut short at byte " + std::to_string(at) + " (" +
+                        text(archive_error_string(a.get())) + "): members from there on are lost");
+      break;
     }
     const char* name = archive_entry_pathname(entry);
     if (archive_entry_filetype(entry) != AE_IFREG || !name) continue;
     // Right after the headers (pax and GNU extensions included), the stream stands at the data.
     const int64_t offset = archive_filter_bytes(a.get(), 0), size = archive_entry_size(entry);
     if (offset < 0 || size < 0 || uint64_t(offset) > file_bytes_) {
-      damage_ = "damaged at byte " + std::to_string(at) + " (member '" + name + "' of " +
-                std::to_string(size) + " bytes): members from there on are lost";
-      return;
+      damage_.push_back("damaged at byte " + std::to_string(at) + " (member '" + name + "' of " +
+                        std::to_string(size) + " bytes): members from there on are lost");
+      break;
     }
     TarMember m{name, uint64_t(offset), uint64_t(size)};
-    if (archive_entry_sparse_count(entry) > 0)
-      throw Error(path_ + ": member '" + m.name + "' is a sparse file, which cannot be read " +
-                  "in place");
+    if (archive_entry_sparse_count(entry) > 0) {
+      damage_.push_back("member '" + m.name + "' is a sparse file, which cannot be read in " +
+                        "place: skipped");
+      continue;
+    }
     if (m.size > file_bytes_ - m.offset) {
-      damage_ = "cut short at byte " + std::to_string(file_bytes_) + " inside member '" + m.name +
-                "' (its data runs from byte " + std::to_string(m.offset) + " to " +
-                std::to_string(m.offset + m.size) + "): members from there on are lost";
-      return;
+      damage_.push_back("cut short at byte " + std::to_string(file_bytes_) + " inside member '" +
+                        m.name + "' (its data runs from byte " + std::to_string(m.offset) + " to " +
+                        std::to_string(m.offset + m.size) + "): members from there on are lost");
+      break;
     }
     data_end = m.offset + (m.size + 511) / 512 * 512;
     members_.push_back(std::move(m));
@@ -149,15 +173,18 @@ void write_tar(const std::string& path, const std::vector<std::pair<std::string,
 }
 #endif
 
-std::string TarFile::read(const TarMember& m) const {
-  std::string bytes(m.size, '\0');
+std::string TarFile::read(const TarMember& m) const { return read(m, 0, m.size); }
+
+std::string TarFile::read(const TarMember& m, uint64_t from, uint64_t count) const {
+  std::string bytes(from >= m.size ? 0 : std::min(count, m.size - from), '\0');
   size_t done = 0;
   while (done < bytes.size()) {
-    const ssize_t n = ::pread(fd_, &bytes[done], bytes.size() - done, off_t(m.offset + done));
+    const uint64_t at = m.offset + from + done;
+    const ssize_t n = ::pread(fd_, &bytes[done], bytes.size() - done, off_t(at));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0)
       throw Error("cannot read '" + m.name + "' from '" + path_ + "' at byte " +
-                  std::to_string(m.offset + done) + ": " +
+                  std::to_string(at) + ": " +
                   (n == 0 ? std::string("the tar ends there") : std::strerror(errno)));
     done += size_t(n);
   }

@@ -19,8 +19,9 @@ struct TarMember {
 class TarFile {
  public:
   // Indexes every regular member. A tar cut short or damaged keeps the members before the
-  // damage and says where in damage(); a compressed tar (no random access) or a file that is
-  // not a tar is an sd::Error naming it.
+  // damage, a bad header is skipped to the next good one, a sparse member is left out; each
+  // says where in damage(). A compressed tar (no random access) or a file that is not a tar is
+  // an sd::Error naming it.
   static std::shared_ptr<const TarFile> open(const std::string& path);
   ~TarFile();
   TarFile(const TarFile&) = delete;
@@ -28,14 +29,16 @@ class TarFile {
 
   const std::string& path() const { return path_; }
   const std::vector<TarMember>& members() const { return members_; }
-  // Empty for a whole tar, else "truncated or damaged at byte N (...): members from there on
-  // are lost".
-  const std::string& damage() const { return damage_; }
+  // Empty for a whole tar, else one line for each thing lost ("cut short at byte N ...",
+  // "damaged header at byte N ...", "member '...' is a sparse file ...").
+  const std::vector<std::string>& damage() const { return damage_; }
   uint64_t file_bytes() const { return file_bytes_; }
 
   // The member's bytes (one pread; safe from many threads). sd::Error naming the tar and the
   // member when the file cannot give them.
   std::string read(const TarMember& member) const;
+  // Up to `count` of its bytes from `from` (fewer at its end).
+  std::string read(const TarMember& member, uint64_t from, uint64_t count) const;
 
  private:
   explicit TarFile(std::string path);
@@ -45,7 +48,7 @@ class TarFile {
   int fd_ = -1;
   uint64_t file_bytes_ = 0;
   std::vector<TarMember> members_;
-  std::string damage_;
+  std::vector<std::string> damage_;
 };
 
 // Whether this build reads tars (libarchive found at configure time).

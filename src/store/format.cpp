@@ -254,6 +254,12 @@ std::string decode_index_entry(const char* b, IndexEntry& e) {
   e.info.ref_sq = get<double>(b, 32);
   e.info.payload_crc = get<uint32_t>(b, 40);
   e.header_crc = get<uint32_t>(b, 44);
+  // The most a possible shape holds (2^40 values, 4 bytes each, plus int8 scales); the offset
+  // and size must also add up without overflow.
+  constexpr uint64_t kMaxPayload = uint64_t(8) << 40, kMaxOffset = uint64_t(1) << 62;
+  if (e.info.payload_bytes > kMaxPayload || e.offset > kMaxOffset)
+    return "impossible offset " + std::to_string(e.offset) + " or payload size " +
+           std::to_string(e.info.payload_bytes);
   return "";
 }
 

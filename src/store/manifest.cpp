@@ -5,6 +5,7 @@
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/regular_file.h"
 #include "util/sha256.h"
 
 namespace sd::store {
@@ -125,7 +126,7 @@ std::string manifest_digest(const std::string& dir) { return sha256_file(manifes
 
 Manifest read_manifest(const std::string& dir, std::string* unchecked) {
   std::string path = manifest_path(dir);
-  nlohmann::json j = nlohmann::json::parse(read_file(path), nullptr, false);
+  nlohmann::json j = nlohmann::json::parse(read_regular_file(path), nullptr, false);
   if (j.is_discarded()) throw Error("store manifest '" + path + "' is not valid JSON");
   bool checksummed = false;
   Manifest m = Manifest::from_json(j, path, &checksummed);

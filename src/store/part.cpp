@@ -14,6 +14,7 @@
 #include "util/atomic_file.h"
 #include "util/crc32c.h"
 #include "util/error.h"
+#include "util/regular_file.h"
 
 namespace fs = std::filesystem;
 
@@ -53,7 +54,10 @@ StoreFiles list_store_files(const std::string& dir) {
   }
   StoreFiles files;
   // An empty file alone is a writer creating its part (index first, then records).
-  auto empty = [&](const std::string& name) { return fs::file_size(dir + "/" + name) == 0; };
+  auto empty = [&](const std::string& name) {
+    std::error_code ec;
+    return fs::file_size(dir + "/" + name, ec) == 0 && !ec;
+  };
   for (const auto& part : records) {
     if (indexes.count(part))
       files.parts.push_back(part);
@@ -75,7 +79,7 @@ uint64_t LoadedIndex::records_end() const {
 }
 
 LoadedIndex load_index(const std::string& path, bool collect_damage) {
-  std::string bytes = read_file(path);
+  std::string bytes = read_regular_file(path);
   LoadedIndex out;
   size_t count = bytes.size() / kIndexEntryBytes;
   out.torn_bytes = bytes.size() % kIndexEntryBytes;
@@ -110,6 +114,11 @@ at::Tensor read_record(int fd, const std::string& store, const std::string& path
     return Error("damaged record (" + describe(store, path, want.key, entry.offset) + "): " + why);
   };
   std::string header(payload_offset(want.key.size()), '\0');
+  const uint64_t needed = header.size() + want.payload_bytes, size = file_size(fd, path);
+  if (entry.offset > size || needed > size - entry.offset)  // before allocating the payload
+    throw damaged("the shard is truncated or the index lies: the index gives the record " +
+                  std::to_string(needed) + " bytes from offset " + std::to_string(entry.offset) +
+                  ", past the end of the shard (" + std::to_string(size) + " bytes)");
   at::Tensor payload = at::empty({int64_t(want.payload_bytes)}, at::kByte);
   size_t got = read_at(fd, entry.offset, header.data(), header.size(), path);
   if (got == header.size())
@@ -128,6 +137,17 @@ at::Tensor read_record(int fd, const std::string& store, const std::string& path
   if (crc32c(payload.data_ptr(), want.payload_bytes) != want.payload_crc)
     throw damaged("payload checksum mismatch");
   return payload;
+}
+
+int open_for_reading(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) system_error("cannot open", path);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error("store file '" + path + "' is not a regular file: not read");
+  }
+  return fd;
 }
 
 size_t read_at(int fd, uint64_t offset, char* data, size_t size, const std::string& path) {

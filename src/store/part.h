@@ -35,6 +35,10 @@ LoadedIndex load_index(const std::string& path, bool collect_damage);
 at::Tensor read_record(int fd, const std::string& store, const std::string& path,
                        const IndexEntry& entry, RecordInfo& info);
 
+// Opens a .records file for reading; sd::Error naming it unless it is a regular file (a FIFO in
+// its place would block).
+int open_for_reading(const std::string& path);
+
 // pread/pwrite until done; the read returns fewer bytes only at end of file.
 size_t read_at(int fd, uint64_t offset, char* data, size_t size, const std::string& path);
 void write_at(int fd, uint64_t offset, const char* data, size_t size, const std::string& path);

@@ -23,9 +23,11 @@ void verify_part(const std::string& dir, const std::string& part, std::set<std::
     report.notes.push_back(
         "'" + ipath + "' ends with " + std::to_string(index.torn_bytes) +
         " bytes of an entry never committed (an interrupted run); writers drop them");
-  int fd = ::open(rpath.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    report.damage.push_back("cannot open '" + rpath + "': " + std::strerror(errno));
+  int fd = -1;
+  try {
+    fd = open_for_reading(rpath);
+  } catch (const Error& e) {
+    report.damage.push_back(e.what());
     return;
   }
   for (const IndexEntry& entry : index.entries) {

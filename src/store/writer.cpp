@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -23,9 +24,32 @@ namespace {
   throw Error(what + " '" + path + "': " + std::strerror(errno));
 }
 
+// A store is a folder of regular files that its writers create: a symlink (to a file elsewhere,
+// which the writer would truncate and fill) or a FIFO or device in its place is refused before
+// anything is written.
+[[noreturn]] void refuse_foreign(const std::string& path, const std::string& what) {
+  throw Error("store file '" + path + "' is " + what +
+              ", not a file a store writer made: nothing written (remove it, or give another "
+              "store folder)");
+}
+
+void check_own_file(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return;  // absent: ours to create
+  if (S_ISLNK(st.st_mode)) refuse_foreign(path, "a symlink");
+  if (!S_ISREG(st.st_mode)) refuse_foreign(path, "not a regular file");
+}
+
 int open_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  check_own_file(path);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+  if (fd < 0 && errno == ELOOP) refuse_foreign(path, "a symlink");
   if (fd < 0) system_error("cannot open", path);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    refuse_foreign(path, "not a regular file");
+  }
   return fd;
 }
 
@@ -49,6 +73,7 @@ void truncate_to(int fd, uint64_t size, const std::string& path) {
 // on one manifest), then checks the store's manifest against ours.
 void create_or_check_manifest(const std::string& dir, const Manifest& manifest) {
   std::string path = manifest_path(dir);
+  check_own_file(path);
   if (!fs::exists(path)) {
     std::string tmp = path + ".new." + std::to_string(::getpid());
     write_file_atomic(tmp, manifest.to_json().dump(2) + "\n");
@@ -76,6 +101,8 @@ Writer::Writer(const std::string& dir, const Manifest& manifest, const std::stri
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error("cannot create store folder '" + dir + "': " + ec.message());
+  check_own_file(index_path_);
+  check_own_file(records_path_);
   create_or_check_manifest(dir, manifest);
 
   index_fd_ = open_file(index_path_);
@@ -83,7 +110,12 @@ Writer::Writer(const std::string& dir, const Manifest& manifest, const std::stri
     ::close(index_fd_);
     throw Error("part '" + part + "' of store '" + dir + "' is being written by another process");
   }
-  records_fd_ = open_file(records_path_);
+  try {
+    records_fd_ = open_file(records_path_);
+  } catch (...) {
+    ::close(index_fd_);
+    throw;
+  }
   sync_dir(dir);
 
   LoadedIndex index = load_index(index_path_, false);

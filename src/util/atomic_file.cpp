@@ -40,7 +40,8 @@ void write_all(int fd, std::string_view bytes, const std::string& path) {
 
 // The complete temporary file `tmp`, removed again when it cannot be written in full.
 void write_temp(const std::string& tmp, std::string_view bytes) {
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // O_NOFOLLOW: a symlink planted at the temporary name is refused, never written through.
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) fail("cannot create", tmp);
   try {
     write_all(fd, bytes, tmp);

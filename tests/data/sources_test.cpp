@@ -71,7 +71,7 @@ TEST(Tar, MembersReadBackTheirFilesInEveryFormat) {
     const std::string tar = t.path + "/" + format + ".tar";
     make_tar(tar, t.path + "/in", format);
     const auto index = TarFile::open(tar);
-    EXPECT_EQ(index->damage(), "");
+    EXPECT_TRUE(index->damage().empty());
     std::map<std::string, std::string> read;
     for (const TarMember& m : index->members())
       read[fs::path(m.name).lexically_normal().generic_string()] = index->read(m);
@@ -94,15 +94,17 @@ TEST(Tar, TruncatedTarKeepsTheMembersBeforeTheDamage) {
   cut(t.path + "/whole.tar", t.path + "/data.tar", third.offset + 100);  // in m3's data
   const auto in_data = TarFile::open(t.path + "/data.tar");
   EXPECT_EQ(in_data->members().size(), 2u);
-  EXPECT_PRED2(contains, in_data->damage(),
+  ASSERT_EQ(in_data->damage().size(), 1u);
+  EXPECT_PRED2(contains, in_data->damage()[0],
                "cut short at byte " + std::to_string(third.offset + 100));
-  EXPECT_PRED2(contains, in_data->damage(), third.name);
+  EXPECT_PRED2(contains, in_data->damage()[0], third.name);
   EXPECT_EQ(in_data->read(in_data->members()[1]), std::string(5000, 'x'));
 
   cut(t.path + "/whole.tar", t.path + "/header.tar", third.offset - 300);  // in m3's header
   const auto in_header = TarFile::open(t.path + "/header.tar");
   EXPECT_EQ(in_header->members().size(), 2u);
-  EXPECT_PRED2(contains, in_header->damage(), "at byte " + std::to_string(third.offset - 512));
+  ASSERT_EQ(in_header->damage().size(), 1u);
+  EXPECT_PRED2(contains, in_header->damage()[0], "at byte " + std::to_string(third.offset - 512));
 }
 
 TEST(Tar, CompressedOrNotATarIsRefusedNamingTheFile) {
@@ -287,7 +289,7 @@ TEST(Sources, BadPlainImagesAreSkippedNamedAndCounted) {
   ASSERT_EQ(reasons.size(), 4u);
   EXPECT_PRED2(contains, reasons["big.png"], "image of 1200 x 1000 pixels is over the limit");
   EXPECT_PRED2(contains, reasons["cut.jpg"], "truncated JPEG");
-  EXPECT_PRED2(contains, reasons["text.jpg"], "cannot decode image");
+  EXPECT_PRED2(contains, reasons["text.jpg"], "not a JPEG, PNG, BMP, WebP or TIFF image");
   EXPECT_PRED2(contains, reasons["empty.png"], "empty file");
   EXPECT_PRED2(contains, error_of([&] { compute_stats(d, default_image_decoder(), 1, true); }),
                t.path + "/p/cut.jpg: truncated JPEG");
