@@ -4,20 +4,26 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "data/image.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/stop_signal.h"
 #include "util/threads.h"
 
 #ifdef SAMDISTILL_WITH_SPDLOG
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #endif
 
 namespace sd::cli {
 namespace {
 
+// Logs on stderr (spdlog's default logger writes to stdout), so that results on stdout, a
+// --json object above all, parse as they come.
 void route_logs_to_spdlog() {
 #ifdef SAMDISTILL_WITH_SPDLOG
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "", std::make_shared<spdlog::sinks::stderr_color_sink_mt>()));
   log::set_sink([](log::Level level, const std::string& message) {
     switch (level) {
       case log::Level::debug:
@@ -48,6 +54,12 @@ int run(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_flag("-v,--verbose", globals.verbose, "Log debug messages");
+  int64_t max_pixels = 0;
+  app.add_option("--max-image-pixels", max_pixels,
+                 "The most pixels an image (its header, or its record's size) may declare; "
+                 "larger ones are skipped, named (default: $SAMDISTILL_MAX_IMAGE_PIXELS, else "
+                 "100000000)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--dist-timeout", globals.dist_timeout_s,
                  "Seconds a rank of a multi-process run waits for the others (rendezvous, "
                  "collectives) before it stops with an error")
@@ -55,6 +67,7 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   app.parse_complete_callback([&] {
     route_logs_to_spdlog();
+    data::set_max_image_pixels(max_pixels);
 #ifdef SAMDISTILL_WITH_SPDLOG
     if (globals.verbose) spdlog::set_level(spdlog::level::debug);
 #endif

@@ -16,6 +16,7 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "util/memory.h"
+#include "util/names.h"
 #include "util/threads.h"
 
 namespace sd::cli {
@@ -92,7 +93,7 @@ void run_bench(const BenchArgs& a) {
   figures["malloc"] = malloc_library();
   figures["malloc_settings"] = malloc_settings();
   if (a.json) {
-    std::cout << figures.dump(2) << "\n";
+    std::cout << json_text(figures) << "\n";
     return;
   }
   for (auto it = figures.begin(); it != figures.end(); ++it)

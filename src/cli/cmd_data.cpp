@@ -10,6 +10,7 @@
 #include "data/image.h"
 #include "data/stats.h"
 #include "util/error.h"
+#include "util/names.h"
 #include "util/progress.h"
 
 namespace sd::cli {
@@ -43,7 +44,7 @@ void run_stats(const StatsArgs& args, const Globals& globals) {
   progress.finish();
   stats.skipped.insert(stats.skipped.begin(), orphans.begin(), orphans.end());
   if (args.json) {
-    std::cout << data::to_json(stats).dump(2) << "\n";
+    std::cout << json_text(data::to_json(stats)) << "\n";
     return;
   }
   std::cout << "images       " << stats.images << "\n"

@@ -19,6 +19,7 @@
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/names.h"
 
 namespace fs = std::filesystem;
 
@@ -79,7 +80,7 @@ eval::EvalReport evaluate(eval::EvalRequest request, const std::string& student,
   request.student = student;
   request.vis_dir = vis_dir;
   eval::EvalReport report = eval::run_eval(request);
-  write_file_atomic(report_path, eval::report_json(report).dump(2) + "\n");
+  write_file_atomic(report_path, json_text(eval::report_json(report)) + "\n");
   return report;
 }
 

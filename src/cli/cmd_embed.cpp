@@ -5,6 +5,7 @@
 #include "cli/shared_options.h"
 #include "store/embed.h"
 #include "util/log.h"
+#include "util/names.h"
 #include "util/stop_signal.h"
 
 namespace sd::cli {
@@ -27,7 +28,7 @@ void run_embed(EmbedArgs& args, const dist::World& world) {
   o.shard_count *= world.size;
   store::EmbedSummary summary = store::embed(args.options);
   if (args.json) {
-    std::cout << summary.to_json().dump(2) << "\n";
+    std::cout << json_text(summary.to_json()) << "\n";
     return;
   }
   std::cout << "selected      " << summary.selected << "\n"

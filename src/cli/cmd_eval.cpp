@@ -8,6 +8,7 @@
 #include "eval/run.h"
 #include "util/atomic_file.h"
 #include "util/log.h"
+#include "util/names.h"
 
 namespace sd::cli {
 namespace {
@@ -32,7 +33,7 @@ void run_eval(EvalArgs& a, const Globals& globals) {
   if (!globals.world.writes()) return;  // rank 0 has every rank's outcomes
   std::cout << eval::report_table(report);
   if (!a.report.empty()) {
-    write_file_atomic(a.report, eval::report_json(report).dump(2) + "\n");
+    write_file_atomic(a.report, json_text(eval::report_json(report)) + "\n");
     std::cout << "report: " << a.report << "\n";
   }
   if (!a.html.empty()) {

@@ -10,6 +10,7 @@
 #include "store/verify.h"
 #include "store/writer.h"
 #include "util/error.h"
+#include "util/names.h"
 
 namespace sd::cli {
 namespace {
@@ -23,7 +24,7 @@ struct StoreArgs {
 void run_verify(const StoreArgs& args) {
   store::VerifyReport report = store::verify_store(args.store);
   if (args.json) {
-    std::cout << report.to_json().dump(2) << "\n";
+    std::cout << json_text(report.to_json()) << "\n";
   } else {
     for (const auto& note : report.notes) std::cout << "note: " << note << "\n";
     for (const auto& damage : report.damage) std::cout << "DAMAGED: " << damage << "\n";
@@ -45,7 +46,7 @@ void run_get(const StoreArgs& args) {
 void run_stats(const StoreArgs& args) {
   nlohmann::json s = store::Reader(args.store).stats();
   if (args.json) {
-    std::cout << s.dump(2) << "\n";
+    std::cout << json_text(s) << "\n";
     return;
   }
   const nlohmann::json& m = s["manifest"];

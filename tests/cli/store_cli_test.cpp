@@ -81,7 +81,9 @@ TEST_F(StoreCli, VerifyChecksTheManifest) {
   sd::write_file_atomic(path, j.dump(2) + "\n");
   auto run = run_program("store verify --json --store " + store_);
   EXPECT_NE(run.status, 0);
-  const auto report = nlohmann::json::parse(run.output.substr(0, run.output.rfind('}') + 1));
+  const size_t from = run.output.find("{\n");  // stdout's JSON, the log lines (stderr) apart
+  const auto report =
+      nlohmann::json::parse(run.output.substr(from, run.output.rfind('}') + 1 - from));
   EXPECT_EQ(report["records_ok"], 3);
   ASSERT_EQ(report["damage"].size(), 1u) << run.output;
   const std::string damage = report["damage"][0];
