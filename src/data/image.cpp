@@ -258,8 +258,6 @@ std::optional<std::array<int64_t, 2>> declared_image_size(std::string_view b) {
 
 void check_image_head(std::string_view head, uint64_t file_bytes, const std::string& where,
                       int64_t max_pixels) {
-  if (!image_format(head))
-    throw Error(where + ": not a JPEG, PNG, BMP, WebP or TIFF image (by its first bytes)");
   const auto size = declared_image_size(head);
   if (size) {
     if (pixels_of(*size) > max_pixels)
@@ -277,6 +275,8 @@ void check_image_head(std::string_view head, uint64_t file_bytes, const std::str
 }
 
 void check_pixel_limit(std::string_view bytes, const std::string& where, int64_t max_pixels) {
+  if (!image_format(bytes))
+    throw Error(where + ": not a JPEG, PNG, BMP, WebP or TIFF image (by its first bytes)");
   check_image_head(bytes, bytes.size(), where, max_pixels);
   if (!declared_image_size(bytes))
     throw Error(where + ": no image size found in its header (damaged or not an image)");

@@ -47,14 +47,14 @@ void check_jpeg_complete(std::string_view bytes, const std::string& where);
 std::optional<std::array<int64_t, 2>> declared_image_size(std::string_view bytes);
 
 // What the first bytes of an image file of `file_bytes` bytes (`head`, all of it or its start)
-// show, checked before the rest is read: sd::Error naming `where` when the format is none of
-// ImageFormat, the declared size is over `max_pixels`, or the file has more bytes than an image
-// of its declared size (or, with no size in the head yet, of `max_pixels`) can hold.
+// show, checked before the rest is read, whatever decoder comes next: sd::Error naming `where`
+// when the declared size is over `max_pixels`, or the file has more bytes than an image of its
+// declared size (or, with no size in the head, of `max_pixels`) can hold.
 void check_image_head(std::string_view head, uint64_t file_bytes, const std::string& where,
                       int64_t max_pixels);
 
-// check_image_head on the whole image, which must also declare its size: a decompression bomb
-// is refused before anything is allocated for it.
+// check_image_head on the whole image, which must also be one of ImageFormat and declare its
+// size: a decompression bomb is refused before anything is allocated for it.
 void check_pixel_limit(std::string_view bytes, const std::string& where, int64_t max_pixels);
 
 }  // namespace sd::data

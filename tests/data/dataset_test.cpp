@@ -173,7 +173,7 @@ TEST(Dataset, BadInputIsSkippedWithReason) {
   // The file at fault (the JSON when the record is bad) and the reason, which does not repeat it.
   const std::vector<std::pair<std::string, std::string>> expected = {
       {"sa_2.jpg", "truncated JPEG (no end-of-image marker before the data ends)"},
-      {"sa_3.jpg", "cannot decode image (not a JPEG/PNG or corrupt)"},
+      {"sa_3.jpg", "not a JPEG, PNG, BMP, WebP or TIFF image (by its first bytes)"},
       {"sa_4.json", "invalid JSON ([json.exception.parse_error.101] parse error"},  // and where
       {"sa_5.json", "missing field 'annotations'"},
       {"sa_6.json", "annotations[3]: missing field 'counts'"},

@@ -98,15 +98,18 @@ TEST(Strangers, Case1_BombsOfEveryFormatAreRefusedBeforeDecoding) {
                     std::string(40, '\0')}};
   for (const auto& [name, bytes] : bombs) {
     EXPECT_PRED2(contains, error_of([&] { check_pixel_limit(bytes, name, 100'000'000); }),
-                 name + ": image of ") << name;
+                 name + ": image of ")
+        << name;
     EXPECT_PRED2(contains, error_of([&] { check_pixel_limit(bytes, name, 100'000'000); }),
                  "pixels is over the limit of 100000000");
   }
   // Other formats (OpenCV would write HDR to a temporary file) and headers without a size.
-  EXPECT_PRED2(contains, error_of([] { check_pixel_limit("#?RADIANCE\nFORMAT=x\n", "h.png", 100000000); }),
-               "h.png: not a JPEG, PNG, BMP, WebP or TIFF image");
   EXPECT_PRED2(contains,
-               error_of([] { check_pixel_limit(std::string("\xFF\xD8\xFF\xD9", 4), "x.jpg", 100000000); }),
+               error_of([] { check_pixel_limit("#?RADIANCE\nFORMAT=x\n", "h.png", 100000000); }),
+               "h.png: not a JPEG, PNG, BMP, WebP or TIFF image");
+  EXPECT_PRED2(contains, error_of([] {
+                 check_pixel_limit(std::string("\xFF\xD8\xFF\xD9", 4), "x.jpg", 100000000);
+               }),
                "x.jpg: no image size found");
 }
 
@@ -209,12 +212,13 @@ TEST(Strangers, Case3_CocoDeclaredSizesAreBounded) {
   write(t.path + "/a.png", "x");
   write(t.path + "/b.png", "x");
   nlohmann::json annotations = nlohmann::json::array();
-  annotations.push_back({{"id", 1}, {"image_id", 1}, {"segmentation", {{1, 1, 60000, 1, 1, 60000}}}});
+  annotations.push_back(
+      {{"id", 1}, {"image_id", 1}, {"segmentation", {{1, 1, 60000, 1, 1, 60000}}}});
   for (int i = 0; i < 3000; ++i)
-    annotations.push_back({{"id", 10 + i},
-                           {"image_id", 2},
-                           {"segmentation",
-                            {{3 * i, 10, 3 * i + 90, 20, 3 * i + 40, 200 + i % 97}}}});
+    annotations.push_back(
+        {{"id", 10 + i},
+         {"image_id", 2},
+         {"segmentation", {{3 * i, 10, 3 * i + 90, 20, 3 * i + 40, 200 + i % 97}}}});
   write(t.path + "/coco.json",
         coco_with({image(1, "a.png", 70000, 70000), image(2, "b.png", 10000, 10000)}, annotations)
             .dump());
@@ -281,7 +285,10 @@ std::string tar_header(const std::string& name, size_t size, char type = '0') {
   octal(124, 12, size);
   octal(136, 12, 0);
   h[156] = type;
-  h.replace(257, 8, std::string("ustar\0" "00", 8));
+  h.replace(257, 8,
+            std::string("ustar\0"
+                        "00",
+                        8));
   h.replace(148, 8, "        ");
   unsigned sum = 0;
   for (unsigned char c : h) sum += c;
@@ -293,7 +300,8 @@ std::string tar_of(const std::vector<std::pair<std::string, std::string>>& membe
                    bool end_blocks = true) {
   std::string tar;
   for (const auto& [name, data] : members)
-    tar += tar_header(name, data.size()) + data + std::string((512 - data.size() % 512) % 512, '\0');
+    tar +=
+        tar_header(name, data.size()) + data + std::string((512 - data.size() % 512) % 512, '\0');
   return end_blocks ? tar + std::string(1024, '\0') : tar;
 }
 
@@ -372,11 +380,11 @@ TEST(Strangers, Case6_PairingAndIds) {
   write(t.path + "/c/b.png", "x");
   write(t.path + "/c/c.png", "x");
   write(t.path + "/c/coco.json",
-        coco_with({image(1, "a.png", 64, 48), image(1, "b.png", 32, 32), image(2, "c.png")},
-                  nlohmann::json::array({{{"id", 1},
-                                          {"image_id", 1},
-                                          {"segmentation",
-                                           {{"size", {48, 64}}, {"counts", {3072}}}}}}))
+        coco_with(
+            {image(1, "a.png", 64, 48), image(1, "b.png", 32, 32), image(2, "c.png")},
+            nlohmann::json::array({{{"id", 1},
+                                    {"image_id", 1},
+                                    {"segmentation", {{"size", {48, 64}}, {"counts", {3072}}}}}}))
             .dump());
   skipped.clear();
   const Dataset coco = Dataset::open({t.path + "/c/coco.json"}, "", &skipped);
@@ -394,22 +402,20 @@ TEST(Strangers, Case9_PromptsFarOutsideOrNotFiniteAreBadAnnotations) {
     return nlohmann::json{{"image", {{"width", 3}, {"height", 2}}}, {"annotations", {a}}};
   };
   EXPECT_NO_THROW(parse_sa1b_record(record({{"bbox", {0, 0, 3, 2}}}), "ok.json"));
-  for (const nlohmann::json& bad :
-       {nlohmann::json{{"bbox", {-100, -1e308, -103, 1e308}}},
-        nlohmann::json{{"bbox", {0, 0, 1e308, 1e308}}},
-        nlohmann::json{{"point_coords", {{1, 1}, {1e300, 0}}}}})
+  for (const nlohmann::json& bad : {nlohmann::json{{"bbox", {-100, -1e308, -103, 1e308}}},
+                                    nlohmann::json{{"bbox", {0, 0, 1e308, 1e308}}},
+                                    nlohmann::json{{"point_coords", {{1, 1}, {1e300, 0}}}}})
     EXPECT_PRED2(contains, error_of([&] { parse_sa1b_record(record(bad), "sa_1.json"); }),
                  "is not finite or is far outside the image (3x2)")
         << bad.dump();
   TempDir t;
   write(t.path + "/a.png", "x");
   write(t.path + "/coco.json",
-        coco_with(nlohmann::json::array({image(1, "a.png")}), nlohmann::json::array({{{"id", 1},
-                                                                {"image_id", 1},
-                                                                {"bbox", {0, 0, 1e308, 4}},
-                                                                {"segmentation",
-                                                                 {{"size", {8, 8}},
-                                                                  {"counts", {64}}}}}}))
+        coco_with(nlohmann::json::array({image(1, "a.png")}),
+                  nlohmann::json::array({{{"id", 1},
+                                          {"image_id", 1},
+                                          {"bbox", {0, 0, 1e308, 4}},
+                                          {"segmentation", {{"size", {8, 8}}, {"counts", {64}}}}}}))
             .dump());
   std::vector<Skip> skipped;
   const Dataset d = Dataset::open({t.path + "/coco.json"}, t.path, &skipped);
