@@ -65,6 +65,11 @@ class Evaluator {
   void evaluate_image_prompts(const std::string& image_id, models::Size2 original,
                               const data::PromptSpec& spec, EvalReport& report,
                               std::vector<PromptMasks>* masks);
+  // everything[@N]: both models' automatic masks (SAM's generator on their embeddings); an
+  // outcome per teacher mask, scored by the best-matching student mask.
+  void evaluate_everything(const std::string& image_id, models::Size2 original,
+                           const data::PromptSpec& spec, EvalReport& report,
+                           std::vector<PromptMasks>* masks);
   // The student's prediction, in the precision settings_.amp asks for.
   models::Prediction student_predict(const models::Prompts& prompt, bool multimask);
 
