@@ -175,7 +175,7 @@ void Evaluator::evaluate_image_prompts(const std::string& image_id, models::Size
 void Evaluator::evaluate_everything(const std::string& image_id, models::Size2 original,
                                     const data::PromptSpec& spec, EvalReport& report,
                                     std::vector<PromptMasks>* masks) {
-  segment::AmgConfig config;
+  segment::AmgConfig config = settings_.amg;
   if (spec.count > 0) config.points_per_side = spec.count;
   const std::vector<segment::MaskRecord> teacher =
       segment::AutomaticMaskGenerator(teacher_.model(), config)

@@ -10,6 +10,7 @@
 #include "models/autocast.h"
 #include "models/predictor.h"
 #include "models/sam.h"
+#include "segment/amg_config.h"
 
 namespace sd::eval {
 
@@ -31,6 +32,7 @@ struct EvalSettings {
   int max_prompts_per_image = 64;      // the first annotations (file order) with a non-empty mask
   uint64_t seed = 0;                   // fgbg placement
   models::Amp amp = models::Amp::off;  // the student's forward passes (the teacher's stay fp32)
+  segment::AmgConfig amg;              // everything: the generator's parameters (crop layers 0)
 };
 
 // Both models' masks for one prompt (HxW bool at the original size), kept for pictures.

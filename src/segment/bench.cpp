@@ -40,7 +40,8 @@ std::vector<Detection> bench_boxes(int64_t height, int64_t width) {
 }  // namespace
 
 nlohmann::json bench_amg_params() {
-  return {{"pred_iou_thresh", 0.12}, {"stability_score_thresh", 0.19},
+  return {{"pred_iou_thresh", 0.12},
+          {"stability_score_thresh", 0.19},
           {"stability_score_offset", 0.05}};
 }
 
@@ -69,9 +70,9 @@ nlohmann::json bench_segment(const std::string& student, const std::string& imag
   });
   predictor.set_image(data::resize_longest_side(rgb), size);
   const std::vector<Detection> boxes = bench_boxes(size[0], size[1]);
-  figures["segment_boxes_per_s"] =
-      double(boxes.size()) /
-      seconds_of([&] { segment_prompts(predictor, boxes, 100, false, 1.0); });
+  figures["segment_boxes_per_s"] = double(boxes.size()) / seconds_of([&] {
+                                     segment_prompts(predictor, boxes, 100, false, 1.0);
+                                   });
   return figures;
 }
 
