@@ -90,6 +90,7 @@ int run(int argc, char** argv) {
   add_eval_command(app, globals);
   add_demo_command(app, globals);
   add_predict_command(app, globals);
+  add_segment_command(app, globals);
   add_finetune_command(app, globals);
   add_launch_command(app, globals);
 

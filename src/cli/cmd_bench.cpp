@@ -12,6 +12,7 @@
 #include "eval/bench.h"
 #include "models/bench.h"
 #include "models/sam.h"
+#include "segment/bench.h"
 #include "store/bench.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -29,10 +30,11 @@ struct BenchArgs {
   std::string data = "data/sample";
   std::string teacher = "vit_b";
   std::vector<std::string> only;
+  std::string segment_student, segment_image;
 };
 
 const std::vector<std::string> kParts = {"encoder", "memory", "decoder", "data", "store",
-                                         "embed",   "eval",   "train",   "dist"};
+                                         "embed",   "eval",   "train",   "dist", "segment"};
 
 std::string part_list() {
   std::string out;
@@ -71,6 +73,7 @@ nlohmann::json run_part(const std::string& part, const BenchArgs& a) {
   if (part == "store") return store::bench_store();
   if (part == "embed") return store::bench_embed(a.teacher, a.data);
   if (part == "eval") return eval::bench_eval(16);
+  if (part == "segment") return segment::bench_segment(a.segment_student, a.segment_image);
   distill::TrainBench train = a.train;
   train.folder = a.data;
   if (part == "dist")
@@ -126,6 +129,11 @@ void add_bench_command(CLI::App& app, const Globals&) {
   cmd->add_option("--teacher", a->teacher,
                   "Teacher (random weights) for the embed figure: preset or JSON config")
       ->capture_default_str();
+  cmd->add_option("--segment-student", a->segment_student,
+                  "Full SAM checkpoint for the segment figures (default: vit_t, random weights)");
+  cmd->add_option(
+      "--segment-image", a->segment_image,
+      "Image for the segment figures (default: data/sample/sa_100001.jpg at 1500x2250)");
   cmd->add_option("--only", a->only, "Parts to run: " + part_list())->delimiter(',');
   cmd->callback([a] { run_bench(*a); });
 }

@@ -6,6 +6,8 @@
 #include "eval/events.h"
 #include "eval/html.h"
 #include "eval/run.h"
+#include "io/config.h"
+#include "segment/amg_config.h"
 #include "util/atomic_file.h"
 #include "util/log.h"
 #include "util/names.h"
@@ -20,11 +22,15 @@ struct EvalArgs {
   std::string report;
   std::string html;         // a page to look at, with pictures
   std::string tensorboard;  // an event-file folder
+  std::string everything_config;
 };
 
 void run_eval(EvalArgs& a, const Globals& globals) {
   a.request.settings.prompts = data::parse_prompt_specs(a.prompts);
   a.request.settings.multimask = eval::parse_multimask(a.multimask);
+  if (!a.everything_config.empty())
+    a.request.settings.amg = segment::amg_config_table().read(
+        io::read_json_file(a.everything_config), a.everything_config);
   if (!a.html.empty() && a.request.vis_dir.empty()) a.request.vis_dir = a.html + "/pictures";
   const std::unique_ptr<dist::Group> ranks =
       join_ranks(globals, parse_word<DeviceChoice>(a.request.device, "--device"));
@@ -89,12 +95,17 @@ void add_eval_command(CLI::App& app, const Globals& globals) {
       ->capture_default_str();
   cmd->add_option("--prompts", a->prompts,
                   "Prompt kinds: box, point, center, fgbg@D (D pixels); without masks (plain image "
-                  "folders) grid@N (N x N points) and random@K (K points)")
+                  "folders) grid@N (N x N points) and random@K (K points); everything[@N]: SAM's "
+                  "automatic masks of both models, each teacher mask scored by its best student "
+                  "mask")
       ->capture_default_str();
   cmd->add_option("--multimask", a->multimask,
                   "score | oracle | off, or auto: score for single points, off for boxes and "
                   "two points")
       ->capture_default_str();
+  cmd->add_option("--everything-config", a->everything_config,
+                  "JSON of the automatic mask generator's keys for --prompts everything (as "
+                  "segment's --config; default SAM's parameters)");
   cmd->add_option("--prompt-seed", r.settings.seed, "Seed of the fgbg point placement")
       ->capture_default_str();
   cmd->add_option("--device", r.device, "cpu, cuda or auto (cuda when present)")

@@ -71,12 +71,8 @@ models::Prompts prompts_of(const PredictArgs& a) {
 }
 
 models::Sam load_sam(const PredictArgs& a) {
-  const io::Weights weights = io::read_weights(a.checkpoint);
-  models::Sam sam =
-      models::build_sam(models::encoder_config_of(weights, a.model, "--student-model"));
-  io::load_state_dict(*sam, weights.entries, "", weights.file);
+  models::Sam sam = models::load_sam(a.checkpoint, a.model, "--student-model");
   sam->to(parse_device(a.device));
-  sam->eval();
   return sam;
 }
 

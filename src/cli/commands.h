@@ -27,6 +27,7 @@ void add_bench_command(CLI::App& app, const Globals& globals);
 void add_eval_command(CLI::App& app, const Globals& globals);
 void add_demo_command(CLI::App& app, const Globals& globals);
 void add_predict_command(CLI::App& app, const Globals& globals);
+void add_segment_command(CLI::App& app, const Globals& globals);
 void add_finetune_command(CLI::App& app, const Globals& globals);
 void add_launch_command(CLI::App& app, const Globals& globals);
 

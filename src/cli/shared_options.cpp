@@ -58,7 +58,6 @@ std::string flag_of(std::string key) {
 }  // namespace
 
 void add_run_config_options(CLI::App* cmd, RunConfigArgs& a, const std::vector<io::KeyInfo>& keys) {
-  cmd->add_option("--config", a.config, "JSON config; every key is also a flag below");
   cmd->add_option("--out", a.out,
                   "Run folder (config.json, metrics.jsonl, checkpoints/, final.pth)")
       ->required();
@@ -67,6 +66,11 @@ void add_run_config_options(CLI::App* cmd, RunConfigArgs& a, const std::vector<i
       "'auto': continue from the newest valid checkpoint of --out; or a checkpoint file");
   cmd->add_flag("--overwrite", a.overwrite,
                 "Start afresh in an --out that holds a previous run, replacing its files");
+  add_config_options(cmd, a, keys);
+}
+
+void add_config_options(CLI::App* cmd, RunConfigArgs& a, const std::vector<io::KeyInfo>& keys) {
+  cmd->add_option("--config", a.config, "JSON config; every key is also a flag below");
   for (const io::KeyInfo& k : keys) {
     const std::string key = k.key, help = k.help + " (default " + k.default_value.dump() + ")";
     if (k.type == "BOOL") {  // a flag, as --strict elsewhere; --key=false turns it off

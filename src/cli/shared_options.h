@@ -34,6 +34,10 @@ struct RunConfigArgs {
 };
 void add_run_config_options(CLI::App* command, RunConfigArgs& args,
                             const std::vector<io::KeyInfo>& keys);
+// Of those, --config and the flag per key alone (a command with a config but no run folder;
+// effective_config reads them).
+void add_config_options(CLI::App* command, RunConfigArgs& args,
+                        const std::vector<io::KeyInfo>& keys);
 
 // The defaults, merged with --config, else with the run folder's own config.json when
 // resuming, then with the command-line overrides; sd::Error naming a bad key or value.

@@ -96,6 +96,7 @@ ImageItem ImageReader::read(const Entry& entry) const {
       item.record.image.height = int(rgb.size(0));
       item.record.image.width = int(rgb.size(1));
     }
+    if (options_.original) item.original = rgb;
     if (options_.resized) {
       item.resized = resize_longest_side(rgb);
       if (options_.input)

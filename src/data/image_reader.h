@@ -32,9 +32,10 @@ struct ReadOptions {
   // record gets the size of the pixels the source gave). The input's original_size is then the
   // record's, also when the source gives the image already resized (the store's image cache).
   bool records = false;
-  bool resized = false;  // keep the uint8 image resized to SAM's size (longest side 1024)
-  bool input = true;     // make SAM's input: 3x1024x1024 float, normalised and padded
-  bool strict = false;   // a bad image or record throws from next() instead of being skipped
+  bool resized = false;   // keep the uint8 image resized to SAM's size (longest side 1024)
+  bool input = true;      // make SAM's input: 3x1024x1024 float, normalised and padded
+  bool strict = false;    // a bad image or record throws from next() instead of being skipped
+  bool original = false;  // keep the decoded uint8 HxWx3 image as the source gave it
 };
 
 // One entry as read. A bad one has `skip` set and nothing else but `entry`.
@@ -43,6 +44,7 @@ struct ImageItem {
   Record record;             // with ReadOptions::records
   at::Tensor resized;        // with ReadOptions::resized
   PreprocessedImage input;   // with ReadOptions::input
+  at::Tensor original;       // with ReadOptions::original
   std::optional<Skip> skip;  // the file at fault and why
 };
 

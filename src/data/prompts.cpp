@@ -16,7 +16,8 @@ namespace {
 
 const char* const kKinds =
     "the kinds are box, point, center, fgbg@D with D > 0 pixels, and without masks grid@N "
-    "(N x N points, 1 <= N <= 64) and random@K (K points, 1 <= K <= 4096)";
+    "(N x N points, 1 <= N <= 64) and random@K (K points, 1 <= K <= 4096); eval also takes "
+    "everything[@N] (SAM's automatic masks, N x N points, 1 <= N <= 64)";
 
 // Felzenszwalb & Huttenlocher's 1-D squared Euclidean distance transform of f (0 at the
 // sources, kFar elsewhere), in place: the lower envelope of the parabolas (q - v)^2 + f[v].
@@ -73,6 +74,8 @@ PromptSpec parse_one(const std::string& text, const std::string& where) {
   if (text == "center") return {PromptKind::center, 0, 0};
   if (const int n = count_after(text, "grid", 64)) return {PromptKind::grid, 0, n};
   if (const int k = count_after(text, "random", 4096)) return {PromptKind::random, 0, k};
+  if (text == "everything") return {PromptKind::everything, 0, 0};
+  if (const int n = count_after(text, "everything", 64)) return {PromptKind::everything, 0, n};
   if (text.rfind("fgbg@", 0) == 0) {
     const std::string number = text.substr(5);
     size_t used = 0;
@@ -144,6 +147,8 @@ std::string PromptSpec::name() const {
       return "grid@" + std::to_string(count);
     case PromptKind::random:
       return "random@" + std::to_string(count);
+    case PromptKind::everything:
+      return count == 0 ? "everything" : "everything@" + std::to_string(count);
   }
   return "?";
 }
@@ -179,9 +184,10 @@ at::Tensor annotation_prompt(const Annotation& a, PromptKind kind) {
       throw Error(where + ": an fgbg prompt is two points (make_prompt places them)");
     case PromptKind::grid:
     case PromptKind::random:
+    case PromptKind::everything:
       break;
   }
-  throw Error(where + ": grid and random prompts come from the image (image_prompts)");
+  throw Error(where + ": grid, random and everything prompts come from the image");
 }
 
 at::Tensor annotation_prompt_1024(const Annotation& a, PromptKind kind,
@@ -254,7 +260,8 @@ std::optional<models::Prompts> make_prompt(const Annotation& a, const at::Tensor
     }
     case PromptKind::grid:
     case PromptKind::random:
-      return std::nullopt;  // from the image: image_prompts
+    case PromptKind::everything:
+      return std::nullopt;  // from the image: image_prompts, the automatic mask generator
   }
   return p;
 }

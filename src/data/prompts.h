@@ -26,12 +26,15 @@ namespace sd::data {
 //   grid@N    N x N points, one prompt each, placed as SAM's automatic mask generator places
 //             them (build_point_grid: ((i + 0.5) / N x width, (j + 0.5) / N x height))
 //   random@K  K points uniform over the image, drawn from (seed, image id)
-enum class PromptKind { box, point, center, fgbg, grid, random };
+// and, for evaluation only, whole mask sets:
+//   everything[@N]  SAM's automatic mask generator (N points a side, default 32) on both
+//                   models; each teacher mask is scored by the best-matching student mask
+enum class PromptKind { box, point, center, fgbg, grid, random, everything };
 
 struct PromptSpec {
   PromptKind kind = PromptKind::box;
   double distance = 0;  // fgbg only, pixels
-  int count = 0;        // grid: points per side; random: points
+  int count = 0;        // grid, everything: points per side (0: SAM's 32); random: points
 
   std::string name() const;  // as written on the command line: "box", "fgbg@100", ...
   // One point: SAM's practice is to pick among three masks (multimask output).
@@ -40,7 +43,9 @@ struct PromptSpec {
            kind == PromptKind::random;
   }
   // Made from an annotation's mask (box, point, center, fgbg), not from the image alone.
-  bool needs_mask() const { return kind != PromptKind::grid && kind != PromptKind::random; }
+  bool needs_mask() const {
+    return kind != PromptKind::grid && kind != PromptKind::random && kind != PromptKind::everything;
+  }
 };
 
 // "box,point,center,fgbg@100"; sd::Error naming `where` (the flag or key), the entry that is

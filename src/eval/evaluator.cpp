@@ -9,6 +9,7 @@
 
 #include "data/rle.h"
 #include "eval/iou.h"
+#include "segment/amg.h"
 #include "util/clock.h"
 #include "util/error.h"
 
@@ -137,8 +138,12 @@ void Evaluator::evaluate_image(const std::string& image_id, const data::Record& 
       if (masks) masks->push_back({*prompt, teacher.cpu(), student.cpu()});
     }
   }
-  for (const data::PromptSpec& spec : settings_.prompts)
-    if (!spec.needs_mask()) evaluate_image_prompts(image_id, original, spec, report, masks);
+  for (const data::PromptSpec& spec : settings_.prompts) {
+    if (spec.kind == data::PromptKind::everything)
+      evaluate_everything(image_id, original, spec, report, masks);
+    else if (!spec.needs_mask())
+      evaluate_image_prompts(image_id, original, spec, report, masks);
+  }
   report.timings.decode_s += seconds_since(start);
   report.images += 1;
 }
@@ -164,6 +169,47 @@ void Evaluator::evaluate_image_prompts(const std::string& image_id, models::Size
     o.teacher_gt = o.student_gt = no_truth;
     report.outcomes.push_back(std::move(o));
     if (masks) masks->push_back({prompt, teacher.cpu(), student.cpu()});
+  }
+}
+
+void Evaluator::evaluate_everything(const std::string& image_id, models::Size2 original,
+                                    const data::PromptSpec& spec, EvalReport& report,
+                                    std::vector<PromptMasks>* masks) {
+  segment::AmgConfig config = settings_.amg;
+  if (spec.count > 0) config.points_per_side = spec.count;
+  const std::vector<segment::MaskRecord> teacher =
+      segment::AutomaticMaskGenerator(teacher_.model(), config)
+          .generate(teacher_.get_image_embedding(), original);
+  std::vector<segment::MaskRecord> student;
+  {
+    models::AutocastScope autocast(settings_.amp, student_.model()->device());
+    student = segment::AutomaticMaskGenerator(student_.model(), config)
+                  .generate(student_.get_image_embedding(), original);
+  }
+  report.student_masks += int64_t(student.size());
+  const double no_truth = std::numeric_limits<double>::quiet_NaN();
+  for (size_t i = 0; i < teacher.size(); ++i) {
+    double best = 0;
+    size_t best_j = 0;
+    for (size_t j = 0; j < student.size(); ++j)
+      if (const double iou = segment::rle_iou(teacher[i].rle, student[j].rle); iou > best)
+        best = iou, best_j = j;
+    models::Prompts point;  // the teacher mask's point prompt, for people
+    point.point_coords =
+        at::tensor({float(teacher[i].point[0]), float(teacher[i].point[1])}, at::kFloat)
+            .view({1, 2});
+    point.point_labels = at::ones({1}, at::kInt);
+    PromptOutcome o{image_id, int64_t(i), spec.name(),
+                    "teacher mask " + std::to_string(i) + " of " + describe(point)};
+    o.width = original[1];
+    o.height = original[0];
+    o.iou = best;
+    o.teacher_gt = o.student_gt = no_truth;
+    report.outcomes.push_back(std::move(o));
+    if (masks)
+      masks->push_back({point, data::rle_decode(teacher[i].rle).to(at::kBool),
+                        student.empty() ? at::zeros({original[0], original[1]}, at::kBool)
+                                        : data::rle_decode(student[best_j].rle).to(at::kBool)});
   }
 }
 

@@ -10,6 +10,7 @@
 #include "models/autocast.h"
 #include "models/predictor.h"
 #include "models/sam.h"
+#include "segment/amg_config.h"
 
 namespace sd::eval {
 
@@ -31,6 +32,7 @@ struct EvalSettings {
   int max_prompts_per_image = 64;      // the first annotations (file order) with a non-empty mask
   uint64_t seed = 0;                   // fgbg placement
   models::Amp amp = models::Amp::off;  // the student's forward passes (the teacher's stay fp32)
+  segment::AmgConfig amg;              // everything: the generator's parameters (crop layers 0)
 };
 
 // Both models' masks for one prompt (HxW bool at the original size), kept for pictures.
@@ -65,6 +67,11 @@ class Evaluator {
   void evaluate_image_prompts(const std::string& image_id, models::Size2 original,
                               const data::PromptSpec& spec, EvalReport& report,
                               std::vector<PromptMasks>* masks);
+  // everything[@N]: both models' automatic masks (SAM's generator on their embeddings); an
+  // outcome per teacher mask, scored by the best-matching student mask.
+  void evaluate_everything(const std::string& image_id, models::Size2 original,
+                           const data::PromptSpec& spec, EvalReport& report,
+                           std::vector<PromptMasks>* masks);
   // The student's prediction, in the precision settings_.amp asks for.
   models::Prediction student_predict(const models::Prompts& prompt, bool multimask);
 

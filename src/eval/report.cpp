@@ -62,24 +62,43 @@ nlohmann::json report_json(const EvalReport& r, size_t worst) {
                           {"iou", sorted[i]->iou}});
 
   const double prompts = double(r.outcomes.size());
-  return {{"miou", r.mean_by_kind(&PromptOutcome::iou)},
-          {"count", r.count_by_kind()},
-          {"miou_gt",
-           {{"teacher", r.mean_by_kind(&PromptOutcome::teacher_gt)},
-            {"student", r.mean_by_kind(&PromptOutcome::student_gt)}}},
-          {"histogram", hist},
-          {"worst", worst_list},
-          {"timings",
-           {{"teacher_embed_s", r.timings.teacher_embed_s},
-            {"student_embed_s", r.timings.student_embed_s},
-            {"decode_s", r.timings.decode_s},
-            {"total_s", r.timings.total_s},
-            {"prompts_per_s", r.timings.decode_s > 0 ? prompts / r.timings.decode_s : 0.0}}},
-          {"images", r.images},
-          {"prompts", r.outcomes.size()},
-          {"skipped", data::skips_json(r.skipped)},
-          {"skipped_prompts", r.skipped_prompts},
-          {"multimask", r.multimask}};
+  nlohmann::json out = {
+      {"miou", r.mean_by_kind(&PromptOutcome::iou)},
+      {"count", r.count_by_kind()},
+      {"miou_gt",
+       {{"teacher", r.mean_by_kind(&PromptOutcome::teacher_gt)},
+        {"student", r.mean_by_kind(&PromptOutcome::student_gt)}}},
+      {"histogram", hist},
+      {"worst", worst_list},
+      {"timings",
+       {{"teacher_embed_s", r.timings.teacher_embed_s},
+        {"student_embed_s", r.timings.student_embed_s},
+        {"decode_s", r.timings.decode_s},
+        {"total_s", r.timings.total_s},
+        {"prompts_per_s", r.timings.decode_s > 0 ? prompts / r.timings.decode_s : 0.0}}},
+      {"images", r.images},
+      {"prompts", r.outcomes.size()},
+      {"skipped", data::skips_json(r.skipped)},
+      {"skipped_prompts", r.skipped_prompts},
+      {"multimask", r.multimask}};
+  int64_t teacher_masks = 0, above_half = 0, above_three_quarters = 0;
+  double sum = 0;
+  for (const PromptOutcome& o : r.outcomes) {
+    if (o.kind.rfind("everything", 0) != 0) continue;
+    ++teacher_masks;
+    sum += o.iou;
+    above_half += o.iou >= 0.5;
+    above_three_quarters += o.iou >= 0.75;
+  }
+  if (teacher_masks > 0 || r.student_masks > 0) {
+    const double n = double(std::max<int64_t>(teacher_masks, 1));
+    out["everything"] = {{"teacher_masks", teacher_masks},
+                         {"student_masks", r.student_masks},
+                         {"agreement", sum / n},
+                         {"recall@0.5", double(above_half) / n},
+                         {"recall@0.75", double(above_three_quarters) / n}};
+  }
+  return out;
 }
 
 namespace {
@@ -109,6 +128,7 @@ nlohmann::json report_state(const EvalReport& r) {
           {"images", r.images},
           {"skipped", data::skips_json(r.skipped)},
           {"skipped_prompts", r.skipped_prompts},
+          {"student_masks", r.student_masks},
           {"timings", {t.teacher_embed_s, t.student_embed_s, t.decode_s, t.total_s}}};
 }
 
@@ -123,6 +143,7 @@ EvalReport report_from_state(const nlohmann::json& s) {
   for (const nlohmann::json& k : s.at("skipped"))
     r.skipped.push_back({k.at("file"), k.at("reason")});
   r.skipped_prompts = s.at("skipped_prompts");
+  r.student_masks = s.at("student_masks");
   const nlohmann::json& t = s.at("timings");
   r.timings = {t[0], t[1], t[2], t[3]};
   return r;
@@ -151,6 +172,7 @@ EvalReport merge_interleaved(const std::vector<EvalReport>& slices, const data::
                   " holds images or skipped records out of its images' order");
     all.images += slice.images;
     all.skipped_prompts += slice.skipped_prompts;
+    all.student_masks += slice.student_masks;
     all.timings.teacher_embed_s += slice.timings.teacher_embed_s;
     all.timings.student_embed_s += slice.timings.student_embed_s;
     all.timings.decode_s += slice.timings.decode_s;
@@ -187,6 +209,16 @@ std::string report_table(const EvalReport& r) {
                 (long long)r.images, r.outcomes.size(), r.timings.total_s,
                 r.timings.teacher_embed_s, r.timings.student_embed_s, r.timings.decode_s);
   out << line;
+  if (const nlohmann::json j = report_json(r, 0); j.contains("everything")) {
+    const nlohmann::json& e = j["everything"];
+    std::snprintf(line, sizeof line,
+                  "everything: %lld teacher masks, %lld student masks; agreement %.4f, "
+                  "recall@0.5 %.4f, recall@0.75 %.4f\n",
+                  (long long)e["teacher_masks"].get<int64_t>(),
+                  (long long)e["student_masks"].get<int64_t>(), e["agreement"].get<double>(),
+                  e["recall@0.5"].get<double>(), e["recall@0.75"].get<double>());
+    out << line;
+  }
   if (r.skipped_prompts > 0)
     out << "skipped " << r.skipped_prompts
         << " prompts: annotations that give none of that kind (a point prompt needs the "

@@ -38,6 +38,8 @@ struct EvalReport {
   int64_t images = 0;               // evaluated
   std::vector<data::Skip> skipped;  // records not evaluated (bad image, JSON or RLE; orphans)
   int64_t skipped_prompts = 0;      // annotations that could not give a prompt of a kind
+  int64_t student_masks = 0;        // everything: the student's automatic masks (the teacher's
+                                    // are the outcomes)
   Timings timings;
 
   // Mean of `field` over the outcomes of each kind (kinds without outcomes left out).
@@ -51,7 +53,9 @@ struct EvalReport {
 // {"miou": {kind: value}, "count": {kind: n}, "miou_gt": {"teacher": {...}, "student": {...}},
 //  "histogram": {kind: {"edges", "counts"}}, "worst": [{image, annotation, kind, prompt, iou}],
 //  "timings": {..., "prompts_per_s"}, "images", "prompts", "skipped": [{"file", "reason"}]
-//  (records not evaluated), "skipped_prompts", "multimask"}.
+//  (records not evaluated), "skipped_prompts", "multimask"}; with everything outcomes also
+//  "everything": {"teacher_masks", "student_masks", "agreement" (the mean best IoU of the
+//  teacher's masks), "recall@0.5", "recall@0.75" (fractions of the teacher's masks matched)}.
 nlohmann::json report_json(const EvalReport& report, size_t worst = 20);
 
 // Every field of `report`, for report_from_state: how a launched eval's ranks send their

@@ -12,11 +12,18 @@ using C = FinetuneConfig;
 
 namespace {
 
-// parse_prompt_specs' sd::Error says what is wrong with the list.
-auto prompt_kinds(const char* key) {
-  return io::Check{
-      [key](const std::string& v, const C&) { return !data::parse_prompt_specs(v, key).empty(); },
-      "must list prompt kinds"};
+// parse_prompt_specs' sd::Error says what is wrong with the list. Training prompts are single
+// prompts: `everything` (whole mask sets) only scores the held-out set.
+auto prompt_kinds(const char* key, bool training) {
+  return io::Check{[key, training](const std::string& v, const C&) {
+                     const std::vector<data::PromptSpec> specs = data::parse_prompt_specs(v, key);
+                     for (const data::PromptSpec& spec : specs)
+                       if (training && spec.kind == data::PromptKind::everything)
+                         throw Error(std::string(key) + ": '" + spec.name() +
+                                     "' scores whole mask sets; it is for val_prompts");
+                     return !specs.empty();
+                   },
+                   "must list prompt kinds"};
 }
 
 }  // namespace
@@ -57,7 +64,7 @@ const io::ConfigTable<FinetuneConfig>& finetune_config_table() {
                     "learning rate of the student encoder (0: frozen, bitwise unchanged)"),
               field("train_prompt_encoder", &C::train_prompt_encoder, false, any_value(),
                     "train the prompt encoder too (else frozen)"),
-              field("prompts", &C::prompts, "box,point,center", prompt_kinds("prompts"),
+              field("prompts", &C::prompts, "box,point,center", prompt_kinds("prompts", true),
                     "prompt kinds sampled for training: box, point, center, fgbg@D; without masks "
                     "grid@N, "
                     "random@K"),
@@ -75,8 +82,8 @@ const io::ConfigTable<FinetuneConfig>& finetune_config_table() {
                   "holdout", &C::holdout, 0.2,
                   io::Check{[](double v, const C&) { return v > 0 && v < 1; }, "must be in (0, 1)"},
                   "share of the images held out for the mIoU check after each epoch"),
-              field("val_prompts", &C::val_prompts, "box,point,center", prompt_kinds("val_prompts"),
-                    "prompt kinds of the held-out mIoU check"),
+              field("val_prompts", &C::val_prompts, "box,point,center",
+                    prompt_kinds("val_prompts", false), "prompt kinds of the held-out mIoU check"),
               field("val_max_prompts", &C::val_max_prompts, 16, positive(),
                     "annotations per held-out image in the mIoU check"),
               field("patience", &C::patience, 2, non_negative(),

@@ -93,6 +93,14 @@ void check_fits(const EncoderConfig& config, const std::string& what, const io::
   if (!why.empty()) throw Error(why);
 }
 
+Sam load_sam(const std::string& checkpoint, const std::string& model, const std::string& flag) {
+  const io::Weights weights = io::read_weights(checkpoint);
+  Sam sam = build_sam(encoder_config_of(weights, model, flag));
+  io::load_state_dict(*sam, weights.entries, "", weights.file);
+  sam->eval();
+  return sam;
+}
+
 EncoderConfig encoder_config_of(const io::Weights& weights, const std::string& model,
                                 const std::string& flag) {
   auto given = [&](const std::string& name, const std::string& what, const std::string& hint) {

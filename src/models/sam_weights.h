@@ -7,6 +7,7 @@
 #include "io/weights.h"
 #include "models/config.h"
 #include "models/image_encoder.h"
+#include "models/sam.h"
 
 // Which encoder architecture weights hold, loading them, and assembling a full SAM
 // checkpoint under the official key names.
@@ -19,6 +20,10 @@ namespace sd::models {
 // encoder or do not show its attention heads (a ViT without relative position tables).
 EncoderConfig encoder_config_of(const io::Weights& weights, const std::string& model,
                                 const std::string& flag);
+
+// A full SAM (image encoder, prompt encoder, mask decoder) from a checkpoint or run folder,
+// its encoder's architecture as encoder_config_of tells it; in eval mode, on the CPU.
+Sam load_sam(const std::string& checkpoint, const std::string& model, const std::string& flag);
 
 // sd::Error naming `what` (e.g. "--model 'vit_b'") and the weights, with every size that
 // differs, when `config` does not have the sizes the weights show.

@@ -133,7 +133,10 @@ TEST(PromptSpecs, ParseAndName) {
   EXPECT_EQ(sd::testing::error_of([] { parse_prompt_specs("box,fgbg@x", "val_prompts"); }),
             "val_prompts: 'fgbg@x' is not a prompt kind (the kinds are box, point, center, fgbg@D "
             "with D > 0 pixels, and without masks grid@N (N x N points, 1 <= N <= 64) and "
-            "random@K (K points, 1 <= K <= 4096))");
+            "random@K (K points, 1 <= K <= 4096); eval also takes everything[@N] (SAM's "
+            "automatic masks, N x N points, 1 <= N <= 64))");
+  EXPECT_EQ(parse_prompt_specs("everything,everything@16")[1].name(), "everything@16");
+  EXPECT_FALSE(parse_prompt_specs("everything")[0].needs_mask());
   EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] { parse_prompt_specs(""); }),
                "--prompts: no prompt kind given");
 }

@@ -74,6 +74,35 @@ TEST_F(EvalRef, StudentIdenticalToTheTeacherScoresExactlyOne) {
   EXPECT_EQ(report.images, 1);
 }
 
+// everything: both models' automatic masks. The fixture weights are seeded random values: the
+// lowered thresholds of tests/segment keep masks (SAM's would keep none).
+TEST_F(EvalRef, EverythingScoresEachTeacherMaskByTheBestStudentMask) {
+  eval::EvalRequest r = request();
+  r.settings.prompts = data::parse_prompt_specs("everything@6");
+  r.settings.amg.pred_iou_thresh = 0.12;
+  r.settings.amg.stability_score_thresh = 0.19;
+  r.settings.amg.stability_score_offset = 0.05;
+  r.settings.amg.box_nms_thresh = 1.0;
+  eval::EvalRequest same = r;
+  same.student = teacher().file("weights.pth");
+  same.student_model = dir() + "/teacher.json";
+  const nlohmann::json identical = eval::report_json(eval::run_eval(same))["everything"];
+  EXPECT_GT(identical["teacher_masks"].get<int>(), 5) << identical.dump();
+  EXPECT_EQ(identical["student_masks"], identical["teacher_masks"]);
+  EXPECT_EQ(identical["agreement"].get<double>(), 1.0);
+  EXPECT_EQ(identical["recall@0.75"].get<double>(), 1.0);
+
+  const eval::EvalReport report = eval::run_eval(r);  // a random student
+  const nlohmann::json j = eval::report_json(report);
+  const nlohmann::json& e = j["everything"];
+  EXPECT_EQ(e["teacher_masks"], identical["teacher_masks"]);
+  EXPECT_EQ(j["count"]["everything@6"], e["teacher_masks"]);
+  EXPECT_LT(e["agreement"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(e["agreement"].get<double>(), j["miou"]["everything@6"].get<double>());
+  EXPECT_GE(e["recall@0.5"].get<double>(), e["recall@0.75"].get<double>());
+  EXPECT_PRED2(contains, eval::report_table(report), "everything: ");
+}
+
 TEST_F(EvalRef, StoreGivesWhatTheTeacherModelGives) {
   eval::EvalReport from_model = eval::run_eval(request());
   eval::EvalRequest r = request();
