@@ -9,7 +9,7 @@ namespace sd::onnx {
 
 struct ExportOptions {
   bool return_single_mask = false;  // decoder: the best mask only (SamOnnxModel's option)
-  bool int8 = false;  // weights of the products and convolutions as int8 (layers.h)
+  bool int8 = false;                // weights of the products and convolutions as int8 (layers.h)
 };
 
 // encoder.onnx: input `image` 1 x 3 x S x S (S = sam.img_size(); normalised and padded as

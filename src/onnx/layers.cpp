@@ -38,13 +38,13 @@ std::string linear(Graph& g, torch::nn::LinearImpl& m, const std::string& x) {
 }
 
 std::string layer_norm(Graph& g, torch::nn::LayerNormImpl& m, const std::string& x) {
-  return g.op("LayerNormalization",
-              {x, g.constant(m.weight, "weight"), g.constant(m.bias, "bias")},
+  return g.op("LayerNormalization", {x, g.constant(m.weight, "weight"), g.constant(m.bias, "bias")},
               {{"axis", int64_t(-1)}, {"epsilon", float(m.options.eps())}});
 }
 
 std::string layer_norm_2d(Graph& g, models::LayerNorm2dImpl& m, const std::string& x) {
-  const std::vector<Attr> over_channels{{"axes", std::vector<int64_t>{1}}, {"keepdims", int64_t(1)}};
+  const std::vector<Attr> over_channels{{"axes", std::vector<int64_t>{1}},
+                                        {"keepdims", int64_t(1)}};
   const std::string u = g.op("ReduceMean", {x}, over_channels);
   const std::string d = g.op("Sub", {x, u});
   const std::string s = g.op("ReduceMean", {g.op("Mul", {d, d})}, over_channels);
@@ -65,9 +65,10 @@ std::string conv(Graph& g, const std::string& x, const at::Tensor& weight, const
   std::vector<std::string> inputs{x};
   if (g.int8_weights()) {  // the weight as int8 and its per-output-channel scales
     const auto [q, scale] = quantize_per_channel(weight, 0);
-    inputs.push_back(g.op("DequantizeLinear", {g.constant(q, "weight_int8"),
-                                               g.constant(scale.to(at::kFloat), "weight_scale")},
-                          {{"axis", int64_t(0)}}));
+    inputs.push_back(
+        g.op("DequantizeLinear",
+             {g.constant(q, "weight_int8"), g.constant(scale.to(at::kFloat), "weight_scale")},
+             {{"axis", int64_t(0)}}));
   } else {
     inputs.push_back(g.constant(weight, "weight"));
   }

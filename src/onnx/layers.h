@@ -1,6 +1,6 @@
 #pragma once
-#include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
 
 #include <string>
 #include <vector>

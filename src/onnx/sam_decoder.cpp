@@ -6,8 +6,8 @@
 #include <cmath>
 
 #include "models/sam.h"
-#include "onnx/sam.h"
 #include "onnx/layers.h"
+#include "onnx/sam.h"
 
 namespace sd::onnx {
 namespace {
@@ -56,8 +56,7 @@ std::string embed_points(Graph& g, PromptEncoderImpl& m, const std::string& coor
   e = add(g, e, mul(g, g.constant(m.not_a_point_embed->weight, "not_a_point_embed"), padding));
   for (size_t i = 0; i < m.point_embeddings->size(); ++i)
     e = add(g, e,
-            mul(g, g.constant(embedding(m.point_embeddings, i), "point_embeddings"),
-                is(float(i))));
+            mul(g, g.constant(embedding(m.point_embeddings, i), "point_embeddings"), is(float(i))));
   return e;
 }
 
@@ -120,9 +119,9 @@ std::pair<std::string, std::string> two_way_attention_block(
 
   std::string q = add(g, queries, query_pe);
   const std::string k = add(g, keys_in, key_pe);
-  queries = add(g, queries,
-                attention(g, *m.cross_attn_token_to_image, "cross_attn_token_to_image", q, k,
-                          keys_in));
+  queries =
+      add(g, queries,
+          attention(g, *m.cross_attn_token_to_image, "cross_attn_token_to_image", q, k, keys_in));
   queries = layer_norm(g, *m.norm2, "norm2", queries);
 
   std::string mlp_out;
@@ -133,9 +132,9 @@ std::pair<std::string, std::string> two_way_attention_block(
   queries = layer_norm(g, *m.norm3, "norm3", add(g, queries, mlp_out));
 
   q = add(g, queries, query_pe);
-  const std::string keys = add(
-      g, keys_in,
-      attention(g, *m.cross_attn_image_to_token, "cross_attn_image_to_token", k, q, queries));
+  const std::string keys =
+      add(g, keys_in,
+          attention(g, *m.cross_attn_image_to_token, "cross_attn_image_to_token", k, q, queries));
   return {queries, layer_norm(g, *m.norm4, "norm4", keys)};
 }
 
@@ -159,8 +158,9 @@ std::pair<std::string, std::string> two_way_transformer(Graph& g, models::TwoWay
   }
   const std::string q = add(g, queries, tokens);
   const std::string k = add(g, keys, key_pe);
-  queries = add(g, queries,
-                attention(g, *m.final_attn_token_to_image, "final_attn_token_to_image", q, k, keys));
+  queries =
+      add(g, queries,
+          attention(g, *m.final_attn_token_to_image, "final_attn_token_to_image", q, k, keys));
   return {layer_norm(g, *m.norm_final_attn, "norm_final_attn", queries), keys};
 }
 
@@ -182,8 +182,7 @@ std::string output_upscaling(Graph& g, torch::nn::SequentialImpl& m, const std::
     auto* module = m.ptr(i).get();
     if (auto* c = dynamic_cast<torch::nn::ConvTranspose2dImpl*>(module)) {
       const int64_t k = c->weight.size(2), stride = c->options.stride()->at(0);
-      y = g.op("ConvTranspose",
-               {y, g.constant(c->weight, "weight"), g.constant(c->bias, "bias")},
+      y = g.op("ConvTranspose", {y, g.constant(c->weight, "weight"), g.constant(c->bias, "bias")},
                {{"kernel_shape", std::vector<int64_t>{k, k}},
                 {"strides", std::vector<int64_t>{stride, stride}}});
     } else if (auto* n = dynamic_cast<models::LayerNorm2dImpl*>(module)) {
@@ -223,13 +222,12 @@ std::pair<std::string, std::string> predict_masks(Graph& g, MaskDecoderImpl& m,
         g.op("Gather", {mask_tokens_out, g.constant(at::scalar_tensor(i, at::kLong))},
              {{"axis", int64_t(1)}});
     hyper_in_list.push_back(
-        g.op("Unsqueeze", {mlp(g, *m.output_hypernetworks_mlps[i]->as<models::MLP>(), token),
-                           g.ints({1})}));
+        g.op("Unsqueeze",
+             {mlp(g, *m.output_hypernetworks_mlps[i]->as<models::MLP>(), token), g.ints({1})}));
   }
   const std::string hyper_in = g.op("Concat", hyper_in_list, {{"axis", int64_t(1)}});
-  const std::string masks =
-      reshape(g, matmul(g, hyper_in, reshape(g, upscaled, {1, c / 8, -1})),
-              {1, n_masks, 4 * h, 4 * w});
+  const std::string masks = reshape(g, matmul(g, hyper_in, reshape(g, upscaled, {1, c / 8, -1})),
+                                    {1, n_masks, 4 * h, 4 * w});
   std::string iou;
   {
     Graph::Scope head(g, "iou_prediction_head");
@@ -242,17 +240,18 @@ std::pair<std::string, std::string> predict_masks(Graph& g, MaskDecoderImpl& m,
 // else the best of the others by predicted IoU.
 std::pair<std::string, std::string> select_masks(Graph& g, const std::string& masks,
                                                  const std::string& iou,
-                                                 const std::string& point_coords,
-                                                 int64_t n_masks) {
+                                                 const std::string& point_coords, int64_t n_masks) {
   Graph::Scope s(g, "select_masks");
   at::Tensor reweight = at::zeros({1, n_masks});
   reweight[0][0] = 1000.0f;
-  const std::string num_points = g.op(
-      "Cast", {g.op("Gather", {g.op("Shape", {point_coords}), g.constant(at::scalar_tensor(1, at::kLong))})},
-      {{"to", int64_t(Type::float32)}});
-  const std::string score =
-      add(g, iou,
-          mul(g, g.op("Sub", {num_points, g.scalar(2.5f)}), g.constant(reweight, "score_reweight")));
+  const std::string num_points =
+      g.op("Cast",
+           {g.op("Gather",
+                 {g.op("Shape", {point_coords}), g.constant(at::scalar_tensor(1, at::kLong))})},
+           {{"to", int64_t(Type::float32)}});
+  const std::string score = add(
+      g, iou,
+      mul(g, g.op("Sub", {num_points, g.scalar(2.5f)}), g.constant(reweight, "score_reweight")));
   const std::string best =
       g.op("ArgMax", {score}, {{"axis", int64_t(1)}, {"keepdims", int64_t(0)}});
   return {g.op("Gather", {masks, best}, {{"axis", int64_t(1)}}),
@@ -268,8 +267,8 @@ std::string resize_bilinear(Graph& g, const std::string& x, const std::string& s
 
 // SamOnnxModel.mask_postprocessing: to img_size x img_size, the padding cropped off, then to
 // orig_im_size.
-std::string mask_postprocessing(Graph& g, const std::string& masks,
-                                const std::string& orig_im_size, int64_t img_size) {
+std::string mask_postprocessing(Graph& g, const std::string& masks, const std::string& orig_im_size,
+                                int64_t img_size) {
   Graph::Scope s(g, "mask_postprocessing");
   const std::string batch_channels =
       g.op("Slice", {g.op("Shape", {masks}), g.ints({0}), g.ints({2}), g.ints({0})});
@@ -278,11 +277,12 @@ std::string mask_postprocessing(Graph& g, const std::string& masks,
   };
   std::string y = resize_bilinear(g, masks, sizes(g.ints({img_size, img_size})));
   // resize_longest_image_size: floor(img_size / max(size) * size + 0.5)
-  const std::string scale =
-      g.op("Div", {g.scalar(float(img_size)), g.op("ReduceMax", {orig_im_size}, {{"keepdims", int64_t(0)}})});
-  const std::string prepadded = g.op(
-      "Cast", {g.op("Floor", {add(g, mul(g, scale, orig_im_size), g.scalar(0.5f))})},
-      {{"to", int64_t(Type::int64)}});
+  const std::string scale = g.op(
+      "Div",
+      {g.scalar(float(img_size)), g.op("ReduceMax", {orig_im_size}, {{"keepdims", int64_t(0)}})});
+  const std::string prepadded =
+      g.op("Cast", {g.op("Floor", {add(g, mul(g, scale, orig_im_size), g.scalar(0.5f))})},
+           {{"to", int64_t(Type::int64)}});
   y = g.op("Slice", {y, g.ints({0, 0}), prepadded, g.ints({2, 3})});
   const std::string orig = g.op("Cast", {orig_im_size}, {{"to", int64_t(Type::int64)}});
   return resize_bilinear(g, y, sizes(orig));
@@ -305,8 +305,8 @@ void sam_onnx_model(Graph& g, models::SamImpl& sam, bool return_single_mask) {
   const std::string sparse = embed_points(g, pe, "point_coords", "point_labels", img_size);
   const std::string dense = embed_masks(g, pe, "mask_input", "has_mask_input");
   const std::string image_pe = g.constant(pe.get_dense_pe(), "prompt_encoder.dense_pe");
-  auto [masks, scores] = predict_masks(g, *sam.mask_decoder, "image_embeddings", image_pe,
-                                       sparse, dense, h, w);
+  auto [masks, scores] =
+      predict_masks(g, *sam.mask_decoder, "image_embeddings", image_pe, sparse, dense, h, w);
   const int64_t n_masks = sam.mask_decoder->mask_tokens->weight.size(0);
   if (return_single_mask)
     std::tie(masks, scores) = select_masks(g, masks, scores, "point_coords", n_masks);

@@ -1,11 +1,12 @@
 // TinyViT (models/tiny_vit.h) as ONNX nodes, one function per module. Batch 1, every shape
 // static. Batch norms are folded into their convolutions and each attention's bias table is
 // gathered into its heads x N x N constant here, so the graph holds the inference model only.
+#include "models/tiny_vit.h"
+
 #include <ATen/ATen.h>
 
-#include "models/tiny_vit.h"
-#include "onnx/sam.h"
 #include "onnx/layers.h"
+#include "onnx/sam.h"
 
 namespace sd::onnx {
 namespace {
@@ -86,15 +87,15 @@ std::string attention(Graph& g, AttentionImpl& m, const std::string& x, int64_t 
   }
   const int64_t heads = m.num_heads, key_dim = m.qkv->weight.size(0) / heads / 3;
   const std::vector<std::string> qkv =
-      g.node("Split", {reshape(g, y, {windows, n, heads, 3 * key_dim}),
-                       g.ints({key_dim, key_dim, key_dim})},
+      g.node("Split",
+             {reshape(g, y, {windows, n, heads, 3 * key_dim}), g.ints({key_dim, key_dim, key_dim})},
              {{"axis", int64_t(3)}}, 3);
   const std::string q = transpose(g, qkv[0], {0, 2, 1, 3});
   const std::string k = transpose(g, qkv[1], {0, 2, 3, 1});
   const std::string v = transpose(g, qkv[2], {0, 2, 1, 3});
   // The bias of every (query, key) pair, gathered from the table by the offset index now.
-  const at::Tensor biases = m.attention_biases.index_select(1, m.attention_bias_idxs.flatten())
-                                .view({heads, n, n});
+  const at::Tensor biases =
+      m.attention_biases.index_select(1, m.attention_bias_idxs.flatten()).view({heads, n, n});
   std::string attn = mul(g, matmul(g, q, k), g.scalar(float(m.scale)));
   attn = g.op("Softmax", {add(g, attn, g.constant(biases, "attention_biases"))},
               {{"axis", int64_t(-1)}});
@@ -114,7 +115,8 @@ std::string tiny_vit_block(Graph& g, TinyViTBlockImpl& m, const std::string& x, 
     const int64_t ph = h + pad_b, pw = w + pad_r, nh = ph / ws, nw = pw / ws;
     y = reshape(g, x, {1, h, w, c});
     if (pad_b > 0 || pad_r > 0)
-      y = g.op("Pad", {y, g.ints({0, 0, 0, 0, 0, pad_b, pad_r, 0})}, {{"mode", std::string("constant")}});
+      y = g.op("Pad", {y, g.ints({0, 0, 0, 0, 0, pad_b, pad_r, 0})},
+               {{"mode", std::string("constant")}});
     // window partition: (nh * nw) x (ws * ws) x C
     y = transpose(g, reshape(g, y, {1, nh, ws, nw, ws, c}), {0, 1, 3, 2, 4, 5});
     y = attention(g, *m.attn, reshape(g, y, {nh * nw, ws * ws, c}), nh * nw, ws * ws);

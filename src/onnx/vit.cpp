@@ -4,8 +4,8 @@
 #include <ATen/ATen.h>
 
 #include "models/image_encoder_vit.h"
-#include "onnx/sam.h"
 #include "onnx/layers.h"
+#include "onnx/sam.h"
 
 namespace sd::onnx {
 namespace {
@@ -40,7 +40,9 @@ std::string attention(Graph& g, AttentionImpl& m, const std::string& x, int64_t 
   }
   qkv = transpose(g, reshape(g, qkv, {b, h * w, 3, heads, hd}), {2, 0, 3, 1, 4});
   qkv = reshape(g, qkv, {3, b * heads, h * w, hd});
-  auto part = [&](int64_t i) { return g.op("Gather", {qkv, g.constant(at::scalar_tensor(i, at::kLong))}); };
+  auto part = [&](int64_t i) {
+    return g.op("Gather", {qkv, g.constant(at::scalar_tensor(i, at::kLong))});
+  };
   const std::string q = part(0), k = part(1), v = part(2);
   std::string attn = matmul(g, mul(g, q, g.scalar(float(m.scale))), transpose(g, k, {0, 2, 1}));
   if (m.rel_pos_h.defined()) attn = add_decomposed_rel_pos(g, m, attn, q, b * heads, h, w);

@@ -24,8 +24,8 @@ constexpr double kMaskIou = 0.999;
 constexpr double kLogitTol = 1e-2;  // low-res logits, absolute (the fixtures' tolerance)
 
 models::Sam load_sam(const ModelFolder& folder) {
-  models::Sam sam =
-      models::build_sam(models::encoder_config_from_json(folder.config, folder.file("config.json")));
+  models::Sam sam = models::build_sam(
+      models::encoder_config_from_json(folder.config, folder.file("config.json")));
   io::load_state_dict(*sam, io::read_state_dict(folder.file("weights.pth")), "",
                       folder.file("weights.pth"));
   sam->eval();
@@ -125,13 +125,19 @@ TEST_F(OnnxExportRef, OnnxRuntimeComputesWhatPredictDoesOnEveryCase) {
     const at::Tensor embedding = encoded.outputs.at("image_embeddings");
     const double rel = rel_l2(embedding, predictor.get_image_embedding());
     EXPECT_LE(rel, kRelTol) << "embedding";
-    std::printf("[ %s ] ONNX Runtime embedding, relative L2 to samdistill's %.2e, to the "
-                "reference's %.2e\n",
-                folder.name.c_str(), rel, rel_l2(embedding, cases.at("embedding")));
+    std::printf(
+        "[ %s ] ONNX Runtime embedding, relative L2 to samdistill's %.2e, to the "
+        "reference's %.2e\n",
+        folder.name.c_str(), rel, rel_l2(embedding, cases.at("embedding")));
 
+    // Every single-image case (the ONNX decoder takes one prompt set), on samdistill's
+    // embedding so that only the decoders are compared here.
+    std::vector<std::string> names;
+    std::vector<models::Prompts> prompts;
+    std::vector<Tensors> feeds;
     std::ifstream json(folder.file("cases.json"));
     for (const auto& spec : nlohmann::json::parse(json)) {
-      if (spec.value("batched", false)) continue;  // the ONNX decoder takes one prompt set
+      if (spec.value("batched", false)) continue;
       const std::string k = "case" + std::to_string(spec.at("case").get<int>()) + ".";
       models::Prompts p;
       if (spec.contains("point_coords")) {
@@ -140,28 +146,32 @@ TEST_F(OnnxExportRef, OnnxRuntimeComputesWhatPredictDoesOnEveryCase) {
       }
       if (spec.contains("box")) p.box = cases.at(k + "box");
       if (spec.contains("mask_input")) p.mask_input = cases.at(k + "mask_input");
-      // The decoder on samdistill's embedding, so that only the decoder is compared here.
-      const Tensors inputs = decoder_inputs(predictor, p, predictor.get_image_embedding());
-      const OrtRun all = run_ort(e.decoder_path, inputs);
-      const models::Prediction multi = predictor.predict(p, true, true);
-      const models::Prediction one = predictor.predict(p, false, true);
-      const std::string what = folder.name + " " + k;
-      expect_same_prediction(all, 1, {multi.masks > 0, multi.iou_predictions,
-                                      multi.low_res_logits}, what + " multimask");
-      expect_same_prediction(all, 0, {one.masks > 0, one.iou_predictions, one.low_res_logits},
-                             what + " single");
+      names.push_back(folder.name + " " + k);
+      prompts.push_back(p);
+      feeds.push_back(decoder_inputs(predictor, p, predictor.get_image_embedding()));
+    }
+    ASSERT_GE(feeds.size(), 4u);
+    const std::vector<OrtRun> all = run_ort(e.decoder_path, feeds);
+    const std::vector<OrtRun> selected = run_ort(single, feeds);
+    for (size_t i = 0; i < feeds.size(); ++i) {
+      const models::Prediction multi = predictor.predict(prompts[i], true, true);
+      const models::Prediction one = predictor.predict(prompts[i], false, true);
+      expect_same_prediction(all[i], 1,
+                             {multi.masks > 0, multi.iou_predictions, multi.low_res_logits},
+                             names[i] + " multimask");
+      expect_same_prediction(all[i], 0, {one.masks > 0, one.iou_predictions, one.low_res_logits},
+                             names[i] + " single");
 
       // --return-single-mask: the first mask for more than two points (a box counts two),
       // else the best of the other three by predicted IoU (SamOnnxModel.select_masks).
-      const OrtRun selected = run_ort(single, inputs);
-      const int64_t points = inputs.at("point_labels").size(1);
+      const int64_t points = feeds[i].at("point_labels").size(1);
       const models::Prediction& expected = points > 2 ? one : multi;
       const int64_t best = points > 2 ? 0 : multi.iou_predictions.argmax().item<int64_t>();
-      expect_same_prediction(selected, 0,
+      expect_same_prediction(selected[i], 0,
                              {expected.masks.slice(0, best, best + 1) > 0,
                               expected.iou_predictions.slice(0, best, best + 1),
                               expected.low_res_logits.slice(0, best, best + 1)},
-                             what + " --return-single-mask");
+                             names[i] + " --return-single-mask");
     }
     std::filesystem::remove_all(dir);
   }

@@ -1,6 +1,8 @@
 // The ONNX export of a TinyViT of another size than the fixtures' (tests/common/pipeline.h's
 // small student) with seeded weights, batch-norm statistics and attention biases: the checker
 // accepts it, the graph is the inference graph, and ONNX Runtime computes what samdistill does.
+#include "onnx/export.h"
+
 #include <ATen/ATen.h>
 #include <torch/types.h>
 
@@ -9,7 +11,6 @@
 #include "common/pipeline.h"
 #include "models/predictor.h"
 #include "models/tiny_vit.h"
-#include "onnx/export.h"
 #include "onnx/graph.h"
 #include "onnx/onnx_testing.h"
 

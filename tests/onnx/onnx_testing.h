@@ -67,37 +67,55 @@ struct OrtRun {
   std::vector<double> times_ms;  // one per timed run
 };
 
-// `model` run by ONNX Runtime on `inputs` (float32 or int64 tensors) with `threads` intra-op
-// threads, `repeats` timed runs (after a warm-up when more than one).
-inline OrtRun run_ort(const std::string& model, const std::map<std::string, at::Tensor>& inputs,
-                      int threads = 1, int repeats = 1) {
+// `model` run by ONNX Runtime in one session on each of `feeds` (inputs by name: float32 or
+// int64 tensors) with `threads` intra-op threads and `repeats` timed runs per feed (after a
+// warm-up when more than one).
+inline std::vector<OrtRun> run_ort(const std::string& model,
+                                   const std::vector<std::map<std::string, at::Tensor>>& feeds,
+                                   int threads = 1, int repeats = 1) {
   const std::string dir = make_temp_dir("sd_ort");
-  nlohmann::json job{{"model", model}, {"threads", threads}, {"repeats", repeats},
-                     {"out_dir", dir}};
-  for (const auto& [name, tensor] : inputs) {
-    const at::Tensor t = tensor.contiguous();
-    const std::string file = dir + "/in_" + name + ".bin";
-    write_file_atomic(file, {static_cast<const char*>(t.data_ptr()),
-                             size_t(t.numel() * t.element_size())});
-    job["inputs"][name] = {{"type", t.scalar_type() == at::kLong ? "int64" : "float32"},
-                           {"dims", t.sizes().vec()},
-                           {"file", file}};
+  nlohmann::json job{{"model", model},
+                     {"threads", threads},
+                     {"repeats", repeats},
+                     {"out_dir", dir},
+                     {"feeds", nlohmann::json::array()}};
+  for (size_t k = 0; k < feeds.size(); ++k) {
+    nlohmann::json specs = nlohmann::json::object();
+    for (const auto& [name, tensor] : feeds[k]) {
+      const at::Tensor t = tensor.contiguous();
+      const std::string file = dir + "/in" + std::to_string(k) + "_" + name + ".bin";
+      write_file_atomic(
+          file, {static_cast<const char*>(t.data_ptr()), size_t(t.numel() * t.element_size())});
+      specs[name] = {{"type", t.scalar_type() == at::kLong ? "int64" : "float32"},
+                     {"dims", t.sizes().vec()},
+                     {"file", file}};
+    }
+    job["feeds"].push_back(specs);
   }
   write_file_atomic(dir + "/job.json", job.dump());
-  const ProgramRun run = run_command("node '" + ort_runner_dir() + "/run.js' '" + dir + "/job.json'");
-  OrtRun out;
+  const ProgramRun run =
+      run_command("node '" + ort_runner_dir() + "/run.js' '" + dir + "/job.json'");
+  std::vector<OrtRun> out(feeds.size());
   EXPECT_EQ(run.status, 0) << run.output;
   if (run.status != 0) return out;
   const nlohmann::json result = nlohmann::json::parse(read_file(dir + "/result.json"));
-  out.times_ms = result.at("times_ms").get<std::vector<double>>();
-  for (const auto& [name, dims] : result.at("outputs").items()) {
-    const std::string bytes = read_file(dir + "/" + name + ".bin");
-    const std::vector<int64_t> shape = dims.get<std::vector<int64_t>>();
-    out.outputs[name] =
-        at::from_blob(const_cast<char*>(bytes.data()), shape, at::kFloat).clone();
+  for (size_t k = 0; k < feeds.size(); ++k) {
+    out[k].times_ms = result.at("times_ms").at(k).get<std::vector<double>>();
+    for (const auto& [name, dims] : result.at("outputs").at(k).items()) {
+      const std::string bytes = read_file(dir + "/" + std::to_string(k) + "." + name + ".bin");
+      out[k].outputs[name] = at::from_blob(const_cast<char*>(bytes.data()),
+                                           dims.get<std::vector<int64_t>>(), at::kFloat)
+                                 .clone();
+    }
   }
   std::filesystem::remove_all(dir);
   return out;
+}
+
+inline OrtRun run_ort(const std::string& model, const std::map<std::string, at::Tensor>& inputs,
+                      int threads = 1, int repeats = 1) {
+  return run_ort(model, std::vector<std::map<std::string, at::Tensor>>{inputs}, threads,
+                 repeats)[0];
 }
 
 inline double rel_l2(const at::Tensor& a, const at::Tensor& b) {

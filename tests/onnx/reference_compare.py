@@ -9,8 +9,8 @@ FIXTURE_FOLDER is a reference model folder (config.json, weights.pth, cases.pth:
 as segment-anything's scripts/export_onnx_model.py does; Debian's python3-torch exports without
 the onnx package). Runs all four files in ONNX Runtime (tests/onnx/node, 2 threads, RUNS timed
 runs after a warm-up, medians) on the fixture's image and a point prompt, and prints one JSON
-line: agreement of the outputs and the times, plus samdistill's own LibTorch times from
-`samdistill bench`-free timing of the same work in one process (see README, ONNX export).
+line: agreement of the outputs and the times, with the reference's PyTorch encoder time and
+`samdistill bench`'s LibTorch encoder and decoder times (2 threads) in the same sitting.
 Needs python3-torch and node with onnxruntime-node installed in tests/onnx/node.
 """
 import json, os, subprocess, sys, tempfile, time
@@ -76,22 +76,22 @@ def export_reference(sam, out):
 
 def run_ort(model, inputs, runs, work):
     """Outputs and timed runs (ms) of `model` in ONNX Runtime through tests/onnx/node/run.js."""
-    job = {"model": model, "threads": 2, "repeats": runs, "out_dir": work, "inputs": {}}
+    job = {"model": model, "threads": 2, "repeats": runs, "out_dir": work, "feeds": [{}]}
     for name, value in inputs.items():
         value = np.ascontiguousarray(value)
         path = os.path.join(work, "in_" + name + ".bin")
         value.tofile(path)
-        job["inputs"][name] = {"type": "int64" if value.dtype == np.int64 else "float32",
-                               "dims": list(value.shape), "file": path}
+        job["feeds"][0][name] = {"type": "int64" if value.dtype == np.int64 else "float32",
+                                 "dims": list(value.shape), "file": path}
     with open(os.path.join(work, "job.json"), "w") as f:
         json.dump(job, f)
     subprocess.run(["node", os.path.join(HERE, "node", "run.js"), os.path.join(work, "job.json")],
                    check=True)
     with open(os.path.join(work, "result.json")) as f:
         result = json.load(f)
-    outputs = {n: np.fromfile(os.path.join(work, n + ".bin"), np.float32).reshape(d)
-               for n, d in result["outputs"].items()}
-    return outputs, result["times_ms"]
+    outputs = {n: np.fromfile(os.path.join(work, "0." + n + ".bin"), np.float32).reshape(d)
+               for n, d in result["outputs"][0].items()}
+    return outputs, result["times_ms"][0]
 
 
 def median(xs):
@@ -164,6 +164,11 @@ def main():
             sam.image_encoder(x)
             enc_t.append((time.perf_counter() - t) * 1e3)
     res["pytorch_reference_encoder_ms"] = median(enc_t)
+    # samdistill's own LibTorch inference (vit_t encoder, decoder per prompt), 2 threads.
+    bench = subprocess.run([binary, "--threads", "2", "bench", "--json", "--only", "encoder",
+                            "decoder", "--repeats", str(runs)], check=True,
+                           capture_output=True, text=True)
+    res["samdistill_bench"] = json.loads(bench.stdout.strip().splitlines()[-1])
     print(json.dumps(res))
 
 
