@@ -19,3 +19,12 @@ $SUDO apt-get install -y -qq --no-install-recommends \
 # choices (SAMDISTILL_ALLOCATOR). libturbojpeg: JPEGs decoded straight to RGB. libblas-dev:
 # links the BLAS LibTorch uses (OpenBLAS, through the alternatives) for TinyViT's window
 # products.
+# python3-onnx: ONNX's own checker, and node with onnxruntime-node (npm, into tests/onnx/node;
+# its install script only fetches a CUDA add-on, hence --ignore-scripts): the tests of the ONNX
+# export run the exported models in ONNX Runtime. A node already installed (e.g. NodeSource's)
+# is kept.
+$SUDO apt-get install -y -qq --no-install-recommends python3-onnx >/dev/null
+if ! command -v npm >/dev/null; then
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+(cd "$(dirname "$0")/../tests/onnx/node" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)

@@ -5,14 +5,31 @@
 #include "io/checkpoint.h"
 #include "io/state_dict.h"
 #include "io/weights.h"
+#include "models/sam.h"
 #include "models/sam_weights.h"
+#include "onnx/export.h"
+#include "util/error.h"
 
 namespace sd::cli {
 namespace {
 
 struct ExportArgs {
-  std::string student, student_model, decoder_from, out;
+  std::string student, student_model, decoder_from, out, format = "pt";
+  onnx::ExportOptions onnx;
 };
+
+// The assembled SAM as DIR/encoder.onnx and DIR/decoder.onnx.
+void write_onnx(const ExportArgs& a, const io::StateDict& sam_entries,
+                const models::EncoderConfig& config) {
+  models::Sam sam = models::build_sam(config);
+  io::load_state_dict(*sam, sam_entries, "", a.student);
+  const onnx::Exported e = onnx::export_onnx(*sam, a.out, a.onnx);
+  std::cout << "wrote " << e.encoder_path << " (" << e.encoder_bytes << " bytes, "
+            << models::preset_name(config) << " encoder) and " << e.decoder_path << " ("
+            << e.decoder_bytes << " bytes"
+            << (a.onnx.return_single_mask ? ", single mask" : ", all masks")
+            << (a.onnx.int8 ? ", int8 weights" : "") << ")\n";
+}
 
 void run_export(const ExportArgs& a) {
   const io::Weights student = io::read_weights(a.student);
@@ -21,6 +38,9 @@ void run_export(const ExportArgs& a) {
   // A fine-tuned student (finetune's final.pth) brings its own prompt encoder and mask decoder.
   const std::string decoder_from = a.decoder_from.empty() ? student.file : a.decoder_from;
   io::StateDict sam = models::assemble_sam(student.encoder(), config, decoder_from);
+  if (a.format == "onnx") return write_onnx(a, sam, config);
+  if (a.onnx.return_single_mask || a.onnx.int8)
+    throw Error("--return-single-mask and --quantize are options of --format onnx");
   io::write_state_dict(a.out, sam);
   std::cout << "wrote " << a.out << ": " << sam.size() << " entries, " << io::count_parameters(sam)
             << " parameters (" << models::preset_name(config) << " encoder)\n";
@@ -45,7 +65,23 @@ void add_export_command(CLI::App& app, const Globals&) {
   cmd->add_option("--decoder-from", a->decoder_from,
                   "Full SAM checkpoint whose prompt encoder and mask decoder to take (default: "
                   "--student's own, when it is a full SAM checkpoint such as a finetune run's)");
-  cmd->add_option("--out", a->out, "Output checkpoint (e.g. mobile_sam.pt)")->required();
+  cmd->add_option("--out", a->out,
+                  "Output checkpoint (e.g. mobile_sam.pt); with --format onnx, the folder for "
+                  "encoder.onnx and decoder.onnx")
+      ->required();
+  cmd->add_option("--format", a->format,
+                  "pt: a PyTorch checkpoint; onnx: encoder.onnx (1x3x1024x1024 normalised, "
+                  "padded image -> 1x256x64x64 embedding) and decoder.onnx (the inputs and "
+                  "outputs of SAM's ONNX decoder), opset 17")
+      ->check(CLI::IsMember({"pt", "onnx"}));
+  cmd->add_flag("--return-single-mask", a->onnx.return_single_mask,
+                "ONNX decoder: return the one best mask (as SAM's export script's option), not "
+                "all four");
+  cmd->add_option_function<std::string>(
+         "--quantize", [a](const std::string&) { a->onnx.int8 = true; },
+         "int8: ONNX weights of the matrix products and convolutions as int8 with per-channel "
+         "scales (activations of the products quantised dynamically)")
+      ->check(CLI::IsMember({"int8"}));
   cmd->callback([a] { run_export(*a); });
 }
 

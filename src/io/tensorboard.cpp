@@ -11,6 +11,7 @@
 #include "util/atomic_file.h"
 #include "util/crc32c.h"
 #include "util/error.h"
+#include "util/protobuf.h"
 
 namespace fs = std::filesystem;
 
@@ -21,33 +22,8 @@ namespace {
 enum EventField { kWallTime = 1, kStep = 2, kFileVersion = 3, kSummary = 5 };
 enum ValueField { kTag = 1, kSimpleValue = 2, kImage = 4 };
 enum ImageField { kHeight = 1, kWidth = 2, kColorspace = 3, kEncoded = 4 };
-enum WireType { kVarint = 0, kFixed64 = 1, kBytes = 2, kFixed32 = 5 };
 constexpr int kRgb = 3;  // Summary.Image.colorspace
-
-// Protobuf encoding of single fields.
-void put_varint(std::string& out, uint64_t v) {
-  for (; v >= 0x80; v >>= 7) out += char((v & 0x7f) | 0x80);
-  out += char(v);
-}
-void put_key(std::string& out, int field, WireType type) {
-  put_varint(out, uint64_t(field) << 3 | type);
-}
-void put_int(std::string& out, int field, int64_t v) {
-  put_key(out, field, kVarint);
-  put_varint(out, uint64_t(v));
-}
-void put_bytes(std::string& out, int field, const std::string& bytes) {
-  put_key(out, field, kBytes);
-  put_varint(out, bytes.size());
-  out += bytes;
-}
-template <typename T>
-void put_fixed(std::string& out, int field, T v) {
-  put_key(out, field, sizeof(T) == 8 ? kFixed64 : kFixed32);
-  char raw[sizeof(T)];
-  std::memcpy(raw, &v, sizeof(T));  // little-endian, as protobuf's fixed fields
-  out.append(raw, sizeof(T));
-}
+using namespace protobuf;
 
 // A Summary holding one Value: tag plus `value` (the oneof field, already encoded).
 std::string summary(const std::string& tag, const std::string& value) {

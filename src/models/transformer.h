@@ -20,6 +20,7 @@ class AttentionImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+  int64_t num_heads() const { return num_heads_; }
 
  private:
   int64_t num_heads_;

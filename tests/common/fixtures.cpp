@@ -131,8 +131,10 @@ std::vector<std::string> logged(const std::string& output, const std::string& le
   return out;
 }
 
-ProgramRun run_program(const std::string& args) {
-  const std::string command = binary_path() + " " + args + " 2>&1";
+ProgramRun run_program(const std::string& args) { return run_command(binary_path() + " " + args); }
+
+ProgramRun run_command(const std::string& shell_command) {
+  const std::string command = shell_command + " 2>&1";
   ProgramRun run;
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) return run;

@@ -62,6 +62,8 @@ struct ProgramRun {
   std::string output;
 };
 ProgramRun run_program(const std::string& args);
+// The same for any shell command.
+ProgramRun run_command(const std::string& shell_command);
 
 // The malloc the program was built with: "glibc", "jemalloc" or "mimalloc" (CMake's choice).
 std::string program_allocator();

@@ -1,0 +1,30 @@
+#pragma once
+#include <string>
+
+#include "models/sam.h"
+
+// `samdistill export --format onnx`: SAM's image encoder and SamOnnxModel decoder as ONNX
+// models (opset 17) built from the modules' current weights (eval mode: batch norms folded).
+namespace sd::onnx {
+
+struct ExportOptions {
+  bool return_single_mask = false;  // decoder: the best mask only (SamOnnxModel's option)
+  bool int8 = false;                // weights of the products and convolutions as int8 (layers.h)
+};
+
+// encoder.onnx: input `image` 1 x 3 x S x S (S = sam.img_size(); normalised and padded as
+// models/preprocess.h makes it), output `image_embeddings` 1 x 256 x 64 x 64. TinyViT or
+// ImageEncoderViT; sd::Error for another encoder.
+std::string encoder_model(models::SamImpl& sam, const ExportOptions& options = {});
+// decoder.onnx with SAM's ONNX decoder signature (sam_decoder.cpp).
+std::string decoder_model(models::SamImpl& sam, const ExportOptions& options = {});
+
+struct Exported {
+  std::string encoder_path, decoder_path;
+  size_t encoder_bytes = 0, decoder_bytes = 0;
+};
+// Writes DIR/encoder.onnx and DIR/decoder.onnx (DIR made when missing), each atomically.
+Exported export_onnx(models::SamImpl& sam, const std::string& dir,
+                     const ExportOptions& options = {});
+
+}  // namespace sd::onnx

@@ -1,0 +1,181 @@
+// `export --format onnx` of the reference fixtures' models (the TinyViT student and the ViT
+// teacher): ONNX's checker accepts both files, and ONNX Runtime computes from them what
+// samdistill computes itself: the embedding of the fixture image, and every single-image case
+// of cases.json through SAM's ONNX decoder signature (prompts as SAM's ONNX example feeds them).
+#include <ATen/ATen.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "io/checkpoint.h"
+#include "models/predictor.h"
+#include "onnx/export.h"
+#include "onnx/onnx_testing.h"
+
+namespace sd::onnx {
+namespace {
+
+using namespace sd::testing;
+using Tensors = std::map<std::string, at::Tensor>;
+
+constexpr double kRelTol = 1e-4;  // embeddings, relative L2
+constexpr double kIouTol = 1e-4;  // predicted IoUs, absolute
+constexpr double kMaskIou = 0.999;
+constexpr double kLogitTol = 1e-2;  // low-res logits, absolute (the fixtures' tolerance)
+
+models::Sam load_sam(const ModelFolder& folder) {
+  models::Sam sam = models::build_sam(
+      models::encoder_config_from_json(folder.config, folder.file("config.json")));
+  io::load_state_dict(*sam, io::read_state_dict(folder.file("weights.pth")), "",
+                      folder.file("weights.pth"));
+  sam->eval();
+  return sam;
+}
+
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+// The decoder's inputs for one image's prompts in original pixels, as SAM's ONNX example
+// builds them: coordinates in the resized frame, box corners labelled 2 and 3, and a padding
+// point (label -1) when there is no box.
+Tensors decoder_inputs(const models::SamPredictor& predictor, const models::Prompts& p,
+                       const at::Tensor& embedding) {
+  const models::ResizeLongestSide& t = predictor.transform();
+  const models::Size2 size = predictor.original_size();
+  std::vector<at::Tensor> coords, labels;
+  if (p.point_coords.defined()) {
+    coords.push_back(t.apply_coords(p.point_coords.to(at::kFloat), size));
+    labels.push_back(p.point_labels.to(at::kFloat));
+  }
+  if (p.box.defined()) {
+    coords.push_back(t.apply_coords(p.box.to(at::kFloat).view({2, 2}), size));
+    labels.push_back(at::tensor({2.0f, 3.0f}));
+  } else {
+    coords.push_back(at::zeros({1, 2}));
+    labels.push_back(at::tensor({-1.0f}));
+  }
+  const bool has_mask = p.mask_input.defined();
+  return {{"image_embeddings", embedding},
+          {"point_coords", at::cat(coords).unsqueeze(0)},
+          {"point_labels", at::cat(labels).unsqueeze(0)},
+          {"mask_input", has_mask ? p.mask_input.unsqueeze(0) : at::zeros({1, 1, 256, 256})},
+          {"has_mask_input", at::tensor({has_mask ? 1.0f : 0.0f})},
+          {"orig_im_size", at::tensor({float(size[0]), float(size[1])})}};
+}
+
+// ONNX Runtime's masks `first` .. `first + n` of `onnx` against predict()'s.
+void expect_same_prediction(const OrtRun& onnx, int64_t first, const models::Prediction& ours,
+                            const std::string& what) {
+  const int64_t n = ours.iou_predictions.size(0);
+  ASSERT_EQ(onnx.outputs.count("masks"), 1u) << what;
+  const at::Tensor masks = onnx.outputs.at("masks")[0].slice(0, first, first + n);
+  const at::Tensor ious = onnx.outputs.at("iou_predictions")[0].slice(0, first, first + n);
+  const at::Tensor low_res = onnx.outputs.at("low_res_masks")[0].slice(0, first, first + n);
+  ASSERT_EQ(masks.sizes(), ours.masks.sizes()) << what;
+  for (int64_t i = 0; i < n; ++i) {
+    const double iou = mask_iou(masks[i] > 0, ours.masks[i]);
+    EXPECT_GE(iou, kMaskIou) << what << " mask " << i;
+    std::printf("[ %s mask %ld ] IoU with predict's %.6f\n", what.c_str(), long(i), iou);
+  }
+  EXPECT_LE(max_abs_diff(ious, ours.iou_predictions), kIouTol) << what;
+  EXPECT_LE(max_abs_diff(low_res, ours.low_res_logits), kLogitTol) << what;
+}
+
+class OnnxExportRef : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SD_REQUIRE_FIXTURES();
+    ASSERT_FALSE(model_folders().empty());
+  }
+};
+
+TEST_F(OnnxExportRef, TheCheckerAcceptsBothFilesOfEveryFixtureModel) {
+  if (const std::string why = checker_missing(); !why.empty()) GTEST_SKIP() << why;
+  for (const ModelFolder& folder : model_folders()) {
+    models::Sam sam = load_sam(folder);
+    const std::string dir = make_temp_dir("sd_onnx_check");
+    const Exported e = export_onnx(*sam, dir);
+    EXPECT_EQ(onnx_check(e.encoder_path), "") << folder.name << " encoder";
+    EXPECT_EQ(onnx_check(e.decoder_path), "") << folder.name << " decoder";
+    write_file_atomic(dir + "/single.onnx", decoder_model(*sam, {true}));
+    EXPECT_EQ(onnx_check(dir + "/single.onnx"), "") << folder.name << " single-mask decoder";
+    std::filesystem::remove_all(dir);
+  }
+}
+
+TEST_F(OnnxExportRef, OnnxRuntimeComputesWhatPredictDoesOnEveryCase) {
+  if (const std::string why = ort_missing(); !why.empty()) GTEST_SKIP() << why;
+  at::NoGradGuard no_grad;
+  for (const ModelFolder& folder : model_folders()) {
+    SCOPED_TRACE(folder.name);
+    models::Sam sam = load_sam(folder);
+    const Tensors cases = load_tensors(folder.file("cases.pth"));
+    const std::string dir = make_temp_dir("sd_onnx_ort");
+    const Exported e = export_onnx(*sam, dir);
+    const std::string single = dir + "/single.onnx";
+    write_file_atomic(single, decoder_model(*sam, {true}));
+
+    const at::Tensor s = cases.at("original_size");
+    models::SamPredictor predictor(sam);
+    predictor.set_image(cases.at("image_resized"), {s[0].item<int64_t>(), s[1].item<int64_t>()});
+    const at::Tensor image = sam->preprocess(cases.at("image_resized"));
+    const OrtRun encoded = run_ort(e.encoder_path, {{"image", image}});
+    ASSERT_EQ(encoded.outputs.count("image_embeddings"), 1u);
+    const at::Tensor embedding = encoded.outputs.at("image_embeddings");
+    const double rel = rel_l2(embedding, predictor.get_image_embedding());
+    EXPECT_LE(rel, kRelTol) << "embedding";
+    std::printf(
+        "[ %s ] ONNX Runtime embedding, relative L2 to samdistill's %.2e, to the "
+        "reference's %.2e\n",
+        folder.name.c_str(), rel, rel_l2(embedding, cases.at("embedding")));
+
+    // Every single-image case (the ONNX decoder takes one prompt set), on samdistill's
+    // embedding so that only the decoders are compared here.
+    std::vector<std::string> names;
+    std::vector<models::Prompts> prompts;
+    std::vector<Tensors> feeds;
+    std::ifstream json(folder.file("cases.json"));
+    for (const auto& spec : nlohmann::json::parse(json)) {
+      if (spec.value("batched", false)) continue;
+      const std::string k = "case" + std::to_string(spec.at("case").get<int>()) + ".";
+      models::Prompts p;
+      if (spec.contains("point_coords")) {
+        p.point_coords = cases.at(k + "point_coords");
+        p.point_labels = cases.at(k + "point_labels");
+      }
+      if (spec.contains("box")) p.box = cases.at(k + "box");
+      if (spec.contains("mask_input")) p.mask_input = cases.at(k + "mask_input");
+      names.push_back(folder.name + " " + k);
+      prompts.push_back(p);
+      feeds.push_back(decoder_inputs(predictor, p, predictor.get_image_embedding()));
+    }
+    ASSERT_GE(feeds.size(), 4u);
+    const std::vector<OrtRun> all = run_ort(e.decoder_path, feeds);
+    const std::vector<OrtRun> selected = run_ort(single, feeds);
+    for (size_t i = 0; i < feeds.size(); ++i) {
+      const models::Prediction multi = predictor.predict(prompts[i], true, true);
+      const models::Prediction one = predictor.predict(prompts[i], false, true);
+      expect_same_prediction(all[i], 1,
+                             {multi.masks > 0, multi.iou_predictions, multi.low_res_logits},
+                             names[i] + " multimask");
+      expect_same_prediction(all[i], 0, {one.masks > 0, one.iou_predictions, one.low_res_logits},
+                             names[i] + " single");
+
+      // --return-single-mask: the first mask for more than two points (a box counts two),
+      // else the best of the other three by predicted IoU (SamOnnxModel.select_masks).
+      const int64_t points = feeds[i].at("point_labels").size(1);
+      const models::Prediction& expected = points > 2 ? one : multi;
+      const int64_t best = points > 2 ? 0 : multi.iou_predictions.argmax().item<int64_t>();
+      expect_same_prediction(selected[i], 0,
+                             {expected.masks.slice(0, best, best + 1) > 0,
+                              expected.iou_predictions.slice(0, best, best + 1),
+                              expected.low_res_logits.slice(0, best, best + 1)},
+                             names[i] + " --return-single-mask");
+    }
+    std::filesystem::remove_all(dir);
+  }
+}
+
+}  // namespace
+}  // namespace sd::onnx

@@ -1,0 +1,176 @@
+#!/usr/bin/python3
+"""samdistill's ONNX export against the Python reference's own, in ONNX Runtime.
+
+    /usr/bin/python3 tests/onnx/reference_compare.py FIXTURE_FOLDER SAMDISTILL_BINARY OUT_DIR [RUNS]
+
+FIXTURE_FOLDER is a reference model folder (config.json, weights.pth, cases.pth: e.g.
+../shared/fixtures/reference/sam_vit_t). Exports its model twice: with `samdistill export
+--format onnx` and with the reference's torch.onnx.export (the image encoder, and SamOnnxModel
+as segment-anything's scripts/export_onnx_model.py does; Debian's python3-torch exports without
+the onnx package). Runs all four files in ONNX Runtime (tests/onnx/node, 2 threads, RUNS timed
+runs after a warm-up, medians) on the fixture's image and a point prompt, and prints one JSON
+line: agreement of the outputs and the times, with the reference's PyTorch encoder time and
+`samdistill bench`'s LibTorch encoder and decoder times (2 threads) in the same sitting.
+Needs python3-torch and node with onnxruntime-node installed in tests/onnx/node.
+"""
+import json, os, subprocess, sys, tempfile, time
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "..", "shared", "reference-bench"))
+from mobile_sam.modeling import (ImageEncoderViT, MaskDecoder, PromptEncoder, Sam,  # noqa: E402
+                                 TinyViT, TwoWayTransformer)
+from mobile_sam.utils.onnx import SamOnnxModel  # noqa: E402
+from mobile_sam.utils.transforms import ResizeLongestSide  # noqa: E402
+
+
+def build(config):
+    """The reference's SAM for a fixtures config.json (TinyViT or ViT encoder)."""
+    if "embed_dims" in config:
+        encoder = TinyViT(img_size=1024, in_chans=3, num_classes=1000,
+                          embed_dims=config["embed_dims"], depths=config["depths"],
+                          num_heads=config["num_heads"], window_sizes=config["window_sizes"],
+                          mlp_ratio=4.0, drop_rate=0.0, drop_path_rate=0.0,
+                          use_checkpoint=False, mbconv_expand_ratio=4.0, local_conv_size=3)
+    else:
+        from functools import partial
+        encoder = ImageEncoderViT(depth=config["depth"], embed_dim=config["embed_dim"],
+                                  img_size=1024, mlp_ratio=4,
+                                  norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+                                  num_heads=config["num_heads"], patch_size=16, qkv_bias=True,
+                                  use_rel_pos=True,
+                                  global_attn_indexes=config["global_attn_indexes"],
+                                  window_size=config.get("window_size", 14), out_chans=256)
+    return Sam(image_encoder=encoder,
+               prompt_encoder=PromptEncoder(embed_dim=256, image_embedding_size=(64, 64),
+                                            input_image_size=(1024, 1024), mask_in_chans=16),
+               mask_decoder=MaskDecoder(num_multimask_outputs=3,
+                                        transformer=TwoWayTransformer(depth=2, embedding_dim=256,
+                                                                      mlp_dim=2048, num_heads=8),
+                                        transformer_dim=256, iou_head_depth=3,
+                                        iou_head_hidden_dim=256),
+               pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
+
+
+def export_reference(sam, out):
+    os.makedirs(out, exist_ok=True)
+    torch.onnx.export(sam.image_encoder, torch.zeros(1, 3, 1024, 1024),
+                      os.path.join(out, "encoder.onnx"), opset_version=17,
+                      do_constant_folding=True, input_names=["image"],
+                      output_names=["image_embeddings"])
+    decoder = SamOnnxModel(sam, return_single_mask=False)
+    dummy = (torch.randn(1, 256, 64, 64), torch.randint(0, 1024, (1, 5, 2)).float(),
+             torch.randint(0, 4, (1, 5)).float(), torch.randn(1, 1, 256, 256),
+             torch.tensor([1.0]), torch.tensor([1500.0, 2250.0]))
+    torch.onnx.export(decoder, dummy, os.path.join(out, "decoder.onnx"), opset_version=17,
+                      do_constant_folding=True,
+                      input_names=["image_embeddings", "point_coords", "point_labels",
+                                   "mask_input", "has_mask_input", "orig_im_size"],
+                      output_names=["masks", "iou_predictions", "low_res_masks"],
+                      dynamic_axes={"point_coords": {1: "num_points"},
+                                    "point_labels": {1: "num_points"}})
+
+
+def run_ort(model, inputs, runs, work):
+    """Outputs and timed runs (ms) of `model` in ONNX Runtime through tests/onnx/node/run.js."""
+    job = {"model": model, "threads": 2, "repeats": runs, "out_dir": work, "feeds": [{}]}
+    for name, value in inputs.items():
+        value = np.ascontiguousarray(value)
+        path = os.path.join(work, "in_" + name + ".bin")
+        value.tofile(path)
+        job["feeds"][0][name] = {"type": "int64" if value.dtype == np.int64 else "float32",
+                                 "dims": list(value.shape), "file": path}
+    with open(os.path.join(work, "job.json"), "w") as f:
+        json.dump(job, f)
+    subprocess.run(["node", os.path.join(HERE, "node", "run.js"), os.path.join(work, "job.json")],
+                   check=True)
+    with open(os.path.join(work, "result.json")) as f:
+        result = json.load(f)
+    outputs = {n: np.fromfile(os.path.join(work, "0." + n + ".bin"), np.float32).reshape(d)
+               for n, d in result["outputs"][0].items()}
+    return outputs, result["times_ms"][0]
+
+
+def median(xs):
+    return float(np.median(xs))
+
+
+def main():
+    folder, binary, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    runs = int(sys.argv[4]) if len(sys.argv) > 4 else 7
+    torch.set_num_threads(2)
+    with open(os.path.join(folder, "config.json")) as f:
+        config = json.load(f)
+    sam = build(config)
+    sam.load_state_dict(torch.load(os.path.join(folder, "weights.pth")))
+    sam.eval()  # after loading: TinyViT caches its attention biases in eval()
+
+    t = time.perf_counter()
+    export_reference(sam, os.path.join(out, "reference"))
+    ref_export_s = time.perf_counter() - t
+    t = time.perf_counter()
+    subprocess.run([binary, "export", "--student", os.path.join(folder, "weights.pth"),
+                    "--format", "onnx", "--out", os.path.join(out, "samdistill")], check=True,
+                   stdout=subprocess.DEVNULL)
+    ours_export_s = time.perf_counter() - t
+
+    cases = torch.load(os.path.join(folder, "cases.pth"))
+    image = torch.as_tensor(cases["image_resized"]).permute(2, 0, 1).contiguous()[None]
+    with torch.no_grad():
+        x = sam.preprocess(image.float())
+    h, w = [int(v) for v in cases["original_size"]]
+    coords = ResizeLongestSide(1024).apply_coords(
+        np.array([[w * 0.4, h * 0.55], [0.0, 0.0]], np.float32), (h, w))
+    # the padding point is at (0, 0) in the resized frame
+    coords[1] = 0.0
+    prompt = {"point_coords": coords[None].astype(np.float32),
+              "point_labels": np.array([[1.0, -1.0]], np.float32),
+              "mask_input": np.zeros((1, 1, 256, 256), np.float32),
+              "has_mask_input": np.array([0.0], np.float32),
+              "orig_im_size": np.array([h, w], np.float32)}
+
+    res = {"model": os.path.basename(folder.rstrip("/")), "threads": 2, "runs": runs,
+           "export_s": {"samdistill": ours_export_s, "reference": ref_export_s}}
+    outputs, times = {}, {}
+    for who in ("samdistill", "reference"):
+        work = tempfile.mkdtemp(prefix="sd_ref_ort_")
+        enc, t_enc = run_ort(os.path.join(out, who, "encoder.onnx"), {"image": x.numpy()}, runs,
+                             work)
+        dec, t_dec = run_ort(os.path.join(out, who, "decoder.onnx"),
+                             dict(prompt, image_embeddings=enc["image_embeddings"]), runs, work)
+        outputs[who] = (enc, dec)
+        times[who] = {"encoder_ms": median(t_enc), "decoder_ms": median(t_dec),
+                      "encoder_bytes": os.path.getsize(os.path.join(out, who, "encoder.onnx")),
+                      "decoder_bytes": os.path.getsize(os.path.join(out, who, "decoder.onnx"))}
+    res["ort"] = times
+    a, b = outputs["samdistill"], outputs["reference"]
+    ea, eb = a[0]["image_embeddings"], b[0]["image_embeddings"]
+    res["embedding_rel_l2"] = float(np.linalg.norm(ea - eb) / np.linalg.norm(eb))
+    ma, mb = a[1]["masks"] > 0, b[1]["masks"] > 0
+    res["mask_iou"] = [float((ma[0, i] & mb[0, i]).sum() / max(1, (ma[0, i] | mb[0, i]).sum()))
+                       for i in range(ma.shape[1])]
+    res["iou_predictions_max_abs"] = float(np.abs(a[1]["iou_predictions"] -
+                                                  b[1]["iou_predictions"]).max())
+
+    # The reference's own PyTorch inference of the same work, for scale.
+    with torch.no_grad():
+        sam.image_encoder(x)
+        enc_t = []
+        for _ in range(max(1, runs // 2)):
+            t = time.perf_counter()
+            sam.image_encoder(x)
+            enc_t.append((time.perf_counter() - t) * 1e3)
+    res["pytorch_reference_encoder_ms"] = median(enc_t)
+    # samdistill's own LibTorch inference (vit_t encoder, decoder per prompt), 2 threads.
+    bench = subprocess.run([binary, "--threads", "2", "bench", "--json", "--only", "encoder",
+                            "decoder", "--repeats", str(runs)], check=True,
+                           capture_output=True, text=True)
+    res["samdistill_bench"] = json.loads(bench.stdout.strip().splitlines()[-1])
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
