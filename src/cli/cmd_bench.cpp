@@ -29,12 +29,16 @@ struct BenchArgs {
   distill::TrainBench train;
   std::string data = "data/sample";
   std::string teacher = "vit_b";
+  std::string infer_device = "cpu";
+  std::string infer_amp = "off";
+  int infer_batch = 4;
   std::vector<std::string> only;
   std::string segment_student, segment_image;
 };
 
-const std::vector<std::string> kParts = {"encoder", "memory", "decoder", "data", "store",
-                                         "embed",   "eval",   "train",   "dist", "segment"};
+const std::vector<std::string> kParts = {"encoder", "memory",  "decoder", "data",
+                                         "store",   "embed",   "eval",    "train",
+                                         "dist",    "segment", "infer"};
 
 std::string part_list() {
   std::string out;
@@ -74,6 +78,10 @@ nlohmann::json run_part(const std::string& part, const BenchArgs& a) {
   if (part == "embed") return store::bench_embed(a.teacher, a.data);
   if (part == "eval") return eval::bench_eval(16);
   if (part == "segment") return segment::bench_segment(a.segment_student, a.segment_image);
+  if (part == "infer")
+    return models::bench_infer(parse_device(a.infer_device),
+                               parse_word<models::Amp>(a.infer_amp, "--infer-amp"),
+                               models::resolve_encoder(a.teacher), a.infer_batch, a.repeats);
   distill::TrainBench train = a.train;
   train.folder = a.data;
   if (part == "dist")
@@ -127,7 +135,16 @@ void add_bench_command(CLI::App& app, const Globals&) {
   cmd->add_option("--data", a->data, "SA-1B folder for the data and trainer figures")
       ->capture_default_str();
   cmd->add_option("--teacher", a->teacher,
-                  "Teacher (random weights) for the embed figure: preset or JSON config")
+                  "Teacher (random weights) for the embed and infer figures: preset or JSON config")
+      ->capture_default_str();
+  cmd->add_option("--infer-device", a->infer_device,
+                  "Device of the infer figures (encoder forwards): cpu, cuda or auto")
+      ->capture_default_str();
+  cmd->add_option("--infer-amp", a->infer_amp,
+                  "Mixed precision of the infer figures: off, bf16 (CPUs and CUDA), fp16 (CUDA)")
+      ->capture_default_str();
+  cmd->add_option("--infer-batch", a->infer_batch, "Batch of the infer figure of the teacher")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--segment-student", a->segment_student,
                   "Full SAM checkpoint for the segment figures (default: vit_t, random weights)");

@@ -7,6 +7,7 @@
 
 #include <regex>
 
+#include "util/device.h"
 #include "util/sha256.h"
 
 #ifdef SAMDISTILL_WITH_GLOO
@@ -229,23 +230,29 @@ class C10dGroup : public Group {
 }  // namespace
 #endif
 
+at::Device group_device(const World& world, const GroupOptions& options, int cuda_devices) {
+  if (!options.cuda) return at::kCPU;
+  return {at::kCUDA, static_cast<c10::DeviceIndex>(local_gpu_index(world, cuda_devices))};
+}
+
 std::unique_ptr<Group> connect(const World& world, const GroupOptions& options) {
 #ifdef SAMDISTILL_WITH_GLOO
+  if (options.cuda && !nccl_supported())
+    throw Error("this build has no NCCL support: a run on CUDA devices cannot have " +
+                std::to_string(world.size) +
+                " processes (LibTorch without CUDA, or nccl.h not found when it was built)");
+  const at::Device device = group_device(world, options, cuda_device_count());
   c10::intrusive_ptr<c10d::Store> store = rendezvous(world, options.timeout);
   try {
-    if (options.cuda) {
+    if (device.is_cuda()) {
 #ifdef SAMDISTILL_WITH_NCCL
       return std::make_unique<C10dGroup<c10d::ProcessGroupNCCL>>(
-          world, at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank)), store,
+          world, device, store,
           nccl_group(world, c10::make_intrusive<c10d::PrefixStore>("pg", store), options.timeout));
-#else
-      throw Error("this build has no NCCL support: a run on CUDA devices cannot have " +
-                  std::to_string(world.size) +
-                  " processes (LibTorch without CUDA, or nccl.h not found when it was built)");
 #endif
     }
     return std::make_unique<C10dGroup<c10d::ProcessGroupGloo>>(
-        world, at::Device(at::kCPU), store,
+        world, device, store,
         gloo_group(world, c10::make_intrusive<c10d::PrefixStore>("pg", store), options.timeout));
   } catch (const Error&) {
     throw;

@@ -65,6 +65,11 @@ struct GroupOptions {
   bool cuda = false;                  // NCCL on this rank's GPU (LOCAL_RANK), else Gloo
 };
 
+// Where the collectives of a run go, given the CUDA devices this process sees: this rank's GPU
+// (local_gpu_index; NCCL) when options.cuda, else the CPU (Gloo). sd::Error naming the rank when
+// the run is on CUDA and no device is seen.
+at::Device group_device(const World& world, const GroupOptions& options, int cuda_devices);
+
 // Whether this build has c10d's process groups (Gloo; NCCL where LibTorch has CUDA).
 bool supported();
 bool nccl_supported();

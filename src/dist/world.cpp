@@ -1,12 +1,12 @@
 #include "dist/world.h"
 
-#include <ATen/Context.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <regex>
 
+#include "util/device.h"
 #include "util/error.h"
 
 namespace sd::dist {
@@ -196,11 +196,19 @@ std::vector<std::string> expand_nodelist(const std::string& list) {
   return hosts;
 }
 
+int local_gpu_index(const World& world, int devices) {
+  if (devices < 1)
+    throw Error(world.name() + ": the run is on CUDA but this process sees no CUDA device (" +
+                (world.launcher.empty() ? "" : world.launcher + " ") + "local rank " +
+                std::to_string(world.local_rank) + ")");
+  return world.local_rank % devices;
+}
+
 void use_local_gpu(const World& world) {
-  if (!world.distributed() || !at::hasCUDA()) return;
-  const auto* cuda = c10::impl::getDeviceGuardImpl(at::kCUDA);
-  cuda->setDevice(
-      at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank % cuda->deviceCount())));
+  const int devices = cuda_device_count();
+  if (!world.distributed() || devices == 0) return;
+  c10::impl::getDeviceGuardImpl(at::kCUDA)->setDevice(
+      at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_gpu_index(world, devices))));
 }
 
 int worker_threads(int cores, int local_size) {

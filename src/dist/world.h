@@ -38,6 +38,11 @@ World world_from_environment(const Environment& env = process_environment());
 // it is malformed.
 std::vector<std::string> expand_nodelist(const std::string& list);
 
+// The CUDA device of this rank among the `devices` the process sees: LOCAL_RANK's, or, where a
+// launcher shows each process fewer devices than it has local ranks (Slurm's GPU binding, a
+// CUDA_VISIBLE_DEVICES per rank), LOCAL_RANK modulo their number. sd::Error without any.
+int local_gpu_index(const World& world, int devices);
+
 // LOCAL_RANK's GPU becomes the current CUDA device (where "cuda" tensors go), as torchrun's
 // workers choose theirs; nothing without CUDA or for one process.
 void use_local_gpu(const World& world);

@@ -183,6 +183,31 @@ nlohmann::json bench_train_memory() {
   return figures;
 }
 
+nlohmann::json bench_infer(c10::Device device, Amp amp, const EncoderConfig& teacher,
+                           int teacher_batch, int repeats) {
+  auto forward = [&](ImageEncoder& encoder, int64_t batch) {
+    encoder.eval();
+    encoder.to(device);
+    const at::Tensor images = at::randn({batch, 3, 1024, 1024}, at::TensorOptions(device));
+    return [&encoder, images, amp, device] {
+      torch::NoGradGuard no_grad;
+      AutocastScope autocast(amp, device);
+      encoder.forward(images).sum().item<float>();
+    };
+  };
+  nlohmann::json figures;
+  {
+    auto vit_t = make_image_encoder(encoder_preset("vit_t"));
+    figures["infer_encoder_b1_s"] = median_seconds(forward(*vit_t, 1), repeats);
+  }
+  auto big = make_image_encoder(teacher);
+  figures["infer_teacher_img_per_s"] =
+      teacher_batch / median_seconds(forward(*big, teacher_batch), repeats);
+  figures["infer_setting"] = device.str() + ", amp " + std::string(word(amp)) + ", teacher " +
+                             preset_name(teacher) + " at batch " + std::to_string(teacher_batch);
+  return figures;
+}
+
 nlohmann::json bench_encoder(int repeats) {
   nlohmann::json figures;
   auto encoder = make_image_encoder(encoder_preset("vit_t"));

@@ -1,6 +1,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include "models/autocast.h"
 #include "models/sam.h"
 
 // Timings of the model stages for the `bench` command: medians over `repeats` runs after
@@ -16,6 +17,12 @@ nlohmann::json bench_decoder(Sam sam, int repeats);
 // an AdamW step at batch 2 in train mode, "peak_rss_mb": the process's peak so far,
 // "threads": the LibTorch thread count}.
 nlohmann::json bench_encoder(int repeats);
+
+// The encoders' forward (eval, no grad, random weights) on `device` under `amp`:
+// {"infer_encoder_b1_s": vit_t on one 1024x1024 image, "infer_teacher_img_per_s": `teacher`
+// (as in `embed`) at batch `teacher_batch`, "infer_setting"}.
+nlohmann::json bench_infer(c10::Device device, Amp amp, const EncoderConfig& teacher,
+                           int teacher_batch, int repeats);
 
 // Where a vit_t training step's memory goes (batch 2, fp32, MiB): {"train_step_b2_memory":
 // {weights, gradients, adamw_state, batch_and_target, activations_saved (live heap the forward

@@ -1,5 +1,6 @@
 #pragma once
 #include <ATen/core/Tensor.h>
+#include <torch/optim/optimizer.h>
 
 #include <cstdint>
 #include <vector>
@@ -20,6 +21,12 @@ struct LossScale {
   void unscale(const std::vector<at::Tensor>& params) const;
   // Records whether the step's gradients were finite and adapts the scale.
   void update(bool finite);
+  // The end of an optimiser step, as GradScaler's step() and update(): unscales the gradients
+  // of `params`, clips their norm to `max_norm`, steps `optimizer` only when `loss` and the
+  // norm are finite, and adapts the scale. Returns the norm before clipping; NaN when the loss
+  // is not finite (then nothing is measured).
+  double step(torch::optim::Optimizer& optimizer, const std::vector<at::Tensor>& params,
+              double loss, double max_norm);
 };
 
 }  // namespace sd::train

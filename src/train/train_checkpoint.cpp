@@ -2,7 +2,6 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
-#include <torch/cuda.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
@@ -11,6 +10,7 @@
 #include <sstream>
 
 #include "io/state_dict.h"
+#include "util/device.h"
 #include "util/error.h"
 
 namespace sd::train {
@@ -41,7 +41,7 @@ at::Generator cuda_generator(size_t index) {
       at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index)));
 }
 
-size_t cuda_devices() { return at::hasCUDA() ? torch::cuda::device_count() : 0; }
+size_t cuda_devices() { return static_cast<size_t>(cuda_device_count()); }
 
 // One state per CUDA device, as torch.cuda.get_rng_state_all(); empty without CUDA.
 std::vector<at::Tensor> cuda_rng_states() {

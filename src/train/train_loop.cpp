@@ -1,7 +1,6 @@
 #include "train/train_loop.h"
 
 #include <ATen/ATen.h>
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 
 #include <chrono>
@@ -296,14 +295,12 @@ class Loop {
     const double loss = ranks_.mean(loss_sum / static_cast<double>(c_.grad_accum));
     const bool finite_loss = std::isfinite(loss);
     LossScale scaler = loss_scale();
-    scaler.unscale(params_);
-    const double grad_norm = finite_loss ? clip_and_measure() : NAN;
-    const bool ok = finite_loss && std::isfinite(grad_norm);
-    scaler.update(ok);
+    const double grad_norm =
+        scaler.step(*optimizer_, params_, loss,
+                    c_.clip_grad > 0 ? c_.clip_grad : std::numeric_limits<double>::infinity());
     progress_.loss_scale = scaler.scale;
     progress_.loss_scale_good_steps = scaler.good_steps;
-    if (ok) {
-      optimizer_->step();
+    if (std::isfinite(grad_norm)) {
       progress_.nonfinite_in_row = 0;
     } else if (scaler.enabled && finite_loss) {
       log::warn("step " + std::to_string(progress_.step) +
@@ -325,11 +322,6 @@ class Loop {
   LossScale loss_scale() const {
     return LossScale{c_.amp == models::Amp::fp16, progress_.loss_scale,
                      progress_.loss_scale_good_steps};
-  }
-
-  double clip_and_measure() {
-    double max_norm = c_.clip_grad > 0 ? c_.clip_grad : std::numeric_limits<double>::infinity();
-    return torch::nn::utils::clip_grad_norm_(params_, max_norm);
   }
 
   void skip_nonfinite(double loss) {

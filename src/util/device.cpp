@@ -1,6 +1,7 @@
 #include "util/device.h"
 
 #include <ATen/Context.h>
+#include <torch/cuda.h>
 
 #include "util/error.h"
 
@@ -17,6 +18,10 @@ c10::Device resolve_device(DeviceChoice choice) {
   }
   if (!at::hasCUDA()) throw Error("--device cuda: this build or machine has no CUDA device");
   return c10::kCUDA;
+}
+
+int cuda_device_count() {
+  return at::hasCUDA() ? static_cast<int>(torch::cuda::device_count()) : 0;
 }
 
 c10::Device parse_device(const std::string& name) {

@@ -18,6 +18,9 @@ struct WordsOf<DeviceChoice> {
 // "auto" is CUDA when available, else the CPU; sd::Error when CUDA is asked for and absent.
 c10::Device resolve_device(DeviceChoice choice);
 
+// The CUDA devices this process sees; 0 without CUDA (or a LibTorch built without it).
+int cuda_device_count();
+
 // resolve_device of "cpu", "cuda" or "auto"; sd::Error naming the value when it is none of those.
 c10::Device parse_device(const std::string& name);
 

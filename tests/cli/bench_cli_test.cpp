@@ -66,6 +66,18 @@ TEST(BenchCli, EncoderFiguresInFp32AndBf16WithTheirPeaksAndTheLimit) {
   EXPECT_LT(r.at("peak_rss_mb").get<double>(), m.at("peak_rss_mb").get<double>());
 }
 
+// gpu_check.sh's encoder figures (on CUDA there), here on the CPU with a small teacher.
+TEST(BenchCli, InferFiguresOnTheDeviceAndPrecisionAsked) {
+  const nlohmann::json f =
+      bench_json("infer --teacher vit_t --infer-batch 1 --infer-device cpu --infer-amp bf16");
+  EXPECT_GT(f.at("infer_encoder_b1_s").get<double>(), 0);
+  EXPECT_GT(f.at("infer_teacher_img_per_s").get<double>(), 0);
+  EXPECT_EQ(f.at("infer_setting"), "cpu, amp bf16, teacher vit_t at batch 1");
+  ProgramRun fp16 = run_program("bench --json --only infer --infer-amp fp16");
+  EXPECT_NE(fp16.status, 0);
+  EXPECT_PRED2(contains, fp16.output, "amp 'fp16' needs a CUDA device (device is cpu)");
+}
+
 TEST(BenchCli, AUsersOpenMPSettingIsKept) {
   setenv("GOMP_SPINCOUNT", "12345", 1);
   EXPECT_EQ(bench_json("decoder").at("omp_wait"), "12345");

@@ -12,13 +12,14 @@
 
 #include "common/fixtures.h"
 #include "dist/loopback_world.h"
+#include "util/device.h"
 
 namespace sd::dist {
 namespace {
 
-std::string connect_error(const World& w, int timeout_s) {
+std::string connect_error(const World& w, int timeout_s, bool cuda = false) {
   try {
-    connect(w, GroupOptions{std::chrono::seconds(timeout_s), false});
+    connect(w, GroupOptions{std::chrono::seconds(timeout_s), cuda});
   } catch (const Error& e) {
     return e.what();
   }
@@ -59,6 +60,36 @@ TEST(Rendezvous, AnUnreachableMasterTimesOut) {
                "rank 1 of 2: could not reach the rendezvous at 127.0.0.1:");
   EXPECT_PRED2(testing::contains, error, "within 2 s (is rank 0 running there?");
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+}
+
+// NCCL on this rank's GPU (LOCAL_RANK's) for a run on CUDA; Gloo on the CPU for one on the CPU,
+// GPUs or not.
+TEST(Rendezvous, TheGroupIsOnTheLocalRanksGpuForARunOnCuda) {
+  World w = loopback_world(1, 29500);
+  w.local_rank = 1;
+  w.local_size = 2;
+  const GroupOptions cpu{std::chrono::seconds(1), false}, cuda{std::chrono::seconds(1), true};
+  EXPECT_EQ(group_device(w, cpu, 2), at::Device(at::kCPU));
+  EXPECT_EQ(group_device(w, cpu, 0), at::Device(at::kCPU));
+  EXPECT_EQ(group_device(w, cuda, 2), at::Device(at::kCUDA, 1));
+  EXPECT_EQ(group_device(w, cuda, 1), at::Device(at::kCUDA, 0));
+  EXPECT_THROW(group_device(w, cuda, 0), Error);
+}
+
+// A run on CUDA without a GPU, or in a build without NCCL, stops before the rendezvous (rank 1
+// would otherwise wait for rank 0), saying why.
+TEST(Rendezvous, ARunOnCudaWithoutAGpuOrNcclStopsBeforeTheRendezvous) {
+  if (!supported()) GTEST_SKIP() << "this build has no distributed support";
+  if (nccl_supported() && cuda_device_count() > 0) GTEST_SKIP() << "this machine has a GPU";
+  const auto start = std::chrono::steady_clock::now();
+  const std::string error = connect_error(loopback_world(1, free_port()), 10, true);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  if (nccl_supported())
+    EXPECT_EQ(error,
+              "rank 1 of 2: the run is on CUDA but this process sees no CUDA device (test local "
+              "rank 0)");
+  else
+    EXPECT_PRED2(testing::contains, error, "this build has no NCCL support");
 }
 
 // What `check` throws on rank `rank` ("": nothing).

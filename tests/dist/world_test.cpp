@@ -172,6 +172,29 @@ TEST(Nodelist, RefusesMalformedLists) {
   }
 }
 
+TEST(World, LocalRankPicksTheGpu) {
+  World w = world_from_environment(env({{"RANK", "3"},
+                                        {"WORLD_SIZE", "4"},
+                                        {"LOCAL_RANK", "1"},
+                                        {"LOCAL_WORLD_SIZE", "2"},
+                                        {"MASTER_ADDR", "node0"},
+                                        {"MASTER_PORT", "29500"}}));
+  EXPECT_EQ(local_gpu_index(w, 2), 1);
+  EXPECT_EQ(local_gpu_index(w, 8), 1);
+  // A launcher that shows each process its own GPU (Slurm's binding): device 0 for every rank.
+  EXPECT_EQ(local_gpu_index(w, 1), 0);
+  w.local_rank = 5;
+  EXPECT_EQ(local_gpu_index(w, 4), 1);
+  try {
+    local_gpu_index(w, 0);
+    ADD_FAILURE() << "no error without a device";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "rank 3 of 4: the run is on CUDA but this process sees no CUDA device (torchrun "
+              "local rank 5)");
+  }
+}
+
 TEST(World, ThreadsShareTheCores) {
   EXPECT_EQ(worker_threads(16, 4), 4);
   EXPECT_EQ(worker_threads(2, 2), 1);

@@ -1,8 +1,10 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
 
 #include <cmath>
+#include <limits>
 
 #include "common/config_table_testing.h"
 #include "common/fixtures.h"
@@ -201,6 +203,61 @@ TEST(LossScale, OverflowSkipsAndHalvesGoodStepsGrow) {
   off.unscale({p});
   EXPECT_TRUE(at::equal(p.grad(), at::full({3}, 2.0)));
   off.update(false);
+  EXPECT_DOUBLE_EQ(off.scale, 65536.0);
+}
+
+// fp16's steps, driven by CPU gradients as if a backward of the scaled loss had made them:
+// a finite step moves by the unscaled gradient; an overflow moves nothing and halves the scale;
+// growth_interval finite steps in a row double it.
+TEST(LossScale, AnOverflowedStepIsSkippedAndFiniteOnesStepUnscaled) {
+  at::Tensor p = at::ones({2}).set_requires_grad(true);
+  torch::optim::SGD sgd({p}, torch::optim::SGDOptions(1.0));
+  LossScale s{true, 8.0, 0, 2};
+  const double inf = std::numeric_limits<double>::infinity();
+  auto step_with = [&](std::vector<float> scaled, double loss) {
+    p.mutable_grad() = at::tensor(scaled);
+    return s.step(sgd, {p}, loss, inf);
+  };
+
+  EXPECT_DOUBLE_EQ(step_with({8, 0}, 0.5), 1.0);  // the norm of the unscaled gradient
+  EXPECT_TRUE(at::equal(p, at::tensor({0.f, 1.f})));
+  EXPECT_DOUBLE_EQ(s.scale, 8.0);
+  EXPECT_EQ(s.good_steps, 1);
+
+  EXPECT_FALSE(std::isfinite(step_with({static_cast<float>(inf), 8}, 0.5)));
+  EXPECT_TRUE(at::equal(p, at::tensor({0.f, 1.f}))) << "an overflowed step moved the weights";
+  EXPECT_DOUBLE_EQ(s.scale, 4.0);
+  EXPECT_EQ(s.good_steps, 0);
+
+  EXPECT_TRUE(std::isnan(step_with({4, 4}, std::nan(""))));  // a non-finite loss: no step
+  EXPECT_TRUE(at::equal(p, at::tensor({0.f, 1.f})));
+  EXPECT_DOUBLE_EQ(s.scale, 2.0);
+
+  step_with({2, 0}, 0.5);
+  EXPECT_TRUE(at::equal(p, at::tensor({-1.f, 1.f})));
+  EXPECT_DOUBLE_EQ(s.scale, 2.0);
+  step_with({0, 2}, 0.5);  // the second finite step in a row
+  EXPECT_TRUE(at::equal(p, at::tensor({-1.f, 0.f})));
+  EXPECT_DOUBLE_EQ(s.scale, 4.0);
+  EXPECT_EQ(s.good_steps, 0);
+
+  // Clipped after unscaling: the norm before clipping, the step by the clipped gradient.
+  p.mutable_grad() = at::tensor({12.f, 16.f});
+  EXPECT_DOUBLE_EQ(s.step(sgd, {p}, 0.5, 1.0), 5.0);
+  EXPECT_TRUE(at::allclose(p, at::tensor({-1.6f, -0.8f})));
+}
+
+// Without fp16 the loss is not scaled, and a non-finite gradient still skips the step.
+TEST(LossScale, DisabledItStepsWithTheGradientAsIs) {
+  at::Tensor p = at::ones({2}).set_requires_grad(true);
+  torch::optim::SGD sgd({p}, torch::optim::SGDOptions(1.0));
+  LossScale off;
+  p.mutable_grad() = at::tensor({3.f, 4.f});
+  EXPECT_DOUBLE_EQ(off.step(sgd, {p}, 0.5, std::numeric_limits<double>::infinity()), 5.0);
+  EXPECT_TRUE(at::equal(p, at::tensor({-2.f, -3.f})));
+  p.mutable_grad() = at::tensor({NAN, 1.f});
+  EXPECT_TRUE(std::isnan(off.step(sgd, {p}, 0.5, std::numeric_limits<double>::infinity())));
+  EXPECT_TRUE(at::equal(p, at::tensor({-2.f, -3.f})));
   EXPECT_DOUBLE_EQ(off.scale, 65536.0);
 }
 
