@@ -96,7 +96,12 @@ void check_fits(const EncoderConfig& config, const std::string& what, const io::
 EncoderConfig encoder_config_of(const io::Weights& weights, const std::string& model,
                                 const std::string& flag) {
   auto given = [&](const std::string& name, const std::string& what, const std::string& hint) {
-    EncoderConfig config = resolve_encoder(name);
+    EncoderConfig config;
+    try {
+      config = resolve_encoder(name);
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + " (" + what + ")");
+    }
     const std::string why = misfit(config, what, weights);
     if (!why.empty()) throw Error(why + " (" + hint + ")");
     return config;
@@ -105,7 +110,8 @@ EncoderConfig encoder_config_of(const io::Weights& weights, const std::string& m
     return given(model, flag + " '" + model + "'",
                  "leave " + flag + " out to use the weights' own");
   if (!weights.run_model.empty())
-    return given(weights.run_model, "the run's student_model '" + weights.run_model + "'",
+    return given(weights.run_model,
+                 "the student_model '" + weights.run_model + "' of " + weights.run_config,
                  "give " + flag);
   const json observed = io::observe_encoder(weights.entries);
   if (observed.is_null())

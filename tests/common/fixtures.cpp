@@ -131,8 +131,11 @@ std::vector<std::string> logged(const std::string& output, const std::string& le
   return out;
 }
 
-ProgramRun run_program(const std::string& args) {
-  const std::string command = binary_path() + " " + args + " 2>&1";
+ProgramRun run_program(const std::string& args) { return run_program_in("", args); }
+
+ProgramRun run_program_in(const std::string& cwd, const std::string& args) {
+  const std::string command =
+      (cwd.empty() ? "" : "cd '" + cwd + "' && ") + binary_path() + " " + args + " 2>&1";
   ProgramRun run;
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) return run;
