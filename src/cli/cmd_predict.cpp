@@ -10,6 +10,7 @@
 #include "data/image.h"
 #include "data/preprocess.h"
 #include "eval/picture.h"
+#include "io/checkpoint.h"
 #include "io/state_dict.h"
 #include "io/weights.h"
 #include "models/predictor.h"
@@ -23,7 +24,7 @@ namespace sd::cli {
 namespace {
 
 struct PredictArgs {
-  std::string checkpoint, model, image, box, out, overlay;
+  std::string checkpoint, model, decoder_from, image, box, out, overlay;
   std::vector<std::string> points;
   bool multimask = false;
   std::string device = "auto";  // cpu, cuda or auto
@@ -74,7 +75,18 @@ models::Sam load_sam(const PredictArgs& a) {
   const io::Weights weights = io::read_weights(a.checkpoint);
   models::Sam sam =
       models::build_sam(models::encoder_config_of(weights, a.model, "--student-model"));
-  io::load_state_dict(*sam, weights.entries, "", weights.file);
+  io::load_state_dict(*sam->image_encoder, weights.encoder(), "", weights.file);
+  const std::string heads =
+      a.decoder_from.empty() ? weights.file : io::resolve_weights(a.decoder_from);
+  if (!models::load_sam_heads(
+          *sam, a.decoder_from.empty() ? weights.entries : io::read_state_dict(heads), heads))
+    throw Error("'" + heads + "' holds " +
+                (a.decoder_from.empty() ? "an image encoder alone (a train run's weights)"
+                                        : "no prompt encoder and mask decoder") +
+                ": give --decoder-from with the teacher's full SAM checkpoint, or make a full "
+                "checkpoint first: samdistill export --student " +
+                a.checkpoint +
+                " --decoder-from TEACHER.pth --out student_sam.pth (or samdistill finetune)");
   sam->to(parse_device(a.device));
   sam->eval();
   return sam;
@@ -121,7 +133,7 @@ void run_predict(const PredictArgs& a) {
   const int64_t best = scores.argmax().item<int64_t>();
   for (int64_t i = 0; i < masks.size(0); ++i) {
     const std::string path = numbered(a.out, i);
-    eval::write_png(path, (masks[i].to(at::kByte) * 255).unsqueeze(-1).expand({-1, -1, 3}));
+    eval::write_png(path, masks[i].to(at::kByte) * 255);
     std::cout << path << "  predicted IoU " << scores[i].item<float>() << "  area "
               << masks[i].sum().item<int64_t>() << " px"
               << (i == best && masks.size(0) > 1 ? "  (best)" : "") << "\n";
@@ -146,6 +158,9 @@ void add_predict_command(CLI::App& app, const Globals&) {
       ->required();
   cmd->add_option("--student-model,--model", a->model,
                   "Its image encoder: preset or JSON config (default: what the weights hold)");
+  cmd->add_option("--decoder-from", a->decoder_from,
+                  "Full SAM checkpoint whose prompt encoder and mask decoder to use (default: "
+                  "--student's own; needed for a train run's weights, an encoder alone)");
   cmd->add_option("--image", a->image, "Image file (JPEG, PNG)")->required();
   cmd->add_option(
       "--point", a->points,
