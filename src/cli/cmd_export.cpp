@@ -1,3 +1,4 @@
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -6,15 +7,23 @@
 #include "io/state_dict.h"
 #include "io/weights.h"
 #include "models/sam_weights.h"
+#include "util/error.h"
+
+namespace fs = std::filesystem;
 
 namespace sd::cli {
 namespace {
 
 struct ExportArgs {
   std::string student, student_model, decoder_from, out;
+  bool overwrite = false;
 };
 
 void run_export(const ExportArgs& a) {
+  if (fs::exists(a.out) && !a.overwrite)
+    throw Error("export: --out '" + a.out +
+                "' exists: give --overwrite to replace it, or another --out");
+  if (fs::is_directory(a.out)) throw Error("export: --out '" + a.out + "' is a folder, not a file");
   const io::Weights student = io::read_weights(a.student);
   const models::EncoderConfig config =
       models::encoder_config_of(student, a.student_model, "--student-model");
@@ -46,6 +55,7 @@ void add_export_command(CLI::App& app, const Globals&) {
                   "Full SAM checkpoint whose prompt encoder and mask decoder to take (default: "
                   "--student's own, when it is a full SAM checkpoint such as a finetune run's)");
   cmd->add_option("--out", a->out, "Output checkpoint (e.g. mobile_sam.pt)")->required();
+  cmd->add_flag("--overwrite", a->overwrite, "Replace an existing --out");
   cmd->callback([a] { run_export(*a); });
 }
 
