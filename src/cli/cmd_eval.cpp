@@ -6,6 +6,7 @@
 #include "eval/events.h"
 #include "eval/html.h"
 #include "eval/run.h"
+#include "io/run_folder.h"
 #include "util/atomic_file.h"
 #include "util/log.h"
 
@@ -24,7 +25,8 @@ struct EvalArgs {
 void run_eval(EvalArgs& a, const Globals& globals) {
   a.request.settings.prompts = data::parse_prompt_specs(a.prompts);
   a.request.settings.multimask = eval::parse_multimask(a.multimask);
-  if (!a.html.empty() && a.request.vis_dir.empty()) a.request.vis_dir = a.html + "/pictures";
+  if (!a.html.empty() && a.request.vis_dir.empty())
+    a.request.vis_dir = io::in_folder(a.html, "pictures");
   const std::unique_ptr<dist::Group> ranks =
       join_ranks(globals, parse_word<DeviceChoice>(a.request.device, "--device"));
   a.request.group = ranks.get();
@@ -38,7 +40,7 @@ void run_eval(EvalArgs& a, const Globals& globals) {
   if (!a.html.empty()) {
     eval::write_report_html(report, a.html, a.request.vis_dir,
                             "samdistill eval: " + a.request.student);
-    std::cout << "page: " << a.html << "/index.html\n";
+    std::cout << "page: " << io::in_folder(a.html, "index.html") << "\n";
   }
   if (!a.tensorboard.empty()) {
     eval::write_eval_events(report, a.request.vis_dir, a.tensorboard);
