@@ -1,7 +1,10 @@
 #include "cli/app.h"
 
+#include <algorithm>
 #include <iostream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "cli/commands.h"
 #include "data/image.h"
@@ -41,6 +44,93 @@ void route_logs_to_spdlog() {
     }
   });
 #endif
+}
+
+// Edits (insert, delete, replace, swap of neighbours) that turn `a` into `b`.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i)
+    for (size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min(
+          {d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+// The name among `names` nearest to `given`, when near enough to be a typing mistake.
+std::string nearest(const std::string& given, const std::vector<std::string>& names) {
+  std::string best;
+  size_t best_distance = std::max<size_t>(2, given.size() / 3) + 1;
+  for (const std::string& name : names) {
+    const size_t d = edit_distance(given, name);
+    const bool prefix = given.size() >= 3 && name.rfind(given, 0) == 0;
+    if (d < best_distance || (prefix && best.empty())) {
+      best = name;
+      best_distance = d;
+    }
+  }
+  return best;
+}
+
+// "--out_dir=x" -> "--out-dir=x": every config key (student_model) is also a flag
+// (--student-model), so a flag may be spelt as the key.
+void dashes_for_underscores(int argc, char** argv, std::vector<std::string>& storage) {
+  storage.assign(argv, argv + argc);
+  for (int i = 1; i < argc; ++i) {
+    std::string& arg = storage[size_t(i)];
+    if (arg == "--") break;
+    if (arg.rfind("--", 0) != 0) continue;
+    std::replace(arg.begin(), arg.begin() + std::min(arg.find('='), arg.size()), '_', '-');
+    argv[i] = storage[size_t(i)].data();
+  }
+}
+
+// The flags and subcommands `command` takes, with those of the commands above it (the
+// global ones are taken after a subcommand too).
+void names_of(const CLI::App* command, std::vector<std::string>& flags,
+              std::vector<std::string>& subcommands) {
+  for (; command; command = command->get_parent()) {
+    for (const CLI::Option* o : command->get_options())
+      for (const std::string& name : o->get_lnames()) flags.push_back("--" + name);
+    if (subcommands.empty() && command->get_subcommands().empty())  // the deepest command's
+      for (const CLI::App* sub : command->get_subcommands({}))
+        subcommands.push_back(sub->get_name());
+  }
+}
+
+// The words of the command line that the parser did not take, each with the nearest flag or
+// subcommand it may have meant; "" when there is none.
+std::string mistakes_explained(const CLI::App& app) {
+  const CLI::App* command = &app;
+  for (const CLI::App* sub = &app; sub;) {
+    command = sub;
+    const std::vector<CLI::App*> parsed = sub->get_subcommands();
+    sub = parsed.empty() ? nullptr : parsed.front();
+  }
+  std::vector<std::string> flags, subcommands;
+  names_of(command, flags, subcommands);
+  std::string out;
+  for (const std::string& word : app.remaining(true)) {
+    if (word == "--") break;
+    const bool flag = word.rfind("-", 0) == 0;
+    const std::string name = flag ? word.substr(0, word.find('=')) : word;
+    if (!flag && subcommands.empty()) continue;  // a stray value
+    const std::string guess = nearest(name, flag ? flags : subcommands);
+    const std::string what = flag ? "option" : "command";
+    out += "unknown " + what + " '" + name + "' for " +
+           (command->get_parent() ? command->get_name() : std::string("samdistill")) +
+           (guess.empty() ? "" : ": did you mean '" + guess + "'?") + "\n";
+  }
+  return out;
+}
+
+// "rank 2: " before a message of one of several processes, which may each say the same.
+std::string rank_prefix(const dist::World& world) {
+  return world.distributed() ? "rank " + std::to_string(world.rank) + ": " : "";
 }
 
 }  // namespace
@@ -94,20 +184,25 @@ int run(int argc, char** argv) {
   add_finetune_command(app, globals);
   add_launch_command(app, globals);
 
+  std::vector<std::string> args;
+  dashes_for_underscores(argc, argv, args);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const std::string explained = e.get_exit_code() == 0 ? "" : mistakes_explained(app);
+    if (explained.empty()) return app.exit(e);
+    std::cerr << explained << "Run with --help for more information.\n";
+    return e.get_exit_code();
   } catch (const ExitStatus& e) {
     return e.status;
   } catch (const Stopped& e) {  // the work is saved; the message says how to continue
-    log::warn(e.what());
+    log::warn(rank_prefix(globals.world) + e.what());
     return 128 + e.signal();
   } catch (const Error& e) {
-    log::error(e.what());
+    log::error(rank_prefix(globals.world) + e.what());
     return 1;
   } catch (const std::exception& e) {
-    log::error(std::string("unexpected failure: ") + e.what());
+    log::error(rank_prefix(globals.world) + "unexpected failure: " + e.what());
     return 2;
   }
   return 0;

@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "io/checkpoint_summary.h"
+#include "io/weights.h"
 #include "models/sam_weights.h"
 
 namespace sd::cli {
@@ -71,7 +72,7 @@ void print_table(const json& s) {
 }
 
 void run_checkpoint(const CheckpointArgs& args) {
-  json summary = io::summarize_checkpoint(args.file, args.keys);
+  json summary = io::summarize_checkpoint(io::resolve_weights(args.file), args.keys);
   if (!summary["encoder"].is_null())
     summary["encoder"]["preset"] = models::preset_matching(summary["encoder"]);
   if (args.json)
@@ -88,7 +89,9 @@ void add_checkpoint_command(CLI::App& app, const Globals& globals) {
       "checkpoint",
       "Summarise a torch.save checkpoint: keys, parameters, dtypes, prefixes, encoder preset; for "
       "a training checkpoint also its step, epoch, optimiser state, config and how to resume");
-  cmd->add_option("file", args->file, "A .pth/.pt file written by torch.save (or by samdistill)")
+  cmd->add_option("file", args->file,
+                  "A .pth/.pt file written by torch.save (or by samdistill), or a run folder (its "
+                  "final.pth, else its newest checkpoint)")
       ->required();
   cmd->add_flag("--json", args->json, "Print a JSON object instead of a table");
   cmd->add_flag("--keys", args->keys, "Also list every entry: [key, shape, dtype]");

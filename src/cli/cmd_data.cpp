@@ -33,14 +33,13 @@ void run_stats(const StatsArgs& args, const Globals& globals) {
   const data::Dataset dataset =
       data::Dataset::open(sources, args.images, &orphans).subset(args.subset);
   if (args.strict && !orphans.empty()) throw Error(data::describe(orphans.front()));
+  if (dataset.size() == 0) throw Error("data stats: no images selected from --data");
   const int threads =
       globals.threads > 0 ? globals.threads : static_cast<int>(std::thread::hardware_concurrency());
   Progress progress("data stats", static_cast<int64_t>(dataset.size()));
-  data::DataStats stats = data::compute_stats(dataset, data::default_image_decoder(), threads,
-                                              args.strict, [&](size_t done, size_t total) {
-                                                if (done < total)
-                                                  progress.update(static_cast<int64_t>(done));
-                                              });
+  data::DataStats stats = data::compute_stats(
+      dataset, data::default_image_decoder(), threads, args.strict,
+      [&](size_t done, size_t) { progress.update(static_cast<int64_t>(done)); });
   progress.finish();
   stats.skipped.insert(stats.skipped.begin(), orphans.begin(), orphans.end());
   if (args.json) {

@@ -7,6 +7,8 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "data/dataset.h"
+#include "data/prompts.h"
 #include "distill/trainer.h"
 #include "eval/html.h"
 #include "eval/run.h"
@@ -122,7 +124,25 @@ void prepare_demo_folder(const std::string& out) {
                     "Written by `samdistill demo`; a rerun replaces this folder's demo output.\n");
 }
 
+// What a user can get wrong, checked before anything is written.
+void check_demo_inputs(const DemoArgs& a) {
+  if (!fs::exists(a.data))
+    throw Error("demo: --data '" + a.data + "' does not exist" +
+                (a.data == DemoArgs{}.data
+                     ? " (the default is the checkout's data/sample, relative to the working "
+                       "directory: run the demo from the checkout, or give --data)"
+                     : ""));
+  if (data::Dataset::open({a.data}, "", nullptr).size() == 0)
+    throw Error("demo: --data '" + a.data + "' holds no images");
+  if (!a.teacher_checkpoint.empty() && !fs::exists(a.teacher_checkpoint))
+    throw Error("demo: --teacher-checkpoint '" + a.teacher_checkpoint + "' does not exist");
+  if (!a.teacher.empty()) models::resolve_encoder(a.teacher);
+  models::resolve_encoder(a.student_model);
+  data::parse_prompt_specs(a.prompts);
+}
+
 void run_demo(const DemoArgs& a) {
+  check_demo_inputs(a);
   prepare_demo_folder(a.out);
   const auto [teacher, teacher_checkpoint] = demo_teacher(a);
   const std::string store = a.out + "/store", run = a.out + "/run";

@@ -7,6 +7,7 @@
 #include "eval/html.h"
 #include "eval/run.h"
 #include "io/config.h"
+#include "io/run_folder.h"
 #include "segment/amg_config.h"
 #include "util/atomic_file.h"
 #include "util/log.h"
@@ -31,7 +32,8 @@ void run_eval(EvalArgs& a, const Globals& globals) {
   if (!a.everything_config.empty())
     a.request.settings.amg = segment::amg_config_table().read(
         io::read_json_file(a.everything_config), a.everything_config);
-  if (!a.html.empty() && a.request.vis_dir.empty()) a.request.vis_dir = a.html + "/pictures";
+  if (!a.html.empty() && a.request.vis_dir.empty())
+    a.request.vis_dir = io::in_folder(a.html, "pictures");
   const std::unique_ptr<dist::Group> ranks =
       join_ranks(globals, parse_word<DeviceChoice>(a.request.device, "--device"));
   a.request.group = ranks.get();
@@ -45,7 +47,7 @@ void run_eval(EvalArgs& a, const Globals& globals) {
   if (!a.html.empty()) {
     eval::write_report_html(report, a.html, a.request.vis_dir,
                             "samdistill eval: " + a.request.student);
-    std::cout << "page: " << a.html << "/index.html\n";
+    std::cout << "page: " << io::in_folder(a.html, "index.html") << "\n";
   }
   if (!a.tensorboard.empty()) {
     eval::write_eval_events(report, a.request.vis_dir, a.tensorboard);

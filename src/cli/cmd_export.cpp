@@ -1,3 +1,4 @@
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -10,12 +11,15 @@
 #include "onnx/export.h"
 #include "util/error.h"
 
+namespace fs = std::filesystem;
+
 namespace sd::cli {
 namespace {
 
 struct ExportArgs {
   std::string student, student_model, decoder_from, out, format = "pt";
   onnx::ExportOptions onnx;
+  bool overwrite = false;
 };
 
 // The assembled SAM as DIR/encoder.onnx and DIR/decoder.onnx.
@@ -31,7 +35,23 @@ void write_onnx(const ExportArgs& a, const io::StateDict& sam_entries,
             << (a.onnx.int8 ? ", int8 weights" : "") << ")\n";
 }
 
+// An existing --out is replaced only with --overwrite; pt writes a file, onnx a folder.
+void check_out(const ExportArgs& a) {
+  const bool onnx = a.format == "onnx";
+  if (onnx && fs::exists(a.out) && !fs::is_directory(a.out))
+    throw Error("export: --out '" + a.out + "' is a file; --format onnx writes a folder");
+  if (!onnx && fs::is_directory(a.out))
+    throw Error("export: --out '" + a.out + "' is a folder, not a file");
+  const bool taken = onnx ? fs::exists(fs::path(a.out) / "encoder.onnx") ||
+                                fs::exists(fs::path(a.out) / "decoder.onnx")
+                          : fs::exists(a.out);
+  if (taken && !a.overwrite)
+    throw Error("export: --out '" + a.out + "' " + (onnx ? "holds an ONNX export" : "exists") +
+                ": give --overwrite to replace it, or another --out");
+}
+
 void run_export(const ExportArgs& a) {
+  check_out(a);
   const io::Weights student = io::read_weights(a.student);
   const models::EncoderConfig config =
       models::encoder_config_of(student, a.student_model, "--student-model");
@@ -82,6 +102,9 @@ void add_export_command(CLI::App& app, const Globals&) {
          "int8: ONNX weights of the matrix products and convolutions as int8 with per-channel "
          "scales (activations of the products quantised dynamically)")
       ->check(CLI::IsMember({"int8"}));
+  cmd->add_flag(
+      "--overwrite", a->overwrite,
+      "Replace an existing --out (with --format onnx: its encoder.onnx and decoder.onnx)");
   cmd->callback([a] { run_export(*a); });
 }
 

@@ -15,8 +15,9 @@ namespace {
 
 void run_finetune(const RunConfigArgs& a, const Globals& globals) {
   finetune::FinetuneRequest request;
-  request.config = finetune::finetune_config_from_json(
-      effective_config(a, finetune::finetune_config_defaults()));
+  request.config =
+      read_run_config(a, finetune::finetune_config_table().keys(),
+                      finetune::finetune_config_defaults(), finetune::finetune_config_from_json);
   if (request.config.loop.store.empty())
     throw Error("finetune: no embedding store given (--store)");
   request.run = run_start(a);
@@ -32,10 +33,12 @@ void run_finetune(const RunConfigArgs& a, const Globals& globals) {
                   : i == 1 ? ", after epochs "
                            : " ")
               << format_number(s.scores[i]);
-  std::cout << "; final.pth has " << format_number(s.best_score)
-            << (s.stopped_early ? " (stopped early: no better for patience epochs)" : "") << "\n";
+  std::cout << "; final.pth has " << format_number(s.best_score) << ", the weights of step "
+            << s.best_step << " (the best)"
+            << (s.stopped_early ? "; stopped early: no better for patience epochs" : "") << "\n";
   std::cout << "held-out     report " << io::RunPaths{request.run.dir}.heldout_page()
-            << " (the latest validation; heldout/step-N.json: each one's)\n";
+            << " (final.pth's weights, step " << s.best_step
+            << "; heldout/step-N.json: each validation's)\n";
 }
 
 }  // namespace

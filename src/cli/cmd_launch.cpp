@@ -64,6 +64,7 @@ pid_t start_worker(const std::string& program, const std::vector<std::string>& c
   setenv("MASTER_ADDR", "127.0.0.1", 1);
   setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
   unsetenv("TORCHELASTIC_USE_AGENT_STORE");
+  setenv("SAMDISTILL_LAUNCH", "1", 1);  // the ranks' logs name this launcher, not torchrun
   std::vector<char*> argv{const_cast<char*>(program.c_str())};
   for (const std::string& a : command) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);

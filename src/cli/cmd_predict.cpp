@@ -10,6 +10,7 @@
 #include "data/image.h"
 #include "data/preprocess.h"
 #include "eval/picture.h"
+#include "io/checkpoint.h"
 #include "io/state_dict.h"
 #include "io/weights.h"
 #include "models/predictor.h"
@@ -23,7 +24,7 @@ namespace sd::cli {
 namespace {
 
 struct PredictArgs {
-  std::string checkpoint, model, image, box, out, overlay;
+  std::string checkpoint, model, decoder_from, image, box, out, overlay;
   std::vector<std::string> points;
   bool multimask = false;
   std::string device = "auto";  // cpu, cuda or auto
@@ -71,7 +72,7 @@ models::Prompts prompts_of(const PredictArgs& a) {
 }
 
 models::Sam load_sam(const PredictArgs& a) {
-  models::Sam sam = models::load_sam(a.checkpoint, a.model, "--student-model");
+  models::Sam sam = models::load_sam(a.checkpoint, a.model, "--student-model", a.decoder_from);
   sam->to(parse_device(a.device));
   return sam;
 }
@@ -117,7 +118,7 @@ void run_predict(const PredictArgs& a) {
   const int64_t best = scores.argmax().item<int64_t>();
   for (int64_t i = 0; i < masks.size(0); ++i) {
     const std::string path = numbered(a.out, i);
-    eval::write_png(path, (masks[i].to(at::kByte) * 255).unsqueeze(-1).expand({-1, -1, 3}));
+    eval::write_png(path, masks[i].to(at::kByte) * 255);
     std::cout << path << "  predicted IoU " << scores[i].item<float>() << "  area "
               << masks[i].sum().item<int64_t>() << " px"
               << (i == best && masks.size(0) > 1 ? "  (best)" : "") << "\n";
@@ -142,6 +143,9 @@ void add_predict_command(CLI::App& app, const Globals&) {
       ->required();
   cmd->add_option("--student-model,--model", a->model,
                   "Its image encoder: preset or JSON config (default: what the weights hold)");
+  cmd->add_option("--decoder-from", a->decoder_from,
+                  "Full SAM checkpoint whose prompt encoder and mask decoder to use (default: "
+                  "--student's own; needed for a train run's weights, an encoder alone)");
   cmd->add_option("--image", a->image, "Image file (JPEG, PNG)")->required();
   cmd->add_option(
       "--point", a->points,

@@ -19,8 +19,8 @@ struct TrainArgs {
 
 void run_train(const TrainArgs& a, const Globals& globals) {
   distill::TrainRequest request;
-  request.config =
-      train::train_config_from_json(effective_config(a.run, train::train_config_defaults()));
+  request.config = read_run_config(a.run, train::train_config_table().keys(),
+                                   train::train_config_defaults(), train::train_config_from_json);
   if (request.config.store.empty()) throw Error("train: no embedding store given (--store)");
   request.run = run_start(a.run);
   request.teacher = a.teacher;

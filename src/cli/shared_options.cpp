@@ -6,6 +6,8 @@
 #include "io/config.h"
 #include "io/run_folder.h"
 
+namespace fs = std::filesystem;
+
 namespace sd::cli {
 
 void add_amp_option(CLI::App* command, models::Amp& amp) {
@@ -96,21 +98,62 @@ void add_config_options(CLI::App* cmd, RunConfigArgs& a, const std::vector<io::K
   }
 }
 
-nlohmann::json effective_config(const RunConfigArgs& a, const nlohmann::json& defaults) {
-  nlohmann::json merged = defaults;
-  const std::string run_config = io::RunPaths{a.out}.config();
-  if (!a.config.empty())
-    merged = io::merge_config(defaults, io::read_json_file(a.config), a.config);
-  else if (!a.resume.empty() && std::filesystem::exists(run_config))
-    merged = io::merge_config(defaults, io::read_json_file(run_config), run_config);
-  for (const auto& [key, text] : a.overrides)
-    merged[key] = io::parse_override(defaults.at(key), flag_of(key).substr(2), text);
-  for (const auto& [key, text] : a.flags)
-    if (!text.empty())
-      merged[key] = io::parse_override(defaults.at(key), flag_of(key).substr(2), text);
-  return merged;
+std::string EffectiveConfig::from(const std::string& key) const {
+  auto it = source.find(key);
+  return it == source.end() ? "" : " (from " + it->second + ")";
 }
 
-train::RunStart run_start(const RunConfigArgs& a) { return {a.out, a.resume, a.overwrite}; }
+EffectiveConfig effective_config(const RunConfigArgs& a, const std::vector<io::KeyInfo>& keys,
+                                 const nlohmann::json& defaults) {
+  std::map<std::string, io::PathKind> path_of;
+  for (const io::KeyInfo& k : keys) path_of[k.key] = k.path;
+  EffectiveConfig e{defaults, {}};
+  std::string file = a.config;
+  const std::string run_config = io::RunPaths{a.out}.config();
+  if (file.empty() && !a.resume.empty() && fs::exists(run_config)) file = run_config;
+  if (!file.empty()) {
+    const nlohmann::json given = io::read_json_file(file);
+    e.values = io::merge_config(defaults, given, file);
+    const fs::path folder = fs::path(file).parent_path();
+    const std::string shown = fs::absolute(file).lexically_normal().string();
+    for (auto it = given.begin(); it != given.end(); ++it) {
+      const std::string& key = it.key();
+      e.values[key] =
+          io::absolute_paths(e.values[key], path_of[key], folder.empty() ? "." : folder.string());
+      e.source[key] = shown;
+    }
+  }
+  for (const auto& [key, text] : a.overrides) {
+    const nlohmann::json value = io::parse_override(defaults.at(key), flag_of(key).substr(2), text);
+    e.values[key] = io::absolute_paths(value, path_of[key], ".");
+    e.source[key] = flag_of(key);
+  }
+  for (const auto& [key, text] : a.flags) {
+    if (text.empty()) continue;
+    e.values[key] = io::parse_override(defaults.at(key), flag_of(key).substr(2), text);
+    e.source[key] = flag_of(key);
+  }
+  return e;
+}
+
+void check_paths_exist(const EffectiveConfig& e, const std::vector<io::KeyInfo>& keys) {
+  for (const io::KeyInfo& k : keys) {
+    if (k.path == io::PathKind::none || !e.values.contains(k.key)) continue;
+    const nlohmann::json& value = e.values.at(k.key);
+    for (const nlohmann::json& item : value.is_array() ? value : nlohmann::json::array({value})) {
+      const std::string path = item.is_string() ? item.get<std::string>() : "";
+      const bool a_name = k.path == io::PathKind::file_or_name && !fs::path(path).is_absolute();
+      if (path.empty() || a_name || fs::exists(path)) continue;
+      throw io::KeyError(k.key, k.key + " '" + path + "' does not exist");
+    }
+  }
+}
+
+train::RunStart run_start(const RunConfigArgs& a) {
+  if (fs::exists(a.out) && !fs::is_directory(a.out))
+    throw Error("--out '" + a.out +
+                "' is a file: a run's --out is a folder (new, or holding a run)");
+  return {a.out, a.resume, a.overwrite};
+}
 
 }  // namespace sd::cli

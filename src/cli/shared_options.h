@@ -9,6 +9,7 @@
 #include "io/config_table.h"
 #include "models/autocast.h"
 #include "train/train_loop.h"
+#include "util/error.h"
 
 // Options shared by several subcommands, so that flags mean the same everywhere.
 namespace sd::cli {
@@ -39,9 +40,39 @@ void add_run_config_options(CLI::App* command, RunConfigArgs& args,
 void add_config_options(CLI::App* command, RunConfigArgs& args,
                         const std::vector<io::KeyInfo>& keys);
 
+// A run's config and where each value came from.
+struct EffectiveConfig {
+  nlohmann::json values;
+  std::map<std::string, std::string> source;  // key -> config file or --flag; absent: a default
+  // " (from SOURCE)" for a key that was given, "" for a default.
+  std::string from(const std::string& key) const;
+};
+
 // The defaults, merged with --config, else with the run folder's own config.json when
-// resuming, then with the command-line overrides; sd::Error naming a bad key or value.
-nlohmann::json effective_config(const RunConfigArgs& args, const nlohmann::json& defaults);
+// resuming, then with the command-line overrides; sd::Error naming a bad key or value. The
+// paths among `keys` are made absolute: a file's relative to its folder, a flag's to the
+// working directory.
+EffectiveConfig effective_config(const RunConfigArgs& args, const std::vector<io::KeyInfo>& keys,
+                                 const nlohmann::json& defaults);
+
+// sd::io::KeyError for a path among `keys` that names nothing on disk.
+void check_paths_exist(const EffectiveConfig& config, const std::vector<io::KeyInfo>& keys);
+
+// The effective config read by `read` (a config table's from_json): its errors about a key
+// name where the value came from, and every path it names must exist.
+template <class Config>
+Config read_run_config(const RunConfigArgs& args, const std::vector<io::KeyInfo>& keys,
+                       const nlohmann::json& defaults,
+                       Config (*read)(const nlohmann::json&, const std::string&)) {
+  const EffectiveConfig e = effective_config(args, keys, defaults);
+  try {
+    Config c = read(e.values, "config");
+    check_paths_exist(e, keys);
+    return c;
+  } catch (const io::KeyError& error) {
+    throw Error(error.what() + e.from(error.key()));
+  }
+}
 
 // --out, --resume and --overwrite.
 train::RunStart run_start(const RunConfigArgs& args);

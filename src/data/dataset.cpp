@@ -108,7 +108,7 @@ Dataset Dataset::subset(const SubsetSpec& spec) const {
                            : !in_validation && rng::subset_draw(spec.seed, e.id) < spec.fraction;
   });
   if (kept.size() == 0 && size() > 0)
-    log::warn(
+    throw Error(
         "the selection (--fraction " + format_number(spec.fraction) +
         (spec.list_file.empty() ? "" : ", --subset " + spec.list_file) +
         (spec.val_fraction > 0 ? ", --val-fraction " + format_number(spec.val_fraction) : "") +

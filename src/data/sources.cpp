@@ -280,7 +280,16 @@ Dataset Dataset::from_coco(const std::string& json_path, const std::string& imag
   std::error_code ec;
   const fs::path root = fs::canonical(image_dir.empty() ? "." : image_dir, ec);
   std::vector<Entry> entries;
-  for (Record& r : read_coco_instances(json_path, image_dir, bad)) {
+  std::vector<Record> records = read_coco_instances(json_path, image_dir, bad);
+  const bool none_there = std::none_of(records.begin(), records.end(), [](const Record& r) {
+    std::error_code missing;
+    return fs::exists(fs::symlink_status(r.image_path, missing));
+  });
+  if (!records.empty() && none_there)
+    throw Error("none of the " + std::to_string(records.size()) + " images listed in " + json_path +
+                " is in the folder '" + (image_dir.empty() ? "." : image_dir) + "' (e.g. " +
+                records.front().image_path + "): give --images with the folder that holds them");
+  for (Record& r : records) {
     const std::string problem = coco_image_problem(r.image_path, root, json_path);
     if (!problem.empty() && skipped) {
       skipped->push_back({r.image_path, problem});

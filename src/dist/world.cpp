@@ -147,7 +147,9 @@ Environment process_environment() {
 }
 
 World world_from_environment(const Environment& env) {
-  if (env("WORLD_SIZE")) return torchrun(Reader(env, "torchrun"));
+  // `samdistill launch` sets torchrun's variables and SAMDISTILL_LAUNCH, so its ranks say so.
+  if (env("WORLD_SIZE"))
+    return torchrun(Reader(env, env("SAMDISTILL_LAUNCH") ? "samdistill" : "torchrun"));
   if (env("OMPI_COMM_WORLD_SIZE")) return open_mpi(Reader(env, "Open MPI"));
   if (env("SLURM_PROCID") && env("SLURM_NTASKS")) return slurm(Reader(env, "Slurm"));
   return World{};

@@ -13,7 +13,7 @@ struct World {
   int local_rank = 0, local_size = 1;  // ... among those of this machine (LOCAL_RANK picks the GPU)
   std::string master_addr;             // host of rank 0's rendezvous store (c10d TCPStore)
   int master_port = 0;
-  std::string launcher;  // "torchrun", "Slurm", "Open MPI"; "" for one process
+  std::string launcher;  // "torchrun", "samdistill" (launch), "Slurm", "Open MPI"; "" for one
   // torchrun's agent already serves the store at master_addr:master_port (every rank connects
   // to it as a client); else rank 0 serves it.
   bool launcher_serves_store = false;

@@ -135,7 +135,7 @@ void Evaluator::evaluate_image(const std::string& image_id, const data::Record& 
       o.teacher_gt = mask_iou(teacher, truth);
       o.student_gt = mask_iou(mode == Multimask::oracle ? choose(s, mode, truth) : student, truth);
       report.outcomes.push_back(std::move(o));
-      if (masks) masks->push_back({*prompt, teacher.cpu(), student.cpu()});
+      if (masks) masks->push_back({*prompt, teacher.cpu(), student.cpu(), truth_cpu});
     }
   }
   for (const data::PromptSpec& spec : settings_.prompts) {
@@ -168,7 +168,7 @@ void Evaluator::evaluate_image_prompts(const std::string& image_id, models::Size
     o.iou = mask_iou(student, teacher);
     o.teacher_gt = o.student_gt = no_truth;
     report.outcomes.push_back(std::move(o));
-    if (masks) masks->push_back({prompt, teacher.cpu(), student.cpu()});
+    if (masks) masks->push_back({prompt, teacher.cpu(), student.cpu(), {}});
   }
 }
 

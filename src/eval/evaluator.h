@@ -39,6 +39,7 @@ struct EvalSettings {
 struct PromptMasks {
   models::Prompts prompt;
   at::Tensor teacher, student;
+  at::Tensor truth;  // the annotation's mask; undefined for prompts without one (grid@N)
 };
 
 // Teacher and student see identical prompts. By default they share one prompt encoder and

@@ -1,6 +1,7 @@
 #include "eval/html.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -76,7 +77,9 @@ std::string escape(const std::string& s) {
   return out;
 }
 
+// "-" for the NaN of prompts without a ground truth.
 std::string number(double v, const char* format = "%.4f") {
+  if (std::isnan(v)) return "-";
   char text[32];
   std::snprintf(text, sizeof text, format, v);
   return text;
@@ -177,7 +180,7 @@ std::string report_html(const EvalReport& r, const std::set<std::string>& pictur
          "</title><style>" + kStyle + "</style></head><body>\n<h1>" + escape(title) + "</h1>\n" +
          summary(r) + "\n<h2>IoU of the student's masks vs the teacher's</h2>\n" + histograms(r) +
          "\n<h2>Prompts, worst first</h2>\n" + kind_filter(r) +
-         "<p id=state></p>\n<table id=prompts><thead><tr><th data-key=iou>IoU</th>"
+         "<p id=state hidden></p>\n<table id=prompts><thead><tr><th data-key=iou>IoU</th>"
          "<th data-key=kind>kind</th><th data-key=image>image</th><th>annotation</th>"
          "<th>prompt</th><th data-key=teacher_gt>teacher vs GT</th>"
          "<th data-key=student_gt>student vs GT</th>"
@@ -189,16 +192,18 @@ std::string report_html(const EvalReport& r, const std::set<std::string>& pictur
 void write_report_html(const EvalReport& r, const std::string& dir, const std::string& vis_dir,
                        const std::string& title) {
   const fs::path pictures_dir = fs::path(dir) / "pictures";
-  fs::create_directories(vis_dir.empty() ? fs::path(dir) : pictures_dir);
-  const bool same =
-      !vis_dir.empty() && fs::exists(vis_dir) && fs::equivalent(fs::path(vis_dir), pictures_dir);
+  fs::create_directories(dir);
+  const bool same = !vis_dir.empty() && fs::exists(vis_dir) && fs::exists(pictures_dir) &&
+                    fs::equivalent(fs::path(vis_dir), pictures_dir);
+  if (!vis_dir.empty() && !same)
+    prepare_pictures_folder(pictures_dir.string(), "the page's pictures");
   std::set<std::string> pictures;
   for (const PromptOutcome& o : r.outcomes) {
     const std::string name = picture_name(o);
     if (vis_dir.empty() || !fs::exists(fs::path(vis_dir) / name)) continue;
     if (!same)
-      fs::copy_file(fs::path(vis_dir) / name, pictures_dir / name,
-                    fs::copy_options::overwrite_existing);
+      write_file_atomic((pictures_dir / name).string(),
+                        read_file((fs::path(vis_dir) / name).string()));
     pictures.insert(name);
   }
   write_file_atomic((fs::path(dir) / "index.html").string(), report_html(r, pictures, title));

@@ -1,6 +1,7 @@
 #include "eval/report.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 #include <sstream>
@@ -181,6 +182,18 @@ EvalReport merge_interleaved(const std::vector<EvalReport>& slices, const data::
   return all;
 }
 
+namespace {
+
+// "0.8123", or "-" for the NaN of prompts without a ground truth.
+std::string shown(double v) {
+  if (std::isnan(v)) return "-";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.4f", v);
+  return text;
+}
+
+}  // namespace
+
 std::string report_table(const EvalReport& r) {
   auto miou = r.mean_by_kind(&PromptOutcome::iou);
   auto teacher = r.mean_by_kind(&PromptOutcome::teacher_gt);
@@ -197,9 +210,9 @@ std::string report_table(const EvalReport& r) {
       std::snprintf(line, sizeof line, "%-12s %-9s %7d %10s %12s %12s\n", kind.c_str(),
                     mm == r.multimask.end() ? "" : mm->second.c_str(), 0, "-", "-", "-");
     } else {
-      std::snprintf(line, sizeof line, "%-12s %-9s %7lld %10.4f %12.4f %12.4f\n", kind.c_str(),
+      std::snprintf(line, sizeof line, "%-12s %-9s %7lld %10.4f %12s %12s\n", kind.c_str(),
                     mm == r.multimask.end() ? "" : mm->second.c_str(), (long long)count[kind],
-                    miou[kind], teacher[kind], student[kind]);
+                    miou[kind], shown(teacher[kind]).c_str(), shown(student[kind]).c_str());
     }
     out << line;
   }

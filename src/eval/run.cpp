@@ -36,8 +36,24 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-TeacherEmbedding from_store(std::shared_ptr<store::Reader> reader, const EvalRequest& r) {
+// Every image evaluated needs its embedding in the store: which are missing, and how to make them.
+void check_stored(const store::Reader& reader, const data::Dataset& images) {
+  std::vector<std::string> missing;
+  for (const data::Entry& e : images.entries())
+    if (!reader.find(store::Kind::embedding, e.id)) missing.push_back(e.id);
+  if (missing.empty()) return;
+  throw Error("store '" + reader.dir() + "' has no embedding for " +
+              std::to_string(missing.size()) + " of the " + std::to_string(images.size()) +
+              " images selected (the first: '" + missing.front() +
+              "'): make them with `samdistill embed` of these images into a store (--teacher, "
+              "--teacher-checkpoint, --data, --store), or leave --store out and give "
+              "--teacher-checkpoint to run the teacher on them");
+}
+
+TeacherEmbedding from_store(std::shared_ptr<store::Reader> reader, const EvalRequest& r,
+                            const data::Dataset& images) {
   store::check_made_by(reader->manifest(), r.teacher, r.teacher_checkpoint, r.store);
+  check_stored(*reader, images);
   return stored_embeddings(reader);
 }
 
@@ -62,14 +78,20 @@ std::vector<PictureFile> draw_pictures(const at::Tensor& rgb, const std::vector<
   std::vector<PictureFile> files;
   for (size_t i = 0; i < masks.size(); ++i) {
     const PromptOutcome& o = outcomes[i];
-    char iou[16];
-    std::snprintf(iou, sizeof iou, "%.3f", o.iou);
+    const bool truth = masks[i].truth.defined();
+    char numbers[96];
+    if (truth)
+      std::snprintf(numbers, sizeof numbers, "IoU %.3f  teacher-GT %.3f  student-GT %.3f", o.iou,
+                    o.teacher_gt, o.student_gt);
+    else
+      std::snprintf(numbers, sizeof numbers, "IoU %.3f", o.iou);
+    const std::string panels = truth ? "image+prompt | ground truth | teacher | student"
+                                     : "image+prompt | teacher | student";
     const std::string name = picture_name(o);
     files.push_back(
-        {name,
-         png_bytes(comparison(rgb, masks[i].prompt, masks[i].teacher, masks[i].student,
-                              o.kind + "  IoU " + iou + "    image+prompt | teacher | student"),
-                   name)});
+        {name, png_bytes(comparison(rgb, masks[i].prompt, masks[i].truth, masks[i].teacher,
+                                    masks[i].student, o.kind + "  " + numbers + "    " + panels),
+                         name)});
   }
   return files;
 }
@@ -270,7 +292,7 @@ EvalReport run_eval(const EvalRequest& r) {
   const at::Device device = parse_device(r.device);
   std::shared_ptr<store::Reader> reader;
   if (!r.store.empty()) reader = std::make_shared<store::Reader>(r.store);
-  TeacherEmbedding teacher = reader ? from_store(reader, r) : from_model(r, device);
+  TeacherEmbedding teacher = reader ? from_store(reader, r, dataset) : from_model(r, device);
   EvalModels models = load_eval_models(r);
   models.student->to(device);
   if (models.teacher_heads) models.teacher_heads->to(device);
@@ -279,6 +301,8 @@ EvalReport run_eval(const EvalRequest& r) {
   const size_t ranks = r.group ? size_t(r.group->world().size) : 1;
   std::vector<ImagePictures> drawn;  // under a launcher, until rank 0 writes them
   Pictures pictures;
+  if (!r.vis_dir.empty() && r.vis_images > 0 && rank == 0)
+    prepare_pictures_folder(r.vis_dir, "--vis");
   if (!r.vis_dir.empty() && r.vis_images > 0)
     pictures = {r.vis_images, [&](ImagePictures p) {
                   if (r.group) {

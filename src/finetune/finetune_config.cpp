@@ -52,14 +52,14 @@ const io::ConfigTable<FinetuneConfig>& finetune_config_table() {
               {"seed", "seed of the prompts, the held-out split and the data order"},
           })
           .plus({
-              field("student", &C::student, "",
-                    io::Check{[](const std::string& v, const C&) { return !v.empty(); },
-                              "give the student's weights (--student)"},
-                    "student weights: encoder state dict, full SAM checkpoint or run folder"),
-              field("teacher_checkpoint", &C::teacher_checkpoint, "", any_value(),
-                    "full SAM checkpoint of the teacher: its prompt encoder and mask decoder make "
-                    "the "
-                    "targets and start the student's when it has none"),
+              io::path(field("student", &C::student, "",
+                             io::Check{[](const std::string& v, const C&) { return !v.empty(); },
+                                       "give the student's weights (--student)"},
+                             "student weights: encoder state dict, full SAM checkpoint or run "
+                             "folder")),
+              io::path(field("teacher_checkpoint", &C::teacher_checkpoint, "", any_value(),
+                             "full SAM checkpoint of the teacher: its prompt encoder and mask "
+                             "decoder make the targets and start the student's when it has none")),
               field("encoder_lr", &C::encoder_lr, 0.0, non_negative(),
                     "learning rate of the student encoder (0: frozen, bitwise unchanged)"),
               field("train_prompt_encoder", &C::train_prompt_encoder, false, any_value(),

@@ -155,7 +155,12 @@ class DecoderFinetuning : public train::Objective {
         evaluator, holdout_, eval::stored_embeddings(reader_), reader_.get(), {}, /*quiet=*/true);
     const std::map<std::string, double> miou = report.mean_by_kind(&eval::PromptOutcome::iou);
     if (miou.empty()) throw Error("no held-out image has an annotation that gives a prompt");
-    if (at.writes) write_heldout_report(report, at);
+    if (at.writes) {  // each validation's report, as `eval --report` writes it
+      const io::RunPaths paths{at.run_dir};
+      std::filesystem::create_directories(paths.heldout());
+      write_file_atomic(paths.heldout_report(at.step), eval::report_json(report).dump(2) + "\n");
+    }
+    last_report_ = report;
     double sum = 0;
     std::string line;
     for (const auto& [kind, value] : miou) {
@@ -229,17 +234,14 @@ class DecoderFinetuning : public train::Objective {
     return (logits > 0).to(at::kFloat);
   }
 
-  // The held-out report in the run folder, as `eval --report` and `eval --html` write it
-  // (without pictures): heldout/step-N.json for each validation, heldout/index.html for the
-  // latest.
-  static void write_heldout_report(const eval::EvalReport& report,
-                                   const train::ValidationPoint& at) {
-    const io::RunPaths paths{at.run_dir};
-    std::filesystem::create_directories(paths.heldout());
-    write_file_atomic(paths.heldout_report(at.step), eval::report_json(report).dump(2) + "\n");
-    eval::write_report_html(report, paths.heldout(), "",
-                            "samdistill finetune: held-out images " + at.when + " (step " +
-                                std::to_string(at.step) + ")");
+  // The page of the best validation so far, that of the weights final.pth will hold (as
+  // `eval --html` writes it, without pictures): heldout/index.html.
+  void kept_best(const train::ValidationPoint& at) override {
+    if (!at.writes) return;
+    eval::write_report_html(last_report_, io::RunPaths{at.run_dir}.heldout(), "",
+                            "samdistill finetune: held-out images, the weights in final.pth "
+                            "(the best held-out mIoU: " +
+                                at.when + ", step " + std::to_string(at.step) + ")");
   }
 
   // The prompt kinds fit the images: mask kinds need annotations, and so does target gt.
@@ -296,6 +298,7 @@ class DecoderFinetuning : public train::Objective {
   models::Sam student_{nullptr}, teacher_{nullptr};
   std::vector<train::ParamGroup> groups_;
   eval::EvalSettings settings_;
+  eval::EvalReport last_report_;  // of the latest validation
 };
 
 }  // namespace
@@ -303,6 +306,7 @@ class DecoderFinetuning : public train::Objective {
 train::TrainSummary finetune(const FinetuneRequest& request) {
   DecoderFinetuning objective(request.config);
   train::LoopRequest loop{request.config.loop, request.run, request.config.patience};
+  loop.name = "finetune";
   loop.group = request.group;
   return train::run_training(loop, objective);
 }

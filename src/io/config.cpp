@@ -1,9 +1,12 @@
 #include "io/config.h"
 
+#include <filesystem>
 #include <sstream>
 
 #include "util/atomic_file.h"
 #include "util/error.h"
+
+namespace fs = std::filesystem;
 
 namespace sd::io {
 namespace {
@@ -80,18 +83,35 @@ json merge_config(const json& defaults, const json& given, const std::string& so
   if (!given.is_object()) throw Error(source + ": a config must be a JSON object");
   json out = defaults;
   for (auto it = given.begin(); it != given.end(); ++it) {
-    if (!defaults.contains(it.key())) throw Error(source + ": unknown key '" + it.key() + "'");
+    if (!defaults.contains(it.key()))
+      throw KeyError(it.key(), source + ": unknown key '" + it.key() + "'");
     const json& expected = defaults.at(it.key());
     if (!same_kind(expected, it.value()))
-      throw Error(source + ": key '" + it.key() + "' must be " + kind_in_words(expected) +
-                  ", got " + it.value().dump());
+      throw KeyError(it.key(), source + ": key '" + it.key() + "' must be " +
+                                   kind_in_words(expected) + ", got " + it.value().dump());
     out[it.key()] = it.value();
   }
   return out;
 }
 
 void refuse(const std::string& key, const json& value, const std::string& rule) {
-  throw Error("config key '" + key + "' = " + value.dump() + ": " + rule);
+  throw KeyError(key, "config key '" + key + "' = " + value.dump() + ": " + rule);
+}
+
+json absolute_paths(const json& value, PathKind kind, const std::string& base) {
+  if (value.is_array()) {
+    json out = json::array();
+    for (const json& item : value) out.push_back(absolute_paths(item, kind, base));
+    return out;
+  }
+  if (kind == PathKind::none || !value.is_string()) return value;
+  const std::string text = value.get<std::string>();
+  const fs::path path(text);
+  if (text.empty() || path.is_absolute()) return value;
+  const fs::path resolved = (fs::absolute(base) / path).lexically_normal();
+  const bool a_name = text.find('/') == std::string::npos && !fs::exists(resolved);
+  if (kind == PathKind::file_or_name && a_name) return value;
+  return resolved.string();
 }
 
 json parse_override(const json& default_value, const std::string& key, const std::string& text) {

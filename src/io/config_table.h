@@ -30,6 +30,7 @@ struct KeyInfo {
   std::string type;  // INT, FLOAT, BOOL, TEXT, LIST, or an enum's words: off|bf16|fp16
   nlohmann::json default_value;
   std::string help;
+  PathKind path = PathKind::none;  // a path: read relative to the config file that holds it
 };
 
 // What a value must pass: `ok(value, whole config)` (which may also throw an sd::Error
@@ -122,6 +123,13 @@ Field<T> field(const std::string& key, M T::*member,
   f.write = [member](const T& c) { return detail::to_json(c.*member); };
   f.ok = [member, ok = check.ok](const T& c) { return bool(ok(c.*member, c)); };
   f.rule = check.rule;
+  return f;
+}
+
+// `f` as a key whose value is a path (of `kind`).
+template <class T>
+Field<T> path(Field<T> f, PathKind kind = PathKind::file) {
+  f.info.path = kind;
   return f;
 }
 

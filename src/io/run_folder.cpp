@@ -28,6 +28,11 @@ std::string step_name(int64_t step, const char* suffix) {
 
 }  // namespace
 
+std::string in_folder(const std::string& folder, const std::string& leaf) {
+  if (folder.empty()) return leaf;
+  return folder + (folder.back() == '/' ? "" : "/") + leaf;
+}
+
 std::string RunPaths::heldout_report(int64_t step) const {
   return heldout() + "/" + step_name(step, ".json");
 }

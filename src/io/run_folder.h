@@ -6,19 +6,22 @@
 
 // A run folder: config.json (effective), metrics.jsonl, TensorBoard event files,
 // checkpoints/step-N.pth, final.pth, and for an objective with a held-out set (finetune) the
-// held-out reports: heldout/index.html (the latest validation's page) and
+// held-out reports: heldout/index.html (the page of the best validation, final.pth's) and
 // heldout/step-N.json (each validation's report).
 namespace sd::io {
 
+// `folder`/`leaf`, with one '/' between them whether or not `folder` ends with one.
+std::string in_folder(const std::string& folder, const std::string& leaf);
+
 struct RunPaths {
   std::string dir;
-  std::string config() const { return dir + "/config.json"; }
-  std::string metrics() const { return dir + "/metrics.jsonl"; }
-  std::string checkpoints() const { return dir + "/checkpoints"; }
-  std::string final_weights() const { return dir + "/final.pth"; }
-  std::string loss_curve() const { return dir + "/loss.png"; }
+  std::string config() const { return in_folder(dir, "config.json"); }
+  std::string metrics() const { return in_folder(dir, "metrics.jsonl"); }
+  std::string checkpoints() const { return in_folder(dir, "checkpoints"); }
+  std::string final_weights() const { return in_folder(dir, "final.pth"); }
+  std::string loss_curve() const { return in_folder(dir, "loss.png"); }
   std::string best() const { return checkpoints() + "/best.pth"; }
-  std::string heldout() const { return dir + "/heldout"; }
+  std::string heldout() const { return in_folder(dir, "heldout"); }
   std::string heldout_page() const { return heldout() + "/index.html"; }
   // The report of the validation after `step` optimiser steps: heldout/step-00001200.json.
   std::string heldout_report(int64_t step) const;

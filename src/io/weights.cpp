@@ -129,13 +129,14 @@ json tiny_vit(const Shapes& shapes, const std::string& prefix) {
   return j;
 }
 
-// The `student_model` of the run config in `dir`, when there is one.
+// The `student_model` of the run config in `dir`, when there is one; a relative path there is
+// relative to the run folder.
 std::optional<std::string> student_model_in(const fs::path& dir) {
   const fs::path config = dir / "config.json";
   if (dir.empty() || !fs::is_regular_file(config)) return std::nullopt;
   const json j = read_json_file(config.string());
   if (!j.contains("student_model") || !j["student_model"].is_string()) return std::nullopt;
-  return j["student_model"].get<std::string>();
+  return absolute_paths(j["student_model"], PathKind::file_or_name, dir.string());
 }
 
 }  // namespace
@@ -159,6 +160,7 @@ Weights read_weights(const std::string& file_or_run) {
   for (const fs::path& dir : {p, p.parent_path(), p.parent_path().parent_path()}) {
     if (auto model = student_model_in(dir)) {
       w.run_model = *model;
+      w.run_config = fs::absolute(dir / "config.json").lexically_normal().string();
       break;
     }
   }

@@ -17,7 +17,8 @@ struct Weights {
   std::string file;  // the file read (resolve_weights)
   StateDict
       entries;  // an encoder state dict, a full SAM checkpoint, or a training checkpoint's model
-  std::string run_model;  // the `student_model` of the run the weights come from; "" when none
+  std::string run_model;   // the `student_model` of the run the weights come from; "" when none
+  std::string run_config;  // the config.json that names run_model
   // The image encoder's entries, keys relative to the encoder (see encoder_entries).
   StateDict encoder() const { return encoder_entries(entries); }
 };

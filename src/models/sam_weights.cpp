@@ -93,10 +93,21 @@ void check_fits(const EncoderConfig& config, const std::string& what, const io::
   if (!why.empty()) throw Error(why);
 }
 
-Sam load_sam(const std::string& checkpoint, const std::string& model, const std::string& flag) {
+Sam load_sam(const std::string& checkpoint, const std::string& model, const std::string& flag,
+             const std::string& decoder_from) {
   const io::Weights weights = io::read_weights(checkpoint);
   Sam sam = build_sam(encoder_config_of(weights, model, flag));
-  io::load_state_dict(*sam, weights.entries, "", weights.file);
+  io::load_state_dict(*sam->image_encoder, weights.encoder(), "", weights.file);
+  const std::string heads = decoder_from.empty() ? weights.file : io::resolve_weights(decoder_from);
+  if (!load_sam_heads(*sam, decoder_from.empty() ? weights.entries : io::read_state_dict(heads),
+                      heads))
+    throw Error("'" + heads + "' holds " +
+                (decoder_from.empty() ? "an image encoder alone (a train run's weights)"
+                                      : "no prompt encoder and mask decoder") +
+                ": give --decoder-from with the teacher's full SAM checkpoint, or make a full "
+                "checkpoint first: samdistill export --student " +
+                checkpoint +
+                " --decoder-from TEACHER.pth --out student_sam.pth (or samdistill finetune)");
   sam->eval();
   return sam;
 }
@@ -104,7 +115,12 @@ Sam load_sam(const std::string& checkpoint, const std::string& model, const std:
 EncoderConfig encoder_config_of(const io::Weights& weights, const std::string& model,
                                 const std::string& flag) {
   auto given = [&](const std::string& name, const std::string& what, const std::string& hint) {
-    EncoderConfig config = resolve_encoder(name);
+    EncoderConfig config;
+    try {
+      config = resolve_encoder(name);
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + " (" + what + ")");
+    }
     const std::string why = misfit(config, what, weights);
     if (!why.empty()) throw Error(why + " (" + hint + ")");
     return config;
@@ -113,7 +129,8 @@ EncoderConfig encoder_config_of(const io::Weights& weights, const std::string& m
     return given(model, flag + " '" + model + "'",
                  "leave " + flag + " out to use the weights' own");
   if (!weights.run_model.empty())
-    return given(weights.run_model, "the run's student_model '" + weights.run_model + "'",
+    return given(weights.run_model,
+                 "the student_model '" + weights.run_model + "' of " + weights.run_config,
                  "give " + flag);
   const json observed = io::observe_encoder(weights.entries);
   if (observed.is_null())

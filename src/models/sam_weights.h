@@ -22,8 +22,12 @@ EncoderConfig encoder_config_of(const io::Weights& weights, const std::string& m
                                 const std::string& flag);
 
 // A full SAM (image encoder, prompt encoder, mask decoder) from a checkpoint or run folder,
-// its encoder's architecture as encoder_config_of tells it; in eval mode, on the CPU.
-Sam load_sam(const std::string& checkpoint, const std::string& model, const std::string& flag);
+// its encoder's architecture as encoder_config_of tells it; in eval mode, on the CPU. The
+// prompt encoder and mask decoder come from `decoder_from` when given (a full SAM checkpoint
+// or run folder), else from `checkpoint`; sd::Error saying what to do when they hold none
+// (a train run's weights are an image encoder alone).
+Sam load_sam(const std::string& checkpoint, const std::string& model, const std::string& flag,
+             const std::string& decoder_from = "");
 
 // sd::Error naming `what` (e.g. "--model 'vit_b'") and the weights, with every size that
 // differs, when `config` does not have the sizes the weights show.

@@ -185,7 +185,7 @@ EmbedSummary embed(const EmbedOptions& options) {
       }
       write_batch(batch, embeddings, before, options, writer, summary);
     }
-    if (first + count < todo.size()) progress.update(int64_t(first + count));
+    progress.update(int64_t(first + count));
     if (const int signal = stop_signal(); signal != 0 && first + count < todo.size())
       throw Stopped(signal, signal_name(signal) + ": stopped after " +
                                 std::to_string(summary.embedded) + " of " +

@@ -2,6 +2,7 @@
 
 #include "io/weights.h"
 #include "models/config.h"
+#include "models/sam_weights.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -50,6 +51,20 @@ std::string content_sha256(nlohmann::json j) {
   if (j.is_object()) j.erase("sha256");
   const std::string text = j.dump();
   return sha256_hex(text.data(), text.size());
+}
+
+// "a vit_b ViT encoder" for the teacher config of a manifest.
+std::string teacher_in_words(const nlohmann::json& teacher) {
+  const std::string family = teacher.contains("embed_dims") ? "TinyViT" : "ViT";
+  nlohmann::json observed = teacher;
+  observed["family"] = family;
+  return "a " + models::preset_matching(observed) + " " + family + " encoder";
+}
+
+// "weights 'weights.pth' (sha256 509c2d1b5a3e...)"
+std::string weights_in_words(const Manifest& m) {
+  return "weights '" + m.checkpoint_name + "' (sha256 " + m.checkpoint_sha256.substr(0, 12) +
+         "...)";
 }
 
 }  // namespace
@@ -104,13 +119,24 @@ void check_compatible(const Manifest& expected, const Manifest& actual, const st
     throw Error("store '" + store + "' was made differently: " + field + " is " + got +
                 " in the store, expected " + want);
   };
+  // Another teacher: which one made the store, which one was given, and what to do.
+  auto other_teacher = [&](const std::string& detail) {
+    throw Error("store '" + store + "' was made by another teacher: " +
+                teacher_in_words(actual.teacher) + " with " + weights_in_words(actual) +
+                ", not the one given, " + teacher_in_words(expected.teacher) +
+                (expected.checkpoint_sha256 == actual.checkpoint_sha256
+                     ? ""
+                     : " with " + weights_in_words(expected)) +
+                " (" + detail +
+                "). Give the teacher that made the store, or make a store of this teacher's "
+                "embeddings with `samdistill embed` (another --store)");
+  };
   std::string diff = first_difference(expected.teacher, actual.teacher, "teacher");
   if (!diff.empty())
-    mismatch(diff, at_path(expected.teacher, diff).dump(), at_path(actual.teacher, diff).dump());
+    other_teacher(diff + " is " + at_path(actual.teacher, diff).dump() +
+                  " in the store, expected " + at_path(expected.teacher, diff).dump());
   if (expected.checkpoint_sha256 != actual.checkpoint_sha256)
-    mismatch("checkpoint_sha256",
-             expected.checkpoint_sha256 + " (" + expected.checkpoint_name + ")",
-             actual.checkpoint_sha256 + " (" + actual.checkpoint_name + ")");
+    other_teacher("the same architecture, other weights");
   diff = first_difference(expected.preprocess, actual.preprocess, "preprocess");
   if (!diff.empty())
     mismatch(diff, at_path(expected.preprocess, diff).dump(),

@@ -59,6 +59,9 @@ class Objective {
   // final.pth is the last weights. `at` says when, and the run folder the objective may write
   // its held-out report into (io::RunPaths::heldout()).
   virtual std::optional<Validation> validate(const ValidationPoint& /*at*/) { return std::nullopt; }
+  // The weights validated last (at `at`) are now the best: final.pth holds them unless better
+  // ones come. Called right after that validate(), on every rank.
+  virtual void kept_best(const ValidationPoint& /*at*/) {}
   // "vit_t student encoder", for the log.
   virtual std::string description() const = 0;
 };

@@ -5,22 +5,24 @@ namespace sd::train {
 using io::any_value;
 using io::field;
 using io::non_negative;
+using io::path;
 using io::positive;
 using C = TrainConfig;
 
 const io::ConfigTable<TrainConfig>& train_config_table() {
   static const io::ConfigTable<TrainConfig> table({
-      field("student_model", &C::student_model, "vit_t", any_value(),
-            "student architecture: vit_t or a TinyViT/ViT JSON config"),
-      field("init", &C::init, "", any_value(),
-            "initial student weights: encoder state dict, full SAM checkpoint or run folder"),
-      field("store", &C::store, "", any_value(),
-            "embedding store with the teacher's embeddings (samdistill embed)"),
-      field("data", &C::data, {}, any_value(),
-            "images the store does not cache: SA-1B folders or .tar files, image folders, COCO "
-            ".json files (space- or comma-separated)"),
-      field("images", &C::images, "", any_value(),
-            "folder of the images of the COCO files in data (default: each JSON's folder)"),
+      path(field("student_model", &C::student_model, "vit_t", any_value(),
+                 "student architecture: vit_t or a TinyViT/ViT JSON config"),
+           io::PathKind::file_or_name),
+      path(field("init", &C::init, "", any_value(),
+                 "initial student weights: encoder state dict, full SAM checkpoint or run folder")),
+      path(field("store", &C::store, "", any_value(),
+                 "embedding store with the teacher's embeddings (samdistill embed)")),
+      path(field("data", &C::data, {}, any_value(),
+                 "images the store does not cache: SA-1B folders or .tar files, image folders, "
+                 "COCO .json files (space- or comma-separated)")),
+      path(field("images", &C::images, "", any_value(),
+                 "folder of the images of the COCO files in data (default: each JSON's folder)")),
       field("epochs", &C::epochs, 8,
             io::Check{[](int64_t v, const C& c) { return v >= 0 && (v > 0 || c.max_steps > 0); },
                       "must be >= 0; epochs or max_steps must be > 0"},

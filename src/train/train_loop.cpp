@@ -95,7 +95,7 @@ class Loop {
     if (progress_.step == 0) validate_start();
     stop_if_signalled();
     data::Loader loader(o_.dataset(), o_.image_source(), loader_options());
-    Progress bar("train", total_steps_, progress_.step);
+    Progress bar(r_.name, total_steps_, progress_.step);
     const auto start = Clock::now();
     while (progress_.step < total_steps_ && !summary_.stopped_early) {
       loader.start(progress_.epoch, progress_.position);
@@ -175,10 +175,24 @@ class Loop {
     for (const std::string& file : previous) fs::remove(file);
   }
 
+  // A resume may change how long the run goes and its learning rates: said, not done silently.
+  void warn_of_new_schedule(const nlohmann::json& began_with) const {
+    std::string changes;
+    for (const char* key : {"epochs", "max_steps", "lr", "min_lr", "warmup_steps"})
+      if (began_with.contains(key) && began_with[key] != c_.json.at(key))
+        changes += std::string(changes.empty() ? "" : ", ") + key + " " + began_with[key].dump() +
+                   " -> " + c_.json.at(key).dump();
+    if (!changes.empty())
+      log::warn("resuming with another schedule than the run began with (" + changes +
+                "): " + std::to_string(total_steps_) +
+                " steps in all, the learning rate follows the new schedule");
+  }
+
   void resume_from(const std::string& path) {
     TrainCheckpoint meta = load_train_checkpoint(path, o_.model(), *optimizer_);
     if (meta.store_id != store_id_)
       throw Error("checkpoint '" + path + "' was trained on another store than '" + c_.store + "'");
+    warn_of_new_schedule(meta.config);
     progress_ = meta.progress;
     progress_.position = resume_position(meta, ranks_.rank(), ranks_.size());
     log::info("resuming from '" + path + "' at step " + std::to_string(progress_.step) +
@@ -202,6 +216,8 @@ class Loop {
     summary_.best_score = progress_.best_score;
     summary_.final_weights = paths_.final_weights();
     if (!ranks_.writes()) return summary_;
+    if (progress_.validated)
+      summary_.best_step = io::peek_train_checkpoint(paths_.best()).progress.step;
     write_final_weights();
     write_loss_plot(paths_.metrics(), paths_.loss_curve());
     return summary_;
@@ -243,19 +259,25 @@ class Loop {
     log::info("held-out score before training: " + format_number(score->score));
     record_score(*score);
     progress_.best_score = score->score;
-    const std::string path = checkpoint();
+    keep_best(checkpoint(), point("before training"));
+  }
+
+  // The checkpoint at `path`, validated at `at`, is the best: best.pth, and the objective's say.
+  void keep_best(const std::string& path, const ValidationPoint& at) {
     if (ranks_.writes()) write_file_atomic(paths_.best(), read_file(path));
+    o_.kept_best(at);
   }
 
   // A run that ends inside an epoch (max_steps) scores its last weights too, so that final.pth
   // is the best of all the weights it trained, not only of those at epoch ends.
   void score_last_weights() {
     if (!progress_.validated || summary_.steps_this_call == 0) return;
-    const double score = held_out_score("after step " + std::to_string(progress_.step));
+    const std::string when = "after step " + std::to_string(progress_.step);
+    const double score = held_out_score(when);
     const bool best = score > progress_.best_score;
     if (best) progress_.best_score = score;
     const std::string path = checkpoint();
-    if (best && ranks_.writes()) write_file_atomic(paths_.best(), read_file(path));
+    if (best) keep_best(path, point(when));
   }
 
   // Validates the weights of now (`when`: "after epoch 2"), logs and records the score.
@@ -386,9 +408,8 @@ class Loop {
         progress_.epoch_steps > 0 ? progress_.epoch_loss / double(progress_.epoch_steps) : 0;
     log::info("epoch " + std::to_string(progress_.epoch) + " done, mean loss " +
               format_number(mean));
-    const double score = progress_.validated
-                             ? held_out_score("after epoch " + std::to_string(progress_.epoch))
-                             : -mean;
+    const std::string when = "after epoch " + std::to_string(progress_.epoch);
+    const double score = progress_.validated ? held_out_score(when) : -mean;
     const bool best = progress_.epoch_steps > 0 && score > progress_.best_score;
     if (best) progress_.best_score = score;
     progress_.bad_epochs = best ? 0 : progress_.bad_epochs + 1;
@@ -397,7 +418,9 @@ class Loop {
     progress_.epoch_loss = 0;
     progress_.epoch_steps = 0;
     const std::string path = checkpoint();
-    if (best && ranks_.writes()) write_file_atomic(paths_.best(), read_file(path));
+    if (best && progress_.validated) keep_best(path, point(when));
+    if (best && !progress_.validated && ranks_.writes())
+      write_file_atomic(paths_.best(), read_file(path));
     if (progress_.validated && r_.patience > 0 && progress_.bad_epochs >= r_.patience) {
       log::warn("held-out score has not improved for " + std::to_string(progress_.bad_epochs) +
                 " epoch(s) (patience): stopping early; final.pth is the best checkpoint");

@@ -18,7 +18,8 @@ struct RunStart {
 struct LoopRequest {
   TrainConfig config;  // the loop's keys: epochs, batch_size, lr, checkpoint_every, ...
   RunStart run;
-  int64_t patience = 0;  // epochs without a better validation score before stopping; 0: never
+  int64_t patience = 0;        // epochs without a better validation score before stopping; 0: never
+  std::string name = "train";  // the command, for the progress line
   // Data-parallel ranks (null: one process). config.batch_size is then the global batch: each
   // rank takes batch_size / ranks images of every step from its slice of the epoch's order,
   // gradients are averaged, and rank 0 alone writes the run folder.
@@ -37,6 +38,7 @@ struct TrainSummary {
   int64_t skipped_records = 0;
   std::vector<double> scores;  // validation scores of this call: before training, each epoch
   double best_score = 0;       // validating objectives: the score final.pth has
+  int64_t best_step = 0;       // ... and the step of its weights
   bool stopped_early = false;
   bool already_complete = false;  // a resumed run with all its steps done: nothing trained
   std::string final_weights;      // RUN/final.pth

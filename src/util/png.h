@@ -4,8 +4,8 @@
 
 namespace sd {
 
-// An 8-bit RGB PNG of width x height pixels (row-major, 3 bytes per pixel), encoded with
-// uncompressed deflate blocks: no zlib needed, readable by every viewer.
+// An 8-bit RGB PNG of width x height pixels (row-major, 3 bytes per pixel), deflated by zlib
+// with each row's filter chosen as libpng does (the smallest sum of absolute differences).
 std::string encode_png_rgb(const uint8_t* rgb, int width, int height);
 
 // A PNG of any colour type and bit depth: `rows` holds `height` rows of packed samples (no

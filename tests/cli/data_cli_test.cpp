@@ -26,6 +26,14 @@ TEST(DataCli, StatsJsonOfSample) {
   EXPECT_TRUE(j["skipped"].empty());
 }
 
+// The progress line ends at the whole (a log gets whole lines, no terminal redraws).
+TEST(DataCli, ProgressEndsAtTheWhole) {
+  auto run = run_program("data stats --data " + sd::testing::data_sample());
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_PRED2(sd::testing::contains, run.output, "data stats 5/5 (100%)");
+  EXPECT_FALSE(sd::testing::contains(run.output, "data stats 4/5")) << run.output;
+}
+
 TEST(DataCli, BadRecordSkippedOrStrictFailure) {
   const std::string dir = sd::testing::make_temp_dir("sd-cli-data");
   const std::string src = sd::testing::data_sample() + "/sa_100003";
@@ -76,6 +84,29 @@ TEST(DataCli, StatsOfCocoFile) {
   const auto j = nlohmann::json::parse(run.output.substr(run.output.find('{')));
   EXPECT_EQ(j["images"], 1);
   EXPECT_EQ(j["mask_pixels"], 20000);
+  std::filesystem::remove_all(dir);
+}
+
+// A COCO file whose images are elsewhere (--images forgotten): the folder searched is named
+// and --images suggested, and nothing is a success.
+TEST(DataCli, CocoImagesNotFoundNameTheFolderAndSuggestImages) {
+  const std::string dir = sd::testing::make_temp_dir("sd-cli-coco");
+  std::filesystem::create_directories(dir + "/annotations");
+  std::filesystem::create_directories(dir + "/val2017");
+  std::filesystem::copy_file(sd::testing::data_sample() + "/sa_100003.jpg",
+                             dir + "/val2017/dog.jpg");
+  sd::write_file_atomic(dir + "/annotations/instances.json",
+                        R"({"images": [{"id": 1, "width": 800, "height": 534,
+      "file_name": "dog.jpg"}], "annotations": []})");
+  auto run = run_program("data stats --json --data " + dir + "/annotations/instances.json");
+  EXPECT_EQ(run.status, 1) << run.output;
+  EXPECT_PRED2(contains, run.output,
+               "none of the 1 images listed in " + dir +
+                   "/annotations/instances.json is in the folder '" + dir + "/annotations'");
+  EXPECT_PRED2(contains, run.output, "give --images with the folder that holds them");
+  run = run_program("data stats --json --data " + dir + "/annotations/instances.json --images " +
+                    dir + "/val2017");
+  EXPECT_EQ(run.status, 0) << run.output;
   std::filesystem::remove_all(dir);
 }
 
@@ -153,6 +184,7 @@ TEST(DataCli, FinetuneRefusesWhatPlainImagesCannotGive) {
     writer.put(sd::store::encode_embedding(id, at::zeros({8, 4, 4}), sd::store::DType::fp16));
   }
   writer.commit();
+  sd::write_file_atomic(dir + "/none.pth", "");  // refused later, after the images
   const std::string finetune = "finetune --student " + dir + "/none.pth --store " + dir +
                                "/store --data " + dir + "/photos --out " + dir + "/run";
   auto run = run_program(finetune + " --val-prompts grid@2");  // prompts: box,point,center

@@ -94,29 +94,42 @@ TEST_F(FinetuneRun, HeldOutMiouIsReportedBeforeAndAfterAndFinalIsTheBest) {
 }
 
 // Each validation's held-out report is in the run folder as eval --report writes it
-// (heldout/step-N.json, the mIoU of the metrics), the latest as eval --html's page
-// (heldout/index.html), and the summary names the page.
+// (heldout/step-N.json, the mIoU of the metrics); the page (heldout/index.html, as eval --html's)
+// is that of the weights final.pth holds, the best validation's, and it and the summary say
+// which step they are.
 TEST_F(FinetuneRun, TheRunFolderHoldsTheHeldOutReports) {
   const io::RunPaths paths{reference_run()};
   const std::map<int64_t, nlohmann::json> by_step = held_out_by_step(paths.dir);
   ASSERT_EQ(by_step.size(), 3u);
   EXPECT_EQ(by_step.begin()->first, 0);
   EXPECT_EQ(by_step.rbegin()->first, 4);
-  nlohmann::json last;
   for (const auto& [step, miou] : by_step) {
     const std::string file = paths.heldout_report(step);
     ASSERT_TRUE(fs::exists(file)) << file;
-    last = nlohmann::json::parse(std::ifstream(file));
-    EXPECT_EQ(last["miou"], miou) << file;
-    EXPECT_GT(last["prompts"].get<int64_t>(), 0) << file;
+    const nlohmann::json report = nlohmann::json::parse(std::ifstream(file));
+    EXPECT_EQ(report["miou"], miou) << file;
+    EXPECT_GT(report["prompts"].get<int64_t>(), 0) << file;
   }
-  EXPECT_PRED2(contains, output_, "held-out     report " + paths.heldout_page());
+  const std::vector<double> scores = validation_scores(paths.dir);
+  const size_t best = size_t(std::max_element(scores.begin(), scores.end()) - scores.begin());
+  const int64_t best_step = int64_t(best) * 2;  // validations at steps 0, 2 and 4
+  const std::string when =
+      best == 0 ? "before training" : "after epoch " + std::to_string(best - 1);
+  EXPECT_PRED2(contains, output_,
+               "held-out     report " + paths.heldout_page() + " (final.pth's weights, step " +
+                   std::to_string(best_step) + ";");
+  EXPECT_PRED2(contains, output_,
+               "the weights of step " + std::to_string(best_step) + " (the best)");
   ASSERT_TRUE(fs::exists(paths.heldout_page()));
   const std::string page = read_file(paths.heldout_page());
-  EXPECT_PRED2(contains, page, "held-out images after epoch 1 (step 4)");
+  EXPECT_PRED2(contains, page,
+               "held-out images, the weights in final.pth (the best held-out mIoU: " + when +
+                   ", step " + std::to_string(best_step) + ")");
   EXPECT_PRED2(contains, page, "<table id=summary>");
-  EXPECT_EQ(occurrences(page, "<tr id=\""), last["prompts"].get<size_t>())
-      << "a row per prompt of the latest validation";
+  const nlohmann::json shown =
+      nlohmann::json::parse(std::ifstream(paths.heldout_report(best_step)));
+  EXPECT_EQ(occurrences(page, "<tr id=\""), shown["prompts"].get<size_t>())
+      << "a row per prompt of the best validation";
   EXPECT_FALSE(fs::exists(paths.heldout() + "/pictures")) << "a page without pictures";
 }
 

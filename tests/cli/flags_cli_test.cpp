@@ -77,12 +77,44 @@ TEST(FlagsCli, EveryDeviceDefaultsToAuto) {
   }
 }
 
-TEST(FlagsCli, AnEmptySelectionIsSaid) {
-  ProgramRun none = run_program("data stats --json --fraction 0.000001 --data " + data_sample());
-  ASSERT_EQ(none.status, 0) << none.output;
-  EXPECT_PRED2(contains, none.output,
-               "the selection (--fraction 1e-06) keeps none of the 5 images");
-  EXPECT_EQ(stats_of(none)["images"], 0);
+// A selection of no image is an error in every command, not a success with nothing done.
+TEST(FlagsCli, AnEmptySelectionIsAnError) {
+  // (embed: TrainRun.EmbedRefusesAnEmptySelection)
+  for (const char* command : {"data stats --json", "eval --student none.pth --store none"}) {
+    ProgramRun none =
+        run_program(std::string(command) + " --fraction 0.000001 --data " + data_sample());
+    EXPECT_EQ(none.status, 1) << command << "\n" << none.output;
+    EXPECT_PRED2(contains, none.output,
+                 "the selection (--fraction 1e-06) keeps none of the 5 images");
+  }
+  const std::string empty = make_temp_dir("sd-cli-empty");
+  ProgramRun nothing = run_program("data stats --data " + empty);
+  EXPECT_EQ(nothing.status, 1) << nothing.output;
+  EXPECT_PRED2(contains, nothing.output, "no images selected from --data");
+  fs::remove_all(empty);
+}
+
+// A mistyped flag or command gets the nearest one; a flag may be spelt with underscores, as
+// its config key.
+TEST(FlagsCli, MistakesGetTheNearestFlagOrCommand) {
+  ProgramRun flag = run_program("data stats --dta " + data_sample());
+  EXPECT_NE(flag.status, 0);
+  EXPECT_PRED2(contains, flag.output, "unknown option '--dta' for stats: did you mean '--data'?");
+  ProgramRun store = run_program("train --stor s --out o");
+  EXPECT_PRED2(contains, store.output,
+               "unknown option '--stor' for train: did you mean '--store'?");
+  ProgramRun command = run_program("trian --store s");
+  EXPECT_NE(command.status, 0);
+  EXPECT_PRED2(contains, command.output, "unknown command 'trian'");
+  EXPECT_PRED2(contains, command.output, "did you mean 'train'?");
+  ProgramRun far = run_program("train --zzzzzzzz 1 --out o");
+  EXPECT_PRED2(contains, far.output, "unknown option '--zzzzzzzz' for train");
+  EXPECT_FALSE(contains(far.output, "did you mean")) << far.output;
+  // Underscores: the flag is taken (the value's own check answers), in flags of every kind.
+  ProgramRun underscored = run_program("train --store s --out o --batch_size 2.5");
+  EXPECT_PRED2(contains, underscored.output, "--batch-size: '2.5' is not an integer");
+  ProgramRun global = run_program("data stats --json --dist_timeout 5 --data " + data_sample());
+  EXPECT_EQ(global.status, 0) << global.output;
 }
 
 }  // namespace

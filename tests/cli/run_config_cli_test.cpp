@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "common/fixtures.h"
+#include "util/atomic_file.h"
 
 namespace {
 
@@ -58,6 +59,40 @@ TEST(RunConfigCli, YesNoKeysAreFlags) {
   EXPECT_NE(bad.status, 0);
   EXPECT_PRED2(contains, bad.output, "--strict");
   std::filesystem::remove_all(out);
+}
+
+// A config file's relative paths are read from its folder, the command line's from the working
+// directory; an error about a value names where it came from.
+TEST(RunConfigCli, PathsAreReadFromTheirConfigsFolderAndErrorsNameTheSource) {
+  namespace fs = std::filesystem;
+  const std::string dir = sd::testing::make_temp_dir("sd-cli-runconfig");
+  fs::create_directories(dir + "/cfgs");
+  sd::write_file_atomic(dir + "/cfgs/c.json", R"({"store": "../nowhere", "max_steps": 1})");
+  ProgramRun r = run_program("train --config " + dir + "/cfgs/c.json --out " + dir + "/run");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_PRED2(contains, r.output,
+               "store '" + dir + "/nowhere' does not exist (from " + dir + "/cfgs/c.json)");
+  r = run_program("train --config " + dir + "/cfgs/c.json --store elsewhere --out " + dir + "/run");
+  EXPECT_PRED2(
+      contains, r.output,
+      "store '" + fs::current_path().string() + "/elsewhere' does not exist (from --store)");
+  sd::write_file_atomic(dir + "/cfgs/bad.json", R"({"store": "..", "lr": -1})");
+  r = run_program("train --config " + dir + "/cfgs/bad.json --out " + dir + "/run");
+  EXPECT_PRED2(contains, r.output,
+               "config key 'lr' = -1: must be > 0 (from " + dir + "/cfgs/bad.json)");
+  r = run_program("train --config " + dir + "/cfgs/c.json --out " + dir + "/run --lr -2");
+  EXPECT_PRED2(contains, r.output, "config key 'lr' = -2.0: must be > 0 (from --lr)");
+  fs::remove_all(dir);
+}
+
+// A run's --out is a folder: an existing file is refused saying so, before any work.
+TEST(RunConfigCli, AFileAsARunsOutIsRefused) {
+  const std::string dir = sd::testing::make_temp_dir("sd-cli-runconfig");
+  sd::write_file_atomic(dir + "/file", "x");
+  ProgramRun r = run_program("train --store " + dir + " --out " + dir + "/file");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_PRED2(contains, r.output, "--out '" + dir + "/file' is a file");
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -43,7 +43,7 @@ void screenshot(const std::string& browser, const std::string& page, const std::
 
 std::string page_state(const std::string& dom) {
   std::smatch m;
-  std::regex_search(dom, m, std::regex("<p id=\"state\">([^<]*)</p>"));
+  std::regex_search(dom, m, std::regex("<p id=\"state\" hidden=\"\">([^<]*)</p>"));
   return m.size() > 1 ? m[1].str() : "(no #state in the page: its script did not run)";
 }
 

@@ -131,7 +131,11 @@ std::vector<std::string> logged(const std::string& output, const std::string& le
   return out;
 }
 
-ProgramRun run_program(const std::string& args) { return run_command(binary_path() + " " + args); }
+ProgramRun run_program(const std::string& args) { return run_program_in("", args); }
+
+ProgramRun run_program_in(const std::string& cwd, const std::string& args) {
+  return run_command((cwd.empty() ? "" : "cd '" + cwd + "' && ") + binary_path() + " " + args);
+}
 
 ProgramRun run_command(const std::string& shell_command) {
   const std::string command = shell_command + " 2>&1";

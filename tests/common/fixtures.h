@@ -62,6 +62,8 @@ struct ProgramRun {
   std::string output;
 };
 ProgramRun run_program(const std::string& args);
+// The same, run from the folder `cwd`.
+ProgramRun run_program_in(const std::string& cwd, const std::string& args);
 // The same for any shell command.
 ProgramRun run_command(const std::string& shell_command);
 

@@ -96,9 +96,13 @@ void expect_same_weights(const std::string& a, const std::string& b) {
 void expect_other_teacher_refused(const std::string& message, const std::string& store,
                                   const std::string& teacher) {
   std::smatch m;
-  ASSERT_TRUE(std::regex_match(message, m,
-                               std::regex("store '([^']*)' was made differently: teacher\\.(\\w+) "
-                                          "is ([^\\n]*) in the store, expected ([^\\n]*)")))
+  ASSERT_TRUE(std::regex_match(
+      message, m,
+      std::regex("store '([^']*)' was made by another teacher: a \\w+ \\w+ encoder with weights "
+                 "'[^']*' \\(sha256 [0-9a-f]{12}\\.\\.\\.\\), not the one given, a \\w+ \\w+ "
+                 "encoder \\(teacher\\.(\\w+) is (.*) in the store, expected (.*)\\)\\. Give the "
+                 "teacher that made the store, or make a store of this teacher's embeddings with "
+                 "`samdistill embed` \\(another --store\\)")))
       << message;
   EXPECT_EQ(m[1].str(), store);
   const nlohmann::json made_by =

@@ -44,8 +44,10 @@ std::vector<double> validation_scores(const std::string& run);
 void expect_same_weights(const std::string& a, const std::string& b);
 
 // `message` is the refusal of STORE, made by the suite's teacher, when `teacher` (a preset
-// or config file) is named instead, exactly: "store 'STORE' was made differently: teacher.KEY
-// is A in the store, expected B", A and B exactly KEY of the store's manifest and of
+// or config file) is named instead, exactly: "store 'STORE' was made by another teacher: a
+// PRESET FAMILY encoder with weights 'FILE' (sha256 ...), not the one given, a PRESET FAMILY
+// encoder (teacher.KEY is A in the store, expected B). Give the teacher that made the store, or
+// make ... with `samdistill embed` ...", A and B exactly KEY of the store's manifest and of
 // `teacher`, A != B.
 void expect_other_teacher_refused(const std::string& message, const std::string& store,
                                   const std::string& teacher);

@@ -94,6 +94,17 @@ TEST(World, TorchrunErrorsNameTheVariable) {
   EXPECT_EQ(world_from_environment(env(vars)).local_size, 1) << "LOCAL_* default to one";
 }
 
+// `samdistill launch` sets torchrun's variables; its ranks name it, not torchrun.
+TEST(World, SamdistillLaunchIsNamedAsItself) {
+  std::map<std::string, std::string> vars = {
+      {"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "29500"}};
+  EXPECT_EQ(world_from_environment(env(vars)).launcher, "torchrun");
+  vars["SAMDISTILL_LAUNCH"] = "1";
+  EXPECT_EQ(world_from_environment(env(vars)).launcher, "samdistill");
+  vars["RANK"] = "2";
+  EXPECT_EQ(error_of(env(vars)), "samdistill launch: RANK=2 is not below the world size 2");
+}
+
 TEST(World, Slurm) {
   const World w = world_from_environment(env({{"SLURM_PROCID", "5"},
                                               {"SLURM_NTASKS", "7"},

@@ -122,6 +122,18 @@ TEST_F(EvalRef, StoreGivesWhatTheTeacherModelGives) {
   EXPECT_TRUE(below_one) << "a random student should not agree with the teacher everywhere";
 }
 
+// The store holds the first image alone: the others are counted and the command that makes
+// their embeddings named, before any work.
+TEST_F(EvalRef, ImagesTheStoreLacksAreNamedWithTheCommandThatMakesThem) {
+  eval::EvalRequest r = request();
+  r.store = dir() + "/store";
+  r.max_images = 3;
+  const std::string message = error_of([&] { eval::run_eval(r); });
+  EXPECT_PRED2(contains, message,
+               "store '" + r.store + "' has no embedding for 2 of the 3 images selected");
+  EXPECT_PRED2(contains, message, "make them with `samdistill embed`");
+}
+
 TEST_F(EvalRef, StoreOfAnotherTeacherIsRefused) {
   eval::EvalRequest r = request();
   r.store = dir() + "/store";

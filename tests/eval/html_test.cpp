@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -62,6 +63,18 @@ class EvalPage : public ::testing::Test {
   EvalReport report_ = sample_report();
   std::string dir_, html_;
 };
+
+// Prompts without a ground truth (grid@N) have no "vs GT": a dash, not "nan"; the sort state
+// the tests read is in the page but not shown.
+TEST(EvalPageCells, NoValueIsADashAndTheSortStateIsHidden) {
+  EvalReport r = sample_report();
+  r.outcomes[1].teacher_gt = r.outcomes[1].student_gt = std::nan("");
+  const std::string page = report_html(r, {}, "t");
+  EXPECT_EQ(page.find("nan"), std::string::npos);
+  EXPECT_NE(page.find("<td class=n>-</td><td class=n>-</td>"), std::string::npos);
+  EXPECT_NE(page.find("<p id=state hidden></p>"), std::string::npos);
+  EXPECT_EQ(report_table(r).find("nan"), std::string::npos);
+}
 
 TEST_F(EvalPage, HoldsTheSummaryHistogramsAndEveryPromptWorstFirst) {
   EXPECT_NE(html_.find("<table id=summary>"), std::string::npos);

@@ -28,7 +28,7 @@ TEST(SamWeightsRef, OfficialCheckpointsShowTheirPreset) {
   for (const auto& entry : std::filesystem::directory_iterator(fixtures_root() + "/manifests")) {
     const std::string preset = entry.path().stem().string();  // vit_h, vit_l, vit_b, vit_t
     std::ifstream in(entry.path());
-    const io::Weights w{entry.path().string(), shapes_of(nlohmann::json::parse(in)), ""};
+    const io::Weights w{entry.path().string(), shapes_of(nlohmann::json::parse(in)), "", ""};
     EXPECT_EQ(preset_name(encoder_config_of(w, "", "--model")), preset) << entry.path();
     EXPECT_EQ(preset_matching(io::observe_encoder(w.entries)), preset);
     ++checked;

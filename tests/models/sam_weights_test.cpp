@@ -19,7 +19,7 @@ using sd::testing::error_of;
 
 // Weights as read from a file named "w.pth", holding the state dict of `module`.
 io::Weights weights_of(const torch::nn::Module& module, const std::string& run_model = "") {
-  return {"w.pth", io::state_dict(module), run_model};
+  return {"w.pth", io::state_dict(module), run_model, run_model.empty() ? "" : "/run/config.json"};
 }
 
 io::Weights encoder_weights(const EncoderConfig& config, const std::string& run_model = "") {
@@ -128,7 +128,7 @@ TEST_F(SamWeights, TheRunsStudentModelIsTakenAndChecked) {
   const std::string message =
       error_of([&] { encoder_config_of(encoder_weights(tiny, "vit_t"), "", "--student-model"); });
   EXPECT_PRED2(contains, message,
-               "the run's student_model 'vit_t' does not fit the weights 'w.pth'");
+               "the student_model 'vit_t' of /run/config.json does not fit the weights 'w.pth'");
   EXPECT_PRED2(contains, message, "give --student-model");
   // A flag comes before the run's config.
   EXPECT_EQ(to_json(encoder_config_of(encoder_weights(tiny, "vit_t"), config_file(tiny),
@@ -147,7 +147,7 @@ TEST_F(SamWeights, WhatTheShapesDoNotTellNamesTheFlag) {
             to_json(absolute_only));
 
   const io::Weights decoder_only{
-      "d.pth", {{"mask_decoder.iou_token.weight", at::zeros({1, 256})}}, ""};
+      "d.pth", {{"mask_decoder.iou_token.weight", at::zeros({1, 256})}}, "", ""};
   EXPECT_PRED2(contains, error_of([&] { encoder_config_of(decoder_only, "", "--model"); }),
                "'d.pth' holds no SAM / MobileSAM image encoder");
 }

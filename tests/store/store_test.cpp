@@ -124,7 +124,8 @@ TEST(Store, ManifestMismatchNamesTheField) {
   EXPECT_NE(message(m).find("teacher.depth"), std::string::npos) << message(m);
   m = test_manifest();
   m.checkpoint_sha256 = "ffff";
-  EXPECT_NE(message(m).find("checkpoint_sha256"), std::string::npos);
+  EXPECT_NE(message(m).find("was made by another teacher"), std::string::npos) << message(m);
+  EXPECT_NE(message(m).find("(the same architecture, other weights)"), std::string::npos);
   m = test_manifest();
   m.preprocess["img_size"] = 512;
   EXPECT_NE(message(m).find("preprocess.img_size"), std::string::npos);
@@ -147,12 +148,16 @@ TEST(Store, OtherWeightsAreRefusedNamingBothCheckpoints) {
   Manifest made = test_manifest();
   made.checkpoint_sha256 = sha256_file(dir + "/teacher.pth");
   made.checkpoint_name = "teacher.pth";
+  const std::string made_by = "custom ViT";  // test_manifest's teacher
   EXPECT_NO_THROW(check_made_by(made, "", dir + "/teacher.pth", dir + "/store"));
   EXPECT_EQ(
       sd::testing::error_of([&] { check_made_by(made, "", dir + "/other.pth", dir + "/store"); }),
-      "store '" + dir + "/store' was made differently: checkpoint_sha256 is " +
-          made.checkpoint_sha256 + " (teacher.pth) in the store, expected " +
-          sha256_file(dir + "/other.pth") + " (" + dir + "/other.pth)");
+      "store '" + dir + "/store' was made by another teacher: a " + made_by +
+          " encoder with weights 'teacher.pth' (sha256 " + made.checkpoint_sha256.substr(0, 12) +
+          "...), not the one given, a " + made_by + " encoder with weights '" + dir +
+          "/other.pth' (sha256 " + sha256_file(dir + "/other.pth").substr(0, 12) +
+          "...) (the same architecture, other weights). Give the teacher that made the store, or "
+          "make a store of this teacher's embeddings with `samdistill embed` (another --store)");
   fs::remove_all(dir);
 }
 

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <vector>
@@ -30,7 +31,9 @@ void expect_text_at(const at::Tensor& plot, int64_t x, int64_t y, const std::str
   EXPECT_EQ(black, inked) << "'" << text << "' is not drawn at (" << x << ", " << y << ")";
 }
 
-TEST(LossPlot, HasAxisTitles) {
+// The plot area spans x 80..770 and y 40..344; the losses run from 0.05 to 1 (log scale) and
+// the steps from 1 to 20.
+TEST(LossPlot, HasAxisTitlesTicksAndValues) {
   if (!data::image_decoding_available()) GTEST_SKIP() << "built without OpenCV";
   const std::string dir = testing::make_temp_dir("sd-loss-plot");
   {
@@ -42,9 +45,22 @@ TEST(LossPlot, HasAxisTitles) {
   const at::Tensor plot =
       data::default_image_decoder()(read_file(dir + "/loss.png"), dir + "/loss.png");
   ASSERT_EQ(plot.sizes(), (at::IntArrayRef{400, 800, 3}));
-  // "1" is the highest loss, at the top left; the title follows two glyphs later.
-  expect_text_at(plot, 4 + text_width(3, 2), 40 - 4 - 14, "loss (log scale)");
-  expect_text_at(plot, (800 - text_width(4, 2)) / 2, 400 - 40 + 4, "step");
+  expect_text_at(plot, 80, 40 - 14 - 10, "loss (log scale) per step");
+  expect_text_at(plot, 80 + (690 - text_width(14, 2)) / 2, 400 - 14 - 6, "optimiser step");
+  auto y_of = [](double loss) {
+    return 344 - std::lround((std::log10(loss) - std::log10(0.05)) / -std::log10(0.05) * 304);
+  };
+  for (const char* loss : {"0.05", "0.1", "0.2", "0.5", "1"}) {  // right-aligned, left of the axis
+    const int64_t y = y_of(std::stod(loss));
+    expect_text_at(plot, 72 - text_width(std::string(loss).size(), 2), y - 7, loss);
+    EXPECT_EQ(plot[y][77].sum().item<int64_t>(), 0) << "the tick of " << loss;
+  }
+  for (int step : {5, 10, 15, 20}) {  // centred under their ticks
+    const int64_t x = 80 + std::lround((step - 1) / 19.0 * 690);
+    const std::string label = std::to_string(step);
+    expect_text_at(plot, x - text_width(label.size(), 2) / 2, 344 + 9, label);
+    EXPECT_EQ(plot[347][x].sum().item<int64_t>(), 0) << "the tick of step " << step;
+  }
   std::filesystem::remove_all(dir);
 }
 
