@@ -119,5 +119,20 @@ TEST(SegmentCli, EverythingFormatsResumeAndPrompts) {
   fs::remove_all(dir);
 }
 
+// bench's segment figures, on the fixture weights and a small image.
+TEST(SegmentCli, BenchFigures) {
+  SD_REQUIRE_FIXTURES();
+  auto sam = first_folder(true);
+  ASSERT_TRUE(sam);
+  ProgramRun run = run_program("--threads 2 bench --json --only segment --segment-student " +
+                               sam->file("weights.pth") + " --segment-image " + source_dir() +
+                               "/tests/segment/fixtures/" + sam->name + ".png");
+  ASSERT_EQ(run.status, 0) << run.output;
+  const nlohmann::json f = nlohmann::json::parse(run.output.substr(run.output.find("{\n")));
+  for (const char* key : {"amg_image_s", "amg_image_bf16_s", "segment_boxes_per_s"})
+    EXPECT_GT(f.at(key).get<double>(), 0) << key;
+  EXPECT_EQ(f.at("amg_image"), (std::vector<int>{64, 96}));
+}
+
 }  // namespace
 }  // namespace sd::testing
