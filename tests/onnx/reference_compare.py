@@ -9,8 +9,8 @@ FIXTURE_FOLDER is a reference model folder (config.json, weights.pth, cases.pth:
 as segment-anything's scripts/export_onnx_model.py does; Debian's python3-torch exports without
 the onnx package). Runs all four files in ONNX Runtime (tests/onnx/node, 2 threads, RUNS timed
 runs after a warm-up, medians) on the fixture's image and a point prompt, and prints one JSON
-line: agreement of the outputs and the times, with the reference's PyTorch encoder time and
-`samdistill bench`'s LibTorch encoder and decoder times (2 threads) in the same sitting.
+line: agreement of the outputs and the times, with the reference's PyTorch encoder time; then
+a second with `samdistill bench`'s LibTorch encoder and decoder times (2 threads).
 Needs python3-torch and node with onnxruntime-node installed in tests/onnx/node.
 """
 import json, os, subprocess, sys, tempfile, time
@@ -165,11 +165,11 @@ def main():
             enc_t.append((time.perf_counter() - t) * 1e3)
     res["pytorch_reference_encoder_ms"] = median(enc_t)
     # samdistill's own LibTorch inference (vit_t encoder, decoder per prompt), 2 threads.
+    print(json.dumps(res), flush=True)
     bench = subprocess.run([binary, "--threads", "2", "bench", "--json", "--only", "encoder",
                             "decoder", "--repeats", str(runs)], check=True,
                            capture_output=True, text=True)
-    res["samdistill_bench"] = json.loads(bench.stdout.strip().splitlines()[-1])
-    print(json.dumps(res))
+    print(json.dumps({"samdistill_bench": json.loads(bench.stdout)}))
 
 
 if __name__ == "__main__":
