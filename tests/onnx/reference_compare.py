@@ -74,24 +74,35 @@ def export_reference(sam, out):
                                     "point_labels": {1: "num_points"}})
 
 
-def run_ort(model, inputs, runs, work):
-    """Outputs and timed runs (ms) of `model` in ONNX Runtime through tests/onnx/node/run.js."""
-    job = {"model": model, "threads": 2, "repeats": runs, "out_dir": work, "feeds": [{}]}
-    for name, value in inputs.items():
-        value = np.ascontiguousarray(value)
-        path = os.path.join(work, "in_" + name + ".bin")
-        value.tofile(path)
-        job["feeds"][0][name] = {"type": "int64" if value.dtype == np.int64 else "float32",
-                                 "dims": list(value.shape), "file": path}
+def run_ort_feeds(model, feeds, work, repeats=1):
+    """Outputs (one dict per feed) and timed runs (ms) of `model` in ONNX Runtime, one session,
+    2 threads, through tests/onnx/node/run.js."""
+    job = {"model": model, "threads": 2, "repeats": repeats, "out_dir": work, "feeds": []}
+    for k, inputs in enumerate(feeds):
+        specs = {}
+        for name, value in inputs.items():
+            value = np.ascontiguousarray(value)
+            if value.dtype != np.int64:
+                value = value.astype(np.float32)
+            path = os.path.join(work, "in%d_%s.bin" % (k, name))
+            value.tofile(path)
+            specs[name] = {"type": "int64" if value.dtype == np.int64 else "float32",
+                           "dims": list(value.shape), "file": path}
+        job["feeds"].append(specs)
     with open(os.path.join(work, "job.json"), "w") as f:
         json.dump(job, f)
     subprocess.run(["node", os.path.join(HERE, "node", "run.js"), os.path.join(work, "job.json")],
                    check=True)
     with open(os.path.join(work, "result.json")) as f:
         result = json.load(f)
-    outputs = {n: np.fromfile(os.path.join(work, "0." + n + ".bin"), np.float32).reshape(d)
-               for n, d in result["outputs"][0].items()}
-    return outputs, result["times_ms"][0]
+    outs = [{n: np.fromfile(os.path.join(work, "%d.%s.bin" % (k, n)), np.float32).reshape(d)
+             for n, d in o.items()} for k, o in enumerate(result["outputs"])]
+    return outs, [t for ts in result["times_ms"] for t in ts]
+
+
+def run_ort(model, inputs, runs, work):
+    (outputs,), times = run_ort_feeds(model, [inputs], work, runs)
+    return outputs, times
 
 
 def median(xs):
