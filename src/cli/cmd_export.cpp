@@ -74,7 +74,7 @@ void add_export_command(CLI::App& app, const Globals&) {
       "export",
       "Write a full SAM checkpoint (student encoder + the teacher's, or a fine-tuned, prompt "
       "encoder and mask decoder) under the official key names, loadable by torch.load and "
-      "MobileSAM");
+      "MobileSAM; or, with --format onnx, the encoder and SAM's ONNX decoder as ONNX models");
   cmd->add_option("--student", a->student,
                   "Student weights: a run folder (its final.pth, else newest checkpoint) or a file")
       ->required();

@@ -104,6 +104,22 @@ TEST_F(OnnxExportRef, TheCheckerAcceptsBothFilesOfEveryFixtureModel) {
   }
 }
 
+TEST_F(OnnxExportRef, TheCommandWritesBothModelsOfTheStudent) {
+  const ModelFolder folder = *first_folder(true);
+  const std::string dir = make_temp_dir("sd_onnx_cli");
+  const ProgramRun run = run_program("export --student '" + folder.file("weights.pth") +
+                                     "' --format onnx --return-single-mask --out '" + dir + "/m'");
+  ASSERT_EQ(run.status, 0) << run.output;
+  models::Sam sam = load_sam(folder);
+  EXPECT_TRUE(read_file(dir + "/m/encoder.onnx") == encoder_model(*sam));
+  EXPECT_TRUE(read_file(dir + "/m/decoder.onnx") == decoder_model(*sam, {true}));
+  const ProgramRun refused = run_program("export --student '" + folder.file("weights.pth") +
+                                         "' --return-single-mask --out '" + dir + "/x.pt'");
+  EXPECT_NE(refused.status, 0);
+  EXPECT_PRED2(contains, refused.output, "options of --format onnx");
+  std::filesystem::remove_all(dir);
+}
+
 TEST_F(OnnxExportRef, OnnxRuntimeComputesWhatPredictDoesOnEveryCase) {
   if (const std::string why = ort_missing(); !why.empty()) GTEST_SKIP() << why;
   at::NoGradGuard no_grad;

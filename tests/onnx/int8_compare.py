@@ -17,30 +17,12 @@ from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "shared", "reference-bench"))
+sys.path.insert(0, HERE)
 from mobile_sam.utils.transforms import ResizeLongestSide  # noqa: E402
+from reference_compare import run_ort_feeds as run_ort  # noqa: E402
 
 MEAN = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1)
 STD = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
-
-
-def run_ort(model, feeds, work, repeats=1):
-    job = {"model": model, "threads": 2, "repeats": repeats, "out_dir": work, "feeds": []}
-    for k, inputs in enumerate(feeds):
-        specs = {}
-        for name, value in inputs.items():
-            path = os.path.join(work, "in%d_%s.bin" % (k, name))
-            np.ascontiguousarray(value, np.float32).tofile(path)
-            specs[name] = {"type": "float32", "dims": list(value.shape), "file": path}
-        job["feeds"].append(specs)
-    with open(os.path.join(work, "job.json"), "w") as f:
-        json.dump(job, f)
-    subprocess.run(["node", os.path.join(HERE, "node", "run.js"), os.path.join(work, "job.json")],
-                   check=True)
-    with open(os.path.join(work, "result.json")) as f:
-        result = json.load(f)
-    outs = [{n: np.fromfile(os.path.join(work, "%d.%s.bin" % (k, n)), np.float32).reshape(d)
-             for n, d in o.items()} for k, o in enumerate(result["outputs"])]
-    return outs, [t for ts in result["times_ms"] for t in ts]
 
 
 def main():

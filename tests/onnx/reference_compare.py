@@ -9,8 +9,8 @@ FIXTURE_FOLDER is a reference model folder (config.json, weights.pth, cases.pth:
 as segment-anything's scripts/export_onnx_model.py does; Debian's python3-torch exports without
 the onnx package). Runs all four files in ONNX Runtime (tests/onnx/node, 2 threads, RUNS timed
 runs after a warm-up, medians) on the fixture's image and a point prompt, and prints one JSON
-line: agreement of the outputs and the times, with the reference's PyTorch encoder time and
-`samdistill bench`'s LibTorch encoder and decoder times (2 threads) in the same sitting.
+line: agreement of the outputs and the times, with the reference's PyTorch encoder time; then
+a second with `samdistill bench`'s LibTorch encoder and decoder times (2 threads).
 Needs python3-torch and node with onnxruntime-node installed in tests/onnx/node.
 """
 import json, os, subprocess, sys, tempfile, time
@@ -74,24 +74,35 @@ def export_reference(sam, out):
                                     "point_labels": {1: "num_points"}})
 
 
-def run_ort(model, inputs, runs, work):
-    """Outputs and timed runs (ms) of `model` in ONNX Runtime through tests/onnx/node/run.js."""
-    job = {"model": model, "threads": 2, "repeats": runs, "out_dir": work, "feeds": [{}]}
-    for name, value in inputs.items():
-        value = np.ascontiguousarray(value)
-        path = os.path.join(work, "in_" + name + ".bin")
-        value.tofile(path)
-        job["feeds"][0][name] = {"type": "int64" if value.dtype == np.int64 else "float32",
-                                 "dims": list(value.shape), "file": path}
+def run_ort_feeds(model, feeds, work, repeats=1):
+    """Outputs (one dict per feed) and timed runs (ms) of `model` in ONNX Runtime, one session,
+    2 threads, through tests/onnx/node/run.js."""
+    job = {"model": model, "threads": 2, "repeats": repeats, "out_dir": work, "feeds": []}
+    for k, inputs in enumerate(feeds):
+        specs = {}
+        for name, value in inputs.items():
+            value = np.ascontiguousarray(value)
+            if value.dtype != np.int64:
+                value = value.astype(np.float32)
+            path = os.path.join(work, "in%d_%s.bin" % (k, name))
+            value.tofile(path)
+            specs[name] = {"type": "int64" if value.dtype == np.int64 else "float32",
+                           "dims": list(value.shape), "file": path}
+        job["feeds"].append(specs)
     with open(os.path.join(work, "job.json"), "w") as f:
         json.dump(job, f)
     subprocess.run(["node", os.path.join(HERE, "node", "run.js"), os.path.join(work, "job.json")],
                    check=True)
     with open(os.path.join(work, "result.json")) as f:
         result = json.load(f)
-    outputs = {n: np.fromfile(os.path.join(work, "0." + n + ".bin"), np.float32).reshape(d)
-               for n, d in result["outputs"][0].items()}
-    return outputs, result["times_ms"][0]
+    outs = [{n: np.fromfile(os.path.join(work, "%d.%s.bin" % (k, n)), np.float32).reshape(d)
+             for n, d in o.items()} for k, o in enumerate(result["outputs"])]
+    return outs, [t for ts in result["times_ms"] for t in ts]
+
+
+def run_ort(model, inputs, runs, work):
+    (outputs,), times = run_ort_feeds(model, [inputs], work, runs)
+    return outputs, times
 
 
 def median(xs):
@@ -165,11 +176,11 @@ def main():
             enc_t.append((time.perf_counter() - t) * 1e3)
     res["pytorch_reference_encoder_ms"] = median(enc_t)
     # samdistill's own LibTorch inference (vit_t encoder, decoder per prompt), 2 threads.
+    print(json.dumps(res), flush=True)
     bench = subprocess.run([binary, "--threads", "2", "bench", "--json", "--only", "encoder",
                             "decoder", "--repeats", str(runs)], check=True,
                            capture_output=True, text=True)
-    res["samdistill_bench"] = json.loads(bench.stdout.strip().splitlines()[-1])
-    print(json.dumps(res))
+    print(json.dumps({"samdistill_bench": json.loads(bench.stdout)}))
 
 
 if __name__ == "__main__":
