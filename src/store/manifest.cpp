@@ -1,7 +1,5 @@
 #include "store/manifest.h"
 
-#include "io/weights.h"
-#include "models/config.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -140,17 +138,6 @@ Manifest read_manifest(const std::string& dir, std::string* unchecked) {
       log::warn(note);
   }
   return m;
-}
-
-void check_made_by(const Manifest& actual, const std::string& teacher,
-                   const std::string& teacher_checkpoint, const std::string& store) {
-  Manifest expected = actual;
-  if (!teacher.empty()) expected.teacher = models::to_json(models::resolve_encoder(teacher));
-  if (!teacher_checkpoint.empty()) {  // a mismatch names the store's checkpoint and this one
-    expected.checkpoint_name = io::resolve_weights(teacher_checkpoint);
-    expected.checkpoint_sha256 = sha256_file(expected.checkpoint_name);
-  }
-  check_compatible(expected, actual, store);
 }
 
 }  // namespace sd::store
