@@ -1,8 +1,6 @@
 #include "store/manifest.h"
 
-#include "io/weights.h"
 #include "models/config.h"
-#include "models/sam_weights.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -56,9 +54,12 @@ std::string content_sha256(nlohmann::json j) {
 // "a vit_b ViT encoder" for the teacher config of a manifest.
 std::string teacher_in_words(const nlohmann::json& teacher) {
   const std::string family = teacher.contains("embed_dims") ? "TinyViT" : "ViT";
-  nlohmann::json observed = teacher;
-  observed["family"] = family;
-  return "a " + models::preset_matching(observed) + " " + family + " encoder";
+  std::string preset = "custom";
+  try {
+    preset = models::preset_name(models::encoder_config_from_json(teacher, "the store's teacher"));
+  } catch (const std::exception&) {  // a damaged teacher entry is still named "custom"
+  }
+  return "a " + preset + " " + family + " encoder";
 }
 
 // "weights 'weights.pth' (sha256 509c2d1b5a3e...)"
@@ -166,17 +167,6 @@ Manifest read_manifest(const std::string& dir, std::string* unchecked) {
       log::warn(note);
   }
   return m;
-}
-
-void check_made_by(const Manifest& actual, const std::string& teacher,
-                   const std::string& teacher_checkpoint, const std::string& store) {
-  Manifest expected = actual;
-  if (!teacher.empty()) expected.teacher = models::to_json(models::resolve_encoder(teacher));
-  if (!teacher_checkpoint.empty()) {  // a mismatch names the store's checkpoint and this one
-    expected.checkpoint_name = io::resolve_weights(teacher_checkpoint);
-    expected.checkpoint_sha256 = sha256_file(expected.checkpoint_name);
-  }
-  check_compatible(expected, actual, store);
 }
 
 }  // namespace sd::store

@@ -27,7 +27,8 @@ using sd::testing::error_of;
 
 std::string write_store(const std::string& dir, int count) {
   Writer writer(dir, test_manifest(), "part");
-  for (int i = 0; i < count; ++i) writer.put(encode_embedding(key_of(i), values_of(i), DType::fp16));
+  for (int i = 0; i < count; ++i)
+    writer.put(encode_embedding(key_of(i), values_of(i), DType::fp16));
   return dir;
 }
 
