@@ -57,7 +57,7 @@ trixie_build "$root"
 say "built"
 
 # What makes it a CUDA build: CMake found CUDA and nccl.h (SAMDISTILL_WITH_NCCL), every program
-# needs LibTorch's CUDA libraries (whose hooks make at::hasCUDA() true on a GPU: the paths on
+# needs LibTorch's CUDA library (whose hooks make at::hasCUDA() true on a GPU: the paths on
 # CUDA, autocast fp16 with loss scaling, CUDA generator states in checkpoints, pinned batches,
 # the device of LOCAL_RANK, are branches on it), and samdistill makes NCCL process groups.
 trixie_in "$root" <<'CHECK'
@@ -70,14 +70,15 @@ grep -q '^SD_NCCL_INCLUDE_DIR:PATH=/' CMakeCache.txt || fail "CMake found no ncc
 grep -q 'SAMDISTILL_WITH_NCCL' CMakeFiles/sd_dist.dir/flags.make || fail "sd_dist built without NCCL"
 for program in samdistill test_*; do
   [ -x "$program" ] && [ -f "$program" ] || continue
-  needed=$(readelf -d "$program" | grep NEEDED)
-  for lib in libtorch_cuda.so libc10_cuda.so; do
-    grep -q "\[$lib\]" <<<"$needed" || fail "$program does not need $lib"
-  done
+  readelf -d "$program" | grep -q 'NEEDED.*\[libtorch_cuda\.so' ||
+    fail "$program does not need libtorch_cuda.so"
+  ! ldd "$program" | grep 'not found' || fail "$program: libraries not found"
 done
+ldd samdistill | grep -q 'libc10_cuda\.so' || fail "samdistill loads no libc10_cuda.so"
+ldd samdistill | grep -q 'libnccl\.so' || fail "samdistill loads no libnccl.so"
 nm -DC --undefined-only samdistill | grep -q 'c10d::ProcessGroupNCCL::ProcessGroupNCCL(' ||
   fail "samdistill makes no NCCL process group"
-echo "every program needs libtorch_cuda.so and libc10_cuda.so; samdistill makes ProcessGroupNCCL" >&2
+echo "every program needs libtorch_cuda.so; samdistill loads libc10_cuda.so and libnccl.so and makes ProcessGroupNCCL" >&2
 CHECK
 say "CUDA build checked"
 
