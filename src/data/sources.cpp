@@ -239,7 +239,7 @@ Dataset Dataset::from_coco(const std::string& json_path, const std::string& imag
   std::vector<Record> records = read_coco_instances(json_path, image_dir, bad);
   const bool none_there = std::none_of(records.begin(), records.end(),
                                        [](const Record& r) { return fs::exists(r.image_path); });
-  if (!records.empty() && none_there)
+  if (skipped && !records.empty() && none_there)
     throw Error("none of the " + std::to_string(records.size()) + " images listed in " + json_path +
                 " is in the folder '" + (image_dir.empty() ? "." : image_dir) + "' (e.g. " +
                 records.front().image_path + "): give --images with the folder that holds them");

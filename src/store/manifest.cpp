@@ -2,7 +2,6 @@
 
 #include "io/weights.h"
 #include "models/config.h"
-#include "models/sam_weights.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -54,10 +53,10 @@ std::string content_sha256(nlohmann::json j) {
 
 // "a vit_b ViT encoder" for the teacher config of a manifest.
 std::string teacher_in_words(const nlohmann::json& teacher) {
-  const std::string family = teacher.contains("embed_dims") ? "TinyViT" : "ViT";
-  nlohmann::json observed = teacher;
-  observed["family"] = family;
-  return "a " + models::preset_matching(observed) + " " + family + " encoder";
+  std::string preset = "custom";
+  for (const std::string& name : models::encoder_presets())
+    if (models::to_json(models::encoder_preset(name)) == teacher) preset = name;
+  return "a " + preset + (teacher.contains("embed_dims") ? " TinyViT" : " ViT") + " encoder";
 }
 
 // "weights 'weights.pth' (sha256 509c2d1b5a3e...)"
