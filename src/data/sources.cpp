@@ -285,7 +285,7 @@ Dataset Dataset::from_coco(const std::string& json_path, const std::string& imag
     std::error_code missing;
     return fs::exists(fs::symlink_status(r.image_path, missing));
   });
-  if (!records.empty() && none_there)
+  if (skipped && !records.empty() && none_there)
     throw Error("none of the " + std::to_string(records.size()) + " images listed in " + json_path +
                 " is in the folder '" + (image_dir.empty() ? "." : image_dir) + "' (e.g. " +
                 records.front().image_path + "): give --images with the folder that holds them");

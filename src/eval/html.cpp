@@ -184,7 +184,8 @@ std::string report_html(const EvalReport& r, const std::set<std::string>& pictur
          "<th data-key=kind>kind</th><th data-key=image>image</th><th>annotation</th>"
          "<th>prompt</th><th data-key=teacher_gt>teacher vs GT</th>"
          "<th data-key=student_gt>student vs GT</th>"
-         "<th>image + prompt | teacher | student</th></tr></thead><tbody>\n" +
+         "<th>image + prompt | ground truth (when annotated) | teacher | student</th></tr></thead>"
+         "<tbody>\n" +
          prompt_rows(r, pictures) + "</tbody></table>\n<script>" + kScript +
          "</script>\n</body></html>\n";
 }

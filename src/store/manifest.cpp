@@ -53,13 +53,10 @@ std::string content_sha256(nlohmann::json j) {
 
 // "a vit_b ViT encoder" for the teacher config of a manifest.
 std::string teacher_in_words(const nlohmann::json& teacher) {
-  const std::string family = teacher.contains("embed_dims") ? "TinyViT" : "ViT";
   std::string preset = "custom";
-  try {
-    preset = models::preset_name(models::encoder_config_from_json(teacher, "the store's teacher"));
-  } catch (const std::exception&) {  // a damaged teacher entry is still named "custom"
-  }
-  return "a " + preset + " " + family + " encoder";
+  for (const std::string& name : models::encoder_presets())
+    if (models::to_json(models::encoder_preset(name)) == teacher) preset = name;
+  return "a " + preset + (teacher.contains("embed_dims") ? " TinyViT" : " ViT") + " encoder";
 }
 
 // "weights 'weights.pth' (sha256 509c2d1b5a3e...)"

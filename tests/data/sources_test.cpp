@@ -265,8 +265,12 @@ TEST(Sources, CocoBadAnnotationsAndMissingImagesAreSkippedNamed) {
   EXPECT_PRED2(contains, skipped[1].reason, "annotations[2]: image_id 7 is not in 'images'");
   EXPECT_EQ(skipped[2].file, t.path + "/imgs/gone.jpg");
   EXPECT_PRED2(contains, skipped[2].reason, "listed in " + t.path + "/ann/instances.json");
-  // --images defaults to the JSON's folder.
-  EXPECT_EQ(Dataset::open({t.path + "/ann/instances.json"}, "", &skipped).size(), 0u);
+  // --images defaults to the JSON's folder: none of the images there is an error naming it.
+  EXPECT_PRED2(
+      contains,
+      testing::error_of([&] { Dataset::open({t.path + "/ann/instances.json"}, "", &skipped); }),
+      "none of the 2 images listed in " + t.path + "/ann/instances.json is in the folder '" +
+          t.path + "/ann' (e.g. " + t.path + "/ann/sub/a.jpg): give --images");
 }
 
 // Plain images of every kind through the one reader: grey and palette become RGB, bad files

@@ -61,6 +61,12 @@ TEST(LossPlot, HasAxisTitlesTicksAndValues) {
     expect_text_at(plot, x - text_width(label.size(), 2) / 2, 344 + 9, label);
     EXPECT_EQ(plot[347][x].sum().item<int64_t>(), 0) << "the tick of step " << step;
   }
+  // Kept for people to look at, as the eval page's screenshot.
+  const std::string artifacts =
+      std::filesystem::path(testing::binary_path()).parent_path().string() + "/test-artifacts";
+  std::filesystem::create_directories(artifacts);
+  std::filesystem::copy_file(dir + "/loss.png", artifacts + "/loss_plot.png",
+                             std::filesystem::copy_options::overwrite_existing);
   std::filesystem::remove_all(dir);
 }
 
