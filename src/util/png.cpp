@@ -1,6 +1,8 @@
 #include "util/png.h"
 
+#ifdef SAMDISTILL_WITH_ZLIB
 #include <zlib.h>
+#endif
 
 #include <algorithm>
 #include <cstdlib>
@@ -23,6 +25,7 @@ void chunk(std::string& out, const char* type, const std::string& data) {
   put_be32(out, crc32(out.data() + start, out.size() - start));
 }
 
+#ifdef SAMDISTILL_WITH_ZLIB
 // zlib stream of `raw`, deflated.
 std::string deflated(const std::string& raw) {
   uLongf size = compressBound(static_cast<uLong>(raw.size()));
@@ -34,6 +37,31 @@ std::string deflated(const std::string& raw) {
   out.resize(size);
   return out;
 }
+#else
+// Without zlib (a core-only build): a zlib stream of stored deflate blocks of at most 65535
+// bytes, valid but uncompressed.
+std::string deflated(const std::string& raw) {
+  std::string out = "\x78\x01";
+  size_t pos = 0;
+  do {
+    const size_t n = std::min<size_t>(65535, raw.size() - pos);
+    out.push_back(pos + n == raw.size() ? 1 : 0);
+    out.push_back(static_cast<char>(n & 0xFF));
+    out.push_back(static_cast<char>(n >> 8));
+    out.push_back(static_cast<char>(~n & 0xFF));
+    out.push_back(static_cast<char>((~n >> 8) & 0xFF));
+    out.append(raw, pos, n);
+    pos += n;
+  } while (pos < raw.size());
+  uint32_t a = 1, b = 0;  // Adler-32
+  for (unsigned char c : raw) {
+    a = (a + c) % 65521;
+    b = (b + a) % 65521;
+  }
+  put_be32(out, (b << 16) | a);
+  return out;
+}
+#endif
 
 int paeth(int a, int b, int c) {
   const int p = a + b - c, pa = std::abs(p - a), pb = std::abs(p - b), pc = std::abs(p - c);
