@@ -17,9 +17,8 @@ $SUDO apt-get install -y -qq --no-install-recommends \
 # clang, libclang-rt, libfuzzer: scripts/fuzz.sh. libarchive: SA-1B tars read in place.
 # libgloo: the Gloo process group (torch.distributed on CPUs). mimalloc, jemalloc: allocator
 # choices (SAMDISTILL_ALLOCATOR). libturbojpeg: JPEGs decoded straight to RGB. zlib: PNGs
-# deflated. libblas-dev:
-# links the BLAS LibTorch uses (OpenBLAS, through the alternatives) for TinyViT's window
-# products.
+# deflated. libblas-dev: links the BLAS LibTorch uses (OpenBLAS, through the alternatives) for
+# TinyViT's window products.
 # python3-onnx: ONNX's own checker, and node with onnxruntime-node (npm, into tests/onnx/node;
 # its install script only fetches a CUDA add-on, hence --ignore-scripts): the tests of the ONNX
 # export run the exported models in ONNX Runtime. A node already installed (e.g. NodeSource's)
