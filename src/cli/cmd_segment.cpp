@@ -18,7 +18,7 @@ void run_segment(SegmentArgs& a) {
   segment::SegmentRequest& r = a.request;
   segment::parse_formats(a.format, r);
   const auto& table = segment::amg_config_table();
-  r.amg = table.read(effective_config(a.amg, table.defaults()),
+  r.amg = table.read(effective_config(a.amg, table.keys(), table.defaults()).values,
                      a.amg.config.empty() ? "the command line" : a.amg.config);
   const segment::SegmentSummary s = segment::run_segment(r);
   std::cout << "images        " << s.images << " segmented, " << s.skipped_done << " done before\n"

@@ -209,7 +209,8 @@ void Evaluator::evaluate_everything(const std::string& image_id, models::Size2 o
     if (masks)
       masks->push_back({point, data::rle_decode(teacher[i].rle).to(at::kBool),
                         student.empty() ? at::zeros({original[0], original[1]}, at::kBool)
-                                        : data::rle_decode(student[best_j].rle).to(at::kBool)});
+                                        : data::rle_decode(student[best_j].rle).to(at::kBool),
+                        at::Tensor()});  // no annotation behind an automatic mask
   }
 }
 
