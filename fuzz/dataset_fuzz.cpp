@@ -21,10 +21,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* const kNames[] = {"sa_1.jpg", "sa_1.json", "sa_2.jpg",    "sa_2.json",
-                              "a/sa_3.jpg", "b/sa_3.json", "x.png",    "y.webp",
-                              "z.tif",    "w.bmp",     "sub/v.jpg",   "caf\xe9.png",
-                              "n\nl.png", "a/sa_1.jpg", "a/sa_1.json", "deep/er/u.jpg"};
+const char* const kNames[] = {"sa_1.jpg",   "sa_1.json",   "sa_2.jpg",    "sa_2.json",
+                              "a/sa_3.jpg", "b/sa_3.json", "x.png",       "y.webp",
+                              "z.tif",      "w.bmp",       "sub/v.jpg",   "caf\xe9.png",
+                              "n\nl.png",   "a/sa_1.jpg",  "a/sa_1.json", "deep/er/u.jpg"};
 const char* const kTargets[] = {"/dev/zero", "..", "sa_1.jpg", "loop", "/etc/hostname", "sub"};
 
 std::string dir() {
@@ -41,8 +41,8 @@ void build(const uint8_t* data, size_t size, std::vector<std::string>& sources) 
     const size_t length = std::min<size_t>(size - p - 4, data[p + 2] | data[p + 3] << 8);
     const std::string bytes(reinterpret_cast<const char*>(data) + p + 4, length);
     p += 4 + length;
-    const std::string path = kind >= 3 ? dir() + (kind == 3 ? "/source.tar" : "/source.json")
-                                       : root + "/" + name;
+    const std::string path =
+        kind >= 3 ? dir() + (kind == 3 ? "/source.tar" : "/source.json") : root + "/" + name;
     std::error_code ec;
     fs::create_directories(fs::path(path).parent_path(), ec);
     if (fs::exists(fs::symlink_status(path, ec))) continue;
@@ -67,7 +67,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const std::string& source : sources) {
     std::vector<sd::data::Skip> skipped;
     try {
-      const sd::data::Dataset dataset = sd::data::Dataset::open({source}, dir() + "/data", &skipped);
+      const sd::data::Dataset dataset =
+          sd::data::Dataset::open({source}, dir() + "/data", &skipped);
       for (const sd::data::Entry& entry : dataset.entries()) {
         try {
           sd::data::load_record(entry);

@@ -76,7 +76,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fs::create_directories(dir());
   for (int i = 0; i < 3; ++i) std::ofstream(dir() + "/" + kFiles[i], std::ios::binary) << files[i];
 
-  const auto report = nlohmann::json::parse(sd::json_text(sd::store::verify_store(dir()).to_json()));
+  const auto report =
+      nlohmann::json::parse(sd::json_text(sd::store::verify_store(dir()).to_json()));
   (void)report;  // parses, or the uncaught exception is the finding
   try {
     sd::store::Reader reader(dir());
