@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "common/fixture_sam.h"
 #include "io/checkpoint.h"
 #include "models/predictor.h"
 #include "onnx/export.h"
@@ -22,15 +23,6 @@ constexpr double kRelTol = 1e-4;  // embeddings, relative L2
 constexpr double kIouTol = 1e-4;  // predicted IoUs, absolute
 constexpr double kMaskIou = 0.999;
 constexpr double kLogitTol = 1e-2;  // low-res logits, absolute (the fixtures' tolerance)
-
-models::Sam load_sam(const ModelFolder& folder) {
-  models::Sam sam = models::build_sam(
-      models::encoder_config_from_json(folder.config, folder.file("config.json")));
-  io::load_state_dict(*sam, io::read_state_dict(folder.file("weights.pth")), "",
-                      folder.file("weights.pth"));
-  sam->eval();
-  return sam;
-}
 
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
@@ -93,7 +85,7 @@ class OnnxExportRef : public ::testing::Test {
 TEST_F(OnnxExportRef, TheCheckerAcceptsBothFilesOfEveryFixtureModel) {
   if (const std::string why = checker_missing(); !why.empty()) GTEST_SKIP() << why;
   for (const ModelFolder& folder : model_folders()) {
-    models::Sam sam = load_sam(folder);
+    models::Sam sam = fixture_sam(folder);
     const std::string dir = make_temp_dir("sd_onnx_check");
     const Exported e = export_onnx(*sam, dir);
     EXPECT_EQ(onnx_check(e.encoder_path), "") << folder.name << " encoder";
@@ -110,7 +102,7 @@ TEST_F(OnnxExportRef, TheCommandWritesBothModelsOfTheStudent) {
   const ProgramRun run = run_program("export --student '" + folder.file("weights.pth") +
                                      "' --format onnx --return-single-mask --out '" + dir + "/m'");
   ASSERT_EQ(run.status, 0) << run.output;
-  models::Sam sam = load_sam(folder);
+  models::Sam sam = fixture_sam(folder);
   EXPECT_TRUE(read_file(dir + "/m/encoder.onnx") == encoder_model(*sam));
   EXPECT_TRUE(read_file(dir + "/m/decoder.onnx") == decoder_model(*sam, {true}));
   const ProgramRun refused = run_program("export --student '" + folder.file("weights.pth") +
@@ -125,7 +117,7 @@ TEST_F(OnnxExportRef, OnnxRuntimeComputesWhatPredictDoesOnEveryCase) {
   at::NoGradGuard no_grad;
   for (const ModelFolder& folder : model_folders()) {
     SCOPED_TRACE(folder.name);
-    models::Sam sam = load_sam(folder);
+    models::Sam sam = fixture_sam(folder);
     const Tensors cases = load_tensors(folder.file("cases.pth"));
     const std::string dir = make_temp_dir("sd_onnx_ort");
     const Exported e = export_onnx(*sam, dir);

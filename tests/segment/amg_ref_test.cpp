@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "common/fixture_sam.h"
 #include "common/fixtures.h"
 #include "data/image.h"
 #include "io/checkpoint.h"
@@ -23,11 +24,7 @@ namespace {
 using namespace sd::testing;
 
 models::Sam load_sam(const ModelFolder& folder) {
-  models::Sam sam = models::build_sam(
-      models::encoder_config_from_json(folder.config, folder.file("config.json")));
-  io::load_state_dict(*sam, io::read_state_dict(folder.file("weights.pth")), "",
-                      folder.file("weights.pth"));
-  sam->eval();
+  models::Sam sam = fixture_sam(folder);
   sam->to(test_device());
   return sam;
 }

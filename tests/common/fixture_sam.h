@@ -1,0 +1,21 @@
+#pragma once
+#include "common/fixtures.h"
+#include "io/checkpoint.h"
+#include "io/state_dict.h"
+#include "models/config.h"
+#include "models/sam.h"
+
+namespace sd::testing {
+
+// The whole SAM of a fixture model folder (its config.json and weights.pth), in eval mode, on
+// the CPU.
+inline models::Sam fixture_sam(const ModelFolder& folder) {
+  models::Sam sam = models::build_sam(
+      models::encoder_config_from_json(folder.config, folder.file("config.json")));
+  io::load_state_dict(*sam, io::read_state_dict(folder.file("weights.pth")), "",
+                      folder.file("weights.pth"));
+  sam->eval();
+  return sam;
+}
+
+}  // namespace sd::testing
