@@ -230,7 +230,7 @@ std::optional<ImageFormat> image_format(std::string_view b) {
   if (starts("\xFF\xD8")) return ImageFormat::jpeg;
   if (starts(std::string_view("\x89PNG\r\n\x1a\n", 8))) return ImageFormat::png;
   if (starts("BM")) return ImageFormat::bmp;
-  if (starts("RIFF") && b.substr(8, 4) == "WEBP") return ImageFormat::webp;
+  if (starts("RIFF") && b.size() >= 12 && b.substr(8, 4) == "WEBP") return ImageFormat::webp;
   if (starts(std::string_view("II*\0", 4)) || starts(std::string_view("MM\0*", 4)) ||
       starts(std::string_view("II+\0", 4)) || starts(std::string_view("MM\0+", 4)))
     return ImageFormat::tiff;

@@ -436,5 +436,15 @@ TEST(Strangers, Case10_HugeRleCountIsNamedAsGiven) {
                "RLE count 18446744073709551615 out of range");
 }
 
+// Found by fuzz_dataset: a file that starts "RIFF" but is shorter than a WebP header was read
+// past its end (std::out_of_range, an unexpected failure) instead of being "not an image".
+TEST(Strangers, ARiffShorterThanAWebpHeaderIsNoImage) {
+  for (size_t n = 4; n < 12; ++n) {
+    const std::string bytes = std::string("RIFF\0\0\0\0WEB", n);
+    EXPECT_NO_THROW(EXPECT_FALSE(image_format(bytes).has_value()) << n) << n;
+  }
+  EXPECT_EQ(image_format(std::string("RIFF\0\0\0\0WEBP", 12)), ImageFormat::webp);
+}
+
 }  // namespace
 }  // namespace sd::data
