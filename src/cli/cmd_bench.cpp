@@ -34,6 +34,7 @@ struct BenchArgs {
   int infer_batch = 4;
   std::vector<std::string> only;
   std::string segment_student, segment_image;
+  int amg_points_per_side = 32;
 };
 
 const std::vector<std::string> kParts = {"encoder", "memory",  "decoder", "data",
@@ -77,7 +78,8 @@ nlohmann::json run_part(const std::string& part, const BenchArgs& a) {
   if (part == "store") return store::bench_store();
   if (part == "embed") return store::bench_embed(a.teacher, a.data);
   if (part == "eval") return eval::bench_eval(16);
-  if (part == "segment") return segment::bench_segment(a.segment_student, a.segment_image);
+  if (part == "segment")
+    return segment::bench_segment(a.segment_student, a.segment_image, a.amg_points_per_side);
   if (part == "infer")
     return models::bench_infer(parse_device(a.infer_device),
                                parse_word<models::Amp>(a.infer_amp, "--infer-amp"),
@@ -151,6 +153,11 @@ void add_bench_command(CLI::App& app, const Globals&) {
   cmd->add_option(
       "--segment-image", a->segment_image,
       "Image for the segment figures (default: data/sample/sa_100001.jpg at 1500x2250)");
+  cmd->add_option("--amg-points-per-side", a->amg_points_per_side,
+                  "Points per side of the segment figures' automatic mask generator (the tracked "
+                  "figure: SAM's default, 32)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--only", a->only, "Parts to run: " + part_list())->delimiter(',');
   cmd->callback([a] { run_bench(*a); });
 }

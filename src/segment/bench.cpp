@@ -45,7 +45,8 @@ nlohmann::json bench_amg_params() {
           {"stability_score_offset", 0.05}};
 }
 
-nlohmann::json bench_segment(const std::string& student, const std::string& image) {
+nlohmann::json bench_segment(const std::string& student, const std::string& image,
+                             int points_per_side) {
   at::NoGradGuard no_grad;
   at::manual_seed(0);
   models::Sam sam = student.empty() ? models::build_sam(models::encoder_preset("vit_t"))
@@ -54,7 +55,9 @@ nlohmann::json bench_segment(const std::string& student, const std::string& imag
   const std::string path = image.empty() ? "data/sample/sa_100001.jpg" : image;
   at::Tensor rgb = data::default_image_decoder()(read_file(path), path);
   if (image.empty()) rgb = data::resize_longest_side(rgb, 2250);
-  AutomaticMaskGenerator generator(sam, amg_config_table().read(bench_amg_params(), "bench"));
+  nlohmann::json params = bench_amg_params();
+  params["points_per_side"] = points_per_side;
+  AutomaticMaskGenerator generator(sam, amg_config_table().read(params, "bench"));
   models::SamPredictor& predictor = generator.predictor();
   const models::Size2 size{rgb.size(0), rgb.size(1)};
   predictor.set_image(data::resize_longest_side(rgb), size);  // warm-up
@@ -64,6 +67,7 @@ nlohmann::json bench_segment(const std::string& student, const std::string& imag
   figures["amg_image_s"] = seconds_of([&] { masks = generator.generate(rgb).size(); });
   figures["amg_masks"] = masks;
   figures["amg_image"] = {size[0], size[1]};
+  figures["amg_points_per_side"] = generator.config().points_per_side;
   figures["amg_image_bf16_s"] = seconds_of([&] {
     models::AutocastScope autocast(models::Amp::bf16, sam->device());
     generator.generate(rgb);
