@@ -10,20 +10,17 @@ Usage: ref_amg_bench.py WEIGHTS CONFIG_JSON IMAGE THREADS AMG_PARAMS_JSON [RECOR
 import json, os, sys, time
 
 here = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [os.path.join(here, "..", "..", "shared", "reference-bench"),
-                os.path.join(here, "..", "tests", "segment")]
+sys.path[:0] = [os.path.join(here, "..", "tests"), os.path.join(here, "..", "tests", "segment")]
 import numpy as np, torch
 from PIL import Image
-from make_amg_fixtures import build, rle_string
+from reference_sam import load  # puts the reference package on the path
+from make_amg_fixtures import rle_string
 from mobile_sam.automatic_mask_generator import SamAutomaticMaskGenerator
 
 weights, config, image_path, threads, params = sys.argv[1:6]
 records_path = sys.argv[6] if len(sys.argv) > 6 else None
 torch.set_num_threads(int(threads))
-with open(config) as f:
-    sam = build(json.load(f))
-sam.load_state_dict(torch.load(weights))
-sam.eval()
+sam = load(config, weights)
 image = np.array(Image.open(image_path).convert("RGB"))
 params = json.loads(params)
 res = {"threads": int(threads), "image": list(image.shape[:2])}

@@ -20,39 +20,10 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "..", "shared", "reference-bench"))
-from mobile_sam.modeling import (ImageEncoderViT, MaskDecoder, PromptEncoder, Sam,  # noqa: E402
-                                 TinyViT, TwoWayTransformer)
+sys.path.insert(0, os.path.dirname(HERE))
+from reference_sam import load_folder  # noqa: E402  (puts the reference package on the path)
 from mobile_sam.utils.onnx import SamOnnxModel  # noqa: E402
 from mobile_sam.utils.transforms import ResizeLongestSide  # noqa: E402
-
-
-def build(config):
-    """The reference's SAM for a fixtures config.json (TinyViT or ViT encoder)."""
-    if "embed_dims" in config:
-        encoder = TinyViT(img_size=1024, in_chans=3, num_classes=1000,
-                          embed_dims=config["embed_dims"], depths=config["depths"],
-                          num_heads=config["num_heads"], window_sizes=config["window_sizes"],
-                          mlp_ratio=4.0, drop_rate=0.0, drop_path_rate=0.0,
-                          use_checkpoint=False, mbconv_expand_ratio=4.0, local_conv_size=3)
-    else:
-        from functools import partial
-        encoder = ImageEncoderViT(depth=config["depth"], embed_dim=config["embed_dim"],
-                                  img_size=1024, mlp_ratio=4,
-                                  norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-                                  num_heads=config["num_heads"], patch_size=16, qkv_bias=True,
-                                  use_rel_pos=True,
-                                  global_attn_indexes=config["global_attn_indexes"],
-                                  window_size=config.get("window_size", 14), out_chans=256)
-    return Sam(image_encoder=encoder,
-               prompt_encoder=PromptEncoder(embed_dim=256, image_embedding_size=(64, 64),
-                                            input_image_size=(1024, 1024), mask_in_chans=16),
-               mask_decoder=MaskDecoder(num_multimask_outputs=3,
-                                        transformer=TwoWayTransformer(depth=2, embedding_dim=256,
-                                                                      mlp_dim=2048, num_heads=8),
-                                        transformer_dim=256, iou_head_depth=3,
-                                        iou_head_hidden_dim=256),
-               pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
 
 
 def export_reference(sam, out):
@@ -113,11 +84,7 @@ def main():
     folder, binary, out = sys.argv[1], sys.argv[2], sys.argv[3]
     runs = int(sys.argv[4]) if len(sys.argv) > 4 else 7
     torch.set_num_threads(2)
-    with open(os.path.join(folder, "config.json")) as f:
-        config = json.load(f)
-    sam = build(config)
-    sam.load_state_dict(torch.load(os.path.join(folder, "weights.pth")))
-    sam.eval()  # after loading: TinyViT caches its attention biases in eval()
+    sam = load_folder(folder)
 
     t = time.perf_counter()
     export_reference(sam, os.path.join(out, "reference"))

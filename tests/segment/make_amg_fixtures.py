@@ -15,14 +15,11 @@ import hashlib, json, os, sys
 
 here = os.path.dirname(os.path.abspath(__file__))
 repo = os.path.dirname(os.path.dirname(here))
-bench = os.path.join(repo, "..", "shared", "reference-bench")
-sys.path[:0] = [bench]
+sys.path.insert(0, os.path.dirname(here))
+from reference_sam import load_folder  # puts the reference package on the path
 import numpy as np, torch
-from functools import partial
 from PIL import Image
 from mobile_sam.automatic_mask_generator import SamAutomaticMaskGenerator
-from mobile_sam.modeling import (ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TinyViT,
-                                 TwoWayTransformer)
 
 # Small grids keep the test quick; the second case covers crop layers (their NMS, overlap,
 # point downscale, uncropping) and the small-region clean-up with its NMS.
@@ -39,34 +36,6 @@ CASES = {
 # The image.jpg of each model folder scaled to this longest side (PIL's bicubic), kept beside
 # the fixture as PNG: small masks keep the fixture small.
 IMAGE_SIDE = 96
-
-
-def build(config):
-    if "embed_dims" in config:
-        encoder = TinyViT(img_size=1024, in_chans=3, num_classes=1000, mlp_ratio=4.0,
-                          drop_rate=0.0, drop_path_rate=0.0, use_checkpoint=False,
-                          mbconv_expand_ratio=4.0, local_conv_size=3, layer_lr_decay=0.8,
-                          **{k: config[k] for k in ("embed_dims", "depths", "num_heads",
-                                                    "window_sizes")})
-    else:
-        encoder = ImageEncoderViT(depth=config["depth"], embed_dim=config["embed_dim"],
-                                  img_size=1024, mlp_ratio=4,
-                                  norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-                                  num_heads=config["num_heads"], patch_size=16, qkv_bias=True,
-                                  use_rel_pos=True,
-                                  global_attn_indexes=config["global_attn_indexes"],
-                                  window_size=config["window_size"], out_chans=256)
-    sam = Sam(image_encoder=encoder,
-              prompt_encoder=PromptEncoder(embed_dim=256, image_embedding_size=(64, 64),
-                                           input_image_size=(1024, 1024), mask_in_chans=16),
-              mask_decoder=MaskDecoder(num_multimask_outputs=3,
-                                       transformer=TwoWayTransformer(depth=2, embedding_dim=256,
-                                                                     mlp_dim=2048, num_heads=8),
-                                       transformer_dim=256, iou_head_depth=3,
-                                       iou_head_hidden_dim=256),
-              pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
-    sam.eval()
-    return sam
 
 
 def rle_string(counts):
@@ -128,10 +97,7 @@ def main():
         folder = os.path.join(root, name)
         if not os.path.isfile(os.path.join(folder, "config.json")):
             continue
-        with open(os.path.join(folder, "config.json")) as f:
-            sam = build(json.load(f))
-        sam.load_state_dict(torch.load(os.path.join(folder, "weights.pth")))
-        sam.eval()  # again: TinyViT caches its attention biases when put in eval mode
+        sam = load_folder(folder)
         image = Image.open(os.path.join(folder, "image.jpg")).convert("RGB")
         scale = IMAGE_SIDE / max(image.size)
         image = image.resize((round(image.size[0] * scale), round(image.size[1] * scale)),
