@@ -19,10 +19,9 @@ TEST(LaunchCli, ARanksErrorsNameTheRank) {
 
   // A rank as torchrun, Slurm or launch starts it.
   for (int rank : {0, 1}) {
-    const ProgramRun r =
-        run_command("RANK=" + std::to_string(rank) +
-                    " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 " + binary_path() +
-                    " " + args);
+    const ProgramRun r = run_command("RANK=" + std::to_string(rank) +
+                                     " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 " +
+                                     binary_path() + " " + args);
     EXPECT_EQ(r.status, 1) << r.output;
     EXPECT_EQ(logged(r.output, "error"),
               std::vector<std::string>{"rank " + std::to_string(rank) + ": " + alone[0]});

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/streams.h"
 #include "io/checkpoint.h"
 #include "util/device.h"
 #include "util/error.h"
@@ -137,16 +138,34 @@ ProgramRun run_program_in(const std::string& cwd, const std::string& args) {
   return run_command((cwd.empty() ? "" : "cd '" + cwd + "' && ") + binary_path() + " " + args);
 }
 
-ProgramRun run_command(const std::string& shell_command) {
-  const std::string command = shell_command + " 2>&1";
-  ProgramRun run;
+namespace {
+
+// Runs `command` through the shell: its exit status, its stdout appended to `out`.
+int read_command(const std::string& command, std::string& out) {
   FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return run;
+  if (!pipe) return -1;
   char buffer[4096];
   size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) run.output.append(buffer, n);
-  run.status = WEXITSTATUS(pclose(pipe));
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
+  return WEXITSTATUS(pclose(pipe));
+}
+
+}  // namespace
+
+ProgramRun run_command(const std::string& shell_command) {
+  ProgramRun run;
+  run.status = read_command(shell_command + " 2>&1", run.output);
   return run;
+}
+
+Streams run_command_apart(const std::string& shell_command) {
+  const std::string dir = make_temp_dir("sd-stderr");
+  Streams s;
+  s.status = read_command(shell_command + " 2>'" + dir + "/stderr.txt'", s.out);
+  std::ifstream err(dir + "/stderr.txt");
+  s.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
+  fs::remove_all(dir);
+  return s;
 }
 
 }  // namespace sd::testing
