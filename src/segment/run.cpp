@@ -10,6 +10,7 @@
 
 #include "data/image_reader.h"
 #include "io/config.h"
+#include "io/run_folder.h"
 #include "models/sam_weights.h"
 #include "segment/box_prompts.h"
 #include "segment/outputs.h"
@@ -30,7 +31,7 @@ struct ImagePaths {
 };
 
 ImagePaths paths_of(const SegmentRequest& r, const data::Entry& entry) {
-  const std::string base = r.out + "/" + entry.id;
+  const std::string base = io::in_folder(r.out, entry.id);
   return {base + ".json", base, base + ".overlay.png"};
 }
 
@@ -93,7 +94,7 @@ std::string write_results(const SegmentRequest& r, const data::Dataset& dataset)
                          {"score", m.value("score", m["predicted_iou"].get<double>())}});
     }
   }
-  const std::string path = r.out + "/coco_results.json";
+  const std::string path = io::in_folder(r.out, "coco_results.json");
   write_file_atomic(path, results.dump() + "\n");
   return path;
 }

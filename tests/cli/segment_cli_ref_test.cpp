@@ -154,9 +154,10 @@ TEST(SegmentCli, CocoAndSa1bSourcesInBothModesAndEveryFormat) {
       {"file_name": "sa_31.jpg", "bbox": [10, 10, 40, 30], "score": 0.6},
       {"image_id": 31, "bbox": [0, 0, 20, 20], "score": 0.5},
       {"image_id": 99, "bbox": [0, 0, 20, 20], "score": 0.4}])");
-  run = run_program(common + " --prompts " + dir + "/detections.json --out " + dir + "/boxes");
+  run = run_program(common + " --prompts " + dir + "/detections.json --out " + dir + "/boxes/");
   ASSERT_EQ(run.status, 0) << run.output;
   EXPECT_PRED2(contains, run.output, "4 segmented, 0 done before");
+  EXPECT_PRED2(contains, run.output, "COCO results  " + dir + "/boxes/coco_results.json\n");
   const nlohmann::json a = io::read_json_file(dir + "/boxes/a.json");
   ASSERT_EQ(a.size(), 1u);
   EXPECT_EQ(a[0]["category_id"], 3);
