@@ -109,6 +109,13 @@ TEST_F(OnnxExportRef, TheCommandWritesBothModelsOfTheStudent) {
                                          "' --return-single-mask --out '" + dir + "/x.pt'");
   EXPECT_NE(refused.status, 0);
   EXPECT_PRED2(contains, refused.output, "options of --format onnx");
+  // --external-data: the initializers of 64 KiB or more beside the model.
+  const ProgramRun external =
+      run_program("export --student '" + folder.file("weights.pth") +
+                  "' --format onnx --external-data 65536 --out '" + dir + "/e'");
+  ASSERT_EQ(external.status, 0) << external.output;
+  EXPECT_GT(std::filesystem::file_size(dir + "/e/encoder.onnx.data"),
+            10 * std::filesystem::file_size(dir + "/e/encoder.onnx"));
   std::filesystem::remove_all(dir);
 }
 
