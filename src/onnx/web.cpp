@@ -336,8 +336,9 @@ std::string find_ort_web(const std::string& given) {
   const std::string files = std::string(kOrtFiles[0]) + ", " + kOrtFiles[1] + ", " + kOrtFiles[2];
   auto checked = [&](const std::string& path, const std::string& source) {
     if (!holds_ort_files(path))
-      throw Error(source + " '" + path + "' is not onnxruntime-web's package folder: its dist/ lacks " +
-                  files + " (npm install onnxruntime-web, then give its node_modules/onnxruntime-web)");
+      throw Error(source + " '" + path +
+                  "' is not onnxruntime-web's package folder: its dist/ lacks " + files +
+                  " (npm install onnxruntime-web, then give its node_modules/onnxruntime-web)");
     return path;
   };
   if (!given.empty()) return checked(given, "--ort-web");
@@ -360,7 +361,8 @@ std::string write_web_page(const std::string& dir, const std::string& models_dir
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error("cannot create the folder '" + dir + "': " + ec.message());
-  for (const char* name : kOrtFiles) copy_atomically(fs::path(ort_web) / "dist" / name, fs::path(dir) / name);
+  for (const char* name : kOrtFiles)
+    copy_atomically(fs::path(ort_web) / "dist" / name, fs::path(dir) / name);
   for (const char* name : {"encoder.onnx.data", "decoder.onnx.data"})
     if (fs::exists(fs::path(models_dir) / name))
       throw Error("--web: '" + (fs::path(models_dir) / name).string() +

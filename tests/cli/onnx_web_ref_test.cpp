@@ -43,15 +43,13 @@ class OnnxWeb : public PipelineSuite {
     const std::string out = dir() + "/" + name + ".png";
     const ProgramRun run =
         run_program("predict --student " + dir() + "/student.pth --student-model " + dir() +
-                    "/student.json --decoder-from " + teacher().file("weights.pth") +
-                    " --image " + image + " " + points + (multimask ? " --multimask" : "") +
-                    " --out " + out);
+                    "/student.json --decoder-from " + teacher().file("weights.pth") + " --image " +
+                    image + " " + points + (multimask ? " --multimask" : "") + " --out " + out);
     EXPECT_EQ(run.status, 0) << run.output;
     std::string best = out;
     double best_iou = -1e9;
     const std::regex line("(\\S+\\.png)  predicted IoU (\\S+)");
-    for (std::sregex_iterator it(run.output.begin(), run.output.end(), line), end; it != end;
-         ++it)
+    for (std::sregex_iterator it(run.output.begin(), run.output.end(), line), end; it != end; ++it)
       if (std::stod((*it)[2]) > best_iou) {
         best_iou = std::stod((*it)[2]);
         best = (*it)[1];
@@ -72,22 +70,23 @@ TEST_F(OnnxWeb, ThePageDrawsPredictsMaskForAClickInChromium) {
   write_file_atomic(image, encode_png_rgb(rgb.data_ptr<uint8_t>(), w, h));
 
   const std::string web = dir() + "/web";
-  const ProgramRun exported = run_program(
-      "export --student " + dir() + "/student.pth --student-model " + dir() +
-      "/student.json --decoder-from " + teacher().file("weights.pth") + " --format onnx --out " +
-      dir() + "/onnx --web " + web + " --ort-web " + ort_runner_dir() +
-      "/node_modules/onnxruntime-web");
+  const ProgramRun exported =
+      run_program("export --student " + dir() + "/student.pth --student-model " + dir() +
+                  "/student.json --decoder-from " + teacher().file("weights.pth") +
+                  " --format onnx --out " + dir() + "/onnx --web " + web + " --ort-web " +
+                  ort_runner_dir() + "/node_modules/onnxruntime-web");
   ASSERT_EQ(exported.status, 0) << exported.output;
 
   const int x = 430, y = 300, bx = 700, by = 420;
   std::string browser = run_command("command -v " + chromium()).output;
   browser.erase(browser.find_last_not_of(" \n") + 1);
   const std::string out = make_temp_dir("sd_web_run");
-  const nlohmann::json job{{"dir", web},
-                           {"image", image},
-                           {"chromium", browser},
-                           {"out_dir", out},
-                           {"clicks", {{{"x", x}, {"y", y}}, {{"x", bx}, {"y", by}, {"shift", true}}}}};
+  const nlohmann::json job{
+      {"dir", web},
+      {"image", image},
+      {"chromium", browser},
+      {"out_dir", out},
+      {"clicks", {{{"x", x}, {"y", y}}, {{"x", bx}, {"y", by}, {"shift", true}}}}};
   write_file_atomic(out + "/job.json", job.dump());
   const ProgramRun run =
       run_command("node '" + ort_runner_dir() + "/web.js' '" + out + "/job.json'");
@@ -101,7 +100,8 @@ TEST_F(OnnxWeb, ThePageDrawsPredictsMaskForAClickInChromium) {
   const std::string one = "--point " + std::to_string(x) + "," + std::to_string(y);
   const std::vector<at::Tensor> expected{
       predicted_mask(image, one, true, "one"),
-      predicted_mask(image, one + " --point " + std::to_string(bx) + "," + std::to_string(by) + ",0",
+      predicted_mask(image,
+                     one + " --point " + std::to_string(bx) + "," + std::to_string(by) + ",0",
                      false, "two")};
   for (size_t k = 0; k < 2; ++k) {
     const nlohmann::json& state = result["state"][k];
@@ -120,20 +120,21 @@ TEST_F(OnnxWeb, ThePageDrawsPredictsMaskForAClickInChromium) {
     EXPECT_LT(area, 0.999) << "predict's mask is the whole image";
     const double iou = mask_iou(drawn, ours);
     EXPECT_GE(iou, 0.999) << "prompt " << k;
-    std::printf("[ web page, %zu point(s) ] mask %d, area %.3f, IoU with predict's %.6f, "
-                "encoder %.0f ms, decoder %.0f ms\n",
-                k + 1, state["mask"]["index"].get<int>(), area, iou,
-                state["image"]["encoder_ms"].get<double>(), state["mask"]["ms"].get<double>());
+    std::printf(
+        "[ web page, %zu point(s) ] mask %d, area %.3f, IoU with predict's %.6f, "
+        "encoder %.0f ms, decoder %.0f ms\n",
+        k + 1, state["mask"]["index"].get<int>(), area, iou,
+        state["image"]["encoder_ms"].get<double>(), state["mask"]["ms"].get<double>());
   }
   std::filesystem::remove_all(out);
 }
 
 TEST_F(OnnxWeb, WithoutOnnxruntimeWebTheExportSaysHowToGetIt) {
   const std::string empty = make_temp_dir("sd_no_ort_web");
-  const ProgramRun run = run_program_in(
-      empty, "export --student " + dir() + "/student.pth --student-model " + dir() +
-                 "/student.json --decoder-from " + teacher().file("weights.pth") +
-                 " --format onnx --out " + empty + "/onnx --web " + empty + "/web");
+  const ProgramRun run =
+      run_program_in(empty, "export --student " + dir() + "/student.pth --student-model " + dir() +
+                                "/student.json --decoder-from " + teacher().file("weights.pth") +
+                                " --format onnx --out " + empty + "/onnx --web " + empty + "/web");
   EXPECT_NE(run.status, 0);
   EXPECT_NE(run.output.find("npm install onnxruntime-web"), std::string::npos) << run.output;
   EXPECT_FALSE(std::filesystem::exists(empty + "/onnx/encoder.onnx"));  // refused before export
