@@ -1,7 +1,8 @@
 // `export --format onnx --web DIR`: the page runs both models in onnxruntime-web in headless
 // Chromium (tests/onnx/node/web.js, puppeteer-core), served over http. A scripted click on an
-// opened image draws the mask `predict` gives for that point, and a shift-click (background
-// point) after it the mask of both points; the page logs no error.
+// opened image draws the mask `predict` gives for that point, a shift-click (background point)
+// after it the mask of both points, and a drag then the mask of the points and that box; the
+// page logs no error.
 #include <ATen/ATen.h>
 
 #include <cstdio>
@@ -78,15 +79,18 @@ TEST_F(OnnxWeb, ThePageDrawsPredictsMaskForAClickInChromium) {
   ASSERT_EQ(exported.status, 0) << exported.output;
 
   const int x = 430, y = 300, bx = 700, by = 420;
+  const std::vector<int> box{300, 200, 800, 560};
   std::string browser = run_command("command -v " + chromium()).output;
   browser.erase(browser.find_last_not_of(" \n") + 1);
   const std::string out = make_temp_dir("sd_web_run");
-  const nlohmann::json job{
-      {"dir", web},
-      {"image", image},
-      {"chromium", browser},
-      {"out_dir", out},
-      {"clicks", {{{"x", x}, {"y", y}}, {{"x", bx}, {"y", by}, {"shift", true}}}}};
+  const nlohmann::json job{{"dir", web},
+                           {"image", image},
+                           {"chromium", browser},
+                           {"out_dir", out},
+                           {"clicks",
+                            {{{"x", x}, {"y", y}},
+                             {{"x", bx}, {"y", by}, {"shift", true}},
+                             {{"x", box[0]}, {"y", box[1]}, {"to", {box[2], box[3]}}}}}};
   write_file_atomic(out + "/job.json", job.dump());
   const ProgramRun run =
       run_command("node '" + ort_runner_dir() + "/web.js' '" + out + "/job.json'");
@@ -95,20 +99,27 @@ TEST_F(OnnxWeb, ThePageDrawsPredictsMaskForAClickInChromium) {
   for (const auto& message : result["console"])
     EXPECT_EQ(message.get<std::string>().rfind("warn", 0), 0u) << message;
   EXPECT_TRUE(result["requests_failed"].empty()) << result["requests_failed"];
-  ASSERT_EQ(result["state"].size(), 2u) << result.dump();
+  ASSERT_EQ(result["state"].size(), 3u) << result.dump();
 
+  // After each action: the point, both points, both points and the box.
   const std::string one = "--point " + std::to_string(x) + "," + std::to_string(y);
-  const std::vector<at::Tensor> expected{
-      predicted_mask(image, one, true, "one"),
-      predicted_mask(image,
-                     one + " --point " + std::to_string(bx) + "," + std::to_string(by) + ",0",
-                     false, "two")};
-  for (size_t k = 0; k < 2; ++k) {
+  const std::string two = one + " --point " + std::to_string(bx) + "," + std::to_string(by) + ",0";
+  const std::string boxed = two + " --box " + std::to_string(box[0]) + "," +
+                            std::to_string(box[1]) + "," + std::to_string(box[2]) + "," +
+                            std::to_string(box[3]);
+  const std::vector<at::Tensor> expected{predicted_mask(image, one, true, "one"),
+                                         predicted_mask(image, two, false, "two"),
+                                         predicted_mask(image, boxed, false, "boxed")};
+  for (size_t k = 0; k < 3; ++k) {
     const nlohmann::json& state = result["state"][k];
     ASSERT_TRUE(state["error"].is_null()) << state.dump();
-    EXPECT_EQ(state["prompts"].size(), k + 1) << state.dump();
-    EXPECT_EQ(state["prompts"][k]["x"], k == 0 ? x : bx) << state.dump();
-    EXPECT_EQ(state["prompts"][k]["label"], k == 0 ? 1 : 0) << state.dump();
+    EXPECT_EQ(state["prompts"].size(), std::min<size_t>(k + 1, 2)) << state.dump();
+    EXPECT_EQ(state["prompts"].back()["x"], k == 0 ? x : bx) << state.dump();
+    EXPECT_EQ(state["prompts"].back()["label"], k == 0 ? 1 : 0) << state.dump();
+    EXPECT_EQ(state["box"].is_null(), k < 2) << state.dump();
+    if (k == 2) {
+      EXPECT_EQ(state["box"]["x1"], box[2]) << state.dump();
+    }
     const std::string bytes = read_file(out + "/mask" + std::to_string(k) + ".bin");
     ASSERT_EQ(bytes.size(), size_t(w) * h);
     const at::Tensor drawn =
@@ -121,7 +132,7 @@ TEST_F(OnnxWeb, ThePageDrawsPredictsMaskForAClickInChromium) {
     const double iou = mask_iou(drawn, ours);
     EXPECT_GE(iou, 0.999) << "prompt " << k;
     std::printf(
-        "[ web page, %zu point(s) ] mask %d, area %.3f, IoU with predict's %.6f, "
+        "[ web page, prompt set %zu ] mask %d, area %.3f, IoU with predict's %.6f, "
         "encoder %.0f ms, decoder %.0f ms\n",
         k + 1, state["mask"]["index"].get<int>(), area, iou,
         state["image"]["encoder_ms"].get<double>(), state["mask"]["ms"].get<double>());

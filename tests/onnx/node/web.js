@@ -1,10 +1,12 @@
 // Drives the page of `samdistill export --web DIR` in headless Chromium (puppeteer-core) for the
 // tests. Usage: node web.js JOB.json, where JOB is
 //   {"dir": "DIR", "image": "x.png", "chromium": "/usr/bin/chromium", "out_dir": "OUT",
-//    "clicks": [{"x": 10, "y": 20, "shift": false}, ...], "timeout_ms": 300000}
+//    "clicks": [{"x": 10, "y": 20, "shift": false}, {"x": 5, "y": 5, "to": [90, 80]}, ...],
+//    "timeout_ms": 300000}
 // It serves DIR over http on a free local port (WebAssembly needs http, not file://), opens
 // index.html, gives the page the image through its file input, clicks each (x, y) image pixel on
-// the page (shift: a background point) and after each click writes the mask the page drew
+// the page (shift: a background point; `to`: a drag from there, a box) and after each writes the
+// mask the page drew
 // (its overlay canvas: 1 where painted) to OUT/mask<k>.bin (height x width bytes).
 // OUT/result.json: {"state": window.samdistill after each click, "console": [messages of type
 // error or warning, and uncaught page errors], "requests_failed": [...]}.
@@ -62,9 +64,17 @@ async function main() {
         const r = document.getElementById('prompts').getBoundingClientRect();
         return {left: r.left, top: r.top, scale: r.width / window.samdistill.image.width};
       });
-      if (click.shift) await page.keyboard.down('Shift');
-      await page.mouse.click(rect.left + click.x * rect.scale, rect.top + click.y * rect.scale);
-      if (click.shift) await page.keyboard.up('Shift');
+      const at = (x, y) => [rect.left + x * rect.scale, rect.top + y * rect.scale];
+      if (click.to) {  // a drag from (x, y) to `to`: a box
+        await page.mouse.move(...at(click.x, click.y));
+        await page.mouse.down();
+        await page.mouse.move(...at(click.to[0], click.to[1]), {steps: 8});
+        await page.mouse.up();
+      } else {
+        if (click.shift) await page.keyboard.down('Shift');
+        await page.mouse.click(...at(click.x, click.y));
+        if (click.shift) await page.keyboard.up('Shift');
+      }
       await page.waitForFunction((n) => window.samdistill.decodes > n || window.samdistill.error,
                                  {}, before);
       const drawn = await page.evaluate(() => {
