@@ -21,8 +21,9 @@ $SUDO apt-get install -y -qq --no-install-recommends \
 # TinyViT's window products.
 # python3-onnx: ONNX's own checker, and node with onnxruntime-node (npm, into tests/onnx/node;
 # its install script only fetches a CUDA add-on, hence --ignore-scripts): the tests of the ONNX
-# export run the exported models in ONNX Runtime. A node already installed (e.g. NodeSource's)
-# is kept.
+# export run the exported models in ONNX Runtime; onnxruntime-web and puppeteer-core (same
+# folder) run the page of `export --web` in the chromium above. A node already installed (e.g.
+# NodeSource's) is kept.
 $SUDO apt-get install -y -qq --no-install-recommends python3-onnx >/dev/null
 if ! command -v npm >/dev/null; then
   $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null

@@ -10,7 +10,14 @@
 
 namespace sd::onnx {
 
-std::string encoder_model(models::SamImpl& sam, const ExportOptions& options) {
+namespace {
+
+const char* const kEncoderDoc =
+    "SAM image encoder: normalised, zero-padded 1x3xSxS image -> embedding";
+const char* const kDecoderDoc =
+    "SAM prompt encoder + mask decoder with SamOnnxModel's inputs and outputs";
+
+Graph encoder_graph(models::SamImpl& sam, const ExportOptions& options) {
   torch::NoGradGuard no_grad;
   sam.eval();
   Graph g(options.int8);
@@ -29,17 +36,51 @@ std::string encoder_model(models::SamImpl& sam, const ExportOptions& options) {
   const auto [h, w] = sam.prompt_encoder->image_embedding_size();
   g.output(embedding, "image_embeddings", Type::float32,
            {int64_t(1), sam.prompt_encoder->embed_dim(), h, w});
-  return g.serialize("image_encoder",
-                     "SAM image encoder: normalised, zero-padded 1x3xSxS image -> embedding");
+  return g;
 }
 
-std::string decoder_model(models::SamImpl& sam, const ExportOptions& options) {
+Graph decoder_graph(models::SamImpl& sam, const ExportOptions& options) {
   torch::NoGradGuard no_grad;
   sam.eval();
   Graph g(options.int8);
   sam_onnx_model(g, sam, options.return_single_mask);
-  return g.serialize("sam_decoder",
-                     "SAM prompt encoder + mask decoder with SamOnnxModel's inputs and outputs");
+  return g;
+}
+
+// Writes `g` to `path`, its large initializers to PATH.data when `threshold` > 0 or the model
+// would be over protobuf's limit (then threshold 1 KiB, onnx's own default). The bytes written
+// and whether PATH.data was.
+std::pair<size_t, bool> write_model(const Graph& g, const std::string& name, const std::string& doc,
+                                    const std::string& path, size_t threshold) {
+  const std::string data_path = path + ".data";
+  if (threshold == 0 && needs_external_data(g.initializer_bytes())) threshold = 1024;
+  if (threshold == 0) {
+    const std::string model = g.serialize(name, doc);
+    write_file_atomic(path, model);
+    std::error_code ec;
+    std::filesystem::remove(data_path, ec);  // an earlier export's, which nothing names now
+    return {model.size(), false};
+  }
+  Graph::External external{std::filesystem::path(data_path).filename().string(), threshold, {}};
+  const std::string model = g.serialize(name, doc, &external);
+  write_file_atomic(data_path, external.bytes);
+  write_file_atomic(path, model);
+  return {model.size() + external.bytes.size(), true};
+}
+
+}  // namespace
+
+bool needs_external_data(size_t initializer_bytes) {
+  constexpr size_t kGraphMargin = size_t(64) << 20;  // nodes, names, the headers of tensors
+  return initializer_bytes + kGraphMargin >= kProtobufLimit;
+}
+
+std::string encoder_model(models::SamImpl& sam, const ExportOptions& options) {
+  return encoder_graph(sam, options).serialize("image_encoder", kEncoderDoc);
+}
+
+std::string decoder_model(models::SamImpl& sam, const ExportOptions& options) {
+  return decoder_graph(sam, options).serialize("sam_decoder", kDecoderDoc);
 }
 
 Exported export_onnx(models::SamImpl& sam, const std::string& dir, const ExportOptions& options) {
@@ -49,12 +90,12 @@ Exported export_onnx(models::SamImpl& sam, const std::string& dir, const ExportO
   Exported e;
   e.encoder_path = dir + "/encoder.onnx";
   e.decoder_path = dir + "/decoder.onnx";
-  const std::string encoder = encoder_model(sam, options);
-  write_file_atomic(e.encoder_path, encoder);
-  e.encoder_bytes = encoder.size();
-  const std::string decoder = decoder_model(sam, options);
-  write_file_atomic(e.decoder_path, decoder);
-  e.decoder_bytes = decoder.size();
+  std::tie(e.encoder_bytes, e.encoder_external) =
+      write_model(encoder_graph(sam, options), "image_encoder", kEncoderDoc, e.encoder_path,
+                  options.external_data);
+  std::tie(e.decoder_bytes, e.decoder_external) =
+      write_model(decoder_graph(sam, options), "sam_decoder", kDecoderDoc, e.decoder_path,
+                  options.external_data);
   return e;
 }
 

@@ -29,7 +29,16 @@ enum AttributeField {
   kAttrType = 20
 };
 enum AttributeType { kFloat = 1, kInt = 2, kString = 3, kTensor = 4, kFloats = 6, kInts = 7 };
-enum TensorField { kDims = 1, kDataType = 2, kTensorName = 8, kRawData = 9 };
+enum TensorField {
+  kDims = 1,
+  kDataType = 2,
+  kTensorName = 8,
+  kRawData = 9,
+  kExternalData = 13,
+  kDataLocation = 14
+};
+enum StringStringEntryField { kKey = 1, kValue = 2 };
+constexpr int64_t kExternal = 1;  // TensorProto.DataLocation.EXTERNAL
 enum ValueInfoField { kValueName = 1, kValueType = 2 };
 enum TypeField { kTensorType = 1 };
 enum TensorTypeField { kElemType = 1, kShape = 2 };
@@ -42,6 +51,8 @@ Type type_of(const at::Tensor& t) {
       return Type::float32;
     case at::kLong:
       return Type::int64;
+    case at::kInt:
+      return Type::int32;
     case at::kChar:
       return Type::int8;
     case at::kBool:
@@ -56,12 +67,32 @@ std::string_view bytes_of(const at::Tensor& t) {
   return {static_cast<const char*>(t.data_ptr()), size_t(t.numel() * t.element_size())};
 }
 
-std::string tensor_proto(const at::Tensor& t, const std::string& name) {
+void put_entry(std::string& out, const std::string& key, const std::string& value) {
+  std::string entry;
+  put_bytes(entry, kKey, key);
+  put_bytes(entry, kValue, value);
+  put_bytes(out, kExternalData, entry);
+}
+
+// The values are little-endian, as this machine's: raw_data, or with `external` (when they are
+// not smaller than its threshold) appended to external->bytes and named by location, offset
+// and length.
+std::string tensor_proto(const at::Tensor& t, const std::string& name,
+                         Graph::External* external = nullptr) {
   std::string out;
   for (int64_t d : t.sizes()) put_int(out, kDims, d);
   put_int(out, kDataType, int64_t(type_of(t)));
   put_bytes(out, kTensorName, name);
-  put_bytes(out, kRawData, bytes_of(t));  // little-endian, as this machine's
+  const std::string_view bytes = bytes_of(t);
+  if (!external || bytes.size() < external->threshold) {
+    put_bytes(out, kRawData, bytes);
+    return out;
+  }
+  put_entry(out, "location", external->location);
+  put_entry(out, "offset", std::to_string(external->bytes.size()));
+  put_entry(out, "length", std::to_string(bytes.size()));
+  put_int(out, kDataLocation, kExternal);
+  external->bytes.append(bytes);
   return out;
 }
 
@@ -177,7 +208,14 @@ void Graph::output(const std::string& value, const std::string& name, Type type,
   outputs_.push_back({name, type, dims});
 }
 
-std::string Graph::serialize(const std::string& graph_name, const std::string& doc) const {
+size_t Graph::initializer_bytes() const {
+  size_t n = 0;
+  for (const at::Tensor& t : initializers_) n += bytes_of(t).size();
+  return n;
+}
+
+std::string Graph::serialize(const std::string& graph_name, const std::string& doc,
+                             External* external) const {
   std::string graph;
   for (const Node& n : nodes_) {
     std::string node;
@@ -190,7 +228,7 @@ std::string Graph::serialize(const std::string& graph_name, const std::string& d
   }
   put_bytes(graph, kGraphName, graph_name);
   for (size_t i = 0; i < initializers_.size(); ++i)
-    put_bytes(graph, kInitializer, tensor_proto(initializers_[i], initializer_names_[i]));
+    put_bytes(graph, kInitializer, tensor_proto(initializers_[i], initializer_names_[i], external));
   for (const ValueInfo& v : inputs_)
     put_bytes(graph, kInput, value_info_proto(v.name, v.type, v.dims));
   for (const ValueInfo& v : outputs_)
@@ -204,8 +242,8 @@ std::string Graph::serialize(const std::string& graph_name, const std::string& d
   std::string opset;
   put_int(opset, kOpsetVersion, kOpset);  // the default domain: empty, not written
   put_bytes(model, kOpsetImport, opset);
-  // Protobuf's limit for one message; larger models need ONNX's external data.
-  if (model.size() >= (size_t(1) << 31))
+  // Protobuf's limit for one message; larger models need their initializers outside.
+  if (model.size() >= kProtobufLimit)
     throw Error("ONNX export: the model is " + std::to_string(model.size() >> 20) +
                 " MiB, over protobuf's 2 GiB limit for one file");
   return model;

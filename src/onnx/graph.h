@@ -15,6 +15,7 @@
 namespace sd::onnx {
 
 constexpr int64_t kOpset = 17;
+constexpr size_t kProtobufLimit = size_t(1) << 31;  // bytes of one message
 
 // An attribute of a node: int, float, string, ints, floats, or a tensor.
 struct Attr {
@@ -27,7 +28,7 @@ struct Attr {
 using Dim = std::variant<int64_t, std::string>;
 
 // onnx.proto's TensorProto.DataType, for the types used here.
-enum class Type { float32 = 1, int8 = 3, int64 = 7, boolean = 9 };
+enum class Type { float32 = 1, int8 = 3, int32 = 6, int64 = 7, boolean = 9 };
 
 class Graph {
  public:
@@ -43,7 +44,7 @@ class Graph {
   std::string op(const std::string& op_type, const std::vector<std::string>& inputs,
                  const std::vector<Attr>& attrs = {});
 
-  // An initializer holding `t` (float32, int64 or int8; copied), named `<scope>.<hint>`
+  // An initializer holding `t` (float32, int64, int32 or int8; copied), named `<scope>.<hint>`
   // unless an equal one exists.
   std::string constant(const at::Tensor& t, const std::string& hint = "const");
   // 1-D int64 and 0-D float constants, the usual operands of Reshape, Slice, Mul, ...
@@ -55,8 +56,20 @@ class Graph {
   void output(const std::string& value, const std::string& name, Type type,
               const std::vector<Dim>& dims);
 
-  // The ModelProto (IR version 8, opset kOpset) of this graph.
-  std::string serialize(const std::string& graph_name, const std::string& doc) const;
+  // The ModelProto (IR version 8, opset kOpset) of this graph. With `external`, the bytes of
+  // each initializer of at least external->threshold bytes go to external->bytes instead, at
+  // the offset and length the TensorProto names with external->location (ONNX's external data,
+  // onnx/docs/ExternalData.md): the model file must then be read beside a file of that name.
+  // sd::Error when the model is over protobuf's 2 GiB.
+  struct External {
+    std::string location;  // the side file's name, relative to the model's folder
+    size_t threshold = 1024;
+    std::string bytes;  // filled by serialize
+  };
+  std::string serialize(const std::string& graph_name, const std::string& doc,
+                        External* external = nullptr) const;
+
+  size_t initializer_bytes() const;  // the initializers' values together
 
   size_t node_count() const { return nodes_.size(); }
   size_t initializer_count() const { return initializers_.size(); }

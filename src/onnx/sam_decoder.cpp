@@ -37,6 +37,17 @@ std::string pe_encoding(Graph& g, models::PositionEmbeddingRandomImpl& m, const 
   return g.op("Concat", {g.op("Sin", {c}), g.op("Cos", {c})}, {{"axis", int64_t(-1)}});
 }
 
+// PositionEmbeddingRandom.forward((h, w)) as the reference's export computes it per run: the
+// 1 x C x h x w encoding of the grid's cell centres (a 2-channel constant, not the 4 MB result).
+std::string dense_pe(Graph& g, models::PositionEmbeddingRandomImpl& m, int64_t h, int64_t w) {
+  Graph::Scope s(g, "prompt_encoder");
+  const at::Tensor grid = at::ones({h, w}, m.positional_encoding_gaussian_matrix.options());
+  const at::Tensor centres =
+      at::stack({(grid.cumsum(1) - 0.5) / w, (grid.cumsum(0) - 0.5) / h}, -1);
+  const std::string pe = pe_encoding(g, m, g.constant(centres, "grid"));  // h x w x C
+  return g.op("Unsqueeze", {transpose(g, pe, {2, 0, 1}), g.ints({0})});
+}
+
 at::Tensor embedding(torch::nn::ModuleList& list, size_t i) {
   return list->ptr<torch::nn::EmbeddingImpl>(i)->weight;
 }
@@ -304,7 +315,7 @@ void sam_onnx_model(Graph& g, models::SamImpl& sam, bool return_single_mask) {
 
   const std::string sparse = embed_points(g, pe, "point_coords", "point_labels", img_size);
   const std::string dense = embed_masks(g, pe, "mask_input", "has_mask_input");
-  const std::string image_pe = g.constant(pe.get_dense_pe(), "prompt_encoder.dense_pe");
+  const std::string image_pe = dense_pe(g, *pe.pe_layer, h, w);
   auto [masks, scores] =
       predict_masks(g, *sam.mask_decoder, "image_embeddings", image_pe, sparse, dense, h, w);
   const int64_t n_masks = sam.mask_decoder->mask_tokens->weight.size(0);

@@ -72,6 +72,21 @@ std::string mlp(Graph& g, MlpImpl& m, const std::string& x) {
   return linear(g, *m.fc2, y);
 }
 
+// The heads x N x N bias of every (query, key) pair: gathered from the table by the offset index
+// now, or, in a graph of int8 weights (whose size matters), the compact heads x offsets table
+// and a Gather by the int32 index, which the blocks of one window size share (ONNX Runtime
+// folds the Gather when it loads the model).
+std::string attention_biases(Graph& g, AttentionImpl& m, int64_t heads, int64_t n) {
+  if (!g.int8_weights())
+    return g.constant(
+        m.attention_biases.index_select(1, m.attention_bias_idxs.flatten()).view({heads, n, n}),
+        "attention_biases");
+  const std::string table = g.constant(m.attention_biases, "attention_biases");
+  const std::string index =
+      g.constant(m.attention_bias_idxs.to(at::kInt).view({n, n}), "attention_bias_idxs");
+  return g.op("Gather", {table, index}, {{"axis", int64_t(1)}});
+}
+
 // Windows x N x C -> windows x N x C.
 std::string attention(Graph& g, AttentionImpl& m, const std::string& x, int64_t windows,
                       int64_t n) {
@@ -93,12 +108,8 @@ std::string attention(Graph& g, AttentionImpl& m, const std::string& x, int64_t 
   const std::string q = transpose(g, qkv[0], {0, 2, 1, 3});
   const std::string k = transpose(g, qkv[1], {0, 2, 3, 1});
   const std::string v = transpose(g, qkv[2], {0, 2, 1, 3});
-  // The bias of every (query, key) pair, gathered from the table by the offset index now.
-  const at::Tensor biases =
-      m.attention_biases.index_select(1, m.attention_bias_idxs.flatten()).view({heads, n, n});
   std::string attn = mul(g, matmul(g, q, k), g.scalar(float(m.scale)));
-  attn = g.op("Softmax", {add(g, attn, g.constant(biases, "attention_biases"))},
-              {{"axis", int64_t(-1)}});
+  attn = g.op("Softmax", {add(g, attn, attention_biases(g, m, heads, n))}, {{"axis", int64_t(-1)}});
   y = reshape(g, transpose(g, matmul(g, attn, v), {0, 2, 1, 3}), {windows, n, heads * key_dim});
   Graph::Scope l(g, "proj");
   return linear(g, *m.proj, y);

@@ -109,6 +109,13 @@ TEST_F(OnnxExportRef, TheCommandWritesBothModelsOfTheStudent) {
                                          "' --return-single-mask --out '" + dir + "/x.pt'");
   EXPECT_NE(refused.status, 0);
   EXPECT_PRED2(contains, refused.output, "options of --format onnx");
+  // --external-data: the initializers of 64 KiB or more beside the model.
+  const ProgramRun external =
+      run_program("export --student '" + folder.file("weights.pth") +
+                  "' --format onnx --external-data 65536 --out '" + dir + "/e'");
+  ASSERT_EQ(external.status, 0) << external.output;
+  EXPECT_GT(std::filesystem::file_size(dir + "/e/encoder.onnx.data"),
+            10 * std::filesystem::file_size(dir + "/e/encoder.onnx"));
   std::filesystem::remove_all(dir);
 }
 
@@ -183,6 +190,62 @@ TEST_F(OnnxExportRef, OnnxRuntimeComputesWhatPredictDoesOnEveryCase) {
     }
     std::filesystem::remove_all(dir);
   }
+}
+
+// --quantize int8 of the fixture student: the checker accepts it, it is at most 0.3x the fp32
+// files, and in ONNX Runtime its masks for the cases' box prompts agree with fp32's (mIoU >=
+// 0.97, the goal on box prompts).
+TEST_F(OnnxExportRef, Int8IsAThirdOfFp32AndAgreesWithItOnBoxes) {
+  if (const std::string why = checker_missing(); !why.empty()) GTEST_SKIP() << why;
+  const ModelFolder folder = *first_folder(true);
+  models::Sam sam = fixture_sam(folder);
+  const std::string dir = make_temp_dir("sd_onnx_int8");
+  const Exported fp32 = export_onnx(*sam, dir + "/fp32");
+  ExportOptions options;
+  options.int8 = true;
+  const Exported int8 = export_onnx(*sam, dir + "/int8", options);
+  EXPECT_EQ(onnx_check(int8.encoder_path), "");
+  EXPECT_EQ(onnx_check(int8.decoder_path), "");
+  const double encoder_ratio = double(int8.encoder_bytes) / fp32.encoder_bytes;
+  const double decoder_ratio = double(int8.decoder_bytes) / fp32.decoder_bytes;
+  EXPECT_LE(encoder_ratio, 0.3);
+  EXPECT_LE(decoder_ratio, 0.3);
+  std::printf("[ %s int8 ] encoder %zu bytes (%.3fx fp32), decoder %zu bytes (%.3fx)\n",
+              folder.name.c_str(), int8.encoder_bytes, encoder_ratio, int8.decoder_bytes,
+              decoder_ratio);
+
+  if (const std::string why = ort_missing(); !why.empty()) GTEST_SKIP() << why;
+  const Tensors cases = load_tensors(folder.file("cases.pth"));
+  const at::Tensor image = sam->preprocess(cases.at("image_resized"));
+  const at::Tensor s = cases.at("original_size");
+  models::SamPredictor predictor(sam);
+  predictor.set_image(cases.at("image_resized"), {s[0].item<int64_t>(), s[1].item<int64_t>()});
+  std::vector<Tensors> feeds;
+  std::ifstream json(folder.file("cases.json"));
+  for (const auto& spec : nlohmann::json::parse(json)) {
+    if (spec.value("batched", false) || !spec.contains("box")) continue;
+    models::Prompts p;
+    p.box = cases.at("case" + std::to_string(spec.at("case").get<int>()) + ".box");
+    feeds.push_back(decoder_inputs(predictor, p, at::Tensor()));
+  }
+  ASSERT_FALSE(feeds.empty());
+  std::map<std::string, std::vector<OrtRun>> masks;
+  at::Tensor embedding[2];
+  for (const Exported* e : {&fp32, &int8}) {
+    const int k = e == &int8;
+    embedding[k] = run_ort(e->encoder_path, {{"image", image}}).outputs.at("image_embeddings");
+    for (Tensors& f : feeds) f["image_embeddings"] = embedding[k];
+    masks[k ? "int8" : "fp32"] = run_ort(e->decoder_path, feeds);
+  }
+  double sum = 0;
+  for (size_t i = 0; i < feeds.size(); ++i)  // the first mask: predict's without multimask
+    sum += mask_iou(masks["int8"][i].outputs.at("masks")[0][0] > 0,
+                    masks["fp32"][i].outputs.at("masks")[0][0] > 0);
+  const double miou = sum / feeds.size();
+  EXPECT_GE(miou, 0.97);
+  std::printf("[ %s int8 ] embedding relative L2 to fp32 %.4f, box mIoU vs fp32 %.4f (%zu boxes)\n",
+              folder.name.c_str(), rel_l2(embedding[1], embedding[0]), miou, feeds.size());
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -126,5 +126,68 @@ TEST_F(OnnxExport, OnnxRuntimeComputesWhatSamdistillDoesForAnotherTinyViTSize) {
             1e-4);
 }
 
+TEST(OnnxGraph, ExternalDataHoldsTheLargeInitializersAtTheirOffsets) {
+  Graph g;
+  g.input("x", Type::float32, {int64_t(4)});
+  const at::Tensor small = at::tensor({1.0f, 2.0f}), large = at::arange(4, at::kFloat) + 10;
+  const at::Tensor larger = at::arange(8, at::kFloat) + 20;
+  g.constant(small, "small");
+  const std::string a = g.constant(large, "large"), b = g.constant(larger, "larger");
+  g.output(g.op("Add", {a, g.op("Slice", {b, g.ints({0}), g.ints({4})})}), "y", Type::float32,
+           {int64_t(4)});
+  Graph::External external{"m.onnx.data", 16, {}};
+  const std::string model = g.serialize("g", "", &external);
+  auto bytes = [](const at::Tensor& t) {
+    return std::string(static_cast<const char*>(t.data_ptr()), t.numel() * 4);
+  };
+  // 16 and 32 bytes out, one after the other in the order of the initializers; 8 and 4 in.
+  EXPECT_EQ(external.bytes, bytes(large) + bytes(larger));
+  EXPECT_EQ(model.find(bytes(large)), std::string::npos);
+  EXPECT_NE(model.find(bytes(small)), std::string::npos);
+  EXPECT_NE(model.find("m.onnx.data"), std::string::npos);
+  EXPECT_EQ(g.initializer_bytes(), 8u + 16u + 32u + 2u * 8u);  // and the Slice's two ints
+  EXPECT_EQ(g.serialize("g", "").find("m.onnx.data"), std::string::npos);  // inline otherwise
+}
+
+// --external-data's files: the checker (given the path, it checks where the data lies) accepts
+// them, ONNX Runtime loads them and computes what the model with its initializers inside does.
+TEST_F(OnnxExport, ExternalDataModelsPassTheCheckerAndRunInOnnxRuntime) {
+  if (const std::string why = checker_missing(); !why.empty()) GTEST_SKIP() << why;
+  const std::string dir = dir_ + "/external";
+  ExportOptions options;
+  options.external_data = 4096;
+  const Exported e = export_onnx(**sam_, dir, options);
+  EXPECT_TRUE(e.encoder_external && e.decoder_external);
+  ASSERT_TRUE(std::filesystem::exists(dir + "/encoder.onnx.data"));
+  // Most of the bytes are outside.
+  EXPECT_LT(std::filesystem::file_size(dir + "/encoder.onnx") * 4,
+            std::filesystem::file_size(dir + "/encoder.onnx.data"));
+  EXPECT_EQ(onnx_check(e.encoder_path), "");
+  EXPECT_EQ(onnx_check(e.decoder_path), "");
+  // The data file is read at the offsets the model names: moved away, the checker says so.
+  std::filesystem::rename(dir + "/decoder.onnx.data", dir + "/moved");
+  EXPECT_NE(onnx_check(e.decoder_path), "");
+  std::filesystem::rename(dir + "/moved", dir + "/decoder.onnx.data");
+
+  if (const std::string why = ort_missing(); !why.empty()) GTEST_SKIP() << why;
+  const at::Tensor image = at::randn({1, 3, 1024, 1024});
+  const at::Tensor inside =
+      run_ort(exported_.encoder_path, {{"image", image}}).outputs.at("image_embeddings");
+  const OrtRun outside = run_ort(e.encoder_path, {{"image", image}});
+  ASSERT_EQ(outside.outputs.count("image_embeddings"), 1u);
+  EXPECT_TRUE(at::equal(outside.outputs.at("image_embeddings"), inside));
+
+  // Exported again without it, the model holds its data again and the stale file is gone.
+  export_onnx(**sam_, dir);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/encoder.onnx.data"));
+}
+
+TEST(OnnxExportRule, ExternalDataIsChosenForModelsOverProtobufsLimit) {
+  EXPECT_FALSE(needs_external_data(size_t(100) << 20));
+  EXPECT_FALSE(needs_external_data(size_t(1900) << 20));
+  EXPECT_TRUE(needs_external_data(size_t(2040) << 20));  // with the graph it would not fit
+  EXPECT_TRUE(needs_external_data(size_t(2500) << 20));  // ViT-H's encoder
+}
+
 }  // namespace
 }  // namespace sd::onnx

@@ -9,7 +9,7 @@ Exports STUDENT (weights file or run folder) in fp32 and int8, and for the first
 eval's `center`): prints one JSON line with file sizes, median encoder and decoder times, the
 embedding's relative L2 and the masks' mIoU of int8 against fp32 per prompt kind.
 """
-import glob, json, os, subprocess, sys, tempfile
+import glob, json, os, shutil, subprocess, sys, tempfile
 
 import numpy as np
 import torch
@@ -65,6 +65,7 @@ def main():
             for f in feeds:
                 f["image_embeddings"] = e
             dec, t_dec = run_ort(os.path.join(out, kind, "decoder.onnx"), feeds, work)
+            shutil.rmtree(work)
             outs[kind] = (e, dec)
             times[kind][0] += t_enc
             times[kind][1] += t_dec

@@ -36,11 +36,13 @@ inline std::string checker_missing() {
   return "";
 }
 
-// ONNX's checker with full_check (which infers every shape, strictly) on `model`; its messages,
-// "" when it accepts the model.
+// ONNX's checker on `model`'s path (which checks its external data's files too), then with
+// full_check (which infers every shape, strictly) on the model loaded with its external data;
+// its messages, "" when it accepts the model.
 inline std::string onnx_check(const std::string& model) {
   const ProgramRun run = run_command(
-      "/usr/bin/python3 -c 'import onnx, sys; m = onnx.load(sys.argv[1]); "
+      "/usr/bin/python3 -c 'import onnx, sys; onnx.checker.check_model(sys.argv[1]); "
+      "m = onnx.load(sys.argv[1]); "
       "onnx.checker.check_model(m, full_check=True); "
       "onnx.shape_inference.infer_shapes(m, check_type=True, strict_mode=True)' '" +
       model + "'");
