@@ -49,7 +49,8 @@ void require_config(bool ok, const std::string& source, const std::string& key,
 std::vector<int> config_int_list(const nlohmann::json& j, const std::string& key,
                                  const std::string& source) {
   const nlohmann::json& list = j.at(key);
-  for (const auto& v : list) require_config(v.is_number_integer(), source, key, "must list integers");
+  for (const auto& v : list)
+    require_config(v.is_number_integer(), source, key, "must list integers");
   return list.get<std::vector<int>>();
 }
 

@@ -50,8 +50,8 @@ TinyViTConfig tiny_vit_from_json(const json& given, const std::string& source) {
     require_config(merges_with_stride_1(c.embed_dims[s]) == (s == 3), source, "embed_dims",
                    "must end with 320, 448 or 576 (a stride-1 merging keeps the 64x64 grid) and "
                    "use none of these before");
-    require_config(c.num_heads[s] > 0 && c.embed_dims[s] % c.num_heads[s] == 0, source,
-                   "num_heads", "must divide embed_dims");
+    require_config(c.num_heads[s] > 0 && c.embed_dims[s] % c.num_heads[s] == 0, source, "num_heads",
+                   "must divide embed_dims");
   }
   for (int d : c.depths) require_config(d > 0, source, "depths", "must be positive");
   for (int w : c.window_sizes) require_config(w > 0, source, "window_sizes", "must be positive");
