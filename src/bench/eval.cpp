@@ -7,6 +7,7 @@
 #include "eval/evaluator.h"
 #include "models/config.h"
 #include "models/sam.h"
+#include "models/tiny_vit.h"
 
 namespace sd::bench {
 using namespace eval;

@@ -25,12 +25,14 @@ std::string joined(const json& list, const char* sep) {
   return out;
 }
 
+// "TinyViT (embed_dims 64/128/160/320, depths 2/2/6/2): vit_t, under 'image_encoder.'"
 std::string describe_encoder(const json& e) {
   if (e.is_null()) return "none recognised";
-  std::string sizes =
-      e["family"] == "TinyViT"
-          ? "embed_dims " + joined(e["embed_dims"], "/") + ", depths " + joined(e["depths"], "/")
-          : "embed_dim " + e["embed_dim"].dump() + ", depth " + e["depth"].dump();
+  std::string sizes;
+  for (const std::string& key : models::encoder_family(e["family"]).summary_keys())
+    if (e.contains(key))
+      sizes += (sizes.empty() ? "" : ", ") + key + " " +
+               (e[key].is_array() ? joined(e[key], "/") : e[key].dump());
   std::string where =
       e["prefix"] == "" ? "encoder only" : "under '" + e["prefix"].get<std::string>() + "'";
   return e["family"].get<std::string>() + " (" + sizes + "): " + e["preset"].get<std::string>() +
@@ -72,9 +74,8 @@ void print_table(const json& s) {
 }
 
 void run_checkpoint(const CheckpointArgs& args) {
-  json summary = io::summarize_checkpoint(io::resolve_weights(args.file), args.keys);
-  if (!summary["encoder"].is_null())
-    summary["encoder"]["preset"] = models::preset_matching(summary["encoder"]);
+  const json summary =
+      io::summarize_checkpoint(io::resolve_weights(args.file), args.keys, models::encoder_summary);
   if (args.json)
     std::cout << summary.dump(2) << "\n";
   else

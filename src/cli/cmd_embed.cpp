@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "cli/shared_options.h"
+#include "models/config.h"
 #include "store/embed.h"
 #include "util/log.h"
 #include "util/names.h"
@@ -49,10 +50,9 @@ void add_embed_command(CLI::App& app, const Globals& globals) {
   store::EmbedOptions& o = args->options;
   CLI::App* cmd = app.add_subcommand(
       "embed", "Run the frozen teacher over images into an embedding store (resumable)");
-  cmd->add_option(
-      "--teacher", o.teacher,
-      "Teacher architecture: vit_h, vit_l, vit_b, vit_t or a JSON config (default: what "
-      "--teacher-checkpoint holds)");
+  cmd->add_option("--teacher", o.teacher,
+                  "Teacher architecture: " + models::encoder_presets_in_words() +
+                      " or a JSON config (default: what --teacher-checkpoint holds)");
   cmd->add_option("--teacher-checkpoint", o.teacher_checkpoint,
                   "Teacher weights: a SAM checkpoint (image_encoder.*), an encoder state dict or a "
                   "run folder")

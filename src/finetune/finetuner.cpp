@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "data/dataset.h"
 #include "eval/evaluator.h"
@@ -114,7 +115,7 @@ class DecoderFinetuning : public train::Objective {
   }
   bool needs_records() const override { return true; }
   std::string description() const override {
-    return "mask decoder of a " + models::preset_name(config_) + " student (" +
+    return "mask decoder of a " + models::preset_name(*config_) + " student (" +
            std::to_string(holdout_.size()) + " images held out, targets: " + word(c_.target) + ")";
   }
 
@@ -263,10 +264,10 @@ class DecoderFinetuning : public train::Objective {
   void load_models(const io::Weights& student) {
     const std::string& student_file = student.file;
     const io::StateDict& weights = student.entries;
-    student_ = models::build_sam(config_);
+    student_ = models::build_sam(*config_);
     io::load_state_dict(*student_->image_encoder, student.encoder(), "", student_file);
     const bool own = models::load_sam_heads(*student_, weights, student_file);
-    teacher_ = models::build_sam(config_, student_->image_encoder);
+    teacher_ = models::build_sam(*config_, student_->image_encoder);
     const std::string source =
         c_.teacher_checkpoint.empty() ? student_file : io::resolve_weights(c_.teacher_checkpoint);
     const io::StateDict teacher_weights =
@@ -291,7 +292,7 @@ class DecoderFinetuning : public train::Objective {
   FinetuneConfig c_;
   at::Device device_;
   std::shared_ptr<store::Reader> reader_;
-  models::EncoderConfig config_;
+  std::optional<models::EncoderConfig> config_;  // the student's, read in the constructor
   std::vector<data::PromptSpec> kinds_;
   data::Dataset train_, holdout_;
   bool cached_ = false;

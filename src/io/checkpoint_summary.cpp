@@ -8,22 +8,11 @@
 
 #include "io/checkpoint.h"
 #include "io/train_checkpoint_file.h"
-#include "io/weights.h"
 
 namespace sd::io {
 namespace {
 
 using nlohmann::json;
-// The encoder's family, where it is and its sizes: what `samdistill checkpoint` shows.
-json encoder_sizes(const StateDict& entries) {
-  json e = observe_encoder(entries);
-  if (e.is_null()) return e;
-  json out = {{"family", e["family"]}, {"prefix", e["prefix"]}};
-  for (const char* key : {"embed_dims", "depths", "embed_dim", "depth"})
-    if (e.contains(key)) out[key] = e[key];
-  return out;
-}
-
 // Where a training checkpoint stands and how to continue from it.
 json training_summary(const TrainCheckpointFile& file, const std::string& path) {
   const TrainProgress& p = file.meta.progress;
@@ -79,7 +68,8 @@ std::string dtype_name(at::ScalarType dtype) {
   }
 }
 
-json summarize_state_dict(const StateDict& entries, bool with_entries) {
+json summarize_state_dict(const StateDict& entries, bool with_entries,
+                          const DescribeEncoder& describe_encoder) {
   json dtypes = json::object(), listing = json::array();
   std::vector<std::string> prefix_order;
   std::map<std::string, StateDict> by_prefix;
@@ -98,22 +88,26 @@ json summarize_state_dict(const StateDict& entries, bool with_entries) {
     prefixes.push_back({{"prefix", prefix},
                         {"keys", by_prefix[prefix].size()},
                         {"parameters", count_parameters(by_prefix[prefix])}});
-  json out = {{"keys", entries.size()}, {"parameters", count_parameters(entries)},
-              {"bytes", bytes},         {"dtypes", dtypes},
-              {"prefixes", prefixes},   {"encoder", encoder_sizes(entries)}};
+  json out = {{"keys", entries.size()},
+              {"parameters", count_parameters(entries)},
+              {"bytes", bytes},
+              {"dtypes", dtypes},
+              {"prefixes", prefixes}};
+  if (describe_encoder) out["encoder"] = describe_encoder(entries);
   if (with_entries) out["entries"] = listing;
   return out;
 }
 
-json summarize_checkpoint(const std::string& path, bool with_entries) {
+json summarize_checkpoint(const std::string& path, bool with_entries,
+                          const DescribeEncoder& describe_encoder) {
   const c10::IValue top = read_torch_file(path);
   json out;
   if (is_train_checkpoint(top)) {
     const TrainCheckpointFile file = train_checkpoint_of(top, path);
-    out = summarize_state_dict(file.model, with_entries);
+    out = summarize_state_dict(file.model, with_entries, describe_encoder);
     out["training"] = training_summary(file, path);
   } else {
-    out = summarize_state_dict(state_dict_of(top, path), with_entries);
+    out = summarize_state_dict(state_dict_of(top, path), with_entries, describe_encoder);
   }
   out["file"] = path;
   return out;

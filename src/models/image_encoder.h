@@ -19,8 +19,12 @@ using Trace = std::vector<std::pair<std::string, at::Tensor>>;
 class ImageEncoder : public torch::nn::Module {
  public:
   virtual at::Tensor forward(const at::Tensor& x, Trace* trace = nullptr) = 0;
+  // Memory for time in training: the first `stages` stages run again in backward instead of
+  // keeping their activations; false when the encoder has no such stages (TinyViT has).
+  virtual bool recompute_stages(int64_t stages) { return stages == 0; }
 };
 
+// The encoder of `config`'s family (EncoderFamily::build).
 std::shared_ptr<ImageEncoder> make_image_encoder(const EncoderConfig& config);
 
 }  // namespace sd::models

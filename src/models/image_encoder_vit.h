@@ -8,6 +8,28 @@
 #include "models/common.h"
 #include "models/image_encoder.h"
 
+namespace sd::models {
+// SAM's ImageEncoderViT (vit_h / vit_l / vit_b and any other size).
+struct ViTConfig {
+  int img_size = 1024;
+  int patch_size = 16;
+  int in_chans = 3;
+  int embed_dim = 768;
+  int depth = 12;
+  int num_heads = 12;
+  double mlp_ratio = 4.0;
+  int out_chans = 256;
+  bool qkv_bias = true;
+  bool use_abs_pos = true;
+  bool use_rel_pos = true;
+  int window_size = 14;
+  std::vector<int> global_attn_indexes = {2, 5, 8, 11};
+
+  static const EncoderFamily& family();  // models/vit_family.cpp
+};
+
+}  // namespace sd::models
+
 // SAM's ImageEncoderViT (segment_anything/modeling/image_encoder.py). Tokens are BxHxWxC.
 namespace sd::models::vit {
 

@@ -46,7 +46,7 @@ Sam build_sam(const EncoderConfig& config) { return build_sam(config, make_image
 Sam build_sam(const EncoderConfig& config, std::shared_ptr<ImageEncoder> image_encoder) {
   const int64_t prompt_embed_dim = 256;
   const int64_t vit_patch_size = 16;
-  int64_t image_size = std::visit([](const auto& c) { return int64_t{c.img_size}; }, config);
+  const int64_t image_size = config.family().img_size(config);
   int64_t grid = image_size / vit_patch_size;
   auto transformer = TwoWayTransformer(/*depth=*/2, prompt_embed_dim, /*num_heads=*/8,
                                        /*mlp_dim=*/2048);

@@ -1,5 +1,6 @@
 #include "models/sam_weights.h"
 
+#include <map>
 #include <vector>
 
 #include "io/checkpoint.h"
@@ -11,37 +12,35 @@ namespace {
 
 using nlohmann::json;
 
-// The width a ratio key of a config multiplies (int(width * ratio) is the hidden width).
-int64_t ratio_width(const std::string& key, const json& observed) {
-  if (observed.contains("embed_dim")) return observed["embed_dim"];
-  return observed["embed_dims"].at(key == "mbconv_expand_ratio" ? 0 : 1);
-}
-
 // A value of `config` (to_json) against what the weights show; null shows nothing.
-bool same(const std::string& key, const json& given, const json& shown, const json& observed) {
+bool same(const EncoderFamily& family, const std::string& key, const json& given, const json& shown,
+          const json& observed) {
   if (shown.is_null()) return true;
-  if (key == "mlp_ratio" || key == "mbconv_expand_ratio") {
-    const double width = double(ratio_width(key, observed));
-    return int64_t(width * given.get<double>()) == int64_t(width * shown.get<double>());
+  if (const int64_t width = family.ratio_width(key, observed)) {
+    return int64_t(double(width) * given.get<double>()) ==
+           int64_t(double(width) * shown.get<double>());
   }
   if (!shown.is_array()) return given == shown;
   if (!given.is_array() || given.size() != shown.size()) return false;
   for (size_t i = 0; i < shown.size(); ++i)
-    if (!same(key, given[i], shown[i], observed)) return false;
+    if (!same(family, key, given[i], shown[i], observed)) return false;
   return true;
 }
 
+bool is_size(const std::string& key) { return key != "family" && key != "prefix"; }
+
 // "key N there, M in <what>" for each size of `observed` that `config` does not have.
-std::vector<std::string> differences(const json& config, const json& observed,
+std::vector<std::string> differences(const EncoderConfig& config, const json& observed,
                                      const std::string& what) {
-  const bool tiny = observed["family"] == "TinyViT";
-  if (tiny != config.contains("embed_dims"))
-    return {"a " + observed["family"].get<std::string>() + " there, a " +
-            (tiny ? "ViT" : "TinyViT") + " in " + what};
+  const EncoderFamily& family = config.family();
+  if (observed["family"] != family.name())
+    return {"a " + observed["family"].get<std::string>() + " there, a " + family.name() + " in " +
+            what};
+  const json given = to_json(config);
   std::vector<std::string> out;
   for (const auto& [key, shown] : observed.items())
-    if (key != "family" && key != "prefix" && !same(key, config.at(key), shown, observed))
-      out.push_back(key + " " + shown.dump() + " there, " + config.at(key).dump() + " in " + what);
+    if (is_size(key) && !same(family, key, given.at(key), shown, observed))
+      out.push_back(key + " " + shown.dump() + " there, " + given.at(key).dump() + " in " + what);
   return out;
 }
 
@@ -51,22 +50,29 @@ std::string describe(const json& observed) {
          " encoder";
 }
 
-// The config of what the weights show; the first TinyViT stage has no attention, so its
-// heads and window (which nothing uses) are vit_t's.
-EncoderConfig config_shown(json observed, const std::string& file, const std::string& flag) {
-  const bool tiny = observed["family"] == "TinyViT";
-  if (!observed.contains("num_heads"))
-    throw Error("'" + file + "' does not show its encoder's attention heads (" +
-                (tiny ? "no attention biases" : "no relative position tables") + "): give " + flag);
-  observed.erase("family");
-  observed.erase("prefix");
-  if (tiny) {
-    const json vit_t = to_json(TinyViTConfig{});
-    for (const char* key : {"num_heads", "window_sizes"})
-      for (size_t i = 0; i < observed[key].size() && i < vit_t[key].size(); ++i)
-        if (observed[key][i].is_null()) observed[key][i] = vit_t[key][i];
+// `base` (to_json) with what the weights show put in: a list element they do not show
+// stays base's.
+json put_shown(json base, const json& observed) {
+  for (const auto& [key, shown] : observed.items()) {
+    if (!is_size(key)) continue;
+    if (!shown.is_array() || !base[key].is_array() || base[key].size() != shown.size()) {
+      base[key] = shown;
+      continue;
+    }
+    for (size_t i = 0; i < shown.size(); ++i)
+      if (!shown[i].is_null()) base[key][i] = shown[i];
   }
-  return encoder_config_from_json(observed, "the encoder of '" + file + "'");
+  return base;
+}
+
+// The config of what the weights show; what they cannot show is the family's default's.
+EncoderConfig config_of_shown(const json& observed, const std::string& file,
+                              const std::string& flag) {
+  const EncoderFamily& family = encoder_family(observed["family"]);
+  const std::string unshown = family.unshown(observed);
+  if (!unshown.empty()) throw Error("'" + file + "' does not show " + unshown + ": give " + flag);
+  return config_shown(observed, family.from_json(json::object(), "defaults"),
+                      "the encoder of '" + file + "'");
 }
 
 std::string joined(const std::vector<std::string>& parts) {
@@ -78,9 +84,9 @@ std::string joined(const std::vector<std::string>& parts) {
 // Why `config` (named `what`) does not fit `weights`; "" when it does.
 std::string misfit(const EncoderConfig& config, const std::string& what,
                    const io::Weights& weights) {
-  const json observed = io::observe_encoder(weights.entries);
+  const json observed = observe_encoder(weights.entries);
   if (observed.is_null()) return "";  // nothing to compare: strict loading names the keys
-  const std::vector<std::string> diff = differences(to_json(config), observed, what);
+  const std::vector<std::string> diff = differences(config, observed, what);
   if (diff.empty()) return "";
   return what + " does not fit the weights '" + weights.file + "', which hold a " +
          describe(observed) + ": " + joined(diff);
@@ -115,12 +121,13 @@ Sam load_sam(const std::string& checkpoint, const std::string& model, const std:
 EncoderConfig encoder_config_of(const io::Weights& weights, const std::string& model,
                                 const std::string& flag) {
   auto given = [&](const std::string& name, const std::string& what, const std::string& hint) {
-    EncoderConfig config;
-    try {
-      config = resolve_encoder(name);
-    } catch (const Error& e) {
-      throw Error(std::string(e.what()) + " (" + what + ")");
-    }
+    const EncoderConfig config = [&] {
+      try {
+        return resolve_encoder(name);
+      } catch (const Error& e) {
+        throw Error(std::string(e.what()) + " (" + what + ")");
+      }
+    }();
     const std::string why = misfit(config, what, weights);
     if (!why.empty()) throw Error(why + " (" + hint + ")");
     return config;
@@ -132,18 +139,50 @@ EncoderConfig encoder_config_of(const io::Weights& weights, const std::string& m
     return given(weights.run_model,
                  "the student_model '" + weights.run_model + "' of " + weights.run_config,
                  "give " + flag);
-  const json observed = io::observe_encoder(weights.entries);
+  const json observed = observe_encoder(weights.entries);
   if (observed.is_null())
-    throw Error("'" + weights.file +
-                "' holds no SAM / MobileSAM image encoder (image_encoder.patch_embed.*): give " +
+    throw Error("'" + weights.file + "' holds no image encoder of a known family (" +
+                encoder_families_in_words() + ") under 'image_encoder.' or at the top: give " +
                 flag + " or other weights");
-  return config_shown(observed, weights.file, flag);
+  return config_of_shown(observed, weights.file, flag);
 }
 
 std::string preset_matching(const json& observed) {
   for (const std::string& preset : encoder_presets())
-    if (differences(to_json(encoder_preset(preset)), observed, preset).empty()) return preset;
+    if (differences(encoder_preset(preset), observed, preset).empty()) return preset;
   return "custom";
+}
+
+json observe_encoder(const io::StateDict& entries) {
+  std::map<std::string, std::vector<int64_t>> sizes;
+  for (const auto& [key, t] : entries) sizes[key] = t.sizes().vec();
+  const WeightShapes shapes(std::move(sizes));
+  for (const std::string prefix : {"image_encoder.", ""})
+    for (const EncoderFamily* family : encoder_families()) {
+      json j = family->observe(shapes, prefix);
+      if (j.is_null()) continue;
+      j["family"] = family->name();
+      j["prefix"] = prefix;
+      return j;
+    }
+  return nullptr;
+}
+
+json encoder_summary(const io::StateDict& entries) {
+  const json e = observe_encoder(entries);
+  if (e.is_null()) return e;
+  json out = {{"family", e["family"]}, {"prefix", e["prefix"]}, {"preset", preset_matching(e)}};
+  for (const std::string& key : encoder_family(e["family"]).summary_keys())
+    if (e.contains(key)) out[key] = e[key];
+  return out;
+}
+
+EncoderConfig config_shown(const json& observed, const EncoderConfig& base,
+                           const std::string& source) {
+  if (observed["family"] != base.family().name())
+    throw Error(source + ": a " + observed["family"].get<std::string>() + ", not a " +
+                base.family().name());
+  return base.family().from_json(put_shown(to_json(base), observed), source);
 }
 
 std::shared_ptr<ImageEncoder> load_image_encoder(const EncoderConfig& config,

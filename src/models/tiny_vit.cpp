@@ -314,7 +314,7 @@ TinyViT::TinyViT(const TinyViTConfig& c) {
     if (auto* linear = m->as<LinearImpl>()) linear->rows_as_image = true;
 }
 
-void TinyViT::recompute_stages(int64_t stages) {
+bool TinyViT::recompute_stages(int64_t stages) {
   recompute_patch_embed_ = stages > 0;
   for (size_t i = 0; i < layers->size(); ++i) {
     const bool on = int64_t(i) < stages;
@@ -323,6 +323,7 @@ void TinyViT::recompute_stages(int64_t stages) {
     else
       layers->at<tiny_vit::BasicLayerImpl>(i).recompute = on;
   }
+  return true;
 }
 
 // Python's _init_weights: Linear weights ~ N(0, 0.02) (timm's trunc_normal_ cuts at +-2,

@@ -13,6 +13,26 @@
 #include "models/common.h"
 #include "models/image_encoder.h"
 
+namespace sd::models {
+// MobileSAM's TinyViT (vit_t and the 11M / 21M sizes).
+struct TinyViTConfig {
+  int img_size = 1024;
+  int in_chans = 3;
+  int num_classes = 1000;  // the unused classifier head, kept so checkpoints load strictly
+  std::vector<int> embed_dims = {64, 128, 160, 320};
+  std::vector<int> depths = {2, 2, 6, 2};
+  std::vector<int> num_heads = {2, 4, 5, 10};
+  std::vector<int> window_sizes = {7, 7, 14, 7};
+  double mlp_ratio = 4.0;
+  double mbconv_expand_ratio = 4.0;
+  int local_conv_size = 3;
+  int out_chans = 256;
+
+  static const EncoderFamily& family();  // models/tiny_vit_family.cpp
+};
+
+}  // namespace sd::models
+
 // MobileSAM's TinyViT (mobile_sam/modeling/tiny_vit_sam.py). Convolutional stages are NCHW,
 // attention stages B x L x C with L = H * W.
 namespace sd::models::tiny_vit {
@@ -175,7 +195,7 @@ class TinyViT : public ImageEncoder {
   // Training with the first `stages` stages (the patch embedding with the first) recomputed in
   // backward, block by block, instead of keeping their activations (models/recompute.h). The
   // first stage works at a quarter of the input's size: about half of what training keeps.
-  void recompute_stages(int64_t stages);
+  bool recompute_stages(int64_t stages) override;
 
  private:
   void init_linear_weights();

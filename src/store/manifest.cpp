@@ -51,14 +51,6 @@ std::string content_sha256(nlohmann::json j) {
   return sha256_hex(text.data(), text.size());
 }
 
-// "a vit_b ViT encoder" for the teacher config of a manifest.
-std::string teacher_in_words(const nlohmann::json& teacher) {
-  std::string preset = "custom";
-  for (const std::string& name : models::encoder_presets())
-    if (models::to_json(models::encoder_preset(name)) == teacher) preset = name;
-  return "a " + preset + (teacher.contains("embed_dims") ? " TinyViT" : " ViT") + " encoder";
-}
-
 // "weights 'weights.pth' (sha256 509c2d1b5a3e...)"
 std::string weights_in_words(const Manifest& m) {
   return "weights '" + m.checkpoint_name + "' (sha256 " + m.checkpoint_sha256.substr(0, 12) +
@@ -120,8 +112,8 @@ void check_compatible(const Manifest& expected, const Manifest& actual, const st
   // Another teacher: which one made the store, which one was given, and what to do.
   auto other_teacher = [&](const std::string& detail) {
     throw Error("store '" + store + "' was made by another teacher: " +
-                teacher_in_words(actual.teacher) + " with " + weights_in_words(actual) +
-                ", not the one given, " + teacher_in_words(expected.teacher) +
+                models::encoder_in_words(actual.teacher) + " with " + weights_in_words(actual) +
+                ", not the one given, " + models::encoder_in_words(expected.teacher) +
                 (expected.checkpoint_sha256 == actual.checkpoint_sha256
                      ? ""
                      : " with " + weights_in_words(expected)) +

@@ -1,5 +1,7 @@
 #include "train/config.h"
 
+#include "models/config.h"
+
 namespace sd::train {
 
 using io::any_value;
@@ -11,9 +13,11 @@ using C = TrainConfig;
 
 const io::ConfigTable<TrainConfig>& train_config_table() {
   static const io::ConfigTable<TrainConfig> table({
-      path(field("student_model", &C::student_model, "vit_t", any_value(),
-                 "student architecture: vit_t or a TinyViT/ViT JSON config"),
-           io::PathKind::file_or_name),
+      path(
+          field("student_model", &C::student_model, "vit_t", any_value(),
+                "student architecture: a preset (" + models::encoder_presets_in_words() +
+                    ") or a JSON config of a family (" + models::encoder_families_in_words() + ")"),
+          io::PathKind::file_or_name),
       path(field("init", &C::init, "", any_value(),
                  "initial student weights: encoder state dict, full SAM checkpoint or run folder")),
       path(field("store", &C::store, "", any_value(),

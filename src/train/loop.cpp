@@ -10,7 +10,7 @@
 #include "io/checkpoint.h"
 #include "io/run_folder.h"
 #include "io/state_dict.h"
-#include "models/tiny_vit.h"
+#include "models/image_encoder.h"
 #include "store/manifest.h"
 #include "train/checkpoint.h"
 #include "train/loss_plot.h"
@@ -34,19 +34,19 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// recompute_stages on the TinyViT inside `model`; sd::Error naming the key elsewhere.
+// recompute_stages on the image encoder inside `model`; sd::Error naming the key when it
+// has no stages to recompute.
 void recompute_stages(torch::nn::Module& model, const TrainConfig& c, bool data_parallel) {
   if (c.sync_batchnorm && data_parallel)
     throw Error(
         "recompute_stages and sync_batchnorm cannot be combined: the recomputation "
         "would run the BatchNorms' collectives again in backward");
   for (const std::shared_ptr<torch::nn::Module>& m : model.modules())
-    if (auto* tiny_vit = dynamic_cast<models::TinyViT*>(m.get())) {
-      tiny_vit->recompute_stages(c.recompute_stages);
-      return;
-    }
+    if (auto* encoder = dynamic_cast<models::ImageEncoder*>(m.get()))
+      if (encoder->recompute_stages(c.recompute_stages)) return;
   throw Error("recompute_stages " + std::to_string(c.recompute_stages) +
-              " applies to TinyViT students; this one has no TinyViT (set it to 0)");
+              " applies to students with stages to recompute (TinyViT); this one has none (set "
+              "it to 0)");
 }
 
 class Loop {

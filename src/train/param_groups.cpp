@@ -4,41 +4,8 @@
 
 #include <cmath>
 #include <map>
-#include <numeric>
 
 namespace sd::train {
-namespace {
-
-bool starts_with(const std::string& s, const std::string& prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
-}
-
-// The number after `prefix` in `name` ("layers.2.blocks.3.x", "layers." -> 2), or -1.
-int index_after(const std::string& name, const std::string& prefix) {
-  if (!starts_with(name, prefix)) return -1;
-  size_t end = name.find('.', prefix.size());
-  return std::stoi(name.substr(prefix.size(), end - prefix.size()));
-}
-
-// Global block index of a TinyViT parameter, or -1 after the blocks.
-int tiny_vit_block(const std::string& name, const models::TinyViTConfig& c) {
-  if (starts_with(name, "patch_embed.")) return 0;
-  int layer = index_after(name, "layers.");
-  if (layer < 0) return -1;
-  int first = std::accumulate(c.depths.begin(), c.depths.begin() + layer, 0);
-  std::string rest = name.substr(name.find('.', 7) + 1);
-  int block = index_after(rest, "blocks.");
-  if (block >= 0) return first + block;
-  return first + c.depths[layer] - 1;  // downsample: its layer's last block
-}
-
-int vit_block(const std::string& name, const models::ViTConfig&) {
-  if (starts_with(name, "patch_embed.") || name == "pos_embed") return 0;
-  return index_after(name, "blocks.");
-}
-
-}  // namespace
-
 bool decays(const std::string& name, const at::Tensor& param) {
   const std::string tail = "attention_biases";
   bool attention_bias =
@@ -47,17 +14,9 @@ bool decays(const std::string& name, const at::Tensor& param) {
 }
 
 double layer_lr_scale(const std::string& name, const models::EncoderConfig& config, double decay) {
-  int depth = 0, block = -1;
-  if (auto* t = std::get_if<models::TinyViTConfig>(&config)) {
-    depth = std::accumulate(t->depths.begin(), t->depths.end(), 0);
-    block = tiny_vit_block(name, *t);
-  } else {
-    const auto& v = std::get<models::ViTConfig>(config);
-    depth = v.depth;
-    block = vit_block(name, v);
-  }
+  const int block = config.family().block_of(name, config);
   if (block < 0) return 1.0;
-  return std::pow(decay, depth - block - 1);
+  return std::pow(decay, config.family().blocks(config) - block - 1);
 }
 
 std::vector<ParamGroup> make_param_groups(const torch::nn::Module& encoder,

@@ -32,9 +32,8 @@ struct ParamGroup {
 bool decays(const std::string& name, const at::Tensor& param);
 
 // Layer-wise learning-rate scale of an encoder parameter (names relative to the encoder),
-// as TinyViT's set_layer_lr_decay assigns it: block i of n gets decay^(n-i-1), the patch
-// embedding (and ViT's pos_embed) that of block 0, a downsampling that of its layer's last
-// block, everything after the blocks (neck, heads) 1.
+// as TinyViT's set_layer_lr_decay assigns it: block i of n (EncoderFamily::block_of) gets
+// decay^(n-i-1), everything after the blocks (neck, heads) 1.
 double layer_lr_scale(const std::string& name, const models::EncoderConfig& config, double decay);
 
 std::vector<ParamGroup> make_param_groups(const torch::nn::Module& encoder,

@@ -406,8 +406,10 @@ TEST_F(TrainRun, RecomputeStagesOfAStudentWithoutTinyViTIsRefused) {
   args.replace(args.find("/student.json"), 13, "/teacher.json");  // a ViT student
   ProgramRun r = run_program(args);
   EXPECT_NE(r.status, 0);
-  EXPECT_PRED2(contains, r.output,
-               "recompute_stages 1 applies to TinyViT students; this one has no TinyViT");
+  EXPECT_PRED2(
+      contains, r.output,
+      "recompute_stages 1 applies to students with stages to recompute (TinyViT); this one "
+      "has none");
 }
 
 TEST_F(TrainRun, Fp16IsRefusedOnTheCpuNamingBf16) {

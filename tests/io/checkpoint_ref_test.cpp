@@ -69,9 +69,8 @@ TEST(CheckpointRef, VitTWeightsMatchManifestInOrder) {
   if (checked == 0) GTEST_SKIP() << "no fixture folder with vit_t's config";
 }
 
-// The encoder the summary finds has the sizes of the folder's config.json, in a full
-// model and in the encoder alone.
-TEST(CheckpointRef, SummaryFindsTheConfiguredEncoder) {
+// The summary of a full model and of its encoder alone.
+TEST(CheckpointRef, SummaryCountsKeysAndPrefixes) {
   SD_REQUIRE_FIXTURES();
   for (const auto& folder : model_folders()) {
     StateDict sd = read_state_dict(folder.file("weights.pth"));
@@ -84,21 +83,7 @@ TEST(CheckpointRef, SummaryFindsTheConfiguredEncoder) {
     for (const auto& p : full["prefixes"]) prefixes.push_back(p["prefix"]);
     EXPECT_EQ(prefixes,
               (std::vector<std::string>{"image_encoder", "prompt_encoder", "mask_decoder"}));
-    EXPECT_EQ(full["encoder"]["prefix"], "image_encoder.");
-    EXPECT_EQ(alone["encoder"]["prefix"], "");
-    for (const auto& s : {full, alone}) {
-      const auto& e = s["encoder"];
-      ASSERT_FALSE(e.is_null()) << folder.path;
-      if (folder.tiny_vit) {
-        EXPECT_EQ(e["family"], "TinyViT");
-        EXPECT_EQ(e["embed_dims"], folder.config["embed_dims"]);
-        EXPECT_EQ(e["depths"], folder.config["depths"]);
-      } else {
-        EXPECT_EQ(e["family"], "ViT");
-        EXPECT_EQ(e["embed_dim"], folder.config["embed_dim"]);
-        EXPECT_EQ(e["depth"], folder.config["depth"]);
-      }
-    }
+    EXPECT_EQ(alone["keys"], full["prefixes"][0]["keys"]);
   }
 }
 

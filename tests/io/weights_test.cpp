@@ -138,34 +138,5 @@ TEST_F(WeightsTest, TrainCheckpointFileReadsBackWhatWasWritten) {
                "'" + path("plain.pth") + "' is not a samdistill training checkpoint");
 }
 
-// The sizes a SAM ViT's keys show; the heads from its relative position tables.
-TEST(ObserveEncoder, ViTSizesFromItsShapes) {
-  StateDict vit = {{"image_encoder.patch_embed.proj.weight", at::zeros({96, 3, 16, 16})},
-                   {"image_encoder.pos_embed", at::zeros({1, 64, 64, 96})},
-                   {"image_encoder.neck.0.weight", at::zeros({256, 96, 1, 1})}};
-  for (int i = 0; i < 4; ++i) {
-    const std::string block = "image_encoder.blocks." + std::to_string(i) + ".";
-    vit.emplace_back(block + "attn.qkv.bias", at::zeros({288}));
-    vit.emplace_back(block + "attn.rel_pos_h", at::zeros({i % 2 ? 127 : 27, 32}));
-    vit.emplace_back(block + "mlp.lin1.weight", at::zeros({384, 96}));
-  }
-  EXPECT_EQ(observe_encoder(vit), json({{"family", "ViT"},
-                                        {"prefix", "image_encoder."},
-                                        {"embed_dim", 96},
-                                        {"depth", 4},
-                                        {"in_chans", 3},
-                                        {"patch_size", 16},
-                                        {"img_size", 1024},
-                                        {"use_abs_pos", true},
-                                        {"use_rel_pos", true},
-                                        {"qkv_bias", true},
-                                        {"num_heads", 3},
-                                        {"window_size", 14},
-                                        {"global_attn_indexes", {1, 3}},
-                                        {"mlp_ratio", 4.0},
-                                        {"out_chans", 256}}));
-  EXPECT_TRUE(observe_encoder({{"mask_decoder.iou_token.weight", at::zeros({1, 256})}}).is_null());
-}
-
 }  // namespace
 }  // namespace sd::io

@@ -6,6 +6,8 @@
 #include <fstream>
 
 #include "common/fixtures.h"
+#include "models/image_encoder_vit.h"
+#include "models/tiny_vit.h"
 
 namespace sd::models {
 namespace {
@@ -23,7 +25,7 @@ TEST(EncoderConfig, SamPresetsHaveTheOfficialSizes) {
   for (const auto& e : {Expected{"vit_h", 1280, 32, 16, {7, 15, 23, 31}},
                         Expected{"vit_l", 1024, 24, 16, {5, 11, 17, 23}},
                         Expected{"vit_b", 768, 12, 12, {2, 5, 8, 11}}}) {
-    auto c = std::get<ViTConfig>(encoder_preset(e.name));
+    auto c = encoder_preset(e.name).as<ViTConfig>();
     EXPECT_EQ(c.embed_dim, e.embed_dim) << e.name;
     EXPECT_EQ(c.depth, e.depth) << e.name;
     EXPECT_EQ(c.num_heads, e.heads) << e.name;
@@ -35,7 +37,7 @@ TEST(EncoderConfig, SamPresetsHaveTheOfficialSizes) {
 }
 
 TEST(EncoderConfig, VitTIsMobileSamsTinyViT) {
-  auto c = std::get<TinyViTConfig>(encoder_preset("vit_t"));
+  auto c = encoder_preset("vit_t").as<TinyViTConfig>();
   EXPECT_EQ(c.embed_dims, (std::vector<int>{64, 128, 160, 320}));
   EXPECT_EQ(c.depths, (std::vector<int>{2, 2, 6, 2}));
   EXPECT_EQ(c.num_heads, (std::vector<int>{2, 4, 5, 10}));
@@ -50,12 +52,13 @@ TEST(EncoderConfig, UnknownPresetListsThePresets) {
 }
 
 TEST(EncoderConfig, FixtureStyleJsonFillsTheRestFromSamsBuilder) {
-  auto c = std::get<ViTConfig>(encoder_config_from_json(json{{"embed_dim", 96},
-                                                             {"depth", 4},
-                                                             {"num_heads", 3},
-                                                             {"global_attn_indexes", {1, 3}},
-                                                             {"window_size", 14}},
-                                                        "config.json"));
+  auto c = encoder_config_from_json(json{{"embed_dim", 96},
+                                         {"depth", 4},
+                                         {"num_heads", 3},
+                                         {"global_attn_indexes", {1, 3}},
+                                         {"window_size", 14}},
+                                    "config.json")
+               .as<ViTConfig>();
   EXPECT_EQ(c.embed_dim, 96);
   EXPECT_EQ(c.global_attn_indexes, (std::vector<int>{1, 3}));
   EXPECT_EQ(c.img_size, 1024);
@@ -63,8 +66,9 @@ TEST(EncoderConfig, FixtureStyleJsonFillsTheRestFromSamsBuilder) {
   EXPECT_EQ(c.out_chans, 256);
   EXPECT_EQ(preset_name(c), "custom");
 
-  auto t = std::get<TinyViTConfig>(encoder_config_from_json(
-      json{{"embed_dims", {64, 128, 256, 448}}, {"num_heads", {2, 4, 8, 14}}}, "11m.json"));
+  auto t = encoder_config_from_json(
+               json{{"embed_dims", {64, 128, 256, 448}}, {"num_heads", {2, 4, 8, 14}}}, "11m.json")
+               .as<TinyViTConfig>();
   EXPECT_EQ(t.embed_dims.back(), 448);
   EXPECT_EQ(t.depths, (std::vector<int>{2, 2, 6, 2}));
 }
@@ -103,11 +107,24 @@ TEST(EncoderConfig, ResolvesPresetsAndFiles) {
   std::string path = sd::testing::make_temp_dir("enc-config") + "/tiny.json";
   std::ofstream(path)
       << R"({"embed_dim": 96, "depth": 4, "num_heads": 3, "global_attn_indexes": [1, 3]})";
-  EXPECT_EQ(std::get<ViTConfig>(resolve_encoder(path)).embed_dim, 96);
+  EXPECT_EQ(resolve_encoder(path).as<ViTConfig>().embed_dim, 96);
   std::string m = error_of([] { resolve_encoder("/nonexistent/enc.json"); });
   EXPECT_PRED2(contains, m, "/nonexistent/enc.json");
   std::ofstream(path) << R"({"embed_dim": 96,)";
   EXPECT_PRED2(contains, error_of([&] { resolve_encoder(path); }), path);
+}
+
+TEST(EncoderFamily, TheRegistryKnowsTheFamiliesAndRefusesATakenName) {
+  EXPECT_EQ(&encoder_family("ViT"), &ViTConfig::family());
+  EXPECT_EQ(&encoder_family("TinyViT"), &TinyViTConfig::family());
+  EXPECT_EQ(&encoder_preset("vit_t").family(), &TinyViTConfig::family());
+  EXPECT_PRED2(contains, error_of([] { encoder_family("ResNet"); }),
+               "unknown encoder family 'ResNet' (families: ViT, TinyViT");
+  EXPECT_PRED2(contains, error_of([] { register_encoder_family(ViTConfig::family()); }),
+               "the family 'ViT' (key 'embed_dim') is registered");
+  EXPECT_PRED2(contains, error_of([] { encoder_preset("vit_b").as<TinyViTConfig>(); }),
+               "an encoder config of the wrong family: ViT");
+  EXPECT_EQ(encoder_preset("vit_b").get_if<TinyViTConfig>(), nullptr);
 }
 
 }  // namespace

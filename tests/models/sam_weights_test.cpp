@@ -8,7 +8,9 @@
 #include <fstream>
 
 #include "common/fixtures.h"
+#include "models/image_encoder_vit.h"
 #include "models/sam.h"
+#include "models/tiny_vit.h"
 
 namespace sd::models {
 namespace {
@@ -84,7 +86,7 @@ TEST_F(SamWeights, ARatioThatRoundsGivesTheSameWidths) {
   config.mlp_ratio = 4.36;  // int(14 * 4.36) = 61 hidden units, but int(14 * (61 / 14.0)) = 60
   const io::Weights w = encoder_weights(config);
   const EncoderConfig shown = encoder_config_of(w, "", "--model");
-  EXPECT_EQ(int64_t(14 * std::get<ViTConfig>(shown).mlp_ratio), 61);
+  EXPECT_EQ(int64_t(14 * shown.as<ViTConfig>().mlp_ratio), 61);
   io::load_state_dict(*make_image_encoder(shown), w.entries, "", w.file);  // the same shapes
   EXPECT_NO_THROW(check_fits(config, "--model", w));
   EXPECT_EQ(to_json(encoder_config_of(w, config_file(config), "--model")), to_json(config));
@@ -149,7 +151,84 @@ TEST_F(SamWeights, WhatTheShapesDoNotTellNamesTheFlag) {
   const io::Weights decoder_only{
       "d.pth", {{"mask_decoder.iou_token.weight", at::zeros({1, 256})}}, "", ""};
   EXPECT_PRED2(contains, error_of([&] { encoder_config_of(decoder_only, "", "--model"); }),
-               "'d.pth' holds no SAM / MobileSAM image encoder");
+               "'d.pth' holds no image encoder of a known family (ViT, TinyViT");
+}
+
+// TinyViT's first stage is convolutional: its num_heads and window_sizes entries are in no
+// weight. Weights whose first stage has 1 head (vit_t's has 2) show everything else; the
+// comparisons leave that entry out and a config given keeps its value.
+TEST_F(SamWeights, WhatNoWeightShowsIsNeitherComparedNorTakenFromAGuess) {
+  TinyViTConfig one_head;  // vit_t's sizes
+  one_head.num_heads[0] = 1;
+  one_head.window_sizes[0] = 3;
+  const io::Weights w = encoder_weights(one_head);
+  const json observed = observe_encoder(w.entries);
+  EXPECT_EQ(observed["num_heads"], json({nullptr, 4, 5, 10}));
+  EXPECT_EQ(observed["window_sizes"], json({nullptr, 7, 14, 7}));
+  EXPECT_EQ(preset_matching(observed), "vit_t");
+  EXPECT_NO_THROW(check_fits(one_head, "--model", w));
+  EXPECT_NO_THROW(check_fits(encoder_preset("vit_t"), "--model", w));
+  EXPECT_EQ(to_json(config_shown(observed, one_head, "w.pth")), to_json(one_head));
+  EXPECT_EQ(to_json(encoder_config_of(w, config_file(one_head), "--model")), to_json(one_head));
+  EXPECT_EQ(to_json(encoder_config_of(
+                weights_of(*make_image_encoder(one_head), config_file(one_head)), "", "--model")),
+            to_json(one_head));
+  // Without a config, what no weight shows is the family's default (vit_t's).
+  EXPECT_EQ(to_json(encoder_config_of(w, "", "--model")), to_json(encoder_preset("vit_t")));
+  // What the weights show wins over a base config; what they do not show stays the base's.
+  TinyViTConfig other = one_head;
+  other.depths = {1, 1, 1, 1};
+  EXPECT_EQ(to_json(config_shown(observed, other, "w.pth")), to_json(one_head));
+  EXPECT_PRED2(contains, error_of([&] { config_shown(observed, small_vit(), "w.pth"); }),
+               "w.pth: a TinyViT, not a ViT");
+}
+
+// The sizes a SAM ViT's keys show; the heads from its relative position tables.
+TEST(ObserveEncoder, ViTSizesFromItsShapes) {
+  io::StateDict vit = {{"image_encoder.patch_embed.proj.weight", at::zeros({96, 3, 16, 16})},
+                       {"image_encoder.pos_embed", at::zeros({1, 64, 64, 96})},
+                       {"image_encoder.neck.0.weight", at::zeros({256, 96, 1, 1})}};
+  for (int i = 0; i < 4; ++i) {
+    const std::string block = "image_encoder.blocks." + std::to_string(i) + ".";
+    vit.emplace_back(block + "attn.qkv.bias", at::zeros({288}));
+    vit.emplace_back(block + "attn.rel_pos_h", at::zeros({i % 2 ? 127 : 27, 32}));
+    vit.emplace_back(block + "mlp.lin1.weight", at::zeros({384, 96}));
+  }
+  EXPECT_EQ(observe_encoder(vit), json({{"family", "ViT"},
+                                        {"prefix", "image_encoder."},
+                                        {"embed_dim", 96},
+                                        {"depth", 4},
+                                        {"in_chans", 3},
+                                        {"patch_size", 16},
+                                        {"img_size", 1024},
+                                        {"use_abs_pos", true},
+                                        {"use_rel_pos", true},
+                                        {"qkv_bias", true},
+                                        {"num_heads", 3},
+                                        {"window_size", 14},
+                                        {"global_attn_indexes", {1, 3}},
+                                        {"mlp_ratio", 4.0},
+                                        {"out_chans", 256}}));
+  EXPECT_TRUE(observe_encoder({{"mask_decoder.iou_token.weight", at::zeros({1, 256})}}).is_null());
+}
+
+// What `samdistill checkpoint` shows: the family, where, its summary sizes and the preset.
+TEST(ObserveEncoder, SummaryShowsTheFamilysSizesAndPreset) {
+  const io::StateDict sd = {{"patch_embed.proj.weight", at::zeros({96, 3, 16, 16})},
+                            {"blocks.0.norm1.weight", at::zeros({96})},
+                            {"blocks.1.norm1.weight", at::zeros({96}, at::kHalf)}};
+  EXPECT_EQ(encoder_summary(sd), json({{"family", "ViT"},
+                                       {"prefix", ""},
+                                       {"embed_dim", 96},
+                                       {"depth", 2},
+                                       {"preset", "custom"}}));
+  EXPECT_EQ(encoder_summary(io::state_dict(*build_sam(encoder_preset("vit_t")))),
+            json({{"family", "TinyViT"},
+                  {"prefix", "image_encoder."},
+                  {"embed_dims", {64, 128, 160, 320}},
+                  {"depths", {2, 2, 6, 2}},
+                  {"preset", "vit_t"}}));
+  EXPECT_TRUE(encoder_summary({{"x", at::zeros({1})}}).is_null());
 }
 
 TEST(SamWeightsPreset, MatchesTheSizesObserved) {
@@ -158,11 +237,10 @@ TEST(SamWeightsPreset, MatchesTheSizesObserved) {
   sizes["depth"] = 2;
   EXPECT_EQ(preset_matching(sizes), "custom");
   EXPECT_EQ(preset_matching(
-                io::observe_encoder(io::state_dict(*make_image_encoder(encoder_preset("vit_t"))))),
+                observe_encoder(io::state_dict(*make_image_encoder(encoder_preset("vit_t"))))),
             "vit_t");
-  EXPECT_EQ(
-      preset_matching(io::observe_encoder(io::state_dict(*make_image_encoder(small_tiny_vit())))),
-      "custom");
+  EXPECT_EQ(preset_matching(observe_encoder(io::state_dict(*make_image_encoder(small_tiny_vit())))),
+            "custom");
 }
 
 }  // namespace

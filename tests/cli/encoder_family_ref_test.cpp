@@ -1,0 +1,168 @@
+// Bring your own student: an encoder family defined here alone, in the tests, registered
+// with models/encoder_family.h, goes through train -> export -> checkpoint -> eval ->
+// predict as the program runs them (sd::cli::run in this process, which knows the family).
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/modules/conv.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cli/app.h"
+#include "common/pipeline.h"
+#include "io/checkpoint.h"
+#include "io/config.h"
+#include "io/state_dict.h"
+#include "models/config.h"
+#include "models/image_encoder.h"
+
+namespace fs = std::filesystem;
+
+namespace sd::testing {
+namespace {
+
+using nlohmann::json;
+
+// A patchify convolution (16x16, stride 16) and a 1x1 projection to 256 channels:
+// Bx3x1024x1024 -> Bx256x64x64, as SAM's mask decoder takes it.
+struct ConvConfig {
+  int width = 8;
+  static const models::EncoderFamily& family();
+};
+
+class ConvEncoder : public models::ImageEncoder {
+ public:
+  explicit ConvEncoder(const ConvConfig& c)
+      : patch(register_module("patch", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, c.width, 16)
+                                                             .stride(16)))),
+        proj(register_module("proj", torch::nn::Conv2d(c.width, 256, 1))) {}
+  at::Tensor forward(const at::Tensor& x, models::Trace* trace) override {
+    at::Tensor y = proj->forward(torch::nn::functional::gelu(patch->forward(x)));
+    if (trace) trace->emplace_back("proj", y);
+    return y;
+  }
+
+  torch::nn::Conv2d patch, proj;
+};
+
+class ConvFamily : public models::EncoderFamily {
+ public:
+  std::string name() const override { return "TestConv"; }
+  std::string key() const override { return "conv_width"; }
+  std::vector<std::pair<std::string, models::EncoderConfig>> presets() const override {
+    return {{"conv_8", ConvConfig{8}}};
+  }
+  models::EncoderConfig from_json(const json& given, const std::string& source) const override {
+    const json j = io::merge_config(to_json(ConvConfig{}), given, source);
+    models::require_config(j.at("conv_width").is_number_integer() && j.at("conv_width") > 0,
+                           source, "conv_width", "must be a positive integer");
+    return ConvConfig{j.at("conv_width").get<int>()};
+  }
+  json to_json(const models::EncoderConfig& config) const override {
+    return {{"conv_width", config.as<ConvConfig>().width}};
+  }
+  int64_t img_size(const models::EncoderConfig&) const override { return 1024; }
+  std::shared_ptr<models::ImageEncoder> build(const models::EncoderConfig& config) const override {
+    return std::make_shared<ConvEncoder>(config.as<ConvConfig>());
+  }
+  json observe(const models::WeightShapes& shapes, const std::string& prefix) const override {
+    const auto* patch = shapes.shape(prefix + "patch.weight", 4);
+    if (!patch || !shapes.shape(prefix + "proj.weight", 4)) return nullptr;
+    return {{"conv_width", (*patch)[0]}};
+  }
+  std::string unshown(const json&) const override { return ""; }
+  std::vector<std::string> summary_keys() const override { return {"conv_width"}; }
+  int block_of(const std::string& parameter, const models::EncoderConfig&) const override {
+    if (parameter.rfind("patch.", 0) == 0) return 0;
+    return parameter.rfind("proj.", 0) == 0 ? 1 : -1;
+  }
+  int blocks(const models::EncoderConfig&) const override { return 2; }
+};
+
+const models::EncoderFamily& ConvConfig::family() {
+  static const ConvFamily family;
+  return family;
+}
+
+// `samdistill <args>` run by sd::cli::run in this process: its exit status and stdout.
+ProgramRun run_here(const std::string& args) {
+  std::vector<std::string> words{"samdistill"};
+  std::istringstream in(args);
+  for (std::string word; in >> word;) words.push_back(word);
+  std::vector<char*> argv;
+  for (std::string& word : words) argv.push_back(word.data());
+  argv.push_back(nullptr);
+  std::ostringstream out;
+  struct Restore {
+    std::streambuf* old;
+    ~Restore() { std::cout.rdbuf(old); }
+  } restore{std::cout.rdbuf(out.rdbuf())};
+  ProgramRun r;
+  r.status = cli::run(int(words.size()), argv.data());
+  r.output = out.str();
+  return r;
+}
+
+class EncoderFamilyRun : public PipelineSuite {
+ protected:
+  static void SetUpTestSuite() {
+    static const bool registered = (models::register_encoder_family(ConvConfig::family()), true);
+    (void)registered;
+    if (!fixtures_present()) return;
+    make_folder("samdistill-family", 0);
+    ProgramRun embed = embed_sample();
+    ASSERT_EQ(embed.status, 0) << embed.output;
+  }
+};
+
+TEST_F(EncoderFamilyRun, TrainsExportsAndServesAFamilyOfTheTests) {
+  EXPECT_PRED2(contains, models::encoder_presets_in_words(), "vit_t, conv_8");
+  const std::string run = dir() + "/run", sam = dir() + "/conv_sam.pth";
+  ProgramRun train = run_here("--threads 2 train --store " + dir() + "/store --out " + run +
+                              " --student-model conv_8 --batch-size 2 --max-steps 6 "
+                              "--warmup-steps 1 --lr 0.001 --log-every 1 --seed 7");
+  ASSERT_EQ(train.status, 0) << train.output;
+  const std::vector<double> loss = step_losses(run);
+  ASSERT_EQ(loss.size(), 6u);
+  EXPECT_LT(loss.back(), loss.front()) << ::testing::PrintToString(loss);
+  EXPECT_EQ(io::read_state_dict(run + "/final.pth").front().first, "patch.weight");
+
+  ProgramRun exported = run_here("export --student " + run + " --decoder-from " +
+                                 teacher().file("weights.pth") + " --out " + sam);
+  ASSERT_EQ(exported.status, 0) << exported.output;
+  EXPECT_PRED2(contains, exported.output, "(conv_8 encoder)");
+  EXPECT_EQ(io::read_state_dict(sam).front().first, "image_encoder.patch.weight");
+
+  ProgramRun summary = run_here("checkpoint --json " + sam);
+  ASSERT_EQ(summary.status, 0) << summary.output;
+  EXPECT_EQ(json::parse(summary.output)["encoder"], json({{"family", "TestConv"},
+                                                          {"prefix", "image_encoder."},
+                                                          {"conv_width", 8},
+                                                          {"preset", "conv_8"}}));
+  ProgramRun table = run_here("checkpoint " + sam);
+  EXPECT_PRED2(contains, table.output, "TestConv (conv_width 8): conv_8, under 'image_encoder.'");
+
+  // The architecture from what the exported weights show (no --student-model).
+  ProgramRun eval = run_here("--threads 2 eval --teacher " + dir() +
+                             "/teacher.json --teacher-checkpoint " + teacher().file("weights.pth") +
+                             " --student " + sam + " --data " + data_sample() +
+                             " --max-images 1 --max-prompts-per-image 2 --prompts box --report " +
+                             dir() + "/report.json");
+  ASSERT_EQ(eval.status, 0) << eval.output;
+  const json report = json::parse(std::ifstream(dir() + "/report.json"));
+  EXPECT_EQ(report["count"]["box"], 2);
+  EXPECT_GE(report["miou"]["box"].get<double>(), 0.0);
+  EXPECT_LE(report["miou"]["box"].get<double>(), 1.0);
+
+  ProgramRun predict = run_here("predict --checkpoint " + sam + " --image " + data_sample() +
+                                "/sa_100001.jpg --box 100,100,600,500 --out " + dir() +
+                                "/mask.png");
+  ASSERT_EQ(predict.status, 0) << predict.output;
+  EXPECT_TRUE(fs::is_regular_file(dir() + "/mask.png"));
+  EXPECT_PRED2(contains, predict.output, "predicted IoU");
+}
+
+}  // namespace
+}  // namespace sd::testing
