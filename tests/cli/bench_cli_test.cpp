@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fixtures.h"
+#include "util/cpu.h"
 
 namespace sd::testing {
 namespace {
@@ -78,10 +79,15 @@ TEST(BenchCli, InferFiguresOnTheDeviceAndPrecisionAsked) {
   EXPECT_PRED2(contains, fp16.output, "amp 'fp16' needs a CUDA device (device is cpu)");
 }
 
-TEST(BenchCli, AUsersOpenMPSettingIsKept) {
+// Every run also names the machine: its CPU model and the instruction sets the kernels use.
+TEST(BenchCli, AUsersOpenMPSettingIsKeptAndTheCpuIsNamed) {
   setenv("GOMP_SPINCOUNT", "12345", 1);
-  EXPECT_EQ(bench_json("decoder").at("omp_wait"), "12345");
+  const nlohmann::json f = bench_json("decoder");
   unsetenv("GOMP_SPINCOUNT");
+  EXPECT_EQ(f.at("omp_wait"), "12345");
+  EXPECT_EQ(f.at("cpu"), cpu_info().model);
+  EXPECT_NE(f.at("cpu"), "");
+  EXPECT_EQ(f.at("isa").get<std::vector<std::string>>(), cpu_info().isa);
 }
 
 }  // namespace
