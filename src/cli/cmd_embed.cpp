@@ -18,7 +18,7 @@ struct EmbedArgs {
   bool json = false;
 };
 
-void run_embed(EmbedArgs& args, const dist::World& world) {
+void run_embed(EmbedArgs& args, const distributed::World& world) {
   args.options.dtype = store::parse_embedding_dtype(args.dtype);
   store::parse_shard(args.shard, args.options);
   // Under a launcher each rank writes its own part of the one store, an interleaved slice of

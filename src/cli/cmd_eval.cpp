@@ -34,7 +34,7 @@ void run_eval(EvalArgs& a, const Globals& globals) {
         io::read_json_file(a.everything_config), a.everything_config);
   if (!a.html.empty() && a.request.vis_dir.empty())
     a.request.vis_dir = io::in_folder(a.html, "pictures");
-  const std::unique_ptr<dist::Group> ranks =
+  const std::unique_ptr<distributed::Group> ranks =
       join_ranks(globals, parse_word<DeviceChoice>(a.request.device, "--device"));
   a.request.group = ranks.get();
   eval::EvalReport report = eval::run_eval(a.request);

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "models/window_attention.h"
+#include "kernels/window_attention.h"
 
 namespace sd::models::vit {
 
@@ -97,8 +97,8 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   const at::Tensor all = qkv(x).reshape({B, H * W, 3, num_heads, -1});
   const at::Tensor q4 = all.select(2, 0).transpose(1, 2), k4 = all.select(2, 1).transpose(1, 2),
                    v4 = all.select(2, 2).transpose(1, 2);
-  if (rel_pos_h.defined() && fused_rel_pos_attention_applies(q4, k4, v4))
-    return proj(fused_rel_pos_attention(q4, k4, v4, get_rel_pos(H, H, rel_pos_h),
+  if (rel_pos_h.defined() && kernels::fused_rel_pos_attention_applies(q4, k4, v4))
+    return proj(kernels::fused_rel_pos_attention(q4, k4, v4, get_rel_pos(H, H, rel_pos_h),
                                         get_rel_pos(W, W, rel_pos_w), scale)
                     .view({B, H, W, -1}));
   // (B*heads) x HW x head_dim

@@ -6,7 +6,7 @@
 
 #include "models/autocast.h"
 #include "models/image_encoder_vit.h"
-#include "models/window_attention.h"
+#include "kernels/window_attention.h"
 
 namespace sd::models {
 namespace {
@@ -42,7 +42,7 @@ TEST(VitAttention, FusedRelPosIsTheDoublePrecisionAttention) {
       vit::Attention attn = random_attention(dim, heads, g.input_size);
       const at::Tensor x = at::randn({2, g.h, g.w, dim});
       const at::Tensor all = attn->qkv(x).reshape({2, g.h * g.w, 3, heads, -1});
-      ASSERT_TRUE(fused_rel_pos_attention_applies(all.select(2, 0).transpose(1, 2),
+      ASSERT_TRUE(kernels::fused_rel_pos_attention_applies(all.select(2, 0).transpose(1, 2),
                                                   all.select(2, 1).transpose(1, 2),
                                                   all.select(2, 2).transpose(1, 2)))
           << "this CPU has no AVX-512: the fused kernel is not tested here";
