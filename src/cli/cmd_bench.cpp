@@ -72,8 +72,7 @@ nlohmann::json run_part(const std::string& part, const BenchArgs& a) {
   log::info("bench: " + part);
   if (part == "encoder") return bench::bench_encoder(a.repeats);
   if (part == "memory") return bench::bench_train_memory();
-  if (part == "teacher")
-    return bench::bench_teacher(models::resolve_encoder(a.teacher), a.repeats);
+  if (part == "teacher") return bench::bench_teacher(models::resolve_encoder(a.teacher), a.repeats);
   if (part == "decoder")
     return bench::bench_decoder(models::build_sam(models::encoder_preset("vit_t")), a.repeats);
   if (part == "data") return bench::bench_data(a.data);

@@ -99,7 +99,7 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x) {
                    v4 = all.select(2, 2).transpose(1, 2);
   if (rel_pos_h.defined() && kernels::fused_rel_pos_attention_applies(q4, k4, v4))
     return proj(kernels::fused_rel_pos_attention(q4, k4, v4, get_rel_pos(H, H, rel_pos_h),
-                                        get_rel_pos(W, W, rel_pos_w), scale)
+                                                 get_rel_pos(W, W, rel_pos_w), scale)
                     .view({B, H, W, -1}));
   // (B*heads) x HW x head_dim
   const at::Tensor q = q4.reshape({B * num_heads, H * W, -1}),

@@ -4,9 +4,9 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "kernels/window_attention.h"
 #include "models/autocast.h"
 #include "models/image_encoder_vit.h"
-#include "kernels/window_attention.h"
 
 namespace sd::models {
 namespace {
@@ -43,8 +43,8 @@ TEST(VitAttention, FusedRelPosIsTheDoublePrecisionAttention) {
       const at::Tensor x = at::randn({2, g.h, g.w, dim});
       const at::Tensor all = attn->qkv(x).reshape({2, g.h * g.w, 3, heads, -1});
       ASSERT_TRUE(kernels::fused_rel_pos_attention_applies(all.select(2, 0).transpose(1, 2),
-                                                  all.select(2, 1).transpose(1, 2),
-                                                  all.select(2, 2).transpose(1, 2)))
+                                                           all.select(2, 1).transpose(1, 2),
+                                                           all.select(2, 2).transpose(1, 2)))
           << "this CPU has no AVX-512: the fused kernel is not tested here";
       const at::Tensor fp32 = attn->forward(x);
       at::Tensor bf16;
