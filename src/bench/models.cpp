@@ -127,10 +127,12 @@ struct TrainingStep {
 nlohmann::json bench_decoder(Sam sam, int repeats) {
   sam->eval();
   SamPredictor predictor(sam);
-  predictor.set_image_embedding(at::randn({1, 256, 64, 64}), {1200, 1800});
+  const Size2 original{1200, 1800};
+  predictor.set_image_embedding(at::randn({1, 256, 64, 64}), original);
   Prompts prompts;
   prompts.box = at::tensor({300.0f, 200.0f, 1400.0f, 1000.0f});
   nlohmann::json figures;
+  repeats = std::max(repeats, 10);
   for (Amp amp : {Amp::off, Amp::bf16}) {
     const std::string key = amp == Amp::off ? "decoder_prompt" : "decoder_prompt_bf16";
     measure(
@@ -140,8 +142,55 @@ nlohmann::json bench_decoder(Sam sam, int repeats) {
           Prediction out = predictor.predict(prompts, /*multimask_output=*/false);
           out.iou_predictions.sum().item<float>();
         },
-        std::max(repeats, 10));
+        repeats);
   }
+  // Its parts in fp32, as SamPredictor.predict runs them: the prompt encoder, the mask
+  // decoder's two-way transformer, the rest of the mask decoder (output upscaling, the
+  // hypernetwork MLPs and their product with the upscaled image, the IoU head: the decoder's
+  // time less the transformer's) and postprocess_masks with its threshold.
+  at::NoGradGuard no_grad;
+  const Prompts batched =
+      to_input_frame(prompts, ResizeLongestSide(sam->img_size()), original, sam->device());
+  const at::Tensor& embedding = predictor.get_image_embedding();
+  auto encode_prompt = [&] {
+    return sam->prompt_encoder->forward(batched.point_coords, batched.point_labels, batched.box,
+                                        batched.mask_input);
+  };
+  const auto [sparse, dense] = encode_prompt();
+  const at::Tensor pe = sam->prompt_encoder->get_dense_pe();
+  MaskDecoderImpl& decoder = *sam->mask_decoder;
+  const at::Tensor tokens =
+      at::cat({decoder.iou_token->weight, decoder.mask_tokens->weight}, 0).unsqueeze(0);
+  const double prompt = median_seconds(
+      [&] {
+        encode_prompt().first.sum().item<float>();
+        sam->prompt_encoder->get_dense_pe().sum().item<float>();
+      },
+      repeats);
+  const double transformer = median_seconds(
+      [&] {
+        decoder.transformer->forward(embedding + dense, pe, at::cat({tokens, sparse}, 1))
+            .first.sum()
+            .item<float>();
+      },
+      repeats);
+  const DecoderOutput decoded = decoder.forward(embedding, pe, sparse, dense, false);
+  const double mask_decoder = median_seconds(
+      [&] { decoder.forward(embedding, pe, sparse, dense, false).masks.sum().item<float>(); },
+      repeats);
+  const Size2 input =
+      ResizeLongestSide::get_preprocess_shape(original[0], original[1], sam->img_size());
+  const double postprocess = median_seconds(
+      [&] {
+        (sam->postprocess_masks(decoded.masks, input, original) > SamImpl::mask_threshold)
+            .any()
+            .item<bool>();
+      },
+      repeats);
+  figures["decoder_parts_s"] = {{"prompt_encoder", prompt},
+                                {"transformer", transformer},
+                                {"upscaling_and_heads", std::max(0.0, mask_decoder - transformer)},
+                                {"postprocess_masks", postprocess}};
   return figures;
 }
 
@@ -209,26 +258,56 @@ nlohmann::json bench_infer(c10::Device device, Amp amp, const EncoderConfig& tea
   return figures;
 }
 
+namespace {
+
+// A CPU inference of `encoder` (eval mode) on `image` under `amp`, for median_seconds.
+std::function<void()> cpu_inference(ImageEncoder& encoder, const at::Tensor& image, Amp amp) {
+  encoder.eval();
+  return [&encoder, image, amp] {
+    torch::NoGradGuard no_grad;
+    AutocastScope autocast(amp, at::kCPU);
+    encoder.forward(image).sum().item<float>();
+  };
+}
+
+// How far `encoder`'s bf16 embedding of `image` lies from its fp32 one: relative L2.
+double bf16_relative_l2(ImageEncoder& encoder, const at::Tensor& image) {
+  torch::NoGradGuard no_grad;
+  const at::Tensor fp32 = encoder.forward(image);
+  AutocastScope autocast(Amp::bf16, at::kCPU);
+  const at::Tensor bf16 = encoder.forward(image).to(at::kFloat);
+  return ((bf16 - fp32).norm() / fp32.norm()).item<double>();
+}
+
+}  // namespace
+
+nlohmann::json bench_teacher(const EncoderConfig& teacher, int repeats) {
+  nlohmann::json figures;
+  auto encoder = make_image_encoder(teacher);
+  const at::Tensor image = at::randn({1, 3, 1024, 1024});
+  const double gflop = count_gflop(cpu_inference(*encoder, image, Amp::off));
+  figures["teacher_bf16_rel_l2"] = bf16_relative_l2(*encoder, image);
+  measure(figures, "teacher_infer", cpu_inference(*encoder, image, Amp::off), repeats);
+  measure(figures, "teacher_infer_bf16", cpu_inference(*encoder, image, Amp::bf16), repeats);
+  const double fp32 = gemm_gflops(at::kFloat, repeats), bf16 = gemm_gflops(at::kBFloat16, repeats);
+  const double s_fp32 = figures["teacher_infer_s"], s_bf16 = figures["teacher_infer_bf16_s"];
+  figures.update({{"teacher", preset_name(teacher)},
+                  {"teacher_gflop", gflop},
+                  {"gemm_fp32_gflops", fp32},
+                  {"gemm_bf16_gflops", bf16},
+                  {"teacher_infer_of_limit", gflop / s_fp32 / fp32},
+                  {"teacher_infer_bf16_of_limit", gflop / s_bf16 / bf16},
+                  {"threads", at::get_num_threads()}});
+  return figures;
+}
+
 nlohmann::json bench_encoder(int repeats) {
   nlohmann::json figures;
   auto encoder = make_image_encoder(encoder_preset("vit_t"));
   const at::Tensor image = at::randn({1, 3, 1024, 1024});
-  encoder->eval();
-  auto infer = [&](Amp amp) {
-    return [&, amp] {
-      torch::NoGradGuard no_grad;
-      AutocastScope autocast(amp, at::kCPU);
-      encoder->forward(image).sum().item<float>();
-    };
-  };
+  auto infer = [&](Amp amp) { return cpu_inference(*encoder, image, amp); };
   const double gflop = count_gflop(infer(Amp::off));
-  {
-    torch::NoGradGuard no_grad;
-    const at::Tensor fp32 = encoder->forward(image);
-    AutocastScope autocast(Amp::bf16, at::kCPU);
-    const at::Tensor bf16 = encoder->forward(image).to(at::kFloat);
-    figures["encoder_bf16_rel_l2"] = ((bf16 - fp32).norm() / fp32.norm()).item<double>();
-  }
+  figures["encoder_bf16_rel_l2"] = bf16_relative_l2(*encoder, image);
   measure(figures, "encoder_infer", infer(Amp::off), repeats);
   measure(figures, "encoder_infer_bf16", infer(Amp::bf16), repeats);
 

@@ -9,7 +9,9 @@
 namespace sd::bench {
 
 // {"decoder_prompt_s": seconds for one box prompt through the prompt encoder, the mask
-// decoder and postprocess_masks to 1200x1800 (thresholded), on a random embedding}.
+// decoder and postprocess_masks to 1200x1800 (thresholded), on a random embedding,
+// "decoder_prompt_bf16_s": the same under bf16 autocast, "decoder_parts_s": {prompt_encoder,
+// transformer, upscaling_and_heads, postprocess_masks} of the fp32 figure}.
 nlohmann::json bench_decoder(models::Sam sam, int repeats);
 
 // MobileSAM's encoder (vit_t, random weights) on the CPU: {"encoder_infer_s": one 1024x1024
@@ -17,6 +19,14 @@ nlohmann::json bench_decoder(models::Sam sam, int repeats);
 // an AdamW step at batch 2 in train mode, "peak_rss_mb": the process's peak so far,
 // "threads": the LibTorch thread count}.
 nlohmann::json bench_encoder(int repeats);
+
+// The teacher's encoder (`teacher`, random weights) on the CPU, batch 1, 1024 x 1024, eval:
+// {"teacher_infer_s", "teacher_infer_bf16_s" (each with its _peak_rss_mb), "teacher_gflop"
+// (its products, counted as encoder_gflop), "teacher_infer_of_limit" and
+// "teacher_infer_bf16_of_limit" (the fraction of the machine's fp32 / bf16 matrix-multiply
+// throughput), "teacher_bf16_rel_l2" (the bf16 embedding's relative L2 distance to the fp32
+// one), "teacher", "gemm_fp32_gflops", "gemm_bf16_gflops", "threads"}.
+nlohmann::json bench_teacher(const models::EncoderConfig& teacher, int repeats);
 
 // The encoders' forward (eval, no grad, random weights) on `device` under `amp`:
 // {"infer_encoder_b1_s": vit_t on one 1024x1024 image, "infer_teacher_img_per_s": `teacher`

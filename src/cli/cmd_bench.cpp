@@ -14,6 +14,7 @@
 #include "bench/store.h"
 #include "cli/commands.h"
 #include "models/sam.h"
+#include "util/cpu.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/memory.h"
@@ -37,9 +38,9 @@ struct BenchArgs {
   int amg_points_per_side = 32;
 };
 
-const std::vector<std::string> kParts = {"encoder", "memory",  "decoder", "data",
-                                         "store",   "embed",   "eval",    "train",
-                                         "dist",    "segment", "infer"};
+const std::vector<std::string> kParts = {"encoder", "memory", "teacher", "decoder",
+                                         "data",    "store",  "embed",   "eval",
+                                         "train",   "dist",   "segment", "infer"};
 
 std::string part_list() {
   std::string out;
@@ -72,6 +73,7 @@ nlohmann::json run_part(const std::string& part, const BenchArgs& a) {
   log::info("bench: " + part);
   if (part == "encoder") return bench::bench_encoder(a.repeats);
   if (part == "memory") return bench::bench_train_memory();
+  if (part == "teacher") return bench::bench_teacher(models::resolve_encoder(a.teacher), a.repeats);
   if (part == "decoder")
     return bench::bench_decoder(models::build_sam(models::encoder_preset("vit_t")), a.repeats);
   if (part == "data") return bench::bench_data(a.data);
@@ -102,6 +104,8 @@ void run_bench(const BenchArgs& a) {
   nlohmann::json figures = nlohmann::json::object();
   for (const auto& part : kParts)
     if (only.empty() || only.count(part)) figures.update(run_part(part, a));
+  figures["cpu"] = cpu_info().model;
+  figures["isa"] = cpu_info().isa;
   figures["omp_wait"] = openmp_wait_setting();
   figures["malloc"] = malloc_library();
   figures["malloc_settings"] = malloc_settings();
@@ -136,8 +140,10 @@ void add_bench_command(CLI::App& app, const Globals&) {
       ->capture_default_str();
   cmd->add_option("--data", a->data, "SA-1B folder for the data and trainer figures")
       ->capture_default_str();
-  cmd->add_option("--teacher", a->teacher,
-                  "Teacher (random weights) for the embed and infer figures: preset or JSON config")
+  cmd->add_option(
+         "--teacher", a->teacher,
+         "Teacher (random weights) for the teacher, embed and infer figures: preset or JSON "
+         "config")
       ->capture_default_str();
   cmd->add_option("--infer-device", a->infer_device,
                   "Device of the infer figures (encoder forwards): cpu, cuda or auto")

@@ -91,24 +91,63 @@ SD_AVX512 void weigh_values(const Window& w, float* out, int64_t out_stride) {
   }
 }
 
-// R rows of one window and head, from row `i`: output rows (R x d, fp32) out.
+// R rows of one window and head, from row `i`, their biases `bias_stride` apart from `bias`:
+// output rows (R x d, fp32) out.
 template <int R>
-void attend_rows(Window& w, int64_t i, const float* bias, float scale, float* out,
-                 int64_t out_stride) {
+void attend_rows(Window& w, int64_t i, const float* bias, int64_t bias_stride, float scale,
+                 float* out, int64_t out_stride) {
   score_rows<R>(w.q + i * w.q_stride, w);
   for (int r = 0; r < R; ++r)
-    softmax_row(&w.scores[r * w.np], bias + (i + r) * w.n, w.n, w.np, scale);
+    softmax_row(&w.scores[r * w.np], bias + r * bias_stride, w.n, w.np, scale);
   weigh_values<R>(w, out, out_stride);
 }
 
 // Rows [i, i + rows) for 1 <= rows <= kRows.
-void attend_block(Window& w, int64_t i, int rows, const float* bias, float scale, float* out,
-                  int64_t out_stride) {
-  using Block = void (*)(Window&, int64_t, const float*, float, float*, int64_t);
+void attend_block(Window& w, int64_t i, int rows, const float* bias, int64_t bias_stride,
+                  float scale, float* out, int64_t out_stride) {
+  using Block = void (*)(Window&, int64_t, const float*, int64_t, float, float*, int64_t);
   static constexpr Block blocks[kRows] = {attend_rows<1>, attend_rows<2>, attend_rows<3>,
                                           attend_rows<4>, attend_rows<5>, attend_rows<6>,
                                           attend_rows<7>, attend_rows<8>};
-  blocks[rows - 1](w, i, bias, scale, out, out_stride);
+  blocks[rows - 1](w, i, bias, bias_stride, scale, out, out_stride);
+}
+
+// What the scores get before the softmax: rows of a heads x N x N tensor, or SAM's decomposed
+// relative positions over an h x w grid of tokens (add_decomposed_rel_pos): for query t at
+// (th, tw) and key (kh, kw), q_t . rh[th][kh] + q_t . rw[tw][kw]. The tables are laid out
+// h x d x padded(h) and w x d x padded(w) (transposed, keys zero-padded to 16 lanes).
+struct Bias {
+  const float* full = nullptr;
+  const float* rh = nullptr;
+  const float* rw = nullptr;
+  int64_t h = 0, w = 0;
+};
+
+// One key axis of the decomposed bias for a query row: out[k] = q . table[k] for the
+// `keys` (padded) entries of a d x keys table.
+SD_AVX512 void rel_pos_row(const float* q, const float* table, int64_t d, int64_t keys,
+                           float* out) {
+  for (int64_t k = 0; k < keys; k += kLanes) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t c = 0; c < d; ++c)
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(q[c]), _mm512_loadu_ps(table + c * keys + k), acc);
+    _mm512_storeu_ps(out + k, acc);
+  }
+}
+
+// Row t's decomposed bias into `out` (N values): rel_h[kh] + rel_w[kw] at kh * w + kw.
+SD_AVX512 void decomposed_bias_row(const Bias& b, const float* q, int64_t t, int64_t d,
+                                   std::vector<float>& rel, float* out) {
+  const int64_t hp = padded(b.h), wp = padded(b.w);
+  rel_pos_row(q, b.rh + (t / b.w) * d * hp, d, hp, rel.data());
+  rel_pos_row(q, b.rw + (t % b.w) * d * wp, d, wp, rel.data() + hp);
+  const float* rel_w = rel.data() + hp;
+  for (int64_t kh = 0; kh < b.h; ++kh) {
+    const __m512 rel_h = _mm512_set1_ps(rel[kh]);
+    for (int64_t kw = 0; kw < b.w; kw += kLanes)
+      _mm512_mask_storeu_ps(out + kh * b.w + kw, avx512::block_mask(kw, b.w),
+                            _mm512_add_ps(rel_h, _mm512_loadu_ps(rel_w + kw)));
+  }
 }
 
 // n x d rows `row_stride` apart, converted into `to` (n x d, contiguous).
@@ -140,7 +179,7 @@ SD_AVX512 void transpose_keys(const float* k, int64_t row_stride, Window& w) {
 // out = softmax(q kᵀ · scale + bias) v; the softmax also into `probabilities`
 // (B x heads x N x N, contiguous) when it is defined.
 template <class T>
-void attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
+void attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Bias& bias,
             float scale, at::Tensor& out, const at::Tensor& probabilities) {
   const int64_t batch = q.size(0), heads = q.size(1), n = q.size(2), d = q.size(3);
   const int64_t out_row = heads * d;  // out: B x N x heads x d, contiguous
@@ -148,7 +187,6 @@ void attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const
   const T* pq = q.data_ptr<T>();
   const T* pk = k.data_ptr<T>();
   const T* pv = v.data_ptr<T>();
-  const float* pbias = bias.data_ptr<float>();
   T* pout = out.data_ptr<T>();
   float* pprob = probabilities.defined() ? probabilities.data_ptr<float>() : nullptr;
   const int64_t k_stride = k.stride(2);
@@ -159,20 +197,27 @@ void attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const
     w.q_stride = fp32 ? q.stride(2) : d, w.v_stride = fp32 ? v.stride(2) : d;
     std::vector<float> q16(fp32 ? 0 : n * d), k16(q16.size()), v16(q16.size());
     std::vector<float> rows(fp32 ? 0 : kRows * d);
+    std::vector<float> bias_rows(bias.full ? 0 : kRows * w.np);
+    std::vector<float> rel(bias.full ? 0 : padded(bias.h) + padded(bias.w));
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / heads, h = task % heads;
       const T* k_rows = pk + b * k.stride(0) + h * k.stride(1);
       transpose_keys(as_floats(k_rows, k_stride, n, d, k16), fp32 ? k_stride : d, w);
       w.q = as_floats(pq + b * q.stride(0) + h * q.stride(1), q.stride(2), n, d, q16);
       w.v = as_floats(pv + b * v.stride(0) + h * v.stride(1), v.stride(2), n, d, v16);
-      const float* head_bias = pbias + h * n * n;
       for (int64_t i = 0; i < n; i += kRows) {
         const int count = int(std::min<int64_t>(kRows, n - i));
+        const float* row_bias = bias.full ? bias.full + (h * n + i) * n : bias_rows.data();
+        if (!bias.full)
+          for (int r = 0; r < count; ++r)
+            decomposed_bias_row(bias, w.q + (i + r) * w.q_stride, i + r, d, rel,
+                                &bias_rows[r * w.np]);
+        const int64_t bias_stride = bias.full ? n : w.np;
         T* out_rows = pout + (b * n + i) * out_row + h * d;
         if constexpr (fp32) {
-          attend_block(w, i, count, head_bias, scale, out_rows, out_row);
+          attend_block(w, i, count, row_bias, bias_stride, scale, out_rows, out_row);
         } else {
-          attend_block(w, i, count, head_bias, scale, rows.data(), d);
+          attend_block(w, i, count, row_bias, bias_stride, scale, rows.data(), d);
           for (int r = 0; r < count; ++r)
             for (int64_t c = 0; c < d; ++c) out_rows[r * out_row + c] = T(rows[r * d + c]);
         }
@@ -184,25 +229,22 @@ void attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const
   });
 }
 
-}  // namespace
-
-bool fused_window_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                    const at::Tensor& bias) {
+// The fused kernel's q, k, v conditions (without the bias's).
+bool fused_operands(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   const at::ScalarType type = q.scalar_type();
   const bool typed = (type == at::kFloat || type == at::kBFloat16) && k.scalar_type() == type &&
-                     v.scalar_type() == type && bias.scalar_type() == at::kFloat;
-  const bool autograd = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() ||
-                                                       v.requires_grad() || bias.requires_grad());
-  const bool shaped = q.dim() == 4 && k.sizes() == q.sizes() && v.sizes() == q.sizes() &&
-                      bias.sizes() == at::IntArrayRef{q.size(1), q.size(2), q.size(2)};
+                     v.scalar_type() == type;
+  const bool autograd =
+      at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  const bool shaped = q.dim() == 4 && k.sizes() == q.sizes() && v.sizes() == q.sizes();
   return avx512::cpu_has_avx512() && typed && !autograd && shaped && q.device().is_cpu() &&
          q.size(3) % kLanes == 0 && q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1 &&
-         k.stride(2) == v.stride(2) && bias.is_contiguous();
+         k.stride(2) == v.stride(2);
 }
 
-at::Tensor fused_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                  const at::Tensor& bias, double scale,
-                                  const at::Tensor& probabilities) {
+// The fused kernel under its profiler name, into a new B x N x heads x d tensor.
+at::Tensor run_fused(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const Bias& bias, double scale, const at::Tensor& probabilities) {
   // Seen by profilers and bench's FLOP count as one operation of inputs (q, k, v).
   const std::vector<c10::IValue> inputs{q, k, v};
   RECORD_FUNCTION("sd::window_attention", inputs);
@@ -212,6 +254,48 @@ at::Tensor fused_window_attention(const at::Tensor& q, const at::Tensor& k, cons
   else
     attend<c10::BFloat16>(q, k, v, bias, float(scale), out, probabilities);
   return out;
+}
+
+// get_rel_pos's rows (q_size x k_size x d) as the kernel reads them: fp32
+// q_size x d x padded(k_size), the keys zero-padded.
+at::Tensor transposed_table(const at::Tensor& rows) {
+  const int64_t keys = rows.size(1);
+  at::Tensor table = at::zeros({rows.size(0), rows.size(2), padded(keys)}, at::kFloat);
+  table.narrow(2, 0, keys).copy_(rows.permute({0, 2, 1}));
+  return table;
+}
+
+}  // namespace
+
+bool fused_window_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                    const at::Tensor& bias) {
+  const bool bias_fits = bias.scalar_type() == at::kFloat &&
+                         !(at::GradMode::is_enabled() && bias.requires_grad()) && q.dim() == 4 &&
+                         bias.sizes() == at::IntArrayRef{q.size(1), q.size(2), q.size(2)} &&
+                         bias.is_contiguous();
+  return bias_fits && fused_operands(q, k, v);
+}
+
+at::Tensor fused_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                  const at::Tensor& bias, double scale,
+                                  const at::Tensor& probabilities) {
+  Bias rows;
+  rows.full = bias.data_ptr<float>();
+  return run_fused(q, k, v, rows, scale, probabilities);
+}
+
+bool fused_rel_pos_attention_applies(const at::Tensor& q, const at::Tensor& k,
+                                     const at::Tensor& v) {
+  return fused_operands(q, k, v);
+}
+
+at::Tensor fused_rel_pos_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                   const at::Tensor& rel_h, const at::Tensor& rel_w, double scale) {
+  const at::Tensor rh = transposed_table(rel_h), rw = transposed_table(rel_w);
+  Bias bias;
+  bias.rh = rh.data_ptr<float>(), bias.rw = rw.data_ptr<float>();
+  bias.h = rel_h.size(0), bias.w = rel_w.size(0);
+  return run_fused(q, k, v, bias, scale, {});
 }
 
 namespace {

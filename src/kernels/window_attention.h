@@ -19,6 +19,16 @@ at::Tensor fused_window_attention(const at::Tensor& q, const at::Tensor& k, cons
                                   const at::Tensor& bias, double scale,
                                   const at::Tensor& probabilities = {});
 
+// SAM ViT's attention with decomposed relative positions (MViTv2), inference: for B x heads x
+// (h*w) x d views q, k and v of an h x w grid of tokens and get_rel_pos's rows rel_h (h x h x d)
+// and rel_w (w x w x d), softmax(q kᵀ · scale + rel_h[th][kh] . q + rel_w[tw][kw] . q) v as
+// B x N x heads x d in q's type (the layout the projection reads). The fused kernel above,
+// its bias computed row by row from the two tables: neither the N x N scores nor the N x N
+// bias exist, at 14 x 14 windows as at the 64 x 64 grid of the global blocks.
+bool fused_rel_pos_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+at::Tensor fused_rel_pos_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                   const at::Tensor& rel_h, const at::Tensor& rel_w, double scale);
+
 // TinyViT's window attention, softmax(q kᵀ · scale + bias) v, for qkv B x N x heads x 3d (each
 // head's q, k and v side by side, as the projection makes them) and an fp32 heads x N x N bias:
 // B x N x heads x d (a view when autograd runs ATen's operations) in qkv's type.

@@ -3,8 +3,7 @@
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
-#include <fstream>
-
+#include "util/cpu.h"
 #include "util/error.h"
 
 // LibTorch 2.4 names autocast's switches by device type and deprecates the per-device ones.
@@ -69,12 +68,6 @@ AutocastScope::~AutocastScope() {
   at::autocast::clear_cache();
 }
 
-bool cpu_has_native_bf16() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string word;
-  while (cpuinfo >> word)
-    if (word == "avx512_bf16" || word == "amx_bf16") return true;
-  return false;
-}
+bool cpu_has_native_bf16() { return cpu_has("avx512_bf16") || cpu_has("amx_bf16"); }
 
 }  // namespace sd::models

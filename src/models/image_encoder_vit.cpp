@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/window_attention.h"
+
 namespace sd::models::vit {
 
 PatchEmbedImpl::PatchEmbedImpl(int64_t patch_size, int64_t in_chans, int64_t embed_dim) {
@@ -91,10 +93,18 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias, bool
 
 at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   int64_t B = x.size(0), H = x.size(1), W = x.size(2);
-  // 3 x B x heads x HW x head_dim, then q, k, v: (B*heads) x HW x head_dim
-  at::Tensor qkv_all = qkv(x).reshape({B, H * W, 3, num_heads, -1}).permute({2, 0, 3, 1, 4});
-  auto qkv_split = qkv_all.reshape({3, B * num_heads, H * W, -1}).unbind(0);
-  const at::Tensor &q = qkv_split[0], &k = qkv_split[1], &v = qkv_split[2];
+  // q, k, v: B x heads x HW x head_dim views of the projection's B x HW x 3 x heads x head_dim.
+  const at::Tensor all = qkv(x).reshape({B, H * W, 3, num_heads, -1});
+  const at::Tensor q4 = all.select(2, 0).transpose(1, 2), k4 = all.select(2, 1).transpose(1, 2),
+                   v4 = all.select(2, 2).transpose(1, 2);
+  if (rel_pos_h.defined() && kernels::fused_rel_pos_attention_applies(q4, k4, v4))
+    return proj(kernels::fused_rel_pos_attention(q4, k4, v4, get_rel_pos(H, H, rel_pos_h),
+                                                 get_rel_pos(W, W, rel_pos_w), scale)
+                    .view({B, H, W, -1}));
+  // (B*heads) x HW x head_dim
+  const at::Tensor q = q4.reshape({B * num_heads, H * W, -1}),
+                   k = k4.reshape({B * num_heads, H * W, -1}),
+                   v = v4.reshape({B * num_heads, H * W, -1});
   at::Tensor attn = at::matmul(q * scale, k.transpose(-2, -1));
   if (rel_pos_h.defined()) attn = add_decomposed_rel_pos(attn, q, rel_pos_h, rel_pos_w, H, W);
   attn = attn.softmax(-1);

@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/fixtures.h"
+#include "util/cpu.h"
 
 namespace sd::testing {
 namespace {
@@ -16,18 +18,23 @@ nlohmann::json bench_json(const std::string& parts) {
   return nlohmann::json::parse(run.output.substr(run.output.find("{\n")));
 }
 
+// Each figure `key`: its seconds, its own peak memory and its fraction of the machine's limit.
+void expect_timed_against_the_limit(const nlohmann::json& f, const std::vector<std::string>& keys) {
+  for (const std::string& key : keys) {
+    EXPECT_GT(f.at(key + "_s").get<double>(), 0) << key;
+    EXPECT_GT(f.at(key + "_peak_rss_mb").get<double>(), 100) << key;
+    const double of_limit = f.at(key + "_of_limit");
+    EXPECT_GT(of_limit, 0) << key;
+    EXPECT_LT(of_limit, 1) << key;
+  }
+}
+
 TEST(BenchCli, EncoderFiguresInFp32AndBf16WithTheirPeaksAndTheLimit) {
   unsetenv("GOMP_SPINCOUNT");  // the program sets it itself
   unsetenv("OMP_WAIT_POLICY");
   const nlohmann::json f = bench_json("encoder,memory");
-  for (const char* key : {"encoder_infer", "encoder_infer_bf16", "train_step_b2",
-                          "train_step_b2_bf16", "train_step_b2_recompute"}) {
-    EXPECT_GT(f.at(std::string(key) + "_s").get<double>(), 0) << key;
-    EXPECT_GT(f.at(std::string(key) + "_peak_rss_mb").get<double>(), 100) << key;
-    const double of_limit = f.at(std::string(key) + "_of_limit");
-    EXPECT_GT(of_limit, 0) << key;
-    EXPECT_LT(of_limit, 1) << key;
-  }
+  expect_timed_against_the_limit(f, {"encoder_infer", "encoder_infer_bf16", "train_step_b2",
+                                     "train_step_b2_bf16", "train_step_b2_recompute"});
   // PyTorch's profiler counts 77.6 GFLOP for MobileSAM's encoder at 1024 x 1024.
   EXPECT_NEAR(f.at("encoder_gflop").get<double>(), 77.6, 0.5);
   EXPECT_GT(f.at("gemm_fp32_gflops").get<double>(), 1);
@@ -78,10 +85,35 @@ TEST(BenchCli, InferFiguresOnTheDeviceAndPrecisionAsked) {
   EXPECT_PRED2(contains, fp16.output, "amp 'fp16' needs a CUDA device (device is cpu)");
 }
 
-TEST(BenchCli, AUsersOpenMPSettingIsKept) {
+// SAM's image encoder as the teacher, here a small ViT of SAM's layout (embed 96, depth 4,
+// 3 heads, windows of 14, global attention in blocks 1 and 3): both precisions against the
+// machine's limit, and the products counted exactly.
+TEST(BenchCli, TeacherFiguresInFp32AndBf16AgainstTheLimit) {
+  const std::string config = make_temp_dir("bench_teacher") + "/vit.json";
+  std::ofstream(config) << R"({"embed_dim": 96, "depth": 4, "num_heads": 3,
+                               "global_attn_indexes": [1, 3], "window_size": 14})";
+  const nlohmann::json f = bench_json("teacher --teacher " + config);
+  expect_timed_against_the_limit(f, {"teacher_infer", "teacher_infer_bf16"});
+  // Multiply-adds x 2 at 1024 x 1024: patch embedding 0.604, per windowed block 1.334 (qkv and
+  // proj over the 70 x 70 padded grid, attention in 25 windows of 196 tokens, MLP over
+  // 64 x 64), per global block 7.348 (attention over 4096 tokens), neck 5.033: 23.002 GFLOP.
+  EXPECT_NEAR(f.at("teacher_gflop").get<double>(), 23.002, 0.001);
+  EXPECT_GT(f.at("teacher_bf16_rel_l2").get<double>(), 0);
+  EXPECT_LT(f.at("teacher_bf16_rel_l2").get<double>(), 0.01);
+}
+
+// Every run also names the machine: its CPU model and the instruction sets the kernels use.
+TEST(BenchCli, AUsersOpenMPSettingIsKeptAndTheCpuIsNamed) {
   setenv("GOMP_SPINCOUNT", "12345", 1);
-  EXPECT_EQ(bench_json("decoder").at("omp_wait"), "12345");
+  const nlohmann::json f = bench_json("decoder");
   unsetenv("GOMP_SPINCOUNT");
+  EXPECT_EQ(f.at("omp_wait"), "12345");
+  EXPECT_EQ(f.at("cpu"), cpu_info().model);
+  EXPECT_NE(f.at("cpu"), "");
+  EXPECT_EQ(f.at("isa").get<std::vector<std::string>>(), cpu_info().isa);
+  for (const char* part :
+       {"prompt_encoder", "transformer", "upscaling_and_heads", "postprocess_masks"})
+    EXPECT_GT(f.at("decoder_parts_s").at(part).get<double>(), 0) << part;
 }
 
 }  // namespace

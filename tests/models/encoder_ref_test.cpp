@@ -8,6 +8,7 @@
 #include <cmath>
 #include <iostream>
 
+#include "models/autocast.h"
 #include "models/encoder_testing.h"
 
 namespace sd::models {
@@ -65,6 +66,31 @@ TEST(EncoderRef, EveryStageAndTheEmbeddingMatchPython) {
     std::cout << folder.name << " embedding: relative L2 error " << error << "\n";
     EXPECT_LE(error, kTolerance);
   }
+}
+
+// The teacher under `--amp bf16` (CPU autocast: products in bf16, the fused attention reading
+// bf16 q, k and v): its embedding of the fixture's image stays within 1% (relative L2) of fp32's.
+TEST(EncoderRef, Bf16TeacherEmbeddingIsWithinOnePercentOfFp32) {
+  SD_REQUIRE_FIXTURES();
+  bool any = false;
+  for (const auto& folder : model_folders()) {
+    if (!folder.config.contains("embed_dim")) continue;  // TinyViT students: not teachers
+    any = true;
+    auto encoder = encoder_testing::load_encoder(folder);
+    const at::Tensor input = encoder_testing::encoder_input(folder);
+    torch::NoGradGuard no_grad;
+    const at::Tensor fp32 = encoder->forward(input);
+    at::Tensor bf16;
+    {
+      AutocastScope autocast(Amp::bf16, input.device());
+      bf16 = encoder->forward(input);
+    }
+    const double error = relative_error(bf16.to(at::kFloat), fp32);
+    std::cout << folder.name << " bf16 embedding: relative L2 to fp32 " << error << "\n";
+    EXPECT_GT(error, 0);
+    EXPECT_LE(error, 0.01);
+  }
+  if (!any) GTEST_SKIP() << "no ViT model folder under " << fixtures_root();
 }
 
 }  // namespace

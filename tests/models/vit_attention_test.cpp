@@ -1,0 +1,67 @@
+// SAM ViT's attention with decomposed relative positions: the fused kernel (scores, rel-pos
+// bias, softmax and the product with v in one pass) against the module's ATen operations in
+// double, on windows and on grids whose token counts are not multiples of 16.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "kernels/window_attention.h"
+#include "models/autocast.h"
+#include "models/image_encoder_vit.h"
+
+namespace sd::models {
+namespace {
+
+struct Grid {
+  int64_t h, w, input_size;
+};
+
+// The module with random relative-position tables (SAM initialises them to zeros).
+vit::Attention random_attention(int64_t dim, int64_t heads, int64_t input_size) {
+  vit::Attention attn(dim, heads, /*qkv_bias=*/true, /*use_rel_pos=*/true, input_size);
+  at::NoGradGuard no_grad;
+  attn->rel_pos_h.copy_(at::randn_like(attn->rel_pos_h));
+  attn->rel_pos_w.copy_(at::randn_like(attn->rel_pos_w));
+  attn->eval();
+  return attn;
+}
+
+double relative_l2(const at::Tensor& got, const at::Tensor& want) {
+  return ((got.to(at::kDouble) - want).norm() / want.norm()).item<double>();
+}
+
+// 14 x 14 windows (SAM's), a grid as large as the tables and one that resizes them, and head
+// widths of one and two registers.
+TEST(VitAttention, FusedRelPosIsTheDoublePrecisionAttention) {
+  at::NoGradGuard no_grad;
+  at::manual_seed(4);
+  for (const Grid g : {Grid{14, 14, 14}, Grid{20, 24, 24}, Grid{32, 40, 16}})
+    for (int64_t dim : {64, 96}) {
+      SCOPED_TRACE(std::to_string(g.h) + "x" + std::to_string(g.w) + ", dim " +
+                   std::to_string(dim));
+      const int64_t heads = dim / 32;
+      vit::Attention attn = random_attention(dim, heads, g.input_size);
+      const at::Tensor x = at::randn({2, g.h, g.w, dim});
+      const at::Tensor all = attn->qkv(x).reshape({2, g.h * g.w, 3, heads, -1});
+      ASSERT_TRUE(kernels::fused_rel_pos_attention_applies(all.select(2, 0).transpose(1, 2),
+                                                           all.select(2, 1).transpose(1, 2),
+                                                           all.select(2, 2).transpose(1, 2)))
+          << "this CPU has no AVX-512: the fused kernel is not tested here";
+      const at::Tensor fp32 = attn->forward(x);
+      at::Tensor bf16;
+      {
+        AutocastScope autocast(Amp::bf16, at::kCPU);
+        bf16 = attn->forward(x);
+      }
+      attn->to(at::kDouble);
+      const at::Tensor expected = attn->forward(x.to(at::kDouble));
+      ASSERT_EQ(fp32.sizes(), expected.sizes());
+      EXPECT_LE((fp32.to(at::kDouble) - expected).abs().max().item<double>(),
+                1e-5 * expected.abs().max().item<double>());
+      // q, k and v rounded to bf16 (2^-9 relative) and the output rounded once more.
+      EXPECT_EQ(bf16.scalar_type(), at::kBFloat16);
+      EXPECT_LE(relative_l2(bf16, expected), 0.01);
+    }
+}
+
+}  // namespace
+}  // namespace sd::models
