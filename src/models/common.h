@@ -38,15 +38,15 @@ class LinearImpl : public torch::nn::LinearImpl {
   using torch::nn::LinearImpl::LinearImpl;
   at::Tensor forward(const at::Tensor& x);
   // In fp32 on the CPU with more than one thread, the product runs as oneDNN's 1x1
-  // convolution of the rows seen as a channels-last image: 17-30% faster than the BLAS product
-  // on TinyViT's thousands of rows by 128-640 features, forward and backward; equal on SAM's
-  // ViT-H shapes and on one thread (measured). TinyViT turns it on for its Linears.
+  // convolution of the rows seen as a channels-last image: faster than the BLAS product on
+  // TinyViT's thousands of rows by 128-640 features, forward and backward (the README gives the
+  // figure); equal on SAM's ViT-H shapes and on one thread. TinyViT turns it on for its Linears.
   bool rows_as_image = false;
 };
 TORCH_MODULE(Linear);
 
 // GELU (exact, erf), on channels-last tensors through their NHWC view: LibTorch 1.13's kernel
-// is 4x slower on channels-last strides than on the same values laid out contiguously.
+// is much slower on channels-last strides than on the same values laid out contiguously.
 at::Tensor gelu(const at::Tensor& x);
 
 // torch.nn.GELU over gelu() above, for Sequentials that number their modules as Python's.
