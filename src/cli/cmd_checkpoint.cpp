@@ -7,6 +7,7 @@
 #include "io/checkpoint_summary.h"
 #include "io/weights.h"
 #include "models/sam_weights.h"
+#include "util/names.h"
 
 namespace sd::cli {
 namespace {
@@ -76,7 +77,7 @@ void run_checkpoint(const CheckpointArgs& args) {
   if (!summary["encoder"].is_null())
     summary["encoder"]["preset"] = models::preset_matching(summary["encoder"]);
   if (args.json)
-    std::cout << summary.dump(2) << "\n";
+    std::cout << json_text(summary) << "\n";
   else
     print_table(summary);
 }
