@@ -67,7 +67,7 @@ fail() { echo "cuda_check: $*" >&2; exit 1; }
 grep -E '^(CUDA_VERSION|CUDA_NVCC_EXECUTABLE|SD_NCCL_INCLUDE_DIR):' CMakeCache.txt >&2
 grep -q '^CUDA_VERSION:STRING=1' CMakeCache.txt || fail "CMake found no CUDA"
 grep -q '^SD_NCCL_INCLUDE_DIR:PATH=/' CMakeCache.txt || fail "CMake found no nccl.h"
-grep -q 'SAMDISTILL_WITH_NCCL' CMakeFiles/sd_dist.dir/flags.make || fail "sd_dist built without NCCL"
+grep -q 'SAMDISTILL_WITH_NCCL' CMakeFiles/sd_distributed.dir/flags.make || fail "sd_distributed built without NCCL"
 for program in samdistill test_*; do
   [ -x "$program" ] && [ -f "$program" ] || continue
   readelf -d "$program" | grep -q 'NEEDED.*\[libtorch_cuda\.so' ||

@@ -130,7 +130,7 @@ std::string mistakes_explained(const CLI::App& app) {
 }
 
 // "rank 2: " before a message of one of several processes, which may each say the same.
-std::string rank_prefix(const dist::World& world) {
+std::string rank_prefix(const distributed::World& world) {
   return world.distributed() ? "rank " + std::to_string(world.rank) + ": " : "";
 }
 
@@ -163,12 +163,13 @@ int run(int argc, char** argv) {
     if (globals.verbose) spdlog::set_level(spdlog::level::debug);
 #endif
     if (globals.verbose) log::set_min_level(log::Level::debug);
-    globals.world = dist::world_from_environment();
-    dist::use_local_gpu(globals.world);
+    globals.world = distributed::world_from_environment();
+    distributed::use_local_gpu(globals.world);
     if (!globals.world.writes() && !globals.verbose) log::set_min_level(log::Level::warn);
     const int cores = static_cast<int>(std::thread::hardware_concurrency());
-    configure_threads(globals.threads > 0 ? globals.threads
-                                          : dist::worker_threads(cores, globals.world.local_size));
+    configure_threads(globals.threads > 0
+                          ? globals.threads
+                          : distributed::worker_threads(cores, globals.world.local_size));
   });
 
   add_checkpoint_command(app, globals);

@@ -6,14 +6,14 @@
 #include <memory>
 #include <set>
 
+#include "bench/data.h"
+#include "bench/distill.h"
+#include "bench/eval.h"
+#include "bench/models.h"
+#include "bench/segment.h"
+#include "bench/store.h"
 #include "cli/commands.h"
-#include "data/bench.h"
-#include "distill/bench.h"
-#include "eval/bench.h"
-#include "models/bench.h"
 #include "models/sam.h"
-#include "segment/bench.h"
-#include "store/bench.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/memory.h"
@@ -26,7 +26,7 @@ namespace {
 struct BenchArgs {
   bool json = false;
   int repeats = 3;
-  distill::TrainBench train;
+  bench::TrainBench train;
   std::string data = "data/sample";
   std::string teacher = "vit_b";
   std::string infer_device = "cpu";
@@ -69,27 +69,27 @@ void run_workers(const std::vector<std::string>& args, int processes) {
 
 nlohmann::json run_part(const std::string& part, const BenchArgs& a) {
   log::info("bench: " + part);
-  if (part == "encoder") return models::bench_encoder(a.repeats);
-  if (part == "memory") return models::bench_train_memory();
+  if (part == "encoder") return bench::bench_encoder(a.repeats);
+  if (part == "memory") return bench::bench_train_memory();
   if (part == "decoder")
-    return models::bench_decoder(models::build_sam(models::encoder_preset("vit_t")), a.repeats);
-  if (part == "data") return data::bench_data(a.data);
-  if (part == "store") return store::bench_store();
-  if (part == "embed") return store::bench_embed(a.teacher, a.data);
-  if (part == "eval") return eval::bench_eval(16);
-  if (part == "segment") return segment::bench_segment(a.segment_student, a.segment_image);
+    return bench::bench_decoder(models::build_sam(models::encoder_preset("vit_t")), a.repeats);
+  if (part == "data") return bench::bench_data(a.data);
+  if (part == "store") return bench::bench_store();
+  if (part == "embed") return bench::bench_embed(a.teacher, a.data);
+  if (part == "eval") return bench::bench_eval(16);
+  if (part == "segment") return bench::bench_segment(a.segment_student, a.segment_image);
   if (part == "infer")
-    return models::bench_infer(parse_device(a.infer_device),
-                               parse_word<models::Amp>(a.infer_amp, "--infer-amp"),
-                               models::resolve_encoder(a.teacher), a.infer_batch, a.repeats);
-  distill::TrainBench train = a.train;
+    return bench::bench_infer(parse_device(a.infer_device),
+                              parse_word<models::Amp>(a.infer_amp, "--infer-amp"),
+                              models::resolve_encoder(a.teacher), a.infer_batch, a.repeats);
+  bench::TrainBench train = a.train;
   train.folder = a.data;
   if (part == "dist")
-    return dist::supported() ? distill::bench_data_parallel(train, run_workers)
-                             : nlohmann::json{{"dist_setting",
-                                               "this build has no distributed "
-                                               "support"}};
-  return distill::bench_train(train);
+    return distributed::supported() ? bench::bench_data_parallel(train, run_workers)
+                                    : nlohmann::json{{"dist_setting",
+                                                      "this build has no distributed "
+                                                      "support"}};
+  return bench::bench_train(train);
 }
 
 void run_bench(const BenchArgs& a) {

@@ -67,7 +67,7 @@ const io::ConfigTable<EmbedArgs>& embed_table() {
   return table;
 }
 
-void run_embed(const KeyFlags& given, const dist::World& world) {
+void run_embed(const KeyFlags& given, const distributed::World& world) {
   EmbedArgs args = read_flags(given, embed_table());
   store::parse_shard(args.shard, args.options);
   // Under a launcher each rank writes its own part of the one store, an interleaved slice of

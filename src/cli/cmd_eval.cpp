@@ -129,7 +129,7 @@ void run_eval(const KeyFlags& given, const Globals& globals) {
         io::read_json_file(a.everything_config), a.everything_config);
   if (!a.html.empty() && a.request.vis_dir.empty())
     a.request.vis_dir = io::in_folder(a.html, "pictures");
-  const std::unique_ptr<dist::Group> ranks = join_ranks(globals, a.request.device);
+  const std::unique_ptr<distributed::Group> ranks = join_ranks(globals, a.request.device);
   a.request.group = ranks.get();
   eval::EvalReport report = eval::run_eval(a.request);
   if (!globals.world.writes()) return;  // rank 0 has every rank's outcomes

@@ -3,7 +3,7 @@
 
 #include "cli/commands.h"
 #include "cli/shared_options.h"
-#include "finetune/finetune_config.h"
+#include "finetune/config.h"
 #include "finetune/finetuner.h"
 #include "io/run_folder.h"
 #include "util/error.h"
@@ -21,7 +21,7 @@ void run_finetune(const RunConfigArgs& a, const Globals& globals) {
   if (request.config.loop.store.empty())
     throw Error("finetune: no embedding store given (--store)");
   request.run = run_start(a);
-  const std::unique_ptr<dist::Group> ranks = join_ranks(globals, request.config.loop.device);
+  const std::unique_ptr<distributed::Group> ranks = join_ranks(globals, request.config.loop.device);
   request.group = ranks.get();
   const train::TrainSummary s = finetune::finetune(request);
   if (!globals.world.writes()) return;

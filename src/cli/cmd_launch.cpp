@@ -97,7 +97,7 @@ int run_launch(const LaunchArgs& a) {
   if (a.command.empty())
     throw Error("launch: no command given (launch --nproc-per-node N -- train ...)");
   const std::string program = std::filesystem::read_symlink("/proc/self/exe").string();
-  const int port = dist::free_port();
+  const int port = distributed::free_port();
   catch_signals_to_forward();
   log::info("launch: " + std::to_string(a.nproc) +
             " workers, rendezvous at 127.0.0.1:" + std::to_string(port));

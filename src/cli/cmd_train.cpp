@@ -3,8 +3,8 @@
 
 #include "cli/commands.h"
 #include "cli/shared_options.h"
-#include "distill/trainer.h"
-#include "train/train_config.h"
+#include "distill/distillation.h"
+#include "train/config.h"
 #include "util/error.h"
 #include "util/progress.h"
 #include "util/stop_signal.h"
@@ -25,7 +25,7 @@ void run_train(const TrainArgs& a, const Globals& globals) {
   request.run = run_start(a.run);
   request.teacher = a.teacher;
   request.teacher_checkpoint = a.teacher_checkpoint;
-  const std::unique_ptr<dist::Group> ranks = join_ranks(globals, request.config.device);
+  const std::unique_ptr<distributed::Group> ranks = join_ranks(globals, request.config.device);
   request.group = ranks.get();
   const train::TrainSummary summary = distill::run_distillation(request);
   if (globals.world.writes()) print_train_summary(summary);

@@ -1,9 +1,9 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
-#include "dist/group.h"
-#include "dist/world.h"
-#include "train/train_loop.h"
+#include "distributed/group.h"
+#include "distributed/world.h"
+#include "train/loop.h"
 #include "util/device.h"
 
 // Each subcommand lives in its own cmd_<name>.cpp and registers itself on the app.
@@ -14,7 +14,7 @@ struct Globals {
   int threads = 0;  // 0: all cores (a launched worker: its share of them)
   bool verbose = false;
   int dist_timeout_s = 300;  // seconds a rank waits for the others before giving up
-  dist::World world;         // from the launcher's variables (one process without them)
+  distributed::World world;  // from the launcher's variables (one process without them)
 };
 
 void add_checkpoint_command(CLI::App& app, const Globals& globals);
@@ -39,7 +39,7 @@ struct ExitStatus {
 // The process group of a multi-process launch (null for one process): Gloo on the CPU, NCCL
 // on this rank's GPU (LOCAL_RANK) when `device` is CUDA. sd::Error before any work when the
 // rendezvous fails or this build has no distributed support.
-std::unique_ptr<dist::Group> join_ranks(const Globals& globals, DeviceChoice device);
+std::unique_ptr<distributed::Group> join_ranks(const Globals& globals, DeviceChoice device);
 
 // The closing lines of train and finetune: steps, loss, speed, weights.
 void print_train_summary(const train::TrainSummary& summary);

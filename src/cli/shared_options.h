@@ -8,7 +8,7 @@
 #include "data/dataset.h"
 #include "io/config_table.h"
 #include "models/autocast.h"
-#include "train/train_loop.h"
+#include "train/loop.h"
 #include "util/device.h"
 #include "util/error.h"
 

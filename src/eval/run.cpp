@@ -112,7 +112,7 @@ data::ImageSource cached_or_decoded(const store::Reader* cache) {
   };
 }
 
-// What a launched evaluation's ranks compare (dist::check_same_run): the request, less the
+// What a launched evaluation's ranks compare (distributed::check_same_run): the request, less the
 // folders that may sit elsewhere on each machine (the data's, compared by the ids of the images
 // selected, and the store's) and the files rank 0 alone writes.
 nlohmann::json shared_request(const EvalRequest& r, const data::Dataset& images) {
@@ -138,9 +138,10 @@ nlohmann::json shared_request(const EvalRequest& r, const data::Dataset& images)
 
 // Under a launcher: the ranks' reports of their shares as one report on rank 0; each other
 // rank keeps its own.
-EvalReport gather_on_rank0(dist::Group& group, EvalReport mine, const data::Dataset& images) {
+EvalReport gather_on_rank0(distributed::Group& group, EvalReport mine,
+                           const data::Dataset& images) {
   const std::vector<std::string> parts =
-      dist::gather_to_rank0(group, "eval report", report_state(mine).dump());
+      distributed::gather_to_rank0(group, "eval report", report_state(mine).dump());
   if (parts.empty()) return mine;
   std::vector<EvalReport> slices;
   for (const std::string& part : parts)
@@ -168,7 +169,7 @@ std::vector<PictureFile> unpack(const std::string& bytes) {
 }
 
 // The positions of the first `count` images among those the ranks drew, on every rank.
-std::vector<size_t> first_drawn(dist::Group& group, const std::vector<ImagePictures>& drawn,
+std::vector<size_t> first_drawn(distributed::Group& group, const std::vector<ImagePictures>& drawn,
                                 int count) {
   const size_t mine = size_t(group.world().rank * count);
   std::vector<int64_t> slots(size_t(group.world().size * count));  // position + 1; 0: none
@@ -189,14 +190,14 @@ std::vector<size_t> first_drawn(dist::Group& group, const std::vector<ImagePictu
 // written by rank 0 alone. Each rank drew those of the first `count` images evaluated in its
 // share (`drawn`, by position in the whole): the first `count` of all are among them, whichever
 // records were skipped.
-void write_on_rank0(dist::Group& group, const std::vector<ImagePictures>& drawn, int count,
+void write_on_rank0(distributed::Group& group, const std::vector<ImagePictures>& drawn, int count,
                     const std::string& dir) {
   for (const size_t image : first_drawn(group, drawn, count)) {
     std::string mine;
     for (const ImagePictures& p : drawn)
       if (p.image == image) mine = pack(p.files);
     for (const std::string& part :
-         dist::gather_to_rank0(group, "eval pictures " + std::to_string(image), mine))
+         distributed::gather_to_rank0(group, "eval pictures " + std::to_string(image), mine))
       if (!part.empty()) write_pictures(dir, unpack(part));
   }
 }
@@ -284,8 +285,8 @@ EvalReport run_eval(const EvalRequest& r) {
   if (dataset.size() == 0) throw Error("eval: no images selected from --data");
   data::check_prompts_fit(r.settings.prompts, dataset, "--prompts");
   if (r.group)
-    dist::check_same_run(*r.group, shared_request(r, dataset),
-                         r.store.empty() ? "" : store::manifest_digest(r.store));
+    distributed::check_same_run(*r.group, shared_request(r, dataset),
+                                r.store.empty() ? "" : store::manifest_digest(r.store));
 
   const at::Device device = resolve_device(r.device);
   std::shared_ptr<store::Reader> reader;

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "data/dataset.h"
-#include "dist/group.h"
+#include "distributed/group.h"
 #include "eval/evaluator.h"
 #include "eval/report.h"
 #include "models/sam.h"
@@ -42,8 +42,8 @@ struct EvalRequest {
   bool strict = false;
   // A launched run's ranks: each evaluates its interleaved share of the images
   // (Dataset::interleaved) and rank 0 gets the report of them all; null for one process. The
-  // ranks first compare their requests and images (dist::check_same_run).
-  dist::Group* group = nullptr;
+  // ranks first compare their requests and images (distributed::check_same_run).
+  distributed::Group* group = nullptr;
 };
 
 // The two models of an evaluation: the student, and the teacher's prompt encoder and mask

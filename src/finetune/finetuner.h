@@ -1,16 +1,16 @@
 #pragma once
 #include <string>
 
-#include "dist/group.h"
-#include "finetune/finetune_config.h"
-#include "train/train_loop.h"
+#include "distributed/group.h"
+#include "finetune/config.h"
+#include "train/loop.h"
 
 namespace sd::finetune {
 
 struct FinetuneRequest {
   FinetuneConfig config;
   train::RunStart run;
-  dist::Group* group = nullptr;  // data-parallel ranks (train_loop.h); null: one process
+  distributed::Group* group = nullptr;  // data-parallel ranks (train/loop.h); null: one process
 };
 
 // Fine-tunes the student's mask decoder (and optionally its prompt encoder and encoder) on the

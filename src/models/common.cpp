@@ -12,12 +12,6 @@ LayerNorm2dImpl::LayerNorm2dImpl(int64_t num_channels, double eps) : eps(eps) {
   bias = register_parameter("bias", at::zeros({num_channels}));
 }
 
-at::Tensor gelu(const at::Tensor& x) {
-  if (x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast))
-    return at::gelu(x.permute({0, 2, 3, 1})).permute({0, 3, 1, 2});
-  return at::gelu(x);
-}
-
 at::Tensor LayerNormImpl::forward(const at::Tensor& input) {
   if (input.scalar_type() == weight.scalar_type()) return torch::nn::LayerNormImpl::forward(input);
   // bf16 or fp16 under autocast: normalised in fp32 (LibTorch 1.13's reduced-precision
@@ -68,7 +62,7 @@ MLPBlockImpl::MLPBlockImpl(int64_t embedding_dim, int64_t mlp_dim, Activation ac
 
 at::Tensor MLPBlockImpl::forward(const at::Tensor& x) {
   at::Tensor h = lin1(x);
-  return lin2(act_ == Activation::gelu ? models::gelu(h) : at::relu(h));
+  return lin2(act_ == Activation::gelu ? kernels::gelu(h) : at::relu(h));
 }
 
 torch::nn::Sequential make_neck(int64_t in_chans, int64_t out_chans) {

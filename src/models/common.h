@@ -5,6 +5,8 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
+#include "kernels/gelu.h"
+
 namespace sd::models {
 
 // SAM's LayerNorm2d: normalises an NCHW tensor over its channels (eps 1e-6).
@@ -45,14 +47,10 @@ class LinearImpl : public torch::nn::LinearImpl {
 };
 TORCH_MODULE(Linear);
 
-// GELU (exact, erf), on channels-last tensors through their NHWC view: LibTorch 1.13's kernel
-// is much slower on channels-last strides than on the same values laid out contiguously.
-at::Tensor gelu(const at::Tensor& x);
-
-// torch.nn.GELU over gelu() above, for Sequentials that number their modules as Python's.
+// torch.nn.GELU over kernels::gelu, for Sequentials that number their modules as Python's.
 class GELUImpl : public torch::nn::Module {
  public:
-  at::Tensor forward(const at::Tensor& x) { return models::gelu(x); }
+  at::Tensor forward(const at::Tensor& x) { return kernels::gelu(x); }
 };
 TORCH_MODULE(GELU);
 

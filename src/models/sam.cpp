@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <variant>
 
+#include "kernels/upsample.h"
 #include "models/preprocess.h"
-#include "models/upsample.h"
 
 namespace sd::models {
 
@@ -24,9 +24,9 @@ at::Tensor SamImpl::postprocess_masks(const at::Tensor& masks, Size2 input_size,
   // Low-res logits of a bf16/fp16 decoder (autocast) are resized in fp32: more exact, and the
   // separable pass takes fp32 (ATen's bf16 resize dominated a bf16 prompt on CPUs).
   const bool reduced = masks.scalar_type() == at::kBFloat16 || masks.scalar_type() == at::kHalf;
-  at::Tensor m = upsample_bilinear(reduced ? masks.to(at::kFloat) : masks, {img_size(), img_size()},
-                                   input_size);
-  return upsample_bilinear(m, original_size, original_size);
+  at::Tensor m = kernels::upsample_bilinear(reduced ? masks.to(at::kFloat) : masks,
+                                            {img_size(), img_size()}, input_size);
+  return kernels::upsample_bilinear(m, original_size, original_size);
 }
 
 DecoderOutput SamImpl::decode(const at::Tensor& embedding, const Prompts& prompts,

@@ -8,13 +8,13 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/avx512_math.h"
+#include "kernels/batch_norm.h"
+#include "kernels/depthwise_conv.h"
+#include "kernels/window_attention.h"
 #include "models/autocast.h"
-#include "models/avx512_math.h"
-#include "models/batch_norm.h"
 #include "models/common.h"
-#include "models/depthwise_conv.h"
 #include "models/recompute.h"
-#include "models/window_attention.h"
 
 namespace sd::models::tiny_vit {
 
@@ -27,7 +27,8 @@ namespace sd::models::tiny_vit {
 // rounding but not fp32's.
 static bool runs_channels_last(const torch::nn::Module& module, const at::Tensor& x) {
   return !module.is_training() || current_amp(x.device().type()) != Amp::off ||
-         (x.device().is_cpu() && x.scalar_type() == at::kFloat && avx512::cpu_has_avx512());
+         (x.device().is_cpu() && x.scalar_type() == at::kFloat &&
+          kernels::avx512::cpu_has_avx512());
 }
 
 // B x R x S (contiguous) as a contiguous B x S x R tensor, one matrix at a time: ATen's copy
@@ -82,7 +83,8 @@ Conv2d_BNImpl::Conv2d_BNImpl(int64_t a, int64_t b, int64_t ks, int64_t stride, i
 
 at::Tensor Conv2d_BNImpl::forward(const at::Tensor& x) {
   if (is_training())
-    return train_bn ? train_bn(*bn, convolve(x)) : batch_norm_train(*bn, convolve(x), false);
+    return train_bn ? train_bn(*bn, convolve(x))
+                    : kernels::batch_norm_train(*bn, convolve(x), false);
   // Eval: fold the running statistics into the convolution, from the current values.
   at::Tensor scale = bn->weight / at::sqrt(bn->running_var + bn->options.eps());
   at::Tensor weight = c->weight * scale.view({-1, 1, 1, 1});
@@ -91,14 +93,14 @@ at::Tensor Conv2d_BNImpl::forward(const at::Tensor& x) {
 }
 
 at::Tensor Conv2d_BNImpl::convolve(const at::Tensor& x) {
-  if (depthwise_conv3x3_applies(x, c->weight, stride, pad, groups))
-    return depthwise_conv3x3(x, c->weight);
+  if (kernels::depthwise_conv3x3_applies(x, c->weight, stride, pad, groups))
+    return kernels::depthwise_conv3x3(x, c->weight);
   return c(x);
 }
 
 at::Tensor Conv2d_BNImpl::forward_gelu(const at::Tensor& x) {
-  if (is_training() && !train_bn) return batch_norm_train(*bn, convolve(x), true);
-  return models::gelu(forward(x));
+  if (is_training() && !train_bn) return kernels::batch_norm_train(*bn, convolve(x), true);
+  return kernels::gelu(forward(x));
 }
 
 void set_batchnorm_forward(torch::nn::Module& model, const BatchNormForward& forward) {
@@ -127,7 +129,7 @@ MBConvImpl::MBConvImpl(int64_t in_chans, int64_t out_chans, double expand_ratio)
 at::Tensor MBConvImpl::forward(const at::Tensor& x) {
   at::Tensor y = conv1->forward_gelu(x);
   y = conv2->forward_gelu(y);
-  return models::gelu(conv3(y) + x);
+  return kernels::gelu(conv3(y) + x);
 }
 
 PatchMergingImpl::PatchMergingImpl(Resolution input_resolution, int64_t dim, int64_t out_dim)
@@ -152,7 +154,7 @@ MlpImpl::MlpImpl(int64_t in_features, int64_t hidden_features) {
   fc2 = register_module("fc2", Linear(hidden_features, in_features));
 }
 
-at::Tensor MlpImpl::forward(const at::Tensor& x) { return fc2(models::gelu(fc1(norm(x)))); }
+at::Tensor MlpImpl::forward(const at::Tensor& x) { return fc2(kernels::gelu(fc1(norm(x)))); }
 
 AttentionImpl::AttentionImpl(int64_t dim, int64_t key_dim, int64_t num_heads, int64_t window_size)
     : num_heads(num_heads), scale(std::pow(double(key_dim), -0.5)) {
@@ -176,7 +178,7 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   const at::Tensor heads = qkv(norm(x)).view({B, N, num_heads, -1});  // q, k, v side by side
   const at::Tensor biases =
       attention_biases.index_select(1, attention_bias_idxs.flatten()).view({num_heads, N, N});
-  return proj(window_attention(heads, biases, scale, is_training()).reshape({B, N, -1}));
+  return proj(kernels::window_attention(heads, biases, scale, is_training()).reshape({B, N, -1}));
 }
 
 void AttentionImpl::to(torch::Dtype dtype, bool non_blocking) {

@@ -31,10 +31,10 @@ struct ValidationPoint {
   bool writes = true;  // false on the ranks but 0 of a data-parallel run: no report from them
 };
 
-// What a training run optimises. The loop (train_loop.h) does everything else: schedule,
+// What a training run optimises. The loop (train/loop.h) does everything else: schedule,
 // accumulation, loss scaling, clipping, non-finite steps, checkpoints, resume, metrics,
-// the best checkpoint and final.pth. Distillation (trainer.cpp) and decoder fine-tuning
-// (finetune/) are its two objectives.
+// the best checkpoint and final.pth. Distillation (distill/distillation.cpp) and decoder
+// fine-tuning (finetune/) are its two objectives.
 class Objective {
  public:
   virtual ~Objective() = default;

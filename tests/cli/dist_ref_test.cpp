@@ -18,7 +18,7 @@
 #include <thread>
 
 #include "common/pipeline.h"
-#include "dist/group.h"
+#include "distributed/group.h"
 #include "io/checkpoint.h"
 #include "io/run_folder.h"
 #include "io/state_dict.h"
@@ -61,7 +61,7 @@ struct RankRun {
 
 // `samdistill <args[r]>` as rank r of args.size(), with torchrun's variables, on a free port.
 std::vector<RankRun> run_ranks(const std::vector<std::string>& args, const std::string& logs) {
-  const int port = dist::free_port();
+  const int port = distributed::free_port();
   const int world = static_cast<int>(args.size());
   std::vector<pid_t> children;
   for (int r = 0; r < world; ++r) {
@@ -97,7 +97,7 @@ class DistTrain : public PipelineSuite {
  protected:
   void SetUp() override {
     PipelineSuite::SetUp();
-    if (!dist::supported()) GTEST_SKIP() << "this build has no distributed support";
+    if (!distributed::supported()) GTEST_SKIP() << "this build has no distributed support";
   }
 
   static void SetUpTestSuite() {

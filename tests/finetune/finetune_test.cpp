@@ -7,7 +7,7 @@
 #include "common/config_table_testing.h"
 #include "common/fixtures.h"
 #include "data/rle.h"
-#include "finetune/finetune_config.h"
+#include "finetune/config.h"
 #include "finetune/mask_loss.h"
 #include "finetune/training_prompts.h"
 #include "io/config.h"

@@ -1,11 +1,11 @@
 // BatchNorm2d's training function (models/batch_norm.h) against torch's module and GELU in
 // double precision: output, running statistics and gradients.
-#include "models/batch_norm.h"
+#include "kernels/batch_norm.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "models/avx512_math.h"
+#include "kernels/avx512_math.h"
 #include "models/tiny_vit.h"
 
 namespace sd::models {
@@ -44,12 +44,12 @@ void check(at::IntArrayRef shape, bool gelu, c10::optional<double> momentum) {
   ours->train();
   torch_bn->train();
   const auto channels_last = at::MemoryFormat::ChannelsLast;
-  ASSERT_TRUE(fused_batch_norm_applies(*ours, at::empty(shape).contiguous(channels_last)));
+  ASSERT_TRUE(kernels::fused_batch_norm_applies(*ours, at::empty(shape).contiguous(channels_last)));
   for (int step = 0; step < 2; ++step) {
     const at::Tensor x = (at::randn(shape) * 3 + 2).contiguous(channels_last).requires_grad_();
     const at::Tensor x64 = x.detach().to(at::kDouble).requires_grad_();
     const at::Tensor grad = at::randn(shape);
-    const at::Tensor y = batch_norm_train(*ours, x, gelu);
+    const at::Tensor y = kernels::batch_norm_train(*ours, x, gelu);
     EXPECT_NE(y.grad_fn()->name().find("BatchNormFunction"), std::string::npos);
     at::Tensor y64 = torch_bn->forward(x64);
     if (gelu) y64 = at::gelu(y64);
@@ -69,7 +69,7 @@ void check(at::IntArrayRef shape, bool gelu, c10::optional<double> momentum) {
 }
 
 TEST(BatchNormTrain, MatchesTorchsModuleAndGeluInDouble) {
-  if (!avx512::cpu_has_avx512()) GTEST_SKIP() << "the function needs AVX-512";
+  if (!kernels::avx512::cpu_has_avx512()) GTEST_SKIP() << "the function needs AVX-512";
   for (bool gelu : {false, true}) {
     check({2, 5, 7, 9}, gelu, 0.1);           // 5 channels: a masked block
     check({1, 16, 4, 4}, gelu, 0.1);          // whole registers only
@@ -79,7 +79,7 @@ TEST(BatchNormTrain, MatchesTorchsModuleAndGeluInDouble) {
 }
 
 TEST(BatchNormTrain, RunsWhereItAppliesAndTorchsModuleElsewhere) {
-  if (!avx512::cpu_has_avx512()) GTEST_SKIP() << "the function needs AVX-512";
+  if (!kernels::avx512::cpu_has_avx512()) GTEST_SKIP() << "the function needs AVX-512";
   tiny_vit::Conv2d_BN layer(4, 8);
   layer->train();
   const at::Tensor x = at::randn({2, 4, 6, 6}).contiguous(at::MemoryFormat::ChannelsLast);
@@ -90,8 +90,9 @@ TEST(BatchNormTrain, RunsWhereItAppliesAndTorchsModuleElsewhere) {
   EXPECT_EQ(node(layer->forward(nchw)).find("BatchNormFunction"), std::string::npos);
   EXPECT_EQ(node(layer->forward_gelu(nchw)).find("BatchNormFunction"), std::string::npos);
   torch::nn::BatchNorm2d untracked(torch::nn::BatchNorm2dOptions(4).track_running_stats(false));
-  EXPECT_FALSE(fused_batch_norm_applies(*untracked, x));
-  EXPECT_FALSE(fused_batch_norm_applies(*layer->bn, at::randn({1, 8, 1, 1})));  // one value
+  EXPECT_FALSE(kernels::fused_batch_norm_applies(*untracked, x));
+  EXPECT_FALSE(
+      kernels::fused_batch_norm_applies(*layer->bn, at::randn({1, 8, 1, 1})));  // one value
 }
 
 }  // namespace

@@ -1,10 +1,10 @@
 // TinyViT's depthwise 3x3 convolution (models/depthwise_conv.h) against ATen's in double.
-#include "models/depthwise_conv.h"
+#include "kernels/depthwise_conv.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "models/avx512_math.h"
+#include "kernels/avx512_math.h"
 #include "models/tiny_vit.h"
 
 namespace sd::models {
@@ -21,8 +21,8 @@ void check(at::IntArrayRef shape) {
   const at::Tensor grad = at::randn(shape).contiguous(at::MemoryFormat::ChannelsLast);
   const at::Tensor x64 = x.detach().to(at::kDouble).requires_grad_();
   const at::Tensor weight64 = weight.detach().to(at::kDouble).requires_grad_();
-  ASSERT_TRUE(depthwise_conv3x3_applies(x, weight, 1, 1, channels));
-  const at::Tensor y = depthwise_conv3x3(x, weight);
+  ASSERT_TRUE(kernels::depthwise_conv3x3_applies(x, weight, 1, 1, channels));
+  const at::Tensor y = kernels::depthwise_conv3x3(x, weight);
   const at::Tensor y64 = at::conv2d(x64, weight64, {}, 1, 1, 1, channels);
   EXPECT_TRUE(y.is_contiguous(at::MemoryFormat::ChannelsLast));
   y.backward(grad);
@@ -35,7 +35,7 @@ void check(at::IntArrayRef shape) {
 }
 
 TEST(DepthwiseConv, MatchesAtensInDouble) {
-  if (!avx512::cpu_has_avx512()) GTEST_SKIP() << "the function needs AVX-512";
+  if (!kernels::avx512::cpu_has_avx512()) GTEST_SKIP() << "the function needs AVX-512";
   check({2, 3, 7, 9});   // fewer channels than a register
   check({1, 16, 5, 6});  // whole registers
   check({2, 37, 9, 8});  // two registers and a tail of 5
@@ -43,15 +43,16 @@ TEST(DepthwiseConv, MatchesAtensInDouble) {
 }
 
 TEST(DepthwiseConv, RunsForTrainingDepthwiseLayersOnly) {
-  if (!avx512::cpu_has_avx512()) GTEST_SKIP() << "the function needs AVX-512";
+  if (!kernels::avx512::cpu_has_avx512()) GTEST_SKIP() << "the function needs AVX-512";
   const auto node = [](const at::Tensor& y) { return y.grad_fn()->name(); };
   tiny_vit::Conv2d_BN depthwise(8, 8, 3, 1, 1, 8), strided(8, 8, 3, 2, 1, 8), dense(8, 8, 3, 1, 1);
   const at::Tensor x = at::randn({2, 8, 6, 6}).contiguous(at::MemoryFormat::ChannelsLast);
   EXPECT_NE(node(depthwise->convolve(x)).find("DepthwiseConvFunction"), std::string::npos);
   EXPECT_EQ(node(strided->convolve(x)).find("DepthwiseConvFunction"), std::string::npos);
   EXPECT_EQ(node(dense->convolve(x)).find("DepthwiseConvFunction"), std::string::npos);
-  EXPECT_FALSE(depthwise_conv3x3_applies(x.contiguous(), depthwise->c->weight, 1, 1, 8));
-  EXPECT_FALSE(depthwise_conv3x3_applies(x.to(at::kDouble), depthwise->c->weight, 1, 1, 8));
+  EXPECT_FALSE(kernels::depthwise_conv3x3_applies(x.contiguous(), depthwise->c->weight, 1, 1, 8));
+  EXPECT_FALSE(
+      kernels::depthwise_conv3x3_applies(x.to(at::kDouble), depthwise->c->weight, 1, 1, 8));
 }
 
 }  // namespace

@@ -6,8 +6,8 @@
 
 #include "common/fixtures.h"
 #include "io/state_dict.h"
+#include "kernels/avx512_math.h"
 #include "models/autocast.h"
-#include "models/avx512_math.h"
 #include "models/common.h"
 #include "models/image_encoder_vit.h"
 #include "models/preprocess.h"
@@ -144,10 +144,10 @@ TEST(TinyViT, TrainingRunsChannelsLastWhereItsBatchNormIsExact) {
     }
     const at::Tensor embedded = trace.front().second;
     ASSERT_EQ(trace.front().first, "patch_embed");
-    const bool channels_last = amp == Amp::bf16 || avx512::cpu_has_avx512();
+    const bool channels_last = amp == Amp::bf16 || kernels::avx512::cpu_has_avx512();
     EXPECT_EQ(embedded.is_contiguous(at::MemoryFormat::ChannelsLast), channels_last) << word(amp);
     EXPECT_EQ(embedded.is_contiguous(), !channels_last) << word(amp);
-    if (amp == Amp::off && avx512::cpu_has_avx512()) {
+    if (amp == Amp::off && kernels::avx512::cpu_has_avx512()) {
       EXPECT_NE(embedded.grad_fn()->name().find("BatchNormFunction"), std::string::npos);
     }
   }

@@ -1,6 +1,4 @@
 // A training checkpoint round-trips weights, optimiser, progress and every generator state.
-#include "train/train_checkpoint.h"
-
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <gtest/gtest.h>
@@ -13,6 +11,7 @@
 #include "common/fixtures.h"
 #include "common/one_weight.h"
 #include "io/checkpoint.h"
+#include "train/checkpoint.h"
 
 namespace fs = std::filesystem;
 

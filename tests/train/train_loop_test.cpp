@@ -1,7 +1,5 @@
 // The training loop with a scripted objective: one parameter and held-out scores given in
 // advance, to check which weights the best checkpoint and final.pth hold, and early stopping.
-#include "train/train_loop.h"
-
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/nn/module.h>
@@ -19,8 +17,9 @@
 #include "io/config.h"
 #include "io/run_folder.h"
 #include "store/manifest.h"
+#include "train/checkpoint.h"
+#include "train/loop.h"
 #include "train/objective.h"
-#include "train/train_checkpoint.h"
 #include "util/error.h"
 
 namespace fs = std::filesystem;

@@ -10,10 +10,10 @@
 #include "common/fixtures.h"
 #include "io/config.h"
 #include "models/image_encoder.h"
+#include "train/config.h"
 #include "train/loss_scale.h"
 #include "train/param_groups.h"
 #include "train/schedule.h"
-#include "train/train_config.h"
 #include "util/error.h"
 
 namespace sd::train {

@@ -1,0 +1,17 @@
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace sd::bench {
+
+// Store throughput on a temporary store of 64 records of a random 256x64x64 fp16 embedding, page
+// cache warm: write (put + commit per 8 records, fsync included), sequential and random checked
+// reads, reads decoded to float32, and bytes per record (record + index entry) per dtype.
+nlohmann::json bench_store();
+
+// `samdistill embed` end to end (decode, resize, teacher forward, fp16 records) on the CPU
+// over the SA-1B images of `folder`, with a randomly initialised `teacher` (preset or JSON
+// config): {"embed_img_per_s", "embed_teacher"}.
+nlohmann::json bench_embed(const std::string& teacher, const std::string& folder);
+
+}  // namespace sd::bench
