@@ -58,7 +58,7 @@ nlohmann::json bench_store() {
   at::Tensor values = at::randn({256, 64, 64});
   nlohmann::json out;
   for (DType d : {DType::fp16, DType::bf16, DType::fp32, DType::int8})
-    out["store_bytes_per_record_" + dtype_name(d)] =
+    out[std::string("store_bytes_per_record_") + word(d)] =
         bytes_per_record(encode_embedding("sa_1", values, d));
   // One payload written under 64 keys: 64 records on disk without encoding 64 embeddings.
   std::vector<Encoded> records(kRecords, encode_embedding("sa_0", values, DType::fp16));

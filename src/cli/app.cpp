@@ -11,6 +11,7 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "util/stop_signal.h"
+#include "util/text.h"
 #include "util/threads.h"
 
 #ifdef SAMDISTILL_WITH_SPDLOG
@@ -67,7 +68,7 @@ std::string nearest(const std::string& given, const std::vector<std::string>& na
   size_t best_distance = std::max<size_t>(2, given.size() / 3) + 1;
   for (const std::string& name : names) {
     const size_t d = edit_distance(given, name);
-    const bool prefix = given.size() >= 3 && name.rfind(given, 0) == 0;
+    const bool prefix = given.size() >= 3 && starts_with(name, given);
     if (d < best_distance || (prefix && best.empty())) {
       best = name;
       best_distance = d;
@@ -83,7 +84,7 @@ void dashes_for_underscores(int argc, char** argv, std::vector<std::string>& sto
   for (int i = 1; i < argc; ++i) {
     std::string& arg = storage[size_t(i)];
     if (arg == "--") break;
-    if (arg.rfind("--", 0) != 0) continue;
+    if (!starts_with(arg, "--")) continue;
     std::replace(arg.begin(), arg.begin() + std::min(arg.find('='), arg.size()), '_', '-');
     argv[i] = storage[size_t(i)].data();
   }
@@ -116,7 +117,7 @@ std::string mistakes_explained(const CLI::App& app) {
   std::string out;
   for (const std::string& word : app.remaining(true)) {
     if (word == "--") break;
-    const bool flag = word.rfind("-", 0) == 0;
+    const bool flag = starts_with(word, "-");
     const std::string name = flag ? word.substr(0, word.find('=')) : word;
     if (!flag && subcommands.empty()) continue;  // a stray value
     const std::string guess = nearest(name, flag ? flags : subcommands);

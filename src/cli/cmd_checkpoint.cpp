@@ -7,6 +7,7 @@
 #include "io/checkpoint_summary.h"
 #include "io/weights.h"
 #include "models/sam_weights.h"
+#include "util/names.h"
 
 namespace sd::cli {
 namespace {
@@ -77,7 +78,7 @@ void run_checkpoint(const CheckpointArgs& args) {
   const json summary =
       io::summarize_checkpoint(io::resolve_weights(args.file), args.keys, models::encoder_summary);
   if (args.json)
-    std::cout << summary.dump(2) << "\n";
+    std::cout << json_text(summary) << "\n";
   else
     print_table(summary);
 }

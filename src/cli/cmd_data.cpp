@@ -24,6 +24,23 @@ struct StatsArgs {
   bool json = false;
 };
 
+// data stats' options, each once.
+const io::ConfigTable<StatsArgs>& stats_table() {
+  using S = StatsArgs;
+  static const io::ConfigTable<S> table = agreeing(
+      io::ConfigTable<S>(data_fields<S>())
+          .plus({io::field("coco", &S::coco, "", io::any_value(),
+                           "A COCO instance file (the same as giving it to --data)")})
+          .plus(subset_table().as_part_of(&S::subset).fields())
+          .plus({
+              io::field("strict", &S::strict, false, io::any_value(),
+                        "Stop with an error at the first bad record (default: skip it, listed)"),
+              io::field("json", &S::json, false, io::any_value(),
+                        "Print a JSON object (images, annotations, mask_pixels, skipped)"),
+          }));
+  return table;
+}
+
 void run_stats(const StatsArgs& args, const Globals& globals) {
   if (args.data.empty() && args.coco.empty())
     throw Error("data stats: give --data (image folders, SA-1B tars, COCO files)");
@@ -58,18 +75,12 @@ void run_stats(const StatsArgs& args, const Globals& globals) {
 void add_data_command(CLI::App& app, const Globals& globals) {
   CLI::App* data = app.add_subcommand("data", "Inspect image data");
   data->require_subcommand(1);
-  auto args = std::make_shared<StatsArgs>();
+  auto given = std::make_shared<KeyFlags>();
   CLI::App* stats = data->add_subcommand("stats",
                                          "Read every record as the loader does; count usable "
                                          "images, masks, mask pixels and skipped records");
-  add_data_options(stats, args->data, args->images);
-  stats->add_option("--coco", args->coco, "A COCO instance file (the same as giving it to --data)");
-  add_subset_options(stats, args->subset);
-  stats->add_flag("--strict", args->strict,
-                  "Stop with an error at the first bad record (default: skip it, listed)");
-  stats->add_flag("--json", args->json,
-                  "Print a JSON object (images, annotations, mask_pixels, skipped)");
-  stats->callback([args, &globals] { run_stats(*args, globals); });
+  add_key_flags(stats, *given, stats_table().keys());
+  stats->callback([given, &globals] { run_stats(read_flags(*given, stats_table()), globals); });
 }
 
 }  // namespace sd::cli

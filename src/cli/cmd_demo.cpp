@@ -72,7 +72,7 @@ eval::EvalRequest eval_request(const DemoArgs& a, const std::string& teacher,
   r.settings.max_prompts_per_image = a.max_prompts;
   r.settings.seed = a.seed;
   r.vis_images = 1;
-  r.device = "cpu";
+  r.device = DeviceChoice::cpu;
   return r;
 }
 
@@ -154,7 +154,7 @@ void run_demo(const DemoArgs& a) {
   embed.data = {a.data};
   embed.store = store;
   embed.cache_images = true;
-  embed.device = "cpu";
+  embed.device = DeviceChoice::cpu;
   store::embed(embed);
 
   // The student's starting point, so that "before" is exactly where training starts.

@@ -14,13 +14,62 @@ namespace {
 
 struct EmbedArgs {
   store::EmbedOptions options;
-  std::string dtype = "fp16";
   std::string shard = "0/1";
   bool json = false;
 };
 
-void run_embed(EmbedArgs& args, const distributed::World& world) {
-  args.options.dtype = store::parse_embedding_dtype(args.dtype);
+using io::any_value;
+using io::field;
+
+// embed's options, each once.
+const io::ConfigTable<EmbedArgs>& embed_table() {
+  using O = store::EmbedOptions;
+  auto embedding_dtype = [] {
+    io::Field<O> f =
+        field("dtype", &O::dtype, store::DType::fp16,
+              io::Check{[](store::DType d, const O&) { return d != store::DType::uint8; },
+                        "must be fp16, bf16, fp32 or int8 (uint8 is for images)"},
+              "Stored values: fp16, bf16, fp32 or int8 (per-channel scales)");
+    f.info.type = "fp16|bf16|fp32|int8";
+    return f;
+  };
+  static const io::ConfigTable<EmbedArgs> table = agreeing(
+      io::ConfigTable<O>(
+          {
+              field("teacher", &O::teacher, "", any_value(),
+                    "Teacher architecture: " + models::encoder_presets_in_words() +
+                        " or a JSON config (default: what --teacher-checkpoint holds)"),
+              field(
+                  "teacher_checkpoint", &O::teacher_checkpoint, "", any_value(),
+                  "Teacher weights: a SAM checkpoint (image_encoder.*), an encoder state dict or a "
+                  "run folder"),
+          })
+          .plus(data_fields<O>())
+          .plus(subset_table().as_part_of(&O::subset).fields())
+          .plus({
+              field("store", &O::store, "", any_value(),
+                    "Embedding store folder (created, or continued)"),
+              field("batch_size", &O::batch_size, 1, io::positive(), "Images per teacher forward"),
+              device_field(&O::device),
+              amp_field(&O::amp),
+              embedding_dtype(),
+              field("cache_images", &O::cache_images, false, any_value(),
+                    "Also store each resized uint8 image"),
+              field("strict", &O::strict, false, any_value(),
+                    "Stop with an error at the first bad record: image, JSON or RLE (default: "
+                    "skip it, listed)"),
+          })
+          .as_part_of(&EmbedArgs::options)
+          .plus({
+              field("shard", &EmbedArgs::shard, "0/1", any_value(),
+                    "Embed the i-th of N interleaved slices of the subset (i/N)"),
+              field("json", &EmbedArgs::json, false, any_value(), "Print the summary as JSON"),
+          }));
+  return table;
+}
+
+void run_embed(const KeyFlags& given, const distributed::World& world) {
+  EmbedArgs args = read_flags(given, embed_table());
   store::parse_shard(args.shard, args.options);
   // Under a launcher each rank writes its own part of the one store, an interleaved slice of
   // --shard's slice: shard i/N of rank r of W is shard i + N r of N W.
@@ -46,39 +95,14 @@ void run_embed(EmbedArgs& args, const distributed::World& world) {
 }  // namespace
 
 void add_embed_command(CLI::App& app, const Globals& globals) {
-  auto args = std::make_shared<EmbedArgs>();
-  store::EmbedOptions& o = args->options;
+  auto given = std::make_shared<KeyFlags>();
   CLI::App* cmd = app.add_subcommand(
       "embed", "Run the frozen teacher over images into an embedding store (resumable)");
-  cmd->add_option("--teacher", o.teacher,
-                  "Teacher architecture: " + models::encoder_presets_in_words() +
-                      " or a JSON config (default: what --teacher-checkpoint holds)");
-  cmd->add_option("--teacher-checkpoint", o.teacher_checkpoint,
-                  "Teacher weights: a SAM checkpoint (image_encoder.*), an encoder state dict or a "
-                  "run folder")
-      ->required();
-  add_data_options(cmd, o.data, o.images)->required();
-  add_subset_options(cmd, o.subset);
-  cmd->add_option("--store", o.store, "Embedding store folder (created, or continued)")->required();
-  cmd->add_option("--batch-size", o.batch_size, "Images per teacher forward")
-      ->capture_default_str();
-  cmd->add_option("--device", o.device, "cpu, cuda or auto (cuda when present)")
-      ->capture_default_str();
-  add_amp_option(cmd, o.amp);
-  cmd->add_option("--dtype", args->dtype,
-                  "Stored values: fp16, bf16, fp32 or int8 (per-channel scales)")
-      ->capture_default_str();
-  cmd->add_option("--shard", args->shard,
-                  "Embed the i-th of N interleaved slices of the subset (i/N)")
-      ->capture_default_str();
-  cmd->add_flag("--cache-images", o.cache_images, "Also store each resized uint8 image");
-  cmd->add_flag("--strict", o.strict,
-                "Stop with an error at the first bad record: image, JSON or RLE (default: skip "
-                "it, listed)");
-  cmd->add_flag("--json", args->json, "Print the summary as JSON");
-  cmd->callback([args, &globals] {
+  add_key_flags(cmd, *given, embed_table().keys(),
+                {{"teacher_checkpoint", {"", true}}, {"data", {"", true}}, {"store", {"", true}}});
+  cmd->callback([given, &globals] {
     catch_stop_signals();  // a signal stops after the batch being committed
-    run_embed(*args, globals.world);
+    run_embed(*given, globals.world);
   });
 }
 

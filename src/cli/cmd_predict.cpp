@@ -27,9 +27,39 @@ struct PredictArgs {
   std::string checkpoint, model, decoder_from, image, box, out, overlay;
   std::vector<std::string> points;
   bool multimask = false;
-  std::string device = "auto";  // cpu, cuda or auto
+  DeviceChoice device = DeviceChoice::automatic;
   models::Amp amp = models::Amp::off;
 };
+
+using io::any_value;
+using io::field;
+
+// predict's options, each once.
+const io::ConfigTable<PredictArgs>& predict_table() {
+  using P = PredictArgs;
+  static const io::ConfigTable<P> table = agreeing(io::ConfigTable<P>({
+      field("student", &P::checkpoint, "", any_value(),
+            "Full SAM checkpoint (e.g. mobile_sam.pt from export), or a run folder with one"),
+      field("student_model", &P::model, "", any_value(),
+            "Its image encoder: preset or JSON config (default: what the weights hold)"),
+      field("decoder_from", &P::decoder_from, "", any_value(),
+            "Full SAM checkpoint whose prompt encoder and mask decoder to use (default: "
+            "--student's own; needed for a train run's weights, an encoder alone)"),
+      field("image", &P::image, "", any_value(), "Image file (JPEG, PNG)"),
+      field("point", &P::points, {}, any_value(),
+            "x,y[,label] in image pixels; label 1 foreground (default), 0 background; "
+            "repeatable"),
+      field("box", &P::box, "", any_value(), "x0,y0,x1,y1 in image pixels"),
+      field("multimask", &P::multimask, false, any_value(),
+            "Three masks (mask.png, mask_1.png, mask_2.png) instead of one"),
+      field("out", &P::out, "", any_value(), "Mask PNG (white = mask)"),
+      field("overlay", &P::overlay, "", any_value(),
+            "Also write the image with the best mask and the prompts drawn"),
+      device_field(&P::device),
+      amp_field(&P::amp),
+  }));
+  return table;
+}
 
 // "a,b,c[,d]" -> numbers; sd::Error naming the flag and the text otherwise.
 std::vector<float> numbers(const std::string& text, const std::string& flag, size_t min,
@@ -73,7 +103,7 @@ models::Prompts prompts_of(const PredictArgs& a) {
 
 models::Sam load_sam(const PredictArgs& a) {
   models::Sam sam = models::load_sam(a.checkpoint, a.model, "--student-model", a.decoder_from);
-  sam->to(parse_device(a.device));
+  sam->to(resolve_device(a.device));
   return sam;
 }
 
@@ -134,32 +164,17 @@ void run_predict(const PredictArgs& a) {
 }  // namespace
 
 void add_predict_command(CLI::App& app, const Globals&) {
-  auto a = std::make_shared<PredictArgs>();
+  auto given = std::make_shared<KeyFlags>();
   CLI::App* cmd = app.add_subcommand("predict",
                                      "Masks and predicted IoUs for point / box prompts on one "
                                      "image, as SAM's predictor gives them");
-  cmd->add_option("--student,--checkpoint", a->checkpoint,
-                  "Full SAM checkpoint (e.g. mobile_sam.pt from export), or a run folder with one")
-      ->required();
-  cmd->add_option("--student-model,--model", a->model,
-                  "Its image encoder: preset or JSON config (default: what the weights hold)");
-  cmd->add_option("--decoder-from", a->decoder_from,
-                  "Full SAM checkpoint whose prompt encoder and mask decoder to use (default: "
-                  "--student's own; needed for a train run's weights, an encoder alone)");
-  cmd->add_option("--image", a->image, "Image file (JPEG, PNG)")->required();
-  cmd->add_option(
-      "--point", a->points,
-      "x,y[,label] in image pixels; label 1 foreground (default), 0 background; repeatable");
-  cmd->add_option("--box", a->box, "x0,y0,x1,y1 in image pixels");
-  cmd->add_flag("--multimask", a->multimask,
-                "Three masks (mask.png, mask_1.png, mask_2.png) instead of one");
-  cmd->add_option("--out", a->out, "Mask PNG (white = mask)")->required();
-  cmd->add_option("--overlay", a->overlay,
-                  "Also write the image with the best mask and the prompts drawn");
-  cmd->add_option("--device", a->device, "cpu, cuda or auto (cuda when present)")
-      ->capture_default_str();
-  add_amp_option(cmd, a->amp);
-  cmd->callback([a] { run_predict(*a); });
+  add_key_flags(cmd, *given, predict_table().keys(),
+                {{"student", {"--checkpoint", true}},
+                 {"student_model", {"--model"}},
+                 {"image", {"", true}},
+                 {"point", {"", false, true}},
+                 {"out", {"", true}}});
+  cmd->callback([given] { run_predict(read_flags(*given, predict_table())); });
 }
 
 }  // namespace sd::cli

@@ -10,16 +10,71 @@ namespace {
 
 struct SegmentArgs {
   segment::SegmentRequest request;
-  RunConfigArgs amg;  // --config and the generator's keys
   std::string format = "rle";
 };
 
-void run_segment(SegmentArgs& a) {
+using io::any_value;
+using io::field;
+
+// segment's options, each once (the generator's own: segment::amg_config_table).
+const io::ConfigTable<SegmentArgs>& segment_table() {
+  using R = segment::SegmentRequest;
+  static const io::ConfigTable<SegmentArgs> table = agreeing(
+      io::ConfigTable<R>(
+          {
+              field("student", &R::student, "", any_value(),
+                    "Full SAM checkpoint (mobile_sam.pt from export, SAM's vit_h/l/b), or a run "
+                    "folder with one"),
+              field("student_model", &R::student_model, "", any_value(),
+                    "Its image encoder: preset or JSON config (default: what the weights hold)"),
+          })
+          .plus(data_fields<R>())
+          .plus(subset_table().as_part_of(&R::subset).fields())
+          .plus({
+              field("max_images", &R::max_images, 0, io::non_negative(),
+                    "The first N images of the selection (0: all)"),
+              field("out", &R::out, "", any_value(),
+                    "Output folder: <id>.json (COCO RLE records), <id>/ (PNG per mask, "
+                    "metadata.csv), coco_results.json; images already there are skipped"),
+              field("everything", &R::everything, false, any_value(),
+                    "SAM's automatic mask generator (its parameters: the flags below)"),
+              field("prompts", &R::prompts_file, "", any_value(),
+                    "COCO detection results JSON (image_id or file_name, bbox XYWH, score, "
+                    "category_id; optional point_coords, point_labels): one mask per record, in "
+                    "batches of points_per_batch on one embedding per image"),
+              field("multimask", &R::multimask, false, any_value(),
+                    "--prompts: the best (predicted IoU) of three masks per prompt instead of "
+                    "one"),
+              field("overlay", &R::overlay, false, any_value(),
+                    "Also <id>.overlay.png: every mask in colour on the image"),
+              device_field(&R::device),
+              amp_field(&R::amp),
+              field("strict", &R::strict, false, any_value(),
+                    "Stop with an error at the first bad image or record (default: skip it, "
+                    "named)"),
+          })
+          .as_part_of(&SegmentArgs::request)
+          .plus({
+              field("format", &SegmentArgs::format, "rle", any_value(),
+                    "rle (<id>.json as amg.py --convert-to-rle, and coco_results.json), png "
+                    "(amg.py's folder per image), or both: rle,png"),
+          }));
+  return table;
+}
+
+// The command's flags and, apart, --config and the generator's keys.
+struct SegmentFlags {
+  KeyFlags given;
+  RunConfigArgs amg;
+};
+
+void run_segment(const SegmentFlags& flags) {
+  SegmentArgs a = read_flags(flags.given, segment_table());
   segment::SegmentRequest& r = a.request;
   segment::parse_formats(a.format, r);
   const auto& table = segment::amg_config_table();
-  r.amg = table.read(effective_config(a.amg, table.keys(), table.defaults()).values,
-                     a.amg.config.empty() ? "the command line" : a.amg.config);
+  r.amg = table.read(effective_config(flags.amg, table.keys(), table.defaults()).values,
+                     flags.amg.config.empty() ? "the command line" : flags.amg.config);
   const segment::SegmentSummary s = segment::run_segment(r);
   std::cout << "images        " << s.images << " segmented, " << s.skipped_done << " done before\n"
             << "masks         " << s.masks << "\n"
@@ -33,46 +88,18 @@ void run_segment(SegmentArgs& a) {
 }  // namespace
 
 void add_segment_command(CLI::App& app, const Globals&) {
-  auto a = std::make_shared<SegmentArgs>();
-  segment::SegmentRequest& r = a->request;
+  auto flags = std::make_shared<SegmentFlags>();
   CLI::App* cmd = app.add_subcommand(
       "segment",
       "Masks for every image of --data as SAM makes them: its automatic mask generator "
       "(--everything) or a detector's boxes (--prompts), in SAM's amg.py formats");
-  cmd->add_option("--student,--checkpoint", r.student,
-                  "Full SAM checkpoint (mobile_sam.pt from export, SAM's vit_h/l/b), or a run "
-                  "folder with one")
-      ->required();
-  cmd->add_option("--student-model,--model", r.student_model,
-                  "Its image encoder: preset or JSON config (default: what the weights hold)");
-  add_data_options(cmd, r.data, r.images)->required();
-  add_subset_options(cmd, r.subset);
-  cmd->add_option("--max-images", r.max_images, "The first N images of the selection (0: all)")
-      ->capture_default_str();
-  cmd->add_option("--out", r.out,
-                  "Output folder: <id>.json (COCO RLE records), <id>/ (PNG per mask, "
-                  "metadata.csv), coco_results.json; images already there are skipped")
-      ->required();
-  cmd->add_flag("--everything", r.everything,
-                "SAM's automatic mask generator (its parameters: the flags below)");
-  cmd->add_option("--prompts", r.prompts_file,
-                  "COCO detection results JSON (image_id or file_name, bbox XYWH, score, "
-                  "category_id; optional point_coords, point_labels): one mask per record, in "
-                  "batches of points_per_batch on one embedding per image");
-  cmd->add_flag("--multimask", r.multimask,
-                "--prompts: the best (predicted IoU) of three masks per prompt instead of one");
-  cmd->add_option("--format", a->format,
-                  "rle (<id>.json as amg.py --convert-to-rle, and coco_results.json), png "
-                  "(amg.py's folder per image), or both: rle,png")
-      ->capture_default_str();
-  cmd->add_flag("--overlay", r.overlay, "Also <id>.overlay.png: every mask in colour on the image");
-  cmd->add_option("--device", r.device, "cpu, cuda or auto (cuda when present)")
-      ->capture_default_str();
-  add_amp_option(cmd, r.amp);
-  cmd->add_flag("--strict", r.strict,
-                "Stop with an error at the first bad image or record (default: skip it, named)");
-  add_config_options(cmd, a->amg, segment::amg_config_table().keys());
-  cmd->callback([a] { run_segment(*a); });
+  add_key_flags(cmd, flags->given, segment_table().keys(),
+                {{"student", {"--checkpoint", true}},
+                 {"student_model", {"--model"}},
+                 {"data", {"", true}},
+                 {"out", {"", true}}});
+  add_config_options(cmd, flags->amg, segment::amg_config_table().keys());
+  cmd->callback([flags] { run_segment(*flags); });
 }
 
 }  // namespace sd::cli

@@ -10,44 +10,22 @@ namespace fs = std::filesystem;
 
 namespace sd::cli {
 
-void add_amp_option(CLI::App* command, models::Amp& amp) {
-  command
-      ->add_option_function<std::string>(
-          "--amp",
-          [&amp](const std::string& text) { amp = parse_word<models::Amp>(text, "--amp"); },
-          "Mixed precision of the model's forward: off, bf16 (CPUs and CUDA; fastest on CPUs "
-          "with AVX512-BF16 or AMX) or fp16 (CUDA)")
-      ->default_str(word(amp));
-}
-
-void add_subset_options(CLI::App* command, data::SubsetSpec& subset) {
-  command->add_option("--subset", subset.list_file,
-                      "File listing image ids or folder (tar) names to keep");
-  command
-      ->add_option("--fraction", subset.fraction,
-                   "Keep this fraction of images, chosen by hashing their ids")
-      ->capture_default_str();
-  command->add_option("--subset-seed", subset.seed, "Seed of the hashed --fraction selection")
-      ->capture_default_str();
-  command
-      ->add_option("--val-fraction", subset.val_fraction,
-                   "Fraction set aside as the validation split")
-      ->capture_default_str();
-  command->add_flag("--validation", subset.validation, "Use the validation split instead");
-}
-
-CLI::Option* add_data_options(CLI::App* command, std::vector<std::string>& data,
-                              std::string& images) {
-  command->add_option("--images", images,
-                      "Folder of the images of the COCO files in --data (default: each JSON's "
-                      "folder)");
-  return command
-      ->add_option("--data", data,
-                   "Images, several in any mix (space- or comma-separated): SA-1B folders or "
-                   ".tar files (sa_<id>.jpg + sa_<id>.json, a tar read in place), plain image "
-                   "folders (searched recursively; id = path less extension), COCO instance "
-                   ".json files")
-      ->delimiter(',');
+const io::ConfigTable<data::SubsetSpec>& subset_table() {
+  using S = data::SubsetSpec;
+  static const io::ConfigTable<S> table({
+      io::field("subset", &S::list_file, "", io::any_value(),
+                "File listing image ids or folder (tar) names to keep"),
+      // Dataset::subset checks the fractions, for every caller.
+      io::field("fraction", &S::fraction, 1.0, io::any_value(),
+                "Keep this fraction of images, chosen by hashing their ids"),
+      io::field("subset_seed", &S::seed, 0, io::any_value(),
+                "Seed of the hashed --fraction selection"),
+      io::field("val_fraction", &S::val_fraction, 0.0, io::any_value(),
+                "Fraction set aside as the validation split"),
+      io::field("validation", &S::validation, false, io::any_value(),
+                "Use the validation split instead"),
+  });
+  return table;
 }
 
 namespace {
@@ -55,6 +33,32 @@ namespace {
 std::string flag_of(std::string key) {
   std::replace(key.begin(), key.end(), '_', '-');
   return "--" + key;
+}
+
+// " (default VALUE)", or "" for an empty default (nothing given).
+std::string default_text(const nlohmann::json& value) {
+  const bool empty = value == "" || value == nlohmann::json::array();
+  return empty ? "" : " (default " + value.dump() + ")";
+}
+
+CLI::Option* add_key_flag(CLI::App* cmd, KeyFlags& given, const io::KeyInfo& k,
+                          const FlagSpec& spec) {
+  const std::string key = k.key, name = flag_of(key) + (spec.also.empty() ? "" : "," + spec.also);
+  const std::string help = k.help + default_text(k.default_value);
+  if (k.type == "BOOL")  // a flag, as --strict elsewhere; --key=false turns it off
+    return cmd->add_flag(name, given.flags[key],  // "true" when given without a value
+                         help + "; " + flag_of(key) + "=false turns it off");
+  if (k.type == "LIST") {  // space- or comma-separated, as --data everywhere
+    CLI::Option* o = cmd->add_option_function<std::vector<std::string>>(
+        name, [&given, key](const std::vector<std::string>& items) { given.lists[key] = items; },
+        help);
+    if (!spec.keep_commas) o->delimiter(',');
+    return o->type_name("LIST");
+  }
+  return cmd
+      ->add_option_function<std::string>(
+          name, [&given, key](const std::string& text) { given.overrides[key] = text; }, help)
+      ->type_name(k.type);
 }
 
 }  // namespace
@@ -73,28 +77,15 @@ void add_run_config_options(CLI::App* cmd, RunConfigArgs& a, const std::vector<i
 
 void add_config_options(CLI::App* cmd, RunConfigArgs& a, const std::vector<io::KeyInfo>& keys) {
   cmd->add_option("--config", a.config, "JSON config; every key is also a flag below");
+  add_key_flags(cmd, a, keys);
+}
+
+void add_key_flags(CLI::App* cmd, KeyFlags& given, const std::vector<io::KeyInfo>& keys,
+                   const std::map<std::string, FlagSpec>& specs) {
   for (const io::KeyInfo& k : keys) {
-    const std::string key = k.key, help = k.help + " (default " + k.default_value.dump() + ")";
-    if (k.type == "BOOL") {  // a flag, as --strict elsewhere; --key=false turns it off
-      cmd->add_flag(flag_of(key) + "{true}", a.flags[key],
-                    help + "; " + flag_of(key) + "=false turns it off");
-      continue;
-    }
-    if (k.type == "LIST") {  // space- or comma-separated, as --data everywhere
-      cmd->add_option_function<std::vector<std::string>>(
-             flag_of(key),
-             [&a, key](const std::vector<std::string>& items) {
-               std::string text;
-               for (const std::string& item : items) text += (text.empty() ? "" : ",") + item;
-               a.overrides[key] = text;
-             },
-             help)
-          ->type_name("LIST");
-      continue;
-    }
-    cmd->add_option_function<std::string>(
-           flag_of(key), [&a, key](const std::string& text) { a.overrides[key] = text; }, help)
-        ->type_name(k.type);
+    auto it = specs.find(k.key);
+    const FlagSpec spec = it == specs.end() ? FlagSpec{} : it->second;
+    add_key_flag(cmd, given, k, spec)->required(spec.required);
   }
 }
 
@@ -126,6 +117,10 @@ EffectiveConfig effective_config(const RunConfigArgs& a, const std::vector<io::K
   for (const auto& [key, text] : a.overrides) {
     const nlohmann::json value = io::parse_override(defaults.at(key), flag_of(key).substr(2), text);
     e.values[key] = io::absolute_paths(value, path_of[key], ".");
+    e.source[key] = flag_of(key);
+  }
+  for (const auto& [key, items] : a.lists) {
+    e.values[key] = io::absolute_paths(items, path_of[key], ".");
     e.source[key] = flag_of(key);
   }
   for (const auto& [key, text] : a.flags) {

@@ -9,29 +9,86 @@
 #include "io/config_table.h"
 #include "models/autocast.h"
 #include "train/loop.h"
+#include "util/device.h"
 #include "util/error.h"
 
-// Options shared by several subcommands, so that flags mean the same everywhere.
+// Every command declares its options as a config table (io/config_table.h): each key once,
+// with its type, default, check and help; the flags come from the table (student_model ->
+// --student-model, shown with its type and default) and their values are read and checked by
+// it. The keys shared by several commands are declared here, so that flags mean the same
+// everywhere.
 namespace sd::cli {
 
 // --subset, --fraction, --subset-seed, --val-fraction, --validation (see data::SubsetSpec).
-void add_subset_options(CLI::App* command, data::SubsetSpec& subset);
+const io::ConfigTable<data::SubsetSpec>& subset_table();
 
-// --amp off|bf16|fp16: the precision of the model's forward passes.
-void add_amp_option(CLI::App* command, models::Amp& amp);
+// --data (image sources, data::Dataset::open) and --images (the COCO files' images) of an
+// options struct with members `data` and `images`.
+template <class T>
+std::vector<io::Field<T>> data_fields() {
+  return {
+      io::field("data", &T::data, {}, io::any_value(),
+                "Images, several in any mix (space- or comma-separated): SA-1B folders or .tar "
+                "files (sa_<id>.jpg + sa_<id>.json, a tar read in place), plain image folders "
+                "(searched recursively; id = path less extension), COCO instance .json files"),
+      io::field("images", &T::images, "", io::any_value(),
+                "Folder of the images of the COCO files in --data (default: each JSON's folder)")};
+}
 
-// --data (image sources, data::Dataset::open) and --images (the COCO files' images).
-CLI::Option* add_data_options(CLI::App* command, std::vector<std::string>& data,
-                              std::string& images);
+// --device auto|cpu|cuda and --amp off|bf16|fp16 (the precision of the model's forward).
+template <class T>
+io::Field<T> device_field(DeviceChoice T::*member) {
+  return io::field("device", member, DeviceChoice::automatic, io::any_value(),
+                   "Where to run: cpu, cuda or auto (cuda when present)");
+}
+template <class T>
+io::Field<T> amp_field(models::Amp T::*member) {
+  return io::field("amp", member, models::Amp::off, io::any_value(),
+                   "Mixed precision of the model's forward: off, bf16 (CPUs and CUDA; fastest on "
+                   "CPUs with AVX512-BF16 or AMX) or fp16 (CUDA)");
+}
 
-// A config-driven run command (train, finetune): --config, --out, --resume and one flag per
-// config key (student_model -> --student-model, shown with its type), whose text takes the
-// key's type.
-struct RunConfigArgs {
-  std::string config, out, resume;
-  bool overwrite = false;
+// `table`, once a default-constructed T is seen to hold the table's defaults (the structs'
+// initialisers serve the library's callers, the table the command line): std::logic_error
+// naming the keys that differ, at the program's start.
+template <class T>
+io::ConfigTable<T> agreeing(io::ConfigTable<T> table) {
+  static T initialised;  // default-initialised, as T{} (which GCC 12 wrongly warns about)
+  const nlohmann::json initial = table.write(initialised);
+  std::string differ;
+  for (const io::KeyInfo& k : table.keys())
+    if (initial.at(k.key) != k.default_value)
+      differ +=
+          " " + k.key + " (" + initial.at(k.key).dump() + " vs " + k.default_value.dump() + ")";
+  if (!differ.empty())
+    throw std::logic_error("initialisers differ from the table's defaults:" + differ);
+  return table;
+}
+
+// What the flags of a table's keys were given.
+struct KeyFlags {
   std::map<std::string, std::string> overrides;  // config key -> command-line text
   std::map<std::string, std::string> flags;      // yes/no key -> "true", "false" or "" (not given)
+  std::map<std::string, std::vector<std::string>> lists;  // LIST key -> the items given
+};
+
+// How a command shows a key beyond what its table says.
+struct FlagSpec {
+  std::string also;          // other names of the flag, e.g. "--checkpoint"
+  bool required = false;     // the command line must give it
+  bool keep_commas = false;  // a LIST whose items hold commas (--point x,y): one item a value
+};
+
+// One flag per key: a BOOL key is a flag (--key=false turns it off), a LIST key takes several
+// values (space- or comma-separated), any other one value of the key's type.
+void add_key_flags(CLI::App* command, KeyFlags& given, const std::vector<io::KeyInfo>& keys,
+                   const std::map<std::string, FlagSpec>& specs = {});
+
+// A config-driven run command (train, finetune): --config, --out, --resume and one flag per
+// config key, whose text takes the key's type.
+struct RunConfigArgs : KeyFlags {
+  std::string config, out, resume;
+  bool overwrite = false;
 };
 void add_run_config_options(CLI::App* command, RunConfigArgs& args,
                             const std::vector<io::KeyInfo>& keys);
@@ -54,6 +111,20 @@ struct EffectiveConfig {
 // working directory.
 EffectiveConfig effective_config(const RunConfigArgs& args, const std::vector<io::KeyInfo>& keys,
                                  const nlohmann::json& defaults);
+
+// The table's defaults overlaid with the flags given, read and checked by the table; sd::Error
+// naming the key, the value and the flag it came from.
+template <class T>
+T read_flags(const KeyFlags& given, const io::ConfigTable<T>& table) {
+  RunConfigArgs args;
+  static_cast<KeyFlags&>(args) = given;
+  const EffectiveConfig e = effective_config(args, table.keys(), table.defaults());
+  try {
+    return table.read(e.values, "the command line");
+  } catch (const io::KeyError& error) {
+    throw Error(error.what() + e.from(error.key()));
+  }
+}
 
 // sd::io::KeyError for a path among `keys` that names nothing on disk.
 void check_paths_exist(const EffectiveConfig& config, const std::vector<io::KeyInfo>& keys);

@@ -32,7 +32,6 @@ class TarFile {
   // Empty for a whole tar, else one line for each thing lost ("cut short at byte N ...",
   // "damaged header at byte N ...", "member '...' is a sparse file ...").
   const std::vector<std::string>& damage() const { return damage_; }
-  uint64_t file_bytes() const { return file_bytes_; }
 
   // The member's bytes (one pread; safe from many threads). sd::Error naming the tar and the
   // member when the file cannot give them.

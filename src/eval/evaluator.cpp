@@ -34,31 +34,9 @@ at::Tensor choose(const models::Prediction& p, Multimask mode, const at::Tensor&
 
 }  // namespace
 
-Multimask parse_multimask(const std::string& text) {
-  if (text == "auto") return Multimask::per_kind;
-  if (text == "score") return Multimask::score;
-  if (text == "oracle") return Multimask::oracle;
-  if (text == "off") return Multimask::off;
-  throw Error("--multimask: '" + text + "' is not score, oracle, off or auto");
-}
-
 Multimask multimask_for(Multimask setting, const data::PromptSpec& spec) {
   if (setting != Multimask::per_kind) return setting;
   return spec.single_point() ? Multimask::score : Multimask::off;
-}
-
-std::string multimask_name(Multimask mode) {
-  switch (mode) {
-    case Multimask::per_kind:
-      return "auto";
-    case Multimask::score:
-      return "score";
-    case Multimask::oracle:
-      return "oracle";
-    case Multimask::off:
-      return "off";
-  }
-  return "?";
 }
 
 std::string describe(const models::Prompts& p) {
@@ -87,7 +65,7 @@ EvalReport Evaluator::empty_report() const {
   EvalReport report;
   for (const data::PromptSpec& spec : settings_.prompts) {
     report.kinds.push_back(spec.name());
-    report.multimask[spec.name()] = multimask_name(multimask_for(settings_.multimask, spec));
+    report.multimask[spec.name()] = word(multimask_for(settings_.multimask, spec));
   }
   return report;
 }

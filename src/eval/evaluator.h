@@ -14,14 +14,12 @@
 
 namespace sd::eval {
 
-// Which of SAM's masks a prompt keeps. per_kind: score for a single point, off otherwise.
+// Which of SAM's masks a prompt keeps. per_kind ("auto"): score for a single point, off
+// otherwise.
 enum class Multimask { per_kind, score, oracle, off };
-// "score", "oracle", "off" ("auto": per_kind); sd::Error naming the value otherwise.
-Multimask parse_multimask(const std::string& text);
 // score: the mask of highest predicted IoU (SAM's practice for one point); oracle: the one
 // closest to the reference; off: single-mask output.
 Multimask multimask_for(Multimask setting, const data::PromptSpec& spec);
-std::string multimask_name(Multimask mode);
 
 // The prompt kinds evaluated unless told otherwise.
 extern const char* const kDefaultPrompts;
@@ -30,7 +28,7 @@ struct EvalSettings {
   std::vector<data::PromptSpec> prompts = data::parse_prompt_specs(kDefaultPrompts);
   Multimask multimask = Multimask::per_kind;
   int max_prompts_per_image = 64;      // the first annotations (file order) with a non-empty mask
-  uint64_t seed = 0;                   // fgbg placement
+  uint64_t seed = 0;                   // fgbg placement and random@K's points
   models::Amp amp = models::Amp::off;  // the student's forward passes (the teacher's stay fp32)
   segment::AmgConfig amg;              // everything: the generator's parameters (crop layers 0)
 };
@@ -84,3 +82,14 @@ class Evaluator {
 std::string describe(const models::Prompts& prompt);
 
 }  // namespace sd::eval
+
+namespace sd {
+template <>
+struct WordsOf<eval::Multimask> {
+  static constexpr std::pair<eval::Multimask, const char*> list[] = {
+      {eval::Multimask::per_kind, "auto"},
+      {eval::Multimask::score, "score"},
+      {eval::Multimask::oracle, "oracle"},
+      {eval::Multimask::off, "off"}};
+};
+}  // namespace sd

@@ -124,14 +124,14 @@ nlohmann::json shared_request(const EvalRequest& r, const data::Dataset& images)
           {"teacher_checkpoint", r.teacher_checkpoint},
           {"student", r.student},
           {"student_model", r.student_model},
-          {"student_decoder", r.student_decoder},
+          {"student_decoder", word(r.student_decoder)},
           {"images", sha256_hex(ids.data(), ids.size())},
           {"prompts", prompts},
-          {"multimask", multimask_name(r.settings.multimask)},
+          {"multimask", word(r.settings.multimask)},
           {"max_prompts_per_image", r.settings.max_prompts_per_image},
           {"seed", r.settings.seed},
           {"amp", word(r.settings.amp)},
-          {"device", r.device},
+          {"device", word(r.device)},
           {"vis_images", r.vis_dir.empty() ? 0 : r.vis_images},
           {"strict", r.strict}};
 }
@@ -211,17 +211,15 @@ TeacherEmbedding stored_embeddings(std::shared_ptr<const store::Reader> reader) 
 }
 
 EvalModels load_eval_models(const EvalRequest& r) {
-  if (r.student_decoder != "auto" && r.student_decoder != "own" && r.student_decoder != "teacher")
-    throw Error("--student-decoder: '" + r.student_decoder + "' is not auto, own or teacher");
   const io::Weights student = io::read_weights(r.student);
   const models::EncoderConfig config =
       models::encoder_config_of(student, r.student_model, "--student-model");
   EvalModels m{models::build_sam(config), nullptr};
   io::load_state_dict(*m.student->image_encoder, student.encoder(), "", student.file);
 
-  const bool own = r.student_decoder != "teacher" &&
+  const bool own = r.student_decoder != StudentDecoder::teacher &&
                    models::load_sam_heads(*m.student, student.entries, student.file);
-  if (r.student_decoder == "own" && !own)
+  if (r.student_decoder == StudentDecoder::own && !own)
     throw Error("eval: --student-decoder own, but '" + student.file +
                 "' holds no prompt encoder and mask decoder");
   if (own && r.teacher_checkpoint.empty()) return m;  // the student's heads serve both
@@ -290,7 +288,7 @@ EvalReport run_eval(const EvalRequest& r) {
     distributed::check_same_run(*r.group, shared_request(r, dataset),
                                 r.store.empty() ? "" : store::manifest_digest(r.store));
 
-  const at::Device device = parse_device(r.device);
+  const at::Device device = resolve_device(r.device);
   std::shared_ptr<store::Reader> reader;
   if (!r.store.empty()) reader = std::make_shared<store::Reader>(r.store);
   TeacherEmbedding teacher = reader ? from_store(reader, r, dataset) : from_model(r, device);

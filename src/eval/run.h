@@ -10,9 +10,15 @@
 #include "eval/report.h"
 #include "models/sam.h"
 #include "store/reader.h"
+#include "util/device.h"
 
 // `samdistill eval` as a library call: load both models, walk the images, build the report.
 namespace sd::eval {
+
+// Whose prompt encoder and mask decoder make the student's masks: the teacher's (the paper's
+// measure: only the encoder differs), the student's own (a fine-tuned student's), or automatic
+// (own when the student's weights hold them).
+enum class StudentDecoder { automatic, teacher, own };
 
 struct EvalRequest {
   std::string teacher;             // preset or JSON config; "": the store's, else the checkpoint's
@@ -20,16 +26,13 @@ struct EvalRequest {
   std::string store;               // teacher embeddings from here: the teacher never runs
   std::string student;             // weights: a file or run folder
   std::string student_model;  // preset or JSON config; "": the student run's, else the weights'
-  // Whose prompt encoder and mask decoder make the student's masks: "teacher" (the paper's
-  // measure: only the encoder differs), "own" (a fine-tuned student's), "auto" (own when the
-  // student's weights hold them).
-  std::string student_decoder = "auto";
+  StudentDecoder student_decoder = StudentDecoder::automatic;
   std::vector<std::string> data;  // image sources (data::Dataset::open): records, and images
   std::string images;             // the images of COCO files in `data` ("": each JSON's folder)
   data::SubsetSpec subset;
   int max_images = 0;  // 0: all
   EvalSettings settings;
-  std::string device = "auto";  // cpu, cuda or auto
+  DeviceChoice device = DeviceChoice::automatic;
   // For each prompt of the first `vis_images` images, a PNG [image with the prompt | teacher's
   // mask (blue) | student's mask (orange)] named <image>_<annotation>_<kind>_iou<IoU>.png.
   std::string vis_dir;
@@ -88,3 +91,13 @@ EvalReport evaluate_images(Evaluator& evaluator, const data::Dataset& images,
 EvalReport run_eval(const EvalRequest& request);
 
 }  // namespace sd::eval
+
+namespace sd {
+template <>
+struct WordsOf<eval::StudentDecoder> {
+  static constexpr std::pair<eval::StudentDecoder, const char*> list[] = {
+      {eval::StudentDecoder::teacher, "teacher"},
+      {eval::StudentDecoder::own, "own"},
+      {eval::StudentDecoder::automatic, "auto"}};
+};
+}  // namespace sd

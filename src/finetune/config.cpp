@@ -26,22 +26,31 @@ auto prompt_kinds(const char* key, bool training) {
                    "must list prompt kinds"};
 }
 
+// A decoder collapses at the encoder's learning rate: lower, warmed up and clipped.
+const nlohmann::json& decoder_defaults() {
+  static const nlohmann::json changes = {{"epochs", 4},
+                                         {"batch_size", 4},
+                                         {"lr", 1e-4},
+                                         {"min_lr", 1e-6},
+                                         {"warmup_steps", 50},
+                                         {"clip_grad", 1.0},
+                                         {"checkpoint_every", 500},
+                                         {"student_model", ""}};  // "": what --student holds
+  return changes;
+}
+
 }  // namespace
+
+train::TrainConfig decoder_loop_defaults() {
+  return train::train_config_table().read(decoder_defaults(), "defaults");
+}
 
 const io::ConfigTable<FinetuneConfig>& finetune_config_table() {
   static const io::ConfigTable<FinetuneConfig> table =
       train::train_config_table()
           .without({"init", "layer_decay", "loss_ignore_padding"})  // the distillation's own
           .as_part_of(&C::loop)
-          // A decoder collapses at the encoder's learning rate: lower, warmed up and clipped.
-          .with_defaults({{"epochs", 4},
-                          {"batch_size", 4},
-                          {"lr", 1e-4},
-                          {"min_lr", 1e-6},
-                          {"warmup_steps", 50},
-                          {"clip_grad", 1.0},
-                          {"checkpoint_every", 500},
-                          {"student_model", ""}})  // "": what --student holds
+          .with_defaults(decoder_defaults())
           .with_help({
               {"data",
                "the store's images with their annotations: SA-1B folders or .tar files, COCO .json "

@@ -11,21 +11,25 @@ namespace sd::finetune {
 // What the student's masks learn to match.
 enum class Target { teacher, gt };
 
+// The training loop's defaults for a decoder: train_config_table's, less for some keys.
+train::TrainConfig decoder_loop_defaults();
+
+// The initial values below are finetune_config_table's defaults (a test holds them to it).
 struct FinetuneConfig {
-  train::TrainConfig loop;         // epochs, batch_size, lr, checkpoints, store, data, seed, ...
+  train::TrainConfig loop = decoder_loop_defaults();  // epochs, batch_size, lr, store, data, ...
   std::string student;             // weights: encoder dict, full SAM checkpoint or run folder
   std::string teacher_checkpoint;  // full SAM checkpoint: the teacher's prompt encoder + decoder
   double encoder_lr = 0;           // 0: the student encoder stays frozen
   bool train_prompt_encoder = false;
-  std::string prompts;  // kinds sampled for training, e.g. "box,point,center"
-  int64_t prompts_per_image = 0;
+  std::string prompts = "box,point,center";  // kinds sampled for training
+  int64_t prompts_per_image = 8;
   int64_t refine_iters = 0;  // SAM's iterative refinement: extra points in the error region
   Target target = Target::teacher;
   MaskLoss loss = MaskLoss::focal_dice_iou;
-  double holdout = 0;  // share of the store's images held out for the mIoU check
-  std::string val_prompts;
-  int64_t val_max_prompts = 0;  // annotations per held-out image
-  int64_t patience = 0;         // epochs without a better held-out mIoU before stopping
+  double holdout = 0.2;  // share of the store's images held out for the mIoU check
+  std::string val_prompts = "box,point,center";
+  int64_t val_max_prompts = 16;  // annotations per held-out image
+  int64_t patience = 2;          // epochs without a better held-out mIoU before stopping
 };
 
 // Every key of a fine-tuning config: the training loop's (train_config_table, less the

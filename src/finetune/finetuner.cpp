@@ -32,6 +32,7 @@
 #include "util/log.h"
 #include "util/progress.h"
 #include "util/random.h"
+#include "util/text.h"
 
 namespace sd::finetune {
 namespace {
@@ -84,6 +85,9 @@ class DecoderFinetuning : public train::Objective {
         device_(resolve_device(c.loop.device)),
         reader_(std::make_shared<store::Reader>(c.loop.store)),
         kinds_(data::parse_prompt_specs(c.prompts, "prompts")) {
+    settings_.prompts = data::parse_prompt_specs(c.val_prompts, "val_prompts");
+    settings_.max_prompts_per_image = int(c.val_max_prompts);
+    settings_.seed = uint64_t(c.loop.seed);
     models::check_amp(c.loop.amp, device_);
     if (!c.teacher_checkpoint
              .empty())  // its prompt encoder and mask decoder read the store's embeddings
@@ -100,11 +104,8 @@ class DecoderFinetuning : public train::Objective {
     teacher_->to(device_);
     const double encoder_scale = c.encoder_lr / c.loop.lr;
     groups_ = train::make_param_groups(*student_, [encoder_scale](const std::string& name) {
-      return name.rfind("image_encoder.", 0) == 0 ? encoder_scale : 1.0;
+      return starts_with(name, "image_encoder.") ? encoder_scale : 1.0;
     });
-    settings_.prompts = data::parse_prompt_specs(c.val_prompts, "val_prompts");
-    settings_.max_prompts_per_image = int(c.val_max_prompts);
-    settings_.seed = uint64_t(c.loop.seed);
   }
 
   torch::nn::Module& model() override { return *student_; }
@@ -248,8 +249,7 @@ class DecoderFinetuning : public train::Objective {
   // The prompt kinds fit the images: mask kinds need annotations, and so does target gt.
   void check_kinds(const data::Dataset& images) const {
     data::check_prompts_fit(kinds_, images, "prompts");
-    data::check_prompts_fit(data::parse_prompt_specs(c_.val_prompts, "val_prompts"), images,
-                            "val_prompts");
+    data::check_prompts_fit(settings_.prompts, images, "val_prompts");
     if (c_.target != Target::gt) return;
     for (const data::PromptSpec& spec : kinds_)
       if (!spec.needs_mask())

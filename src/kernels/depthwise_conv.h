@@ -13,8 +13,8 @@ bool depthwise_conv3x3_applies(const at::Tensor& x, const at::Tensor& weight, in
 // channels-last in and out: each output row from three input rows in the core's cache, 16
 // channels at a time. Backward filters the output's gradient with the flipped kernel for x's
 // gradient and sums the weight's gradient row by row (in float, the rows in double).
-// oneDNN's channels-last backward took 1.8x as long on TinyViT's 256 x 256 x 256 stage-0
-// tensors, and its weight gradient is further from double.
+// oneDNN's channels-last backward is slower on TinyViT's stage-0 tensors, and its weight
+// gradient is further from double.
 at::Tensor depthwise_conv3x3(const at::Tensor& x, const at::Tensor& weight);
 
 }  // namespace sd::kernels

@@ -15,7 +15,7 @@ LayerNorm2dImpl::LayerNorm2dImpl(int64_t num_channels, double eps) : eps(eps) {
 at::Tensor LayerNormImpl::forward(const at::Tensor& input) {
   if (input.scalar_type() == weight.scalar_type()) return torch::nn::LayerNormImpl::forward(input);
   // bf16 or fp16 under autocast: normalised in fp32 (LibTorch 1.13's reduced-precision
-  // layer_norm is 20x slower), returned in the input's type as PyTorch 2's mixed-type one.
+  // layer_norm is far slower), returned in the input's type as PyTorch 2's mixed-type one.
   return torch::nn::LayerNormImpl::forward(input.to(weight.scalar_type())).to(input.scalar_type());
 }
 

@@ -17,8 +17,8 @@ namespace {
 
 constexpr int64_t kImageSize = 1024;
 constexpr int64_t kPlane = kImageSize * kImageSize;
-constexpr float kMean[3] = {123.675f, 116.28f, 103.53f};
-constexpr float kStd[3] = {58.395f, 57.12f, 57.375f};
+constexpr float kMean[3] = {float(kPixelMean[0]), float(kPixelMean[1]), float(kPixelMean[2])};
+constexpr float kStd[3] = {float(kPixelStd[0]), float(kPixelStd[1]), float(kPixelStd[2])};
 
 // Recycles the 12 MiB buffers of the results: a fresh one faults in 3,072 pages, which costs
 // as much as filling them. A buffer comes back when the last tensor using it dies, on any

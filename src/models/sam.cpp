@@ -22,7 +22,7 @@ at::Tensor SamImpl::preprocess(const at::Tensor& image) const { return normalize
 at::Tensor SamImpl::postprocess_masks(const at::Tensor& masks, Size2 input_size,
                                       Size2 original_size) const {
   // Low-res logits of a bf16/fp16 decoder (autocast) are resized in fp32: more exact, and the
-  // separable pass takes fp32 (ATen's bf16 resize was 80% of a bf16 prompt on CPUs).
+  // separable pass takes fp32 (ATen's bf16 resize dominated a bf16 prompt on CPUs).
   const bool reduced = masks.scalar_type() == at::kBFloat16 || masks.scalar_type() == at::kHalf;
   at::Tensor m = kernels::upsample_bilinear(reduced ? masks.to(at::kFloat) : masks,
                                             {img_size(), img_size()}, input_size);

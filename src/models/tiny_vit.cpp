@@ -19,8 +19,8 @@
 namespace sd::models::tiny_vit {
 
 // TinyViT runs channels-last from the start: oneDNN's convolutions take it without reordering
-// (its NCHW convolutions ran at half its channels-last speed in fp32 training, and its bf16
-// ones compute channels-last and copy back), and the B x L x C tensors of the attention stages
+// (its NCHW convolutions are slower than its channels-last ones in fp32 training, and its
+// bf16 ones compute channels-last and copy back), and the B x L x C tensors of the attention stages
 // are channels-last NCHW tensors as they are. Except fp32 training without our batch norm
 // (CUDA, no AVX-512), which stays NCHW as Python: LibTorch's channels-last batch norm sums the
 // batch variance in float (relative 1e-5 per layer, 4e-3 at the output), inside bf16's own
@@ -32,8 +32,8 @@ static bool runs_channels_last(const torch::nn::Module& module, const at::Tensor
 }
 
 // B x R x S (contiguous) as a contiguous B x S x R tensor, one matrix at a time: ATen's copy
-// has a blocked path for 2-D transposes only; its generic strided copy of the whole tensor took
-// 7x as long at stage 1's grid.
+// has a blocked path for 2-D transposes only, not for its generic strided copy of the whole
+// tensor.
 static at::Tensor transposed(const at::Tensor& t) {
   at::Tensor out = at::empty({t.size(0), t.size(2), t.size(1)}, t.options());
   for (int64_t b = 0; b < t.size(0); ++b) out[b].copy_(t[b].t());
@@ -61,9 +61,9 @@ static at::Tensor as_nchw(const torch::nn::Module& module, const at::Tensor& tok
 }
 
 // An NCHW convolution's output as B x L x C tokens, contiguous: free for channels-last, a
-// transposed copy for NCHW (fp32 training without our batch norm). Left transposed, it made the
-// residual adds, the LayerNorms and their gradients 7x slower than this copy at stage 1's grid
-// (rows 64 KiB apart).
+// transposed copy for NCHW (fp32 training without our batch norm). Left transposed, it makes
+// the residual adds, the LayerNorms and their gradients stride through memory (rows 64 KiB
+// apart at stage 1's grid), far slower than this copy.
 static at::Tensor as_tokens(const at::Tensor& nchw) {
   const at::Tensor tokens = nchw.flatten(2).transpose(1, 2);
   return tokens.is_contiguous() ? tokens : TransposedFunction::apply(nchw.flatten(2));

@@ -194,7 +194,8 @@ class TinyViT : public ImageEncoder {
 
   // Training with the first `stages` stages (the patch embedding with the first) recomputed in
   // backward, block by block, instead of keeping their activations (models/recompute.h). The
-  // first stage works at a quarter of the input's size: about half of what training keeps.
+  // first stage works at a quarter of the input's size: the largest part of what training
+  // keeps.
   bool recompute_stages(int64_t stages) override;
 
  private:

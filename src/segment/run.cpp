@@ -137,7 +137,7 @@ SegmentSummary run_segment(const SegmentRequest& r) {
   fs::create_directories(r.out);
 
   models::Sam sam = models::load_sam(r.student, r.student_model, "--student-model");
-  sam->to(parse_device(r.device));
+  sam->to(resolve_device(r.device));
   AutomaticMaskGenerator generator(sam, r.amg);
   models::AutocastScope autocast(r.amp, sam->device());
   at::NoGradGuard no_grad;

@@ -5,6 +5,7 @@
 #include "data/dataset.h"
 #include "models/autocast.h"
 #include "segment/amg_config.h"
+#include "util/device.h"
 
 namespace sd::segment {
 
@@ -28,7 +29,7 @@ struct SegmentRequest {
   bool multimask = false;    // prompts: the best of three masks
   AmgConfig amg;             // everything; its points_per_batch also batches the prompts
   bool png = false, rle = true, overlay = false;
-  std::string device = "auto";
+  DeviceChoice device = DeviceChoice::automatic;
   models::Amp amp = models::Amp::off;
   bool strict = false;
   int max_images = 0;  // the first N of the selection; 0: all

@@ -132,8 +132,8 @@ Manifest teacher_manifest(const models::EncoderConfig& config, const std::string
   // What data::resize_longest_side and models::normalize_and_pad apply.
   m.preprocess = {{"img_size", 1024},
                   {"resize", "longest side, PIL bilinear with antialiasing, int(x * scale + 0.5)"},
-                  {"pixel_mean", {123.675, 116.28, 103.53}},
-                  {"pixel_std", {58.395, 57.12, 57.375}},
+                  {"pixel_mean", models::kPixelMean},
+                  {"pixel_std", models::kPixelStd},
                   {"pad", "zeros, bottom-right"}};
   m.dtype = dtype;
   return m;
@@ -142,7 +142,7 @@ Manifest teacher_manifest(const models::EncoderConfig& config, const std::string
 EmbedSummary embed(const EmbedOptions& options) {
   auto start = std::chrono::steady_clock::now();
   if (options.batch_size < 1) throw Error("--batch-size must be >= 1");
-  at::Device device = parse_device(options.device);
+  at::Device device = resolve_device(options.device);
   io::Weights weights = io::read_weights(options.teacher_checkpoint);
   const models::EncoderConfig config =
       models::encoder_config_of(weights, options.teacher, "--teacher");

@@ -8,6 +8,7 @@
 #include "models/autocast.h"
 #include "models/config.h"
 #include "store/manifest.h"
+#include "util/device.h"
 
 namespace sd::store {
 
@@ -19,7 +20,7 @@ struct EmbedOptions {
   data::SubsetSpec subset;
   std::string store;
   int batch_size = 1;
-  std::string device = "auto";         // cpu, cuda or auto
+  DeviceChoice device = DeviceChoice::automatic;
   models::Amp amp = models::Amp::off;  // the teacher's forward; embeddings are stored as `dtype`
   DType dtype = DType::fp16;
   int shard_index = 0;  // --shard i/N: the subset's images at positions i, i+N, i+2N, ...

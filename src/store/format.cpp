@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <cstring>
+#include <optional>
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -125,7 +126,7 @@ bool cpu_has_f16c() {
 }
 #endif
 
-// fp16 -> float32 with the F16C instruction where the CPU has it (about 4x the scalar loop).
+// fp16 -> float32 with the F16C instruction where the CPU has it, else a scalar loop.
 void decode_half(const uint8_t* src, float* dst, int64_t n) {
 #if defined(__x86_64__)
   static const bool f16c = cpu_has_f16c();
@@ -140,25 +141,9 @@ double squared_sum(const at::Tensor& t) { return at::sum(t.square(), at::kDouble
 
 std::string kind_name(Kind kind) { return kind == Kind::embedding ? "embedding" : "image"; }
 
-std::string dtype_name(DType dtype) {
-  switch (dtype) {
-    case DType::fp32:
-      return "fp32";
-    case DType::fp16:
-      return "fp16";
-    case DType::bf16:
-      return "bf16";
-    case DType::int8:
-      return "int8";
-    case DType::uint8:
-      return "uint8";
-  }
-  return "?";
-}
-
 DType parse_embedding_dtype(const std::string& name) {
-  for (DType d : {DType::fp16, DType::bf16, DType::fp32, DType::int8})
-    if (dtype_name(d) == name) return d;
+  const std::optional<DType> d = from_word<DType>(name);
+  if (d && *d != DType::uint8) return *d;
   throw Error("unknown store dtype '" + name + "' (expected fp16, bf16, fp32 or int8)");
 }
 
@@ -283,7 +268,7 @@ Encoded encode_embedding(const std::string& key, const at::Tensor& values, DType
       at::Tensor stored = x.to(scalar_type(dtype));
       decoded = stored.to(at::kFloat);
       if (!at::isfinite(decoded).all().item<bool>())
-        throw Error("embedding '" + key + "' has values outside the range of " + dtype_name(dtype));
+        throw Error("embedding '" + key + "' has values outside the range of " + word(dtype));
       out.payload = to_bytes(stored);
       break;
     }

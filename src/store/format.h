@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "util/words.h"
+
 // The on-disk records of an embedding store; see store/README.md for the layout.
 namespace sd::store {
 
@@ -14,8 +16,7 @@ enum class Kind : uint8_t { embedding = 0, image = 1 };
 enum class DType : uint8_t { fp32 = 0, fp16 = 1, bf16 = 2, int8 = 3, uint8 = 4 };
 
 std::string kind_name(Kind kind);
-std::string dtype_name(DType dtype);
-// "fp16", "bf16", "fp32", "int8"; sd::Error listing them otherwise.
+// An embedding's dtype (DType's word, not uint8); sd::Error listing them otherwise.
 DType parse_embedding_dtype(const std::string& name);
 
 constexpr size_t kHeaderBytes = 64;
@@ -73,3 +74,14 @@ at::Tensor decode_payload(const RecordInfo& info, const at::Tensor& payload);
 at::Tensor decode_embedding(const RecordInfo& info, const at::Tensor& payload);
 
 }  // namespace sd::store
+
+namespace sd {
+template <>
+struct WordsOf<store::DType> {
+  static constexpr std::pair<store::DType, const char*> list[] = {{store::DType::fp16, "fp16"},
+                                                                  {store::DType::bf16, "bf16"},
+                                                                  {store::DType::fp32, "fp32"},
+                                                                  {store::DType::int8, "int8"},
+                                                                  {store::DType::uint8, "uint8"}};
+};
+}  // namespace sd

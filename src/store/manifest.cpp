@@ -65,7 +65,7 @@ nlohmann::json Manifest::to_json() const {
                       {"checkpoint_sha256", checkpoint_sha256},
                       {"checkpoint_name", checkpoint_name},
                       {"preprocess", preprocess},
-                      {"dtype", dtype ? dtype_name(*dtype) : "any"}};
+                      {"dtype", dtype ? word(*dtype) : "any"}};
   j["sha256"] = content_sha256(j);
   return j;
 }
@@ -132,8 +132,7 @@ void check_compatible(const Manifest& expected, const Manifest& actual, const st
     mismatch(diff, at_path(expected.preprocess, diff).dump(),
              at_path(actual.preprocess, diff).dump());
   if (expected.dtype && expected.dtype != actual.dtype)
-    mismatch("dtype", dtype_name(*expected.dtype),
-             actual.dtype ? dtype_name(*actual.dtype) : "any");
+    mismatch("dtype", word(*expected.dtype), actual.dtype ? word(*actual.dtype) : "any");
 }
 
 std::string manifest_path(const std::string& dir) { return dir + "/manifest.json"; }

@@ -145,8 +145,8 @@ Writer::~Writer() {
 void Writer::put(const Encoded& record) {
   const RecordInfo& info = record.info;
   if (info.kind == Kind::embedding && info.dtype != dtype_)
-    throw Error("store '" + dir_ + "' holds " + dtype_name(dtype_) + " embeddings, record '" +
-                info.key + "' is " + dtype_name(info.dtype));
+    throw Error("store '" + dir_ + "' holds " + word(dtype_) + " embeddings, record '" + info.key +
+                "' is " + word(info.dtype));
   std::string header = encode_header(info);
   uint64_t total = record_bytes(info.key.size(), info.payload_bytes);
   try {

@@ -71,8 +71,8 @@ const io::ConfigTable<TrainConfig>& train_config_table() {
             "plain BatchNorm)"),
       field("recompute_stages", &C::recompute_stages, 0, non_negative(),
             "TinyViT students: the first N stages (the patch embedding with the first) keep "
-            "only their inputs and are run again in backward; 1 halves what a step keeps for "
-            "backward and lowers its peak by about a quarter, for about 10% more time (0: off)"),
+            "only their inputs and are run again in backward: a lower peak memory for more "
+            "time (0: off)"),
       field("log_every", &C::log_every, 10, positive(), "progress line every N steps"),
       field("strict", &C::strict, false, any_value(),
             "stop at the first bad record (damaged store record, unreadable image) instead of "

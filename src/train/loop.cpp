@@ -122,14 +122,13 @@ class Loop {
  private:
   data::LoaderOptions loader_options() const {
     data::LoaderOptions o;
-    o.batch_size = static_cast<int>(c_.batch_size);
     o.workers = static_cast<int>(c_.workers);  // 0: one per core
     o.seed = static_cast<uint64_t>(c_.seed);
     o.drop_last = true;
     o.read_records = o_.needs_records();
     o.pin_memory = device_.is_cuda();
     o.strict = c_.strict;
-    o.batch_size = static_cast<int>(c_.batch_size / ranks_.size());
+    o.batch_size = static_cast<int>(c_.batch_size / ranks_.size());  // the global batch's share
     o.shard = ranks_.rank();
     o.shards = ranks_.size();
     return o;
@@ -450,7 +449,6 @@ class Loop {
     io::write_state_dict(paths_.final_weights(), progress_.validated
                                                      ? io::read_state_dict(paths_.best())
                                                      : io::state_dict(o_.model()));
-    summary_.final_weights = paths_.final_weights();
   }
 
   LoopRequest r_;

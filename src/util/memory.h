@@ -31,7 +31,7 @@ double rss_mb();
 
 // Serves every allocation from the heap and keeps up to 1 GiB of freed memory there, instead
 // of glibc's fresh mmap (and page faults) per tensor above 32 MiB: a CPU training step
-// allocates and frees GiBs of activations, and was spending 40% of its time in the kernel.
+// allocates and frees GiBs of activations, and spent much of its time in the kernel.
 // Call once, before any thread starts.
 void reuse_freed_memory();
 

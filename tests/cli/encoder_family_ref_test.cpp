@@ -35,8 +35,8 @@ struct ConvConfig {
 class ConvEncoder : public models::ImageEncoder {
  public:
   explicit ConvEncoder(const ConvConfig& c)
-      : patch(register_module("patch", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, c.width, 16)
-                                                             .stride(16)))),
+      : patch(register_module(
+            "patch", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, c.width, 16).stride(16)))),
         proj(register_module("proj", torch::nn::Conv2d(c.width, 256, 1))) {}
   at::Tensor forward(const at::Tensor& x, models::Trace* trace) override {
     at::Tensor y = proj->forward(torch::nn::functional::gelu(patch->forward(x)));
@@ -56,8 +56,8 @@ class ConvFamily : public models::EncoderFamily {
   }
   models::EncoderConfig from_json(const json& given, const std::string& source) const override {
     const json j = io::merge_config(to_json(ConvConfig{}), given, source);
-    models::require_config(j.at("conv_width").is_number_integer() && j.at("conv_width") > 0,
-                           source, "conv_width", "must be a positive integer");
+    models::require_config(j.at("conv_width").is_number_integer() && j.at("conv_width") > 0, source,
+                           "conv_width", "must be a positive integer");
     return ConvConfig{j.at("conv_width").get<int>()};
   }
   json to_json(const models::EncoderConfig& config) const override {
@@ -145,20 +145,19 @@ TEST_F(EncoderFamilyRun, TrainsExportsAndServesAFamilyOfTheTests) {
   EXPECT_PRED2(contains, table.output, "TestConv (conv_width 8): conv_8, under 'image_encoder.'");
 
   // The architecture from what the exported weights show (no --student-model).
-  ProgramRun eval = run_here("--threads 2 eval --teacher " + dir() +
-                             "/teacher.json --teacher-checkpoint " + teacher().file("weights.pth") +
-                             " --student " + sam + " --data " + data_sample() +
-                             " --max-images 1 --max-prompts-per-image 2 --prompts box --report " +
-                             dir() + "/report.json");
+  ProgramRun eval = run_here(
+      "--threads 2 eval --teacher " + dir() + "/teacher.json --teacher-checkpoint " +
+      teacher().file("weights.pth") + " --student " + sam + " --data " + data_sample() +
+      " --max-images 1 --max-prompts-per-image 2 --prompts box --report " + dir() + "/report.json");
   ASSERT_EQ(eval.status, 0) << eval.output;
   const json report = json::parse(std::ifstream(dir() + "/report.json"));
   EXPECT_EQ(report["count"]["box"], 2);
   EXPECT_GE(report["miou"]["box"].get<double>(), 0.0);
   EXPECT_LE(report["miou"]["box"].get<double>(), 1.0);
 
-  ProgramRun predict = run_here("predict --checkpoint " + sam + " --image " + data_sample() +
-                                "/sa_100001.jpg --box 100,100,600,500 --out " + dir() +
-                                "/mask.png");
+  ProgramRun predict =
+      run_here("predict --checkpoint " + sam + " --image " + data_sample() +
+               "/sa_100001.jpg --box 100,100,600,500 --out " + dir() + "/mask.png");
   ASSERT_EQ(predict.status, 0) << predict.output;
   EXPECT_TRUE(fs::is_regular_file(dir() + "/mask.png"));
   EXPECT_PRED2(contains, predict.output, "predicted IoU");

@@ -1,7 +1,9 @@
 // Flags mean one thing everywhere (README): where global options go, how lists are written,
 // which seed a --seed is, what an empty selection does.
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "common/fixtures.h"
 
@@ -65,16 +67,52 @@ TEST(FlagsCli, TheSelectionsSeedIsSubsetSeed) {
   EXPECT_PRED2(contains, old_name.output, "--seed");
 }
 
-// One default device everywhere: CUDA when present, else the CPU.
+// One default device everywhere: CUDA when present, else the CPU; every command's flags come
+// from its table, so that the device is the same word everywhere.
 TEST(FlagsCli, EveryDeviceDefaultsToAuto) {
-  for (const char* command : {"embed", "eval", "predict"}) {
+  for (const char* command : {"embed", "eval", "predict", "segment", "train", "finetune"}) {
     ProgramRun help = run_program(std::string(command) + " --help");
-    EXPECT_PRED2(contains, help.output, "--device TEXT=auto") << command;
-  }
-  for (const char* command : {"train", "finetune"}) {
-    ProgramRun help = run_program(std::string(command) + " --help");
+    EXPECT_PRED2(contains, help.output, "--device auto|cpu|cuda") << command;
     EXPECT_PRED2(contains, help.output, "(default \"auto\")") << command;
   }
+}
+
+// The options of eval, embed, predict, segment and export are tables too: each flag shows its
+// type, an enum its words, and a value the table refuses is named with the flag it came from.
+TEST(FlagsCli, CommandOptionsComeFromTheirTables) {
+  const std::map<std::string, std::vector<std::string>> shown = {
+      {"eval",
+       {"--student-decoder teacher|own|auto", "--multimask auto|score|oracle|off",
+        "--amp off|bf16|fp16", "--max-prompts-per-image INT", "--prompt-seed INT",
+        "--fraction FLOAT", "--data LIST", "--strict"}},
+      {"embed", {"--dtype fp16|bf16|fp32|int8", "--batch-size INT", "--shard TEXT"}},
+      {"predict", {"--student,--checkpoint TEXT", "--point LIST", "--multimask"}},
+      {"segment", {"--student,--checkpoint TEXT", "--format TEXT", "--points-per-side INT"}},
+      {"export", {"--format pt|onnx", "--quantize off|int8", "--return-single-mask"}},
+      {"data stats", {"--subset-seed INT", "--val-fraction FLOAT", "--json"}}};
+  for (const auto& [command, flags] : shown) {
+    ProgramRun help = run_program(command + " --help");
+    ASSERT_EQ(help.status, 0) << help.output;
+    for (const std::string& flag : flags) EXPECT_PRED2(contains, help.output, flag) << command;
+  }
+  ProgramRun decoder = run_program("eval --student s.pth --data d --student-decoder mine");
+  EXPECT_EQ(decoder.status, 1) << decoder.output;
+  EXPECT_PRED2(contains, decoder.output,
+               "config key 'student_decoder' = \"mine\": must be teacher, own or auto (from "
+               "--student-decoder)");
+  ProgramRun dtype =
+      run_program("embed --teacher-checkpoint t.pth --data d --store s --dtype uint8");
+  EXPECT_EQ(dtype.status, 1) << dtype.output;
+  EXPECT_PRED2(contains, dtype.output,
+               "config key 'dtype' = \"uint8\": must be fp16, bf16, fp32 or int8 (uint8 is for "
+               "images) (from "
+               "--dtype)");
+  ProgramRun format = run_program("export --student s.pth --out o --format tar");
+  EXPECT_EQ(format.status, 1) << format.output;
+  EXPECT_PRED2(contains, format.output, "must be pt or onnx (from --format)");
+  ProgramRun missing = run_program("predict --image i.png --out o.png --point 1,2");
+  EXPECT_NE(missing.status, 0);
+  EXPECT_PRED2(contains, missing.output, "--student");
 }
 
 // A selection of no image is an error in every command, not a success with nothing done.

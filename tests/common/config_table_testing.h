@@ -42,4 +42,14 @@ void expect_well_formed(const io::ConfigTable<T>& table) {
   EXPECT_EQ(table.defaults().size(), table.fields().size());
 }
 
+// A default-constructed T holds the table's defaults: the struct's initialisers never disagree
+// with the table (the one the command line and configs show).
+template <class T>
+void expect_initial_values_are_defaults(const io::ConfigTable<T>& table) {
+  static T initialised;  // default-initialised, as T{} (which GCC 12 wrongly warns about)
+  const nlohmann::json initial = table.write(initialised);
+  for (const io::KeyInfo& k : table.keys())
+    EXPECT_EQ(initial.at(k.key), k.default_value) << k.key << ": the initialiser differs";
+}
+
 }  // namespace sd::testing

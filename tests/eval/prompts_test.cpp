@@ -28,8 +28,9 @@ TEST(PromptSpecs, MultimaskDefaults) {
     EXPECT_EQ(multimask_for(Multimask::per_kind, specs[i]), expected[i]) << specs[i].name();
     EXPECT_EQ(multimask_for(Multimask::oracle, specs[i]), Multimask::oracle);
   }
-  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] { parse_multimask("best"); }),
-               "'best'");
+  EXPECT_PRED2(sd::testing::contains,
+               sd::testing::error_of([] { parse_word<Multimask>("best", "--multimask"); }),
+               "unknown --multimask 'best' (expected auto, score, oracle or off)");
 }
 
 TEST(PromptSpecs, DescribedInOriginalPixels) {

@@ -165,6 +165,12 @@ TEST(FinetuneConfig, DefaultsParseAndDistillOnlyKeysAreAbsent) {
                "refine_iter");
 }
 
+TEST(FinetuneConfig, InitialValuesAreTheTablesDefaults) {
+  sd::testing::expect_initial_values_are_defaults(finetune_config_table());
+  EXPECT_EQ(FinetuneConfig{}.loop.epochs, 4);         // a decoder's, not the distillation's 8
+  EXPECT_EQ(FinetuneConfig{}.loop.layer_decay, 1.0);  // not a key here: the distillation's
+}
+
 TEST(FinetuneConfig, SharesTheLoopsKeysAndItsChecks) {
   const nlohmann::json& d = finetune_config_defaults();
   for (const io::KeyInfo& k : train::train_config_table().keys()) {

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "common/config_table_testing.h"
 #include "common/fixtures.h"
 #include "segment/amg_config.h"
 #include "segment/box_prompts.h"
@@ -14,6 +15,11 @@ namespace sd::segment {
 namespace {
 
 using namespace sd::testing;
+
+TEST(Segment, AmgConfigsInitialValuesAreTheTablesDefaults) {
+  sd::testing::expect_well_formed(amg_config_table());
+  sd::testing::expect_initial_values_are_defaults(amg_config_table());
+}
 
 TEST(Segment, CropBoxesAreSams) {
   // generate_crop_boxes((1200, 1800), 2, 512 / 1500) in Python.

@@ -55,7 +55,7 @@ TEST(Format, HeadersWithImpossibleShapesAreRefused) {
     const std::string h = encode_header(info);
     RecordInfo back;
     EXPECT_EQ(decode_header(h.data(), h.size(), back), "impossible record shape")
-        << dtype_name(dtype) << " " << at::IntArrayRef(shape);
+        << sd::word(dtype) << " " << at::IntArrayRef(shape);
   }
 }
 
@@ -95,10 +95,10 @@ TEST(Format, EmbeddingEncodingPerDtype) {
       EXPECT_TRUE(((y - x3).abs() <= scale / 2 + 1e-6).all().item<bool>());
       expected = y;
     }
-    EXPECT_TRUE(at::equal(y, expected)) << dtype_name(d);
-    EXPECT_TRUE(at::equal(decode_embedding(e.info, e.payload), y)) << dtype_name(d);
+    EXPECT_TRUE(at::equal(y, expected)) << sd::word(d);
+    EXPECT_TRUE(at::equal(decode_embedding(e.info, e.payload), y)) << sd::word(d);
     double err = (y - x3).square().sum().item<double>();
-    EXPECT_NEAR(e.info.err_sq, err, 1e-6 * std::max(1.0, err)) << dtype_name(d);
+    EXPECT_NEAR(e.info.err_sq, err, 1e-6 * std::max(1.0, err)) << sd::word(d);
     EXPECT_NEAR(e.info.ref_sq, x3.square().sum().item<double>(), 1e-3);
   }
   EXPECT_EQ(encode_embedding("k", x, DType::fp32).info.err_sq, 0.0);

@@ -52,7 +52,7 @@ TEST(EmbedSources, FolderTarAndCocoGiveBitIdenticalEmbeddings) {
     o.data = {source};
     o.images = images;
     o.store = dir + "/" + store;
-    o.device = "cpu";
+    o.device = sd::DeviceChoice::cpu;
     o.dtype = DType::fp32;
     o.strict = true;
     EXPECT_EQ(embed(o).embedded, 1u) << source;
@@ -86,7 +86,7 @@ TEST(EmbedSources, IdsTooLongForAStoreKeyAreSkippedNamed) {
   o.teacher_checkpoint = dir + "/teacher.pth";
   o.data = {dir + "/photos"};
   o.store = dir + "/store";
-  o.device = "cpu";
+  o.device = sd::DeviceChoice::cpu;
   const EmbedSummary summary = embed(o);
   EXPECT_EQ(summary.embedded, 0u);
   ASSERT_EQ(summary.skipped.size(), 1u);

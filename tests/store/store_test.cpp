@@ -43,17 +43,17 @@ TEST(Store, RoundTripPerDtype) {
                             .to(at::kFloat);
       at::Tensor got = reader.embedding(key_of(i));
       EXPECT_EQ(got.scalar_type(), at::kFloat);
-      EXPECT_TRUE(at::equal(got, want)) << dtype_name(d) << " " << key_of(i);
+      EXPECT_TRUE(at::equal(got, want)) << sd::word(d) << " " << key_of(i);
     }
     nlohmann::json stats = reader.stats();
     EXPECT_EQ(stats["embeddings"], 6);
-    EXPECT_EQ(stats["manifest"]["dtype"], dtype_name(d));
+    EXPECT_EQ(stats["manifest"]["dtype"], sd::word(d));
     double rel = stats["relative_mse_vs_fp32"].get<double>();
     if (d == DType::fp32)
       EXPECT_EQ(rel, 0.0);
     else
       EXPECT_GT(rel, 0.0);
-    EXPECT_LT(rel, d == DType::int8 ? 1e-3 : 1e-4) << dtype_name(d);
+    EXPECT_LT(rel, d == DType::int8 ? 1e-3 : 1e-4) << sd::word(d);
     EXPECT_TRUE(verify_store(dir).ok());
   }
 }

@@ -109,6 +109,12 @@ TEST(TrainConfig, EveryKeyHasHelpADefaultOfItsTypeAndACheck) {
   EXPECT_EQ(train_config_table().keys().at(0).key, "student_model");  // the order of configs/*.json
 }
 
+TEST(TrainConfig, InitialValuesAreTheTablesDefaults) {
+  sd::testing::expect_initial_values_are_defaults(train_config_table());
+  EXPECT_EQ(TrainConfig{}.epochs, 8);
+  EXPECT_EQ(TrainConfig{}.log_every, 10);
+}
+
 TEST(TrainConfig, AFractionalIntegerIsRefusedAsNotAnInteger) {
   EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] {
                  train_config_from_json({{"batch_size", 2.5}}, "c.json");
