@@ -15,7 +15,7 @@ struct TrainRequest {
 };
 
 // Decoupled distillation: the student encoder learns the store's teacher embeddings with
-// an MSE loss (see trainer.cpp), in the run folder of train_loop.h. sd::Error on bad input,
+// the config's loss (see trainer.cpp), in the run folder of train_loop.h. sd::Error on bad input,
 // naming the file, key or value.
 train::TrainSummary run_distillation(const TrainRequest& request);
 

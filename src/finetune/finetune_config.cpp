@@ -31,7 +31,8 @@ auto prompt_kinds(const char* key, bool training) {
 const io::ConfigTable<FinetuneConfig>& finetune_config_table() {
   static const io::ConfigTable<FinetuneConfig> table =
       train::train_config_table()
-          .without({"init", "layer_decay", "loss_ignore_padding"})  // the distillation's own
+          .without(
+              {"init", "layer_decay", "loss", "loss_ignore_padding"})  // the distillation's own
           .as_part_of(&C::loop)
           // A decoder collapses at the encoder's learning rate: lower, warmed up and clipped.
           .with_defaults({{"epochs", 4},

@@ -9,9 +9,14 @@
 
 namespace sd::train {
 
+// The distillation's loss between student and teacher embeddings (distill/distill_loss.h):
+// mean squared error (the paper's), Huber with delta 1 (smooth L1) or mean absolute error
+// (NanoSAM's).
+enum class EmbeddingLoss { mse, huber, l1 };
+
 // The effective configuration of a distillation run (train_config_table: keys, defaults, checks).
-// A fine-tuning config has no init, layer_decay or loss_ignore_padding: those members keep the
-// initial values below, which are the distillation's defaults.
+// A fine-tuning config has no init, layer_decay, loss or loss_ignore_padding: those members keep
+// the initial values below, which are the distillation's defaults.
 struct TrainConfig {
   std::string student_model;      // preset name or JSON config of the student encoder
   std::string init;               // optional initial weights (encoder dict or full SAM checkpoint)
@@ -27,6 +32,7 @@ struct TrainConfig {
   double layer_decay = 1;  // 1: off
   int64_t warmup_steps = 0;
   double clip_grad = 0;  // max gradient L2 norm; 0: off
+  EmbeddingLoss loss = EmbeddingLoss::mse;
   bool loss_ignore_padding = false;
   int64_t seed = 0;
   DeviceChoice device = DeviceChoice::automatic;
@@ -56,3 +62,13 @@ TrainConfig train_config_from_json(const nlohmann::json& given,
                                    const std::string& source = "config");
 
 }  // namespace sd::train
+
+namespace sd {
+template <>
+struct WordsOf<train::EmbeddingLoss> {
+  static constexpr std::pair<train::EmbeddingLoss, const char*> list[] = {
+      {train::EmbeddingLoss::mse, "mse"},
+      {train::EmbeddingLoss::huber, "huber"},
+      {train::EmbeddingLoss::l1, "l1"}};
+};
+}  // namespace sd
