@@ -54,7 +54,8 @@ void add_train_command(CLI::App& app, const Globals& globals) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* cmd = app.add_subcommand(
       "train",
-      "Distil a student encoder from stored teacher embeddings (MSE), with exact resume "
+      "Distil a student encoder from stored teacher embeddings (MSE, Huber or L1), with exact "
+      "resume "
       "(configs/mobilesam_vit_t.json: the paper's recipe)");
   add_run_config_options(cmd, a->run, train::train_config_table().keys());
   cmd->add_option("--teacher", a->teacher,

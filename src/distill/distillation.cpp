@@ -24,7 +24,7 @@ std::shared_ptr<models::ImageEncoder> make_student(const models::EncoderConfig& 
   return models::make_image_encoder(config);
 }
 
-// MSE between the student's embedding of each image and the teacher's stored one.
+// The loss (c_.loss) between the student's embedding of each image and the teacher's stored one.
 class Distillation : public train::Objective {
  public:
   explicit Distillation(const TrainRequest& r)
@@ -66,8 +66,8 @@ class Distillation : public train::Objective {
       models::AutocastScope autocast(c_.amp, device_);
       out = encoder_->forward(images);
     }
-    return c_.loss_ignore_padding ? masked_embedding_mse(out, target, batch.input_sizes)
-                                  : embedding_mse(out, target);
+    return c_.loss_ignore_padding ? masked_embedding_loss(out, target, batch.input_sizes, c_.loss)
+                                  : embedding_loss(out, target, c_.loss);
   }
 
  private:

@@ -11,12 +11,12 @@ struct TrainRequest {
   train::RunStart run;
   std::string teacher;                  // optional: the store must have been made by it
   std::string teacher_checkpoint;       // optional: ... and by these weights
-  distributed::Group* group = nullptr;  // data-parallel ranks (train_loop.h); null: one process
+  distributed::Group* group = nullptr;  // data-parallel ranks (train/loop.h); null: one process
 };
 
 // Decoupled distillation: the student encoder learns the store's teacher embeddings with
-// an MSE loss (see trainer.cpp), in the run folder of train_loop.h. sd::Error on bad input,
-// naming the file, key or value.
+// the config's loss (see distillation.cpp), in the run folder of train/loop.h. sd::Error on bad
+// input, naming the file, key or value.
 train::TrainSummary run_distillation(const TrainRequest& request);
 
 }  // namespace sd::distill

@@ -48,7 +48,8 @@ train::TrainConfig decoder_loop_defaults() {
 const io::ConfigTable<FinetuneConfig>& finetune_config_table() {
   static const io::ConfigTable<FinetuneConfig> table =
       train::train_config_table()
-          .without({"init", "layer_decay", "loss_ignore_padding"})  // the distillation's own
+          .without(
+              {"init", "layer_decay", "loss", "loss_ignore_padding"})  // the distillation's own
           .as_part_of(&C::loop)
           .with_defaults(decoder_defaults())
           .with_help({

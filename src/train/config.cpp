@@ -48,8 +48,11 @@ const io::ConfigTable<TrainConfig>& train_config_table() {
       field("warmup_steps", &C::warmup_steps, 1000, non_negative(), "linear warm-up steps"),
       field("clip_grad", &C::clip_grad, 0.0, non_negative(),
             "clip the gradient's L2 norm to this (0: off)"),
+      field("loss", &C::loss, EmbeddingLoss::mse, any_value(),
+            "loss between student and teacher embeddings: mse (the paper's), huber (smooth L1, "
+            "delta 1) or l1 (NanoSAM's)"),
       field("loss_ignore_padding", &C::loss_ignore_padding, false, any_value(),
-            "leave the padded area out of the MSE (EdgeSAM)"),
+            "leave the padded area out of the loss (EdgeSAM)"),
       field("seed", &C::seed, 0, any_value(),
             "seed of the student's initial weights and the data order"),
       // An enum's words are its check.

@@ -9,9 +9,14 @@
 
 namespace sd::train {
 
+// The distillation's loss between student and teacher embeddings (distill/loss.h):
+// mean squared error (the paper's), Huber with delta 1 (smooth L1) or mean absolute error
+// (NanoSAM's).
+enum class EmbeddingLoss { mse, huber, l1 };
+
 // The effective configuration of a distillation run (train_config_table: keys, defaults, checks).
 // The initial values below are the table's defaults (a test holds them to it); a fine-tuning
-// config has no init, layer_decay or loss_ignore_padding: those members keep them.
+// config has no init, layer_decay, loss or loss_ignore_padding: those members keep them.
 struct TrainConfig {
   std::string student_model = "vit_t";  // preset name or JSON config of the student encoder
   std::string init;               // optional initial weights (encoder dict or full SAM checkpoint)
@@ -27,6 +32,7 @@ struct TrainConfig {
   double layer_decay = 1;  // 1: off
   int64_t warmup_steps = 1000;
   double clip_grad = 0;  // max gradient L2 norm; 0: off
+  EmbeddingLoss loss = EmbeddingLoss::mse;
   bool loss_ignore_padding = false;
   int64_t seed = 0;
   DeviceChoice device = DeviceChoice::automatic;
@@ -56,3 +62,13 @@ TrainConfig train_config_from_json(const nlohmann::json& given,
                                    const std::string& source = "config");
 
 }  // namespace sd::train
+
+namespace sd {
+template <>
+struct WordsOf<train::EmbeddingLoss> {
+  static constexpr std::pair<train::EmbeddingLoss, const char*> list[] = {
+      {train::EmbeddingLoss::mse, "mse"},
+      {train::EmbeddingLoss::huber, "huber"},
+      {train::EmbeddingLoss::l1, "l1"}};
+};
+}  // namespace sd

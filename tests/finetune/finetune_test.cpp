@@ -174,7 +174,9 @@ TEST(FinetuneConfig, InitialValuesAreTheTablesDefaults) {
 TEST(FinetuneConfig, SharesTheLoopsKeysAndItsChecks) {
   const nlohmann::json& d = finetune_config_defaults();
   for (const io::KeyInfo& k : train::train_config_table().keys()) {
-    if (k.key == "init" || k.key == "layer_decay" || k.key == "loss_ignore_padding") continue;
+    if (k.key == "init" || k.key == "layer_decay" || k.key == "loss" ||
+        k.key == "loss_ignore_padding")
+      continue;
     EXPECT_TRUE(d.contains(k.key)) << k.key;
   }
   EXPECT_EQ(d.at("lr"), 1e-4);  // a decoder's defaults
@@ -185,6 +187,7 @@ TEST(FinetuneConfig, SharesTheLoopsKeysAndItsChecks) {
   EXPECT_EQ(c.loop.init, distill.init);  // the distillation's own keys keep their defaults
   EXPECT_EQ(c.loop.layer_decay, distill.layer_decay);
   EXPECT_EQ(c.loop.loss_ignore_padding, distill.loss_ignore_padding);
+  EXPECT_EQ(c.loop.loss, distill.loss);
   EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] {
                  finetune_config_from_json({{"student", "s.pth"}, {"min_lr", 1.0}});
                }),

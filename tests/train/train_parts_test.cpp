@@ -126,11 +126,18 @@ TEST(TrainConfig, AFractionalIntegerIsRefusedAsNotAnInteger) {
                "option --batch-size: '2.5' is not an integer");
 }
 
-TEST(TrainConfig, DeviceAndAmpAreWordsAndOthersAreRefusedListingThem) {
-  const TrainConfig c = train_config_from_json({{"device", "cpu"}, {"amp", "fp16"}});
+TEST(TrainConfig, DeviceAmpAndLossAreWordsAndOthersAreRefusedListingThem) {
+  const TrainConfig c =
+      train_config_from_json({{"device", "cpu"}, {"amp", "fp16"}, {"loss", "huber"}});
   EXPECT_EQ(c.device, DeviceChoice::cpu);
   EXPECT_EQ(c.amp, models::Amp::fp16);
+  EXPECT_EQ(c.loss, EmbeddingLoss::huber);
   EXPECT_EQ(train_config_from_json(nlohmann::json::object()).device, DeviceChoice::automatic);
+  EXPECT_EQ(train_config_from_json(nlohmann::json::object()).loss, EmbeddingLoss::mse);
+  EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] {
+                 train_config_from_json({{"loss", "l2"}});
+               }),
+               "config key 'loss' = \"l2\": must be mse, huber or l1");
   EXPECT_PRED2(sd::testing::contains, sd::testing::error_of([] {
                  train_config_from_json({{"amp", "fp8"}});
                }),
@@ -160,6 +167,7 @@ TEST(TrainConfig, AConfigWrittenThenReadIsTheSame) {
   written["images"] = "";
   written["sync_batchnorm"] = false;
   written["recompute_stages"] = 0;
+  written["loss"] = "mse";
   EXPECT_EQ(c.json, written);
   EXPECT_EQ(c.json.dump(2), written.dump(2));
   EXPECT_EQ(c.amp, models::Amp::bf16);
