@@ -5,6 +5,7 @@
 #include <set>
 
 #include "models/image_encoder_vit.h"
+#include "models/resnet.h"
 #include "models/tiny_vit.h"
 
 namespace sd::models {
@@ -16,6 +17,7 @@ std::vector<const EncoderFamily*>& registry() {
     return std::vector<const EncoderFamily*>{
         &ViTConfig::family(),
         &TinyViTConfig::family(),
+        &ResNetConfig::family(),
     };
   }();
   return families;

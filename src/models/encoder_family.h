@@ -130,7 +130,7 @@ class EncoderFamily {
 // sd::Error when its name, its key or one of its presets is taken. Not thread-safe: register
 // before the families are used.
 void register_encoder_family(const EncoderFamily& family);
-// The registered families: ViT, TinyViT, then those registered, in that order.
+// The registered families: ViT, TinyViT, ResNet, then those registered, in that order.
 std::vector<const EncoderFamily*> encoder_families();
 // The family named `name`; sd::Error listing the families otherwise.
 const EncoderFamily& encoder_family(const std::string& name);

@@ -10,7 +10,10 @@
 namespace sd::models {
 
 // NanoSAM's resnet18 (the default) and resnet34.
+class EncoderFamily;
+
 struct ResNetConfig {
+  static const EncoderFamily& family();  // models/resnet_family.cpp
   int img_size = 1024;
   std::vector<int> layers = {2, 2, 2, 2};  // basic blocks per stage; resnet34: {3, 4, 6, 3}
   int neck_channels = 256;

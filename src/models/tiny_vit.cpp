@@ -103,9 +103,14 @@ at::Tensor Conv2d_BNImpl::forward_gelu(const at::Tensor& x) {
   return kernels::gelu(forward(x));
 }
 
-void set_batchnorm_forward(torch::nn::Module& model, const BatchNormForward& forward) {
+int64_t set_batchnorm_forward(torch::nn::Module& model, const BatchNormForward& forward) {
+  int64_t set = 0;
   for (const std::shared_ptr<torch::nn::Module>& m : model.modules())
-    if (auto* layer = dynamic_cast<Conv2d_BNImpl*>(m.get())) layer->train_bn = forward;
+    if (auto* layer = dynamic_cast<Conv2d_BNImpl*>(m.get())) {
+      layer->train_bn = forward;
+      ++set;
+    }
+  return set;
 }
 
 PatchEmbedImpl::PatchEmbedImpl(int64_t in_chans, int64_t embed_dim) {

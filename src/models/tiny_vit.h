@@ -65,8 +65,8 @@ class Conv2d_BNImpl : public torch::nn::Module {
 TORCH_MODULE(Conv2d_BN);
 
 // Every Conv2d_BN of `model` trains with `forward` (null: torch's own); the weights and their
-// keys stay.
-void set_batchnorm_forward(torch::nn::Module& model, const BatchNormForward& forward);
+// keys stay. Returns how many there are.
+int64_t set_batchnorm_forward(torch::nn::Module& model, const BatchNormForward& forward);
 
 // Two stride-2 3x3 convolutions: Bx3xHxW -> Bx`embed_dim`x(H/4)x(W/4).
 class PatchEmbedImpl : public torch::nn::Module {

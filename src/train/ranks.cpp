@@ -77,7 +77,7 @@ int64_t resume_position(const io::TrainCheckpoint& meta, int rank, int size) {
 }
 
 void sync_batchnorms(torch::nn::Module& model, distributed::Group& group) {
-  models::tiny_vit::set_batchnorm_forward(
+  const int64_t synced = models::tiny_vit::set_batchnorm_forward(
       model, [&group](torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x) {
         // What torch::nn::BatchNorm2d's forward does besides normalising: count the batch;
         // without a momentum, a cumulative average.
@@ -87,6 +87,12 @@ void sync_batchnorms(torch::nn::Module& model, distributed::Group& group) {
         return distributed::sync_batch_norm(group, x, bn.weight, bn.bias, bn.running_mean,
                                             bn.running_var, momentum, bn.options.eps());
       });
+  // Other families' batch norms (a ResNet's) would quietly keep per-rank statistics.
+  for (const std::shared_ptr<torch::nn::Module>& m : model.modules())
+    if (synced == 0 && dynamic_cast<torch::nn::BatchNorm2dImpl*>(m.get()))
+      throw Error(
+          "sync_batchnorm: only TinyViT's batch norms are synchronised across ranks; "
+          "this student's are not (leave sync_batchnorm off)");
 }
 
 }  // namespace sd::train
