@@ -11,6 +11,7 @@
 #include "common/pipeline.h"
 #include "data/loader.h"
 #include "io/checkpoint.h"
+#include "io/config.h"
 #include "io/run_folder.h"
 #include "io/state_dict.h"
 #include "models/config.h"
@@ -369,6 +370,21 @@ TEST_F(TrainRun, ConfigErrorsNameTheKey) {
   r = run_program("train --store " + store() + " --out " + dir() + "/x --lr fast");
   EXPECT_NE(r.status, 0);
   EXPECT_PRED2(contains, r.output, "--lr: 'fast' is not a number");
+}
+
+// The loss is a choice: Huber (delta 1) is at most half the squared error of each element, so
+// the first step (the same student and batch as the reference run's) shows which one ran.
+TEST_F(TrainRun, HuberLossIsAChoiceWrittenToTheRunsConfig) {
+  const std::string run = dir() + "/huber";
+  ProgramRun r = run_program(train_args(run, 1) + " --loss huber");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(io::read_json_file(run + "/config.json").at("loss"), "huber");
+  const double mse = step_losses(reference_run())[0], huber = step_losses(run)[0];
+  EXPECT_GT(huber, 0);
+  EXPECT_LE(huber, 0.5 * mse);
+  r = run_program(train_args(dir() + "/l2", 1) + " --loss l2");
+  EXPECT_NE(r.status, 0);
+  EXPECT_PRED2(contains, r.output, "must be mse, huber or l1");
 }
 
 // bf16 on the CPU (LibTorch's autocast; weights, loss and AdamW stay fp32): the same seed and

@@ -16,21 +16,9 @@ namespace {
 
 using namespace sd::testing;
 using encoder_testing::relative_error;
+using encoder_testing::trace_error;
 
 constexpr double kTolerance = 1e-4;  // fixtures README: embedding relative L2 error
-
-// The largest relative error of a stage output against its [sum, norm, first 256] summary.
-// Sums and norms are taken in fp32 like the reference's: a sum of millions of values
-// with cancellation differs by more than the tolerance between fp32 and fp64.
-double trace_error(const at::Tensor& output, const at::Tensor& summary) {
-  at::Tensor flat = output.contiguous().view(-1);
-  double sum = flat.sum().item<double>(), ref_sum = summary[0].item<double>();
-  double norm = flat.norm().item<double>(), ref_norm = summary[1].item<double>();
-  int64_t n = std::min<int64_t>(256, flat.numel());
-  return std::max({std::abs(sum - ref_sum) / std::abs(ref_sum),
-                   std::abs(norm - ref_norm) / ref_norm,
-                   relative_error(flat.slice(0, 0, n), summary.slice(0, 2, 2 + n))});
-}
 
 TEST(EncoderRef, EveryStageAndTheEmbeddingMatchPython) {
   SD_REQUIRE_FIXTURES();

@@ -19,6 +19,7 @@ namespace {
 
 using namespace sd::testing;
 using encoder_testing::relative_error;
+using encoder_testing::trace_error;
 
 constexpr double kTolerance = 1e-4;  // fixtures README: embedding relative L2 error
 
@@ -72,17 +73,6 @@ io::StateDict python_weights(const ResNetEncoder& encoder) {
   return out;
 }
 
-// The largest relative error of a stage output against its [sum, norm, first 256] summary.
-double trace_error(const at::Tensor& output, const at::Tensor& summary) {
-  at::Tensor flat = output.contiguous().view(-1);
-  double sum = flat.sum().item<double>(), ref_sum = summary[0].item<double>();
-  double norm = flat.norm().item<double>(), ref_norm = summary[1].item<double>();
-  int64_t n = std::min<int64_t>(256, flat.numel());
-  return std::max({std::abs(sum - ref_sum) / std::abs(ref_sum),
-                   std::abs(norm - ref_norm) / ref_norm,
-                   relative_error(flat.slice(0, 0, n), summary.slice(0, 2, 2 + n))});
-}
-
 // NanoSAM's keys (timm's features_only ResNet under `backbone.`, `up_1`, `proj`,
 // `pos_embedding`), shapes and order, so that its PyTorch weights load.
 TEST(ResNetRef, StateDictIsNanoSAMs) {
@@ -108,7 +98,8 @@ TEST(ResNetRef, EveryStageAndTheEmbeddingMatchPython) {
   io::load_state_dict(encoder, python_weights(encoder), "", "make_resnet_fixtures.py's weights");
   encoder.eval();
   encoder.to(test_device());
-  ModelFolder image_folder{fixtures_root() + "/sam_vit_t", "sam_vit_t"};
+  ModelFolder image_folder;
+  image_folder.path = fixtures_root() + "/sam_vit_t";
   Trace trace;
   at::Tensor embedding;
   {
