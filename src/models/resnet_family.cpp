@@ -36,13 +36,13 @@ ResNetConfig resnet_from_json(const json& given, const std::string& source) {
 
 // Every key shows: the blocks of each stage, the neck's widths, the position embedding's grid.
 json observe_resnet(const WeightShapes& shapes, const std::string& prefix) {
-  const auto* up = shapes.shape(prefix + "up_1.0.weight", 4);     // [neck, 512, 3, 3]
-  const auto* out = shapes.shape(prefix + "proj.2.weight", 4);    // [out_chans, neck, 1, 1]
-  const auto* pos = shapes.shape(prefix + "pos_embedding", 4);    // [1, out_chans, g, g]
+  const auto* up = shapes.shape(prefix + "up_1.0.weight", 4);   // [neck, 512, 3, 3]
+  const auto* out = shapes.shape(prefix + "proj.2.weight", 4);  // [out_chans, neck, 1, 1]
+  const auto* pos = shapes.shape(prefix + "pos_embedding", 4);  // [1, out_chans, g, g]
   if (!shapes.has(prefix + "backbone.conv1.weight") || !up || !out || !pos) return nullptr;
   json layers = json::array();
-  for (int stage = 1; shapes.has(prefix + "backbone.layer" + std::to_string(stage) + ".0.conv1.weight");
-       ++stage)
+  for (int stage = 1;
+       shapes.has(prefix + "backbone.layer" + std::to_string(stage) + ".0.conv1.weight"); ++stage)
     layers.push_back(shapes.count_indices(prefix + "backbone.layer" + std::to_string(stage) + "."));
   return {{"img_size", (*pos)[2] * 16},
           {"layers", layers},

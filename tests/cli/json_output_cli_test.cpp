@@ -41,7 +41,8 @@ TEST(JsonOutput, BenchJsonParsesWithItsLogs) {
   const Streams run = run_apart("--threads 2 bench --json --repeats 1 --only store");
   ASSERT_EQ(run.status, 0) << run.out << run.err;
   EXPECT_PRED2(contains, run.err, "bench: store");
-  ASSERT_NO_THROW((void)nlohmann::json::parse(run.out)) << run.out;
+  nlohmann::json parsed;
+  ASSERT_NO_THROW(parsed = nlohmann::json::parse(run.out)) << run.out;
 }
 
 // store stats of a store whose manifest predates checksums (a warning), store verify of a
@@ -113,9 +114,8 @@ TEST(JsonOutput, EmbedJsonParsesWithItsLogs) {
   std::filesystem::copy_file(teacher->file("image.jpg"), images + "/good.jpg");
   std::ofstream(images + "/caf\xe9.jpg") << "not an image";
   const Streams s = run_apart("--threads 2 embed --json --teacher " + teacher->file("config.json") +
-                                  " --teacher-checkpoint " + teacher->file("weights.pth") +
-                                  " --data " + images + " --store " + dir + "/store",
-                              dir);
+                              " --teacher-checkpoint " + teacher->file("weights.pth") + " --data " +
+                              images + " --store " + dir + "/store");
   ASSERT_EQ(s.status, 0) << s.out << s.err;
   EXPECT_PRED2(contains, s.err, "caf\\xe9.jpg");
   nlohmann::json j;

@@ -187,7 +187,7 @@ TEST_F(EvalRef, AFineTunedStudentBringsItsOwnDecoder) {
   r.student = path;
   r.settings.prompts = data::parse_prompt_specs("box");
   eval::EvalReport own = eval::run_eval(r);  // auto: its own decoder
-  r.student_decoder = StudentDecoder::teacher;
+  r.student_decoder = eval::StudentDecoder::teacher;
   eval::EvalReport teachers = eval::run_eval(r);
   r.student = dir() + "/student.pth";
   eval::EvalReport encoder_only = eval::run_eval(r);
@@ -200,7 +200,7 @@ TEST_F(EvalRef, AFineTunedStudentBringsItsOwnDecoder) {
     differs |= own.outcomes[i].iou != teachers.outcomes[i].iou;
   }
   EXPECT_TRUE(differs);
-  r.student_decoder = StudentDecoder::own;
+  r.student_decoder = eval::StudentDecoder::own;
   EXPECT_PRED2(contains, error_of([&] { eval::run_eval(r); }), "holds no prompt encoder");
 }
 
