@@ -171,9 +171,10 @@ json observe_encoder(const io::StateDict& entries) {
 json encoder_summary(const io::StateDict& entries) {
   const json e = observe_encoder(entries);
   if (e.is_null()) return e;
-  json out = {{"family", e["family"]}, {"prefix", e["prefix"]}, {"preset", preset_matching(e)}};
+  json out = {{"family", e["family"]}, {"prefix", e["prefix"]}};
   for (const std::string& key : encoder_family(e["family"]).summary_keys())
     if (e.contains(key)) out[key] = e[key];
+  out["preset"] = preset_matching(out);  // the preset of the sizes shown
   return out;
 }
 

@@ -118,8 +118,8 @@ TEST(EncoderFamily, TheRegistryKnowsTheFamiliesAndRefusesATakenName) {
   EXPECT_EQ(&encoder_family("ViT"), &ViTConfig::family());
   EXPECT_EQ(&encoder_family("TinyViT"), &TinyViTConfig::family());
   EXPECT_EQ(&encoder_preset("vit_t").family(), &TinyViTConfig::family());
-  EXPECT_PRED2(contains, error_of([] { encoder_family("ResNet"); }),
-               "unknown encoder family 'ResNet' (families: ViT, TinyViT");
+  EXPECT_PRED2(contains, error_of([] { encoder_family("EfficientViT"); }),
+               "unknown encoder family 'EfficientViT' (families: ViT, TinyViT, ResNet");
   EXPECT_PRED2(contains, error_of([] { register_encoder_family(ViTConfig::family()); }),
                "the family 'ViT' (key 'embed_dim') is registered");
   EXPECT_PRED2(contains, error_of([] { encoder_preset("vit_b").as<TinyViTConfig>(); }),
