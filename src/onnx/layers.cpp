@@ -63,12 +63,16 @@ std::string relu(Graph& g, const std::string& x) { return g.op("Relu", {x}); }
 std::string conv(Graph& g, const std::string& x, const at::Tensor& weight, const at::Tensor& bias,
                  int64_t stride, int64_t pad, int64_t groups) {
   std::vector<std::string> inputs{x};
-  if (g.int8_weights()) {  // the weight as int8 and its per-output-channel scales
+  if (g.int8_weights()) {
+    // The weight as int8 and its per-output-channel scales, back to float by Cast and Mul:
+    // constants, which ONNX Runtime folds when it loads the model, so that the convolution
+    // runs as fp32's (its blocked-layout kernels). A DequantizeLinear it would keep, for a
+    // quantised convolution it then does not make, and run the plain kernel on every call.
     const auto [q, scale] = quantize_per_channel(weight, 0);
+    const std::string w =
+        g.op("Cast", {g.constant(q, "weight_int8")}, {{"to", int64_t(Type::float32)}});
     inputs.push_back(
-        g.op("DequantizeLinear",
-             {g.constant(q, "weight_int8"), g.constant(scale.to(at::kFloat), "weight_scale")},
-             {{"axis", int64_t(0)}}));
+        mul(g, w, g.constant(scale.to(at::kFloat).view({-1, 1, 1, 1}), "weight_scale")));
   } else {
     inputs.push_back(g.constant(weight, "weight"));
   }

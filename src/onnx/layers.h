@@ -26,7 +26,8 @@ std::string layer_norm_2d(Graph& g, models::LayerNorm2dImpl& m, const std::strin
 std::string gelu(Graph& g, const std::string& x);
 std::string relu(Graph& g, const std::string& x);
 // Conv of `weight` (and `bias`, when defined) with torch's stride, padding and groups. In a
-// graph of int8 weights the weight is int8 per output channel (DequantizeLinear), fp32 inputs.
+// graph of int8 weights the weight is int8 per output channel (Cast and Mul by its scales:
+// constants ONNX Runtime folds at load), fp32 inputs.
 std::string conv(Graph& g, const std::string& x, const at::Tensor& weight, const at::Tensor& bias,
                  int64_t stride, int64_t pad, int64_t groups);
 std::string conv2d(Graph& g, torch::nn::Conv2dImpl& m, const std::string& x);

@@ -74,6 +74,21 @@ void expect_same_prediction(const OrtRun& onnx, int64_t first, const models::Pre
   EXPECT_LE(max_abs_diff(low_res, ours.low_res_logits), kLogitTol) << what;
 }
 
+// What makes int8 faster than fp32 in ONNX Runtime, in the graph it runs once it has loaded
+// `model` (`loaded`): every quantised product fused into its integer kernel
+// (DynamicQuantizeMatMul), every convolution's int8 weight folded back to a float constant (so
+// that it runs fp32's convolution kernels), no DequantizeLinear left to run per call.
+void expect_runs_int8_kernels(const std::string& model, const std::string& loaded) {
+  const nlohmann::json exported = onnx_summary(model).at("ops");
+  const nlohmann::json ops = onnx_summary(loaded).at("ops");
+  ASSERT_GT(exported.value("MatMulInteger", 0), 0) << model;
+  EXPECT_EQ(ops.value("DynamicQuantizeMatMul", 0), exported.value("MatMulInteger", 0)) << ops;
+  EXPECT_EQ(ops.value("MatMulInteger", 0), 0) << ops;
+  EXPECT_EQ(ops.value("DequantizeLinear", 0), 0) << ops;
+  EXPECT_EQ(ops.value("Cast", 0), 0) << ops;
+  EXPECT_EQ(ops.value("Conv", 0) + ops.value("FusedConv", 0), exported.value("Conv", 0)) << ops;
+}
+
 class OnnxExportRef : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -233,7 +248,12 @@ TEST_F(OnnxExportRef, Int8IsAThirdOfFp32AndAgreesWithItOnBoxes) {
   at::Tensor embedding[2];
   for (const Exported* e : {&fp32, &int8}) {
     const int k = e == &int8;
-    embedding[k] = run_ort(e->encoder_path, {{"image", image}}).outputs.at("image_embeddings");
+    OrtOptions options;
+    options.optimization = "extended";  // ONNX Runtime's fusions, none for one CPU only
+    options.optimized_model = dir + (k ? "/int8" : "/fp32") + "/encoder_as_loaded.onnx";
+    embedding[k] =
+        run_ort(e->encoder_path, {{{"image", image}}}, options)[0].outputs.at("image_embeddings");
+    if (k) expect_runs_int8_kernels(int8.encoder_path, options.optimized_model);
     for (Tensors& f : feeds) f["image_embeddings"] = embedding[k];
     masks[k ? "int8" : "fp32"] = run_ort(e->decoder_path, feeds);
   }

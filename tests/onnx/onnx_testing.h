@@ -69,18 +69,29 @@ struct OrtRun {
   std::vector<double> times_ms;  // one per timed run
 };
 
+// What a run of ONNX Runtime may also do: optimise at another level than "all" ("basic",
+// "extended") and write the graph it optimised to `optimized_model`.
+struct OrtOptions {
+  int threads = 1;
+  int repeats = 1;
+  std::string optimization = "all";
+  std::string optimized_model;
+};
+
 // `model` run by ONNX Runtime in one session on each of `feeds` (inputs by name: float32 or
 // int64 tensors) with `threads` intra-op threads and `repeats` timed runs per feed (after a
 // warm-up when more than one).
 inline std::vector<OrtRun> run_ort(const std::string& model,
                                    const std::vector<std::map<std::string, at::Tensor>>& feeds,
-                                   int threads = 1, int repeats = 1) {
+                                   const OrtOptions& options) {
   const std::string dir = make_temp_dir("sd_ort");
   nlohmann::json job{{"model", model},
-                     {"threads", threads},
-                     {"repeats", repeats},
+                     {"threads", options.threads},
+                     {"repeats", options.repeats},
+                     {"optimization", options.optimization},
                      {"out_dir", dir},
                      {"feeds", nlohmann::json::array()}};
+  if (!options.optimized_model.empty()) job["optimized_model"] = options.optimized_model;
   for (size_t k = 0; k < feeds.size(); ++k) {
     nlohmann::json specs = nlohmann::json::object();
     for (const auto& [name, tensor] : feeds[k]) {
@@ -112,6 +123,15 @@ inline std::vector<OrtRun> run_ort(const std::string& model,
   }
   std::filesystem::remove_all(dir);
   return out;
+}
+
+inline std::vector<OrtRun> run_ort(const std::string& model,
+                                   const std::vector<std::map<std::string, at::Tensor>>& feeds,
+                                   int threads = 1, int repeats = 1) {
+  OrtOptions options;
+  options.threads = threads;
+  options.repeats = repeats;
+  return run_ort(model, feeds, options);
 }
 
 inline OrtRun run_ort(const std::string& model, const std::map<std::string, at::Tensor>& inputs,

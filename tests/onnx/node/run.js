@@ -1,11 +1,13 @@
 // Runs an ONNX model in ONNX Runtime (onnxruntime-node, CPU) for the tests of samdistill's
 // ONNX export. Usage: node run.js JOB.json, where JOB is
 //   {"model": "x.onnx", "threads": 2, "repeats": 1, "out_dir": "DIR",
-//    "feeds": [{"name": {"type": "float32" | "int64", "dims": [..], "file": "raw.bin"}}, ...]}
+//    "feeds": [{"name": {"type": "float32" | "int64", "dims": [..], "file": "raw.bin"}}, ...],
+//    "optimization": "all" (or "basic", "extended"), "optimized_model": "y.onnx" (optional)}
 // with each input's values raw little-endian in its file. One session runs every feed: feed k's
 // outputs go to DIR/<k>.<name>.bin (float32), and DIR/result.json holds
 // {"outputs": [{name: dims}, ...], "times_ms": [[...], ...], "load_ms"}. With repeats > 1 each
-// feed runs once untimed first.
+// feed runs once untimed first. With optimized_model, the graph as ONNX Runtime optimised it at
+// load is written there.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -25,7 +27,8 @@ async function main() {
     intraOpNumThreads: job.threads || 1,
     interOpNumThreads: 1,
     executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
+    graphOptimizationLevel: job.optimization || 'all',
+    ...(job.optimized_model ? {optimizedModelFilePath: job.optimized_model} : {}),
   });
   const loadMs = Number(process.hrtime.bigint() - t0) / 1e6;
   const repeats = Math.max(1, job.repeats || 1);
