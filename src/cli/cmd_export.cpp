@@ -98,13 +98,11 @@ const io::ConfigTable<ExportArgs>& export_table() {
 
 // The assembled SAM as DIR/encoder.onnx and DIR/decoder.onnx.
 // With --web, the page too (ort_web: onnxruntime-web's folder).
-void write_onnx(const ExportArgs& a, const io::StateDict& sam_entries,
-                const models::EncoderConfig& config, const std::string& ort_web) {
-  models::Sam sam = models::build_sam(config);
-  io::load_state_dict(*sam, sam_entries, "", a.student);
+void write_onnx(const ExportArgs& a, models::SamImpl& sam, const models::EncoderConfig& config,
+                const std::string& ort_web) {
   const onnx::ExportOptions options{a.return_single_mask, a.quantize == Quantize::int8,
                                     static_cast<size_t>(a.external_data)};
-  const onnx::Exported e = onnx::export_onnx(*sam, a.out, options);
+  const onnx::Exported e = onnx::export_onnx(sam, a.out, options);
   std::cout << "wrote " << e.encoder_path << " (" << e.encoder_bytes << " bytes, "
             << models::preset_name(config) << " encoder) and " << e.decoder_path << " ("
             << e.decoder_bytes << " bytes"
@@ -146,16 +144,25 @@ void check_out(const ExportArgs& a) {
 void run_export(const ExportArgs& a) {
   check_out(a);
   const std::string ort_web = a.web.empty() ? "" : onnx::find_ort_web(a.ort_web);
-  const io::Weights student = io::read_weights(a.student);
-  const models::EncoderConfig config =
-      models::encoder_config_of(student, a.student_model, "--student-model");
-  // A fine-tuned student (finetune's final.pth) brings its own prompt encoder and mask decoder.
-  const std::string decoder_from = a.decoder_from.empty() ? student.file : a.decoder_from;
-  io::StateDict sam = models::assemble_sam(student.encoder(), config, decoder_from);
-  if (a.format == Format::onnx) return write_onnx(a, sam, config, ort_web);
+  // The files read are let go once the model holds their weights (a ViT-H's are 2.5 GB).
+  auto [model, config] = [&a] {
+    const io::Weights student = io::read_weights(a.student);
+    const models::EncoderConfig config =
+        models::encoder_config_of(student, a.student_model, "--student-model");
+    // A fine-tuned student (finetune's final.pth) brings its own prompt encoder and decoder.
+    const bool own_decoder = a.decoder_from.empty() || a.decoder_from == student.file;
+    const io::StateDict decoder_source =
+        own_decoder ? io::StateDict() : io::read_state_dict(a.decoder_from);
+    return std::make_pair(models::assemble_sam(student.encoder(), config,
+                                               own_decoder ? student.entries : decoder_source,
+                                               own_decoder ? student.file : a.decoder_from),
+                          config);
+  }();
+  if (a.format == Format::onnx) return write_onnx(a, *model, config, ort_web);
   if (a.return_single_mask || a.quantize != Quantize::off || a.external_data > 0)
     throw Error(
         "--return-single-mask, --quantize and --external-data are options of --format onnx");
+  const io::StateDict sam = io::state_dict(*model);  // the official order
   io::write_state_dict(a.out, sam);
   std::cout << "wrote " << a.out << ": " << sam.size() << " entries, " << io::count_parameters(sam)
             << " parameters (" << models::preset_name(config) << " encoder)\n";

@@ -193,9 +193,8 @@ std::shared_ptr<ImageEncoder> load_image_encoder(const EncoderConfig& config,
   return encoder;
 }
 
-io::StateDict assemble_sam(const io::StateDict& student_encoder,
-                           const EncoderConfig& student_config, const std::string& decoder_from) {
-  io::StateDict decoder_source = io::read_state_dict(decoder_from);
+Sam assemble_sam(const io::StateDict& student_encoder, const EncoderConfig& student_config,
+                 const io::StateDict& decoder_source, const std::string& decoder_from) {
   io::StateDict out;
   for (const auto& [key, value] : student_encoder) out.emplace_back("image_encoder." + key, value);
   size_t taken = 0;
@@ -212,7 +211,7 @@ io::StateDict assemble_sam(const io::StateDict& student_encoder,
                 "--decoder-from needs a full SAM checkpoint");
   Sam sam = build_sam(student_config);
   io::load_state_dict(*sam, out, "", "the exported checkpoint");
-  return io::state_dict(*sam);  // official order
+  return sam;
 }
 
 }  // namespace sd::models

@@ -60,11 +60,12 @@ EncoderConfig config_shown(const nlohmann::json& observed, const EncoderConfig& 
 std::shared_ptr<ImageEncoder> load_image_encoder(const EncoderConfig& config,
                                                  const io::Weights& weights);
 
-// A full SAM state dict under the official key names: the student encoder as
-// `image_encoder.*`, the prompt encoder and mask decoder of `decoder_from` (a full SAM
-// checkpoint such as sam_vit_h_4b8939.pth). Checked by loading it strictly into a Sam
-// built from `student_config`; sd::Error naming the file and key otherwise.
-io::StateDict assemble_sam(const io::StateDict& student_encoder,
-                           const EncoderConfig& student_config, const std::string& decoder_from);
+// A full SAM built from `student_config` holding the student encoder and the prompt encoder
+// and mask decoder of `decoder_source`: the entries of `decoder_from`, a full SAM checkpoint
+// such as sam_vit_h_4b8939.pth (or the student's own file, when it is one). Loaded strictly;
+// sd::Error naming the file and key otherwise. io::state_dict of it is the checkpoint under
+// the official key names.
+Sam assemble_sam(const io::StateDict& student_encoder, const EncoderConfig& student_config,
+                 const io::StateDict& decoder_source, const std::string& decoder_from);
 
 }  // namespace sd::models

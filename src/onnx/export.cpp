@@ -61,11 +61,15 @@ std::pair<size_t, bool> write_model(const Graph& g, const std::string& name, con
     std::filesystem::remove(data_path, ec);  // an earlier export's, which nothing names now
     return {model.size(), false};
   }
-  Graph::External external{std::filesystem::path(data_path).filename().string(), threshold, {}};
+  // The side file is written as the initializers are serialised, never whole in memory: the
+  // ViT-H's is 2.5 GB.
+  AtomicFile data(data_path);
+  Graph::External external{std::filesystem::path(data_path).filename().string(), threshold,
+                           [&data](std::string_view bytes) { data.write(bytes); }};
   const std::string model = g.serialize(name, doc, &external);
-  write_file_atomic(data_path, external.bytes);
+  data.commit();
   write_file_atomic(path, model);
-  return {model.size() + external.bytes.size(), true};
+  return {model.size() + external.size, true};
 }
 
 }  // namespace

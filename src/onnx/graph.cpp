@@ -75,7 +75,7 @@ void put_entry(std::string& out, const std::string& key, const std::string& valu
 }
 
 // The values are little-endian, as this machine's: raw_data, or with `external` (when they are
-// not smaller than its threshold) appended to external->bytes and named by location, offset
+// not smaller than its threshold) given to external->write and named by location, offset
 // and length.
 std::string tensor_proto(const at::Tensor& t, const std::string& name,
                          Graph::External* external = nullptr) {
@@ -89,10 +89,11 @@ std::string tensor_proto(const at::Tensor& t, const std::string& name,
     return out;
   }
   put_entry(out, "location", external->location);
-  put_entry(out, "offset", std::to_string(external->bytes.size()));
+  put_entry(out, "offset", std::to_string(external->size));
   put_entry(out, "length", std::to_string(bytes.size()));
   put_int(out, kDataLocation, kExternal);
-  external->bytes.append(bytes);
+  external->write(bytes);
+  external->size += bytes.size();
   return out;
 }
 

@@ -2,7 +2,9 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <variant>
 #include <vector>
@@ -57,14 +59,15 @@ class Graph {
               const std::vector<Dim>& dims);
 
   // The ModelProto (IR version 8, opset kOpset) of this graph. With `external`, the bytes of
-  // each initializer of at least external->threshold bytes go to external->bytes instead, at
-  // the offset and length the TensorProto names with external->location (ONNX's external data,
-  // onnx/docs/ExternalData.md): the model file must then be read beside a file of that name.
-  // sd::Error when the model is over protobuf's 2 GiB.
+  // each initializer of at least external->threshold bytes go to external->write instead, one
+  // after the other, at the offset and length the TensorProto names with external->location
+  // (ONNX's external data, onnx/docs/ExternalData.md): the model file must then be read beside
+  // a file of that name. sd::Error when the model is over protobuf's 2 GiB.
   struct External {
     std::string location;  // the side file's name, relative to the model's folder
     size_t threshold = 1024;
-    std::string bytes;  // filled by serialize
+    std::function<void(std::string_view)> write;  // the side file's bytes, in order
+    size_t size = 0;                              // how many went to write
   };
   std::string serialize(const std::string& graph_name, const std::string& doc,
                         External* external = nullptr) const;

@@ -44,5 +44,29 @@ TEST(DiskFull, CheckpointWriteLeavesThePreviousOneIntact) {
   std::filesystem::remove_all(dir);
 }
 
+// A file written in pieces (an ONNX model's external data, as it is serialised) replaces the
+// old one only when committed; abandoned (an exception on the way), it leaves no trace.
+TEST(AtomicFile, PiecesReplaceTheFileOnlyOnCommit) {
+  const std::string dir = sd::testing::make_temp_dir("sd-pieces");
+  const std::string path = dir + "/data";
+  write_file_atomic(path, "old");
+  {
+    AtomicFile file(path);
+    file.write("new ");
+    file.write("bytes");
+    EXPECT_EQ(read_file(path), "old");
+  }
+  EXPECT_EQ(read_file(path), "old");
+  size_t files = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++files;
+  EXPECT_EQ(files, 1u) << "an abandoned temporary file was left behind";
+  AtomicFile file(path);
+  file.write("new ");
+  file.write("bytes");
+  file.commit();
+  EXPECT_EQ(read_file(path), "new bytes");
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace sd::io
