@@ -34,6 +34,7 @@ def resnet18_student():
     state = model.state_dict()
     state.update(bn)
     model.load_state_dict(state)
+    model.img_size = 1024  # what SamOnnxModel reads of SAM's image encoders
     return model.eval()
 
 
