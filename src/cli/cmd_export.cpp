@@ -102,7 +102,7 @@ void write_onnx(const ExportArgs& a, models::SamImpl& sam, const models::Encoder
                 const std::string& ort_web) {
   const onnx::ExportOptions options{a.return_single_mask, a.quantize == Quantize::int8,
                                     static_cast<size_t>(a.external_data)};
-  const onnx::Exported e = onnx::export_onnx(sam, a.out, options);
+  const onnx::Exported e = onnx::export_onnx(sam, config, a.out, options);
   std::cout << "wrote " << e.encoder_path << " (" << e.encoder_bytes << " bytes, "
             << models::preset_name(config) << " encoder) and " << e.decoder_path << " ("
             << e.decoder_bytes << " bytes"

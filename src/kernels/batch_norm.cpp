@@ -335,4 +335,10 @@ at::Tensor batch_norm_train(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
       Running{bn.running_mean, bn.running_var, momentum, bn.options.eps(), gelu});
 }
 
+std::pair<at::Tensor, at::Tensor> fold_batch_norm(const at::Tensor& weight,
+                                                  const torch::nn::BatchNorm2dImpl& bn) {
+  const at::Tensor scale = bn.weight / at::sqrt(bn.running_var + bn.options.eps());
+  return {weight * scale.view({-1, 1, 1, 1}), bn.bias - bn.running_mean * scale};
+}
+
 }  // namespace sd::kernels

@@ -1,6 +1,8 @@
 #pragma once
 #include <torch/nn/modules/batchnorm.h>
 
+#include <utility>
+
 namespace sd::kernels {
 
 // Whether batch_norm_train runs its own function for `x` here: `bn` tracks running statistics
@@ -17,5 +19,10 @@ bool fused_batch_norm_applies(const torch::nn::BatchNorm2dImpl& bn, const at::Te
 // recomputes GELU's input. The statistics are summed in double, as ATen's (whose own
 // channels-last kernel sums the variance in float). Elsewhere it is torch's module and GELU.
 at::Tensor batch_norm_train(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x, bool gelu);
+
+// `bn` in eval mode folded into the bias-free convolution of `weight` (out x ...) before it:
+// the weight and bias of one convolution computing both, from their current values.
+std::pair<at::Tensor, at::Tensor> fold_batch_norm(const at::Tensor& weight,
+                                                  const torch::nn::BatchNorm2dImpl& bn);
 
 }  // namespace sd::kernels

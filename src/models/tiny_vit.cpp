@@ -86,9 +86,7 @@ at::Tensor Conv2d_BNImpl::forward(const at::Tensor& x) {
     return train_bn ? train_bn(*bn, convolve(x))
                     : kernels::batch_norm_train(*bn, convolve(x), false);
   // Eval: fold the running statistics into the convolution, from the current values.
-  at::Tensor scale = bn->weight / at::sqrt(bn->running_var + bn->options.eps());
-  at::Tensor weight = c->weight * scale.view({-1, 1, 1, 1});
-  at::Tensor bias = bn->bias - bn->running_mean * scale;
+  const auto [weight, bias] = kernels::fold_batch_norm(c->weight, *bn);
   return at::conv2d(x, weight, bias, {stride, stride}, {pad, pad}, {1, 1}, groups);
 }
 

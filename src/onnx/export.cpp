@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "onnx/encoder_exporter.h"
 #include "onnx/sam.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
@@ -17,21 +18,18 @@ const char* const kEncoderDoc =
 const char* const kDecoderDoc =
     "SAM prompt encoder + mask decoder with SamOnnxModel's inputs and outputs";
 
-Graph encoder_graph(models::SamImpl& sam, const ExportOptions& options) {
+Graph encoder_graph(models::SamImpl& sam, const models::EncoderConfig& config,
+                    const ExportOptions& options) {
+  const EncoderExporter& exporter = encoder_exporter(config.family().name());
   torch::NoGradGuard no_grad;
   sam.eval();
   Graph g(options.int8);
   const int64_t s = sam.img_size();
   g.input("image", Type::float32, {int64_t(1), int64_t(3), s, s});
   std::string embedding;
-  if (auto* tiny = dynamic_cast<models::TinyViT*>(sam.image_encoder.get())) {
+  {
     Graph::Scope scope(g, "image_encoder");
-    embedding = tiny_vit(g, *tiny, "image");
-  } else if (auto* vit = dynamic_cast<models::ImageEncoderViT*>(sam.image_encoder.get())) {
-    Graph::Scope scope(g, "image_encoder");
-    embedding = image_encoder_vit(g, *vit, "image", s);
-  } else {
-    throw Error("ONNX export: the image encoder is neither a TinyViT nor a ViT");
+    embedding = exporter(g, *sam.image_encoder, config, "image");
   }
   const auto [h, w] = sam.prompt_encoder->image_embedding_size();
   g.output(embedding, "image_embeddings", Type::float32,
@@ -79,15 +77,18 @@ bool needs_external_data(size_t initializer_bytes) {
   return initializer_bytes + kGraphMargin >= kProtobufLimit;
 }
 
-std::string encoder_model(models::SamImpl& sam, const ExportOptions& options) {
-  return encoder_graph(sam, options).serialize("image_encoder", kEncoderDoc);
+std::string encoder_model(models::SamImpl& sam, const models::EncoderConfig& config,
+                          const ExportOptions& options) {
+  return encoder_graph(sam, config, options).serialize("image_encoder", kEncoderDoc);
 }
 
 std::string decoder_model(models::SamImpl& sam, const ExportOptions& options) {
   return decoder_graph(sam, options).serialize("sam_decoder", kDecoderDoc);
 }
 
-Exported export_onnx(models::SamImpl& sam, const std::string& dir, const ExportOptions& options) {
+Exported export_onnx(models::SamImpl& sam, const models::EncoderConfig& config,
+                     const std::string& dir, const ExportOptions& options) {
+  encoder_exporter(config.family().name());  // refused before anything is written
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error("cannot create the folder '" + dir + "': " + ec.message());
@@ -95,7 +96,7 @@ Exported export_onnx(models::SamImpl& sam, const std::string& dir, const ExportO
   e.encoder_path = dir + "/encoder.onnx";
   e.decoder_path = dir + "/decoder.onnx";
   std::tie(e.encoder_bytes, e.encoder_external) =
-      write_model(encoder_graph(sam, options), "image_encoder", kEncoderDoc, e.encoder_path,
+      write_model(encoder_graph(sam, config, options), "image_encoder", kEncoderDoc, e.encoder_path,
                   options.external_data);
   std::tie(e.decoder_bytes, e.decoder_external) =
       write_model(decoder_graph(sam, options), "sam_decoder", kDecoderDoc, e.decoder_path,

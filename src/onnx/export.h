@@ -17,9 +17,11 @@ struct ExportOptions {
 };
 
 // encoder.onnx: input `image` 1 x 3 x S x S (S = sam.img_size(); normalised and padded as
-// models/preprocess.h makes it), output `image_embeddings` 1 x 256 x 64 x 64. TinyViT or
-// ImageEncoderViT; sd::Error for another encoder. The model's bytes, every initializer inside.
-std::string encoder_model(models::SamImpl& sam, const ExportOptions& options = {});
+// models/preprocess.h makes it), output `image_embeddings` 1 x 256 x 64 x 64, written by the
+// exporter of `config`'s family (onnx/encoder_exporter.h; sam's image encoder is of `config`);
+// sd::Error for a family without one. The model's bytes, every initializer inside.
+std::string encoder_model(models::SamImpl& sam, const models::EncoderConfig& config,
+                          const ExportOptions& options = {});
 // decoder.onnx with SAM's ONNX decoder signature (sam_decoder.cpp).
 std::string decoder_model(models::SamImpl& sam, const ExportOptions& options = {});
 
@@ -34,7 +36,7 @@ struct Exported {
 };
 // Writes DIR/encoder.onnx and DIR/decoder.onnx (DIR made when missing), each atomically, and
 // with external data DIR/encoder.onnx.data or DIR/decoder.onnx.data (a stale one removed).
-Exported export_onnx(models::SamImpl& sam, const std::string& dir,
-                     const ExportOptions& options = {});
+Exported export_onnx(models::SamImpl& sam, const models::EncoderConfig& config,
+                     const std::string& dir, const ExportOptions& options = {});
 
 }  // namespace sd::onnx

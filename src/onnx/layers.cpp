@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include "kernels/batch_norm.h"
+
 namespace sd::onnx {
 namespace {
 
@@ -18,7 +20,37 @@ std::pair<at::Tensor, at::Tensor> quantize_per_channel(const at::Tensor& w, int6
   return {q, scale};
 }
 
+struct ConvGeometry {
+  int64_t stride, pad;
+};
+// The stride and padding of a Conv2d or ConvTranspose2d, which ONNX's node takes per side.
+ConvGeometry square(const torch::nn::detail::ConvNdOptions<2>& o) {
+  // The padding is a variant: c10's in LibTorch 1.x, std's in 2.x.
+#if TORCH_VERSION_MAJOR >= 2
+  const auto* pad = std::get_if<torch::ExpandingArray<2>>(&o.padding());
+#else
+  const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
+#endif
+  TORCH_CHECK(pad && (*pad)->at(0) == (*pad)->at(1) && o.stride()->at(0) == o.stride()->at(1) &&
+                  o.dilation()->at(0) == 1 && o.dilation()->at(1) == 1,
+              "ONNX export: a convolution with unequal, named or dilated padding");
+  return {o.stride()->at(0), (*pad)->at(0)};
+}
+
 }  // namespace
+
+std::string weight(Graph& g, const at::Tensor& w, int64_t axis, const std::string& hint) {
+  if (!g.int8_weights()) return g.constant(w, hint);
+  // Back to float by Cast and Mul: constants, which ONNX Runtime folds when it loads the model,
+  // so that a convolution runs as fp32's (its blocked-layout kernels). A DequantizeLinear it
+  // would keep, for a quantised convolution it then does not make, and run on every call.
+  const auto [q, scale] = quantize_per_channel(w, axis);
+  std::vector<int64_t> shape(w.dim(), 1);
+  shape[axis] = -1;
+  const std::string value =
+      g.op("Cast", {g.constant(q, hint + "_int8")}, {{"to", int64_t(Type::float32)}});
+  return mul(g, value, g.constant(scale.to(at::kFloat).view(shape), hint + "_scale"));
+}
 
 std::string linear(Graph& g, torch::nn::LinearImpl& m, const std::string& x) {
   std::string y;
@@ -62,20 +94,7 @@ std::string relu(Graph& g, const std::string& x) { return g.op("Relu", {x}); }
 
 std::string conv(Graph& g, const std::string& x, const at::Tensor& weight, const at::Tensor& bias,
                  int64_t stride, int64_t pad, int64_t groups) {
-  std::vector<std::string> inputs{x};
-  if (g.int8_weights()) {
-    // The weight as int8 and its per-output-channel scales, back to float by Cast and Mul:
-    // constants, which ONNX Runtime folds when it loads the model, so that the convolution
-    // runs as fp32's (its blocked-layout kernels). A DequantizeLinear it would keep, for a
-    // quantised convolution it then does not make, and run the plain kernel on every call.
-    const auto [q, scale] = quantize_per_channel(weight, 0);
-    const std::string w =
-        g.op("Cast", {g.constant(q, "weight_int8")}, {{"to", int64_t(Type::float32)}});
-    inputs.push_back(
-        mul(g, w, g.constant(scale.to(at::kFloat).view({-1, 1, 1, 1}), "weight_scale")));
-  } else {
-    inputs.push_back(g.constant(weight, "weight"));
-  }
+  std::vector<std::string> inputs{x, onnx::weight(g, weight, 0)};
   if (bias.defined()) inputs.push_back(g.constant(bias, "bias"));
   return g.op("Conv", inputs,
               {{"kernel_shape", std::vector<int64_t>{weight.size(2), weight.size(3)}},
@@ -85,16 +104,38 @@ std::string conv(Graph& g, const std::string& x, const at::Tensor& weight, const
 }
 
 std::string conv2d(Graph& g, torch::nn::Conv2dImpl& m, const std::string& x) {
-  const auto& o = m.options;
-  // The padding is a variant: c10's in LibTorch 1.x, std's in 2.x.
-#if TORCH_VERSION_MAJOR >= 2
-  const auto* pad = std::get_if<torch::ExpandingArray<2>>(&o.padding());
-#else
-  const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
-#endif
-  TORCH_CHECK(pad && (*pad)->at(0) == (*pad)->at(1) && o.stride()->at(0) == o.stride()->at(1),
-              "ONNX export: a Conv2d with unequal or named padding");
-  return conv(g, x, m.weight, m.bias, o.stride()->at(0), (*pad)->at(0), o.groups());
+  const ConvGeometry c = square(m.options);
+  return conv(g, x, m.weight, m.bias, c.stride, c.pad, m.options.groups());
+}
+
+std::string conv2d_bn(Graph& g, torch::nn::Conv2dImpl& c, const torch::nn::BatchNorm2dImpl& bn,
+                      const std::string& x) {
+  TORCH_CHECK(!c.bias.defined(), "ONNX export: a convolution with a bias before a batch norm");
+  const ConvGeometry s = square(c.options);
+  const auto [weight, bias] = kernels::fold_batch_norm(c.weight, bn);
+  return conv(g, x, weight, bias, s.stride, s.pad, c.options.groups());
+}
+
+std::string conv_transpose2d(Graph& g, torch::nn::ConvTranspose2dImpl& m, const std::string& x) {
+  const ConvGeometry c = square(m.options);
+  const auto out_pad = m.options.output_padding();
+  TORCH_CHECK(out_pad->at(0) == out_pad->at(1),
+              "ONNX export: a transposed convolution with unequal output padding");
+  std::vector<std::string> inputs{x, onnx::weight(g, m.weight, 1)};
+  if (m.bias.defined()) inputs.push_back(g.constant(m.bias, "bias"));
+  return g.op("ConvTranspose", inputs,
+              {{"kernel_shape", std::vector<int64_t>{m.weight.size(2), m.weight.size(3)}},
+               {"strides", std::vector<int64_t>{c.stride, c.stride}},
+               {"pads", std::vector<int64_t>{c.pad, c.pad, c.pad, c.pad}},
+               {"output_padding", std::vector<int64_t>{out_pad->at(0), out_pad->at(1)}},
+               {"group", m.options.groups()}});
+}
+
+std::string max_pool(Graph& g, const std::string& x, int64_t kernel, int64_t stride, int64_t pad) {
+  return g.op("MaxPool", {x},
+              {{"kernel_shape", std::vector<int64_t>{kernel, kernel}},
+               {"strides", std::vector<int64_t>{stride, stride}},
+               {"pads", std::vector<int64_t>{pad, pad, pad, pad}}});
 }
 
 std::string mlp_block(Graph& g, models::MLPBlockImpl& m, const std::string& x,

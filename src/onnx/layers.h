@@ -1,4 +1,5 @@
 #pragma once
+#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 
@@ -13,6 +14,10 @@
 // the output value's name; shapes are those the module's forward takes.
 namespace sd::onnx {
 
+// A learned weight as a node input: its constant, or in a graph of int8 weights int8 with one
+// scale per index of `axis` (e.g. the output channels), back to float by Cast and Mul of
+// constants that ONNX Runtime folds at load.
+std::string weight(Graph& g, const at::Tensor& w, int64_t axis, const std::string& hint = "weight");
 // x [..., in] -> [..., out]: MatMul by the transposed weight, Add the bias. In a graph of
 // int8 weights: the weight int8 per output column, x quantised dynamically (uint8), an integer
 // product (MatMulInteger), as ONNX Runtime's dynamic quantisation writes it.
@@ -26,11 +31,18 @@ std::string layer_norm_2d(Graph& g, models::LayerNorm2dImpl& m, const std::strin
 std::string gelu(Graph& g, const std::string& x);
 std::string relu(Graph& g, const std::string& x);
 // Conv of `weight` (and `bias`, when defined) with torch's stride, padding and groups. In a
-// graph of int8 weights the weight is int8 per output channel (Cast and Mul by its scales:
-// constants ONNX Runtime folds at load), fp32 inputs.
+// graph of int8 weights the weight is int8 per output channel (weight()), fp32 inputs.
 std::string conv(Graph& g, const std::string& x, const at::Tensor& weight, const at::Tensor& bias,
                  int64_t stride, int64_t pad, int64_t groups);
 std::string conv2d(Graph& g, torch::nn::Conv2dImpl& m, const std::string& x);
+// A bias-free Conv2d followed by a BatchNorm2d in eval mode: one Conv, the batch norm folded in.
+std::string conv2d_bn(Graph& g, torch::nn::Conv2dImpl& c, const torch::nn::BatchNorm2dImpl& bn,
+                      const std::string& x);
+// torch's ConvTranspose2d (equal strides, paddings and output paddings): ConvTranspose. In a
+// graph of int8 weights its weight (in x out x k x k) is int8 per output channel.
+std::string conv_transpose2d(Graph& g, torch::nn::ConvTranspose2dImpl& m, const std::string& x);
+// torch's max_pool2d with a square kernel (padding -inf, ceil_mode off): MaxPool.
+std::string max_pool(Graph& g, const std::string& x, int64_t kernel, int64_t stride, int64_t pad);
 // SAM's MLPBlock: lin1, GELU or ReLU, lin2.
 std::string mlp_block(Graph& g, models::MLPBlockImpl& m, const std::string& x,
                       models::Activation act);

@@ -2,6 +2,7 @@
 #include <string>
 
 #include "models/image_encoder_vit.h"
+#include "models/resnet.h"
 #include "models/sam.h"
 #include "models/tiny_vit.h"
 #include "onnx/graph.h"
@@ -10,11 +11,15 @@
 // and nested as the modules (and their state-dict keys) are.
 namespace sd::onnx {
 
-// The image encoders: the value name of the 1 x 3 x S x S preprocessed image -> the value name
-// of the 1 x 256 x 64 x 64 embedding.
-std::string tiny_vit(Graph& g, models::TinyViT& m, const std::string& x);
-std::string image_encoder_vit(Graph& g, models::ImageEncoderViT& m, const std::string& x,
-                              int64_t img_size);
+// The image encoders of the families built in (onnx/encoder_exporter.h), of their configs: the
+// value name of the 1 x 3 x S x S preprocessed image -> the value name of the 1 x 256 x 64 x 64
+// embedding.
+std::string tiny_vit(Graph& g, models::TinyViT& m, const models::EncoderConfig& config,
+                     const std::string& x);
+std::string image_encoder_vit(Graph& g, models::ImageEncoderViT& m,
+                              const models::EncoderConfig& config, const std::string& x);
+std::string resnet_encoder(Graph& g, models::ResNetEncoder& m, const models::EncoderConfig& config,
+                           const std::string& x);
 
 // SamOnnxModel (segment_anything/utils/onnx.py) with its inputs and outputs: image_embeddings,
 // point_coords, point_labels, mask_input, has_mask_input, orig_im_size -> masks,

@@ -13,17 +13,9 @@ namespace {
 
 using namespace models::tiny_vit;
 
-std::string conv2d_bn(Graph& g, Conv2d_BNImpl& m, const std::string& x) {
-  // As Conv2d_BNImpl::forward in eval mode.
-  const at::Tensor scale = m.bn->weight / at::sqrt(m.bn->running_var + m.bn->options.eps());
-  const at::Tensor weight = m.c->weight * scale.view({-1, 1, 1, 1});
-  const at::Tensor bias = m.bn->bias - m.bn->running_mean * scale;
-  return conv(g, x, weight, bias, m.stride, m.pad, m.groups);
-}
-
 std::string conv2d_bn(Graph& g, Conv2d_BNImpl& m, const std::string& x, const std::string& name) {
   Graph::Scope s(g, name);
-  return conv2d_bn(g, m, x);
+  return onnx::conv2d_bn(g, *m.c, *m.bn, x);
 }
 
 std::string patch_embed(Graph& g, PatchEmbedImpl& m, const std::string& x) {
@@ -145,7 +137,8 @@ std::string tiny_vit_block(Graph& g, TinyViTBlockImpl& m, const std::string& x, 
 
 }  // namespace
 
-std::string tiny_vit(Graph& g, models::TinyViT& m, const std::string& x) {
+std::string tiny_vit(Graph& g, models::TinyViT& m, const models::EncoderConfig&,
+                     const std::string& x) {
   std::string y = patch_embed(g, *m.patch_embed, x);
   for (size_t i = 0; i < m.layers->size(); ++i) {
     Graph::Scope layer(g, "layers." + std::to_string(i));

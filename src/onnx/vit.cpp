@@ -88,11 +88,12 @@ std::string block(Graph& g, BlockImpl& m, const std::string& x, int64_t h, int64
 
 }  // namespace
 
-std::string image_encoder_vit(Graph& g, models::ImageEncoderViT& m, const std::string& x,
-                              int64_t img_size) {
+std::string image_encoder_vit(Graph& g, models::ImageEncoderViT& m,
+                              const models::EncoderConfig& config, const std::string& x) {
   std::string y;
   auto& proj = *m.patch_embed->proj;
-  const int64_t c = proj.weight.size(0), grid = img_size / proj.weight.size(2);
+  const int64_t c = proj.weight.size(0);
+  const int64_t grid = config.family().img_size(config) / proj.weight.size(2);
   {
     Graph::Scope s(g, "patch_embed.proj");
     y = transpose(g, conv2d(g, proj, x), {0, 2, 3, 1});

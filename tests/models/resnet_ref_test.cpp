@@ -13,6 +13,7 @@
 #include "io/config.h"
 #include "models/encoder_testing.h"
 #include "models/resnet.h"
+#include "models/resnet_testing.h"
 
 namespace sd::models {
 namespace {
@@ -20,57 +21,15 @@ namespace {
 using namespace sd::testing;
 using encoder_testing::relative_error;
 using encoder_testing::trace_error;
+using resnet_testing::fixture;
+using resnet_testing::python_weights;
 
 constexpr double kTolerance = 1e-4;  // fixtures README: embedding relative L2 error
-
-std::string fixture(const std::string& leaf) {
-  return source_dir() + "/tests/models/fixtures/resnet/" + leaf;
-}
 
 ResNetConfig resnet(const std::vector<int>& layers) {
   ResNetConfig c;
   c.layers = layers;
   return c;
-}
-
-uint64_t fnv1a64(const std::string& text) {
-  uint64_t h = 0xCBF29CE484222325ull;
-  for (unsigned char b : text) h = (h ^ b) * 0x100000001B3ull;
-  return h;
-}
-
-uint64_t splitmix64(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-// make_resnet_fixtures.py's seeded_values for an entry that is no BatchNorm's.
-at::Tensor seeded_values(const std::string& key, at::IntArrayRef shape) {
-  at::Tensor t = at::empty(shape, at::kFloat);
-  const int64_t n = t.numel();
-  const double bound = key == "pos_embedding" ? 0.5
-                       : shape.size() > 1     ? std::sqrt(6.0 / double(n / shape[0]))
-                                              : 0.1;
-  const uint64_t seed = fnv1a64(key);
-  float* out = t.data_ptr<float>();
-  for (int64_t i = 0; i < n; ++i) {
-    const double u = double(splitmix64(seed + uint64_t(i)) >> 40) / double(1 << 24);
-    out[i] = static_cast<float>((2.0 * u - 1.0) * bound);
-  }
-  return t;
-}
-
-// The Python module's weights: bn.pth's BatchNorm entries, the others seeded.
-io::StateDict python_weights(const ResNetEncoder& encoder) {
-  const auto bn = load_tensors(fixture("bn.pth"));
-  io::StateDict out;
-  for (const auto& [key, value] : io::state_dict(encoder)) {
-    auto it = bn.find(key);
-    out.emplace_back(key, it != bn.end() ? it->second : seeded_values(key, value.sizes()));
-  }
-  return out;
 }
 
 // NanoSAM's keys (timm's features_only ResNet under `backbone.`, `up_1`, `proj`,

@@ -22,11 +22,13 @@ using namespace sd::testing;
 // The small student with every weight seeded, its batch norms' running statistics and its
 // attention bias tables included (they start as 1 / 0 / 0, which folding or a wrong gather
 // would leave unchanged).
+models::EncoderConfig small_config() {
+  return models::encoder_config_from_json(nlohmann::json::parse(kSmallStudent), "kSmallStudent");
+}
+
 models::Sam small_sam() {
   torch::manual_seed(7);
-  const models::EncoderConfig config =
-      models::encoder_config_from_json(nlohmann::json::parse(kSmallStudent), "kSmallStudent");
-  models::Sam sam = models::build_sam(config);
+  models::Sam sam = models::build_sam(small_config());
   torch::NoGradGuard no_grad;
   for (auto& p : sam->named_parameters()) p.value().copy_(at::randn_like(p.value()) * 0.2);
   for (auto& b : sam->named_buffers())
@@ -43,7 +45,7 @@ class OnnxExport : public ::testing::Test {
   static void SetUpTestSuite() {
     sam_ = new models::Sam(small_sam());
     dir_ = make_temp_dir("sd_onnx_small");
-    exported_ = export_onnx(**sam_, dir_);
+    exported_ = export_onnx(**sam_, small_config(), dir_);
   }
   static void TearDownTestSuite() {
     std::filesystem::remove_all(dir_);
@@ -159,7 +161,7 @@ TEST_F(OnnxExport, ExternalDataModelsPassTheCheckerAndRunInOnnxRuntime) {
   const std::string dir = dir_ + "/external";
   ExportOptions options;
   options.external_data = 4096;
-  const Exported e = export_onnx(**sam_, dir, options);
+  const Exported e = export_onnx(**sam_, small_config(), dir, options);
   EXPECT_TRUE(e.encoder_external && e.decoder_external);
   ASSERT_TRUE(std::filesystem::exists(dir + "/encoder.onnx.data"));
   // Most of the bytes are outside.
@@ -181,7 +183,7 @@ TEST_F(OnnxExport, ExternalDataModelsPassTheCheckerAndRunInOnnxRuntime) {
   EXPECT_TRUE(at::equal(outside.outputs.at("image_embeddings"), inside));
 
   // Exported again without it, the model holds its data again and the stale file is gone.
-  export_onnx(**sam_, dir);
+  export_onnx(**sam_, small_config(), dir);
   EXPECT_FALSE(std::filesystem::exists(dir + "/encoder.onnx.data"));
 }
 

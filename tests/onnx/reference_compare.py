@@ -80,22 +80,17 @@ def median(xs):
     return float(np.median(xs))
 
 
-def main():
-    folder, binary, out = sys.argv[1], sys.argv[2], sys.argv[3]
-    runs = int(sys.argv[4]) if len(sys.argv) > 4 else 7
-    torch.set_num_threads(2)
-    sam = load_folder(folder)
-
+def compare(sam, weights, cases, binary, out, runs, name):
+    """Exports `sam` with torch.onnx.export and its checkpoint `weights` with samdistill, runs
+    both in ONNX Runtime on `cases`' image and a point prompt: agreement and times (a dict)."""
     t = time.perf_counter()
     export_reference(sam, os.path.join(out, "reference"))
     ref_export_s = time.perf_counter() - t
     t = time.perf_counter()
-    subprocess.run([binary, "export", "--student", os.path.join(folder, "weights.pth"),
-                    "--format", "onnx", "--out", os.path.join(out, "samdistill")], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run([binary, "export", "--student", weights, "--format", "onnx", "--out",
+                    os.path.join(out, "samdistill")], check=True, stdout=subprocess.DEVNULL)
     ours_export_s = time.perf_counter() - t
 
-    cases = torch.load(os.path.join(folder, "cases.pth"))
     image = torch.as_tensor(cases["image_resized"]).permute(2, 0, 1).contiguous()[None]
     with torch.no_grad():
         x = sam.preprocess(image.float())
@@ -110,7 +105,7 @@ def main():
               "has_mask_input": np.array([0.0], np.float32),
               "orig_im_size": np.array([h, w], np.float32)}
 
-    res = {"model": os.path.basename(folder.rstrip("/")), "threads": 2, "runs": runs,
+    res = {"model": name, "threads": 2, "runs": runs,
            "export_s": {"samdistill": ours_export_s, "reference": ref_export_s}}
     outputs, times = {}, {}
     for who in ("samdistill", "reference"):
@@ -142,6 +137,17 @@ def main():
             sam.image_encoder(x)
             enc_t.append((time.perf_counter() - t) * 1e3)
     res["pytorch_reference_encoder_ms"] = median(enc_t)
+    return res
+
+
+def main():
+    folder, binary, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    runs = int(sys.argv[4]) if len(sys.argv) > 4 else 7
+    torch.set_num_threads(2)
+    sam = load_folder(folder)
+    cases = torch.load(os.path.join(folder, "cases.pth"))
+    res = compare(sam, os.path.join(folder, "weights.pth"), cases, binary, out, runs,
+                  os.path.basename(folder.rstrip("/")))
     # samdistill's own LibTorch inference (vit_t encoder, decoder per prompt), 2 threads.
     print(json.dumps(res), flush=True)
     bench = subprocess.run([binary, "--threads", "2", "bench", "--json", "--only", "encoder",
