@@ -68,7 +68,8 @@ json put_shown(json base, const json& observed) {
 // The config of what the weights show; what they cannot show is the family's default's.
 EncoderConfig config_of_shown(const json& observed, const std::string& file,
                               const std::string& flag) {
-  const EncoderFamily& family = encoder_family(observed["family"]);
+  const std::string name = observed["family"];  // a named string: g++ 14 warns of a temporary
+  const EncoderFamily& family = encoder_family(name);
   const std::string unshown = family.unshown(observed);
   if (!unshown.empty()) throw Error("'" + file + "' does not show " + unshown + ": give " + flag);
   return config_shown(observed, family.from_json(json::object(), "defaults"),
