@@ -99,14 +99,19 @@ ResNetEncoder::ResNetEncoder(const ResNetConfig& c) {
   const int64_t grid = c.img_size / 16;
   pos_embedding =
       register_parameter("pos_embedding", 1e-5 * at::randn({1, c.out_chans, grid, grid}));
+  // Channels-last convolutions (oneDNN's) take half the time of NCHW's on the CPU, in the
+  // forward and the backward; loading and the optimiser keep the layout, saving makes NCHW.
+  for (at::Tensor& p : parameters())
+    if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
 }
 
 at::Tensor ResNetEncoder::forward(const at::Tensor& x, Trace* trace) {
-  at::Tensor y = up_1->forward(backbone->forward(x, trace));
+  at::Tensor y =
+      up_1->forward(backbone->forward(x.contiguous(at::MemoryFormat::ChannelsLast), trace));
   if (trace) trace->emplace_back("up_1", y);
   y = proj->forward(y);
   if (trace) trace->emplace_back("proj", y);
-  return y + pos_embedding;
+  return (y + pos_embedding).contiguous();
 }
 
 }  // namespace sd::models
