@@ -44,24 +44,29 @@ at::Tensor window_unpartition(const at::Tensor& windows, int64_t window_size,
   return x;
 }
 
-at::Tensor get_rel_pos(int64_t q_size, int64_t k_size, const at::Tensor& rel_pos) {
-  int64_t max_rel_dist = 2 * std::max(q_size, k_size) - 1;
-  at::Tensor resized = rel_pos;
-  if (rel_pos.size(0) != max_rel_dist) {
-    // F.interpolate(mode="linear"), align_corners False, over the rows of the table.
-    at::Tensor table = rel_pos.reshape({1, rel_pos.size(0), -1}).permute({0, 2, 1});
-    resized = at::upsample_linear1d(table, {max_rel_dist}, false)
-                  .reshape({-1, max_rel_dist})
-                  .permute({1, 0});
-  }
+at::Tensor resized_rel_pos(int64_t q_size, int64_t k_size, const at::Tensor& rel_pos) {
+  const int64_t max_rel_dist = 2 * std::max(q_size, k_size) - 1;
+  if (rel_pos.size(0) == max_rel_dist) return rel_pos;
+  // F.interpolate(mode="linear"), align_corners False, over the rows of the table.
+  at::Tensor table = rel_pos.reshape({1, rel_pos.size(0), -1}).permute({0, 2, 1});
+  return at::upsample_linear1d(table, {max_rel_dist}, false)
+      .reshape({-1, max_rel_dist})
+      .permute({1, 0});
+}
+
+at::Tensor rel_pos_rows(int64_t q_size, int64_t k_size) {
   // Python scales integer coordinates by floats, then truncates; kept as is.
   double q_scale = std::max(double(k_size) / q_size, 1.0);
   double k_scale = std::max(double(q_size) / k_size, 1.0);
   at::Tensor q_coords = at::arange(q_size).unsqueeze(1) * q_scale;
   at::Tensor k_coords = at::arange(k_size).unsqueeze(0) * k_scale;
   at::Tensor relative = (q_coords - k_coords) + double(k_size - 1) * k_scale;
-  at::Tensor rows = relative.to(at::kLong).flatten().to(rel_pos.device());
-  return resized.index_select(0, rows).view({q_size, k_size, -1});
+  return relative.to(at::kLong);
+}
+
+at::Tensor get_rel_pos(int64_t q_size, int64_t k_size, const at::Tensor& rel_pos) {
+  const at::Tensor rows = rel_pos_rows(q_size, k_size).flatten().to(rel_pos.device());
+  return resized_rel_pos(q_size, k_size, rel_pos).index_select(0, rows).view({q_size, k_size, -1});
 }
 
 // attn: B x (H*W) x (H*W); q: B x (H*W) x C. Adds q . Rh and q . Rw per axis.

@@ -77,8 +77,13 @@ at::Tensor window_unpartition(const at::Tensor& windows, int64_t window_size,
                               std::pair<int64_t, int64_t> padded_hw,
                               std::pair<int64_t, int64_t> hw);
 // The rel-pos rows for every (query, key) pair: q_size x k_size x C, resizing the table
-// linearly when it does not have 2 * max(q_size, k_size) - 1 rows.
+// linearly when it does not have 2 * max(q_size, k_size) - 1 rows. Its two steps:
+// rel_pos_rows(q, k) of resized_rel_pos(q, k, rel_pos).
 at::Tensor get_rel_pos(int64_t q_size, int64_t k_size, const at::Tensor& rel_pos);
+// The table with 2 * max(q_size, k_size) - 1 rows (F.interpolate's linear resize when needed).
+at::Tensor resized_rel_pos(int64_t q_size, int64_t k_size, const at::Tensor& rel_pos);
+// The row of the resized table that each (query, key) pair reads: q_size x k_size, int64.
+at::Tensor rel_pos_rows(int64_t q_size, int64_t k_size);
 
 }  // namespace sd::models::vit
 

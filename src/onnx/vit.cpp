@@ -12,16 +12,29 @@ namespace {
 
 using namespace models::vit;
 
+// get_rel_pos's rows for a size x size grid, as size x C x size. Resolved in a constant, or, in
+// a graph of int8 weights (whose size matters), the table and the row index of every pair
+// (a Gather that ONNX Runtime folds when it loads the model): a global attention's rows are
+// size times the table.
+std::string rel_pos(Graph& g, const at::Tensor& table, int64_t size, const std::string& hint) {
+  if (!g.int8_weights()) return g.constant(get_rel_pos(size, size, table).permute({0, 2, 1}), hint);
+  const std::string rows = g.op("Gather",
+                                {g.constant(resized_rel_pos(size, size, table), hint),
+                                 g.constant(rel_pos_rows(size, size).to(at::kInt), hint + "_rows")},
+                                {{"axis", int64_t(0)}});
+  return transpose(g, rows, {0, 2, 1});
+}
+
 // attn: B x HW x HW, q: B x HW x C -> attn + q . Rh + q . Rw (MViTv2's decomposed rel-pos).
 std::string add_decomposed_rel_pos(Graph& g, AttentionImpl& m, const std::string& attn,
                                    const std::string& q, int64_t b, int64_t h, int64_t w) {
-  const at::Tensor rh = get_rel_pos(h, h, m.rel_pos_h).permute({0, 2, 1});  // H x C x H
-  const at::Tensor rw = get_rel_pos(w, w, m.rel_pos_w).permute({0, 2, 1});
   const int64_t dim = m.rel_pos_h.size(1);
   const std::string r_q = reshape(g, q, {b, h, w, dim});
-  const std::string rel_h = matmul(g, r_q, g.constant(rh, "rel_pos_h"));  // B x H x W x H
+  const std::string rel_h =
+      matmul(g, r_q, rel_pos(g, m.rel_pos_h, h, "rel_pos_h"));  // B x H x W x H
   const std::string rel_w = transpose(
-      g, matmul(g, transpose(g, r_q, {0, 2, 1, 3}), g.constant(rw, "rel_pos_w")), {0, 2, 1, 3});
+      g, matmul(g, transpose(g, r_q, {0, 2, 1, 3}), rel_pos(g, m.rel_pos_w, w, "rel_pos_w")),
+      {0, 2, 1, 3});
   std::string y = reshape(g, attn, {b, h, w, h, w});
   y = add(g, y, reshape(g, rel_h, {b, h, w, h, 1}));
   y = add(g, y, reshape(g, rel_w, {b, h, w, 1, w}));
@@ -98,7 +111,7 @@ std::string image_encoder_vit(Graph& g, models::ImageEncoderViT& m,
     Graph::Scope s(g, "patch_embed.proj");
     y = transpose(g, conv2d(g, proj, x), {0, 2, 3, 1});
   }
-  if (m.pos_embed.defined()) y = add(g, y, g.constant(m.pos_embed, "pos_embed"));
+  if (m.pos_embed.defined()) y = add(g, y, weight(g, m.pos_embed, 3, "pos_embed"));
   for (size_t i = 0; i < m.blocks->size(); ++i) {
     Graph::Scope s(g, "blocks." + std::to_string(i));
     y = block(g, m.blocks->at<BlockImpl>(i), y, grid, grid, c);
