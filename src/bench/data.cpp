@@ -1,7 +1,6 @@
 #include "bench/data.h"
 
 #include <ATen/Parallel.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -16,6 +15,7 @@
 #include "util/atomic_file.h"
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/temp_folder.h"
 
 namespace fs = std::filesystem;
 
@@ -67,36 +67,28 @@ double read_rate(const Dataset& dataset, bool decode, int rounds) {
 // "tar_index_s_per_gb", "tar_bytes"}; {} in a build without libarchive.
 nlohmann::json tar_vs_folder(const Dataset& folder) {
   if (!tar_reading_available()) return nlohmann::json::object();
-  const fs::path dir =
-      fs::temp_directory_path() / ("samdistill-bench-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const std::string tar = (dir / "bench.tar").string();
-  try {
-    std::vector<std::pair<std::string, std::string>> files;
-    for (const Entry& e : folder.entries()) {
-      files.emplace_back(e.id + ".jpg", e.image_path);
-      files.emplace_back(e.id + ".json", e.json_path);
-    }
-    write_tar(tar, files);
-    const auto start = clock::now();
-    const Dataset in_tar = Dataset::open({tar}, "", nullptr);
-    const double index_s = seconds_since(start);
-    const double bytes = double(fs::file_size(tar));
-    read_rate(in_tar, true, 1);  // warm-up: page cache
-    nlohmann::json out = {{"folder_read_img_per_s", read_rate(folder, true, 3)},
-                          {"tar_read_img_per_s", read_rate(in_tar, true, 3)},
-                          {"folder_bytes_img_per_s", read_rate(folder, false, 5)},
-                          {"tar_bytes_img_per_s", read_rate(in_tar, false, 5)},
-                          {"tar_index_s_per_gb", index_s / (bytes / 1e9)},
-                          {"tar_bytes", bytes}};
-    out["tar_vs_folder"] =
-        out["tar_read_img_per_s"].get<double>() / out["folder_read_img_per_s"].get<double>();
-    fs::remove_all(dir);
-    return out;
-  } catch (...) {
-    fs::remove_all(dir);
-    throw;
+  const TempFolder dir("samdistill-tar-bench-");
+  const std::string tar = dir / "bench.tar";
+  std::vector<std::pair<std::string, std::string>> files;
+  for (const Entry& e : folder.entries()) {
+    files.emplace_back(e.id + ".jpg", e.image_path);
+    files.emplace_back(e.id + ".json", e.json_path);
   }
+  write_tar(tar, files);
+  const auto start = clock::now();
+  const Dataset in_tar = Dataset::open({tar}, "", nullptr);
+  const double index_s = seconds_since(start);
+  const double bytes = double(fs::file_size(tar));
+  read_rate(in_tar, true, 1);  // warm-up: page cache
+  nlohmann::json out = {{"folder_read_img_per_s", read_rate(folder, true, 3)},
+                        {"tar_read_img_per_s", read_rate(in_tar, true, 3)},
+                        {"folder_bytes_img_per_s", read_rate(folder, false, 5)},
+                        {"tar_bytes_img_per_s", read_rate(in_tar, false, 5)},
+                        {"tar_index_s_per_gb", index_s / (bytes / 1e9)},
+                        {"tar_bytes", bytes}};
+  out["tar_vs_folder"] =
+      out["tar_read_img_per_s"].get<double>() / out["folder_read_img_per_s"].get<double>();
+  return out;
 }
 
 }  // namespace

@@ -1,7 +1,6 @@
 #include "bench/distill.h"
 
 #include <ATen/ATen.h>
-#include <unistd.h>  // getpid
 
 #include <filesystem>
 #include <fstream>
@@ -15,6 +14,7 @@
 #include "store/embed.h"
 #include "store/writer.h"
 #include "util/error.h"
+#include "util/temp_folder.h"
 
 namespace fs = std::filesystem;
 
@@ -87,100 +87,82 @@ StepMeans step_means(const std::string& run) {
 }  // namespace
 
 nlohmann::json bench_data_parallel(const TrainBench& b, const RunWorkers& run) {
-  fs::path dir =
-      fs::temp_directory_path() / ("samdistill-bench-dist-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  const TempFolder temp("samdistill-dist-bench-");
+  const fs::path& dir = temp.path();
   const bool real = data::image_decoding_available() && fs::is_directory(b.folder) &&
                     data::Dataset::index_sa1b({b.folder}, nullptr).size() >= size_t(b.batch_size);
-  nlohmann::json out;
-  try {
-    const std::string teacher_file = (dir / "teacher.pth").string();
-    io::write_state_dict(teacher_file, {{"bench", at::zeros({1})}});
-    const std::string store = (dir / "store").string();
-    make_store(store, real ? b.folder : "", b.batch_size * (b.steps + 2), teacher_file, true);
-    auto args = [&](const std::string& out_dir) {
-      return std::vector<std::string>{"--threads",
-                                      "1",
-                                      "train",
-                                      "--store",
-                                      store,
-                                      "--out",
-                                      out_dir,
-                                      "--batch-size",
-                                      std::to_string(b.batch_size),
-                                      "--max-steps",
-                                      std::to_string(b.steps + 1),
-                                      "--warmup-steps",
-                                      "1",
-                                      "--checkpoint-every",
-                                      "0",
-                                      "--log-every",
-                                      "1000",
-                                      "--workers",
-                                      "1",
-                                      "--device",
-                                      b.device,
-                                      "--amp",
-                                      b.amp};
-    };
-    run(args((dir / "one").string()), 1);
-    run(args((dir / "two").string()), 2);
-    const StepMeans one = step_means((dir / "one").string()),
-                    two = step_means((dir / "two").string());
-    out = {{"dist_img_per_s_1x1", b.batch_size / one.step_s},
-           {"dist_img_per_s_2x1", b.batch_size / two.step_s},
-           {"dist_speedup", one.step_s / two.step_s},
-           {"dist_allreduce_s", two.allreduce_s},
-           {"dist_allreduce_hidden_pct",
-            two.allreduce_s > 0 ? 100.0 * two.hidden_s / two.allreduce_s : 0.0},
-           {"dist_setting", "vit_t, " + b.device + ", amp " + b.amp +
-                                (b.device == "cuda" ? ", NCCL" : ", Gloo") +
-                                " on loopback, global batch " + std::to_string(b.batch_size) +
-                                ", " + std::to_string(b.steps) + " timed steps" +
-                                (real ? ", " + b.folder : ", random pixels")}};
-  } catch (...) {
-    fs::remove_all(dir);
-    throw;
-  }
-  fs::remove_all(dir);
-  return out;
+  const std::string teacher_file = (dir / "teacher.pth").string();
+  io::write_state_dict(teacher_file, {{"bench", at::zeros({1})}});
+  const std::string store = (dir / "store").string();
+  make_store(store, real ? b.folder : "", b.batch_size * (b.steps + 2), teacher_file, true);
+  auto args = [&](const std::string& out_dir) {
+    return std::vector<std::string>{"--threads",
+                                    "1",
+                                    "train",
+                                    "--store",
+                                    store,
+                                    "--out",
+                                    out_dir,
+                                    "--batch-size",
+                                    std::to_string(b.batch_size),
+                                    "--max-steps",
+                                    std::to_string(b.steps + 1),
+                                    "--warmup-steps",
+                                    "1",
+                                    "--checkpoint-every",
+                                    "0",
+                                    "--log-every",
+                                    "1000",
+                                    "--workers",
+                                    "1",
+                                    "--device",
+                                    b.device,
+                                    "--amp",
+                                    b.amp};
+  };
+  run(args((dir / "one").string()), 1);
+  run(args((dir / "two").string()), 2);
+  const StepMeans one = step_means((dir / "one").string()),
+                  two = step_means((dir / "two").string());
+  return {{"dist_img_per_s_1x1", b.batch_size / one.step_s},
+          {"dist_img_per_s_2x1", b.batch_size / two.step_s},
+          {"dist_speedup", one.step_s / two.step_s},
+          {"dist_allreduce_s", two.allreduce_s},
+          {"dist_allreduce_hidden_pct",
+           two.allreduce_s > 0 ? 100.0 * two.hidden_s / two.allreduce_s : 0.0},
+          {"dist_setting", "vit_t, " + b.device + ", amp " + b.amp +
+                               (b.device == "cuda" ? ", NCCL" : ", Gloo") +
+                               " on loopback, global batch " + std::to_string(b.batch_size) + ", " +
+                               std::to_string(b.steps) + " timed steps" +
+                               (real ? ", " + b.folder : ", random pixels")}};
 }
 
 nlohmann::json bench_train(const TrainBench& b) {
-  fs::path dir =
-      fs::temp_directory_path() / ("samdistill-bench-train-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  const TempFolder temp("samdistill-train-bench-");
+  const fs::path& dir = temp.path();
   // Random pixels when there is no decoder (an accelerator machine) or too few images.
   const bool real = data::image_decoding_available() && fs::is_directory(b.folder) &&
                     data::Dataset::index_sa1b({b.folder}, nullptr).size() >= size_t(b.batch_size);
   TrainBench run = b;
   if (!real) run.folder.clear();
-  nlohmann::json out;
-  try {
-    std::string teacher_file = (dir / "teacher.pth").string();
-    io::write_state_dict(teacher_file, {{"bench", at::zeros({1})}});
-    make_store((dir / "cached").string(), run.folder, b.batch_size * (b.steps + 1), teacher_file,
-               true);
-    train::TrainSummary cached =
-        timed_run((dir / "run-cached").string(), (dir / "cached").string(), run);
-    out = {
-        {"train_img_per_s", cached.images_per_s},
-        {"train_data_wait_pct", cached.data_wait_pct},
-        {"train_steps", b.steps},
-        {"train_setting", b.device + ", amp " + b.amp + ", batch " + std::to_string(b.batch_size) +
-                              (real ? ", " + b.folder : ", random pixels")}};
-    if (real) {
-      make_store((dir / "jpeg").string(), run.folder, 0, teacher_file, false);
-      train::TrainSummary jpeg =
-          timed_run((dir / "run-jpeg").string(), (dir / "jpeg").string(), run);
-      out["train_jpeg_img_per_s"] = jpeg.images_per_s;
-      out["train_jpeg_data_wait_pct"] = jpeg.data_wait_pct;
-    }
-  } catch (...) {
-    fs::remove_all(dir);
-    throw;
+  std::string teacher_file = (dir / "teacher.pth").string();
+  io::write_state_dict(teacher_file, {{"bench", at::zeros({1})}});
+  make_store((dir / "cached").string(), run.folder, b.batch_size * (b.steps + 1), teacher_file,
+             true);
+  train::TrainSummary cached =
+      timed_run((dir / "run-cached").string(), (dir / "cached").string(), run);
+  nlohmann::json out = {
+      {"train_img_per_s", cached.images_per_s},
+      {"train_data_wait_pct", cached.data_wait_pct},
+      {"train_steps", b.steps},
+      {"train_setting", b.device + ", amp " + b.amp + ", batch " + std::to_string(b.batch_size) +
+                            (real ? ", " + b.folder : ", random pixels")}};
+  if (real) {
+    make_store((dir / "jpeg").string(), run.folder, 0, teacher_file, false);
+    train::TrainSummary jpeg = timed_run((dir / "run-jpeg").string(), (dir / "jpeg").string(), run);
+    out["train_jpeg_img_per_s"] = jpeg.images_per_s;
+    out["train_jpeg_data_wait_pct"] = jpeg.data_wait_pct;
   }
-  fs::remove_all(dir);
   return out;
 }
 

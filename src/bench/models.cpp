@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <vector>
 
 #include "models/autocast.h"
@@ -84,11 +85,20 @@ double count_gflop(const std::function<void()>& run) {
   return double(flops) / 1e9;
 }
 
-// The machine's own matrix-multiply throughput at the threads in use: 2048^3 products.
+// The machine's own matrix-multiply throughput at the threads in use: 2048^3 products, the
+// fastest of at least 5 runs after a warm-up (a limit: other work on a shared machine only
+// slows a run, and a median of few runs then puts the limit below what a model reaches).
 double gemm_gflops(at::ScalarType dtype, int repeats) {
   const int64_t n = 2048;
   const at::Tensor a = at::randn({n, n}).to(dtype), b = at::randn({n, n}).to(dtype);
-  double s = median_seconds([&] { at::mm(a, b)[0][0].item<float>(); }, repeats);
+  auto run = [&] { at::mm(a, b)[0][0].item<float>(); };
+  run();
+  double s = std::numeric_limits<double>::infinity();
+  for (int i = 0; i < std::max(5, repeats); ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    run();
+    s = std::min(s, seconds_since(start));
+  }
   return 2.0 * double(n * n * n) / s / 1e9;
 }
 
@@ -101,13 +111,12 @@ struct TrainingStep {
 
   explicit TrainingStep(std::shared_ptr<ImageEncoder> model)
       : encoder(std::move(model)),
-        optimizer(encoder->parameters(), torch::optim::AdamWOptions(1e-3)) {
-    encoder->train();
-  }
+        optimizer(encoder->parameters(), torch::optim::AdamWOptions(1e-3)) {}
 
-  // Forward under `amp`, MSE in fp32, backward, AdamW; `after_forward` runs while the
-  // autograd graph is alive.
+  // Forward under `amp` in train mode, MSE in fp32, backward, AdamW; `after_forward` runs
+  // while the autograd graph is alive.
   void run(Amp amp, const std::function<void()>& after_forward = {}) {
+    encoder->train();
     optimizer.zero_grad();
     at::Tensor out;
     {
@@ -246,9 +255,10 @@ nlohmann::json bench_infer(c10::Device device, Amp amp, const EncoderConfig& tea
     };
   };
   nlohmann::json figures;
-  {
-    auto vit_t = make_image_encoder(encoder_preset("vit_t"));
-    figures["infer_encoder_b1_s"] = median_seconds(forward(*vit_t, 1), repeats);
+  for (const auto& [preset, key] :
+       {std::pair{"vit_t", "infer_encoder_b1_s"}, std::pair{"resnet18", "infer_resnet18_b1_s"}}) {
+    auto student = make_image_encoder(encoder_preset(preset));
+    figures[key] = median_seconds(forward(*student, 1), repeats);
   }
   auto big = make_image_encoder(teacher);
   figures["infer_teacher_img_per_s"] =
@@ -270,8 +280,9 @@ std::function<void()> cpu_inference(ImageEncoder& encoder, const at::Tensor& ima
   };
 }
 
-// How far `encoder`'s bf16 embedding of `image` lies from its fp32 one: relative L2.
+// How far `encoder`'s bf16 embedding of `image` lies from its fp32 one (eval): relative L2.
 double bf16_relative_l2(ImageEncoder& encoder, const at::Tensor& image) {
+  encoder.eval();
   torch::NoGradGuard no_grad;
   const at::Tensor fp32 = encoder.forward(image);
   AutocastScope autocast(Amp::bf16, at::kCPU);
@@ -301,43 +312,74 @@ nlohmann::json bench_teacher(const EncoderConfig& teacher, int repeats) {
   return figures;
 }
 
-nlohmann::json bench_encoder(int repeats) {
-  nlohmann::json figures;
+namespace {
+
+// A student's inference of `image` in fp32: the products (KEY_gflop, given as `gflop_key`), its
+// median seconds and peak (KEY_s, KEY_peak_rss_mb) and its fraction of the machine's fp32
+// limit `gemm_fp32` (GFLOP/s; KEY_of_limit). Returns the products.
+double infer_figures(nlohmann::json& figures, ImageEncoder& encoder, const at::Tensor& image,
+                     const std::string& gflop_key, const std::string& key, double gemm_fp32,
+                     int repeats) {
+  auto infer = cpu_inference(encoder, image, Amp::off);
+  const double gflop = count_gflop(infer);
+  measure(figures, key, infer, repeats);
+  figures[gflop_key] = gflop;
+  figures[key + "_of_limit"] = gflop / figures[key + "_s"].get<double>() / gemm_fp32;
+  return gflop;
+}
+
+// A training step at batch 2 in `amp` of a student whose inference does `gflop` (a backward
+// of about twice its products): KEY_s, KEY_peak_rss_mb and KEY_of_limit against `gemm` (the
+// machine's limit in that precision).
+void train_figures(nlohmann::json& figures, TrainingStep& training, Amp amp, const std::string& key,
+                   double gflop, double gemm, int repeats) {
+  measure(
+      figures, key, [&] { training.run(amp); }, repeats);
+  figures[key + "_of_limit"] = 3 * 2 * gflop / figures[key + "_s"].get<double>() / gemm;
+}
+
+// MobileSAM's vit_t, in fp32 and bf16, and with recompute_stages 1.
+void vit_t_figures(nlohmann::json& figures, const at::Tensor& image, double fp32, double bf16,
+                   int repeats) {
   auto encoder = make_image_encoder(encoder_preset("vit_t"));
-  const at::Tensor image = at::randn({1, 3, 1024, 1024});
-  auto infer = [&](Amp amp) { return cpu_inference(*encoder, image, amp); };
-  const double gflop = count_gflop(infer(Amp::off));
+  const double gflop =
+      infer_figures(figures, *encoder, image, "encoder_gflop", "encoder_infer", fp32, repeats);
   figures["encoder_bf16_rel_l2"] = bf16_relative_l2(*encoder, image);
-  measure(figures, "encoder_infer", infer(Amp::off), repeats);
-  measure(figures, "encoder_infer_bf16", infer(Amp::bf16), repeats);
+  measure(figures, "encoder_infer_bf16", cpu_inference(*encoder, image, Amp::bf16), repeats);
+  figures["encoder_infer_bf16_of_limit"] =
+      gflop / figures["encoder_infer_bf16_s"].get<double>() / bf16;
 
   TrainingStep training(encoder);
-  measure(
-      figures, "train_step_b2", [&] { training.run(Amp::off); }, repeats);
-  measure(
-      figures, "train_step_b2_bf16", [&] { training.run(Amp::bf16); }, repeats);
+  train_figures(figures, training, Amp::off, "train_step_b2", gflop, fp32, repeats);
+  train_figures(figures, training, Amp::bf16, "train_step_b2_bf16", gflop, bf16, repeats);
   // recompute_stages 1: the first stage run again in backward.
   as_tiny_vit(*encoder).recompute_stages(1);
-  measure(
-      figures, "train_step_b2_recompute", [&] { training.run(Amp::off); }, repeats);
+  train_figures(figures, training, Amp::off, "train_step_b2_recompute", gflop, fp32, repeats);
   as_tiny_vit(*encoder).recompute_stages(0);
+}
 
+// A student `preset` beside vit_t, in fp32: PRESET_gflop, PRESET_infer_* and
+// PRESET_train_step_b2_*.
+void student_figures(nlohmann::json& figures, const std::string& preset, const at::Tensor& image,
+                     double fp32, int repeats) {
+  auto encoder = make_image_encoder(encoder_preset(preset));
+  const double gflop =
+      infer_figures(figures, *encoder, image, preset + "_gflop", preset + "_infer", fp32, repeats);
+  TrainingStep training(encoder);
+  train_figures(figures, training, Amp::off, preset + "_train_step_b2", gflop, fp32, repeats);
+}
+
+}  // namespace
+
+nlohmann::json bench_encoder(int repeats) {
   const double fp32 = gemm_gflops(at::kFloat, repeats), bf16 = gemm_gflops(at::kBFloat16, repeats);
-  // A training step at batch 2: forward, and a backward of about twice its products.
-  const double step_gflop = 3 * 2 * gflop;
-  const double s_fp32 = figures["encoder_infer_s"], s_bf16 = figures["encoder_infer_bf16_s"];
-  const double t_fp32 = figures["train_step_b2_s"], t_bf16 = figures["train_step_b2_bf16_s"];
-  const double t_recompute = figures["train_step_b2_recompute_s"];
-  figures.update({{"encoder_gflop", gflop},
-                  {"gemm_fp32_gflops", fp32},
-                  {"gemm_bf16_gflops", bf16},
-                  {"cpu_native_bf16", cpu_has_native_bf16()},
-                  {"encoder_infer_of_limit", gflop / s_fp32 / fp32},
-                  {"encoder_infer_bf16_of_limit", gflop / s_bf16 / bf16},
-                  {"train_step_b2_of_limit", step_gflop / t_fp32 / fp32},
-                  {"train_step_b2_bf16_of_limit", step_gflop / t_bf16 / bf16},
-                  {"train_step_b2_recompute_of_limit", step_gflop / t_recompute / fp32},
-                  {"threads", at::get_num_threads()}});
+  const at::Tensor image = at::randn({1, 3, 1024, 1024});
+  nlohmann::json figures{{"gemm_fp32_gflops", fp32},
+                         {"gemm_bf16_gflops", bf16},
+                         {"cpu_native_bf16", cpu_has_native_bf16()},
+                         {"threads", at::get_num_threads()}};
+  vit_t_figures(figures, image, fp32, bf16, repeats);
+  student_figures(figures, "resnet18", image, fp32, repeats);
   return figures;
 }
 

@@ -14,10 +14,13 @@ namespace sd::bench {
 // transformer, upscaling_and_heads, postprocess_masks} of the fp32 figure}.
 nlohmann::json bench_decoder(models::Sam sam, int repeats);
 
-// MobileSAM's encoder (vit_t, random weights) on the CPU: {"encoder_infer_s": one 1024x1024
-// image in eval mode, "train_step_b2_s": forward, MSE against a random target, backward and
-// an AdamW step at batch 2 in train mode, "peak_rss_mb": the process's peak so far,
-// "threads": the LibTorch thread count}.
+// The students' encoders (random weights) on the CPU. MobileSAM's vit_t: {"encoder_infer_s":
+// one 1024x1024 image in eval mode, "train_step_b2_s": forward, MSE against a random target,
+// backward and an AdamW step at batch 2 in train mode, the same in bf16 ("*_bf16_s") and with
+// recompute_stages 1 ("train_step_b2_recompute_s"), "encoder_gflop"}; NanoSAM's resnet18 the
+// same way in fp32: {"resnet18_infer_s", "resnet18_train_step_b2_s", "resnet18_gflop"}; each
+// figure with its peak ("*_peak_rss_mb") and its fraction of the machine's limit
+// ("*_of_limit"); "gemm_fp32_gflops", "gemm_bf16_gflops", "threads": the LibTorch thread count.
 nlohmann::json bench_encoder(int repeats);
 
 // The teacher's encoder (`teacher`, random weights) on the CPU, batch 1, 1024 x 1024, eval:
@@ -29,7 +32,8 @@ nlohmann::json bench_encoder(int repeats);
 nlohmann::json bench_teacher(const models::EncoderConfig& teacher, int repeats);
 
 // The encoders' forward (eval, no grad, random weights) on `device` under `amp`:
-// {"infer_encoder_b1_s": vit_t on one 1024x1024 image, "infer_teacher_img_per_s": `teacher`
+// {"infer_encoder_b1_s": vit_t on one 1024x1024 image, "infer_resnet18_b1_s": resnet18 on the
+// same, "infer_teacher_img_per_s": `teacher`
 // (as in `embed`) at batch `teacher_batch`, "infer_setting"}.
 nlohmann::json bench_infer(c10::Device device, models::Amp amp,
                            const models::EncoderConfig& teacher, int teacher_batch, int repeats);

@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <stdlib.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +16,7 @@
 #include "store/writer.h"
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/temp_folder.h"
 
 namespace fs = std::filesystem;
 
@@ -26,13 +26,6 @@ namespace {
 
 constexpr int kRecords = 64;
 constexpr int kCommitEvery = 8;
-
-std::string make_bench_dir() {
-  std::string pattern = (fs::temp_directory_path() / "samdistill-store-bench-XXXXXX").string();
-  if (!mkdtemp(pattern.data()))
-    throw Error("cannot create a temporary folder for the store benchmark");
-  return pattern;
-}
 
 uint64_t bytes_per_record(const Encoded& e) {
   return record_bytes(e.info.key.size(), e.info.payload_bytes) + kIndexEntryBytes;
@@ -54,7 +47,8 @@ double time_reads(const Reader& reader, const std::vector<size_t>& order, bool d
 }  // namespace
 
 nlohmann::json bench_store() {
-  std::string dir = make_bench_dir();
+  const TempFolder temp("samdistill-store-bench-");
+  const std::string dir = temp.path().string();
   at::Tensor values = at::randn({256, 64, 64});
   nlohmann::json out;
   for (DType d : {DType::fp16, DType::bf16, DType::fp32, DType::int8})
@@ -86,7 +80,6 @@ nlohmann::json bench_store() {
   double decode_s = time_reads(reader, order, true);
   std::shuffle(order.begin(), order.end(), std::mt19937(0));
   double random_s = time_reads(reader, order, false);
-  fs::remove_all(dir);
 
   out["store_write_gbps"] = total_bytes / write_s / 1e9;
   out["store_read_gbps"] = total_bytes / sequential_s / 1e9;
@@ -98,26 +91,18 @@ nlohmann::json bench_store() {
 }
 
 nlohmann::json bench_embed(const std::string& teacher, const std::string& folder) {
-  const std::string dir = make_bench_dir();
-  nlohmann::json out;
-  try {
-    EmbedOptions options;
-    options.teacher = teacher;
-    options.teacher_checkpoint = dir + "/teacher.pth";
-    options.data = {folder};
-    options.store = dir + "/store";
-    at::manual_seed(0);
-    auto encoder = models::make_image_encoder(models::resolve_encoder(teacher));
-    io::write_state_dict(options.teacher_checkpoint, io::state_dict(*encoder));
-    EmbedSummary summary = embed(options);
-    out = {{"embed_img_per_s", summary.embedded / summary.seconds},
-           {"embed_teacher", models::preset_name(models::resolve_encoder(teacher))}};
-  } catch (...) {
-    fs::remove_all(dir);
-    throw;
-  }
-  fs::remove_all(dir);
-  return out;
+  const TempFolder dir("samdistill-embed-bench-");
+  EmbedOptions options;
+  options.teacher = teacher;
+  options.teacher_checkpoint = dir / "teacher.pth";
+  options.data = {folder};
+  options.store = dir / "store";
+  at::manual_seed(0);
+  auto encoder = models::make_image_encoder(models::resolve_encoder(teacher));
+  io::write_state_dict(options.teacher_checkpoint, io::state_dict(*encoder));
+  EmbedSummary summary = embed(options);
+  return {{"embed_img_per_s", summary.embedded / summary.seconds},
+          {"embed_teacher", models::preset_name(models::resolve_encoder(teacher))}};
 }
 
 }  // namespace sd::bench

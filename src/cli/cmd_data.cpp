@@ -27,7 +27,7 @@ struct StatsArgs {
 // data stats' options, each once.
 const io::ConfigTable<StatsArgs>& stats_table() {
   using S = StatsArgs;
-  static const io::ConfigTable<S> table = agreeing(
+  static const io::ConfigTable<S> table = io::agreeing(
       io::ConfigTable<S>(data_fields<S>())
           .plus({io::field("coco", &S::coco, "", io::any_value(),
                            "A COCO instance file (the same as giving it to --data)")})

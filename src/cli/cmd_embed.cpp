@@ -33,7 +33,7 @@ const io::ConfigTable<EmbedArgs>& embed_table() {
     f.info.type = "fp16|bf16|fp32|int8";
     return f;
   };
-  static const io::ConfigTable<EmbedArgs> table = agreeing(
+  static const io::ConfigTable<EmbedArgs> table = io::agreeing(
       io::ConfigTable<O>(
           {
               field("teacher", &O::teacher, "", any_value(),

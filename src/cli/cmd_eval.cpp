@@ -110,14 +110,14 @@ std::vector<io::Field<EvalArgs>> command_fields() {
 
 // eval's options, each once.
 const io::ConfigTable<EvalArgs>& eval_table() {
-  static const io::ConfigTable<EvalArgs> table =
-      agreeing(io::ConfigTable<R>(model_fields())
-                   .plus(data_fields<R>())
-                   .plus(subset_table().as_part_of(&R::subset).fields())
-                   .plus(io::ConfigTable<S>(settings_fields()).as_part_of(&R::settings).fields())
-                   .plus(run_fields())
-                   .as_part_of(&EvalArgs::request)
-                   .plus(command_fields()));
+  static const io::ConfigTable<EvalArgs> table = io::agreeing(
+      io::ConfigTable<R>(model_fields())
+          .plus(data_fields<R>())
+          .plus(subset_table().as_part_of(&R::subset).fields())
+          .plus(io::ConfigTable<S>(settings_fields()).as_part_of(&R::settings).fields())
+          .plus(run_fields())
+          .as_part_of(&EvalArgs::request)
+          .plus(command_fields()));
   return table;
 }
 

@@ -56,7 +56,7 @@ using io::field;
 // export's options, each once.
 const io::ConfigTable<ExportArgs>& export_table() {
   using E = ExportArgs;
-  static const io::ConfigTable<E> table = agreeing(io::ConfigTable<E>({
+  static const io::ConfigTable<E> table = io::agreeing(io::ConfigTable<E>({
       field("student", &E::student, "", any_value(),
             "Student weights: a run folder (its final.pth, else newest checkpoint) or a file"),
       field("student_model", &E::student_model, "", any_value(),

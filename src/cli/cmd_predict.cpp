@@ -37,7 +37,7 @@ using io::field;
 // predict's options, each once.
 const io::ConfigTable<PredictArgs>& predict_table() {
   using P = PredictArgs;
-  static const io::ConfigTable<P> table = agreeing(io::ConfigTable<P>({
+  static const io::ConfigTable<P> table = io::agreeing(io::ConfigTable<P>({
       field("student", &P::checkpoint, "", any_value(),
             "Full SAM checkpoint (e.g. mobile_sam.pt from export), or a run folder with one"),
       field("student_model", &P::model, "", any_value(),

@@ -19,7 +19,7 @@ using io::field;
 // segment's options, each once (the generator's own: segment::amg_config_table).
 const io::ConfigTable<SegmentArgs>& segment_table() {
   using R = segment::SegmentRequest;
-  static const io::ConfigTable<SegmentArgs> table = agreeing(
+  static const io::ConfigTable<SegmentArgs> table = io::agreeing(
       io::ConfigTable<R>(
           {
               field("student", &R::student, "", any_value(),

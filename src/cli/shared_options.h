@@ -48,23 +48,6 @@ io::Field<T> amp_field(models::Amp T::*member) {
                    "CPUs with AVX512-BF16 or AMX) or fp16 (CUDA)");
 }
 
-// `table`, once a default-constructed T is seen to hold the table's defaults (the structs'
-// initialisers serve the library's callers, the table the command line): std::logic_error
-// naming the keys that differ, at the program's start.
-template <class T>
-io::ConfigTable<T> agreeing(io::ConfigTable<T> table) {
-  static T initialised;  // default-initialised, as T{} (which GCC 12 wrongly warns about)
-  const nlohmann::json initial = table.write(initialised);
-  std::string differ;
-  for (const io::KeyInfo& k : table.keys())
-    if (initial.at(k.key) != k.default_value)
-      differ +=
-          " " + k.key + " (" + initial.at(k.key).dump() + " vs " + k.default_value.dump() + ")";
-  if (!differ.empty())
-    throw std::logic_error("initialisers differ from the table's defaults:" + differ);
-  return table;
-}
-
 // What the flags of a table's keys were given.
 struct KeyFlags {
   std::map<std::string, std::string> overrides;  // config key -> command-line text

@@ -16,6 +16,7 @@
 #include "util/progress.h"
 #include "util/random.h"
 #include "util/regular_file.h"
+#include "util/text.h"
 
 namespace fs = std::filesystem;
 
@@ -41,7 +42,7 @@ std::set<std::string> read_list(const std::string& path) {
 
 Skip skip_of(const std::string& file, const std::string& message) {
   const std::string prefix = file + ": ";
-  return {file, message.compare(0, prefix.size(), prefix) == 0 && message.size() > prefix.size()
+  return {file, starts_with(message, prefix) && message.size() > prefix.size()
                     ? message.substr(prefix.size())
                     : message};
 }

@@ -10,6 +10,7 @@
 
 #include "util/error.h"
 #include "util/random.h"
+#include "util/text.h"
 
 namespace sd::data {
 namespace {
@@ -59,7 +60,7 @@ at::Tensor points(std::initializer_list<std::array<double, 2>> xy) {
 
 // The whole number after "<kind>@" in `text`, when it is one in [1, most]; else 0.
 int count_after(const std::string& text, const std::string& kind, int most) {
-  if (text.rfind(kind + "@", 0) != 0) return 0;
+  if (!starts_with(text, kind + "@")) return 0;
   const std::string digits = text.substr(kind.size() + 1);
   if (digits.empty() || digits.size() > 6 ||
       digits.find_first_not_of("0123456789") != std::string::npos)
@@ -76,7 +77,7 @@ PromptSpec parse_one(const std::string& text, const std::string& where) {
   if (const int k = count_after(text, "random", 4096)) return {PromptKind::random, 0, k};
   if (text == "everything") return {PromptKind::everything, 0, 0};
   if (const int n = count_after(text, "everything", 64)) return {PromptKind::everything, 0, n};
-  if (text.rfind("fgbg@", 0) == 0) {
+  if (starts_with(text, "fgbg@")) {
     const std::string number = text.substr(5);
     size_t used = 0;
     double d = 0;

@@ -7,6 +7,7 @@
 #include "data/dataset.h"
 #include "util/error.h"
 #include "util/names.h"
+#include "util/text.h"
 
 namespace fs = std::filesystem;
 
@@ -29,7 +30,7 @@ bool is_image_name(const std::string& name) {
          ext == ".tif" || ext == ".tiff";
 }
 
-bool is_sa1b_name(const std::string& stem) { return stem.rfind("sa_", 0) == 0; }
+bool is_sa1b_name(const std::string& stem) { return starts_with(stem, "sa_"); }
 
 bool is_sa1b_json(const std::string& name) {
   const fs::path p(name);
@@ -100,7 +101,7 @@ std::vector<Found> scan_tar(const std::shared_ptr<const TarFile>& tar, std::vect
   std::vector<Found> files;
   for (const TarMember& m : tar->members()) {
     std::string name = fs::path(m.name).lexically_normal().generic_string();
-    if (name.empty() || name[0] == '/' || name == ".." || name.rfind("../", 0) == 0) {
+    if (name.empty() || name[0] == '/' || name == ".." || starts_with(name, "../")) {
       if (skipped)
         skipped->push_back({tar->path() + ":" + m.name,
                             "member named outside the tar (absolute or through ..): not read"});

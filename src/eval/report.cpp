@@ -8,6 +8,7 @@
 
 #include "eval/iou.h"
 #include "util/error.h"
+#include "util/text.h"
 
 namespace sd::eval {
 
@@ -85,7 +86,7 @@ nlohmann::json report_json(const EvalReport& r, size_t worst) {
   int64_t teacher_masks = 0, above_half = 0, above_three_quarters = 0;
   double sum = 0;
   for (const PromptOutcome& o : r.outcomes) {
-    if (o.kind.rfind("everything", 0) != 0) continue;
+    if (!starts_with(o.kind, "everything")) continue;
     ++teacher_masks;
     sum += o.iou;
     above_half += o.iou >= 0.5;

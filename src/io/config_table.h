@@ -20,14 +20,15 @@
 //
 //   io::field("batch_size", &TrainConfig::batch_size, 8, io::positive(), "images per micro-batch")
 //
-// A member is an integer, a float, a bool, a string, a list of strings, or an enum with
-// WordsOf (util/words.h), which a config spells as one of its words.
+// A member is an integer, a float, a bool, a string, a list of strings or of integers, or an
+// enum with WordsOf (util/words.h), which a config spells as one of its words.
 namespace sd::io {
 
 // A key as the command line shows it.
 struct KeyInfo {
   std::string key;
-  std::string type;  // INT, FLOAT, BOOL, TEXT, LIST, or an enum's words: off|bf16|fp16
+  // INT, FLOAT, BOOL, TEXT, LIST (of strings), INTS, or an enum's words: off|bf16|fp16
+  std::string type;
   nlohmann::json default_value;
   std::string help;
   PathKind path = PathKind::none;  // a path: read relative to the config file that holds it
@@ -40,8 +41,8 @@ struct Check {
   Ok ok;
   std::string rule;
 };
-template <class Ok>
-Check(Ok, const char*) -> Check<Ok>;
+template <class Ok, class Rule>
+Check(Ok, Rule) -> Check<Ok>;
 
 inline auto any_value() {
   return Check{[](const auto&, const auto&) { return true; }, ""};
@@ -51,6 +52,24 @@ inline auto positive() {
 }
 inline auto non_negative() {
   return Check{[](const auto& v, const auto&) { return v >= 0; }, "must be >= 0"};
+}
+
+// For a Check on a list: sd::Error "must list 4 stages" unless `list` has `size` items.
+template <class List>
+void require_size(const List& list, size_t size, const std::string& items) {
+  if (list.size() != size) throw Error("must list " + std::to_string(size) + " " + items);
+}
+
+// A list whose every item passes `item` ("each item must be > 0") and, when `size` is not 0,
+// of `size` `items`.
+template <class Ok>
+auto each(Check<Ok> item, size_t size = 0, const std::string& items = "items") {
+  return Check{[ok = item.ok, size, items](const auto& list, const auto& c) {
+                 if (size > 0) require_size(list, size, items);
+                 return std::all_of(list.begin(), list.end(),
+                                    [&](const auto& v) { return bool(ok(v, c)); });
+               },
+               "each item " + item.rule};
 }
 
 // One key of a config T, type-erased so that tables of different members line up.
@@ -66,6 +85,10 @@ struct Field {
 namespace detail {
 
 template <class M>
+constexpr bool is_int_list =
+    std::is_same_v<M, std::vector<int>> || std::is_same_v<M, std::vector<int64_t>>;
+
+template <class M>
 std::string type_of() {
   if constexpr (std::is_enum_v<M>)
     return word_list<M>("|");
@@ -77,10 +100,12 @@ std::string type_of() {
     return "FLOAT";
   else if constexpr (std::is_same_v<M, std::string>)
     return "TEXT";
+  else if constexpr (is_int_list<M>)
+    return "INTS";
   else {
     static_assert(std::is_same_v<M, std::vector<std::string>>,
-                  "a config key holds a number, a bool, "
-                  "a string, a list of strings or an enum with WordsOf");
+                  "a config key holds a number, a bool, a string, a list of strings or of "
+                  "integers, or an enum with WordsOf");
     return "LIST";
   }
 }
@@ -98,6 +123,11 @@ M from_json(const std::string& key, const nlohmann::json& value) {
   if constexpr (std::is_enum_v<M>) {
     if (std::optional<M> v = from_word<M>(value.get<std::string>())) return *v;
     refuse(key, value, "must be " + word_list<M>());
+  } else if constexpr (is_int_list<M> || std::is_same_v<M, std::vector<std::string>>) {
+    for (const nlohmann::json& item : value)  // merge_config saw a list, not its items
+      if (is_int_list<M> ? !item.is_number_integer() : !item.is_string())
+        refuse(key, value, is_int_list<M> ? "must list integers" : "must list strings");
+    return value.get<M>();
   } else {
     return value.get<M>();
   }
@@ -239,5 +269,22 @@ class ConfigTable {
   std::vector<Field<T>> fields_;
   nlohmann::json defaults_;
 };
+
+// `table`, once a default-initialised T is seen to hold the table's defaults (a struct's
+// initialisers serve the library's callers, the table configs and the command line):
+// std::logic_error naming the keys that differ, when the table is first made.
+template <class T>
+ConfigTable<T> agreeing(ConfigTable<T> table) {
+  static T initialised;  // default-initialised, as T{} (which GCC 12 wrongly warns about)
+  const nlohmann::json initial = table.write(initialised);
+  std::string differ;
+  for (const KeyInfo& k : table.keys())
+    if (initial.at(k.key) != k.default_value)
+      differ +=
+          " " + k.key + " (" + initial.at(k.key).dump() + " vs " + k.default_value.dump() + ")";
+  if (!differ.empty())
+    throw std::logic_error("initialisers differ from the table's defaults:" + differ);
+  return table;
+}
 
 }  // namespace sd::io

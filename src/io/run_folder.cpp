@@ -8,6 +8,7 @@
 #include "io/train_checkpoint_file.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/text.h"
 
 namespace fs = std::filesystem;
 
@@ -16,7 +17,7 @@ namespace {
 
 // step-<digits><suffix>
 bool is_step_file(const std::string& name, const std::string& suffix) {
-  return name.rfind("step-", 0) == 0 && name.size() > 5 + suffix.size() &&
+  return starts_with(name, "step-") && name.size() > 5 + suffix.size() &&
          name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 

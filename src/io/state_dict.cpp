@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "util/error.h"
+#include "util/text.h"
 
 namespace sd::io {
 namespace {
@@ -39,7 +40,7 @@ void load_state_dict(torch::nn::Module& module, const StateDict& entries, const 
                      const std::string& source) {
   std::unordered_map<std::string, const at::Tensor*> given;
   for (const auto& [key, tensor] : entries)
-    if (key.compare(0, prefix.size(), prefix) == 0) given.emplace(key, &tensor);
+    if (starts_with(key, prefix)) given.emplace(key, &tensor);
 
   StateDict expected = state_dict(module, prefix);
   std::unordered_set<std::string> wanted;
@@ -74,8 +75,7 @@ void load_state_dict(torch::nn::Module& module, const StateDict& entries, const 
 StateDict strip_prefix(const StateDict& entries, const std::string& prefix) {
   StateDict out;
   for (const auto& [key, tensor] : entries)
-    if (key.compare(0, prefix.size(), prefix) == 0)
-      out.emplace_back(key.substr(prefix.size()), tensor);
+    if (starts_with(key, prefix)) out.emplace_back(key.substr(prefix.size()), tensor);
   return out;
 }
 

@@ -12,6 +12,7 @@
 #include "util/crc32c.h"
 #include "util/error.h"
 #include "util/protobuf.h"
+#include "util/text.h"
 
 namespace fs = std::filesystem;
 
@@ -179,7 +180,7 @@ std::vector<std::string> read_records(const std::string& path) {
 
 }  // namespace
 
-bool is_event_file(const std::string& name) { return name.rfind("events.out.tfevents.", 0) == 0; }
+bool is_event_file(const std::string& name) { return starts_with(name, "events.out.tfevents."); }
 
 std::vector<std::string> event_files(const std::string& dir) {
   std::vector<std::string> out;

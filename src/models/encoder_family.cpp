@@ -34,8 +34,8 @@ const std::vector<int64_t>* WeightShapes::shape(const std::string& key, size_t d
 
 int64_t WeightShapes::count_indices(const std::string& prefix) const {
   std::set<std::string> seen;
-  for (auto it = shapes_.lower_bound(prefix);
-       it != shapes_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+  for (auto it = shapes_.lower_bound(prefix); it != shapes_.end() && starts_with(it->first, prefix);
+       ++it) {
     const std::string& key = it->first;
     std::string index = key.substr(prefix.size(), key.find('.', prefix.size()) - prefix.size());
     if (!index.empty() && std::all_of(index.begin(), index.end(), ::isdigit)) seen.insert(index);
@@ -43,21 +43,8 @@ int64_t WeightShapes::count_indices(const std::string& prefix) const {
   return static_cast<int64_t>(seen.size());
 }
 
-void require_config(bool ok, const std::string& source, const std::string& key,
-                    const std::string& what) {
-  if (!ok) throw Error(source + ": key '" + key + "' " + what);
-}
-
-std::vector<int> config_int_list(const nlohmann::json& j, const std::string& key,
-                                 const std::string& source) {
-  const nlohmann::json& list = j.at(key);
-  for (const auto& v : list)
-    require_config(v.is_number_integer(), source, key, "must list integers");
-  return list.get<std::vector<int>>();
-}
-
 int module_index(const std::string& name, const std::string& prefix) {
-  if (name.compare(0, prefix.size(), prefix) != 0) return -1;
+  if (!starts_with(name, prefix)) return -1;
   return std::stoi(name.substr(prefix.size(), name.find('.', prefix.size()) - prefix.size()));
 }
 

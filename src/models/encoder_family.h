@@ -7,7 +7,9 @@
 #include <utility>
 #include <vector>
 
+#include "io/config_table.h"
 #include "util/error.h"
+#include "util/text.h"
 
 // The registry of image-encoder families (SAM's ViT, MobileSAM's TinyViT, ...). A family is
 // one place in models/ (its module, its config struct and its EncoderFamily) plus one line
@@ -64,13 +66,6 @@ class WeightShapes {
 // int(width * ratio) miss `hidden`.
 double shown_ratio(int64_t hidden, int64_t width);
 
-// For a family's config table: sd::Error "<source>: key '<key>' <what>" unless `ok`.
-void require_config(bool ok, const std::string& source, const std::string& key,
-                    const std::string& what);
-// The list of integers under `key`; sd::Error naming `source` and the key otherwise.
-std::vector<int> config_int_list(const nlohmann::json& j, const std::string& key,
-                                 const std::string& source);
-
 // The number after `prefix` in a parameter name ("layers.2.blocks.3.x", "layers." -> 2); -1
 // when the name does not start with `prefix`.
 int module_index(const std::string& name, const std::string& prefix);
@@ -124,6 +119,29 @@ class EncoderFamily {
   virtual int block_of(const std::string& parameter, const EncoderConfig& config) const = 0;
   // How many blocks block_of counts.
   virtual int blocks(const EncoderConfig& config) const = 0;
+};
+
+// An EncoderFamily whose config struct C declares its keys once, as a config table
+// (`static const io::ConfigTable<C>& table()`: each key with its member, default, check and
+// help), and whose encoder module `Encoder` is made from a C: configs are read, checked and
+// written by the table.
+template <class C, class Encoder>
+class TableFamily : public EncoderFamily {
+ public:
+  std::shared_ptr<ImageEncoder> build(const EncoderConfig& config) const override {
+    return std::make_shared<Encoder>(config.as<C>());
+  }
+  EncoderConfig from_json(const nlohmann::json& given, const std::string& source) const override {
+    try {
+      return C::table().read(given, source);
+    } catch (const io::KeyError& e) {  // a check's "config key 'K' = V: RULE" names no source
+      if (starts_with(e.what(), source + ": ")) throw;
+      throw io::KeyError(e.key(), source + ": " + e.what());
+    }
+  }
+  nlohmann::json to_json(const EncoderConfig& config) const override {
+    return C::table().write(config.as<C>());
+  }
 };
 
 // Adds a family (an object that lives as long as the program, such as a function's static);

@@ -26,6 +26,9 @@ struct ViTConfig {
   std::vector<int> global_attn_indexes = {2, 5, 8, 11};
 
   static const EncoderFamily& family();  // models/vit_family.cpp
+  // Its keys, each with its member, default, check and help (the default agrees with the
+  // member's initialiser).
+  static const io::ConfigTable<ViTConfig>& table();
 };
 
 }  // namespace sd::models

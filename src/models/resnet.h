@@ -14,6 +14,9 @@ class EncoderFamily;
 
 struct ResNetConfig {
   static const EncoderFamily& family();  // models/resnet_family.cpp
+  // Its keys, each with its member, default, check and help (the default agrees with the
+  // member's initialiser).
+  static const io::ConfigTable<ResNetConfig>& table();
   int img_size = 1024;
   std::vector<int> layers = {2, 2, 2, 2};  // basic blocks per stage; resnet34: {3, 4, 6, 3}
   int neck_channels = 256;

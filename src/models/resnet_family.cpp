@@ -2,7 +2,7 @@
 // presets and what its weights show.
 #include <numeric>
 
-#include "io/config.h"
+#include "io/config_table.h"
 #include "models/encoder_family.h"
 #include "models/resnet.h"
 
@@ -10,29 +10,6 @@ namespace sd::models {
 namespace {
 
 using nlohmann::json;
-
-json resnet_json(const ResNetConfig& c) {
-  return {{"img_size", c.img_size},
-          {"layers", c.layers},
-          {"neck_channels", c.neck_channels},
-          {"out_chans", c.out_chans}};
-}
-
-ResNetConfig resnet_from_json(const json& given, const std::string& source) {
-  json j = io::merge_config(resnet_json(ResNetConfig{}), given, source);
-  ResNetConfig c;
-  c.img_size = j.at("img_size");
-  c.layers = config_int_list(j, "layers", source);
-  c.neck_channels = j.at("neck_channels");
-  c.out_chans = j.at("out_chans");
-  require_config(c.layers.size() == 4, source, "layers", "must list 4 stages");
-  for (int n : c.layers) require_config(n > 0, source, "layers", "must be positive");
-  require_config(c.img_size > 0 && c.img_size % 32 == 0, source, "img_size",
-                 "must be a positive multiple of 32");
-  require_config(c.neck_channels > 0, source, "neck_channels", "must be positive");
-  require_config(c.out_chans > 0, source, "out_chans", "must be positive");
-  return c;
-}
 
 // Every key shows: the blocks of each stage, the neck's widths, the position embedding's grid.
 json observe_resnet(const WeightShapes& shapes, const std::string& prefix) {
@@ -50,26 +27,17 @@ json observe_resnet(const WeightShapes& shapes, const std::string& prefix) {
           {"out_chans", (*out)[0]}};
 }
 
-class ResNetFamily : public EncoderFamily {
+class ResNetFamily : public TableFamily<ResNetConfig, ResNetEncoder> {
  public:
   std::string name() const override { return "ResNet"; }
   std::string key() const override { return "layers"; }
   std::vector<std::pair<std::string, EncoderConfig>> presets() const override {
-    ResNetConfig resnet34;
-    resnet34.layers = {3, 4, 6, 3};
-    return {{"resnet18", ResNetConfig{}}, {"resnet34", resnet34}};
-  }
-  EncoderConfig from_json(const json& given, const std::string& source) const override {
-    return resnet_from_json(given, source);
-  }
-  json to_json(const EncoderConfig& config) const override {
-    return resnet_json(config.as<ResNetConfig>());
+    const io::ConfigTable<ResNetConfig>& table = ResNetConfig::table();
+    return {{"resnet18", table.read({{"layers", {2, 2, 2, 2}}}, "the preset")},
+            {"resnet34", table.read({{"layers", {3, 4, 6, 3}}}, "the preset")}};
   }
   int64_t img_size(const EncoderConfig& config) const override {
     return config.as<ResNetConfig>().img_size;
-  }
-  std::shared_ptr<ImageEncoder> build(const EncoderConfig& config) const override {
-    return std::make_shared<ResNetEncoder>(config.as<ResNetConfig>());
   }
   json observe(const WeightShapes& shapes, const std::string& prefix) const override {
     return observe_resnet(shapes, prefix);
@@ -79,7 +47,7 @@ class ResNetFamily : public EncoderFamily {
   // The stem is block 0, then the basic blocks in order; the neck comes after the blocks.
   int block_of(const std::string& parameter, const EncoderConfig& config) const override {
     const ResNetConfig& c = config.as<ResNetConfig>();
-    if (parameter.rfind("backbone.conv1.", 0) == 0 || parameter.rfind("backbone.bn1.", 0) == 0)
+    if (starts_with(parameter, "backbone.conv1.") || starts_with(parameter, "backbone.bn1."))
       return 0;
     const int stage = module_index(parameter, "backbone.layer");
     if (stage < 1) return -1;
@@ -93,6 +61,22 @@ class ResNetFamily : public EncoderFamily {
 };
 
 }  // namespace
+
+const io::ConfigTable<ResNetConfig>& ResNetConfig::table() {
+  using C = ResNetConfig;
+  static const io::ConfigTable<C> table = io::agreeing(io::ConfigTable<C>({
+      io::field("img_size", &C::img_size, 1024,
+                io::Check{[](int v, const C&) { return v > 0 && v % 32 == 0; },
+                          "must be a positive multiple of 32"},
+                "side of the square input images"),
+      io::field("layers", &C::layers, {2, 2, 2, 2}, io::each(io::positive(), 4, "stages"),
+                "basic blocks of each stage (resnet18: 2, 2, 2, 2; resnet34: 3, 4, 6, 3)"),
+      io::field("neck_channels", &C::neck_channels, 256, io::positive(),
+                "channels of the neck's convolutions"),
+      io::field("out_chans", &C::out_chans, 256, io::positive(), "channels of the embedding"),
+  }));
+  return table;
+}
 
 const EncoderFamily& ResNetConfig::family() {
   static const ResNetFamily family;

@@ -7,6 +7,7 @@
 
 #include "kernels/upsample.h"
 #include "models/preprocess.h"
+#include "util/text.h"
 
 namespace sd::models {
 
@@ -59,7 +60,7 @@ Sam build_sam(const EncoderConfig& config, std::shared_ptr<ImageEncoder> image_e
 
 bool load_sam_heads(SamImpl& sam, const io::StateDict& entries, const std::string& source) {
   const bool has_decoder = std::any_of(entries.begin(), entries.end(), [](const auto& entry) {
-    return entry.first.rfind("mask_decoder.", 0) == 0;
+    return starts_with(entry.first, "mask_decoder.");
   });
   if (!has_decoder) return false;
   io::load_state_dict(*sam.prompt_encoder, entries, "prompt_encoder.", source);

@@ -6,6 +6,7 @@
 #include "io/checkpoint.h"
 #include "models/sam.h"
 #include "util/error.h"
+#include "util/text.h"
 
 namespace sd::models {
 namespace {
@@ -200,8 +201,7 @@ Sam assemble_sam(const io::StateDict& student_encoder, const EncoderConfig& stud
   for (const auto& [key, value] : student_encoder) out.emplace_back("image_encoder." + key, value);
   size_t taken = 0;
   for (const auto& entry : decoder_source) {
-    if (entry.first.rfind("prompt_encoder.", 0) == 0 ||
-        entry.first.rfind("mask_decoder.", 0) == 0) {
+    if (starts_with(entry.first, "prompt_encoder.") || starts_with(entry.first, "mask_decoder.")) {
       out.push_back(entry);
       ++taken;
     }

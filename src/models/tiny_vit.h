@@ -29,6 +29,9 @@ struct TinyViTConfig {
   int out_chans = 256;
 
   static const EncoderFamily& family();  // models/tiny_vit_family.cpp
+  // Its keys, each with its member, default, check and help (the default agrees with the
+  // member's initialiser).
+  static const io::ConfigTable<TinyViTConfig>& table();
 };
 
 }  // namespace sd::models

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "io/config.h"
+#include "io/config_table.h"
 #include "models/tiny_vit.h"
 
 namespace sd::models {
@@ -11,52 +11,28 @@ namespace {
 
 using nlohmann::json;
 
-json tiny_vit_json(const TinyViTConfig& c) {
-  return {{"img_size", c.img_size},
-          {"in_chans", c.in_chans},
-          {"num_classes", c.num_classes},
-          {"embed_dims", c.embed_dims},
-          {"depths", c.depths},
-          {"num_heads", c.num_heads},
-          {"window_sizes", c.window_sizes},
-          {"mlp_ratio", c.mlp_ratio},
-          {"mbconv_expand_ratio", c.mbconv_expand_ratio},
-          {"local_conv_size", c.local_conv_size},
-          {"out_chans", c.out_chans}};
-}
+using io::Check;
+using io::field;
+using io::positive;
 
+// MobileSAM's TinyViT has four stages; only the last merging keeps the grid (stride 1).
 bool merges_with_stride_1(int out_dim) {
   return out_dim == 320 || out_dim == 448 || out_dim == 576;
 }
 
-TinyViTConfig tiny_vit_from_json(const json& given, const std::string& source) {
-  json j = io::merge_config(tiny_vit_json(TinyViTConfig{}), given, source);
-  TinyViTConfig c;
-  c.img_size = j.at("img_size");
-  c.in_chans = j.at("in_chans");
-  c.num_classes = j.at("num_classes");
-  c.embed_dims = config_int_list(j, "embed_dims", source);
-  c.depths = config_int_list(j, "depths", source);
-  c.num_heads = config_int_list(j, "num_heads", source);
-  c.window_sizes = config_int_list(j, "window_sizes", source);
-  c.mlp_ratio = j.at("mlp_ratio");
-  c.mbconv_expand_ratio = j.at("mbconv_expand_ratio");
-  c.local_conv_size = j.at("local_conv_size");
-  c.out_chans = j.at("out_chans");
-  // MobileSAM's TinyViT has four stages; only the last merging keeps the grid (stride 1).
-  for (const char* key : {"embed_dims", "depths", "num_heads", "window_sizes"})
-    require_config(j.at(key).size() == 4, source, key, "must list 4 stages");
-  for (int s = 1; s < 4; ++s) {
-    require_config(merges_with_stride_1(c.embed_dims[s]) == (s == 3), source, "embed_dims",
-                   "must end with 320, 448 or 576 (a stride-1 merging keeps the 64x64 grid) and "
-                   "use none of these before");
-    require_config(c.num_heads[s] > 0 && c.embed_dims[s] % c.num_heads[s] == 0, source, "num_heads",
-                   "must divide embed_dims");
-  }
-  for (int d : c.depths) require_config(d > 0, source, "depths", "must be positive");
-  for (int w : c.window_sizes) require_config(w > 0, source, "window_sizes", "must be positive");
-  require_config(c.img_size % 64 == 0, source, "img_size", "must be a multiple of 64");
-  return c;
+bool stride_1_last(const std::vector<int>& dims) {
+  io::require_size(dims, 4, "stages");
+  for (size_t s = 1; s < 4; ++s)
+    if (merges_with_stride_1(dims[s]) != (s == 3)) return false;
+  return std::all_of(dims.begin(), dims.end(), [](int d) { return d > 0; });
+}
+
+// Stage 0 is convolutional: its heads are unused.
+bool heads_divide(const std::vector<int>& heads, const TinyViTConfig& c) {
+  io::require_size(heads, 4, "stages");
+  for (size_t s = 1; s < 4; ++s)
+    if (heads[s] <= 0 || c.embed_dims.at(s) % heads[s] != 0) return false;
+  return true;
 }
 
 // Stage 0 is convolutional (MBConv), the later stages attention blocks with a
@@ -102,24 +78,15 @@ json observe_tiny_vit(const WeightShapes& shapes, const std::string& prefix) {
   return j;
 }
 
-class TinyViTFamily : public EncoderFamily {
+class TinyViTFamily : public TableFamily<TinyViTConfig, TinyViT> {
  public:
   std::string name() const override { return "TinyViT"; }
   std::string key() const override { return "embed_dims"; }
   std::vector<std::pair<std::string, EncoderConfig>> presets() const override {
     return {{"vit_t", TinyViTConfig{}}};
   }
-  EncoderConfig from_json(const json& given, const std::string& source) const override {
-    return tiny_vit_from_json(given, source);
-  }
-  json to_json(const EncoderConfig& config) const override {
-    return tiny_vit_json(config.as<TinyViTConfig>());
-  }
   int64_t img_size(const EncoderConfig& config) const override {
     return config.as<TinyViTConfig>().img_size;
-  }
-  std::shared_ptr<ImageEncoder> build(const EncoderConfig& config) const override {
-    return std::make_shared<TinyViT>(config.as<TinyViTConfig>());
   }
   json observe(const WeightShapes& shapes, const std::string& prefix) const override {
     return observe_tiny_vit(shapes, prefix);
@@ -138,7 +105,7 @@ class TinyViTFamily : public EncoderFamily {
   // A stage's downsampling counts as its last block.
   int block_of(const std::string& parameter, const EncoderConfig& config) const override {
     const TinyViTConfig& c = config.as<TinyViTConfig>();
-    if (parameter.compare(0, 12, "patch_embed.") == 0) return 0;
+    if (starts_with(parameter, "patch_embed.")) return 0;
     const int layer = module_index(parameter, "layers.");
     if (layer < 0) return -1;
     const int first = std::accumulate(c.depths.begin(), c.depths.begin() + layer, 0);
@@ -152,6 +119,38 @@ class TinyViTFamily : public EncoderFamily {
 };
 
 }  // namespace
+
+const io::ConfigTable<TinyViTConfig>& TinyViTConfig::table() {
+  using C = TinyViTConfig;
+  static const io::ConfigTable<C> table = io::agreeing(io::ConfigTable<C>({
+      field("img_size", &C::img_size, 1024,
+            Check{[](int v, const C&) { return v > 0 && v % 64 == 0; },
+                  "must be a positive multiple of 64"},
+            "side of the square input images"),
+      field("in_chans", &C::in_chans, 3, positive(), "channels of the input images"),
+      field("num_classes", &C::num_classes, 1000, io::non_negative(),
+            "classes of the classifier head (unused; kept so that checkpoints load strictly)"),
+      field("embed_dims", &C::embed_dims, {64, 128, 160, 320},
+            Check{[](const std::vector<int>& v, const C&) { return stride_1_last(v); },
+                  "must end with 320, 448 or 576 (a stride-1 merging keeps the 64x64 grid) and "
+                  "use none of these before"},
+            "width of each stage"),
+      field("depths", &C::depths, {2, 2, 6, 2}, io::each(positive(), 4, "stages"),
+            "blocks of each stage"),
+      field("num_heads", &C::num_heads, {2, 4, 5, 10},
+            Check{heads_divide, "must divide embed_dims"},
+            "attention heads of each stage (the first, convolutional, has none)"),
+      field("window_sizes", &C::window_sizes, {7, 7, 14, 7}, io::each(positive(), 4, "stages"),
+            "side of each stage's attention windows"),
+      field("mlp_ratio", &C::mlp_ratio, 4.0, positive(), "MLP width over the stage's width"),
+      field("mbconv_expand_ratio", &C::mbconv_expand_ratio, 4.0, positive(),
+            "MBConv width over the first stage's width"),
+      field("local_conv_size", &C::local_conv_size, 3, positive(),
+            "side of the attention blocks' depthwise convolution"),
+      field("out_chans", &C::out_chans, 256, positive(), "channels of the neck's output"),
+  }));
+  return table;
+}
 
 const EncoderFamily& TinyViTConfig::family() {
   static const TinyViTFamily family;

@@ -1,6 +1,6 @@
 // SAM's ImageEncoderViT as an encoder family: its config table, presets and what its
 // weights show.
-#include "io/config.h"
+#include "io/config_table.h"
 #include "models/image_encoder_vit.h"
 
 namespace sd::models {
@@ -8,56 +8,23 @@ namespace {
 
 using nlohmann::json;
 
+using io::Check;
+using io::field;
+using io::positive;
+
+// One of SAM's sizes: the table's defaults (vit_b's) with these.
 ViTConfig sam_vit(int embed_dim, int depth, int num_heads, std::vector<int> global_attn_indexes) {
-  ViTConfig c;
-  c.embed_dim = embed_dim;
-  c.depth = depth;
-  c.num_heads = num_heads;
-  c.global_attn_indexes = std::move(global_attn_indexes);
-  return c;
+  return ViTConfig::table().read({{"embed_dim", embed_dim},
+                                  {"depth", depth},
+                                  {"num_heads", num_heads},
+                                  {"global_attn_indexes", global_attn_indexes}},
+                                 "the preset");
 }
 
-json vit_json(const ViTConfig& c) {
-  return {{"img_size", c.img_size},
-          {"patch_size", c.patch_size},
-          {"in_chans", c.in_chans},
-          {"embed_dim", c.embed_dim},
-          {"depth", c.depth},
-          {"num_heads", c.num_heads},
-          {"mlp_ratio", c.mlp_ratio},
-          {"out_chans", c.out_chans},
-          {"qkv_bias", c.qkv_bias},
-          {"use_abs_pos", c.use_abs_pos},
-          {"use_rel_pos", c.use_rel_pos},
-          {"window_size", c.window_size},
-          {"global_attn_indexes", c.global_attn_indexes}};
-}
-
-ViTConfig vit_from_json(const json& given, const std::string& source) {
-  json j = io::merge_config(vit_json(ViTConfig{}), given, source);
-  ViTConfig c;
-  c.img_size = j.at("img_size");
-  c.patch_size = j.at("patch_size");
-  c.in_chans = j.at("in_chans");
-  c.embed_dim = j.at("embed_dim");
-  c.depth = j.at("depth");
-  c.num_heads = j.at("num_heads");
-  c.mlp_ratio = j.at("mlp_ratio");
-  c.out_chans = j.at("out_chans");
-  c.qkv_bias = j.at("qkv_bias");
-  c.use_abs_pos = j.at("use_abs_pos");
-  c.use_rel_pos = j.at("use_rel_pos");
-  c.window_size = j.at("window_size");
-  c.global_attn_indexes = config_int_list(j, "global_attn_indexes", source);
-  require_config(c.depth > 0, source, "depth", "must be positive");
-  require_config(c.num_heads > 0 && c.embed_dim > 0 && c.embed_dim % c.num_heads == 0, source,
-                 "num_heads", "must divide embed_dim");
-  require_config(c.patch_size > 0 && c.img_size % c.patch_size == 0, source, "patch_size",
-                 "must divide img_size");
-  require_config(c.window_size >= 0, source, "window_size", "must not be negative");
-  for (int i : c.global_attn_indexes)
-    require_config(i >= 0 && i < c.depth, source, "global_attn_indexes", "must lie in [0, depth)");
-  return c;
+// A positive divisor of the key `key` (the member `of`).
+auto divides(int ViTConfig::*of, const std::string& key) {
+  return Check{[of](int v, const ViTConfig& c) { return v > 0 && c.*of % v == 0; },
+               "must divide " + key};
 }
 
 // A windowed block's relative position tables have 2 * window - 1 rows, a global block's
@@ -99,7 +66,7 @@ json observe_vit(const WeightShapes& shapes, const std::string& prefix) {
   return j;
 }
 
-class ViTFamily : public EncoderFamily {
+class ViTFamily : public TableFamily<ViTConfig, ImageEncoderViT> {
  public:
   std::string name() const override { return "ViT"; }
   std::string key() const override { return "embed_dim"; }
@@ -108,17 +75,8 @@ class ViTFamily : public EncoderFamily {
             {"vit_l", sam_vit(1024, 24, 16, {5, 11, 17, 23})},
             {"vit_b", sam_vit(768, 12, 12, {2, 5, 8, 11})}};
   }
-  EncoderConfig from_json(const json& given, const std::string& source) const override {
-    return vit_from_json(given, source);
-  }
-  json to_json(const EncoderConfig& config) const override {
-    return vit_json(config.as<ViTConfig>());
-  }
   int64_t img_size(const EncoderConfig& config) const override {
     return config.as<ViTConfig>().img_size;
-  }
-  std::shared_ptr<ImageEncoder> build(const EncoderConfig& config) const override {
-    return std::make_shared<ImageEncoderViT>(config.as<ViTConfig>());
   }
   json observe(const WeightShapes& shapes, const std::string& prefix) const override {
     return observe_vit(shapes, prefix);
@@ -133,13 +91,44 @@ class ViTFamily : public EncoderFamily {
   }
   std::vector<std::string> summary_keys() const override { return {"embed_dim", "depth"}; }
   int block_of(const std::string& parameter, const EncoderConfig&) const override {
-    if (parameter.compare(0, 12, "patch_embed.") == 0 || parameter == "pos_embed") return 0;
+    if (starts_with(parameter, "patch_embed.") || parameter == "pos_embed") return 0;
     return module_index(parameter, "blocks.");
   }
   int blocks(const EncoderConfig& config) const override { return config.as<ViTConfig>().depth; }
 };
 
 }  // namespace
+
+const io::ConfigTable<ViTConfig>& ViTConfig::table() {
+  using C = ViTConfig;
+  static const io::ConfigTable<C> table = io::agreeing(io::ConfigTable<C>({
+      field("img_size", &C::img_size, 1024, positive(), "side of the square input images"),
+      field("patch_size", &C::patch_size, 16, divides(&C::img_size, "img_size"),
+            "side of the patches the embedding takes"),
+      field("in_chans", &C::in_chans, 3, positive(), "channels of the input images"),
+      field("embed_dim", &C::embed_dim, 768, positive(), "width of the blocks"),
+      field("depth", &C::depth, 12, positive(), "number of blocks"),
+      field("num_heads", &C::num_heads, 12, divides(&C::embed_dim, "embed_dim"),
+            "attention heads of each block"),
+      field("mlp_ratio", &C::mlp_ratio, 4.0, positive(), "MLP width over embed_dim"),
+      field("out_chans", &C::out_chans, 256, positive(), "channels of the neck's output"),
+      field("qkv_bias", &C::qkv_bias, true, io::any_value(), "the qkv projection has a bias"),
+      field("use_abs_pos", &C::use_abs_pos, true, io::any_value(),
+            "a learned absolute position embedding"),
+      field("use_rel_pos", &C::use_rel_pos, true, io::any_value(),
+            "relative position tables in the attention"),
+      field("window_size", &C::window_size, 14, io::non_negative(),
+            "side of the attention windows (0: global attention everywhere)"),
+      field("global_attn_indexes", &C::global_attn_indexes, {2, 5, 8, 11},
+            Check{[](const std::vector<int>& v, const C& c) {
+                    return std::all_of(v.begin(), v.end(),
+                                       [&](int i) { return i >= 0 && i < c.depth; });
+                  },
+                  "must lie in [0, depth)"},
+            "the blocks with global attention"),
+  }));
+  return table;
+}
 
 const EncoderFamily& ViTConfig::family() {
   static const ViTFamily family;

@@ -7,6 +7,7 @@
 #include "distributed/sync_batch_norm.h"
 #include "models/tiny_vit.h"
 #include "util/error.h"
+#include "util/text.h"
 
 namespace sd::train {
 
@@ -24,7 +25,7 @@ std::string Ranks::from_rank0(const std::function<std::string()>& answer) const 
     }
   }
   const std::string value = group_->get(key);
-  if (value.rfind("error:", 0) == 0) throw Error(value.substr(6));
+  if (starts_with(value, "error:")) throw Error(value.substr(6));
   return value.substr(3);
 }
 

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <string>
 
+#include "util/text.h"
+
 namespace sd {
 
 namespace {
@@ -33,7 +35,7 @@ double status_mb(const std::string& wanted) {
 // Looked up at run time, so that nothing here depends on which malloc is linked.
 using Mallctl = int (*)(const char* name, void* old, size_t* old_size, void* value, size_t size);
 Mallctl jemalloc_mallctl() {
-  static const Mallctl mallctl = malloc_library().rfind("libjemalloc", 0) == 0
+  static const Mallctl mallctl = starts_with(malloc_library(), "libjemalloc")
                                      ? reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl"))
                                      : nullptr;
   return mallctl;

@@ -35,6 +35,12 @@ TEST(BenchCli, EncoderFiguresInFp32AndBf16WithTheirPeaksAndTheLimit) {
   const nlohmann::json f = bench_json("encoder,memory");
   expect_timed_against_the_limit(f, {"encoder_infer", "encoder_infer_bf16", "train_step_b2",
                                      "train_step_b2_bf16", "train_step_b2_recompute"});
+  // NanoSAM's resnet18 beside it, timed the same way.
+  expect_timed_against_the_limit(f, {"resnet18_infer", "resnet18_train_step_b2"});
+  // Python's count for NanoSAM's resnet18 at 1024 x 1024: forward hooks on the Conv2d and
+  // ConvTranspose2d modules of make_resnet_fixtures.py's NanoSamResNet (2 x outputs x fan-in;
+  // a transposed one 2 x inputs x its outputs per input) sum to 87.208 GFLOP.
+  EXPECT_NEAR(f.at("resnet18_gflop").get<double>(), 87.208, 0.01);
   // PyTorch's profiler counts 77.6 GFLOP for MobileSAM's encoder at 1024 x 1024.
   EXPECT_NEAR(f.at("encoder_gflop").get<double>(), 77.6, 0.5);
   EXPECT_GT(f.at("gemm_fp32_gflops").get<double>(), 1);
@@ -78,6 +84,7 @@ TEST(BenchCli, InferFiguresOnTheDeviceAndPrecisionAsked) {
   const nlohmann::json f =
       bench_json("infer --teacher vit_t --infer-batch 1 --infer-device cpu --infer-amp bf16");
   EXPECT_GT(f.at("infer_encoder_b1_s").get<double>(), 0);
+  EXPECT_GT(f.at("infer_resnet18_b1_s").get<double>(), 0);
   EXPECT_GT(f.at("infer_teacher_img_per_s").get<double>(), 0);
   EXPECT_EQ(f.at("infer_setting"), "cpu, amp bf16, teacher vit_t at batch 1");
   ProgramRun fp16 = run_program("bench --json --only infer --infer-amp fp16");

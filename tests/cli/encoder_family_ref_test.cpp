@@ -13,7 +13,7 @@
 #include "common/conv_family.h"
 #include "common/pipeline.h"
 #include "io/checkpoint.h"
-#include "io/config.h"
+#include "io/config_table.h"
 #include "io/state_dict.h"
 #include "models/config.h"
 

@@ -1,6 +1,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 #include <sstream>
 #include <string>
@@ -30,6 +31,11 @@ void expect_well_formed(const io::ConfigTable<T>& table) {
       EXPECT_TRUE(d.is_string()) << k.key;
     else if (k.type == "LIST")
       EXPECT_TRUE(d.is_array()) << k.key;
+    else if (k.type == "INTS")
+      EXPECT_TRUE(d.is_array() &&
+                  std::all_of(d.begin(), d.end(),
+                              [](const nlohmann::json& i) { return i.is_number_integer(); }))
+          << k.key;
     else {  // an enum: its words
       ASSERT_TRUE(d.is_string()) << k.key;
       std::stringstream words(k.type);

@@ -12,9 +12,10 @@
 #include <utility>
 #include <vector>
 
-#include "io/config.h"
+#include "io/config_table.h"
 #include "models/encoder_family.h"
 #include "models/image_encoder.h"
+#include "util/text.h"
 
 namespace sd::testing {
 
@@ -23,7 +24,15 @@ namespace sd::testing {
 struct ConvConfig {
   int width = 8;
   static const models::EncoderFamily& family();
+  static const io::ConfigTable<ConvConfig>& table();
 };
+
+inline const io::ConfigTable<ConvConfig>& ConvConfig::table() {
+  static const io::ConfigTable<ConvConfig> table = io::agreeing(io::ConfigTable<ConvConfig>({
+      io::field("conv_width", &ConvConfig::width, 8, io::positive(), "channels of the patches"),
+  }));
+  return table;
+}
 
 class ConvEncoder : public models::ImageEncoder {
  public:
@@ -40,27 +49,14 @@ class ConvEncoder : public models::ImageEncoder {
   torch::nn::Conv2d patch, proj;
 };
 
-class ConvFamily : public models::EncoderFamily {
+class ConvFamily : public models::TableFamily<ConvConfig, ConvEncoder> {
  public:
   std::string name() const override { return "TestConv"; }
   std::string key() const override { return "conv_width"; }
   std::vector<std::pair<std::string, models::EncoderConfig>> presets() const override {
     return {{"conv_8", ConvConfig{8}}};
   }
-  models::EncoderConfig from_json(const nlohmann::json& given,
-                                  const std::string& source) const override {
-    const nlohmann::json j = io::merge_config(to_json(ConvConfig{}), given, source);
-    models::require_config(j.at("conv_width").is_number_integer() && j.at("conv_width") > 0, source,
-                           "conv_width", "must be a positive integer");
-    return ConvConfig{j.at("conv_width").get<int>()};
-  }
-  nlohmann::json to_json(const models::EncoderConfig& config) const override {
-    return {{"conv_width", config.as<ConvConfig>().width}};
-  }
   int64_t img_size(const models::EncoderConfig&) const override { return 1024; }
-  std::shared_ptr<models::ImageEncoder> build(const models::EncoderConfig& config) const override {
-    return std::make_shared<ConvEncoder>(config.as<ConvConfig>());
-  }
   nlohmann::json observe(const models::WeightShapes& shapes,
                          const std::string& prefix) const override {
     const auto* patch = shapes.shape(prefix + "patch.weight", 4);
@@ -70,8 +66,8 @@ class ConvFamily : public models::EncoderFamily {
   std::string unshown(const nlohmann::json&) const override { return ""; }
   std::vector<std::string> summary_keys() const override { return {"conv_width"}; }
   int block_of(const std::string& parameter, const models::EncoderConfig&) const override {
-    if (parameter.rfind("patch.", 0) == 0) return 0;
-    return parameter.rfind("proj.", 0) == 0 ? 1 : -1;
+    if (starts_with(parameter, "patch.")) return 0;
+    return starts_with(parameter, "proj.") ? 1 : -1;
   }
   int blocks(const models::EncoderConfig&) const override { return 2; }
 };

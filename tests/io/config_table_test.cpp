@@ -174,6 +174,65 @@ TEST(ConfigTable, APartsKeysServeALargerConfig) {
   EXPECT_THROW(toy_table().with_defaults({{"count", "many"}}), Error);
 }
 
+struct Stages {
+  std::vector<int> sizes = {1, 2};
+  std::vector<int64_t> offsets = {0};
+  std::vector<std::string> names = {"a"};
+};
+
+const ConfigTable<Stages>& stages_table() {
+  static const ConfigTable<Stages> table = agreeing(ConfigTable<Stages>({
+      field("sizes", &Stages::sizes, {1, 2}, each(positive(), 2, "sizes"), "two sizes"),
+      field("offsets", &Stages::offsets, {0}, each(non_negative()), "any number of offsets"),
+      field("names", &Stages::names, {"a"}, any_value(), "names"),
+  }));
+  return table;
+}
+
+TEST(ConfigTable, ListsOfIntegersAreReadWrittenAndCheckedItemByItem) {
+  testing::expect_well_formed(stages_table());
+  std::vector<std::string> types;
+  for (const KeyInfo& k : stages_table().keys()) types.push_back(k.type);
+  EXPECT_EQ(types, (std::vector<std::string>{"INTS", "INTS", "LIST"}));
+  const json given = {{"sizes", {3, 4}}, {"offsets", {5, 6, 7}}, {"names", {"x"}}};
+  const Stages s = stages_table().read(given, "s.json");
+  EXPECT_EQ(s.sizes, (std::vector<int>{3, 4}));
+  EXPECT_EQ(s.offsets, (std::vector<int64_t>{5, 6, 7}));
+  EXPECT_EQ(stages_table().write(s), given);
+
+  auto read = [](const json& given) {
+    return error_of([&] { stages_table().read(given, "s.json"); });
+  };
+  EXPECT_PRED2(contains, read({{"sizes", {1, 2.5}}}),
+               "config key 'sizes' = [1,2.5]: must list integers");
+  EXPECT_PRED2(contains, read({{"sizes", 3}}), "s.json: key 'sizes' must be a list, got 3");
+  EXPECT_PRED2(contains, read({{"sizes", {1}}}), "config key 'sizes' = [1]: must list 2 sizes");
+  EXPECT_PRED2(contains, read({{"sizes", {1, 0}}}),
+               "config key 'sizes' = [1,0]: each item must be > 0");
+  EXPECT_PRED2(contains, read({{"offsets", {0, -1}}}), "each item must be >= 0");
+  EXPECT_PRED2(contains, read({{"names", {"a", 1}}}),
+               "config key 'names' = [\"a\",1]: must list strings");
+}
+
+struct Disagreeing {
+  int64_t count = 1;
+  std::string name = "x";
+};
+
+TEST(ConfigTable, AgreeingRefusesInitialisersThatDifferFromTheDefaults) {
+  const ConfigTable<Disagreeing> table({field("count", &Disagreeing::count, 2, positive(), "c"),
+                                        field("name", &Disagreeing::name, "x", any_value(), "n")});
+  try {
+    agreeing(table);
+    ADD_FAILURE() << "a table whose default differs from the initialiser was accepted";
+  } catch (const std::logic_error& e) {
+    EXPECT_PRED2(contains, e.what(),
+                 "initialisers differ from the table's defaults: count (1 vs 2)");
+    EXPECT_FALSE(contains(e.what(), "name"));
+  }
+  EXPECT_NO_THROW(agreeing(table.with_defaults({{"count", 1}})));
+}
+
 }  // namespace
 }  // namespace io
 }  // namespace sd

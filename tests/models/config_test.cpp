@@ -5,8 +5,10 @@
 
 #include <fstream>
 
+#include "common/config_table_testing.h"
 #include "common/fixtures.h"
 #include "models/image_encoder_vit.h"
+#include "models/resnet.h"
 #include "models/tiny_vit.h"
 
 namespace sd::models {
@@ -100,6 +102,59 @@ TEST(EncoderConfig, ErrorsNameTheSourceAndTheKey) {
   EXPECT_PRED2(contains, error({{"embed_dim", 96}, {"depth", 4}, {"global_attn_indexes", {4}}}),
                "global_attn_indexes");
   EXPECT_PRED2(contains, error(json::array({1, 2})), "enc.json");
+  // A refused value names the source, the key, the value and the rule.
+  EXPECT_PRED2(contains, error({{"embed_dims", {64, 128, 160.5, 320}}}),
+               "enc.json: config key 'embed_dims' = [64,128,160.5,320]: must list integers");
+  EXPECT_PRED2(contains, error({{"layers", {2, 2, 2}}}),
+               "enc.json: config key 'layers' = [2,2,2]: must list 4 stages");
+  EXPECT_PRED2(contains, error({{"layers", {2, 0, 2, 2}}}),
+               "enc.json: config key 'layers' = [2,0,2,2]: each item must be > 0");
+  EXPECT_PRED2(contains, error({{"layers", {2, 2, 2, 2}}, {"img_size", 1000}}),
+               "enc.json: config key 'img_size' = 1000: must be a positive multiple of 32");
+  EXPECT_PRED2(contains, error({{"embed_dims", {64, 128, 160, 320}}, {"depths", {2, 2, 0, 2}}}),
+               "enc.json: config key 'depths'");
+  EXPECT_PRED2(contains, error({{"embed_dim", 96}, {"patch_size", 15}}),
+               "enc.json: config key 'patch_size' = 15: must divide img_size");
+  EXPECT_PRED2(contains, error({{"embed_dim", 96}, {"depht", 4}}), "enc.json: unknown key 'depht'");
+}
+
+// Each family declares its keys once, in a table whose defaults are its struct's initialisers,
+// and writes every key of it: the keys of the fixtures' and run folders' config.json.
+TEST(EncoderConfig, EachFamilysKeysAreOneTableThatAgreesWithItsStruct) {
+  sd::testing::expect_well_formed(ViTConfig::table());
+  sd::testing::expect_initial_values_are_defaults(ViTConfig::table());
+  sd::testing::expect_well_formed(TinyViTConfig::table());
+  sd::testing::expect_initial_values_are_defaults(TinyViTConfig::table());
+  sd::testing::expect_well_formed(ResNetConfig::table());
+  sd::testing::expect_initial_values_are_defaults(ResNetConfig::table());
+  EXPECT_EQ(to_json(encoder_preset("resnet34")), (json{{"img_size", 1024},
+                                                       {"layers", {3, 4, 6, 3}},
+                                                       {"neck_channels", 256},
+                                                       {"out_chans", 256}}));
+  EXPECT_EQ(to_json(encoder_preset("vit_t")), (json{{"img_size", 1024},
+                                                    {"in_chans", 3},
+                                                    {"num_classes", 1000},
+                                                    {"embed_dims", {64, 128, 160, 320}},
+                                                    {"depths", {2, 2, 6, 2}},
+                                                    {"num_heads", {2, 4, 5, 10}},
+                                                    {"window_sizes", {7, 7, 14, 7}},
+                                                    {"mlp_ratio", 4.0},
+                                                    {"mbconv_expand_ratio", 4.0},
+                                                    {"local_conv_size", 3},
+                                                    {"out_chans", 256}}));
+  EXPECT_EQ(to_json(encoder_preset("vit_l")), (json{{"img_size", 1024},
+                                                    {"patch_size", 16},
+                                                    {"in_chans", 3},
+                                                    {"embed_dim", 1024},
+                                                    {"depth", 24},
+                                                    {"num_heads", 16},
+                                                    {"mlp_ratio", 4.0},
+                                                    {"out_chans", 256},
+                                                    {"qkv_bias", true},
+                                                    {"use_abs_pos", true},
+                                                    {"use_rel_pos", true},
+                                                    {"window_size", 14},
+                                                    {"global_attn_indexes", {5, 11, 17, 23}}}));
 }
 
 TEST(EncoderConfig, ResolvesPresetsAndFiles) {
