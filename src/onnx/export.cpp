@@ -20,7 +20,8 @@ const char* const kDecoderDoc =
 
 Graph encoder_graph(models::SamImpl& sam, const models::EncoderConfig& config,
                     const ExportOptions& options) {
-  const EncoderExporter& exporter = encoder_exporter(config.family().name());
+  const std::string family = config.family().name();  // named: g++ 14 warns of a temporary
+  const EncoderExporter& exporter = encoder_exporter(family);
   torch::NoGradGuard no_grad;
   sam.eval();
   Graph g(options.int8);
