@@ -49,9 +49,17 @@ trixie_enter() {
       mount --rbind "/$m" "$root/$m" && trixie_mounted+=("$root/$m")
     fi
   done
+  local shared
+  shared=$(cd ../shared && pwd)
   mkdir -p "$root/work/shared"
+  # A ../shared mounted by an earlier run that was stopped, since replaced: the fixtures would
+  # be missing and the tests that read them skip.
+  if mountpoint -q "$root/work/shared" &&
+    [ "$(stat -c %d:%i "$shared")" != "$(stat -c %d:%i "$root/work/shared")" ]; then
+    umount -l "$root/work/shared"
+  fi
   if ! mountpoint -q "$root/work/shared"; then
-    mount --bind "$(cd ../shared && pwd)" "$root/work/shared" && trixie_mounted+=("$root/work/shared")
+    mount --bind "$shared" "$root/work/shared" && trixie_mounted+=("$root/work/shared")
   fi
 }
 
