@@ -30,7 +30,7 @@ say "installed: $(trixie_in "$root" "dpkg-query -W -f='\${Package} \${Version}, 
 trixie_in "$root" <<'STANDIN'
 set -euo pipefail
 lib=/usr/local/lib/libcudnn.so.9
-if ldconfig -p | grep 'libcudnn\.so\.9 ' | grep -qv "$lib"; then exit 0; fi  # a real cuDNN
+if ldconfig -p | grep 'libcudnn\.so\.9 ' | grep -v "$lib" >/dev/null; then exit 0; fi  # a real cuDNN
 torch_cuda=$(ldconfig -p | grep -oE '/[^ ]+/libtorch_cuda\.so$' | head -1)
 src=$(mktemp --suffix=.c)
 {
@@ -64,19 +64,22 @@ trixie_in "$root" <<'CHECK'
 set -euo pipefail
 cd /work/samdistill/build
 fail() { echo "cuda_check: $*" >&2; exit 1; }
+# Whether the lines on stdin hold PATTERN, reading them all: `grep -q` stops at the first match,
+# and the program writing them then dies of SIGPIPE, which pipefail takes for a failure.
+holds() { grep "$1" >/dev/null; }
 grep -E '^(CUDA_VERSION|CUDA_NVCC_EXECUTABLE|SD_NCCL_INCLUDE_DIR):' CMakeCache.txt >&2
 grep -q '^CUDA_VERSION:STRING=1' CMakeCache.txt || fail "CMake found no CUDA"
 grep -q '^SD_NCCL_INCLUDE_DIR:PATH=/' CMakeCache.txt || fail "CMake found no nccl.h"
 grep -q 'SAMDISTILL_WITH_NCCL' CMakeFiles/sd_distributed.dir/flags.make || fail "sd_distributed built without NCCL"
 for program in samdistill test_*; do
   [ -x "$program" ] && [ -f "$program" ] || continue
-  readelf -d "$program" | grep -q 'NEEDED.*\[libtorch_cuda\.so' ||
+  readelf -d "$program" | holds 'NEEDED.*\[libtorch_cuda\.so' ||
     fail "$program does not need libtorch_cuda.so"
   ! ldd "$program" | grep 'not found' || fail "$program: libraries not found"
 done
-ldd samdistill | grep -q 'libc10_cuda\.so' || fail "samdistill loads no libc10_cuda.so"
-ldd samdistill | grep -q 'libnccl\.so' || fail "samdistill loads no libnccl.so"
-nm -DC --undefined-only samdistill | grep -q 'c10d::ProcessGroupNCCL::ProcessGroupNCCL(' ||
+ldd samdistill | holds 'libc10_cuda\.so' || fail "samdistill loads no libc10_cuda.so"
+ldd samdistill | holds 'libnccl\.so' || fail "samdistill loads no libnccl.so"
+nm -DC --undefined-only samdistill | holds 'c10d::ProcessGroupNCCL::ProcessGroupNCCL(' ||
   fail "samdistill makes no NCCL process group"
 echo "every program needs libtorch_cuda.so; samdistill loads libc10_cuda.so and libnccl.so and makes ProcessGroupNCCL" >&2
 CHECK
