@@ -26,12 +26,14 @@ say "installed: $(trixie_in "$root" "dpkg-query -W -f='\${Package} \${Version}, 
   libtorch-cuda-dev libnccl-dev nvidia-cuda-toolkit g++") $(du -sxh "$root" | cut -f1)"
 
 # Without cuDNN, a stand-in libcudnn.so.9 that defines the cudnn* functions LibTorch's CUDA
-# library calls completes its links and loads; each is a trap, should one ever be called.
+# libraries call (LibTorch's, and PyTorch's Python module where one is installed, as for making
+# fixtures with the reference) completes their links and loads; each is a trap, should one ever be
+# called.
 trixie_in "$root" <<'STANDIN'
 set -euo pipefail
 lib=/usr/local/lib/libcudnn.so.9
 if ldconfig -p | grep 'libcudnn\.so\.9 ' | grep -v "$lib" >/dev/null; then exit 0; fi  # a real cuDNN
-torch_cuda=$(ldconfig -p | grep -oE '/[^ ]+/libtorch_cuda\.so$' | head -1)
+users=$(ldconfig -p | grep -oE '/[^ ]+/libtorch_(cuda|python)\.so[.0-9]*$' | sort -u)
 src=$(mktemp --suffix=.c)
 {
   echo '#include <stdio.h>'
@@ -40,11 +42,13 @@ src=$(mktemp --suffix=.c)
   echo '  fprintf(stderr, "%s: called, but libcudnn.so.9 is cuda_check.sh'"'"'s stand-in (no cuDNN)\n", f);'
   echo '  abort();'
   echo '}'
-  nm -D --undefined-only "$torch_cuda" | awk '$2 ~ /^cudnn/ {sub(/@.*/, "", $2); print $2}' |
+  for u in $users; do nm -D --undefined-only "$u"; done |
+    awk '$2 ~ /^cudnn/ {sub(/@.*/, "", $2); print $2}' |
     sort -u | while read -r f; do echo "void $f(void) { trap(\"$f\"); }"; done
 } >"$src"
 # Under the version cuDNN gives its symbols (as LibTorch asks for them: cudnnCreate@libcudnn.so.9).
-version=$(nm -D --undefined-only "$torch_cuda" | awk -F@ '/ cudnn/ {print $2}' | sort -u)
+version=$(for u in $users; do nm -D --undefined-only "$u"; done | awk -F@ '/ cudnn/ {print $2}' |
+  sort -u)
 echo "${version:-libcudnn.so.9} { global: cudnn*; local: *; };" >"$src.map"
 gcc -shared -fPIC -Wl,-soname,libcudnn.so.9 -Wl,--version-script,"$src.map" -o "$lib" "$src"
 rm "$src" "$src.map"

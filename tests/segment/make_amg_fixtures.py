@@ -20,6 +20,8 @@ from reference_sam import load_folder  # puts the reference package on the path
 import numpy as np, torch
 from PIL import Image
 from mobile_sam.automatic_mask_generator import SamAutomaticMaskGenerator
+from mobile_sam.predictor import SamPredictor
+from mobile_sam.utils.amg import mask_to_rle_pytorch
 
 # Small grids keep the test quick; the second case covers crop layers (their NMS, overlap,
 # point downscale, uncropping) and the small-region clean-up with its NMS.
@@ -33,6 +35,8 @@ CASES = {
     "crops": dict(points_per_side=8, points_per_batch=50, crop_n_layers=1, crop_nms_thresh=1.0,
                   crop_n_points_downscale_factor=2, min_mask_region_area=30, **LOWERED),
 }
+# tests/models/decoder_ref_test.cpp's relative tolerance for the decoder's outputs.
+UNDECIDED = 1e-4
 # The image.jpg of each model folder scaled to this longest side (PIL's bicubic), kept beside
 # the fixture as PNG: small masks keep the fixture small.
 IMAGE_SIDE = 96
@@ -67,6 +71,37 @@ def record(ann):
             "bbox": [int(v) for v in ann["bbox"]], "predicted_iou": ann["predicted_iou"],
             "point_coords": ann["point_coords"], "stability_score": ann["stability_score"],
             "crop_box": [int(v) for v in ann["crop_box"]]}
+
+
+def undecided_pixels(sam, image, records):
+    """Adds `undecided` to each record: the pixels whose logit is within UNDECIDED (relative to
+    the mask's largest logit magnitude) of the threshold. The generator keeps no logits, so each
+    record's point is predicted again on its crop (as _process_crop does), and of the three
+    masks the one with the record's predicted IoU is its. Returns the number of such pixels."""
+    total = 0
+    predictor = SamPredictor(sam)
+    h, w = image.shape[:2]
+    by_crop = {}
+    for r in records:
+        by_crop.setdefault(tuple(r["crop_box"]), []).append(r)
+    for (x0, y0, cw, ch), crop_records in by_crop.items():
+        predictor.set_image(image[y0:y0 + ch, x0:x0 + cw])
+        points = np.array([r["point_coords"][0] for r in crop_records]) - [x0, y0]
+        points = torch.as_tensor(predictor.transform.apply_coords(points, (ch, cw)))
+        with torch.no_grad():
+            logits, iou, _ = predictor.predict_torch(
+                points[:, None, :], torch.ones(len(points), 1, dtype=torch.int),
+                multimask_output=True, return_logits=True)
+        for r, masks, scores in zip(crop_records, logits, iou):
+            which = int((scores - r["predicted_iou"]).abs().argmin())
+            assert abs(float(scores[which]) - r["predicted_iou"]) < 1e-5, r["point_coords"]
+            logit = masks[which]
+            band = logit.abs() <= UNDECIDED * float(logit.abs().max())
+            undecided = torch.zeros(h, w, dtype=torch.bool)
+            undecided[y0:y0 + ch, x0:x0 + cw] = band
+            total += int(band.sum())
+            r["undecided"] = rle_string(mask_to_rle_pytorch(undecided[None])[0]["counts"])
+    return total
 
 
 def nms_cases():
@@ -105,12 +140,14 @@ def main():
         image.save(os.path.join(out_dir, name + ".png"))
         image = np.array(image)
         fixture = {"weights_sha256": sha256(os.path.join(folder, "weights.pth")),
-                   "image": name + ".png", "cases": {}}
+                   "image": name + ".png", "undecided": UNDECIDED, "cases": {}}
         for case, params in CASES.items():
             generator = SamAutomaticMaskGenerator(sam, output_mode="uncompressed_rle", **params)
             records = [record(a) for a in generator.generate(image)]
+            undecided = undecided_pixels(sam, image, records)
             fixture["cases"][case] = {"params": params, "masks": records}
-            print(name, case, len(records), "masks", file=sys.stderr)
+            print(name, case, len(records), "masks,", undecided, "undecided pixels",
+                  file=sys.stderr)
         with open(os.path.join(out_dir, name + ".json"), "w") as f:
             json.dump(fixture, f)
 
