@@ -6,7 +6,10 @@
 #include <c10/util/BFloat16.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
+#include <functional>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -23,9 +26,13 @@ using avx512::padded;
 using avx512::tail_mask;
 
 constexpr int kRows = 8;  // query rows per block: 8 independent FMA chains
+// Keys per pass of the online softmax where there are more (the global attention of SAM's ViT):
+// a pass's keys, values and scores stay in the core's cache.
+constexpr int64_t kChunk = 256;
 
-// One window and head in fp32: kᵀ repacked d x np (columns past N zero); q and v read in
-// place (fp32) or from a converted copy (bf16), rows q_stride and v_stride apart.
+// One window and head in fp32: kᵀ repacked in blocks of 16 keys, each d x 16 (keys past N
+// zero); q and v read in place (fp32) or from a converted copy (bf16), rows q_stride and
+// v_stride apart.
 struct Window {
   int64_t n = 0, np = 0, d = 0;
   std::vector<float> kt, scores;  // scores: kRows x np
@@ -34,18 +41,20 @@ struct Window {
   int64_t q_stride = 0, v_stride = 0;
 };
 
-// scores[r] = q[r] . kᵀ for R rows of q.
+// scores[r][j - from] = q[r] . k[j] for R rows of q and the keys [from, to) (multiples of 16);
+// score rows are `stride` apart.
 template <int R>
-SD_AVX512 void score_rows(const float* q, Window& w) {
-  for (int64_t j = 0; j < w.np; j += kLanes) {
+SD_AVX512 void score_rows(const float* q, Window& w, int64_t from, int64_t to, int64_t stride) {
+  for (int64_t j = from; j < to; j += kLanes) {
     __m512 acc[R];
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+    const float* kt = &w.kt[j * w.d];
     for (int64_t c = 0; c < w.d; ++c) {
-      const __m512 kc = _mm512_loadu_ps(&w.kt[c * w.np + j]);
+      const __m512 kc = _mm512_loadu_ps(kt + c * kLanes);
       for (int r = 0; r < R; ++r)
         acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r * w.q_stride + c]), kc, acc[r]);
     }
-    for (int r = 0; r < R; ++r) _mm512_storeu_ps(&w.scores[r * w.np + j], acc[r]);
+    for (int r = 0; r < R; ++r) _mm512_storeu_ps(&w.scores[r * stride + j - from], acc[r]);
   }
 }
 
@@ -75,41 +84,103 @@ SD_AVX512 void softmax_row(float* s, const float* bias, int64_t n, int64_t np, f
     _mm512_storeu_ps(s + j, _mm512_mul_ps(_mm512_loadu_ps(s + j), inv));
 }
 
-// out[r] = probabilities[r] . v for R rows, 16 of the d columns at a time; `out` rows are
-// out_stride apart.
+// out[r] (+)= probabilities[r] . v for R rows and the keys [from, to), 16 of the d columns at
+// a time: the rows' probabilities are `stride` apart from w.scores, `out` rows out_stride apart;
+// `accumulate` adds to what `out` holds.
 template <int R>
-SD_AVX512 void weigh_values(const Window& w, float* out, int64_t out_stride) {
+SD_AVX512 void weigh_values(const Window& w, int64_t from, int64_t to, int64_t stride,
+                            bool accumulate, float* out, int64_t out_stride) {
   for (int64_t c = 0; c < w.d; c += kLanes) {
     __m512 acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-    for (int64_t j = 0; j < w.n; ++j) {
+    for (int r = 0; r < R; ++r)
+      acc[r] = accumulate ? _mm512_loadu_ps(out + r * out_stride + c) : _mm512_setzero_ps();
+    for (int64_t j = from; j < to; ++j) {
       const __m512 vj = _mm512_loadu_ps(w.v + j * w.v_stride + c);
       for (int r = 0; r < R; ++r)
-        acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(w.scores[r * w.np + j]), vj, acc[r]);
+        acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(w.scores[r * stride + j - from]), vj, acc[r]);
     }
     for (int r = 0; r < R; ++r) _mm512_storeu_ps(out + r * out_stride + c, acc[r]);
   }
 }
 
-// R rows of one window and head, from row `i`, their biases `bias_stride` apart from `bias`:
-// output rows (R x d, fp32) out.
+// One pass of the online softmax over a row's `len` scores (`s`, padded to a multiple of 16) of
+// the next keys: they become e^(s · scale + bias - max), max the row's running maximum `top`,
+// their sum is added to `total`, and what the row's earlier terms must be multiplied by (the
+// maximum having grown) is returned.
+SD_AVX512 float online_softmax_pass(float* s, const float* bias, int64_t len, float scale,
+                                    float& top, float& total) {
+  const __m512 vscale = _mm512_set1_ps(scale);
+  __m512 vmax = _mm512_set1_ps(top);
+  for (int64_t j = 0; j < len; j += kLanes) {
+    const __mmask16 m = avx512::block_mask(j, len);
+    const __m512 x =
+        _mm512_fmadd_ps(_mm512_loadu_ps(s + j), vscale, _mm512_maskz_loadu_ps(m, bias + j));
+    _mm512_storeu_ps(s + j, x);
+    vmax = _mm512_mask_max_ps(vmax, m, vmax, x);
+  }
+  const float new_top = _mm512_reduce_max_ps(vmax);
+  const __m512 vtop = _mm512_set1_ps(new_top);
+  __m512 vsum = _mm512_setzero_ps();
+  for (int64_t j = 0; j < len; j += kLanes) {
+    const __mmask16 m = avx512::block_mask(j, len);
+    const __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j), vtop)));
+    _mm512_storeu_ps(s + j, e);
+    vsum = _mm512_add_ps(vsum, e);
+  }
+  const float rescale = std::exp(top - new_top);  // 0 on the first pass (top = -inf)
+  total = total * rescale + _mm512_reduce_add_ps(vsum);
+  top = new_top;
+  return rescale;
+}
+
+SD_AVX512 void scale_row(float* x, int64_t n, float factor) {
+  const __m512 f = _mm512_set1_ps(factor);
+  for (int64_t c = 0; c < n; c += kLanes)
+    _mm512_storeu_ps(x + c, _mm512_mul_ps(_mm512_loadu_ps(x + c), f));
+}
+
+// Where a block of rows finds its bias: `bias(r, from, len, out)` gives row r's values for the
+// keys [from, from + len) as a pointer (into `out`, kChunk values, or elsewhere).
+using RowBias = std::function<const float*(int, int64_t, int64_t, float*)>;
+
+// R rows of one window and head, from row `i`, with their biases: output rows (R x d, fp32)
+// out. All keys at once where there are at most kChunk, else kChunk at a time with an online
+// softmax (`pass_bias`: R x kChunk scratch).
 template <int R>
-void attend_rows(Window& w, int64_t i, const float* bias, int64_t bias_stride, float scale,
+void attend_rows(Window& w, int64_t i, const RowBias& bias, float* pass_bias, float scale,
                  float* out, int64_t out_stride) {
-  score_rows<R>(w.q + i * w.q_stride, w);
-  for (int r = 0; r < R; ++r)
-    softmax_row(&w.scores[r * w.np], bias + r * bias_stride, w.n, w.np, scale);
-  weigh_values<R>(w, out, out_stride);
+  const float* q = w.q + i * w.q_stride;
+  if (w.n <= kChunk) {
+    score_rows<R>(q, w, 0, w.np, w.np);
+    for (int r = 0; r < R; ++r)
+      softmax_row(&w.scores[r * w.np], bias(r, 0, w.n, pass_bias + r * kChunk), w.n, w.np, scale);
+    weigh_values<R>(w, 0, w.n, w.np, false, out, out_stride);
+    return;
+  }
+  float top[R], total[R];
+  for (int r = 0; r < R; ++r) top[r] = -std::numeric_limits<float>::infinity(), total[r] = 0;
+  for (int64_t from = 0; from < w.n; from += kChunk) {
+    const int64_t len = std::min(kChunk, w.n - from);
+    score_rows<R>(q, w, from, from + padded(len), kChunk);
+    for (int r = 0; r < R; ++r) {
+      const float* row_bias = bias(r, from, len, pass_bias + r * kChunk);
+      const float rescale =
+          online_softmax_pass(&w.scores[r * kChunk], row_bias, len, scale, top[r], total[r]);
+      if (from > 0) scale_row(out + r * out_stride, w.d, rescale);
+    }
+    weigh_values<R>(w, from, from + len, kChunk, from > 0, out, out_stride);
+  }
+  for (int r = 0; r < R; ++r) scale_row(out + r * out_stride, w.d, 1.0f / total[r]);
 }
 
 // Rows [i, i + rows) for 1 <= rows <= kRows.
-void attend_block(Window& w, int64_t i, int rows, const float* bias, int64_t bias_stride,
+void attend_block(Window& w, int64_t i, int rows, const RowBias& bias, float* pass_bias,
                   float scale, float* out, int64_t out_stride) {
-  using Block = void (*)(Window&, int64_t, const float*, int64_t, float, float*, int64_t);
+  using Block = void (*)(Window&, int64_t, const RowBias&, float*, float, float*, int64_t);
   static constexpr Block blocks[kRows] = {attend_rows<1>, attend_rows<2>, attend_rows<3>,
                                           attend_rows<4>, attend_rows<5>, attend_rows<6>,
                                           attend_rows<7>, attend_rows<8>};
-  blocks[rows - 1](w, i, bias, bias_stride, scale, out, out_stride);
+  blocks[rows - 1](w, i, bias, pass_bias, scale, out, out_stride);
 }
 
 // What the scores get before the softmax: rows of a heads x N x N tensor, or SAM's decomposed
@@ -135,33 +206,46 @@ SD_AVX512 void rel_pos_row(const float* q, const float* table, int64_t d, int64_
   }
 }
 
-// Row t's decomposed bias into `out` (N values): rel_h[kh] + rel_w[kw] at kh * w + kw.
-SD_AVX512 void decomposed_bias_row(const Bias& b, const float* q, int64_t t, int64_t d,
-                                   std::vector<float>& rel, float* out) {
+// Row t's relative-position terms (h + w values: q . rh[th][kh], then q . rw[tw][kw]) into
+// `rel`, padded(h) + padded(w) floats.
+SD_AVX512 void rel_pos_terms(const Bias& b, const float* q, int64_t t, int64_t d, float* rel) {
   const int64_t hp = padded(b.h), wp = padded(b.w);
-  rel_pos_row(q, b.rh + (t / b.w) * d * hp, d, hp, rel.data());
-  rel_pos_row(q, b.rw + (t % b.w) * d * wp, d, wp, rel.data() + hp);
-  const float* rel_w = rel.data() + hp;
-  for (int64_t kh = 0; kh < b.h; ++kh) {
+  rel_pos_row(q, b.rh + (t / b.w) * d * hp, d, hp, rel);
+  rel_pos_row(q, b.rw + (t % b.w) * d * wp, d, wp, rel + hp);
+}
+
+// A row's decomposed bias for the keys [from, from + len) into `out`: rel_h[kh] + rel_w[kw]
+// at key kh * w + kw, from the row's rel_pos_terms.
+SD_AVX512 void decomposed_bias(const Bias& b, const float* rel, int64_t from, int64_t len,
+                               float* out) {
+  const float* rel_w = rel + padded(b.h);
+  for (int64_t j = from; j < from + len;) {
+    const int64_t kh = j / b.w, first = j % b.w;
+    const int64_t count = std::min(b.w - first, from + len - j);  // keys of this kh
     const __m512 rel_h = _mm512_set1_ps(rel[kh]);
-    for (int64_t kw = 0; kw < b.w; kw += kLanes)
-      _mm512_mask_storeu_ps(out + kh * b.w + kw, avx512::block_mask(kw, b.w),
-                            _mm512_add_ps(rel_h, _mm512_loadu_ps(rel_w + kw)));
+    for (int64_t k = 0; k < count; k += kLanes) {
+      const __mmask16 m = avx512::block_mask(k, count);
+      _mm512_mask_storeu_ps(out + j - from + k, m,
+                            _mm512_add_ps(rel_h, _mm512_maskz_loadu_ps(m, rel_w + first + k)));
+    }
+    j += count;
   }
 }
 
-// n x d rows `row_stride` apart, converted into `to` (n x d, contiguous).
+// n x d rows `row_stride` apart as fp32: in place, or converted (or `copied`) into `to`
+// (n x d, contiguous).
 template <class T>
 const float* as_floats(const T* rows, int64_t row_stride, int64_t n, int64_t d,
-                       std::vector<float>& to) {
-  if constexpr (std::is_same_v<T, float>) return rows;
+                       std::vector<float>& to, bool copied = false) {
+  if constexpr (std::is_same_v<T, float>)
+    if (!copied) return rows;
   for (int64_t j = 0; j < n; ++j)
     for (int64_t c = 0; c < d; ++c) to[j * d + c] = float(rows[j * row_stride + c]);
   return to.data();
 }
 
-// w.kt = kᵀ for the window's n x d keys, rows `row_stride` apart: 16 keys at a time gathered
-// down each column.
+// w.kt = kᵀ for the window's n x d keys, rows `row_stride` apart, in blocks of 16 keys (d x 16
+// each): 16 keys at a time gathered down each column.
 SD_AVX512 void transpose_keys(const float* k, int64_t row_stride, Window& w) {
   const __m512i rows =
       _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
@@ -170,14 +254,14 @@ SD_AVX512 void transpose_keys(const float* k, int64_t row_stride, Window& w) {
   for (int64_t j = 0; j < w.np; j += kLanes) {
     const __mmask16 m = j + kLanes < w.np ? __mmask16(0xFFFF) : last;
     for (int64_t c = 0; c < w.d; ++c)
-      _mm512_storeu_ps(&w.kt[c * w.np + j],
+      _mm512_storeu_ps(&w.kt[j * w.d + c * kLanes],
                        _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, rows,
                                                 k + j * row_stride + c, sizeof(float)));
   }
 }
 
 // out = softmax(q kᵀ · scale + bias) v; the softmax also into `probabilities`
-// (B x heads x N x N, contiguous) when it is defined.
+// (B x heads x N x N, contiguous) when it is defined, which needs N <= kChunk.
 template <class T>
 void attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Bias& bias,
             float scale, at::Tensor& out, const at::Tensor& probabilities) {
@@ -190,37 +274,51 @@ void attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const
   T* pout = out.data_ptr<T>();
   float* pprob = probabilities.defined() ? probabilities.data_ptr<float>() : nullptr;
   const int64_t k_stride = k.stride(2);
+  // More keys than a pass: v copied contiguous, so that a pass's values stay in cache.
+  const bool copy_v = !fp32 || n > kChunk;
   at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
     Window w;
     w.n = n, w.np = padded(n), w.d = d;
     w.kt.resize(d * w.np), w.scores.resize(kRows * w.np);
-    w.q_stride = fp32 ? q.stride(2) : d, w.v_stride = fp32 ? v.stride(2) : d;
-    std::vector<float> q16(fp32 ? 0 : n * d), k16(q16.size()), v16(q16.size());
-    std::vector<float> rows(fp32 ? 0 : kRows * d);
-    std::vector<float> bias_rows(bias.full ? 0 : kRows * w.np);
-    std::vector<float> rel(bias.full ? 0 : padded(bias.h) + padded(bias.w));
+    w.q_stride = fp32 ? q.stride(2) : d, w.v_stride = copy_v ? d : v.stride(2);
+    std::vector<float> q16(fp32 ? 0 : n * d), k16(q16.size()), v16(copy_v ? n * d : 0);
+    std::vector<float> rows(kRows * d);
+    std::vector<float> pass_bias(kRows * std::max(kChunk, w.np));
+    const int64_t rel_size = bias.full ? 0 : padded(bias.h) + padded(bias.w);
+    std::vector<float> rel(kRows * rel_size);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / heads, h = task % heads;
       const T* k_rows = pk + b * k.stride(0) + h * k.stride(1);
       transpose_keys(as_floats(k_rows, k_stride, n, d, k16), fp32 ? k_stride : d, w);
       w.q = as_floats(pq + b * q.stride(0) + h * q.stride(1), q.stride(2), n, d, q16);
-      w.v = as_floats(pv + b * v.stride(0) + h * v.stride(1), v.stride(2), n, d, v16);
+      w.v = as_floats(pv + b * v.stride(0) + h * v.stride(1), v.stride(2), n, d, v16, copy_v);
       for (int64_t i = 0; i < n; i += kRows) {
         const int count = int(std::min<int64_t>(kRows, n - i));
-        const float* row_bias = bias.full ? bias.full + (h * n + i) * n : bias_rows.data();
-        if (!bias.full)
-          for (int r = 0; r < count; ++r)
-            decomposed_bias_row(bias, w.q + (i + r) * w.q_stride, i + r, d, rel,
-                                &bias_rows[r * w.np]);
-        const int64_t bias_stride = bias.full ? n : w.np;
-        T* out_rows = pout + (b * n + i) * out_row + h * d;
-        if constexpr (fp32) {
-          attend_block(w, i, count, row_bias, bias_stride, scale, out_rows, out_row);
+        RowBias row_bias;
+        if (bias.full) {
+          const float* first = bias.full + (h * n + i) * n;
+          row_bias = [first, n](int r, int64_t from, int64_t, float*) {
+            return first + r * n + from;
+          };
         } else {
-          attend_block(w, i, count, row_bias, bias_stride, scale, rows.data(), d);
+          for (int r = 0; r < count; ++r)
+            rel_pos_terms(bias, w.q + (i + r) * w.q_stride, i + r, d, &rel[r * rel_size]);
+          row_bias = [&](int r, int64_t from, int64_t len, float* out) {
+            decomposed_bias(bias, &rel[r * rel_size], from, len, out);
+            return static_cast<const float*>(out);
+          };
+        }
+        // fp32 rows straight into the output where one pass covers the keys; else through
+        // `rows` (the online softmax's running sums, or bf16's conversion).
+        float* target = rows.data();
+        int64_t target_stride = d;
+        T* out_rows = pout + (b * n + i) * out_row + h * d;
+        if constexpr (fp32)
+          if (n <= kChunk) target = out_rows, target_stride = out_row;
+        attend_block(w, i, count, row_bias, pass_bias.data(), scale, target, target_stride);
+        if (target == rows.data())
           for (int r = 0; r < count; ++r)
             for (int64_t c = 0; c < d; ++c) out_rows[r * out_row + c] = T(rows[r * d + c]);
-        }
         if (pprob)
           for (int r = 0; r < count; ++r)
             std::copy_n(&w.scores[r * w.np], n, pprob + ((task * n) + i + r) * n);
@@ -279,6 +377,9 @@ bool fused_window_attention_applies(const at::Tensor& q, const at::Tensor& k, co
 at::Tensor fused_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                   const at::Tensor& bias, double scale,
                                   const at::Tensor& probabilities) {
+  TORCH_CHECK(!probabilities.defined() || q.size(2) <= kChunk,
+              "fused_window_attention keeps the softmax of at most ", kChunk, " keys, not ",
+              q.size(2));
   Bias rows;
   rows.full = bias.data_ptr<float>();
   return run_fused(q, k, v, rows, scale, probabilities);
@@ -320,7 +421,7 @@ std::pair<at::Tensor, at::Tensor> attend_without_autograd(const at::Tensor& q, c
                                                           const at::Tensor& bias, double scale,
                                                           bool keep_softmax) {
   const int64_t batch = q.size(0), heads = q.size(1), n = q.size(2);
-  if (fused_window_attention_applies(q, k, v, bias)) {
+  if (fused_window_attention_applies(q, k, v, bias) && !(keep_softmax && n > kChunk)) {
     at::Tensor probabilities;
     if (keep_softmax)
       probabilities = at::empty({batch, heads, n, n}, q.options().dtype(at::kFloat));

@@ -14,7 +14,8 @@ bool fused_window_attention_applies(const at::Tensor& q, const at::Tensor& k, co
 // a B x N x heads x d tensor of q's type, the layout the output projection reads. One window
 // and head at a time stays in the core's cache: scores, softmax and the product with v in one
 // pass, without the B x heads x N x N scores of the unfused path.
-// `probabilities`, when defined (B x heads x N x N fp32, contiguous), receives the softmax.
+// `probabilities`, when defined (B x heads x N x N fp32, contiguous; N <= 256), receives the
+// softmax.
 at::Tensor fused_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                   const at::Tensor& bias, double scale,
                                   const at::Tensor& probabilities = {});

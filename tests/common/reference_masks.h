@@ -11,11 +11,11 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -48,7 +48,8 @@ inline std::vector<int64_t> sam_bbox(const data::Rle& rle) {
 inline int64_t decided_differences(const nlohmann::json& r, const data::Rle& ours,
                                    const std::string& what) {
   const int h = r["size"][0], w = r["size"][1];
-  const at::Tensor ref = data::rle_decode(data::rle_from_string(r["counts"].get<std::string>(), h, w, what));
+  const at::Tensor ref =
+      data::rle_decode(data::rle_from_string(r["counts"].get<std::string>(), h, w, what));
   const at::Tensor undecided =
       data::rle_decode(data::rle_from_string(r["undecided"].get<std::string>(), h, w, what));
   return ref.ne(data::rle_decode(ours)).logical_and(undecided.logical_not()).sum().item<int64_t>();
