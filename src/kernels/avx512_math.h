@@ -12,6 +12,8 @@
 #include <cstdint>
 
 #define SD_AVX512 __attribute__((target("avx512f,avx512dq")))
+// And the BF16 extension (Cooper Lake, Sapphire Rapids and later, Zen 4): rounding to bf16.
+#define SD_AVX512_BF16 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx512bf16")))
 
 namespace sd::kernels::avx512 {
 

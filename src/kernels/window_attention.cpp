@@ -16,6 +16,7 @@
 
 #include "kernels/avx512_math.h"
 #include "kernels/batched_matmul.h"
+#include "util/cpu.h"
 
 namespace sd::kernels {
 namespace {
@@ -390,12 +391,86 @@ bool fused_rel_pos_attention_applies(const at::Tensor& q, const at::Tensor& k,
   return fused_operands(q, k, v);
 }
 
+namespace {
+
+// n bf16 values (`from`) as fp32 into `to` (padded(n) values, zero past n).
+SD_AVX512_BF16 void widen(const c10::BFloat16* from, int64_t n, float* to) {
+  for (int64_t j = 0; j < n; j += kLanes) {
+    const __mmask16 m = avx512::block_mask(j, n);
+    const __m512i bits = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, from + j));
+    _mm512_storeu_ps(to + j, _mm512_castsi512_ps(_mm512_slli_epi32(bits, 16)));
+  }
+}
+
+// n fp32 values rounded to bf16 (to nearest even, as c10::BFloat16) into `to`.
+SD_AVX512_BF16 void narrow(const float* from, int64_t n, c10::BFloat16* to) {
+  for (int64_t j = 0; j < n; j += kLanes) {
+    const __mmask16 m = avx512::block_mask(j, n);
+    const __m256bh x = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, from + j));
+    _mm256_mask_storeu_epi16(to + j, m, (__m256i)x);
+  }
+}
+
+// Query rows per step of products_on_tiles: B x heads x 512 x 4096 bf16 scores (48 MB for
+// ViT-B's 12 heads) at a time.
+constexpr int64_t kTileRows = 512;
+
+// Rows of bf16 scores s (rows of n, `rows` of them, row r of query `first + r % count` of
+// a grid of `count` queries, q_rows its q, fp32) become in place the bf16 softmax of
+// s · scale + their decomposed bias.
+void softmax_with_rel_pos(at::Tensor& s, const at::Tensor& q_rows, const Bias& bias, int64_t first,
+                          float scale) {
+  const int64_t n = s.size(-1), d = q_rows.size(-1), count = s.size(-2);
+  const int64_t rows = s.numel() / n;
+  c10::BFloat16* ps = s.data_ptr<c10::BFloat16>();
+  const float* pq = q_rows.data_ptr<float>();
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    std::vector<float> x(padded(n)), row_bias(padded(n));
+    std::vector<float> rel(padded(bias.h) + padded(bias.w));
+    for (int64_t r = begin; r < end; ++r) {
+      c10::BFloat16* row = ps + r * n;
+      widen(row, n, x.data());
+      rel_pos_terms(bias, pq + r * d, first + r % count, d, rel.data());
+      decomposed_bias(bias, rel.data(), 0, n, row_bias.data());
+      softmax_row(x.data(), row_bias.data(), n, padded(n), scale);
+      narrow(x.data(), n, row);
+    }
+  });
+}
+
+// The bf16 attention with the products on AMX's tiles (oneDNN's bf16 matmul, where its
+// products are 4x our AVX-512 kernel's), kTileRows query rows at a time: their scores as
+// bf16 (as PyTorch's autocast makes them), softmax with the bias in place, times v.
+at::Tensor products_on_tiles(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const Bias& bias, float scale) {
+  const int64_t n = q.size(2);
+  at::Tensor out = at::empty({q.size(0), n, q.size(1), q.size(3)}, q.options());
+  const at::Tensor keys = k.transpose(2, 3).contiguous(), values = v.contiguous();
+  for (int64_t first = 0; first < n; first += kTileRows) {
+    const int64_t count = std::min(kTileRows, n - first);
+    const at::Tensor q_rows = q.narrow(2, first, count);
+    at::Tensor s = at::matmul(q_rows, keys);
+    softmax_with_rel_pos(s, q_rows.to(at::kFloat).contiguous(), bias, first, scale);
+    out.narrow(1, first, count).copy_(at::matmul(s, values).transpose(1, 2));
+  }
+  return out;
+}
+
+}  // namespace
+
 at::Tensor fused_rel_pos_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                    const at::Tensor& rel_h, const at::Tensor& rel_w, double scale) {
   const at::Tensor rh = transposed_table(rel_h), rw = transposed_table(rel_w);
   Bias bias;
   bias.rh = rh.data_ptr<float>(), bias.rw = rw.data_ptr<float>();
   bias.h = rel_h.size(0), bias.w = rel_w.size(0);
+  // The global attention in bf16 where there are tiles; windows (one pass) stay in our kernel.
+  static const bool tiles = cpu_has("amx_bf16") && cpu_has("avx512_bf16");
+  if (tiles && q.scalar_type() == at::kBFloat16 && q.size(2) > kChunk) {
+    const std::vector<c10::IValue> inputs{q, k, v};
+    RECORD_FUNCTION("sd::window_attention", inputs);
+    return products_on_tiles(q, k, v, bias, float(scale));
+  }
   return run_fused(q, k, v, bias, scale, {});
 }
 
