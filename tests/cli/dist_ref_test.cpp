@@ -120,12 +120,14 @@ class DistTrain : public PipelineSuite {
   }
 
   // finetune of batch 2 (the global batch), 1 epoch: 2 steps of the 4 images not held out.
-  static std::string finetune_args(const std::string& run,
-                                   const std::string& data = data_sample()) {
+  static std::string finetune_args(const std::string& run, const std::string& data = data_sample(),
+                                   int refine_iters = 1) {
     return "--threads 1 finetune --student " + dir() + "/student.pth --student-model " + dir() +
            "/student.json --teacher-checkpoint " + teacher().file("weights.pth") + " --store " +
            dir() + "/store --data " + data + " --out " + run +
-           " --epochs 1 --batch-size 2 --prompts-per-image 3 --refine-iters 1 --val-max-prompts 3"
+           " --epochs 1 --batch-size 2 --prompts-per-image 3 --refine-iters " +
+           std::to_string(refine_iters) +
+           " --val-max-prompts 3"
            " --lr 0.0005 --warmup-steps 1 --checkpoint-every 1 --log-every 1 --seed 3";
   }
 
@@ -488,8 +490,14 @@ TEST_F(DistTrain, SyncBatchNormOfTwoProcessesIsBatchNormOfTheGlobalBatch) {
 // finetune with a learning encoder (encoder_lr > 0: its BatchNorms in training mode) and
 // sync_batchnorm: two processes of batch 1 fine-tune as one of batch 2. Compared at the last
 // step's checkpoint: final.pth holds the best-scoring weights, which may be the first ones.
+// Without refinement clicks: a click is a pixel drawn from where the student's mask is wrong,
+// and a learning encoder rounds a batch of 1 and of 2 otherwise, so a pixel at the threshold
+// may move the click (under LibTorch 2.6 it did: step 2's losses 0.27% apart), which says
+// nothing of the BatchNorms. FinetuneUnderLaunchIsFinetuneOfTheGlobalBatch keeps them.
 TEST_F(DistTrain, FinetuneOfTheEncoderWithSyncBatchNormIsFinetuneOfTheGlobalBatch) {
-  auto args = [](const std::string& run) { return finetune_args(run) + " --encoder-lr 0.0005"; };
+  auto args = [](const std::string& run) {
+    return finetune_args(run, data_sample(), 0) + " --encoder-lr 0.0005";
+  };
   const std::string runs = dir() + "/finetune-bn";
   ASSERT_NO_FATAL_FAILURE(run_batchnorm_trio(args, runs));
   ASSERT_EQ(step_losses(runs + "-single").size(), 2u);
