@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <functional>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -140,50 +139,6 @@ SD_AVX512 void scale_row(float* x, int64_t n, float factor) {
     _mm512_storeu_ps(x + c, _mm512_mul_ps(_mm512_loadu_ps(x + c), f));
 }
 
-// Where a block of rows finds its bias: `bias(r, from, len, out)` gives row r's values for the
-// keys [from, from + len) as a pointer (into `out`, kChunk values, or elsewhere).
-using RowBias = std::function<const float*(int, int64_t, int64_t, float*)>;
-
-// R rows of one window and head, from row `i`, with their biases: output rows (R x d, fp32)
-// out. All keys at once where there are at most kChunk, else kChunk at a time with an online
-// softmax (`pass_bias`: R x kChunk scratch).
-template <int R>
-void attend_rows(Window& w, int64_t i, const RowBias& bias, float* pass_bias, float scale,
-                 float* out, int64_t out_stride) {
-  const float* q = w.q + i * w.q_stride;
-  if (w.n <= kChunk) {
-    score_rows<R>(q, w, 0, w.np, w.np);
-    for (int r = 0; r < R; ++r)
-      softmax_row(&w.scores[r * w.np], bias(r, 0, w.n, pass_bias + r * kChunk), w.n, w.np, scale);
-    weigh_values<R>(w, 0, w.n, w.np, false, out, out_stride);
-    return;
-  }
-  float top[R], total[R];
-  for (int r = 0; r < R; ++r) top[r] = -std::numeric_limits<float>::infinity(), total[r] = 0;
-  for (int64_t from = 0; from < w.n; from += kChunk) {
-    const int64_t len = std::min(kChunk, w.n - from);
-    score_rows<R>(q, w, from, from + padded(len), kChunk);
-    for (int r = 0; r < R; ++r) {
-      const float* row_bias = bias(r, from, len, pass_bias + r * kChunk);
-      const float rescale =
-          online_softmax_pass(&w.scores[r * kChunk], row_bias, len, scale, top[r], total[r]);
-      if (from > 0) scale_row(out + r * out_stride, w.d, rescale);
-    }
-    weigh_values<R>(w, from, from + len, kChunk, from > 0, out, out_stride);
-  }
-  for (int r = 0; r < R; ++r) scale_row(out + r * out_stride, w.d, 1.0f / total[r]);
-}
-
-// Rows [i, i + rows) for 1 <= rows <= kRows.
-void attend_block(Window& w, int64_t i, int rows, const RowBias& bias, float* pass_bias,
-                  float scale, float* out, int64_t out_stride) {
-  using Block = void (*)(Window&, int64_t, const RowBias&, float*, float, float*, int64_t);
-  static constexpr Block blocks[kRows] = {attend_rows<1>, attend_rows<2>, attend_rows<3>,
-                                          attend_rows<4>, attend_rows<5>, attend_rows<6>,
-                                          attend_rows<7>, attend_rows<8>};
-  blocks[rows - 1](w, i, bias, pass_bias, scale, out, out_stride);
-}
-
 // What the scores get before the softmax: rows of a heads x N x N tensor, or SAM's decomposed
 // relative positions over an h x w grid of tokens (add_decomposed_rel_pos): for query t at
 // (th, tw) and key (kh, kw), q_t . rh[th][kh] + q_t . rw[tw][kw]. The tables are laid out
@@ -231,6 +186,62 @@ SD_AVX512 void decomposed_bias(const Bias& b, const float* rel, int64_t from, in
     }
     j += count;
   }
+}
+
+// Where the rows of a block (from query `first`, head `head`) find their bias: row r's values for
+// the keys [from, from + len) as a pointer into the full bias, or made into `out` from the row's
+// rel_pos_terms (`rel`, rel_size apart).
+struct RowBias {
+  const Bias& bias;
+  int64_t head, first, n;
+  const float* rel;
+  int64_t rel_size;
+  const float* row(int r, int64_t from, int64_t len, float* out) const {
+    if (bias.full) return bias.full + (head * n + first + r) * n + from;
+    decomposed_bias(bias, rel + r * rel_size, from, len, out);
+    return out;
+  }
+};
+
+// R rows of one window and head, from row `i`, with their biases: output rows (R x d, fp32)
+// out. All keys at once where there are at most kChunk, else kChunk at a time with an online
+// softmax (`pass_bias`: R x kChunk scratch).
+template <int R>
+void attend_rows(Window& w, int64_t i, const RowBias& bias, float* pass_bias, float scale,
+                 float* out, int64_t out_stride) {
+  const float* q = w.q + i * w.q_stride;
+  if (w.n <= kChunk) {
+    score_rows<R>(q, w, 0, w.np, w.np);
+    for (int r = 0; r < R; ++r)
+      softmax_row(&w.scores[r * w.np], bias.row(r, 0, w.n, pass_bias + r * kChunk), w.n, w.np,
+                  scale);
+    weigh_values<R>(w, 0, w.n, w.np, false, out, out_stride);
+    return;
+  }
+  float top[R], total[R];
+  for (int r = 0; r < R; ++r) top[r] = -std::numeric_limits<float>::infinity(), total[r] = 0;
+  for (int64_t from = 0; from < w.n; from += kChunk) {
+    const int64_t len = std::min(kChunk, w.n - from);
+    score_rows<R>(q, w, from, from + padded(len), kChunk);
+    for (int r = 0; r < R; ++r) {
+      const float* row_bias = bias.row(r, from, len, pass_bias + r * kChunk);
+      const float rescale =
+          online_softmax_pass(&w.scores[r * kChunk], row_bias, len, scale, top[r], total[r]);
+      if (from > 0) scale_row(out + r * out_stride, w.d, rescale);
+    }
+    weigh_values<R>(w, from, from + len, kChunk, from > 0, out, out_stride);
+  }
+  for (int r = 0; r < R; ++r) scale_row(out + r * out_stride, w.d, 1.0f / total[r]);
+}
+
+// Rows [i, i + rows) for 1 <= rows <= kRows.
+void attend_block(Window& w, int64_t i, int rows, const RowBias& bias, float* pass_bias,
+                  float scale, float* out, int64_t out_stride) {
+  using Block = void (*)(Window&, int64_t, const RowBias&, float*, float, float*, int64_t);
+  static constexpr Block blocks[kRows] = {attend_rows<1>, attend_rows<2>, attend_rows<3>,
+                                          attend_rows<4>, attend_rows<5>, attend_rows<6>,
+                                          attend_rows<7>, attend_rows<8>};
+  blocks[rows - 1](w, i, bias, pass_bias, scale, out, out_stride);
 }
 
 // n x d rows `row_stride` apart as fp32: in place, or converted (or `copied`) into `to`
@@ -284,7 +295,7 @@ void attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const
     w.q_stride = fp32 ? q.stride(2) : d, w.v_stride = copy_v ? d : v.stride(2);
     std::vector<float> q16(fp32 ? 0 : n * d), k16(q16.size()), v16(copy_v ? n * d : 0);
     std::vector<float> rows(kRows * d);
-    std::vector<float> pass_bias(kRows * std::max(kChunk, w.np));
+    std::vector<float> pass_bias(kRows * kChunk);
     const int64_t rel_size = bias.full ? 0 : padded(bias.h) + padded(bias.w);
     std::vector<float> rel(kRows * rel_size);
     for (int64_t task = begin; task < end; ++task) {
@@ -295,20 +306,10 @@ void attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const
       w.v = as_floats(pv + b * v.stride(0) + h * v.stride(1), v.stride(2), n, d, v16, copy_v);
       for (int64_t i = 0; i < n; i += kRows) {
         const int count = int(std::min<int64_t>(kRows, n - i));
-        RowBias row_bias;
-        if (bias.full) {
-          const float* first = bias.full + (h * n + i) * n;
-          row_bias = [first, n](int r, int64_t from, int64_t, float*) {
-            return first + r * n + from;
-          };
-        } else {
+        if (!bias.full)
           for (int r = 0; r < count; ++r)
             rel_pos_terms(bias, w.q + (i + r) * w.q_stride, i + r, d, &rel[r * rel_size]);
-          row_bias = [&](int r, int64_t from, int64_t len, float* out) {
-            decomposed_bias(bias, &rel[r * rel_size], from, len, out);
-            return static_cast<const float*>(out);
-          };
-        }
+        const RowBias row_bias{bias, h, i, n, rel.data(), rel_size};
         // fp32 rows straight into the output where one pass covers the keys; else through
         // `rows` (the online softmax's running sums, or bf16's conversion).
         float* target = rows.data();
@@ -340,58 +341,6 @@ bool fused_operands(const at::Tensor& q, const at::Tensor& k, const at::Tensor& 
          q.size(3) % kLanes == 0 && q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1 &&
          k.stride(2) == v.stride(2);
 }
-
-// The fused kernel under its profiler name, into a new B x N x heads x d tensor.
-at::Tensor run_fused(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                     const Bias& bias, double scale, const at::Tensor& probabilities) {
-  // Seen by profilers and bench's FLOP count as one operation of inputs (q, k, v).
-  const std::vector<c10::IValue> inputs{q, k, v};
-  RECORD_FUNCTION("sd::window_attention", inputs);
-  at::Tensor out = at::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, q.options());
-  if (q.scalar_type() == at::kFloat)
-    attend<float>(q, k, v, bias, float(scale), out, probabilities);
-  else
-    attend<c10::BFloat16>(q, k, v, bias, float(scale), out, probabilities);
-  return out;
-}
-
-// get_rel_pos's rows (q_size x k_size x d) as the kernel reads them: fp32
-// q_size x d x padded(k_size), the keys zero-padded.
-at::Tensor transposed_table(const at::Tensor& rows) {
-  const int64_t keys = rows.size(1);
-  at::Tensor table = at::zeros({rows.size(0), rows.size(2), padded(keys)}, at::kFloat);
-  table.narrow(2, 0, keys).copy_(rows.permute({0, 2, 1}));
-  return table;
-}
-
-}  // namespace
-
-bool fused_window_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                    const at::Tensor& bias) {
-  const bool bias_fits = bias.scalar_type() == at::kFloat &&
-                         !(at::GradMode::is_enabled() && bias.requires_grad()) && q.dim() == 4 &&
-                         bias.sizes() == at::IntArrayRef{q.size(1), q.size(2), q.size(2)} &&
-                         bias.is_contiguous();
-  return bias_fits && fused_operands(q, k, v);
-}
-
-at::Tensor fused_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                  const at::Tensor& bias, double scale,
-                                  const at::Tensor& probabilities) {
-  TORCH_CHECK(!probabilities.defined() || q.size(2) <= kChunk,
-              "fused_window_attention keeps the softmax of at most ", kChunk, " keys, not ",
-              q.size(2));
-  Bias rows;
-  rows.full = bias.data_ptr<float>();
-  return run_fused(q, k, v, rows, scale, probabilities);
-}
-
-bool fused_rel_pos_attention_applies(const at::Tensor& q, const at::Tensor& k,
-                                     const at::Tensor& v) {
-  return fused_operands(q, k, v);
-}
-
-namespace {
 
 // n bf16 values (`from`) as fp32 into `to` (padded(n) values, zero past n).
 SD_AVX512_BF16 void widen(const c10::BFloat16* from, int64_t n, float* to) {
@@ -456,7 +405,60 @@ at::Tensor products_on_tiles(const at::Tensor& q, const at::Tensor& k, const at:
   return out;
 }
 
+// The fused kernel under its profiler name, into a new B x N x heads x d tensor; the global
+// attention with decomposed relative positions in bf16 on AMX's tiles where there are tiles
+// (windows, one pass each, stay in our kernel).
+at::Tensor run_fused(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const Bias& bias, double scale, const at::Tensor& probabilities) {
+  // Seen by profilers and bench's FLOP count as one operation of inputs (q, k, v).
+  const std::vector<c10::IValue> inputs{q, k, v};
+  RECORD_FUNCTION("sd::window_attention", inputs);
+  static const bool tiles = cpu_has("amx_bf16") && cpu_has("avx512_bf16");
+  if (tiles && !bias.full && q.scalar_type() == at::kBFloat16 && q.size(2) > kChunk)
+    return products_on_tiles(q, k, v, bias, float(scale));
+  at::Tensor out = at::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, q.options());
+  if (q.scalar_type() == at::kFloat)
+    attend<float>(q, k, v, bias, float(scale), out, probabilities);
+  else
+    attend<c10::BFloat16>(q, k, v, bias, float(scale), out, probabilities);
+  return out;
+}
+
+// get_rel_pos's rows (q_size x k_size x d) as the kernel reads them: fp32
+// q_size x d x padded(k_size), the keys zero-padded.
+at::Tensor transposed_table(const at::Tensor& rows) {
+  const int64_t keys = rows.size(1);
+  at::Tensor table = at::zeros({rows.size(0), rows.size(2), padded(keys)}, at::kFloat);
+  table.narrow(2, 0, keys).copy_(rows.permute({0, 2, 1}));
+  return table;
+}
+
 }  // namespace
+
+bool fused_window_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                    const at::Tensor& bias) {
+  const bool bias_fits = bias.scalar_type() == at::kFloat &&
+                         !(at::GradMode::is_enabled() && bias.requires_grad()) && q.dim() == 4 &&
+                         bias.sizes() == at::IntArrayRef{q.size(1), q.size(2), q.size(2)} &&
+                         bias.is_contiguous();
+  return bias_fits && fused_operands(q, k, v);
+}
+
+at::Tensor fused_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                  const at::Tensor& bias, double scale,
+                                  const at::Tensor& probabilities) {
+  TORCH_CHECK(!probabilities.defined() || q.size(2) <= kChunk,
+              "fused_window_attention keeps the softmax of at most ", kChunk, " keys, not ",
+              q.size(2));
+  Bias rows;
+  rows.full = bias.data_ptr<float>();
+  return run_fused(q, k, v, rows, scale, probabilities);
+}
+
+bool fused_rel_pos_attention_applies(const at::Tensor& q, const at::Tensor& k,
+                                     const at::Tensor& v) {
+  return fused_operands(q, k, v);
+}
 
 at::Tensor fused_rel_pos_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                    const at::Tensor& rel_h, const at::Tensor& rel_w, double scale) {
@@ -464,13 +466,6 @@ at::Tensor fused_rel_pos_attention(const at::Tensor& q, const at::Tensor& k, con
   Bias bias;
   bias.rh = rh.data_ptr<float>(), bias.rw = rw.data_ptr<float>();
   bias.h = rel_h.size(0), bias.w = rel_w.size(0);
-  // The global attention in bf16 where there are tiles; windows (one pass) stay in our kernel.
-  static const bool tiles = cpu_has("amx_bf16") && cpu_has("avx512_bf16");
-  if (tiles && q.scalar_type() == at::kBFloat16 && q.size(2) > kChunk) {
-    const std::vector<c10::IValue> inputs{q, k, v};
-    RECORD_FUNCTION("sd::window_attention", inputs);
-    return products_on_tiles(q, k, v, bias, float(scale));
-  }
   return run_fused(q, k, v, bias, scale, {});
 }
 
