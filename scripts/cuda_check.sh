@@ -34,6 +34,7 @@ set -euo pipefail
 lib=/usr/local/lib/libcudnn.so.9
 if ldconfig -p | grep 'libcudnn\.so\.9 ' | grep -v "$lib" >/dev/null; then exit 0; fi  # a real cuDNN
 users=$(ldconfig -p | grep -oE '/[^ ]+/libtorch_(cuda|python)\.so[.0-9]*$' | sort -u)
+wanted=$(for u in $users; do nm -D --undefined-only "$u"; done | grep ' cudnn' || true)
 src=$(mktemp --suffix=.c)
 {
   echo '#include <stdio.h>'
@@ -42,13 +43,11 @@ src=$(mktemp --suffix=.c)
   echo '  fprintf(stderr, "%s: called, but libcudnn.so.9 is cuda_check.sh'"'"'s stand-in (no cuDNN)\n", f);'
   echo '  abort();'
   echo '}'
-  for u in $users; do nm -D --undefined-only "$u"; done |
-    awk '$2 ~ /^cudnn/ {sub(/@.*/, "", $2); print $2}' |
+  echo "$wanted" | awk '$2 ~ /^cudnn/ {sub(/@.*/, "", $2); print $2}' |
     sort -u | while read -r f; do echo "void $f(void) { trap(\"$f\"); }"; done
 } >"$src"
 # Under the version cuDNN gives its symbols (as LibTorch asks for them: cudnnCreate@libcudnn.so.9).
-version=$(for u in $users; do nm -D --undefined-only "$u"; done | awk -F@ '/ cudnn/ {print $2}' |
-  sort -u)
+version=$(echo "$wanted" | awk -F@ '/ cudnn/ {print $2}' | sort -u)
 echo "${version:-libcudnn.so.9} { global: cudnn*; local: *; };" >"$src.map"
 gcc -shared -fPIC -Wl,-soname,libcudnn.so.9 -Wl,--version-script,"$src.map" -o "$lib" "$src"
 rm "$src" "$src.map"
