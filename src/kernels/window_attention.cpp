@@ -150,24 +150,48 @@ struct Bias {
   int64_t h = 0, w = 0;
 };
 
-// One key axis of the decomposed bias for a query row: out[k] = q . table[k] for the
-// `keys` (padded) entries of a d x keys table.
-SD_AVX512 void rel_pos_row(const float* q, const float* table, int64_t d, int64_t keys,
-                           float* out) {
-  for (int64_t k = 0; k < keys; k += kLanes) {
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t c = 0; c < d; ++c)
-      acc = _mm512_fmadd_ps(_mm512_set1_ps(q[c]), _mm512_loadu_ps(table + c * keys + k), acc);
-    _mm512_storeu_ps(out + k, acc);
+// Blocks of 16 keys of the rel-pos tables a query row multiplies: the block's row for
+// channel 0 (`table`), its channels `stride` floats apart, its 16 terms into `out`.
+struct KeyBlock {
+  const float* table;
+  int64_t stride;
+  float* out;
+};
+
+// out = q . table for B blocks at once: B independent FMA chains (8 keep both FMA units busy).
+template <int B>
+SD_AVX512 void dot_key_blocks(const float* q, int64_t d, const KeyBlock* blocks) {
+  __m512 acc[B];
+  for (int i = 0; i < B; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < d; ++c) {
+    const __m512 qc = _mm512_set1_ps(q[c]);
+    for (int i = 0; i < B; ++i)
+      acc[i] = _mm512_fmadd_ps(qc, _mm512_loadu_ps(blocks[i].table + c * blocks[i].stride), acc[i]);
   }
+  for (int i = 0; i < B; ++i) _mm512_storeu_ps(blocks[i].out, acc[i]);
 }
 
 // Row t's relative-position terms (h + w values: q . rh[th][kh], then q . rw[tw][kw]) into
-// `rel`, padded(h) + padded(w) floats.
-SD_AVX512 void rel_pos_terms(const Bias& b, const float* q, int64_t t, int64_t d, float* rel) {
+// `rel`, padded(h) + padded(w) floats; the tables' blocks of 16 keys up to 8 at a time.
+void rel_pos_terms(const Bias& b, const float* q, int64_t t, int64_t d, float* rel) {
+  using Dot = void (*)(const float*, int64_t, const KeyBlock*);
+  static constexpr Dot dots[8] = {dot_key_blocks<1>, dot_key_blocks<2>, dot_key_blocks<3>,
+                                  dot_key_blocks<4>, dot_key_blocks<5>, dot_key_blocks<6>,
+                                  dot_key_blocks<7>, dot_key_blocks<8>};
   const int64_t hp = padded(b.h), wp = padded(b.w);
-  rel_pos_row(q, b.rh + (t / b.w) * d * hp, d, hp, rel);
-  rel_pos_row(q, b.rw + (t % b.w) * d * wp, d, wp, rel + hp);
+  const float* rh = b.rh + (t / b.w) * d * hp;
+  const float* rw = b.rw + (t % b.w) * d * wp;
+  KeyBlock blocks[8];
+  int count = 0;
+  auto flush = [&] {
+    dots[count - 1](q, d, blocks);
+    count = 0;
+  };
+  for (int64_t k = 0; k < hp + wp; k += kLanes) {
+    blocks[count++] = k < hp ? KeyBlock{rh + k, hp, rel + k} : KeyBlock{rw + k - hp, wp, rel + k};
+    if (count == 8) flush();
+  }
+  if (count > 0) flush();
 }
 
 // A row's decomposed bias for the keys [from, from + len) into `out`: rel_h[kh] + rel_w[kw]
@@ -351,57 +375,83 @@ SD_AVX512_BF16 void widen(const c10::BFloat16* from, int64_t n, float* to) {
   }
 }
 
-// n fp32 values rounded to bf16 (to nearest even, as c10::BFloat16) into `to`.
-SD_AVX512_BF16 void narrow(const float* from, int64_t n, c10::BFloat16* to) {
+// Query rows per task of products_on_tiles: one head's 128 x N bf16 scores (1 MB for SAM's
+// global attention over 64 x 64 tokens) stay in the core's cache between the two products.
+constexpr int64_t kTileRows = 128;
+
+// A row of n bf16 scores becomes in place the bf16 softmax of s · scale + its decomposed bias
+// (`rel`: the row's rel_pos_terms), in three passes over `x` (padded(n) floats): the biased
+// scores and their maximum, their exponentials and sum, the normalised row back to bf16.
+SD_AVX512_BF16 void softmax_rel_pos_bf16(c10::BFloat16* row, const Bias& b, const float* rel,
+                                         int64_t n, float scale, float* x) {
+  const float* rel_w = rel + padded(b.h);
+  const __m512 vscale = _mm512_set1_ps(scale);
+  __m512 vmax = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t kh = 0; kh < b.h; ++kh) {
+    const __m512 rel_h = _mm512_set1_ps(rel[kh]);
+    for (int64_t kw = 0; kw < b.w; kw += kLanes) {
+      const int64_t j = kh * b.w + kw;
+      const __mmask16 m = avx512::block_mask(kw, b.w);
+      const __m512i bits = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, row + j));
+      const __m512 bias = _mm512_add_ps(rel_h, _mm512_maskz_loadu_ps(m, rel_w + kw));
+      const __m512 v =
+          _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(bits, 16)), vscale, bias);
+      _mm512_mask_storeu_ps(x + j, m, v);
+      vmax = _mm512_mask_max_ps(vmax, m, vmax, v);
+    }
+  }
+  const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+  __m512 vsum = _mm512_setzero_ps();
   for (int64_t j = 0; j < n; j += kLanes) {
     const __mmask16 m = avx512::block_mask(j, n);
-    const __m256bh x = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, from + j));
-    _mm256_mask_storeu_epi16(to + j, m, (__m256i)x);
+    const __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_loadu_ps(x + j), top)));
+    _mm512_storeu_ps(x + j, e);
+    vsum = _mm512_add_ps(vsum, e);
+  }
+  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
+  for (int64_t j = 0; j < n; j += kLanes) {
+    const __mmask16 m = avx512::block_mask(j, n);
+    const __m256bh p = _mm512_cvtneps_pbh(_mm512_mul_ps(_mm512_loadu_ps(x + j), inv));
+    _mm256_mask_storeu_epi16(row + j, m, (__m256i)p);
   }
 }
 
-// Query rows per step of products_on_tiles: B x heads x 512 x 4096 bf16 scores (48 MB for
-// ViT-B's 12 heads) at a time.
-constexpr int64_t kTileRows = 512;
-
-// Rows of bf16 scores s (rows of n, `rows` of them, row r of query `first + r % count` of
-// a grid of `count` queries, q_rows its q, fp32) become in place the bf16 softmax of
-// s · scale + their decomposed bias.
-void softmax_with_rel_pos(at::Tensor& s, const at::Tensor& q_rows, const Bias& bias, int64_t first,
+// `count` rows of bf16 scores (rows of n, from query `first`; q_rows their queries, d bf16
+// each, q_stride apart) become in place the bf16 softmax of s · scale + their decomposed bias.
+void softmax_with_rel_pos(c10::BFloat16* s, int64_t count, int64_t n, const c10::BFloat16* q_rows,
+                          int64_t q_stride, int64_t d, const Bias& bias, int64_t first,
                           float scale) {
-  const int64_t n = s.size(-1), d = q_rows.size(-1), count = s.size(-2);
-  const int64_t rows = s.numel() / n;
-  c10::BFloat16* ps = s.data_ptr<c10::BFloat16>();
-  const float* pq = q_rows.data_ptr<float>();
-  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
-    std::vector<float> x(padded(n)), row_bias(padded(n));
-    std::vector<float> rel(padded(bias.h) + padded(bias.w));
-    for (int64_t r = begin; r < end; ++r) {
-      c10::BFloat16* row = ps + r * n;
-      widen(row, n, x.data());
-      rel_pos_terms(bias, pq + r * d, first + r % count, d, rel.data());
-      decomposed_bias(bias, rel.data(), 0, n, row_bias.data());
-      softmax_row(x.data(), row_bias.data(), n, padded(n), scale);
-      narrow(x.data(), n, row);
-    }
-  });
+  std::vector<float> x(padded(n)), q(padded(d));
+  std::vector<float> rel(padded(bias.h) + padded(bias.w));
+  for (int64_t r = 0; r < count; ++r) {
+    widen(q_rows + r * q_stride, d, q.data());
+    rel_pos_terms(bias, q.data(), first + r, d, rel.data());
+    softmax_rel_pos_bf16(s + r * n, bias, rel.data(), n, scale, x.data());
+  }
 }
 
 // The bf16 attention with the products on AMX's tiles (oneDNN's bf16 matmul, where its
-// products are 4x our AVX-512 kernel's), kTileRows query rows at a time: their scores as
-// bf16 (as PyTorch's autocast makes them), softmax with the bias in place, times v.
+// products are 4x our AVX-512 kernel's), each task kTileRows query rows of one head: their
+// scores as bf16 (as PyTorch's autocast makes them), softmax with the bias in place, times v.
+// A task's products run on its own thread (oneDNN does not nest inside at::parallel_for).
 at::Tensor products_on_tiles(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              const Bias& bias, float scale) {
-  const int64_t n = q.size(2);
-  at::Tensor out = at::empty({q.size(0), n, q.size(1), q.size(3)}, q.options());
-  const at::Tensor keys = k.transpose(2, 3).contiguous(), values = v.contiguous();
-  for (int64_t first = 0; first < n; first += kTileRows) {
-    const int64_t count = std::min(kTileRows, n - first);
-    const at::Tensor q_rows = q.narrow(2, first, count);
-    at::Tensor s = at::matmul(q_rows, keys);
-    softmax_with_rel_pos(s, q_rows.to(at::kFloat).contiguous(), bias, first, scale);
-    out.narrow(1, first, count).copy_(at::matmul(s, values).transpose(1, 2));
-  }
+  const int64_t batch = q.size(0), heads = q.size(1), n = q.size(2), d = q.size(3);
+  at::Tensor out = at::empty({batch, n, heads, d}, q.options());
+  const at::Tensor queries = q.contiguous(), keys = k.transpose(2, 3).contiguous(),
+                   values = v.contiguous();
+  const int64_t chunks = (n + kTileRows - 1) / kTileRows;
+  at::parallel_for(0, batch * heads * chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / (heads * chunks), h = task / chunks % heads;
+      const int64_t first = task % chunks * kTileRows, count = std::min(kTileRows, n - first);
+      const at::Tensor q_rows = queries[b][h].narrow(0, first, count);
+      at::Tensor s = at::mm(q_rows, keys[b][h]);
+      softmax_with_rel_pos(s.data_ptr<c10::BFloat16>(), count, n, q_rows.data_ptr<c10::BFloat16>(),
+                           q_rows.stride(0), d, bias, first, scale);
+      out[b].narrow(0, first, count).select(1, h).copy_(at::mm(s, values[b][h]));
+    }
+  });
   return out;
 }
 

@@ -40,7 +40,13 @@ at::Tensor LinearImpl::forward(const at::Tensor& input) {
     return linear_of_rows_as_image(input, weight, bias);
   if (amp == Amp::off) return torch::nn::LinearImpl::forward(input);
   const at::ScalarType type = amp == Amp::bf16 ? at::kBFloat16 : at::kHalf;
-  return at::linear(input.to(type), weight.to(type), bias.defined() ? bias.to(type) : bias);
+  // As rows: ATen's linear of more than two dimensions adds the bias after the product, in a
+  // second pass over the output; of rows it adds it inside (addmm).
+  auto out_sizes = input.sizes().vec();
+  out_sizes.back() = weight.size(0);
+  return at::linear(input.to(type).reshape({-1, input.size(-1)}), weight.to(type),
+                    bias.defined() ? bias.to(type) : bias)
+      .view(out_sizes);
 }
 
 at::Tensor LayerNorm2dImpl::forward(const at::Tensor& input) {

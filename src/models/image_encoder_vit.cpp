@@ -15,7 +15,11 @@ PatchEmbedImpl::PatchEmbedImpl(int64_t patch_size, int64_t in_chans, int64_t emb
                   torch::nn::Conv2dOptions(in_chans, embed_dim, patch_size).stride(patch_size)));
 }
 
-at::Tensor PatchEmbedImpl::forward(const at::Tensor& x) { return proj(x).permute({0, 2, 3, 1}); }
+// B x H x W x C, made contiguous here: the residual stream would otherwise keep the
+// convolution's channels-first layout, and every layer norm would copy it.
+at::Tensor PatchEmbedImpl::forward(const at::Tensor& x) {
+  return proj(x).permute({0, 2, 3, 1}).contiguous();
+}
 
 at::Tensor window_partition(const at::Tensor& x, int64_t window_size) {
   int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
