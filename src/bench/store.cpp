@@ -100,8 +100,14 @@ nlohmann::json bench_embed(const std::string& teacher, const std::string& folder
   at::manual_seed(0);
   auto encoder = models::make_image_encoder(models::resolve_encoder(teacher));
   io::write_state_dict(options.teacher_checkpoint, io::state_dict(*encoder));
-  EmbedSummary summary = embed(options);
-  return {{"embed_img_per_s", summary.embedded / summary.seconds},
+  const EmbedSummary summary = embed(options);
+  const double images = double(summary.embedded);
+  const double pipeline = summary.seconds - summary.startup_seconds;
+  return {{"embed_img_per_s", images / summary.seconds},
+          {"embed_startup_s", summary.startup_seconds},
+          {"embed_pipeline_img_per_s", images / pipeline},
+          {"embed_teacher_img_per_s", images / summary.teacher_seconds},
+          {"embed_of_teacher_rate", summary.teacher_seconds / pipeline},
           {"embed_teacher", models::preset_name(models::resolve_encoder(teacher))}};
 }
 

@@ -11,7 +11,10 @@ nlohmann::json bench_store();
 
 // `samdistill embed` end to end (decode, resize, teacher forward, fp16 records) on the CPU
 // over the SA-1B images of `folder`, with a randomly initialised `teacher` (preset or JSON
-// config): {"embed_img_per_s", "embed_teacher"}.
+// config): "embed_img_per_s" (the whole run), "embed_startup_s" (before the first image),
+// "embed_pipeline_img_per_s" (after it), "embed_teacher_img_per_s" (the teacher's forward passes
+// alone), "embed_of_teacher_rate" (the two rates' ratio: 1 when reading, decoding and writing
+// hide behind the teacher), "embed_teacher".
 nlohmann::json bench_embed(const std::string& teacher, const std::string& folder);
 
 }  // namespace sd::bench

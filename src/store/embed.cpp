@@ -120,6 +120,8 @@ nlohmann::json EmbedSummary::to_json() const {
           {"skipped", data::skips_json(skipped)},
           {"cached_image_bytes", image_bytes},
           {"seconds", seconds},
+          {"startup_seconds", startup_seconds},
+          {"teacher_seconds", teacher_seconds},
           {"images_per_s", seconds > 0 ? embedded / seconds : 0.0}};
 }
 
@@ -172,6 +174,7 @@ EmbedSummary embed(const EmbedOptions& options) {
   read.strict = options.strict;
   data::ImageReader reader(todo, data::decoded_images(data::default_image_decoder()), read);
   Progress progress("embed", int64_t(todo.size()));
+  summary.startup_seconds = seconds_since(start);
   for (size_t first = 0; first < todo.size(); first += batch_size) {
     const size_t count = std::min(batch_size, todo.size() - first);
     const std::vector<data::ImageItem> batch = next_batch(reader, count, summary);
@@ -180,8 +183,10 @@ EmbedSummary embed(const EmbedOptions& options) {
       for (const data::ImageItem& image : batch) pixels.push_back(image.input.pixels);
       at::Tensor embeddings;
       {
+        const auto forward_start = std::chrono::steady_clock::now();
         models::AutocastScope autocast(options.amp, device);
         embeddings = teacher->forward(at::stack(pixels).to(device)).to(at::kCPU, at::kFloat);
+        summary.teacher_seconds += seconds_since(forward_start);
       }
       write_batch(batch, embeddings, before, options, writer, summary);
     }

@@ -41,7 +41,9 @@ struct EmbedSummary {
   size_t embedded = 0;
   std::vector<data::Skip> skipped;  // bad records (image, JSON or RLE) and orphans, with reasons
   uint64_t image_bytes = 0;         // record bytes of the cached images written
-  double seconds = 0;
+  double seconds = 0;               // the whole run
+  double startup_seconds = 0;       // weights, data index and store opened, teacher built
+  double teacher_seconds = 0;       // in the teacher's forward passes (reading and writing overlap)
   nlohmann::json to_json() const;
 };
 

@@ -109,6 +109,26 @@ TEST(BenchCli, TeacherFiguresInFp32AndBf16AgainstTheLimit) {
   EXPECT_LT(f.at("teacher_bf16_rel_l2").get<double>(), 0.01);
 }
 
+// `embed` end to end with the same small teacher: the whole run's rate, its start-up, and the
+// pipeline's rate against the teacher's own (the forward passes are part of the pipeline, so
+// the ratio lies in (0, 1], 1 when reading and writing hide behind the teacher).
+TEST(BenchCli, EmbedFiguresSetThePipelineAgainstTheTeachersOwnRate) {
+  const std::string config = make_temp_dir("bench_embed") + "/vit.json";
+  std::ofstream(config) << R"({"embed_dim": 96, "depth": 4, "num_heads": 3,
+                               "global_attn_indexes": [1, 3], "window_size": 14})";
+  const nlohmann::json f = bench_json("embed --teacher " + config + " --data " + data_sample());
+  EXPECT_EQ(f.at("embed_teacher"), "custom");
+  const double whole = f.at("embed_img_per_s"), pipeline = f.at("embed_pipeline_img_per_s");
+  const double teacher = f.at("embed_teacher_img_per_s"), ratio = f.at("embed_of_teacher_rate");
+  EXPECT_GT(f.at("embed_startup_s").get<double>(), 0);
+  EXPECT_GT(whole, 0);
+  EXPECT_GT(pipeline, whole);
+  EXPECT_GE(teacher, pipeline);
+  EXPECT_GT(ratio, 0);
+  EXPECT_LE(ratio, 1);
+  EXPECT_NEAR(ratio, pipeline / teacher, 1e-9);
+}
+
 // Every run also names the machine: its CPU model and the instruction sets the kernels use.
 TEST(BenchCli, AUsersOpenMPSettingIsKeptAndTheCpuIsNamed) {
   setenv("GOMP_SPINCOUNT", "12345", 1);
