@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/amx_tiles.h"
 #include "kernels/avx512_math.h"
 #include "kernels/batched_matmul.h"
 #include "util/cpu.h"
@@ -103,12 +104,10 @@ SD_AVX512 void weigh_values(const Window& w, int64_t from, int64_t to, int64_t s
   }
 }
 
-// One pass of the online softmax over a row's `len` scores (`s`, padded to a multiple of 16) of
-// the next keys: they become e^(s · scale + bias - max), max the row's running maximum `top`,
-// their sum is added to `total`, and what the row's earlier terms must be multiplied by (the
-// maximum having grown) is returned.
-SD_AVX512 float online_softmax_pass(float* s, const float* bias, int64_t len, float scale,
-                                    float& top, float& total) {
+// The first half of a pass of the online softmax over a row's `len` scores (`s`, padded to a
+// multiple of 16) of the next keys: they become s · scale + bias, and the row's running maximum
+// `top` with them is returned.
+SD_AVX512 float biased_max(float* s, const float* bias, int64_t len, float scale, float top) {
   const __m512 vscale = _mm512_set1_ps(scale);
   __m512 vmax = _mm512_set1_ps(top);
   for (int64_t j = 0; j < len; j += kLanes) {
@@ -118,7 +117,24 @@ SD_AVX512 float online_softmax_pass(float* s, const float* bias, int64_t len, fl
     _mm512_storeu_ps(s + j, x);
     vmax = _mm512_mask_max_ps(vmax, m, vmax, x);
   }
-  const float new_top = _mm512_reduce_max_ps(vmax);
+  return _mm512_reduce_max_ps(vmax);
+}
+
+// The pass's end: the row's maximum grew from `top` to new_top and its new terms sum to `sum`.
+// Returns what the row's earlier terms must be multiplied by.
+inline float running_sums(float& top, float& total, float new_top, float sum) {
+  const float rescale = std::exp(top - new_top);  // 0 on the first pass (top = -inf)
+  total = total * rescale + sum;
+  top = new_top;
+  return rescale;
+}
+
+// One pass of the online softmax: the scores `s` become e^(s · scale + bias - max), max the
+// row's running maximum `top`; their sum is added to `total`, and what the row's earlier terms
+// must be multiplied by (the maximum having grown) is returned.
+SD_AVX512 float online_softmax_pass(float* s, const float* bias, int64_t len, float scale,
+                                    float& top, float& total) {
+  const float new_top = biased_max(s, bias, len, scale, top);
   const __m512 vtop = _mm512_set1_ps(new_top);
   __m512 vsum = _mm512_setzero_ps();
   for (int64_t j = 0; j < len; j += kLanes) {
@@ -127,10 +143,23 @@ SD_AVX512 float online_softmax_pass(float* s, const float* bias, int64_t len, fl
     _mm512_storeu_ps(s + j, e);
     vsum = _mm512_add_ps(vsum, e);
   }
-  const float rescale = std::exp(top - new_top);  // 0 on the first pass (top = -inf)
-  total = total * rescale + _mm512_reduce_add_ps(vsum);
-  top = new_top;
-  return rescale;
+  return running_sums(top, total, new_top, _mm512_reduce_add_ps(vsum));
+}
+
+// The same with the exponentials as bf16 into `e`, zero from len to len_p (a multiple of 16).
+SD_AVX512_BF16 float online_softmax_pass(float* s, const float* bias, int64_t len, float scale,
+                                         float& top, float& total, c10::BFloat16* e,
+                                         int64_t len_p) {
+  const float new_top = biased_max(s, bias, len, scale, top);
+  const __m512 vtop = _mm512_set1_ps(new_top);
+  __m512 vsum = _mm512_setzero_ps();
+  for (int64_t j = 0; j < len_p; j += kLanes) {
+    const __mmask16 m = j < len ? avx512::block_mask(j, len) : __mmask16(0);
+    const __m512 x = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j), vtop)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + j), (__m256i)_mm512_cvtneps_pbh(x));
+    vsum = _mm512_add_ps(vsum, x);
+  }
+  return running_sums(top, total, new_top, _mm512_reduce_add_ps(vsum));
 }
 
 SD_AVX512 void scale_row(float* x, int64_t n, float factor) {
@@ -150,48 +179,96 @@ struct Bias {
   int64_t h = 0, w = 0;
 };
 
-// Blocks of 16 keys of the rel-pos tables a query row multiplies: the block's row for
-// channel 0 (`table`), its channels `stride` floats apart, its 16 terms into `out`.
-struct KeyBlock {
+// Up to 4 consecutive blocks of 16 keys of a rel-pos table that a query row multiplies: the
+// row (`q`), the first block's entry for channel 0 (`table`; channels `stride` floats apart),
+// the terms' destination `out`.
+struct TableRow {
+  const float* q;
   const float* table;
-  int64_t stride;
   float* out;
 };
 
-// out = q . table for B blocks at once: B independent FMA chains (8 keep both FMA units busy).
-template <int B>
-SD_AVX512 void dot_key_blocks(const float* q, int64_t d, const KeyBlock* blocks) {
-  __m512 acc[B];
-  for (int i = 0; i < B; ++i) acc[i] = _mm512_setzero_ps();
-  for (int64_t c = 0; c < d; ++c) {
-    const __m512 qc = _mm512_set1_ps(q[c]);
-    for (int i = 0; i < B; ++i)
-      acc[i] = _mm512_fmadd_ps(qc, _mm512_loadu_ps(blocks[i].table + c * blocks[i].stride), acc[i]);
+// out = q . table for R table rows of B blocks each: R x B independent FMA chains (8 keep both
+// FMA units busy), the row's broadcast shared by its blocks.
+template <int R, int B>
+SD_AVX512 void dot_table_rows(int64_t d, int64_t stride, const TableRow* rows) {
+  const float* q[R];
+  const float* table[R];
+  __m512 acc[R][B];
+  for (int r = 0; r < R; ++r) {
+    q[r] = rows[r].q, table[r] = rows[r].table;
+    for (int b = 0; b < B; ++b) acc[r][b] = _mm512_setzero_ps();
   }
-  for (int i = 0; i < B; ++i) _mm512_storeu_ps(blocks[i].out, acc[i]);
+  for (int64_t c = 0; c < d; ++c)
+    for (int r = 0; r < R; ++r) {
+      const __m512 qc = _mm512_set1_ps(q[r][c]);
+      for (int b = 0; b < B; ++b)
+        acc[r][b] =
+            _mm512_fmadd_ps(qc, _mm512_loadu_ps(table[r] + c * stride + b * kLanes), acc[r][b]);
+    }
+  for (int r = 0; r < R; ++r)
+    for (int b = 0; b < B; ++b) _mm512_storeu_ps(rows[r].out + b * kLanes, acc[r][b]);
 }
 
-// Row t's relative-position terms (h + w values: q . rh[th][kh], then q . rw[tw][kw]) into
-// `rel`, padded(h) + padded(w) floats; the tables' blocks of 16 keys up to 8 at a time.
-void rel_pos_terms(const Bias& b, const float* q, int64_t t, int64_t d, float* rel) {
-  using Dot = void (*)(const float*, int64_t, const KeyBlock*);
-  static constexpr Dot dots[8] = {dot_key_blocks<1>, dot_key_blocks<2>, dot_key_blocks<3>,
-                                  dot_key_blocks<4>, dot_key_blocks<5>, dot_key_blocks<6>,
-                                  dot_key_blocks<7>, dot_key_blocks<8>};
-  const int64_t hp = padded(b.h), wp = padded(b.w);
-  const float* rh = b.rh + (t / b.w) * d * hp;
-  const float* rw = b.rw + (t % b.w) * d * wp;
-  KeyBlock blocks[8];
-  int count = 0;
-  auto flush = [&] {
-    dots[count - 1](q, d, blocks);
-    count = 0;
-  };
-  for (int64_t k = 0; k < hp + wp; k += kLanes) {
-    blocks[count++] = k < hp ? KeyBlock{rh + k, hp, rel + k} : KeyBlock{rw + k - hp, wp, rel + k};
-    if (count == 8) flush();
+// Table rows of B blocks, 8 / B at a time.
+template <int B>
+class TableRows {
+ public:
+  TableRows(int64_t d, int64_t stride) : d_(d), stride_(stride) {}
+  void add(const TableRow& row) {
+    rows_[pending_++] = row;
+    if (pending_ == kRows) flush();
   }
-  if (count > 0) flush();
+  void flush() {
+    using Dot = void (*)(int64_t, int64_t, const TableRow*);
+    static constexpr Dot dots[8] = {
+        dot_table_rows<1, B>, dot_table_rows<2, B>, dot_table_rows<3, B>, dot_table_rows<4, B>,
+        dot_table_rows<5, B>, dot_table_rows<6, B>, dot_table_rows<7, B>, dot_table_rows<8, B>};
+    if (pending_ > 0) dots[pending_ - 1](d_, stride_, rows_);
+    pending_ = 0;
+  }
+
+ private:
+  static constexpr int kRows = 8 / B;
+  int64_t d_, stride_;
+  TableRow rows_[kRows];
+  int pending_ = 0;
+};
+
+// One table (keys padded to 16, `stride` of them) for `count` rows: the first's entries at
+// `table(r)`, the terms into `out(r)`; blocks of 16 keys in groups of up to 4.
+template <class Table, class Out>
+void table_terms(const float* q, int64_t q_stride, int count, int64_t d, int64_t stride,
+                 Table table, Out out) {
+  const int64_t blocks = stride / kLanes;
+  TableRows<4> fours(d, stride);
+  TableRows<2> twos(d, stride);
+  TableRows<1> ones(d, stride);
+  for (int r = 0; r < count; ++r)
+    for (int64_t b = 0; b < blocks;) {
+      const TableRow row{q + r * q_stride, table(r) + b * kLanes, out(r) + b * kLanes};
+      if (blocks - b >= 4)
+        fours.add(row), b += 4;
+      else if (blocks - b >= 2)
+        twos.add(row), b += 2;
+      else
+        ones.add(row), b += 1;
+    }
+  fours.flush(), twos.flush(), ones.flush();
+}
+
+// The relative-position terms of `count` query rows from token `first` (fp32 rows `q`,
+// q_stride apart): for each, h + w values (q . rh[th][kh], then q . rw[tw][kw]) into `rel`,
+// padded(h) + padded(w) floats a row.
+void rel_pos_terms(const Bias& b, const float* q, int64_t q_stride, int64_t first, int count,
+                   int64_t d, float* rel) {
+  const int64_t hp = padded(b.h), wp = padded(b.w);
+  table_terms(
+      q, q_stride, count, d, hp, [&](int r) { return b.rh + (first + r) / b.w * d * hp; },
+      [&](int r) { return rel + r * (hp + wp); });
+  table_terms(
+      q, q_stride, count, d, wp, [&](int r) { return b.rw + (first + r) % b.w * d * wp; },
+      [&](int r) { return rel + r * (hp + wp) + hp; });
 }
 
 // A row's decomposed bias for the keys [from, from + len) into `out`: rel_h[kh] + rel_w[kw]
@@ -199,14 +276,14 @@ void rel_pos_terms(const Bias& b, const float* q, int64_t t, int64_t d, float* r
 SD_AVX512 void decomposed_bias(const Bias& b, const float* rel, int64_t from, int64_t len,
                                float* out) {
   const float* rel_w = rel + padded(b.h);
-  for (int64_t j = from; j < from + len;) {
-    const int64_t kh = j / b.w, first = j % b.w;
-    const int64_t count = std::min(b.w - first, from + len - j);  // keys of this kh
+  int64_t kh = from / b.w, kw = from % b.w;
+  for (int64_t j = 0; j < len; ++kh, kw = 0) {
+    const int64_t count = std::min(b.w - kw, len - j);  // keys of this kh
     const __m512 rel_h = _mm512_set1_ps(rel[kh]);
     for (int64_t k = 0; k < count; k += kLanes) {
       const __mmask16 m = avx512::block_mask(k, count);
-      _mm512_mask_storeu_ps(out + j - from + k, m,
-                            _mm512_add_ps(rel_h, _mm512_maskz_loadu_ps(m, rel_w + first + k)));
+      _mm512_mask_storeu_ps(out + j + k, m,
+                            _mm512_add_ps(rel_h, _mm512_maskz_loadu_ps(m, rel_w + kw + k)));
     }
     j += count;
   }
@@ -331,8 +408,7 @@ void attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const
       for (int64_t i = 0; i < n; i += kRows) {
         const int count = int(std::min<int64_t>(kRows, n - i));
         if (!bias.full)
-          for (int r = 0; r < count; ++r)
-            rel_pos_terms(bias, w.q + (i + r) * w.q_stride, i + r, d, &rel[r * rel_size]);
+          rel_pos_terms(bias, w.q + i * w.q_stride, w.q_stride, i, count, d, rel.data());
         const RowBias row_bias{bias, h, i, n, rel.data(), rel_size};
         // fp32 rows straight into the output where one pass covers the keys; else through
         // `rows` (the online softmax's running sums, or bf16's conversion).
@@ -375,81 +451,91 @@ SD_AVX512_BF16 void widen(const c10::BFloat16* from, int64_t n, float* to) {
   }
 }
 
-// Query rows per task of products_on_tiles: one head's 128 x N bf16 scores (1 MB for SAM's
-// global attention over 64 x 64 tokens) stay in the core's cache between the two products.
-constexpr int64_t kTileRows = 128;
+// acc = acc · rescale + pass for a row of d values (a multiple of 16).
+SD_AVX512 void add_pass(float* acc, const float* pass, int64_t d, float rescale) {
+  const __m512 f = _mm512_set1_ps(rescale);
+  for (int64_t c = 0; c < d; c += kLanes)
+    _mm512_storeu_ps(acc + c,
+                     _mm512_fmadd_ps(_mm512_loadu_ps(acc + c), f, _mm512_loadu_ps(pass + c)));
+}
 
-// A row of n bf16 scores becomes in place the bf16 softmax of s · scale + its decomposed bias
-// (`rel`: the row's rel_pos_terms), in three passes over `x` (padded(n) floats): the biased
-// scores and their maximum, their exponentials and sum, the normalised row back to bf16.
-SD_AVX512_BF16 void softmax_rel_pos_bf16(c10::BFloat16* row, const Bias& b, const float* rel,
-                                         int64_t n, float scale, float* x) {
-  const float* rel_w = rel + padded(b.h);
-  const __m512 vscale = _mm512_set1_ps(scale);
-  __m512 vmax = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  for (int64_t kh = 0; kh < b.h; ++kh) {
-    const __m512 rel_h = _mm512_set1_ps(rel[kh]);
-    for (int64_t kw = 0; kw < b.w; kw += kLanes) {
-      const int64_t j = kh * b.w + kw;
-      const __mmask16 m = avx512::block_mask(kw, b.w);
-      const __m512i bits = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, row + j));
-      const __m512 bias = _mm512_add_ps(rel_h, _mm512_maskz_loadu_ps(m, rel_w + kw));
-      const __m512 v =
-          _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(bits, 16)), vscale, bias);
-      _mm512_mask_storeu_ps(x + j, m, v);
-      vmax = _mm512_mask_max_ps(vmax, m, vmax, v);
-    }
-  }
-  const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
-  __m512 vsum = _mm512_setzero_ps();
-  for (int64_t j = 0; j < n; j += kLanes) {
-    const __mmask16 m = avx512::block_mask(j, n);
-    const __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_loadu_ps(x + j), top)));
-    _mm512_storeu_ps(x + j, e);
-    vsum = _mm512_add_ps(vsum, e);
-  }
-  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
-  for (int64_t j = 0; j < n; j += kLanes) {
-    const __mmask16 m = avx512::block_mask(j, n);
-    const __m256bh p = _mm512_cvtneps_pbh(_mm512_mul_ps(_mm512_loadu_ps(x + j), inv));
-    _mm256_mask_storeu_epi16(row + j, m, (__m256i)p);
+// x · factor as bf16 into `to` for a row of d values (a multiple of 16).
+SD_AVX512_BF16 void scaled_to_bf16(const float* x, int64_t d, float factor, c10::BFloat16* to) {
+  const __m512 f = _mm512_set1_ps(factor);
+  for (int64_t c = 0; c < d; c += kLanes) {
+    const __m256bh y = _mm512_cvtneps_pbh(_mm512_mul_ps(_mm512_loadu_ps(x + c), f));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(to + c), (__m256i)y);
   }
 }
 
-// `count` rows of bf16 scores (rows of n, from query `first`; q_rows their queries, d bf16
-// each, q_stride apart) become in place the bf16 softmax of s · scale + their decomposed bias.
-void softmax_with_rel_pos(c10::BFloat16* s, int64_t count, int64_t n, const c10::BFloat16* q_rows,
-                          int64_t q_stride, int64_t d, const Bias& bias, int64_t first,
-                          float scale) {
-  std::vector<float> x(padded(n)), q(padded(d));
-  std::vector<float> rel(padded(bias.h) + padded(bias.w));
-  for (int64_t r = 0; r < count; ++r) {
-    widen(q_rows + r * q_stride, d, q.data());
-    rel_pos_terms(bias, q.data(), first + r, d, rel.data());
-    softmax_rel_pos_bf16(s + r * n, bias, rel.data(), n, scale, x.data());
-  }
-}
+// Query rows per task of attend_on_tiles: two tiles' rows.
+constexpr int64_t kTileRows = 2 * amx::kTile;
 
-// The bf16 attention with the products on AMX's tiles (oneDNN's bf16 matmul, where its
-// products are 4x our AVX-512 kernel's), each task kTileRows query rows of one head: their
-// scores as bf16 (as PyTorch's autocast makes them), softmax with the bias in place, times v.
-// A task's products run on its own thread (oneDNN does not nest inside at::parallel_for).
-at::Tensor products_on_tiles(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                             const Bias& bias, float scale) {
+// The bf16 attention with both products on AMX's tiles (kernels/amx_tiles.h), 32 query rows of
+// one head a task, kChunk keys a pass with an online softmax between the products: fp32 scores
+// (autocast rounds them to bf16; these are closer to fp32's attention), bf16 weights e^(x -
+// running max), fp32 sums. Keys and values are packed once per window and head.
+at::Tensor attend_on_tiles(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                           const Bias& bias, float scale) {
+  using amx::bf16;
   const int64_t batch = q.size(0), heads = q.size(1), n = q.size(2), d = q.size(3);
+  const int64_t d_p = amx::round_up(d, amx::kDepth), n_p = amx::round_up(n, amx::kDepth);
   at::Tensor out = at::empty({batch, n, heads, d}, q.options());
-  const at::Tensor queries = q.contiguous(), keys = k.transpose(2, 3).contiguous(),
-                   values = v.contiguous();
-  const int64_t chunks = (n + kTileRows - 1) / kTileRows;
-  at::parallel_for(0, batch * heads * chunks, 1, [&](int64_t begin, int64_t end) {
+  std::vector<bf16> keys(batch * heads * n_p * d_p), values(keys.size());
+  const bf16* pq = q.data_ptr<bf16>();
+  bf16* pout = out.data_ptr<bf16>();
+  at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t b = t / heads, h = t % heads;
+      amx::pack_keys(k.data_ptr<bf16>() + b * k.stride(0) + h * k.stride(1), k.stride(2), n, d,
+                     &keys[t * n_p * d_p]);
+      amx::pack_values(v.data_ptr<bf16>() + b * v.stride(0) + h * v.stride(1), v.stride(2), n, d,
+                       &values[t * n_p * d_p]);
+    }
+  });
+  const int64_t row_tasks = (n + kTileRows - 1) / kTileRows;
+  at::parallel_for(0, batch * heads * row_tasks, 1, [&](int64_t begin, int64_t end) {
+    amx::configure_thread();
+    std::vector<bf16> q_tile(kTileRows * d_p), weights(kTileRows * kChunk);
+    std::vector<float> scores(kTileRows * kChunk), pass_out(kTileRows * d_p), acc(kTileRows * d_p),
+        pass_bias(kChunk), q_rows(kTileRows * padded(d));
+    const int64_t rel_size = bias.full ? 0 : padded(bias.h) + padded(bias.w);
+    std::vector<float> rel(kTileRows * rel_size);
+    float top[kTileRows], total[kTileRows], rescale[kTileRows];
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / (heads * chunks), h = task / chunks % heads;
-      const int64_t first = task % chunks * kTileRows, count = std::min(kTileRows, n - first);
-      const at::Tensor q_rows = queries[b][h].narrow(0, first, count);
-      at::Tensor s = at::mm(q_rows, keys[b][h]);
-      softmax_with_rel_pos(s.data_ptr<c10::BFloat16>(), count, n, q_rows.data_ptr<c10::BFloat16>(),
-                           q_rows.stride(0), d, bias, first, scale);
-      out[b].narrow(0, first, count).select(1, h).copy_(at::mm(s, values[b][h]));
+      const int64_t t = task / row_tasks, b = t / heads, h = t % heads;
+      const int64_t first = task % row_tasks * kTileRows;
+      const int count = int(std::min(kTileRows, n - first));
+      std::fill(q_tile.begin(), q_tile.end(), bf16(0));
+      for (int r = 0; r < count; ++r) {
+        const bf16* row = pq + b * q.stride(0) + h * q.stride(1) + (first + r) * q.stride(2);
+        std::copy_n(row, d, &q_tile[r * d_p]);
+        if (!bias.full) widen(row, d, &q_rows[r * padded(d)]);
+      }
+      if (!bias.full) rel_pos_terms(bias, q_rows.data(), padded(d), first, count, d, rel.data());
+      const RowBias row_bias{bias, h, first, n, rel.data(), rel_size};
+      std::fill_n(top, kTileRows, -std::numeric_limits<float>::infinity());
+      std::fill_n(total, kTileRows, 0.0f);
+      for (int64_t from = 0; from < n; from += kChunk) {
+        const int64_t len = std::min(kChunk, n - from), len_p = amx::round_up(len, amx::kDepth);
+        amx::scores_on_tiles(q_tile.data(), d_p, &keys[t * n_p * d_p], from / amx::kTile,
+                             len_p / amx::kDepth, scores.data(), kChunk);
+        for (int r = 0; r < count; ++r) {
+          rescale[r] =
+              online_softmax_pass(&scores[r * kChunk], row_bias.row(r, from, len, pass_bias.data()),
+                                  len, scale, top[r], total[r], &weights[r * kChunk], len_p);
+        }
+        amx::weigh_on_tiles(weights.data(), kChunk, &values[t * n_p * d_p], d_p, from / amx::kDepth,
+                            len_p / amx::kDepth, pass_out.data(), d_p);
+        for (int r = 0; r < count; ++r)
+          if (from == 0)
+            std::copy_n(&pass_out[r * d_p], d, &acc[r * d_p]);
+          else
+            add_pass(&acc[r * d_p], &pass_out[r * d_p], d, rescale[r]);
+      }
+      for (int r = 0; r < count; ++r)
+        scaled_to_bf16(&acc[r * d_p], d, 1.0f / total[r],
+                       pout + ((b * n + first + r) * heads + h) * d);
     }
   });
   return out;
@@ -463,9 +549,9 @@ at::Tensor run_fused(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   // Seen by profilers and bench's FLOP count as one operation of inputs (q, k, v).
   const std::vector<c10::IValue> inputs{q, k, v};
   RECORD_FUNCTION("sd::window_attention", inputs);
-  static const bool tiles = cpu_has("amx_bf16") && cpu_has("avx512_bf16");
-  if (tiles && !bias.full && q.scalar_type() == at::kBFloat16 && q.size(2) > kChunk)
-    return products_on_tiles(q, k, v, bias, float(scale));
+  static const bool tiles = amx::available() && cpu_has("avx512_bf16");
+  if (tiles && !bias.full && q.scalar_type() == at::kBFloat16)
+    return attend_on_tiles(q, k, v, bias, float(scale));
   at::Tensor out = at::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, q.options());
   if (q.scalar_type() == at::kFloat)
     attend<float>(q, k, v, bias, float(scale), out, probabilities);

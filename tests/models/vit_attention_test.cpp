@@ -29,16 +29,20 @@ double relative_l2(const at::Tensor& got, const at::Tensor& want) {
   return ((got.to(at::kDouble) - want).norm() / want.norm()).item<double>();
 }
 
-// 14 x 14 windows (SAM's), a grid as large as the tables and one that resizes them, and head
-// widths of one and two registers.
+struct Heads {
+  int64_t dim, heads;
+};
+
+// 14 x 14 windows (SAM's), a grid as large as the tables and one that resizes them, one whose
+// tokens (342) fill no whole pass of keys or pair of tiles, and head widths of 32 (two, three
+// heads), 64 (SAM's ViT-B/L) and 80 (ViT-H's, padded to 96 on AMX's tiles).
 TEST(VitAttention, FusedRelPosIsTheDoublePrecisionAttention) {
   at::NoGradGuard no_grad;
   at::manual_seed(4);
-  for (const Grid g : {Grid{14, 14, 14}, Grid{20, 24, 24}, Grid{32, 40, 16}})
-    for (int64_t dim : {64, 96}) {
+  for (const Grid g : {Grid{14, 14, 14}, Grid{20, 24, 24}, Grid{32, 40, 16}, Grid{18, 19, 19}})
+    for (const auto& [dim, heads] : {Heads{64, 2}, Heads{96, 3}, Heads{128, 2}, Heads{160, 2}}) {
       SCOPED_TRACE(std::to_string(g.h) + "x" + std::to_string(g.w) + ", dim " +
-                   std::to_string(dim));
-      const int64_t heads = dim / 32;
+                   std::to_string(dim) + ", heads " + std::to_string(heads));
       vit::Attention attn = random_attention(dim, heads, g.input_size);
       const at::Tensor x = at::randn({2, g.h, g.w, dim});
       const at::Tensor all = attn->qkv(x).reshape({2, g.h * g.w, 3, heads, -1});
