@@ -59,8 +59,8 @@ void pack_keys(const bf16* k, int64_t stride, int64_t n, int64_t d, bf16* out) {
     for (int64_t c2 = 0; c2 < d / 2; ++c2) {
       Pair pair;
       std::memcpy(&pair, row + 2 * c2, sizeof(pair));
-      std::memcpy(out + (j * chunks + c2 / kTile) * kBlock + (c2 % kTile) * kDepth + col * 2,
-                  &pair, sizeof(pair));
+      std::memcpy(out + (j * chunks + c2 / kTile) * kBlock + (c2 % kTile) * kDepth + col * 2, &pair,
+                  sizeof(pair));
     }
   }
 }
@@ -109,9 +109,8 @@ SD_AMX void scores_on_tiles(const bf16* q, int64_t d_p, const bf16* packed_keys,
   }
 }
 
-SD_AMX void weigh_on_tiles(const bf16* p, int64_t p_stride, const bf16* packed_values,
-                           int64_t d_p, int64_t first_chunk, int64_t chunks, float* o,
-                           int64_t o_stride) {
+SD_AMX void weigh_on_tiles(const bf16* p, int64_t p_stride, const bf16* packed_values, int64_t d_p,
+                           int64_t first_chunk, int64_t chunks, float* o, int64_t o_stride) {
   const int64_t blocks = d_p / kTile, p_bytes = p_stride * 2, o_bytes = o_stride * 4;
   for (int64_t cb = 0; cb < blocks; cb += 2) {
     _tile_zero(0);

@@ -12,7 +12,7 @@ namespace sd::kernels::amx {
 
 using bf16 = c10::BFloat16;
 
-constexpr int64_t kTile = 16;  // rows of a tile; fp32 columns of a result tile
+constexpr int64_t kTile = 16;   // rows of a tile; fp32 columns of a result tile
 constexpr int64_t kDepth = 32;  // bf16 values of a tile row: the reduction of one product
 
 inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }

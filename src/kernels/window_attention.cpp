@@ -85,22 +85,52 @@ SD_AVX512 void softmax_row(float* s, const float* bias, int64_t n, int64_t np, f
     _mm512_storeu_ps(s + j, _mm512_mul_ps(_mm512_loadu_ps(s + j), inv));
 }
 
-// out[r] (+)= probabilities[r] . v for R rows and the keys [from, to), 16 of the d columns at
-// a time: the rows' probabilities are `stride` apart from w.scores, `out` rows out_stride apart;
-// `accumulate` adds to what `out` holds.
-template <int R>
-SD_AVX512 void weigh_values(const Window& w, int64_t from, int64_t to, int64_t stride,
-                            bool accumulate, float* out, int64_t out_stride) {
-  for (int64_t c = 0; c < w.d; c += kLanes) {
-    __m512 acc[R];
-    for (int r = 0; r < R; ++r)
-      acc[r] = accumulate ? _mm512_loadu_ps(out + r * out_stride + c) : _mm512_setzero_ps();
-    for (int64_t j = from; j < to; ++j) {
-      const __m512 vj = _mm512_loadu_ps(w.v + j * w.v_stride + c);
-      for (int r = 0; r < R; ++r)
-        acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(w.scores[r * stride + j - from]), vj, acc[r]);
+// out[g] (+)= probabilities[g] . v[:, columns] for G rows and C blocks of 16 columns, over the
+// keys [from, to): a key's C blocks of v loaded once for the G rows (v's rows read in order).
+template <int G, int C>
+SD_AVX512 void weigh_block(const Window& w, const float* probabilities, int64_t from, int64_t to,
+                           int64_t stride, int64_t column, bool accumulate, float* out,
+                           int64_t out_stride) {
+  __m512 acc[G][C];
+  for (int g = 0; g < G; ++g)
+    for (int c = 0; c < C; ++c)
+      acc[g][c] = accumulate ? _mm512_loadu_ps(out + g * out_stride + column + c * kLanes)
+                             : _mm512_setzero_ps();
+  for (int64_t j = from; j < to; ++j) {
+    const float* v_row = w.v + j * w.v_stride + column;
+    __m512 vj[C];
+    for (int c = 0; c < C; ++c) vj[c] = _mm512_loadu_ps(v_row + c * kLanes);
+    for (int g = 0; g < G; ++g) {
+      const __m512 p = _mm512_set1_ps(probabilities[g * stride + j - from]);
+      for (int c = 0; c < C; ++c) acc[g][c] = _mm512_fmadd_ps(p, vj[c], acc[g][c]);
     }
-    for (int r = 0; r < R; ++r) _mm512_storeu_ps(out + r * out_stride + c, acc[r]);
+  }
+  for (int g = 0; g < G; ++g)
+    for (int c = 0; c < C; ++c)
+      _mm512_storeu_ps(out + g * out_stride + column + c * kLanes, acc[g][c]);
+}
+
+// out[r] (+)= probabilities[r] . v for R rows and the keys [from, to), in blocks of up to 4 rows
+// by 4 x 16 columns: the rows' probabilities are `stride` apart from w.scores, `out` rows
+// out_stride apart; `accumulate` adds to what `out` holds.
+template <int R>
+void weigh_values(const Window& w, int64_t from, int64_t to, int64_t stride, bool accumulate,
+                  float* out, int64_t out_stride) {
+  using Block = void (*)(const Window&, const float*, int64_t, int64_t, int64_t, int64_t, bool,
+                         float*, int64_t);
+  static constexpr Block blocks[4][4] = {
+      {weigh_block<1, 1>, weigh_block<1, 2>, weigh_block<1, 3>, weigh_block<1, 4>},
+      {weigh_block<2, 1>, weigh_block<2, 2>, weigh_block<2, 3>, weigh_block<2, 4>},
+      {weigh_block<3, 1>, weigh_block<3, 2>, weigh_block<3, 3>, weigh_block<3, 4>},
+      {weigh_block<4, 1>, weigh_block<4, 2>, weigh_block<4, 3>, weigh_block<4, 4>}};
+  const int64_t columns = w.d / kLanes;
+  for (int g = 0; g < R; g += 4) {
+    const int rows = std::min(4, R - g);
+    for (int64_t c = 0; c < columns; c += 4) {
+      const int count = int(std::min<int64_t>(4, columns - c));
+      blocks[rows - 1][count - 1](w, &w.scores[g * stride], from, to, stride, c * kLanes,
+                                  accumulate, out + g * out_stride, out_stride);
+    }
   }
 }
 
