@@ -46,8 +46,7 @@ TEST(AmxTiles, ScoresAndWeightedValuesAreTheProductsOfTheBf16Values) {
     const at::Tensor p = at::zeros({32, n_p}, at::kBFloat16);
     p.narrow(1, 0, n).copy_(at::rand({32, n}));
     at::Tensor o = at::full({32, d_p}, -1.0f);
-    weigh_on_tiles(rows_of(p), n_p, values.data(), d_p, 0, n_p / kDepth, o.data_ptr<float>(),
-                   d_p);
+    weigh_on_tiles(rows_of(p), n_p, values.data(), d_p, 0, n_p / kDepth, o.data_ptr<float>(), d_p);
     expect_close(o.narrow(1, 0, d), p.narrow(1, 0, n).to(at::kDouble).matmul(v.to(at::kDouble)));
     const int64_t later = kDepth;
     weigh_on_tiles(rows_of(p) + later, n_p, values.data(), d_p, 1, (n_p - later) / kDepth,
