@@ -501,10 +501,11 @@ SD_AVX512_BF16 void scaled_to_bf16(const float* x, int64_t d, float factor, c10:
 // Query rows per task of attend_on_tiles: two tiles' rows.
 constexpr int64_t kTileRows = 2 * amx::kTile;
 
-// The bf16 attention with both products on AMX's tiles (kernels/amx_tiles.h), 32 query rows of
-// one head a task, kChunk keys a pass with an online softmax between the products: fp32 scores
-// (autocast rounds them to bf16; these are closer to fp32's attention), bf16 weights e^(x -
-// running max), fp32 sums. Keys and values are packed once per window and head.
+// The bf16 attention with a decomposed bias (SAM's ViT) and both products on AMX's tiles
+// (kernels/amx_tiles.h), 32 query rows of one head a task, kChunk keys a pass with an online
+// softmax between the products: fp32 scores (autocast rounds them to bf16; these are closer to
+// fp32's attention), bf16 weights e^(x - running max), fp32 sums. Keys and values are packed
+// once per window and head.
 at::Tensor attend_on_tiles(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                            const Bias& bias, float scale) {
   using amx::bf16;
@@ -529,7 +530,7 @@ at::Tensor attend_on_tiles(const at::Tensor& q, const at::Tensor& k, const at::T
     std::vector<bf16> q_tile(kTileRows * d_p), weights(kTileRows * kChunk);
     std::vector<float> scores(kTileRows * kChunk), pass_out(kTileRows * d_p), acc(kTileRows * d_p),
         pass_bias(kChunk), q_rows(kTileRows * padded(d));
-    const int64_t rel_size = bias.full ? 0 : padded(bias.h) + padded(bias.w);
+    const int64_t rel_size = padded(bias.h) + padded(bias.w);
     std::vector<float> rel(kTileRows * rel_size);
     float top[kTileRows], total[kTileRows], rescale[kTileRows];
     for (int64_t task = begin; task < end; ++task) {
@@ -540,9 +541,9 @@ at::Tensor attend_on_tiles(const at::Tensor& q, const at::Tensor& k, const at::T
       for (int r = 0; r < count; ++r) {
         const bf16* row = pq + b * q.stride(0) + h * q.stride(1) + (first + r) * q.stride(2);
         std::copy_n(row, d, &q_tile[r * d_p]);
-        if (!bias.full) widen(row, d, &q_rows[r * padded(d)]);
+        widen(row, d, &q_rows[r * padded(d)]);
       }
-      if (!bias.full) rel_pos_terms(bias, q_rows.data(), padded(d), first, count, d, rel.data());
+      rel_pos_terms(bias, q_rows.data(), padded(d), first, count, d, rel.data());
       const RowBias row_bias{bias, h, first, n, rel.data(), rel_size};
       std::fill_n(top, kTileRows, -std::numeric_limits<float>::infinity());
       std::fill_n(total, kTileRows, 0.0f);
@@ -571,16 +572,15 @@ at::Tensor attend_on_tiles(const at::Tensor& q, const at::Tensor& k, const at::T
   return out;
 }
 
-// The fused kernel under its profiler name, into a new B x N x heads x d tensor; the global
-// attention with decomposed relative positions in bf16 on AMX's tiles where there are tiles
-// (windows, one pass each, stay in our kernel).
+// The fused kernel under its profiler name, into a new B x N x heads x d tensor; the attention
+// with decomposed relative positions in bf16 on AMX's tiles where there are tiles.
 at::Tensor run_fused(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const Bias& bias, double scale, const at::Tensor& probabilities) {
   // Seen by profilers and bench's FLOP count as one operation of inputs (q, k, v).
   const std::vector<c10::IValue> inputs{q, k, v};
   RECORD_FUNCTION("sd::window_attention", inputs);
   static const bool tiles = amx::available() && cpu_has("avx512_bf16");
-  if (tiles && !bias.full && q.scalar_type() == at::kBFloat16)
+  if (tiles && !bias.full && !probabilities.defined() && q.scalar_type() == at::kBFloat16)
     return attend_on_tiles(q, k, v, bias, float(scale));
   at::Tensor out = at::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, q.options());
   if (q.scalar_type() == at::kFloat)
