@@ -105,13 +105,19 @@ DecoderOutput MaskDecoderImpl::predict_masks(const at::Tensor& image_embeddings,
   output_tokens = output_tokens.unsqueeze(0).expand({batch, -1, -1});
   at::Tensor tokens = at::cat({output_tokens, sparse_prompt_embeddings}, 1);
 
-  // One copy of the image per prompt (one image broadcasts); the positional encoding is the
-  // same for all.
-  at::Tensor images = image_embeddings.size(0) == 1
-                          ? image_embeddings.expand({batch, -1, -1, -1})
-                          : at::repeat_interleave(image_embeddings, batch, 0);
-  at::Tensor src = images + dense_prompt_embeddings;
-  int64_t b = src.size(0), h = src.size(2), w = src.size(3);
+  // One image for all prompts where none brings a mask (their dense embedding is the same): the
+  // transformer's first layer projects its tokens once and broadcasts them against the prompts'
+  // (those projections do not depend on the prompt). Else one copy of the image per prompt. The
+  // positional encoding is the same for all.
+  const at::Tensor& dense = dense_prompt_embeddings;
+  at::Tensor src;
+  if (image_embeddings.size(0) == 1 && (dense.size(0) == 1 || dense.stride(0) == 0))
+    src = image_embeddings + dense.narrow(0, 0, 1);
+  else if (image_embeddings.size(0) == 1)
+    src = image_embeddings.expand({batch, -1, -1, -1}) + dense;
+  else
+    src = at::repeat_interleave(image_embeddings, batch, 0) + dense;
+  const int64_t b = batch, h = src.size(2), w = src.size(3);
 
   auto [hs, image] = transformer->forward(src, image_pe, tokens);
   if (trace) {
