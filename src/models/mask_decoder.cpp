@@ -111,7 +111,8 @@ DecoderOutput MaskDecoderImpl::predict_masks(const at::Tensor& image_embeddings,
   // positional encoding is the same for all.
   const at::Tensor& dense = dense_prompt_embeddings;
   at::Tensor src;
-  if (image_embeddings.size(0) == 1 && (dense.size(0) == 1 || dense.stride(0) == 0))
+  if (image_embeddings.size(0) == 1 && dense.size(0) > 0 &&
+      (dense.size(0) == 1 || dense.stride(0) == 0))
     src = image_embeddings + dense.narrow(0, 0, 1);
   else if (image_embeddings.size(0) == 1)
     src = image_embeddings.expand({batch, -1, -1, -1}) + dense;
