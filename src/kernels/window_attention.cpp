@@ -240,6 +240,14 @@ SD_AVX512 void dot_table_rows(int64_t d, int64_t stride, const TableRow* rows) {
     for (int b = 0; b < B; ++b) _mm512_storeu_ps(rows[r].out + b * kLanes, acc[r][b]);
 }
 
+using DotTableRows = void (*)(int64_t, int64_t, const TableRow*);
+
+// dot_table_rows<1, B> ... dot_table_rows<sizeof...(R), B>.
+template <int B, size_t... R>
+constexpr std::array<DotTableRows, sizeof...(R)> table_row_dots(std::index_sequence<R...>) {
+  return {dot_table_rows<int(R) + 1, B>...};
+}
+
 // Table rows of B blocks, 8 / B at a time.
 template <int B>
 class TableRows {
@@ -250,10 +258,7 @@ class TableRows {
     if (pending_ == kRows) flush();
   }
   void flush() {
-    using Dot = void (*)(int64_t, int64_t, const TableRow*);
-    static constexpr Dot dots[8] = {
-        dot_table_rows<1, B>, dot_table_rows<2, B>, dot_table_rows<3, B>, dot_table_rows<4, B>,
-        dot_table_rows<5, B>, dot_table_rows<6, B>, dot_table_rows<7, B>, dot_table_rows<8, B>};
+    static constexpr auto dots = table_row_dots<B>(std::make_index_sequence<kRows>());
     if (pending_ > 0) dots[pending_ - 1](d_, stride_, rows_);
     pending_ = 0;
   }
@@ -512,16 +517,19 @@ at::Tensor attend_on_tiles(const at::Tensor& q, const at::Tensor& k, const at::T
   const int64_t batch = q.size(0), heads = q.size(1), n = q.size(2), d = q.size(3);
   const int64_t d_p = amx::round_up(d, amx::kDepth), n_p = amx::round_up(n, amx::kDepth);
   at::Tensor out = at::empty({batch, n, heads, d}, q.options());
-  std::vector<bf16> keys(batch * heads * n_p * d_p), values(keys.size());
+  // Each window and head's packed keys and values (the packing writes their zero padding).
+  const at::Tensor packed = at::empty({2, batch * heads, n_p * d_p}, q.options());
+  bf16* keys = packed[0].data_ptr<bf16>();
+  bf16* values = packed[1].data_ptr<bf16>();
   const bf16* pq = q.data_ptr<bf16>();
   bf16* pout = out.data_ptr<bf16>();
   at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t b = t / heads, h = t % heads;
       amx::pack_keys(k.data_ptr<bf16>() + b * k.stride(0) + h * k.stride(1), k.stride(2), n, d,
-                     &keys[t * n_p * d_p]);
+                     keys + t * n_p * d_p);
       amx::pack_values(v.data_ptr<bf16>() + b * v.stride(0) + h * v.stride(1), v.stride(2), n, d,
-                       &values[t * n_p * d_p]);
+                       values + t * n_p * d_p);
     }
   });
   const int64_t row_tasks = (n + kTileRows - 1) / kTileRows;
@@ -549,19 +557,18 @@ at::Tensor attend_on_tiles(const at::Tensor& q, const at::Tensor& k, const at::T
       std::fill_n(total, kTileRows, 0.0f);
       for (int64_t from = 0; from < n; from += kChunk) {
         const int64_t len = std::min(kChunk, n - from), len_p = amx::round_up(len, amx::kDepth);
-        amx::scores_on_tiles(q_tile.data(), d_p, &keys[t * n_p * d_p], from / amx::kTile,
+        amx::scores_on_tiles(q_tile.data(), d_p, keys + t * n_p * d_p, from / amx::kTile,
                              len_p / amx::kDepth, scores.data(), kChunk);
         for (int r = 0; r < count; ++r) {
           rescale[r] =
               online_softmax_pass(&scores[r * kChunk], row_bias.row(r, from, len, pass_bias.data()),
                                   len, scale, top[r], total[r], &weights[r * kChunk], len_p);
         }
-        amx::weigh_on_tiles(weights.data(), kChunk, &values[t * n_p * d_p], d_p, from / amx::kDepth,
-                            len_p / amx::kDepth, pass_out.data(), d_p);
-        for (int r = 0; r < count; ++r)
-          if (from == 0)
-            std::copy_n(&pass_out[r * d_p], d, &acc[r * d_p]);
-          else
+        // The first pass's product is the running sum; later ones are added to it, rescaled.
+        amx::weigh_on_tiles(weights.data(), kChunk, values + t * n_p * d_p, d_p, from / amx::kDepth,
+                            len_p / amx::kDepth, from == 0 ? acc.data() : pass_out.data(), d_p);
+        if (from > 0)
+          for (int r = 0; r < count; ++r)
             add_pass(&acc[r * d_p], &pass_out[r * d_p], d, rescale[r]);
       }
       for (int r = 0; r < count; ++r)

@@ -110,12 +110,10 @@ DecoderOutput MaskDecoderImpl::predict_masks(const at::Tensor& image_embeddings,
   // (those projections do not depend on the prompt). Else one copy of the image per prompt. The
   // positional encoding is the same for all.
   const at::Tensor& dense = dense_prompt_embeddings;
+  const bool same_dense = dense.size(0) > 0 && (dense.size(0) == 1 || dense.stride(0) == 0);
   at::Tensor src;
-  if (image_embeddings.size(0) == 1 && dense.size(0) > 0 &&
-      (dense.size(0) == 1 || dense.stride(0) == 0))
-    src = image_embeddings + dense.narrow(0, 0, 1);
-  else if (image_embeddings.size(0) == 1)
-    src = image_embeddings.expand({batch, -1, -1, -1}) + dense;
+  if (image_embeddings.size(0) == 1)  // broadcasts against the prompts' dense embeddings
+    src = image_embeddings + (same_dense ? dense.narrow(0, 0, 1) : dense);
   else
     src = at::repeat_interleave(image_embeddings, batch, 0) + dense;
   const int64_t b = batch, h = src.size(2), w = src.size(3);
