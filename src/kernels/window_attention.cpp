@@ -176,22 +176,6 @@ SD_AVX512 float online_softmax_pass(float* s, const float* bias, int64_t len, fl
   return running_sums(top, total, new_top, _mm512_reduce_add_ps(vsum));
 }
 
-// The same with the exponentials as bf16 into `e`, zero from len to len_p (a multiple of 16).
-SD_AVX512_BF16 float online_softmax_pass(float* s, const float* bias, int64_t len, float scale,
-                                         float& top, float& total, c10::BFloat16* e,
-                                         int64_t len_p) {
-  const float new_top = biased_max(s, bias, len, scale, top);
-  const __m512 vtop = _mm512_set1_ps(new_top);
-  __m512 vsum = _mm512_setzero_ps();
-  for (int64_t j = 0; j < len_p; j += kLanes) {
-    const __mmask16 m = j < len ? avx512::block_mask(j, len) : __mmask16(0);
-    const __m512 x = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j), vtop)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + j), (__m256i)_mm512_cvtneps_pbh(x));
-    vsum = _mm512_add_ps(vsum, x);
-  }
-  return running_sums(top, total, new_top, _mm512_reduce_add_ps(vsum));
-}
-
 SD_AVX512 void scale_row(float* x, int64_t n, float factor) {
   const __m512 f = _mm512_set1_ps(factor);
   for (int64_t c = 0; c < n; c += kLanes)
@@ -503,8 +487,74 @@ SD_AVX512_BF16 void scaled_to_bf16(const float* x, int64_t d, float factor, c10:
   }
 }
 
+// The tiles' softmax counts in powers of 2: e^x = 2^(x log2 e), log2 e folded into the scale
+// and the rel-pos terms once.
+constexpr float kLog2e = 1.44269504088896341f;
+
+// The first half of a pass of the tiles' online softmax over a row's scores `s` of the keys
+// [from, from + len): they become s · scale + rel_h[kh] + rel_w[kw] (`rel`: the row's
+// rel_pos_terms) and the row's running maximum `top` with them is returned. Rows of keys that
+// fill whole registers (the global blocks' 64) add the terms on the way; others (14 x 14
+// windows) first lay the bias out in `scratch` (len floats): a masked store of 14 followed by a
+// load across it stalls.
+SD_AVX512 float rel_pos_biased_max(float* s, const Bias& b, const float* rel, int64_t from,
+                                   int64_t len, float scale, float top, float* scratch) {
+  if (b.w % kLanes != 0) {
+    decomposed_bias(b, rel, from, len, scratch);
+    return biased_max(s, scratch, len, scale, top);
+  }
+  const float* rel_w = rel + padded(b.h);
+  const __m512 vscale = _mm512_set1_ps(scale);
+  __m512 vmax[2] = {_mm512_set1_ps(top), _mm512_set1_ps(top)};  // two chains, as the sums below
+  int64_t kh = from / b.w, kw = from % b.w;
+  for (int64_t j = 0; j < len; ++kh, kw = 0) {
+    const int64_t count = std::min(b.w - kw, len - j);  // keys of this kh
+    const __m512 rel_h = _mm512_set1_ps(rel[kh]);
+    for (int64_t k = 0; k < count; k += kLanes) {
+      const __mmask16 m = avx512::block_mask(k, count);
+      const __m512 bias = _mm512_add_ps(rel_h, _mm512_maskz_loadu_ps(m, rel_w + kw + k));
+      const __m512 x = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, s + j + k), vscale, bias);
+      _mm512_mask_storeu_ps(s + j + k, m, x);
+      __m512& chain = vmax[(k / kLanes) & 1];
+      chain = _mm512_mask_max_ps(chain, m, chain, x);
+    }
+    j += count;
+  }
+  return _mm512_reduce_max_ps(_mm512_max_ps(vmax[0], vmax[1]));
+}
+
+// A pass of the tiles' online softmax (powers of 2): the biased scores become 2^(x - max) as
+// bf16 weights `e` (zero from len to len_p, a multiple of 16), max the row's running maximum
+// `top`; their sum is added to `total`, and what the row's earlier terms must be multiplied by
+// (the maximum having grown) is returned.
+SD_AVX512_BF16 float tile_softmax_pass(float* s, const Bias& b, const float* rel, int64_t from,
+                                       int64_t len, float scale, float& top, float& total,
+                                       c10::BFloat16* e, int64_t len_p, float* scratch) {
+  const float new_top = rel_pos_biased_max(s, b, rel, from, len, scale, top, scratch);
+  const __m512 vtop = _mm512_set1_ps(new_top);
+  // Two sums (len_p is a multiple of 32): one would wait on the last addition's latency.
+  __m512 vsum[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int64_t j = 0; j < len_p; j += 2 * kLanes)
+    for (int half = 0; half < 2; ++half) {
+      const int64_t at = j + half * kLanes;
+      const __mmask16 m = at < len ? avx512::block_mask(at, len) : __mmask16(0);
+      const __m512 x = _mm512_maskz_mov_ps(
+          m, avx512::exp2_16_for_bf16(_mm512_sub_ps(_mm512_loadu_ps(s + at), vtop)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + at), (__m256i)_mm512_cvtneps_pbh(x));
+      vsum[half] = _mm512_add_ps(vsum[half], x);
+    }
+  const float rescale = std::exp2(top - new_top);  // 0 on the first pass (top = -inf)
+  total = total * rescale + _mm512_reduce_add_ps(_mm512_add_ps(vsum[0], vsum[1]));
+  top = new_top;
+  return rescale;
+}
+
 // Query rows per task of attend_on_tiles: two tiles' rows.
 constexpr int64_t kTileRows = 2 * amx::kTile;
+// Keys per pass of its online softmax: fewer passes mean fewer of the rows' maxima and sums
+// (across a register) and rescaled sums; the pass's 32 rows of scores and weights (96 KB)
+// still sit in a core's L2 cache.
+constexpr int64_t kTileChunk = 512;
 
 // The bf16 attention with a decomposed bias (SAM's ViT) and both products on AMX's tiles
 // (kernels/amx_tiles.h), 32 query rows of one head a task, kChunk keys a pass with an online
@@ -535,9 +585,9 @@ at::Tensor attend_on_tiles(const at::Tensor& q, const at::Tensor& k, const at::T
   const int64_t row_tasks = (n + kTileRows - 1) / kTileRows;
   at::parallel_for(0, batch * heads * row_tasks, 1, [&](int64_t begin, int64_t end) {
     amx::configure_thread();
-    std::vector<bf16> q_tile(kTileRows * d_p), weights(kTileRows * kChunk);
-    std::vector<float> scores(kTileRows * kChunk), pass_out(kTileRows * d_p), acc(kTileRows * d_p),
-        pass_bias(kChunk), q_rows(kTileRows * padded(d));
+    std::vector<bf16> q_tile(kTileRows * d_p), weights(kTileRows * kTileChunk);
+    std::vector<float> scores(kTileRows * kTileChunk), pass_out(kTileRows * d_p),
+        acc(kTileRows * d_p), q_rows(kTileRows * padded(d)), pass_bias(kTileChunk);
     const int64_t rel_size = padded(bias.h) + padded(bias.w);
     std::vector<float> rel(kTileRows * rel_size);
     float top[kTileRows], total[kTileRows], rescale[kTileRows];
@@ -552,21 +602,21 @@ at::Tensor attend_on_tiles(const at::Tensor& q, const at::Tensor& k, const at::T
         widen(row, d, &q_rows[r * padded(d)]);
       }
       rel_pos_terms(bias, q_rows.data(), padded(d), first, count, d, rel.data());
-      const RowBias row_bias{bias, h, first, n, rel.data(), rel_size};
+      for (float& term : rel) term *= kLog2e;
       std::fill_n(top, kTileRows, -std::numeric_limits<float>::infinity());
       std::fill_n(total, kTileRows, 0.0f);
-      for (int64_t from = 0; from < n; from += kChunk) {
-        const int64_t len = std::min(kChunk, n - from), len_p = amx::round_up(len, amx::kDepth);
+      for (int64_t from = 0; from < n; from += kTileChunk) {
+        const int64_t len = std::min(kTileChunk, n - from), len_p = amx::round_up(len, amx::kDepth);
         amx::scores_on_tiles(q_tile.data(), d_p, keys + t * n_p * d_p, from / amx::kTile,
-                             len_p / amx::kDepth, scores.data(), kChunk);
-        for (int r = 0; r < count; ++r) {
-          rescale[r] =
-              online_softmax_pass(&scores[r * kChunk], row_bias.row(r, from, len, pass_bias.data()),
-                                  len, scale, top[r], total[r], &weights[r * kChunk], len_p);
-        }
+                             len_p / amx::kDepth, scores.data(), kTileChunk);
+        for (int r = 0; r < count; ++r)
+          rescale[r] = tile_softmax_pass(&scores[r * kTileChunk], bias, &rel[r * rel_size], from,
+                                         len, scale * kLog2e, top[r], total[r],
+                                         &weights[r * kTileChunk], len_p, pass_bias.data());
         // The first pass's product is the running sum; later ones are added to it, rescaled.
-        amx::weigh_on_tiles(weights.data(), kChunk, values + t * n_p * d_p, d_p, from / amx::kDepth,
-                            len_p / amx::kDepth, from == 0 ? acc.data() : pass_out.data(), d_p);
+        amx::weigh_on_tiles(weights.data(), kTileChunk, values + t * n_p * d_p, d_p,
+                            from / amx::kDepth, len_p / amx::kDepth,
+                            from == 0 ? acc.data() : pass_out.data(), d_p);
         if (from > 0)
           for (int r = 0; r < count; ++r)
             add_pass(&acc[r * d_p], &pass_out[r * d_p], d, rescale[r]);
