@@ -13,12 +13,15 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libgtest-dev libopenblas0-openmp libblas-dev \
   libprotobuf-dev protobuf-compiler chromium \
   clang libclang-rt-14-dev libfuzzer-14-dev \
-  libarchive-dev libgloo-dev libmimalloc-dev libjemalloc-dev libturbojpeg0-dev zlib1g-dev >/dev/null
+  libarchive-dev libgloo-dev libmimalloc-dev libjemalloc-dev libturbojpeg0-dev zlib1g-dev \
+  libdnnl-dev >/dev/null
 # clang, libclang-rt, libfuzzer: scripts/fuzz.sh. libarchive: SA-1B tars read in place.
 # libgloo: the Gloo process group (torch.distributed on CPUs). mimalloc, jemalloc: allocator
 # choices (SAMDISTILL_ALLOCATOR). libturbojpeg: JPEGs decoded straight to RGB. zlib: PNGs
 # deflated. libblas-dev: links the BLAS LibTorch uses (OpenBLAS, through the alternatives) for
 # TinyViT's window products.
+# libdnnl-dev: oneDNN's headers, for the inference Linears (the library itself comes with
+# LibTorch).
 # python3-onnx: ONNX's own checker, and node with onnxruntime-node (npm, into tests/onnx/node;
 # its install script only fetches a CUDA add-on, hence --ignore-scripts): the tests of the ONNX
 # export run the exported models in ONNX Runtime; onnxruntime-web and puppeteer-core (same

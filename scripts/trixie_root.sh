@@ -7,7 +7,7 @@
 # LibTorch and gloo, whose CPU and CUDA builds differ.
 trixie_packages="build-essential cmake ccache pkg-config git libopencv-dev nlohmann-json3-dev \
   libspdlog-dev libcli11-dev libgtest-dev libopenblas0-openmp libblas-dev libprotobuf-dev \
-  protobuf-compiler libarchive-dev libjemalloc-dev libturbojpeg0-dev"
+  protobuf-compiler libarchive-dev libjemalloc-dev libturbojpeg0-dev libdnnl-dev"
 
 # trixie_in ROOT [COMMAND]: runs COMMAND (a bash command line; else the script on stdin) in
 # ROOT, at the lowest priority (the machine may be shared).

@@ -15,6 +15,7 @@
 #include <tuple>
 #include <vector>
 
+#include "kernels/onednn_linear.h"
 #include "models/autocast.h"
 #include "models/image_encoder.h"
 #include "models/predictor.h"
@@ -63,6 +64,10 @@ double count_gflop(const std::function<void()>& run) {
       flops += 2 * numel(in[0]) * in[1].toTensor().size(-1);
       return;
     }
+    if (!std::strcmp(name, "sd::linear")) {  // kernels/onednn_linear.h: x [..., K], weight [N, K]
+      flops += 2 * numel(in[0]) * in[1].toTensor().size(0);
+      return;
+    }
     if (!std::strcmp(name, "sd::window_attention")) {  // models/window_attention.h
       const at::Tensor& q = in[0].toTensor();          // B x heads x N x d: two N x N x d
       flops += 4 * q.numel() * q.size(2);
@@ -89,22 +94,32 @@ double count_gflop(const std::function<void()>& run) {
 
 // The machine's own matrix-multiply throughput at the threads in use: the fastest of two
 // products, 2048^3 and a transformer MLP's 4096 x 768 by 768 x 3072 (oneDNN's bf16 kernels run
-// the second about 1.4x faster on AMX, so a model's own layers outran the square product),
-// each the fastest of at least 5 runs after a warm-up (a limit: other work on a shared machine
-// only slows a run, and a median of few runs then puts the limit below what a model reaches).
+// the second about 1.4x faster on AMX, so a model's own layers outran the square product), by
+// LibTorch's mm and by the models' own inference Linear (kernels/onednn_linear.h: its weights
+// laid out once), each the fastest of at least 5 runs after a warm-up (a limit: other work on a
+// shared machine only slows a run, and a median of few runs then puts the limit below what a
+// model reaches).
 double gemm_gflops(at::ScalarType dtype, int repeats) {
   double best = 0;
   for (const auto& [m, k, n] : {std::array<int64_t, 3>{2048, 2048, 2048}, {4096, 768, 3072}}) {
     const at::Tensor a = at::randn({m, k}).to(dtype), b = at::randn({k, n}).to(dtype);
-    auto run = [&] { at::mm(a, b)[0][0].item<float>(); };
-    run();
-    double s = std::numeric_limits<double>::infinity();
-    for (int i = 0; i < std::max(5, repeats); ++i) {
-      const auto start = std::chrono::steady_clock::now();
-      run();
-      s = std::min(s, seconds_since(start));
+    const at::Tensor x = at::randn({m, k}), weight = at::randn({n, k});
+    kernels::OnednnLinear linear;
+    for (bool ours : {false, true}) {
+      auto run = [&] {
+        at::Tensor y = ours ? linear(x, weight, {}, dtype, kernels::Epilogue::none) : at::mm(a, b);
+        if (y.defined()) y[0][0].item<float>();
+        return y.defined();
+      };
+      if (!run()) continue;  // a build or CPU without oneDNN's product of this type
+      double s = std::numeric_limits<double>::infinity();
+      for (int i = 0; i < std::max(5, repeats); ++i) {
+        const auto start = std::chrono::steady_clock::now();
+        run();
+        s = std::min(s, seconds_since(start));
+      }
+      best = std::max(best, 2.0 * double(m * k * n) / s / 1e9);
     }
-    best = std::max(best, 2.0 * double(m * k * n) / s / 1e9);
   }
   return best;
 }

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <torch/nn/modules/conv.h>
 
+#include "kernels/layer_norm.h"
 #include "models/autocast.h"
 
 namespace sd::models {
@@ -19,6 +20,15 @@ at::Tensor LayerNormImpl::forward(const at::Tensor& input) {
   return torch::nn::LayerNormImpl::forward(input.to(weight.scalar_type())).to(input.scalar_type());
 }
 
+at::Tensor LayerNormImpl::forward_for_product(const at::Tensor& x) {
+  if (!is_training() && x.device().is_cpu() && current_amp(c10::DeviceType::CPU) == Amp::bf16 &&
+      options.normalized_shape().size() == 1) {
+    at::Tensor y = kernels::layer_norm_to_bf16(x, weight, bias, options.eps());
+    if (y.defined()) return y;
+  }
+  return forward(x);
+}
+
 // x [..., K] times weight [N, K] plus bias as a 1x1 convolution of the 1 x K x rows x 1
 // channels-last image that x's memory already is; the output [1, N, rows, 1] comes back
 // channels-last, so [..., N] is a view of it.
@@ -33,6 +43,27 @@ static at::Tensor linear_of_rows_as_image(const at::Tensor& x, const at::Tensor&
 }
 
 at::Tensor LinearImpl::forward(const at::Tensor& input) {
+  return forward_fused(input, kernels::Epilogue::none);
+}
+
+at::Tensor LinearImpl::forward_fused(const at::Tensor& input, kernels::Epilogue act,
+                                     const at::Tensor& residual) {
+  const bool cpu = input.device().is_cpu();
+  const Amp amp = cpu ? current_amp(c10::DeviceType::CPU) : Amp::off;
+  // In eval mode only: recompute_stages reruns training forwards without autograd, which must
+  // compute as the first run did.
+  if (!is_training() && !(rows_as_image && amp == Amp::off) && amp != Amp::fp16) {
+    const at::ScalarType type = amp == Amp::bf16 ? at::kBFloat16 : input.scalar_type();
+    at::Tensor y = onednn_(input, weight, bias, type, act, residual);
+    if (y.defined()) return y;
+  }
+  at::Tensor y = forward_unfused(input);
+  if (act == kernels::Epilogue::gelu) y = kernels::gelu(y);
+  if (act == kernels::Epilogue::relu) y = at::relu(y);
+  return residual.defined() ? residual + y : y;
+}
+
+at::Tensor LinearImpl::forward_unfused(const at::Tensor& input) {
   const bool cpu = input.device().is_cpu();
   const Amp amp = cpu ? current_amp(c10::DeviceType::CPU) : Amp::off;
   if (rows_as_image && cpu && amp == Amp::off && input.scalar_type() == at::kFloat &&
@@ -66,9 +97,11 @@ MLPBlockImpl::MLPBlockImpl(int64_t embedding_dim, int64_t mlp_dim, Activation ac
   lin2 = register_module("lin2", Linear(mlp_dim, embedding_dim));
 }
 
-at::Tensor MLPBlockImpl::forward(const at::Tensor& x) {
-  at::Tensor h = lin1(x);
-  return lin2(act_ == Activation::gelu ? kernels::gelu(h) : at::relu(h));
+at::Tensor MLPBlockImpl::forward(const at::Tensor& x) { return forward_fused(x, {}); }
+
+at::Tensor MLPBlockImpl::forward_fused(const at::Tensor& x, const at::Tensor& residual) {
+  const auto act = act_ == Activation::gelu ? kernels::Epilogue::gelu : kernels::Epilogue::relu;
+  return lin2->forward_fused(lin1->forward_fused(x, act), kernels::Epilogue::none, residual);
 }
 
 torch::nn::Sequential make_neck(int64_t in_chans, int64_t out_chans) {

@@ -6,6 +6,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "kernels/gelu.h"
+#include "kernels/onednn_linear.h"
 
 namespace sd::models {
 
@@ -29,6 +30,9 @@ class LayerNormImpl : public torch::nn::LayerNormImpl {
  public:
   using torch::nn::LayerNormImpl::LayerNormImpl;
   at::Tensor forward(const at::Tensor& x);
+  // What a Linear after it multiplies: under CPU bf16 autocast the normalised values rounded
+  // to bf16 in the same pass (kernels/layer_norm.h; in eval mode), else forward(x).
+  at::Tensor forward_for_product(const at::Tensor& x);
 };
 TORCH_MODULE(LayerNorm);
 
@@ -39,11 +43,20 @@ class LinearImpl : public torch::nn::LinearImpl {
  public:
   using torch::nn::LinearImpl::LinearImpl;
   at::Tensor forward(const at::Tensor& x);
+  // act(forward(x)), plus `residual` where defined (fp32, x's rows by the outputs); in
+  // eval mode without autograd on the CPU both in the product's epilogue
+  // (kernels/onednn_linear.h).
+  at::Tensor forward_fused(const at::Tensor& x, kernels::Epilogue act,
+                           const at::Tensor& residual = {});
   // In fp32 on the CPU with more than one thread, the product runs as oneDNN's 1x1
   // convolution of the rows seen as a channels-last image: faster than the BLAS product on
   // TinyViT's thousands of rows by 128-640 features, forward and backward (the README gives the
   // figure); equal on SAM's ViT-H shapes and on one thread. TinyViT turns it on for its Linears.
   bool rows_as_image = false;
+
+ private:
+  at::Tensor forward_unfused(const at::Tensor& x);
+  kernels::OnednnLinear onednn_;
 };
 TORCH_MODULE(Linear);
 
@@ -61,6 +74,8 @@ class MLPBlockImpl : public torch::nn::Module {
  public:
   MLPBlockImpl(int64_t embedding_dim, int64_t mlp_dim, Activation act = Activation::gelu);
   at::Tensor forward(const at::Tensor& x);
+  // residual + forward(x), the sum in the last product's epilogue (Linear::forward_fused).
+  at::Tensor forward_fused(const at::Tensor& x, const at::Tensor& residual);
 
   Linear lin1{nullptr}, lin2{nullptr};
 

@@ -100,16 +100,18 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias, bool
   }
 }
 
-at::Tensor AttentionImpl::forward(const at::Tensor& x) {
+at::Tensor AttentionImpl::forward(const at::Tensor& x) { return proj(heads(x)); }
+
+at::Tensor AttentionImpl::heads(const at::Tensor& x) {
   int64_t B = x.size(0), H = x.size(1), W = x.size(2);
   // q, k, v: B x heads x HW x head_dim views of the projection's B x HW x 3 x heads x head_dim.
   const at::Tensor all = qkv(x).reshape({B, H * W, 3, num_heads, -1});
   const at::Tensor q4 = all.select(2, 0).transpose(1, 2), k4 = all.select(2, 1).transpose(1, 2),
                    v4 = all.select(2, 2).transpose(1, 2);
   if (rel_pos_h.defined() && kernels::fused_rel_pos_attention_applies(q4, k4, v4))
-    return proj(kernels::fused_rel_pos_attention(q4, k4, v4, get_rel_pos(H, H, rel_pos_h),
-                                                 get_rel_pos(W, W, rel_pos_w), scale)
-                    .view({B, H, W, -1}));
+    return kernels::fused_rel_pos_attention(q4, k4, v4, get_rel_pos(H, H, rel_pos_h),
+                                            get_rel_pos(W, W, rel_pos_w), scale)
+        .view({B, H, W, -1});
   // (B*heads) x HW x head_dim
   const at::Tensor q = q4.reshape({B * num_heads, H * W, -1}),
                    k = k4.reshape({B * num_heads, H * W, -1}),
@@ -117,11 +119,10 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   at::Tensor attn = at::matmul(q * scale, k.transpose(-2, -1));
   if (rel_pos_h.defined()) attn = add_decomposed_rel_pos(attn, q, rel_pos_h, rel_pos_w, H, W);
   attn = attn.softmax(-1);
-  at::Tensor out = at::matmul(attn, v)
-                       .view({B, num_heads, H, W, -1})
-                       .permute({0, 2, 3, 1, 4})
-                       .reshape({B, H, W, -1});
-  return proj(out);
+  return at::matmul(attn, v)
+      .view({B, num_heads, H, W, -1})
+      .permute({0, 2, 3, 1, 4})
+      .reshape({B, H, W, -1});
 }
 
 BlockImpl::BlockImpl(const ViTConfig& c, int64_t window_size) : window_size(window_size) {
@@ -134,18 +135,22 @@ BlockImpl::BlockImpl(const ViTConfig& c, int64_t window_size) : window_size(wind
   mlp = register_module("mlp", MLPBlock(c.embed_dim, int64_t(c.embed_dim * c.mlp_ratio)));
 }
 
+// Python projects the heads' outputs window by window and then undoes the windows; the
+// projection is the same for every token, so here it runs after, on the H x W tokens without
+// the windows' padding, with x added in its epilogue.
 at::Tensor BlockImpl::forward(const at::Tensor& x) {
-  at::Tensor y = norm1(x);
+  at::Tensor y = norm1->forward_for_product(x);
   if (window_size > 0) {
     int64_t H = x.size(1), W = x.size(2);
     int64_t Hp = (H + window_size - 1) / window_size * window_size;
     int64_t Wp = (W + window_size - 1) / window_size * window_size;
-    y = window_unpartition(attn(window_partition(y, window_size)), window_size, {Hp, Wp}, {H, W});
+    y = window_unpartition(attn->heads(window_partition(y, window_size)), window_size, {Hp, Wp},
+                           {H, W});
   } else {
-    y = attn(y);
+    y = attn->heads(y);
   }
-  y = x + y;
-  return y + mlp(norm2(y));
+  y = attn->proj->forward_fused(y, kernels::Epilogue::none, x);
+  return mlp->forward_fused(norm2->forward_for_product(y), y);
 }
 
 }  // namespace sd::models::vit

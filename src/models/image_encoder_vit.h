@@ -51,7 +51,9 @@ class AttentionImpl : public torch::nn::Module {
  public:
   AttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias, bool use_rel_pos,
                 int64_t input_size);
-  at::Tensor forward(const at::Tensor& x);  // BxHxWxC -> BxHxWxC
+  at::Tensor forward(const at::Tensor& x);  // BxHxWxC -> BxHxWxC: proj(heads(x))
+  // The heads' outputs side by side, before the projection (BxHxWxC).
+  at::Tensor heads(const at::Tensor& x);
 
   Linear qkv{nullptr}, proj{nullptr};
   at::Tensor rel_pos_h, rel_pos_w;  // (2 * input_size - 1) x head_dim, when use_rel_pos
