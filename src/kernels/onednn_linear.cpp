@@ -75,6 +75,8 @@ struct OnednnLinear::State {
 
 OnednnLinear::OnednnLinear() : state_(std::make_shared<State>()) {}
 
+bool OnednnLinear::built() { return true; }
+
 at::Tensor OnednnLinear::operator()(const at::Tensor& x, const at::Tensor& weight,
                                     const at::Tensor& bias, at::ScalarType type, Epilogue act,
                                     const at::Tensor& residual) {
@@ -172,6 +174,8 @@ at::Tensor OnednnLinear::operator()(const at::Tensor& x, const at::Tensor& weigh
 struct OnednnLinear::State {};
 
 OnednnLinear::OnednnLinear() = default;
+
+bool OnednnLinear::built() { return false; }
 
 at::Tensor OnednnLinear::operator()(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                     at::ScalarType, Epilogue, const at::Tensor&) {

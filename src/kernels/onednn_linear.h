@@ -14,6 +14,8 @@ enum class Epilogue { none, gelu, relu };
 class OnednnLinear {
  public:
   OnednnLinear();
+  // Whether this build has oneDNN's headers (else every call is undefined).
+  static bool built();
 
   // act(x weightᵀ + bias) in `type` (fp32, or bf16 as autocast's) for x [..., K] of any
   // floating type and fp32 weight [N, K], bias [N] (or undefined); with `residual` defined
