@@ -290,22 +290,31 @@ void rel_pos_terms(const Bias& b, const float* q, int64_t q_stride, int64_t firs
       [&](int r) { return rel + r * (hp + wp) + hp; });
 }
 
+// visit(j, kh, kw, count) for each run of the keys [from, from + len) in one row kh of the
+// key grid: keys j .. j + count of the pass are (kh, kw) .. (kh, kw + count).
+template <class Visit>
+void for_each_grid_row(const Bias& b, int64_t from, int64_t len, Visit visit) {
+  int64_t kh = from / b.w, kw = from % b.w;
+  for (int64_t j = 0; j < len; ++kh, kw = 0) {
+    const int64_t count = std::min(b.w - kw, len - j);
+    visit(j, kh, kw, count);
+    j += count;
+  }
+}
+
 // A row's decomposed bias for the keys [from, from + len) into `out`: rel_h[kh] + rel_w[kw]
 // at key kh * w + kw, from the row's rel_pos_terms.
 SD_AVX512 void decomposed_bias(const Bias& b, const float* rel, int64_t from, int64_t len,
                                float* out) {
   const float* rel_w = rel + padded(b.h);
-  int64_t kh = from / b.w, kw = from % b.w;
-  for (int64_t j = 0; j < len; ++kh, kw = 0) {
-    const int64_t count = std::min(b.w - kw, len - j);  // keys of this kh
+  for_each_grid_row(b, from, len, [&](int64_t j, int64_t kh, int64_t kw, int64_t count) SD_AVX512 {
     const __m512 rel_h = _mm512_set1_ps(rel[kh]);
     for (int64_t k = 0; k < count; k += kLanes) {
       const __mmask16 m = avx512::block_mask(k, count);
       _mm512_mask_storeu_ps(out + j + k, m,
                             _mm512_add_ps(rel_h, _mm512_maskz_loadu_ps(m, rel_w + kw + k)));
     }
-    j += count;
-  }
+  });
 }
 
 // Where the rows of a block (from query `first`, head `head`) find their bias: row r's values for
@@ -506,9 +515,7 @@ SD_AVX512 float rel_pos_biased_max(float* s, const Bias& b, const float* rel, in
   const float* rel_w = rel + padded(b.h);
   const __m512 vscale = _mm512_set1_ps(scale);
   __m512 vmax[2] = {_mm512_set1_ps(top), _mm512_set1_ps(top)};  // two chains, as the sums below
-  int64_t kh = from / b.w, kw = from % b.w;
-  for (int64_t j = 0; j < len; ++kh, kw = 0) {
-    const int64_t count = std::min(b.w - kw, len - j);  // keys of this kh
+  for_each_grid_row(b, from, len, [&](int64_t j, int64_t kh, int64_t kw, int64_t count) SD_AVX512 {
     const __m512 rel_h = _mm512_set1_ps(rel[kh]);
     for (int64_t k = 0; k < count; k += kLanes) {
       const __mmask16 m = avx512::block_mask(k, count);
@@ -518,8 +525,7 @@ SD_AVX512 float rel_pos_biased_max(float* s, const Bias& b, const float* rel, in
       __m512& chain = vmax[(k / kLanes) & 1];
       chain = _mm512_mask_max_ps(chain, m, chain, x);
     }
-    j += count;
-  }
+  });
   return _mm512_reduce_max_ps(_mm512_max_ps(vmax[0], vmax[1]));
 }
 
