@@ -20,7 +20,6 @@ namespace sd::kernels {
 namespace {
 
 using dnnl::memory;
-using Dims = memory::dims;
 
 const dnnl::engine& cpu_engine() {
   static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
@@ -66,8 +65,9 @@ struct Product {
 
 struct OnednnLinear::State {
   std::mutex mutex;
-  // The weights the products were made for: their memory and version (in-place updates bump it).
-  const void* weight_data = nullptr;
+  // The weights the products were made for (held, so that no other tensor takes their memory)
+  // and their version then (in-place updates bump it).
+  at::Tensor weight;
   int64_t weight_version = -1;
   std::map<Key, std::shared_ptr<const Product>> products;
   std::map<Key, bool> unsupported;
@@ -101,9 +101,9 @@ at::Tensor OnednnLinear::operator()(const at::Tensor& x, const at::Tensor& weigh
   RECORD_FUNCTION("sd::linear", inputs);
   const Key key{M, type, act, bias.defined(), added};
   std::unique_lock<std::mutex> lock(state_->mutex);
-  if (state_->weight_data != weight.data_ptr() || state_->weight_version != weight._version()) {
+  if (!state_->weight.is_same(weight) || state_->weight_version != weight._version()) {
     state_->products.clear();
-    state_->weight_data = weight.data_ptr(), state_->weight_version = weight._version();
+    state_->weight = weight, state_->weight_version = weight._version();
   }
   if (state_->unsupported.count(key)) return {};
   auto found = state_->products.find(key);

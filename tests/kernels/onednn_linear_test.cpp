@@ -67,7 +67,7 @@ TEST(OnednnLinear, EveryEpilogueIsTheProductOfTheSameOperands) {
 }
 
 // The bf16 weights are converted once: an in-place update of the weights (an optimiser's step)
-// must reach the next product, and each row count gets its own.
+// or other weights must reach the next product, and each row count gets its own.
 TEST(OnednnLinear, UpdatedWeightsAndOtherRowCountsAreSeen) {
   if (!OnednnLinear::built()) GTEST_SKIP() << "built without oneDNN's headers (libdnnl-dev)";
   at::manual_seed(1);
@@ -83,6 +83,9 @@ TEST(OnednnLinear, UpdatedWeightsAndOtherRowCountsAreSeen) {
       at::NoGradGuard no_grad;
       w.mul_(-2).add_(1);
     }
+    expect_close(linear(x, w, b, type, Epilogue::none), expected(x, w, b, type, Epilogue::none, {}),
+                 relative);
+    w = at::randn({64, 32});  // another tensor (as a module whose weight was replaced)
     expect_close(linear(x, w, b, type, Epilogue::none), expected(x, w, b, type, Epilogue::none, {}),
                  relative);
     for (int64_t rows : {1, 7, 50, 129}) {
