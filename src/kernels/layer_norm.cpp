@@ -27,7 +27,7 @@ SD_AVX512_BF16 void normalise_row(const float* x, const float* weight, const flo
   __m512 squares = _mm512_setzero_ps();
   for (int64_t j = 0; j < n; j += kLanes) {
     const __mmask16 m = block_mask(j, n);
-    const __m512 centred = _mm512_maskz_sub_ps(m, _mm512_loadu_ps(x + j), vmean);
+    const __m512 centred = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, x + j), vmean);
     squares = _mm512_fmadd_ps(centred, centred, squares);
   }
   const float rstd = 1.0f / std::sqrt(_mm512_reduce_add_ps(squares) / float(n) + eps);
