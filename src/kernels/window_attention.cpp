@@ -563,7 +563,7 @@ constexpr int64_t kTileRows = 2 * amx::kTile;
 constexpr int64_t kTileChunk = 512;
 
 // The bf16 attention with a decomposed bias (SAM's ViT) and both products on AMX's tiles
-// (kernels/amx_tiles.h), 32 query rows of one head a task, kChunk keys a pass with an online
+// (kernels/amx_tiles.h), 32 query rows of one head a task, kTileChunk keys a pass with an online
 // softmax between the products: fp32 scores (autocast rounds them to bf16; these are closer to
 // fp32's attention), bf16 weights e^(x - running max), fp32 sums. Keys and values are packed
 // once per window and head.

@@ -57,17 +57,16 @@ at::Tensor LinearImpl::forward_fused(const at::Tensor& input, kernels::Epilogue 
     at::Tensor y = onednn_(input, weight, bias, type, act, residual);
     if (y.defined()) return y;
   }
-  at::Tensor y = forward_unfused(input);
+  at::Tensor y = forward_unfused(input, amp);
   if (act == kernels::Epilogue::gelu) y = kernels::gelu(y);
   if (act == kernels::Epilogue::relu) y = at::relu(y);
   return residual.defined() ? residual + y : y;
 }
 
-at::Tensor LinearImpl::forward_unfused(const at::Tensor& input) {
-  const bool cpu = input.device().is_cpu();
-  const Amp amp = cpu ? current_amp(c10::DeviceType::CPU) : Amp::off;
-  if (rows_as_image && cpu && amp == Amp::off && input.scalar_type() == at::kFloat &&
-      input.is_contiguous() && input.numel() > 0 && at::get_num_threads() > 1)
+at::Tensor LinearImpl::forward_unfused(const at::Tensor& input, Amp amp) {
+  if (rows_as_image && input.device().is_cpu() && amp == Amp::off &&
+      input.scalar_type() == at::kFloat && input.is_contiguous() && input.numel() > 0 &&
+      at::get_num_threads() > 1)
     return linear_of_rows_as_image(input, weight, bias);
   if (amp == Amp::off) return torch::nn::LinearImpl::forward(input);
   const at::ScalarType type = amp == Amp::bf16 ? at::kBFloat16 : at::kHalf;

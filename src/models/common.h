@@ -7,6 +7,7 @@
 
 #include "kernels/gelu.h"
 #include "kernels/onednn_linear.h"
+#include "models/autocast.h"
 
 namespace sd::models {
 
@@ -55,7 +56,8 @@ class LinearImpl : public torch::nn::LinearImpl {
   bool rows_as_image = false;
 
  private:
-  at::Tensor forward_unfused(const at::Tensor& x);
+  // LibTorch's operations, under the mixed precision forward_fused found (CPU autocast's).
+  at::Tensor forward_unfused(const at::Tensor& x, Amp amp);
   kernels::OnednnLinear onednn_;
 };
 TORCH_MODULE(Linear);
