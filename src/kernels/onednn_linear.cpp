@@ -52,14 +52,71 @@ void append_activation(dnnl::post_ops& ops, Epilogue act) {
 #endif
 }
 
-// What a product's primitive depends on besides the weights: rows, type, epilogue.
-using Key = std::tuple<int64_t, at::ScalarType, Epilogue, bool, bool>;
+// What a product's primitives depend on besides the weights: rows, type, epilogue, bias,
+// residual, column blocks.
+using Key = std::tuple<int64_t, at::ScalarType, Epilogue, bool, bool, int64_t, int64_t>;
 
-struct Product {
+// One matrix product of a Linear's call: all of it, or one column block of its input or output.
+// Offsets are in elements of x, the (fp32) weight, the bias and the output.
+struct Part {
   dnnl::matmul primitive;
   memory::desc src, weights, bias, dst, residual;
   memory packed_weights;  // bf16: the weights converted and laid out once; fp32: read in place
+  int64_t src_offset = 0, weight_offset = 0, bias_offset = 0, dst_offset = 0;
+  bool first = true;  // takes the bias and the residual; later blocks of x add to the output
 };
+
+using Product = std::vector<Part>;
+
+// The part of x [M, K] (or [chunks.in, M, K / chunks.in]) times weight [N, K]ᵀ for column
+// block `block` of the input or the output (Chunks).
+Part make_part(int64_t M, int64_t K, int64_t N, const at::Tensor& weight, bool biased,
+               at::ScalarType type, Epilogue act, bool added, Chunks chunks, int64_t block) {
+  const int64_t k = K / chunks.in, n = N / chunks.out;
+  const memory::data_type dt = dnnl_type(type);
+  Part p;
+  p.first = block == 0 || chunks.out > 1;
+  p.src = memory::desc({M, k}, dt, memory::format_tag::ab);
+  p.src_offset = chunks.in > 1 ? block * M * k : 0;
+  p.dst = memory::desc({M, n}, added || chunks.in > 1 ? memory::data_type::f32 : dt,
+                       memory::format_tag::ab);
+  p.dst_offset = chunks.out > 1 ? block * M * n : 0;
+  p.bias = biased && p.first ? memory::desc({1, n}, memory::data_type::f32, memory::format_tag::ab)
+                             : memory::desc();
+  p.bias_offset = chunks.out > 1 ? block * n : 0;
+  // weight [N, K] row-major is the K x N operand in column-major order: columns K apart.
+  p.weight_offset = chunks.out > 1 ? block * n * K : block * k;
+  const memory::desc plain({k, n}, dt, memory::dims{1, K});
+  dnnl::post_ops ops;
+  if (p.first) {
+    append_activation(ops, act);
+    p.residual = memory::desc({M, n}, memory::data_type::f32, memory::format_tag::ab);
+    if (added) ops.append_binary(dnnl::algorithm::binary_add, p.residual);
+  } else {
+    ops.append_sum(1.0f);
+  }
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(ops);
+  const memory::desc any({k, n}, dt, memory::format_tag::any);
+  const auto pd = matmul_desc(p.src, type == at::kBFloat16 ? any : plain, p.bias, p.dst, attr);
+  p.primitive = dnnl::matmul(pd);
+  p.weights = pd.weights_desc();
+  if (type == at::kBFloat16) {
+    const at::Tensor converted = weight.to(at::kBFloat16);
+    memory from(plain, cpu_engine(), converted.data_ptr<c10::BFloat16>() + p.weight_offset);
+    p.packed_weights = memory(p.weights, cpu_engine());
+    dnnl::stream stream(cpu_engine());
+    dnnl::reorder(from, p.packed_weights).execute(stream, from, p.packed_weights);
+    stream.wait();
+  }
+  return p;
+}
+
+// `desc` over t's memory from element `offset` on.
+memory at_offset(const memory::desc& desc, const at::Tensor& t, int64_t offset) {
+  return memory(desc, cpu_engine(),
+                static_cast<char*>(const_cast<void*>(t.data_ptr())) + offset * t.element_size());
+}
 
 }  // namespace
 
@@ -77,9 +134,17 @@ OnednnLinear::OnednnLinear() : state_(std::make_shared<State>()) {}
 
 bool OnednnLinear::built() { return true; }
 
+int64_t OnednnLinear::hidden_chunks(int64_t hidden, at::ScalarType type) {
+  constexpr int64_t kWidest = 1024;
+  if (type != at::kBFloat16 || hidden <= kWidest) return 1;
+  for (int64_t chunks = (hidden + kWidest - 1) / kWidest; hidden / chunks >= 64; ++chunks)
+    if (hidden % chunks == 0 && hidden / chunks % 32 == 0) return chunks;
+  return 1;
+}
+
 at::Tensor OnednnLinear::operator()(const at::Tensor& x, const at::Tensor& weight,
                                     const at::Tensor& bias, at::ScalarType type, Epilogue act,
-                                    const at::Tensor& residual) {
+                                    const at::Tensor& residual, Chunks chunks) {
   const bool autograd =
       at::GradMode::is_enabled() &&
       (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
@@ -92,14 +157,20 @@ at::Tensor OnednnLinear::operator()(const at::Tensor& x, const at::Tensor& weigh
       !added || (residual.scalar_type() == at::kFloat && residual.is_contiguous() &&
                  residual.numel() == M * N && residual.device().is_cpu() &&
                  !(at::GradMode::is_enabled() && residual.requires_grad()));
-  if (autograd || !typed || !residual_fits || M == 0 || !x.device().is_cpu() ||
-      !weight.device().is_cpu() || !weight.is_contiguous() || x.size(-1) != K)
+  const bool blocks_fit = chunks.in >= 1 && chunks.out >= 1 &&
+                          (chunks.in == 1 || chunks.out == 1) && N % chunks.out == 0 &&
+                          (chunks.out == 1 || !added) &&
+                          (chunks.in == 1 || (K % chunks.in == 0 && act == Epilogue::none &&
+                                              (added || type == at::kFloat) && x.dim() == 3 &&
+                                              x.size(0) == chunks.in && x.is_contiguous()));
+  if (autograd || !typed || !residual_fits || !blocks_fit || M == 0 || !x.device().is_cpu() ||
+      !weight.device().is_cpu() || !weight.is_contiguous() || x.size(-1) != K / chunks.in)
     return {};
 
   // Seen by profilers and bench's FLOP count as one operation of inputs (x, weight).
   const std::vector<c10::IValue> inputs{x, weight};
   RECORD_FUNCTION("sd::linear", inputs);
-  const Key key{M, type, act, bias.defined(), added};
+  const Key key{M, type, act, bias.defined(), added, chunks.in, chunks.out};
   std::unique_lock<std::mutex> lock(state_->mutex);
   if (!state_->weight.is_same(weight) || state_->weight_version != weight._version()) {
     state_->products.clear();
@@ -110,61 +181,43 @@ at::Tensor OnednnLinear::operator()(const at::Tensor& x, const at::Tensor& weigh
   if (found == state_->products.end()) {
     // Decoders see a new row count with each number of prompts: a few products are kept.
     if (state_->products.size() >= 8) state_->products.clear();
-    Product p;
-    const memory::data_type dt = dnnl_type(type);
-    p.src = memory::desc({M, K}, dt, memory::format_tag::ab);
-    p.dst = memory::desc({M, N}, added ? memory::data_type::f32 : dt, memory::format_tag::ab);
-    p.bias = bias.defined() ? memory::desc({1, N}, memory::data_type::f32, memory::format_tag::ab)
-                            : memory::desc();
-    // weight [N, K] row-major is the K x N operand in column-major ("ba") order.
-    const memory::desc plain({K, N}, dt, memory::format_tag::ba);
-    dnnl::post_ops ops;
-    append_activation(ops, act);
-    p.residual = memory::desc({M, N}, memory::data_type::f32, memory::format_tag::ab);
-    if (added) ops.append_binary(dnnl::algorithm::binary_add, p.residual);
-    dnnl::primitive_attr attr;
-    attr.set_post_ops(ops);
+    Product parts;
     try {
-      const memory::desc any({K, N}, dt, memory::format_tag::any);
-      const auto pd = matmul_desc(p.src, type == at::kBFloat16 ? any : plain, p.bias, p.dst, attr);
-      p.primitive = dnnl::matmul(pd);
-      p.weights = pd.weights_desc();
-      if (type == at::kBFloat16) {
-        const at::Tensor converted = weight.to(at::kBFloat16);
-        memory from(plain, cpu_engine(), converted.data_ptr());
-        p.packed_weights = memory(p.weights, cpu_engine());
-        dnnl::stream stream(cpu_engine());
-        dnnl::reorder(from, p.packed_weights).execute(stream, from, p.packed_weights);
-        stream.wait();
-      }
+      for (int64_t block = 0; block < chunks.in * chunks.out; ++block)
+        parts.push_back(
+            make_part(M, K, N, weight, bias.defined(), type, act, added, chunks, block));
     } catch (const dnnl::error&) {
       state_->unsupported[key] = true;  // e.g. bf16 on a CPU without AVX-512
       return {};
     }
-    found = state_->products.emplace(key, std::make_shared<const Product>(std::move(p))).first;
+    found = state_->products.emplace(key, std::make_shared<const Product>(std::move(parts))).first;
   }
   const std::shared_ptr<const Product> product = found->second;  // kept if another call clears
   lock.unlock();
-  const Product& p = *product;
 
-  const at::Tensor src = x.to(type).reshape({M, K}).contiguous();
-  at::Tensor out = at::empty({M, N}, x.options().dtype(added ? at::kFloat : type));
-  memory weights = type == at::kBFloat16
-                       ? p.packed_weights
-                       : memory(p.weights, cpu_engine(), const_cast<void*>(weight.data_ptr()));
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, memory(p.src, cpu_engine(), const_cast<void*>(src.data_ptr()))},
-      {DNNL_ARG_WEIGHTS, weights},
-      {DNNL_ARG_DST, memory(p.dst, cpu_engine(), out.data_ptr())}};
-  if (bias.defined())
-    args.emplace(DNNL_ARG_BIAS, memory(p.bias, cpu_engine(), const_cast<void*>(bias.data_ptr())));
-  if (added)
-    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(act == Epilogue::none ? 0 : 1) | DNNL_ARG_SRC_1,
-                 memory(p.residual, cpu_engine(), const_cast<void*>(residual.data_ptr())));
+  const at::Tensor src = x.to(type).contiguous();
+  std::vector<int64_t> sizes{M, N};
+  if (chunks.out > 1) sizes = {chunks.out, M, N / chunks.out};
+  at::Tensor out = at::empty(sizes, x.options().dtype(added || chunks.in > 1 ? at::kFloat : type));
   dnnl::stream stream(cpu_engine());
-  p.primitive.execute(stream, args);
+  for (const Part& p : *product) {
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, at_offset(p.src, src, p.src_offset)},
+        {DNNL_ARG_WEIGHTS,
+         type == at::kBFloat16 ? p.packed_weights : at_offset(p.weights, weight, p.weight_offset)},
+        {DNNL_ARG_DST, at_offset(p.dst, out, p.dst_offset)}};
+    if (bias.defined() && p.first)
+      args.emplace(DNNL_ARG_BIAS, at_offset(p.bias, bias, p.bias_offset));
+    if (added && p.first)
+      args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(act == Epilogue::none ? 0 : 1) | DNNL_ARG_SRC_1,
+                   at_offset(p.residual, residual, 0));
+    p.primitive.execute(stream, args);
+  }
   stream.wait();
-  auto sizes = x.sizes().vec();
+  if (chunks.out > 1) return out;
+  if (added) return out.view(residual.sizes());
+  sizes = x.sizes().vec();
+  if (chunks.in > 1) sizes.erase(sizes.begin());
   sizes.back() = N;
   return out.view(sizes);
 }
@@ -177,8 +230,10 @@ OnednnLinear::OnednnLinear() = default;
 
 bool OnednnLinear::built() { return false; }
 
+int64_t OnednnLinear::hidden_chunks(int64_t, at::ScalarType) { return 1; }
+
 at::Tensor OnednnLinear::operator()(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                    at::ScalarType, Epilogue, const at::Tensor&) {
+                                    at::ScalarType, Epilogue, const at::Tensor&, Chunks) {
   return {};
 }
 

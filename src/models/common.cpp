@@ -46,14 +46,23 @@ at::Tensor LinearImpl::forward(const at::Tensor& input) {
   return forward_fused(input, kernels::Epilogue::none);
 }
 
-at::Tensor LinearImpl::forward_fused(const at::Tensor& input, kernels::Epilogue act,
-                                     const at::Tensor& residual) {
-  const bool cpu = input.device().is_cpu();
-  const Amp amp = cpu ? current_amp(c10::DeviceType::CPU) : Amp::off;
+static Amp cpu_amp(const at::Tensor& x) {
+  return x.device().is_cpu() ? current_amp(c10::DeviceType::CPU) : Amp::off;
+}
+
+at::ScalarType LinearImpl::onednn_type(const at::Tensor& x, Amp amp) const {
   // In eval mode only: recompute_stages reruns training forwards without autograd, which must
   // compute as the first run did.
-  if (!is_training() && !(rows_as_image && amp == Amp::off) && amp != Amp::fp16) {
-    const at::ScalarType type = amp == Amp::bf16 ? at::kBFloat16 : input.scalar_type();
+  if (is_training() || (rows_as_image && amp == Amp::off) || amp == Amp::fp16)
+    return at::ScalarType::Undefined;
+  return amp == Amp::bf16 ? at::kBFloat16 : x.scalar_type();
+}
+
+at::Tensor LinearImpl::forward_fused(const at::Tensor& input, kernels::Epilogue act,
+                                     const at::Tensor& residual) {
+  const Amp amp = cpu_amp(input);
+  const at::ScalarType type = onednn_type(input, amp);
+  if (type != at::ScalarType::Undefined) {
     at::Tensor y = onednn_(input, weight, bias, type, act, residual);
     if (y.defined()) return y;
   }
@@ -61,6 +70,20 @@ at::Tensor LinearImpl::forward_fused(const at::Tensor& input, kernels::Epilogue 
   if (act == kernels::Epilogue::gelu) y = kernels::gelu(y);
   if (act == kernels::Epilogue::relu) y = at::relu(y);
   return residual.defined() ? residual + y : y;
+}
+
+at::Tensor LinearImpl::forward_in_blocks(const at::Tensor& x, kernels::Epilogue act,
+                                         const at::Tensor& residual, kernels::Chunks chunks) {
+  const at::ScalarType type = onednn_type(x, cpu_amp(x));
+  if (type == at::ScalarType::Undefined) return {};
+  return onednn_(x, weight, bias, type, act, residual, chunks);
+}
+
+int64_t LinearImpl::hidden_chunks(const at::Tensor& x) {
+  const at::ScalarType type = onednn_type(x, cpu_amp(x));
+  return type == at::ScalarType::Undefined || !kernels::OnednnLinear::built()
+             ? 1
+             : kernels::OnednnLinear::hidden_chunks(weight.size(0), type);
 }
 
 at::Tensor LinearImpl::forward_unfused(const at::Tensor& input, Amp amp) {
@@ -100,6 +123,16 @@ at::Tensor MLPBlockImpl::forward(const at::Tensor& x) { return forward_fused(x, 
 
 at::Tensor MLPBlockImpl::forward_fused(const at::Tensor& x, const at::Tensor& residual) {
   const auto act = act_ == Activation::gelu ? kernels::Epilogue::gelu : kernels::Epilogue::relu;
+  // A wide hidden layer in column blocks that lin2 sums the products of (kernels::Chunks).
+  const int64_t chunks = residual.defined() ? lin1->hidden_chunks(x) : 1;
+  if (chunks > 1) {
+    const at::Tensor hidden = lin1->forward_in_blocks(x, act, {}, {1, chunks});
+    if (hidden.defined()) {
+      at::Tensor y =
+          lin2->forward_in_blocks(hidden, kernels::Epilogue::none, residual, {chunks, 1});
+      if (y.defined()) return y;
+    }
+  }
   return lin2->forward_fused(lin1->forward_fused(x, act), kernels::Epilogue::none, residual);
 }
 

@@ -49,6 +49,13 @@ class LinearImpl : public torch::nn::LinearImpl {
   // (kernels/onednn_linear.h).
   at::Tensor forward_fused(const at::Tensor& x, kernels::Epilogue act,
                            const at::Tensor& residual = {});
+  // forward_fused's oneDNN product alone, x or the output in column blocks (kernels::Chunks):
+  // undefined where it does not run.
+  at::Tensor forward_in_blocks(const at::Tensor& x, kernels::Epilogue act,
+                               const at::Tensor& residual, kernels::Chunks chunks);
+  // The column blocks this Linear's output is best written in for a Linear that reads it
+  // (kernels::OnednnLinear::hidden_chunks): 1 where forward_in_blocks would not run.
+  int64_t hidden_chunks(const at::Tensor& x);
   // In fp32 on the CPU with more than one thread, the product runs as oneDNN's 1x1
   // convolution of the rows seen as a channels-last image: faster than the BLAS product on
   // TinyViT's thousands of rows by 128-640 features, forward and backward (the README gives the
@@ -56,7 +63,10 @@ class LinearImpl : public torch::nn::LinearImpl {
   bool rows_as_image = false;
 
  private:
-  // LibTorch's operations, under the mixed precision forward_fused found (CPU autocast's).
+  // The type oneDNN's product runs in under `amp` (CPU autocast's), or Undefined where
+  // LibTorch's operations run.
+  at::ScalarType onednn_type(const at::Tensor& x, Amp amp) const;
+  // LibTorch's operations, under the mixed precision forward_fused found.
   at::Tensor forward_unfused(const at::Tensor& x, Amp amp);
   kernels::OnednnLinear onednn_;
 };

@@ -113,6 +113,63 @@ TEST(OnednnLinear, LeavesAutogradAndOtherOperandsToLibTorch) {
   EXPECT_FALSE(linear(x.detach(), w, b, at::kFloat, Epilogue::none, at::randn({5, 3})).defined());
 }
 
+// An MLP's hidden layer in column blocks (Chunks): the first product writes blocks of its
+// output columns, the second sums the products of its input's blocks; both are the whole
+// product's values.
+TEST(OnednnLinear, ColumnBlocksAreTheWholeProductsColumns) {
+  if (!OnednnLinear::built()) GTEST_SKIP() << "built without oneDNN's headers (libdnnl-dev)";
+  at::manual_seed(3);
+  const at::Tensor x = at::randn({2, 37, 96}), w1 = at::randn({128, 96}) * 0.1;
+  const at::Tensor b1 = at::randn({128}), w2 = at::randn({96, 128}) * 0.1, b2 = at::randn({96});
+  const at::Tensor residual = at::randn({2, 37, 96});
+  const int64_t rows = 2 * 37, chunks = 4;
+  // [rows, columns] as [chunks, rows, columns / chunks] and back.
+  const auto in_blocks = [&](const at::Tensor& t) {
+    return t.reshape({rows, chunks, -1}).permute({1, 0, 2}).contiguous();
+  };
+  for (at::ScalarType type : {at::kFloat, at::kBFloat16}) {
+    if (type == at::kBFloat16 && !bf16_products()) continue;
+    SCOPED_TRACE(type == at::kFloat ? "fp32" : "bf16");
+    OnednnLinear first, second;
+    const at::Tensor hidden = first(x, w1, b1, type, Epilogue::gelu, {}, {1, chunks});
+    ASSERT_TRUE(hidden.defined());
+    EXPECT_EQ(hidden.sizes(), (at::IntArrayRef{chunks, rows, 32}));
+    expect_close(hidden, in_blocks(expected(x, w1, b1, type, Epilogue::gelu, {})),
+                 type == at::kFloat ? 1e-5 : 1e-2);
+    // Sums of bf16 (or fp32) products in fp32, added block by block.
+    const at::Tensor plain_hidden = at::randn({rows, 128});
+    const at::Tensor y =
+        second(in_blocks(plain_hidden), w2, b2, type, Epilogue::none, residual, {chunks, 1});
+    expect_close(y,
+                 expected(plain_hidden, w2, b2, type, Epilogue::none, residual.view({rows, 96}))
+                     .view_as(residual),
+                 1e-5);
+    EXPECT_EQ(y.scalar_type(), at::kFloat);
+    if (type == at::kFloat) {
+      const at::Tensor summed =
+          second(in_blocks(plain_hidden), w2, {}, type, Epilogue::none, {}, {chunks, 1});
+      expect_close(summed, expected(plain_hidden, w2, {}, type, Epilogue::none, {}), 1e-5);
+    }
+    // Not run: an activation after summed blocks, a residual with output blocks, blocks that do
+    // not divide the columns, a bf16 sum without an fp32 output.
+    EXPECT_FALSE(
+        second(in_blocks(plain_hidden), w2, b2, type, Epilogue::relu, residual, {chunks, 1})
+            .defined());
+    EXPECT_FALSE(
+        first(x, w1, b1, type, Epilogue::gelu, at::randn({rows, 128}), {1, chunks}).defined());
+    EXPECT_FALSE(first(x, w1, b1, type, Epilogue::gelu, {}, {1, 3}).defined());
+    if (type == at::kBFloat16) {
+      EXPECT_FALSE(
+          second(in_blocks(plain_hidden), w2, b2, type, Epilogue::none, {}, {chunks, 1}).defined());
+    }
+  }
+  EXPECT_EQ(OnednnLinear::hidden_chunks(3072, at::kBFloat16), 3);
+  EXPECT_EQ(OnednnLinear::hidden_chunks(5120, at::kBFloat16), 5);
+  EXPECT_EQ(OnednnLinear::hidden_chunks(1280, at::kBFloat16), 2);
+  EXPECT_EQ(OnednnLinear::hidden_chunks(1024, at::kBFloat16), 1);
+  EXPECT_EQ(OnednnLinear::hidden_chunks(3072, at::kFloat), 1);
+}
+
 TEST(LayerNormToBf16, IsTheFp32NormRoundedOnce) {
   if (!cpu_has("avx512f") || !cpu_has("avx512_bf16")) GTEST_SKIP() << "no AVX512-BF16 here";
   at::manual_seed(2);

@@ -1,5 +1,6 @@
 // Pieces of the image encoders that the reference fixtures do not reach on their own.
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 #include <gtest/gtest.h>
 #include <torch/optim/adamw.h>
 #include <torch/types.h>
@@ -7,6 +8,7 @@
 #include "common/fixtures.h"
 #include "io/state_dict.h"
 #include "kernels/avx512_math.h"
+#include "kernels/onednn_linear.h"
 #include "models/autocast.h"
 #include "models/common.h"
 #include "models/image_encoder_vit.h"
@@ -169,6 +171,40 @@ TEST(Linear, UnderCpuAutocastAddsTheBiasInTheProductsType) {
                                          linear->bias.to(at::kBFloat16));
   EXPECT_TRUE(at::equal(out, expected));
   EXPECT_TRUE(at::equal(linear(x), at::linear(x, linear->weight, linear->bias)));
+}
+
+// A bf16 MLP with a residual (the ViT blocks') writes its hidden layer in column blocks that
+// its second Linear sums (kernels::Chunks): the same values as the whole products, and the
+// second product does read blocks.
+TEST(MLPBlock, WideHiddenLayersRunInColumnBlocks) {
+  if (!kernels::OnednnLinear::built() || !kernels::avx512::cpu_has_avx512())
+    GTEST_SKIP() << "no oneDNN bf16 products here";
+  at::manual_seed(4);
+  MLPBlock mlp(64, 2048);
+  mlp->eval();
+  at::NoGradGuard no_grad;
+  const at::Tensor x = at::randn({2, 9, 64}), residual = at::randn({2, 9, 64});
+  static std::vector<std::vector<int64_t>> read;  // x's sizes at each sd::linear
+  auto record = [](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+    if (std::string(fn.name()) == "sd::linear")
+      read.push_back(fn.inputs()[0].toTensor().sizes().vec());
+    return nullptr;
+  };
+  at::Tensor blocked, whole;
+  {
+    AutocastScope autocast(Amp::bf16, at::kCPU);
+    const at::CallbackHandle handle =
+        at::addThreadLocalCallback(at::RecordFunctionCallback(record).needsInputs(true));
+    blocked = mlp->forward_fused(x, residual);
+    at::removeCallback(handle);
+    whole = mlp->lin2->forward_fused(mlp->lin1->forward_fused(x, kernels::Epilogue::gelu),
+                                     kernels::Epilogue::none, residual);
+  }
+  ASSERT_EQ(read.size(), 2u);
+  EXPECT_EQ(read[1], (std::vector<int64_t>{2, 18, 1024}));
+  ASSERT_EQ(blocked.sizes(), residual.sizes());
+  // The same bf16 operands; fp32 sums in another order.
+  EXPECT_LE((blocked - whole).abs().max().item<double>(), 1e-5 * whole.abs().max().item<double>());
 }
 
 // rows_as_image: the same product through oneDNN's 1x1 convolution (fp32, more than one
