@@ -191,6 +191,7 @@ struct Bias {
   const float* rh = nullptr;
   const float* rw = nullptr;
   int64_t h = 0, w = 0;
+  at::Tensor rows_h, rows_w;  // get_rel_pos's h x h x d and w x w x d, for AMX's tiles
 };
 
 // Up to 4 consecutive blocks of 16 keys of a rel-pos table that a query row multiplies: the
@@ -562,6 +563,63 @@ constexpr int64_t kTileRows = 2 * amx::kTile;
 // still sit in a core's L2 cache.
 constexpr int64_t kTileChunk = 512;
 
+// Each of the q_size tables of get_rel_pos's rows (q_size x k_size x d) as kᵀ for
+// scores_on_tiles (amx::pack_keys), in bf16 as Python's autocast multiplies them: one table
+// every round_up(k_size, 32) x d_p values.
+at::Tensor tables_for_tiles(const at::Tensor& rows, int64_t d_p) {
+  const at::Tensor table = rows.to(at::kBFloat16).contiguous();
+  const int64_t tables = table.size(0), keys = table.size(1), d = table.size(2);
+  const int64_t size = amx::round_up(keys, amx::kDepth) * d_p;
+  at::Tensor packed = at::empty({tables, size}, table.options());
+  for (int64_t t = 0; t < tables; ++t)
+    amx::pack_keys(table[t].data_ptr<amx::bf16>(), d, keys, d, packed[t].data_ptr<amx::bf16>());
+  return packed;
+}
+
+// The decomposed bias's terms of one window and head (rel_pos_terms' layout, times log2 e) for
+// all its tokens, on the tiles: the grid's row th of tokens against table rh[th] and its column
+// tw against rw[tw], each a product of up to 32 gathered query rows (`rows`, zero-padded) by
+// the table's keys into `out`.
+void rel_pos_terms_on_tiles(const amx::bf16* q, int64_t q_stride, int64_t d, const Bias& b,
+                            const at::Tensor& rh, const at::Tensor& rw, float* rel,
+                            std::vector<amx::bf16>& rows, std::vector<float>& out) {
+  const int64_t d_p = amx::round_up(d, amx::kDepth), rel_size = padded(b.h) + padded(b.w);
+  // `tables` tables of `keys` keys, each for `count` tokens (`token(table, i)`), into the rel
+  // rows from `column` on.
+  const auto terms = [&](const at::Tensor& packed, int64_t count, int64_t keys, auto token,
+                         int64_t column) {
+    const int64_t keys_p = amx::round_up(keys, amx::kDepth);
+    const int64_t count_p = amx::round_up(count, kTileRows);
+    rows.assign(count_p * d_p, amx::bf16(0));
+    out.resize(count_p * keys_p);
+    for (int64_t table = 0; table < packed.size(0); ++table) {
+      for (int64_t i = 0; i < count; ++i)
+        std::copy_n(q + token(table, i) * q_stride, d, &rows[i * d_p]);
+      for (int64_t r = 0; r < count_p; r += kTileRows)
+        amx::scores_on_tiles(&rows[r * d_p], d_p, packed[table].data_ptr<amx::bf16>(), 0,
+                             keys_p / amx::kDepth, &out[r * keys_p], keys_p);
+      for (int64_t i = 0; i < count; ++i) {
+        float* to = rel + token(table, i) * rel_size + column;
+        for (int64_t key = 0; key < keys; ++key) to[key] = out[i * keys_p + key] * kLog2e;
+      }
+    }
+  };
+  terms(
+      rh, b.w, b.h, [&](int64_t th, int64_t i) { return th * b.w + i; }, 0);
+  terms(
+      rw, b.h, b.w, [&](int64_t tw, int64_t i) { return i * b.w + tw; }, padded(b.h));
+}
+
+// The same terms row by row in fp32 (rel_pos_terms) for grids narrower than a pair of tiles'
+// 32 keys, where the tiles would mostly multiply padding (14 x 14 windows: measured slower).
+void rel_pos_terms_of_rows(const amx::bf16* q, int64_t q_stride, int64_t n, int64_t d,
+                           const Bias& b, float* rel, std::vector<float>& rows) {
+  rows.resize(n * padded(d));
+  for (int64_t i = 0; i < n; ++i) widen(q + i * q_stride, d, &rows[i * padded(d)]);
+  rel_pos_terms(b, rows.data(), padded(d), 0, int(n), d, rel);
+  for (int64_t i = 0; i < n * (padded(b.h) + padded(b.w)); ++i) rel[i] *= kLog2e;
+}
+
 // The bf16 attention with a decomposed bias (SAM's ViT) and both products on AMX's tiles
 // (kernels/amx_tiles.h), 32 query rows of one head a task, kTileChunk keys a pass with an online
 // softmax between the products: fp32 scores (autocast rounds them to bf16; these are closer to
@@ -577,15 +635,33 @@ at::Tensor attend_on_tiles(const at::Tensor& q, const at::Tensor& k, const at::T
   const at::Tensor packed = at::empty({2, batch * heads, n_p * d_p}, q.options());
   bf16* keys = packed[0].data_ptr<bf16>();
   bf16* values = packed[1].data_ptr<bf16>();
+  // And their tokens' rel-pos terms.
+  const int64_t rel_size = padded(bias.h) + padded(bias.w);
+  const at::Tensor rel_terms =
+      at::empty({batch * heads * n * rel_size}, q.options().dtype(at::kFloat));
+  float* rel = rel_terms.data_ptr<float>();
+  const bool terms_on_tiles = bias.h >= amx::kDepth && bias.w >= amx::kDepth;
+  at::Tensor rh, rw;
+  if (terms_on_tiles)
+    rh = tables_for_tiles(bias.rows_h, d_p), rw = tables_for_tiles(bias.rows_w, d_p);
   const bf16* pq = q.data_ptr<bf16>();
   bf16* pout = out.data_ptr<bf16>();
   at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
+    amx::configure_thread();
+    std::vector<bf16> rows;
+    std::vector<float> terms, widened;
     for (int64_t t = begin; t < end; ++t) {
       const int64_t b = t / heads, h = t % heads;
       amx::pack_keys(k.data_ptr<bf16>() + b * k.stride(0) + h * k.stride(1), k.stride(2), n, d,
                      keys + t * n_p * d_p);
       amx::pack_values(v.data_ptr<bf16>() + b * v.stride(0) + h * v.stride(1), v.stride(2), n, d,
                        values + t * n_p * d_p);
+      const bf16* head_q = pq + b * q.stride(0) + h * q.stride(1);
+      if (terms_on_tiles)
+        rel_pos_terms_on_tiles(head_q, q.stride(2), d, bias, rh, rw, &rel[t * n * rel_size], rows,
+                               terms);
+      else
+        rel_pos_terms_of_rows(head_q, q.stride(2), n, d, bias, &rel[t * n * rel_size], widened);
     }
   });
   const int64_t row_tasks = (n + kTileRows - 1) / kTileRows;
@@ -593,22 +669,17 @@ at::Tensor attend_on_tiles(const at::Tensor& q, const at::Tensor& k, const at::T
     amx::configure_thread();
     std::vector<bf16> q_tile(kTileRows * d_p), weights(kTileRows * kTileChunk);
     std::vector<float> scores(kTileRows * kTileChunk), pass_out(kTileRows * d_p),
-        acc(kTileRows * d_p), q_rows(kTileRows * padded(d)), pass_bias(kTileChunk);
-    const int64_t rel_size = padded(bias.h) + padded(bias.w);
-    std::vector<float> rel(kTileRows * rel_size);
+        acc(kTileRows * d_p), pass_bias(kTileChunk);
     float top[kTileRows], total[kTileRows], rescale[kTileRows];
     for (int64_t task = begin; task < end; ++task) {
       const int64_t t = task / row_tasks, b = t / heads, h = t % heads;
       const int64_t first = task % row_tasks * kTileRows;
       const int count = int(std::min(kTileRows, n - first));
       std::fill(q_tile.begin(), q_tile.end(), bf16(0));
-      for (int r = 0; r < count; ++r) {
-        const bf16* row = pq + b * q.stride(0) + h * q.stride(1) + (first + r) * q.stride(2);
-        std::copy_n(row, d, &q_tile[r * d_p]);
-        widen(row, d, &q_rows[r * padded(d)]);
-      }
-      rel_pos_terms(bias, q_rows.data(), padded(d), first, count, d, rel.data());
-      for (float& term : rel) term *= kLog2e;
+      for (int r = 0; r < count; ++r)
+        std::copy_n(pq + b * q.stride(0) + h * q.stride(1) + (first + r) * q.stride(2), d,
+                    &q_tile[r * d_p]);
+      const float* rows_rel = &rel[(t * n + first) * rel_size];
       std::fill_n(top, kTileRows, -std::numeric_limits<float>::infinity());
       std::fill_n(total, kTileRows, 0.0f);
       for (int64_t from = 0; from < n; from += kTileChunk) {
@@ -616,8 +687,8 @@ at::Tensor attend_on_tiles(const at::Tensor& q, const at::Tensor& k, const at::T
         amx::scores_on_tiles(q_tile.data(), d_p, keys + t * n_p * d_p, from / amx::kTile,
                              len_p / amx::kDepth, scores.data(), kTileChunk);
         for (int r = 0; r < count; ++r)
-          rescale[r] = tile_softmax_pass(&scores[r * kTileChunk], bias, &rel[r * rel_size], from,
-                                         len, scale * kLog2e, top[r], total[r],
+          rescale[r] = tile_softmax_pass(&scores[r * kTileChunk], bias, rows_rel + r * rel_size,
+                                         from, len, scale * kLog2e, top[r], total[r],
                                          &weights[r * kTileChunk], len_p, pass_bias.data());
         // The first pass's product is the running sum; later ones are added to it, rescaled.
         amx::weigh_on_tiles(weights.data(), kTileChunk, values + t * n_p * d_p, d_p,
@@ -695,6 +766,7 @@ at::Tensor fused_rel_pos_attention(const at::Tensor& q, const at::Tensor& k, con
   Bias bias;
   bias.rh = rh.data_ptr<float>(), bias.rw = rw.data_ptr<float>();
   bias.h = rel_h.size(0), bias.w = rel_w.size(0);
+  bias.rows_h = rel_h, bias.rows_w = rel_w;
   return run_fused(q, k, v, bias, scale, {});
 }
 
