@@ -4,7 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cstring>
+#include <algorithm>
 
 #include "util/cpu.h"
 
@@ -49,35 +49,85 @@ SD_AMX void configure_thread() {
 // A tile row holds 16 pairs of bf16: one 32-bit word per column.
 using Pair = uint32_t;
 
-void pack_keys(const bf16* k, int64_t stride, int64_t n, int64_t d, bf16* out) {
-  const int64_t d_p = round_up(d, kDepth), n_p = round_up(n, 2 * kTile), chunks = d_p / kDepth;
-  std::memset(static_cast<void*>(out), 0, sizeof(bf16) * n_p * d_p);
-  // Word (pair of channels) c2 of key `key` goes to row c2 % 16, column key % 16 of its tile.
-  for (int64_t key = 0; key < n; ++key) {
-    const bf16* row = k + key * stride;
-    const int64_t j = key / kTile, col = key % kTile;
-    for (int64_t c2 = 0; c2 < d / 2; ++c2) {
-      Pair pair;
-      std::memcpy(&pair, row + 2 * c2, sizeof(pair));
-      std::memcpy(out + (j * chunks + c2 / kTile) * kBlock + (c2 % kTile) * kDepth + col * 2, &pair,
-                  sizeof(pair));
-    }
+// Every CPU with AMX has these.
+#define SD_AVX512BW __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+// The first `count` of 16 lanes (none for count <= 0).
+inline __mmask16 first_lanes(int64_t count) {
+  return __mmask16((1u << std::clamp<int64_t>(count, 0, kTile)) - 1);
+}
+
+// The 16 x 16 words r (row i: r[i]) transposed in place: r[j] becomes column j.
+// (The unpacks and shuffles are the zero-masked forms: GCC 12's plain ones start from an undefined
+// register that -Wuninitialized reports.)
+SD_AVX512BW void transpose_words(__m512i r[16]) {
+  const __mmask16 all = 0xFFFF;
+  __m512i t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {  // pairs of rows interleaved by words, within 128 bits
+    t[i] = _mm512_maskz_unpacklo_epi32(all, r[i], r[i + 1]);
+    t[i + 1] = _mm512_maskz_unpackhi_epi32(all, r[i], r[i + 1]);
+  }
+  // u[4g + m]'s 128-bit lane L: column 4L + m of rows 4g .. 4g + 3.
+  for (int g = 0; g < 16; g += 4) {
+    u[g] = _mm512_maskz_unpacklo_epi64(__mmask8(all), t[g], t[g + 2]);
+    u[g + 1] = _mm512_maskz_unpackhi_epi64(__mmask8(all), t[g], t[g + 2]);
+    u[g + 2] = _mm512_maskz_unpacklo_epi64(__mmask8(all), t[g + 1], t[g + 3]);
+    u[g + 3] = _mm512_maskz_unpackhi_epi64(__mmask8(all), t[g + 1], t[g + 3]);
+  }
+  // Column 4L + m gathers lane L of u[m], u[4 + m], u[8 + m], u[12 + m].
+  for (int m = 0; m < 4; ++m) {
+    const __m512i even_lo = _mm512_maskz_shuffle_i32x4(all, u[m], u[4 + m], 0x88);  // lanes 0, 2
+    const __m512i odd_lo = _mm512_maskz_shuffle_i32x4(all, u[m], u[4 + m], 0xDD);   // lanes 1, 3
+    const __m512i even_hi = _mm512_maskz_shuffle_i32x4(all, u[8 + m], u[12 + m], 0x88);
+    const __m512i odd_hi = _mm512_maskz_shuffle_i32x4(all, u[8 + m], u[12 + m], 0xDD);
+    r[m] = _mm512_maskz_shuffle_i32x4(all, even_lo, even_hi, 0x88);
+    r[8 + m] = _mm512_maskz_shuffle_i32x4(all, even_lo, even_hi, 0xDD);
+    r[4 + m] = _mm512_maskz_shuffle_i32x4(all, odd_lo, odd_hi, 0x88);
+    r[12 + m] = _mm512_maskz_shuffle_i32x4(all, odd_lo, odd_hi, 0xDD);
   }
 }
 
-void pack_values(const bf16* v, int64_t stride, int64_t n, int64_t d, bf16* out) {
-  const int64_t d_p = round_up(d, kDepth), n_p = round_up(n, kDepth), blocks = d_p / kTile;
-  std::memset(static_cast<void*>(out), 0, sizeof(bf16) * n_p * d_p);
-  // Keys 2i and 2i + 1 interleave into row i % 16 of their chunk's tiles.
-  for (int64_t key = 0; key < n; key += 2) {
-    const bf16* even = v + key * stride;
-    const bf16* odd = key + 1 < n ? even + stride : nullptr;
-    bf16* tile_row = out + (key / kDepth) * blocks * kBlock + (key % kDepth / 2) * kDepth;
-    for (int64_t c = 0; c < d; ++c) {
-      bf16* pair = tile_row + (c / kTile) * kBlock + (c % kTile) * 2;
-      pair[0] = even[c];
-      pair[1] = odd ? odd[c] : bf16(0);
+// Tile (j, c) is the transpose of keys 16j .. 16j + 15 by their channel pairs 16c .. 16c + 15.
+SD_AVX512BW void pack_keys(const bf16* k, int64_t stride, int64_t n, int64_t d, bf16* out) {
+  const int64_t d_p = round_up(d, kDepth), n_p = round_up(n, 2 * kTile), chunks = d_p / kDepth;
+  const int64_t pairs = d / 2;  // every tile is written whole: no zeroing first
+  for (int64_t j = 0; j < n_p / kTile; ++j)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const __mmask16 words = first_lanes(pairs - c * kTile);
+      __m512i rows[16];
+      for (int64_t i = 0; i < kTile; ++i) {
+        const int64_t key = j * kTile + i;
+        rows[i] = key < n ? _mm512_maskz_loadu_epi32(words, k + key * stride + c * kDepth)
+                          : _mm512_setzero_si512();
+      }
+      transpose_words(rows);
+      bf16* tile = out + (j * chunks + c) * kBlock;
+      for (int64_t i = 0; i < kTile; ++i) _mm512_storeu_si512(tile + i * kDepth, rows[i]);
     }
+}
+
+// Row i of tile (kc, cb): channels 16cb .. 16cb + 15 of keys 32kc + 2i and 32kc + 2i + 1,
+// interleaved.
+SD_AVX512BW void pack_values(const bf16* v, int64_t stride, int64_t n, int64_t d, bf16* out) {
+  const int64_t d_p = round_up(d, kDepth), n_p = round_up(n, kDepth), blocks = d_p / kTile;
+  // Value c of the even key, then value c of the odd one (from the second operand: 32 + c).
+  alignas(64) static constexpr uint16_t kInterleave[32] = {
+      0, 32, 1, 33, 2,  34, 3,  35, 4,  36, 5,  37, 6,  38, 7,  39,
+      8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+  const __m512i interleave = _mm512_load_si512(kInterleave);
+  // Key `key`'s channels of block cb (zeros past n and past d).
+  const auto channels = [&](int64_t key, int64_t cb) SD_AVX512BW {
+    return key < n ? _mm512_maskz_loadu_epi16(first_lanes(d - cb * kTile),
+                                              v + key * stride + cb * kTile)
+                   : _mm512_setzero_si512();
+  };
+  // Every tile row is written, the padding's as zeros: no zeroing first.
+  for (int64_t key = 0; key < n_p; key += 2) {
+    bf16* tile_row = out + (key / kDepth) * blocks * kBlock + (key % kDepth / 2) * kDepth;
+    for (int64_t cb = 0; cb < blocks; ++cb)
+      _mm512_storeu_si512(
+          tile_row + cb * kBlock,
+          _mm512_permutex2var_epi16(channels(key, cb), interleave, channels(key + 1, cb)));
   }
 }
 
