@@ -176,10 +176,13 @@ SD_AVX512 float online_softmax_pass(float* s, const float* bias, int64_t len, fl
   return running_sums(top, total, new_top, _mm512_reduce_add_ps(vsum));
 }
 
-SD_AVX512 void scale_row(float* x, int64_t n, float factor) {
+// to = from · factor for n values (`to` may be `from`).
+SD_AVX512 void scaled_copy(const float* from, int64_t n, float factor, float* to) {
   const __m512 f = _mm512_set1_ps(factor);
-  for (int64_t c = 0; c < n; c += kLanes)
-    _mm512_storeu_ps(x + c, _mm512_mul_ps(_mm512_loadu_ps(x + c), f));
+  for (int64_t j = 0; j < n; j += kLanes) {
+    const __mmask16 m = avx512::block_mask(j, n);
+    _mm512_mask_storeu_ps(to + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, from + j), f));
+  }
 }
 
 // What the scores get before the softmax: rows of a heads x N x N tensor, or SAM's decomposed
@@ -357,11 +360,12 @@ void attend_rows(Window& w, int64_t i, const RowBias& bias, float* pass_bias, fl
       const float* row_bias = bias.row(r, from, len, pass_bias + r * kChunk);
       const float rescale =
           online_softmax_pass(&w.scores[r * kChunk], row_bias, len, scale, top[r], total[r]);
-      if (from > 0) scale_row(out + r * out_stride, w.d, rescale);
+      if (from > 0) scaled_copy(out + r * out_stride, w.d, rescale, out + r * out_stride);
     }
     weigh_values<R>(w, from, from + len, kChunk, from > 0, out, out_stride);
   }
-  for (int r = 0; r < R; ++r) scale_row(out + r * out_stride, w.d, 1.0f / total[r]);
+  for (int r = 0; r < R; ++r)
+    scaled_copy(out + r * out_stride, w.d, 1.0f / total[r], out + r * out_stride);
 }
 
 // Rows [i, i + rows) for 1 <= rows <= kRows.
@@ -598,10 +602,8 @@ void rel_pos_terms_on_tiles(const amx::bf16* q, int64_t q_stride, int64_t d, con
       for (int64_t r = 0; r < count_p; r += kTileRows)
         amx::scores_on_tiles(&rows[r * d_p], d_p, packed[table].data_ptr<amx::bf16>(), 0,
                              keys_p / amx::kDepth, &out[r * keys_p], keys_p);
-      for (int64_t i = 0; i < count; ++i) {
-        float* to = rel + token(table, i) * rel_size + column;
-        for (int64_t key = 0; key < keys; ++key) to[key] = out[i * keys_p + key] * kLog2e;
-      }
+      for (int64_t i = 0; i < count; ++i)
+        scaled_copy(&out[i * keys_p], keys, kLog2e, rel + token(table, i) * rel_size + column);
     }
   };
   terms(
@@ -617,14 +619,14 @@ void rel_pos_terms_of_rows(const amx::bf16* q, int64_t q_stride, int64_t n, int6
   rows.resize(n * padded(d));
   for (int64_t i = 0; i < n; ++i) widen(q + i * q_stride, d, &rows[i * padded(d)]);
   rel_pos_terms(b, rows.data(), padded(d), 0, int(n), d, rel);
-  for (int64_t i = 0; i < n * (padded(b.h) + padded(b.w)); ++i) rel[i] *= kLog2e;
+  scaled_copy(rel, n * (padded(b.h) + padded(b.w)), kLog2e, rel);
 }
 
 // The bf16 attention with a decomposed bias (SAM's ViT) and both products on AMX's tiles
 // (kernels/amx_tiles.h), 32 query rows of one head a task, kTileChunk keys a pass with an online
 // softmax between the products: fp32 scores (autocast rounds them to bf16; these are closer to
-// fp32's attention), bf16 weights e^(x - running max), fp32 sums. Keys and values are packed
-// once per window and head.
+// fp32's attention), bf16 weights e^(x - running max), fp32 sums. Keys and values are packed,
+// and the rel-pos terms of the queries computed, once per window and head.
 at::Tensor attend_on_tiles(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                            const Bias& bias, float scale) {
   using amx::bf16;
