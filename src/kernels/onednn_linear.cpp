@@ -53,8 +53,8 @@ void append_activation(dnnl::post_ops& ops, Epilogue act) {
 }
 
 // What a product's primitives depend on besides the weights: rows, type, epilogue, bias,
-// residual, column blocks.
-using Key = std::tuple<int64_t, at::ScalarType, Epilogue, bool, bool, int64_t, int64_t>;
+// residual (and whether the sum goes into it), column blocks.
+using Key = std::tuple<int64_t, at::ScalarType, Epilogue, bool, bool, bool, int64_t, int64_t>;
 
 // One matrix product of a Linear's call: all of it, or one column block of its input or output.
 // Offsets are in elements of x, the (fp32) weight, the bias and the output.
@@ -71,7 +71,8 @@ using Product = std::vector<Part>;
 // The part of x [M, K] (or [chunks.in, M, K / chunks.in]) times weight [N, K]ᵀ for column
 // block `block` of the input or the output (Chunks).
 Part make_part(int64_t M, int64_t K, int64_t N, const at::Tensor& weight, bool biased,
-               at::ScalarType type, Epilogue act, bool added, Chunks chunks, int64_t block) {
+               at::ScalarType type, Epilogue act, bool added, bool into_residual, Chunks chunks,
+               int64_t block) {
   const int64_t k = K / chunks.in, n = N / chunks.out;
   const memory::data_type dt = dnnl_type(type);
   Part p;
@@ -91,7 +92,10 @@ Part make_part(int64_t M, int64_t K, int64_t N, const at::Tensor& weight, bool b
   if (p.first) {
     append_activation(ops, act);
     p.residual = memory::desc({M, n}, memory::data_type::f32, memory::format_tag::ab);
-    if (added) ops.append_binary(dnnl::algorithm::binary_add, p.residual);
+    if (added && into_residual)
+      ops.append_sum(1.0f);  // the output is the residual
+    else if (added)
+      ops.append_binary(dnnl::algorithm::binary_add, p.residual);
   } else {
     ops.append_sum(1.0f);
   }
@@ -144,7 +148,7 @@ int64_t OnednnLinear::hidden_chunks(int64_t hidden, at::ScalarType type) {
 
 at::Tensor OnednnLinear::operator()(const at::Tensor& x, const at::Tensor& weight,
                                     const at::Tensor& bias, at::ScalarType type, Epilogue act,
-                                    const at::Tensor& residual, Chunks chunks) {
+                                    const at::Tensor& residual, Chunks chunks, bool into_residual) {
   const bool autograd =
       at::GradMode::is_enabled() &&
       (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
@@ -170,7 +174,8 @@ at::Tensor OnednnLinear::operator()(const at::Tensor& x, const at::Tensor& weigh
   // Seen by profilers and bench's FLOP count as one operation of inputs (x, weight).
   const std::vector<c10::IValue> inputs{x, weight};
   RECORD_FUNCTION("sd::linear", inputs);
-  const Key key{M, type, act, bias.defined(), added, chunks.in, chunks.out};
+  into_residual = into_residual && added;
+  const Key key{M, type, act, bias.defined(), added, into_residual, chunks.in, chunks.out};
   std::unique_lock<std::mutex> lock(state_->mutex);
   if (!state_->weight.is_same(weight) || state_->weight_version != weight._version()) {
     state_->products.clear();
@@ -184,8 +189,8 @@ at::Tensor OnednnLinear::operator()(const at::Tensor& x, const at::Tensor& weigh
     Product parts;
     try {
       for (int64_t block = 0; block < chunks.in * chunks.out; ++block)
-        parts.push_back(
-            make_part(M, K, N, weight, bias.defined(), type, act, added, chunks, block));
+        parts.push_back(make_part(M, K, N, weight, bias.defined(), type, act, added, into_residual,
+                                  chunks, block));
     } catch (const dnnl::error&) {
       state_->unsupported[key] = true;  // e.g. bf16 on a CPU without AVX-512
       return {};
@@ -198,7 +203,10 @@ at::Tensor OnednnLinear::operator()(const at::Tensor& x, const at::Tensor& weigh
   const at::Tensor src = x.to(type).contiguous();
   std::vector<int64_t> sizes{M, N};
   if (chunks.out > 1) sizes = {chunks.out, M, N / chunks.out};
-  at::Tensor out = at::empty(sizes, x.options().dtype(added || chunks.in > 1 ? at::kFloat : type));
+  at::Tensor out =
+      into_residual
+          ? residual
+          : at::empty(sizes, x.options().dtype(added || chunks.in > 1 ? at::kFloat : type));
   dnnl::stream stream(cpu_engine());
   for (const Part& p : *product) {
     std::unordered_map<int, memory> args{
@@ -208,13 +216,14 @@ at::Tensor OnednnLinear::operator()(const at::Tensor& x, const at::Tensor& weigh
         {DNNL_ARG_DST, at_offset(p.dst, out, p.dst_offset)}};
     if (bias.defined() && p.first)
       args.emplace(DNNL_ARG_BIAS, at_offset(p.bias, bias, p.bias_offset));
-    if (added && p.first)
+    if (added && !into_residual && p.first)
       args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(act == Epilogue::none ? 0 : 1) | DNNL_ARG_SRC_1,
                    at_offset(p.residual, residual, 0));
     p.primitive.execute(stream, args);
   }
   stream.wait();
   if (chunks.out > 1) return out;
+  if (into_residual) return residual;
   if (added) return out.view(residual.sizes());
   sizes = x.sizes().vec();
   if (chunks.in > 1) sizes.erase(sizes.begin());
@@ -233,7 +242,7 @@ bool OnednnLinear::built() { return false; }
 int64_t OnednnLinear::hidden_chunks(int64_t, at::ScalarType) { return 1; }
 
 at::Tensor OnednnLinear::operator()(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                    at::ScalarType, Epilogue, const at::Tensor&, Chunks) {
+                                    at::ScalarType, Epilogue, const at::Tensor&, Chunks, bool) {
   return {};
 }
 

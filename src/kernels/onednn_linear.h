@@ -38,9 +38,11 @@ class OnednnLinear {
   // output is [chunks.out, rows, N / chunks.out] (no residual); with `chunks.in` blocks x is
   // [chunks.in, rows, K / chunks.in] (contiguous), the epilogue none and the output fp32 (a
   // residual, or fp32 products), shaped as the residual where there is one, else [rows, N].
+  // With `into_residual` the sum is written into `residual` itself, which is returned (the
+  // caller hands over a residual it reads no more).
   at::Tensor operator()(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                         at::ScalarType type, Epilogue act, const at::Tensor& residual = {},
-                        Chunks chunks = {});
+                        Chunks chunks = {}, bool into_residual = false);
 
  private:
   struct State;

@@ -73,10 +73,11 @@ at::Tensor LinearImpl::forward_fused(const at::Tensor& input, kernels::Epilogue 
 }
 
 at::Tensor LinearImpl::forward_in_blocks(const at::Tensor& x, kernels::Epilogue act,
-                                         const at::Tensor& residual, kernels::Chunks chunks) {
+                                         const at::Tensor& residual, kernels::Chunks chunks,
+                                         bool into_residual) {
   const at::ScalarType type = onednn_type(x, cpu_amp(x));
   if (type == at::ScalarType::Undefined) return {};
-  return onednn_(x, weight, bias, type, act, residual, chunks);
+  return onednn_(x, weight, bias, type, act, residual, chunks, into_residual);
 }
 
 int64_t LinearImpl::hidden_chunks(const at::Tensor& x) {
@@ -119,21 +120,28 @@ MLPBlockImpl::MLPBlockImpl(int64_t embedding_dim, int64_t mlp_dim, Activation ac
   lin2 = register_module("lin2", Linear(mlp_dim, embedding_dim));
 }
 
-at::Tensor MLPBlockImpl::forward(const at::Tensor& x) { return forward_fused(x, {}); }
+at::Tensor MLPBlockImpl::forward(const at::Tensor& x) {
+  return lin2->forward_fused(lin1->forward_fused(x, activation()), kernels::Epilogue::none);
+}
 
-at::Tensor MLPBlockImpl::forward_fused(const at::Tensor& x, const at::Tensor& residual) {
-  const auto act = act_ == Activation::gelu ? kernels::Epilogue::gelu : kernels::Epilogue::relu;
+kernels::Epilogue MLPBlockImpl::activation() const {
+  return act_ == Activation::gelu ? kernels::Epilogue::gelu : kernels::Epilogue::relu;
+}
+
+at::Tensor MLPBlockImpl::forward_into(const at::Tensor& x, const at::Tensor& residual) {
   // A wide hidden layer in column blocks that lin2 sums the products of (kernels::Chunks).
-  const int64_t chunks = residual.defined() ? lin1->hidden_chunks(x) : 1;
+  const int64_t chunks = lin1->hidden_chunks(x);
   if (chunks > 1) {
-    const at::Tensor hidden = lin1->forward_in_blocks(x, act, {}, {1, chunks});
+    const at::Tensor hidden = lin1->forward_in_blocks(x, activation(), {}, {1, chunks});
     if (hidden.defined()) {
       at::Tensor y =
-          lin2->forward_in_blocks(hidden, kernels::Epilogue::none, residual, {chunks, 1});
+          lin2->forward_in_blocks(hidden, kernels::Epilogue::none, residual, {chunks, 1}, true);
       if (y.defined()) return y;
     }
   }
-  return lin2->forward_fused(lin1->forward_fused(x, act), kernels::Epilogue::none, residual);
+  const at::Tensor hidden = lin1->forward_fused(x, activation());
+  at::Tensor y = lin2->forward_in_blocks(hidden, kernels::Epilogue::none, residual, {}, true);
+  return y.defined() ? y : lin2->forward_fused(hidden, kernels::Epilogue::none, residual);
 }
 
 torch::nn::Sequential make_neck(int64_t in_chans, int64_t out_chans) {

@@ -49,10 +49,11 @@ class LinearImpl : public torch::nn::LinearImpl {
   // (kernels/onednn_linear.h).
   at::Tensor forward_fused(const at::Tensor& x, kernels::Epilogue act,
                            const at::Tensor& residual = {});
-  // forward_fused's oneDNN product alone, x or the output in column blocks (kernels::Chunks):
-  // undefined where it does not run.
+  // forward_fused's oneDNN product alone, x or the output in column blocks (kernels::Chunks),
+  // the sum written into `residual` where into_residual: undefined where it does not run.
   at::Tensor forward_in_blocks(const at::Tensor& x, kernels::Epilogue act,
-                               const at::Tensor& residual, kernels::Chunks chunks);
+                               const at::Tensor& residual, kernels::Chunks chunks,
+                               bool into_residual = false);
   // The column blocks this Linear's output is best written in for a Linear that reads it
   // (kernels::OnednnLinear::hidden_chunks): 1 where forward_in_blocks would not run.
   int64_t hidden_chunks(const at::Tensor& x);
@@ -86,12 +87,15 @@ class MLPBlockImpl : public torch::nn::Module {
  public:
   MLPBlockImpl(int64_t embedding_dim, int64_t mlp_dim, Activation act = Activation::gelu);
   at::Tensor forward(const at::Tensor& x);
-  // residual + forward(x), the sum in the last product's epilogue (Linear::forward_fused).
-  at::Tensor forward_fused(const at::Tensor& x, const at::Tensor& residual);
+  // residual + forward(x), the sum in the last product's epilogue (Linear::forward_fused) and,
+  // in inference where oneDNN runs it, written into `residual` itself: the caller hands over a
+  // residual it reads no more.
+  at::Tensor forward_into(const at::Tensor& x, const at::Tensor& residual);
 
   Linear lin1{nullptr}, lin2{nullptr};
 
  private:
+  kernels::Epilogue activation() const;
   Activation act_;
 };
 TORCH_MODULE(MLPBlock);

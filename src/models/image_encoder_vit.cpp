@@ -150,7 +150,7 @@ at::Tensor BlockImpl::forward(const at::Tensor& x) {
     y = attn->heads(y);
   }
   y = attn->proj->forward_fused(y, kernels::Epilogue::none, x);
-  return mlp->forward_fused(norm2->forward_for_product(y), y);
+  return mlp->forward_into(norm2->forward_for_product(y), y);  // y: this block's own
 }
 
 }  // namespace sd::models::vit

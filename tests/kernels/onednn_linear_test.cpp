@@ -62,6 +62,12 @@ TEST(OnednnLinear, EveryEpilogueIsTheProductOfTheSameOperands) {
           expect_close(y, expected(x, w, bias, type, act, added),
                        with_residual || type == at::kFloat ? fp32_out : plain);
           EXPECT_EQ(y.scalar_type(), with_residual ? at::kFloat : type);
+          if (with_residual) {  // the sum into the residual itself
+            const at::Tensor into = residual.clone();
+            const at::Tensor z = linear(x, w, bias, type, act, into, {}, true);
+            EXPECT_TRUE(z.is_same(into));
+            expect_close(z, expected(x, w, bias, type, act, residual), fp32_out);
+          }
         }
   }
 }
@@ -114,8 +120,8 @@ TEST(OnednnLinear, LeavesAutogradAndOtherOperandsToLibTorch) {
 }
 
 // An MLP's hidden layer in column blocks (Chunks): the first product writes blocks of its
-// output columns, the second sums the products of its input's blocks; both are the whole
-// product's values.
+// output columns, the second sums the products of its input's blocks (into a new output or the
+// residual); both are the whole product's values.
 TEST(OnednnLinear, ColumnBlocksAreTheWholeProductsColumns) {
   if (!OnednnLinear::built()) GTEST_SKIP() << "built without oneDNN's headers (libdnnl-dev)";
   at::manual_seed(3);
@@ -145,6 +151,11 @@ TEST(OnednnLinear, ColumnBlocksAreTheWholeProductsColumns) {
                      .view_as(residual),
                  1e-5);
     EXPECT_EQ(y.scalar_type(), at::kFloat);
+    const at::Tensor into = residual.clone();
+    EXPECT_TRUE(
+        second(in_blocks(plain_hidden), w2, b2, type, Epilogue::none, into, {chunks, 1}, true)
+            .is_same(into));
+    expect_close(into, y, 1e-5);
     if (type == at::kFloat) {
       const at::Tensor summed =
           second(in_blocks(plain_hidden), w2, {}, type, Epilogue::none, {}, {chunks, 1});

@@ -174,8 +174,8 @@ TEST(Linear, UnderCpuAutocastAddsTheBiasInTheProductsType) {
 }
 
 // A bf16 MLP with a residual (the ViT blocks') writes its hidden layer in column blocks that
-// its second Linear sums (kernels::Chunks): the same values as the whole products, and the
-// second product does read blocks.
+// its second Linear sums (kernels::Chunks) into the residual: the same values as the whole
+// products, and the second product does read blocks.
 TEST(MLPBlock, WideHiddenLayersRunInColumnBlocks) {
   if (!kernels::OnednnLinear::built() || !kernels::avx512::cpu_has_avx512())
     GTEST_SKIP() << "no oneDNN bf16 products here";
@@ -195,7 +195,9 @@ TEST(MLPBlock, WideHiddenLayersRunInColumnBlocks) {
     AutocastScope autocast(Amp::bf16, at::kCPU);
     const at::CallbackHandle handle =
         at::addThreadLocalCallback(at::RecordFunctionCallback(record).needsInputs(true));
-    blocked = mlp->forward_fused(x, residual);
+    const at::Tensor handed_over = residual.clone();
+    blocked = mlp->forward_into(x, handed_over);
+    EXPECT_TRUE(blocked.is_same(handed_over));  // the sum written into it
     at::removeCallback(handle);
     whole = mlp->lin2->forward_fused(mlp->lin1->forward_fused(x, kernels::Epilogue::gelu),
                                      kernels::Epilogue::none, residual);
