@@ -46,9 +46,6 @@ SD_AMX void configure_thread() {
   __asm__ volatile("ldtilecfg %0" : : "m"(config) : "memory");
 }
 
-// A tile row holds 16 pairs of bf16: one 32-bit word per column.
-using Pair = uint32_t;
-
 // Every CPU with AMX has these.
 #define SD_AVX512BW __attribute__((target("avx512f,avx512bw,avx512vl")))
 
@@ -87,7 +84,8 @@ SD_AVX512BW void transpose_words(__m512i r[16]) {
   }
 }
 
-// Tile (j, c) is the transpose of keys 16j .. 16j + 15 by their channel pairs 16c .. 16c + 15.
+// Tile (j, c) is the transpose of keys 16j .. 16j + 15 by their channel pairs 16c .. 16c + 15
+// (a tile row holds 16 pairs of bf16: one 32-bit word per column).
 SD_AVX512BW void pack_keys(const bf16* k, int64_t stride, int64_t n, int64_t d, bf16* out) {
   const int64_t d_p = round_up(d, kDepth), n_p = round_up(n, 2 * kTile), chunks = d_p / kDepth;
   const int64_t pairs = d / 2;  // every tile is written whole: no zeroing first

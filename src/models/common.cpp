@@ -82,7 +82,7 @@ at::Tensor LinearImpl::forward_in_blocks(const at::Tensor& x, kernels::Epilogue 
 
 int64_t LinearImpl::hidden_chunks(const at::Tensor& x) {
   const at::ScalarType type = onednn_type(x, cpu_amp(x));
-  return type == at::ScalarType::Undefined || !kernels::OnednnLinear::built()
+  return type == at::ScalarType::Undefined
              ? 1
              : kernels::OnednnLinear::hidden_chunks(weight.size(0), type);
 }
