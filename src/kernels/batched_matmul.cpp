@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include "kernels/autograd.h"
+
 // The BLAS LibTorch itself calls (Fortran interface; Debian: libblas.so.3, OpenBLAS).
 #ifdef SAMDISTILL_WITH_BLAS
 extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n,
@@ -37,8 +39,7 @@ BlasView transposed_view(const at::Tensor& t) {
 bool blas_applies(const at::Tensor& a, const at::Tensor& b, const at::Tensor& out) {
   return a.device().is_cpu() && a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat &&
          out.scalar_type() == at::kFloat && a.dim() == 4 && b.dim() == 4 && out.stride(3) == 1 &&
-         blas_ready(a) && blas_ready(b) &&
-         !(at::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad()));
+         blas_ready(a) && blas_ready(b) && !autograd_records(a, b);
 }
 
 void blas_products(const at::Tensor& a, const at::Tensor& b, at::Tensor& out) {

@@ -2,11 +2,11 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <ATen/core/grad_mode.h>
 #include <c10/util/BFloat16.h>
 
 #include <cmath>
 
+#include "kernels/autograd.h"
 #include "kernels/avx512_math.h"
 #include "util/cpu.h"
 
@@ -50,9 +50,7 @@ at::Tensor layer_norm_to_bf16(const at::Tensor& x, const at::Tensor& weight, con
   const auto fp32 = [](const at::Tensor& t) {
     return t.defined() && t.scalar_type() == at::kFloat && t.is_contiguous() && t.is_cpu();
   };
-  const bool autograd = at::GradMode::is_enabled() &&
-                        (x.requires_grad() || (weight.defined() && weight.requires_grad()) ||
-                         (bias.defined() && bias.requires_grad()));
+  const bool autograd = autograd_records(x, weight, bias);
   if (!avx512::cpu_has_avx512() || !cpu_has("avx512_bf16") || autograd || n == 0 || !fp32(x) ||
       !fp32(weight) || !fp32(bias) || weight.numel() != n || bias.numel() != n)
     return {};

@@ -1,13 +1,14 @@
 #include "kernels/onednn_linear.h"
 
 #include <ATen/ATen.h>
-#include <ATen/core/grad_mode.h>
 #include <ATen/record_function.h>
 
 #include <map>
 #include <mutex>
 #include <tuple>
 #include <unordered_map>
+
+#include "kernels/autograd.h"
 
 #if SAMDISTILL_WITH_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
@@ -68,8 +69,8 @@ struct Part {
 
 using Product = std::vector<Part>;
 
-// The part of x [M, K] (or [chunks.in, M, K / chunks.in]) times weight [N, K]ᵀ for column
-// block `block` of the input or the output (Chunks).
+// The part of x [M, K] (or [chunks.in, M, K / chunks.in]) times weight [N, K]ᵀ (in the
+// product's type) for column block `block` of the input or the output (Chunks).
 Part make_part(int64_t M, int64_t K, int64_t N, const at::Tensor& weight, bool biased,
                at::ScalarType type, Epilogue act, bool added, bool into_residual, Chunks chunks,
                int64_t block) {
@@ -106,8 +107,7 @@ Part make_part(int64_t M, int64_t K, int64_t N, const at::Tensor& weight, bool b
   p.primitive = dnnl::matmul(pd);
   p.weights = pd.weights_desc();
   if (type == at::kBFloat16) {
-    const at::Tensor converted = weight.to(at::kBFloat16);
-    memory from(plain, cpu_engine(), converted.data_ptr<c10::BFloat16>() + p.weight_offset);
+    memory from(plain, cpu_engine(), weight.data_ptr<c10::BFloat16>() + p.weight_offset);
     p.packed_weights = memory(p.weights, cpu_engine());
     dnnl::stream stream(cpu_engine());
     dnnl::reorder(from, p.packed_weights).execute(stream, from, p.packed_weights);
@@ -149,18 +149,15 @@ int64_t OnednnLinear::hidden_chunks(int64_t hidden, at::ScalarType type) {
 at::Tensor OnednnLinear::operator()(const at::Tensor& x, const at::Tensor& weight,
                                     const at::Tensor& bias, at::ScalarType type, Epilogue act,
                                     const at::Tensor& residual, Chunks chunks, bool into_residual) {
-  const bool autograd =
-      at::GradMode::is_enabled() &&
-      (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
+  const bool autograd = autograd_records(x, weight, bias);
   const int64_t K = weight.size(1), N = weight.size(0), M = K > 0 ? x.numel() / K : 0;
   const bool typed =
       (type == at::kFloat || type == at::kBFloat16) && weight.scalar_type() == at::kFloat &&
       (!bias.defined() || (bias.scalar_type() == at::kFloat && bias.is_contiguous()));
   const bool added = residual.defined();
-  const bool residual_fits =
-      !added || (residual.scalar_type() == at::kFloat && residual.is_contiguous() &&
-                 residual.numel() == M * N && residual.device().is_cpu() &&
-                 !(at::GradMode::is_enabled() && residual.requires_grad()));
+  const bool residual_fits = !added || (residual.scalar_type() == at::kFloat &&
+                                        residual.is_contiguous() && residual.numel() == M * N &&
+                                        residual.device().is_cpu() && !autograd_records(residual));
   const bool blocks_fit = chunks.in >= 1 && chunks.out >= 1 &&
                           (chunks.in == 1 || chunks.out == 1) && N % chunks.out == 0 &&
                           (chunks.out == 1 || !added) &&
@@ -187,10 +184,11 @@ at::Tensor OnednnLinear::operator()(const at::Tensor& x, const at::Tensor& weigh
     // Decoders see a new row count with each number of prompts: a few products are kept.
     if (state_->products.size() >= 8) state_->products.clear();
     Product parts;
+    const at::Tensor typed_weight = weight.to(type);  // converted once for all the blocks
     try {
       for (int64_t block = 0; block < chunks.in * chunks.out; ++block)
-        parts.push_back(make_part(M, K, N, weight, bias.defined(), type, act, added, into_residual,
-                                  chunks, block));
+        parts.push_back(make_part(M, K, N, typed_weight, bias.defined(), type, act, added,
+                                  into_residual, chunks, block));
     } catch (const dnnl::error&) {
       state_->unsupported[key] = true;  // e.g. bf16 on a CPU without AVX-512
       return {};

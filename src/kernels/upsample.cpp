@@ -7,6 +7,8 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/autograd.h"
+
 namespace sd::kernels {
 namespace {
 
@@ -114,7 +116,7 @@ SD_VECTOR_CLONES void blend_rows(const float* __restrict a, const float* __restr
 
 bool separable_applies(const at::Tensor& x) {
   return x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 4 && x.stride(3) == 1 &&
-         !(at::GradMode::is_enabled() && x.requires_grad());
+         !autograd_records(x);
 }
 
 }  // namespace

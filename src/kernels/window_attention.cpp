@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernels/amx_tiles.h"
+#include "kernels/autograd.h"
 #include "kernels/avx512_math.h"
 #include "kernels/batched_matmul.h"
 #include "util/cpu.h"
@@ -467,8 +468,7 @@ bool fused_operands(const at::Tensor& q, const at::Tensor& k, const at::Tensor& 
   const at::ScalarType type = q.scalar_type();
   const bool typed = (type == at::kFloat || type == at::kBFloat16) && k.scalar_type() == type &&
                      v.scalar_type() == type;
-  const bool autograd =
-      at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  const bool autograd = autograd_records(q, k, v);
   const bool shaped = q.dim() == 4 && k.sizes() == q.sizes() && v.sizes() == q.sizes();
   return avx512::cpu_has_avx512() && typed && !autograd && shaped && q.device().is_cpu() &&
          q.size(3) % kLanes == 0 && q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1 &&
@@ -739,10 +739,9 @@ at::Tensor transposed_table(const at::Tensor& rows) {
 
 bool fused_window_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                     const at::Tensor& bias) {
-  const bool bias_fits = bias.scalar_type() == at::kFloat &&
-                         !(at::GradMode::is_enabled() && bias.requires_grad()) && q.dim() == 4 &&
-                         bias.sizes() == at::IntArrayRef{q.size(1), q.size(2), q.size(2)} &&
-                         bias.is_contiguous();
+  const bool bias_fits =
+      bias.scalar_type() == at::kFloat && !autograd_records(bias) && q.dim() == 4 &&
+      bias.sizes() == at::IntArrayRef{q.size(1), q.size(2), q.size(2)} && bias.is_contiguous();
   return bias_fits && fused_operands(q, k, v);
 }
 
