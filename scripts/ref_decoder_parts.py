@@ -2,7 +2,8 @@
 """The Python reference's decoder per box prompt in the parts `samdistill bench --only decoder`
 reports (decoder_parts_s), timed the same way (medians of 20 after a warm-up): SAM's prompt
 encoder with get_dense_pe, the mask decoder's two-way transformer, the rest of the mask decoder
-(its time less the transformer's) and postprocess_masks to 1200x1800 with the threshold.
+(its time less the transformer's) and postprocess_masks to 1200x1800 with the threshold; and decoder_prompt_s, the whole prompt
+through SamPredictor.predict_torch as ref_bench.py times it.
 Usage: ref_decoder_parts.py [threads]   -> one JSON line. Run it in the same sitting as the
 bench, with the reference bench's malloc settings (../shared/reference-bench/README.md).
 REF_BENCH names the reference-bench folder (default ../shared/reference-bench from the repo).
@@ -13,6 +14,7 @@ sys.path.insert(0, os.environ.get("REF_BENCH", os.path.join(here, "..", "..", "s
                                                             "reference-bench")))
 import numpy as np, torch
 from mobile_sam import sam_model_registry
+from mobile_sam.predictor import SamPredictor
 
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 torch.set_num_threads(threads)
@@ -47,5 +49,10 @@ with torch.no_grad():
         "postprocess_masks": median(
             lambda: sam.postprocess_masks(low_res, input_size, original) > sam.mask_threshold),
     }
+    # The whole prompt as SamPredictor.predict_torch runs it (ref_bench.py's decoder_prompt_s).
+    predictor = SamPredictor(sam)
+    predictor.set_torch_image(torch.zeros(1, 3, *input_size), original)
+    whole = median(lambda: predictor.predict_torch(None, None, boxes=box, multimask_output=False))
 parts["upscaling_and_heads"] = max(0.0, parts.pop("mask_decoder") - parts["transformer"])
-print(json.dumps({"threads": threads, "torch": torch.__version__, "decoder_parts_s": parts}))
+print(json.dumps({"threads": threads, "torch": torch.__version__, "decoder_prompt_s": whole,
+                  "decoder_parts_s": parts}))

@@ -17,6 +17,7 @@
 
 #include "kernels/onednn_linear.h"
 #include "models/autocast.h"
+#include "models/bf16_products.h"
 #include "models/image_encoder.h"
 #include "models/predictor.h"
 #include "models/tiny_vit.h"
@@ -71,6 +72,8 @@ double count_gflop(const std::function<void()>& run) {
     if (!std::strcmp(name, "sd::window_attention")) {  // models/window_attention.h
       const at::Tensor& q = in[0].toTensor();          // B x heads x N x d: two N x N x d
       flops += 4 * q.numel() * q.size(2);
+      if (in.size() == 5)  // each query against the h keys of its Rh row and the w of its Rw row
+        flops += 2 * q.numel() * (in[3].toTensor().size(1) + in[4].toTensor().size(1));
       return;
     }
     if (out.empty() || !out[0].isTensor()) return;
@@ -101,8 +104,12 @@ double count_gflop(const std::function<void()>& run) {
 // model reaches).
 double gemm_gflops(at::ScalarType dtype, int repeats) {
   double best = 0;
+  // Where autocast's bf16 products run as fp32 products (models/bf16_products.h), LibTorch's own
+  // bf16 product is not what a model's costs: an fp32 one is.
+  const at::ScalarType operands =
+      dtype == at::kBFloat16 && bf16_products_in_fp32() ? at::kFloat : dtype;
   for (const auto& [m, k, n] : {std::array<int64_t, 3>{2048, 2048, 2048}, {4096, 768, 3072}}) {
-    const at::Tensor a = at::randn({m, k}).to(dtype), b = at::randn({k, n}).to(dtype);
+    const at::Tensor a = at::randn({m, k}).to(operands), b = at::randn({k, n}).to(operands);
     const at::Tensor x = at::randn({m, k}), weight = at::randn({n, k});
     kernels::OnednnLinear linear;
     for (bool ours : {false, true}) {

@@ -712,8 +712,10 @@ at::Tensor attend_on_tiles(const at::Tensor& q, const at::Tensor& k, const at::T
 // with decomposed relative positions in bf16 on AMX's tiles where there are tiles.
 at::Tensor run_fused(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const Bias& bias, double scale, const at::Tensor& probabilities) {
-  // Seen by profilers and bench's FLOP count as one operation of inputs (q, k, v).
-  const std::vector<c10::IValue> inputs{q, k, v};
+  // Seen by profilers and bench's FLOP count as one operation of inputs (q, k, v), with the
+  // rel-pos tables (h x h x d, w x w x d) where their products are part of it.
+  std::vector<c10::IValue> inputs{q, k, v};
+  if (bias.rows_h.defined()) inputs.insert(inputs.end(), {bias.rows_h, bias.rows_w});
   RECORD_FUNCTION("sd::window_attention", inputs);
   static const bool tiles = amx::available() && cpu_has("avx512_bf16");
   if (tiles && !bias.full && !probabilities.defined() && q.scalar_type() == at::kBFloat16)

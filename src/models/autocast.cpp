@@ -3,6 +3,7 @@
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
+#include "models/bf16_products.h"
 #include "util/cpu.h"
 #include "util/error.h"
 
@@ -58,6 +59,7 @@ void check_amp(Amp amp, c10::Device device) {
 AutocastScope::AutocastScope(Amp amp, c10::Device device) : type_(device.type()) {
   check_amp(amp, device);
   if (amp == Amp::off) return;
+  if (amp == Amp::bf16 && type_ == c10::DeviceType::CPU) prepare_bf16_products();
   set_autocast(type_, true, amp == Amp::bf16 ? at::kBFloat16 : at::kHalf);
   active_ = true;
 }

@@ -1,5 +1,6 @@
 #pragma once
 #include <c10/core/Device.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 
 #include <string>
 
@@ -37,6 +38,18 @@ class AutocastScope {
  private:
   c10::DeviceType type_ = c10::DeviceType::CPU;
   bool active_ = false;
+};
+
+// fp32 for the CPU operations run on this thread while it lives, also inside an AutocastScope:
+// for work that keeps its bf16 operands' values but computes in fp32.
+class Fp32Scope {
+ public:
+  Fp32Scope() = default;
+  Fp32Scope(const Fp32Scope&) = delete;
+  Fp32Scope& operator=(const Fp32Scope&) = delete;
+
+ private:
+  c10::impl::ExcludeDispatchKeyGuard no_autocast_{c10::DispatchKey::AutocastCPU};
 };
 
 // The mixed precision active on this thread for `device`'s type (what an AutocastScope set).

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/autograd.h"
 #include "kernels/window_attention.h"
+#include "models/autocast.h"
 
 namespace sd::models::vit {
 
@@ -112,6 +114,22 @@ at::Tensor AttentionImpl::heads(const at::Tensor& x) {
     return kernels::fused_rel_pos_attention(q4, k4, v4, get_rel_pos(H, H, rel_pos_h),
                                             get_rel_pos(W, W, rel_pos_w), scale)
         .view({B, H, W, -1});
+  // Inference in bf16 on a CPU without the fused kernel (no AVX-512): its numbers, the scores,
+  // rel-pos terms, softmax and product in fp32 from the bf16 q, k and v, the output rounded once
+  // (autocast would round the scores to bf16 before the softmax: 1.5-2.6% from the attention
+  // in double, where the fused kernel is within 1%).
+  if (q4.scalar_type() == at::kBFloat16 && q4.device().is_cpu() &&
+      !kernels::autograd_records(q4, k4, v4)) {
+    Fp32Scope fp32;
+    return unfused_heads(q4.to(at::kFloat), k4.to(at::kFloat), v4.to(at::kFloat), H, W)
+        .to(at::kBFloat16);
+  }
+  return unfused_heads(q4, k4, v4, H, W);
+}
+
+at::Tensor AttentionImpl::unfused_heads(const at::Tensor& q4, const at::Tensor& k4,
+                                        const at::Tensor& v4, int64_t H, int64_t W) {
+  const int64_t B = q4.size(0);
   // (B*heads) x HW x head_dim
   const at::Tensor q = q4.reshape({B * num_heads, H * W, -1}),
                    k = k4.reshape({B * num_heads, H * W, -1}),

@@ -59,6 +59,11 @@ class AttentionImpl : public torch::nn::Module {
   at::Tensor rel_pos_h, rel_pos_w;  // (2 * input_size - 1) x head_dim, when use_rel_pos
   int64_t num_heads;
   double scale;
+
+ private:
+  // ATen's operations on q, k, v (B x heads x HW x head_dim), as Python runs them.
+  at::Tensor unfused_heads(const at::Tensor& q4, const at::Tensor& k4, const at::Tensor& v4,
+                           int64_t H, int64_t W);
 };
 TORCH_MODULE(Attention);
 
