@@ -39,26 +39,35 @@ AttentionImpl::AttentionImpl(int64_t embedding_dim, int64_t num_heads, int64_t d
   k_proj = register_module("k_proj", Linear(embedding_dim, internal_dim));
   v_proj = register_module("v_proj", Linear(embedding_dim, internal_dim));
   out_proj = register_module("out_proj", Linear(internal_dim, embedding_dim));
-  // The image's 4096 tokens by 128-256 features: oneDNN's 1x1 convolution multiplies them
-  // faster than the BLAS product (models/common.h).
-  for (LinearImpl* linear : {q_proj.get(), k_proj.get(), v_proj.get(), out_proj.get()})
-    linear->rows_as_image = true;
 }
+
+// The image's 4096 tokens by 128-256 features: oneDNN's 1x1 convolution multiplies them
+// faster than the BLAS product (models/common.h). The prompts' few tokens stay rows (as an
+// image of one row they took ATen's slow convolution).
+void AttentionImpl::keys_from_image() { k_proj->rows_as_image = v_proj->rows_as_image = true; }
+void AttentionImpl::queries_from_image() { q_proj->rows_as_image = out_proj->rows_as_image = true; }
 
 at::Tensor AttentionImpl::forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   at::Tensor qh = separate_heads(q_proj(q), num_heads_);
   at::Tensor kh = separate_heads(k_proj(k), num_heads_);
   at::Tensor vh = separate_heads(v_proj(v), num_heads_);
   const double scale = std::sqrt(static_cast<double>(qh.size(3)));
+  // Dividing by a power of two (SAM's cross attention: 4) is exact, so the side with fewer
+  // tokens can be divided instead of the scores, for the same numbers.
+  const bool exact = std::exp2(std::round(std::log2(scale))) == scale;
   if (kh.size(2) < qh.size(2)) {
     // Few keys for many queries (image -> tokens): the scores transposed, Bxheadsx Nk x Nq,
     // so that softmax runs down columns ATen vectorises over the queries; along rows as short
     // as the keys (7) it barely vectorises.
-    at::Tensor attn_t = at::softmax(at::matmul(kh, qh.transpose(-2, -1)) / scale, -2);
+    at::Tensor scores_t = exact ? at::matmul(kh / scale, qh.transpose(-2, -1))
+                                : at::matmul(kh, qh.transpose(-2, -1)) / scale;
+    at::Tensor attn_t = at::softmax(scores_t, -2);
     return out_proj(recombine_heads(at::matmul(attn_t.transpose(-2, -1), vh)));
   }
-  at::Tensor attn = at::matmul(qh, kh.transpose(-2, -1));  // Bxheadsx Nq x Nk
-  attn = at::softmax(attn / scale, -1);
+  at::Tensor attn = exact && qh.size(2) < kh.size(2)  // Bxheadsx Nq x Nk
+                        ? at::matmul(qh / scale, kh.transpose(-2, -1))
+                        : at::matmul(qh, kh.transpose(-2, -1)) / scale;
+  attn = at::softmax(attn, -1);
   return out_proj(recombine_heads(at::matmul(attn, vh)));
 }
 
@@ -77,6 +86,8 @@ TwoWayAttentionBlockImpl::TwoWayAttentionBlockImpl(int64_t embedding_dim, int64_
   norm4 = register_module("norm4", layer_norm(embedding_dim));
   cross_attn_image_to_token = register_module(
       "cross_attn_image_to_token", Attention(embedding_dim, num_heads, attention_downsample_rate));
+  cross_attn_token_to_image->keys_from_image();
+  cross_attn_image_to_token->queries_from_image();
 }
 
 std::pair<at::Tensor, at::Tensor> TwoWayAttentionBlockImpl::forward(const at::Tensor& queries_in,
@@ -113,6 +124,7 @@ TwoWayTransformerImpl::TwoWayTransformerImpl(int64_t depth, int64_t embedding_di
                                            /*skip_first_layer_pe=*/i == 0));
   final_attn_token_to_image = register_module(
       "final_attn_token_to_image", Attention(embedding_dim, num_heads, attention_downsample_rate));
+  final_attn_token_to_image->keys_from_image();
   norm_final_attn = register_module("norm_final_attn", layer_norm(embedding_dim));
 }
 

@@ -18,6 +18,9 @@ class AttentionImpl : public torch::nn::Module {
   AttentionImpl(int64_t embedding_dim, int64_t num_heads, int64_t downsample_rate = 1);
   // q: BxNqxC, k and v: BxNkxC -> BxNqxC.
   at::Tensor forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+  // Which side is the image's tokens, for how their projections multiply (models/common.h).
+  void keys_from_image();
+  void queries_from_image();
 
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
   int64_t num_heads() const { return num_heads_; }

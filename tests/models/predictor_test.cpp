@@ -7,6 +7,7 @@
 
 #include "common/fixtures.h"
 #include "io/state_dict.h"
+#include "models/transformer.h"
 
 namespace sd::models {
 namespace {
@@ -190,6 +191,25 @@ TEST_F(PredictorTest, CudaMatchesCpu) {
   EXPECT_TRUE(b.masks.is_cuda());
   EXPECT_TRUE(at::allclose(a.low_res_logits, b.low_res_logits.cpu(), 1e-3, 1e-3));
   EXPECT_TRUE(at::allclose(a.iou_predictions, b.iou_predictions.cpu(), 1e-3, 1e-3));
+}
+
+// The two-way transformer multiplies the image's tokens as an image (oneDNN's 1x1
+// convolution) and the prompts' few tokens as rows: the keys and values of each attention of
+// tokens to the image, the queries and output of the image's attention to the tokens.
+TEST(TwoWayTransformer, OnlyTheImagesProjectionsMultiplyAsAnImage) {
+  TwoWayTransformer transformer(2, 32, 2, 64);
+  auto as_image = [](Attention& a) {
+    return std::vector<bool>{a->q_proj->rows_as_image, a->k_proj->rows_as_image,
+                             a->v_proj->rows_as_image, a->out_proj->rows_as_image};
+  };
+  const std::vector<bool> keys{false, true, true, false}, queries{true, false, false, true};
+  for (const auto& layer : *transformer->layers) {
+    auto& block = *layer->as<TwoWayAttentionBlock>();
+    EXPECT_EQ(as_image(block.self_attn), std::vector<bool>(4, false));
+    EXPECT_EQ(as_image(block.cross_attn_token_to_image), keys);
+    EXPECT_EQ(as_image(block.cross_attn_image_to_token), queries);
+  }
+  EXPECT_EQ(as_image(transformer->final_attn_token_to_image), keys);
 }
 
 }  // namespace
