@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <torch/version.h>
 
 #include <cstdlib>
 
@@ -52,8 +53,8 @@ TEST(Bf16Products, SumInFp32OnEveryCpu) {
 
 // Where bf16_products_in_fp32() (forced here, as on CPUs without AVX-512): the product is
 // LibTorch's fp32 product of the rounded operands, rounded once; what autocast leaves alone
-// (doubles, work outside a scope) stays as it was, and gradients come back to the fp32 leaves
-// through the same roundings.
+// (doubles, the products it keeps in fp32, work outside a scope) stays as it was, and gradients
+// come back to the fp32 leaves through the same roundings.
 TEST(Bf16Products, AreFp32ProductsOfTheRoundedOperandsWhereAsked) {
   ASSERT_EQ(setenv("SAMDISTILL_BF16_PRODUCTS", "fp32", 1), 0);
   ASSERT_TRUE(bf16_products_in_fp32());
@@ -61,13 +62,14 @@ TEST(Bf16Products, AreFp32ProductsOfTheRoundedOperandsWhereAsked) {
   const at::Tensor a = at::randn({64, 300}).requires_grad_(), b = at::randn({300, 48});
   const at::Tensor bias = at::randn({48}), image = at::randn({2, 8, 9, 9});
   const at::Tensor kernel = at::randn({5, 8, 3, 3}), d = at::randn({16, 16}, at::kDouble);
-  at::Tensor mm, linear, conv, doubles;
+  at::Tensor mm, linear, conv, doubles, transposed;
   {
     AutocastScope autocast(Amp::bf16, at::kCPU);
     mm = at::mm(a, b);
     linear = at::linear(a, b.t(), bias);
     conv = at::conv2d(image, kernel, bias.narrow(0, 0, 5), 2);
     doubles = at::mm(d, d);
+    transposed = at::conv_transpose2d(image, kernel.transpose(0, 1));
   }
   EXPECT_TRUE(at::equal(mm, at::mm(rounded(a), rounded(b)).to(at::kBFloat16)));
   EXPECT_TRUE(
@@ -77,6 +79,11 @@ TEST(Bf16Products, AreFp32ProductsOfTheRoundedOperandsWhereAsked) {
                           .to(at::kBFloat16)));
   EXPECT_EQ(doubles.scalar_type(), at::kDouble);
   EXPECT_TRUE(at::equal(doubles, at::mm(d, d)));
+#if TORCH_VERSION_MAJOR < 2
+  // LibTorch 1.13's CPU autocast keeps transposed convolutions in fp32, and so they stay.
+  EXPECT_EQ(transposed.scalar_type(), at::kFloat);
+  EXPECT_TRUE(at::equal(transposed, at::conv_transpose2d(image, kernel.transpose(0, 1))));
+#endif
   EXPECT_EQ(at::mm(a, b).scalar_type(), at::kFloat);  // no scope, no rounding
 
   mm.to(at::kFloat).sum().backward();
