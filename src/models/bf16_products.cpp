@@ -70,20 +70,8 @@ void bf16_product(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
 // here that is the point, so both are held back while we register.
 class QuietReplacement {
  public:
-  QuietReplacement() {
-#ifdef C10_USE_GLOG
-    FLAGS_minloglevel = 2;
-#else
-    FLAGS_caffe2_log_level = 2;
-#endif
-  }
-  ~QuietReplacement() {
-#ifdef C10_USE_GLOG
-    FLAGS_minloglevel = level_;
-#else
-    FLAGS_caffe2_log_level = level_;
-#endif
-  }
+  QuietReplacement() { log_level_ = 2; }  // errors only
+  ~QuietReplacement() { log_level_ = level_; }
 
  private:
   struct Ignore : c10::WarningHandler {
@@ -93,17 +81,19 @@ class QuietReplacement {
     void process(const c10::SourceLocation&, const std::string&, const bool) override {}
 #endif
   };
-#ifdef C10_USE_GLOG
-  int level_ = FLAGS_minloglevel;
-#else
-  int level_ = FLAGS_caffe2_log_level;
-#endif
-  Ignore ignore_;
 #if TORCH_VERSION_MAJOR >= 2
-  c10::WarningUtils::WarningHandlerGuard guard_{&ignore_};
+  using HandlerGuard = c10::WarningUtils::WarningHandlerGuard;
 #else
-  c10::Warning::WarningHandlerGuard guard_{&ignore_};
+  using HandlerGuard = c10::Warning::WarningHandlerGuard;
 #endif
+#ifdef C10_USE_GLOG
+  int& log_level_ = FLAGS_minloglevel;
+#else
+  int& log_level_ = FLAGS_caffe2_log_level;
+#endif
+  const int level_ = log_level_;
+  Ignore ignore_;
+  HandlerGuard guard_{&ignore_};
 };
 
 void replace_autocast_products() {

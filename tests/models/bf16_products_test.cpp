@@ -7,16 +7,14 @@
 #include <cstdlib>
 
 #include "models/autocast.h"
+#include "models/encoder_testing.h"
 
 namespace sd::models {
 namespace {
 
 at::Tensor rounded(const at::Tensor& t) { return t.to(at::kBFloat16).to(at::kFloat); }
 
-double relative_l2(const at::Tensor& got, const at::Tensor& expected) {
-  return ((got.to(at::kDouble) - expected.to(at::kDouble)).norm() / expected.to(at::kDouble).norm())
-      .item<double>();
-}
+using encoder_testing::relative_error;
 
 // The products autocast lowers to bf16, each of 2,304-3,072 terms a result: whatever the CPU,
 // within the result's own rounding to bf16 (2^-9 relative at most, about 0.17% in L2 here) of
@@ -42,13 +40,13 @@ TEST(Bf16Products, SumInFp32OnEveryCpu) {
   const at::Tensor exact_batch =
       at::matmul(rounded(batch).to(at::kDouble), rounded(b).to(at::kDouble));
   constexpr double kBf16Rounding = 0.003;
-  EXPECT_LT(relative_l2(mm, exact_mm), kBf16Rounding);
-  EXPECT_LT(relative_l2(matmul, exact_batch), kBf16Rounding);
-  EXPECT_LT(relative_l2(bmm, exact_batch), kBf16Rounding);
-  EXPECT_LT(relative_l2(linear, exact_mm + rounded(bias).to(at::kDouble)), kBf16Rounding);
+  EXPECT_LT(relative_error(mm, exact_mm), kBf16Rounding);
+  EXPECT_LT(relative_error(matmul, exact_batch), kBf16Rounding);
+  EXPECT_LT(relative_error(bmm, exact_batch), kBf16Rounding);
+  EXPECT_LT(relative_error(linear, exact_mm + rounded(bias).to(at::kDouble)), kBf16Rounding);
   const at::Tensor exact_conv =
       at::conv2d(rounded(image).to(at::kDouble), rounded(kernel).to(at::kDouble), {}, 1, 1);
-  EXPECT_LT(relative_l2(conv, exact_conv), kBf16Rounding);
+  EXPECT_LT(relative_error(conv, exact_conv), kBf16Rounding);
 }
 
 // Where bf16_products_in_fp32() (forced here, as on CPUs without AVX-512): the product is
@@ -91,7 +89,7 @@ TEST(Bf16Products, AreFp32ProductsOfTheRoundedOperandsWhereAsked) {
   EXPECT_EQ(a.grad().scalar_type(), at::kFloat);
   // d(sum)/da = ones . rounded(b)ᵀ: a row sum of b's rounded values, rounded to bf16 on the way.
   const at::Tensor row_sums = rounded(b).sum(1);
-  EXPECT_LT(relative_l2(a.grad()[0], row_sums), 0.003);
+  EXPECT_LT(relative_error(a.grad()[0], row_sums), 0.003);
   ASSERT_EQ(unsetenv("SAMDISTILL_BF16_PRODUCTS"), 0);
 }
 

@@ -7,6 +7,7 @@
 #include "kernels/avx512_math.h"
 #include "kernels/window_attention.h"
 #include "models/autocast.h"
+#include "models/encoder_testing.h"
 #include "models/image_encoder_vit.h"
 
 namespace sd::models {
@@ -24,10 +25,6 @@ vit::Attention random_attention(int64_t dim, int64_t heads, int64_t input_size) 
   attn->rel_pos_w.copy_(at::randn_like(attn->rel_pos_w));
   attn->eval();
   return attn;
-}
-
-double relative_l2(const at::Tensor& got, const at::Tensor& want) {
-  return ((got.to(at::kDouble) - want).norm() / want.norm()).item<double>();
 }
 
 struct Heads {
@@ -66,7 +63,7 @@ TEST(VitAttention, FusedRelPosIsTheDoublePrecisionAttention) {
                 1e-5 * expected.abs().max().item<double>());
       // q, k and v rounded to bf16 (2^-9 relative) and the output rounded once more.
       EXPECT_EQ(bf16.scalar_type(), at::kBFloat16);
-      EXPECT_LE(relative_l2(bf16, expected), 0.01);
+      EXPECT_LE(encoder_testing::relative_error(bf16, expected), 0.01);
     }
 }
 
