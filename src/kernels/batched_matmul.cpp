@@ -7,13 +7,7 @@
 #include <algorithm>
 
 #include "kernels/autograd.h"
-
-// The BLAS LibTorch itself calls (Fortran interface; Debian: libblas.so.3, OpenBLAS).
-#ifdef SAMDISTILL_WITH_BLAS
-extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n,
-                       const int* k, const float* alpha, const float* a, const int* lda,
-                       const float* b, const int* ldb, const float* beta, float* c, const int* ldc);
-#endif
+#include "kernels/blas.h"
 
 namespace sd::kernels {
 #ifdef SAMDISTILL_WITH_BLAS

@@ -61,7 +61,8 @@ class AttentionImpl : public torch::nn::Module {
   double scale;
 
  private:
-  // ATen's operations on q, k, v (B x heads x HW x head_dim), as Python runs them.
+  // Without the fused kernel: kernels/blocked_attention.h where it applies, else ATen's
+  // operations on q, k, v (B x heads x HW x head_dim), as Python runs them.
   at::Tensor unfused_heads(const at::Tensor& q4, const at::Tensor& k4, const at::Tensor& v4,
                            int64_t H, int64_t W);
 };
