@@ -16,8 +16,8 @@ inline void gemm_abt(int m, int n, int k, float alpha, const float* a, int lda, 
 }
 
 // c = a · b for row-major a (m x k, lda), b (k x n, ldb) and c (m x n, ldc): cᵀ = bᵀ · aᵀ.
-inline void gemm_ab(int m, int n, int k, const float* a, int lda, const float* b, int ldb,
-                    float* c, int ldc) {
+inline void gemm_ab(int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c,
+                    int ldc) {
   const float one = 1.0f, zero = 0.0f;
   sgemm_("N", "N", &n, &m, &k, &one, b, &ldb, a, &lda, &zero, c, &ldc);
 }

@@ -102,8 +102,8 @@ SD_AVX2 float softmax_row(float* s, const float* rel_h, const float* rel_w, int6
     const __m256 bias = _mm256_set1_ps(rel_h[kh]);
     int64_t kw = 0;
     for (; kw + kLanes <= w; kw += kLanes) {
-      const __m256 x =
-          _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(row + kw), bias), _mm256_loadu_ps(rel_w + kw));
+      const __m256 x = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(row + kw), bias),
+                                     _mm256_loadu_ps(rel_w + kw));
       _mm256_storeu_ps(row + kw, x);
       top = _mm256_max_ps(top, x);
     }
@@ -134,7 +134,8 @@ SD_AVX2 float softmax_row(float* s, const float* rel_h, const float* rel_w, int6
 
 SD_AVX2 void scale_row(float* x, int64_t d, float factor) {
   const __m256 f = _mm256_set1_ps(factor);
-  for (int64_t c = 0; c < d; c += kLanes) _mm256_storeu_ps(x + c, _mm256_mul_ps(_mm256_loadu_ps(x + c), f));
+  for (int64_t c = 0; c < d; c += kLanes)
+    _mm256_storeu_ps(x + c, _mm256_mul_ps(_mm256_loadu_ps(x + c), f));
 }
 
 // One head of one image: q, k and v (n x d rows, q_stride, k_stride and v_stride floats apart),
@@ -151,8 +152,8 @@ struct Head {
 void attend_rows(const Head& a, int64_t first, int64_t rows, float* scores, float* rel,
                  float* inverse) {
   const int64_t n = a.h * a.w, d = a.d;
-  blas::gemm_abt(int(rows), int(n), int(d), a.scale, a.q + first * a.q_stride, int(a.q_stride),
-                 a.k, int(a.k_stride), 0.0f, scores, int(n));
+  blas::gemm_abt(int(rows), int(n), int(d), a.scale, a.q + first * a.q_stride, int(a.q_stride), a.k,
+                 int(a.k_stride), 0.0f, scores, int(n));
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t t = first + r, th = t / a.w, tw = t % a.w;
     const float* q = a.q + t * a.q_stride;
@@ -202,8 +203,8 @@ at::Tensor blocked_rel_pos_attention(const at::Tensor& q, const at::Tensor& k, c
   const int64_t rows = std::clamp(kBlockScores / n, int64_t{1}, n);
   const int64_t blocks = (n + rows - 1) / rows;
   at::parallel_for(0, batch * heads * blocks, 1, [&](int64_t begin, int64_t end) {
-    const std::unique_ptr<float[]> scores(new float[rows * n]), rel(new float[rh.size(0) + rw.size(0)]),
-        inverse(new float[rows]);
+    const std::unique_ptr<float[]> scores(new float[rows * n]),
+        rel(new float[rh.size(0) + rw.size(0)]), inverse(new float[rows]);
     for (int64_t i = begin; i < end; ++i) {
       const int64_t b = i / (heads * blocks), head = i / blocks % heads, first = i % blocks * rows;
       Head a;

@@ -3,6 +3,7 @@
 #include "kernels/blocked_attention.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,7 +19,7 @@ bool cpu_runs_it() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supp
 // h x h x d and w x w x d.
 struct Problem {
   int64_t batch, heads, h, w, d;
-  at::Tensor qkv = at::randn({batch, h * w, 3, heads, d});
+  at::Tensor qkv = at::randn({batch, h* w, 3, heads, d});
   at::Tensor rel_h = at::randn({h, h, d}), rel_w = at::randn({w, w, d});
   at::Tensor part(int64_t i) const { return qkv.select(2, i).transpose(1, 2); }
   double scale() const { return 1.0 / std::sqrt(double(d)); }
@@ -31,9 +32,9 @@ at::Tensor expected(const Problem& p) {
   const at::Tensor grid = q.reshape({p.batch, p.heads, p.h, p.w, p.d});
   const at::Tensor rh = at::einsum("bnhwc,hkc->bnhwk", {grid, p.rel_h.to(at::kDouble)});
   const at::Tensor rw = at::einsum("bnhwc,wkc->bnhwk", {grid, p.rel_w.to(at::kDouble)});
-  const at::Tensor scores =
-      (at::matmul(q, k.transpose(-2, -1)) * p.scale()).view({p.batch, p.heads, p.h, p.w, p.h, p.w}) +
-      rh.unsqueeze(-1) + rw.unsqueeze(-2);
+  const at::Tensor scores = (at::matmul(q, k.transpose(-2, -1)) * p.scale())
+                                .view({p.batch, p.heads, p.h, p.w, p.h, p.w}) +
+                            rh.unsqueeze(-1) + rw.unsqueeze(-2);
   const int64_t n = p.h * p.w;
   return at::matmul(scores.view({p.batch, p.heads, n, n}).softmax(-1), v).transpose(1, 2);
 }
@@ -48,8 +49,8 @@ TEST(BlockedAttention, IsTheRelPosAttentionInDouble) {
   if (!cpu_runs_it()) GTEST_SKIP() << "this CPU has no AVX2 and FMA: the kernel does not run";
   at::NoGradGuard no_grad;
   at::manual_seed(7);
-  for (const Problem& p : {Problem{3, 2, 14, 14, 64}, Problem{2, 3, 5, 9, 8},
-                           Problem{1, 2, 40, 40, 32}}) {
+  for (const Problem& p :
+       {Problem{3, 2, 14, 14, 64}, Problem{2, 3, 5, 9, 8}, Problem{1, 2, 40, 40, 32}}) {
     SCOPED_TRACE(std::to_string(p.h) + "x" + std::to_string(p.w) + ", d " + std::to_string(p.d));
     ASSERT_TRUE(blocked_rel_pos_attention_applies(p.part(0), p.part(1), p.part(2)));
     const at::Tensor ours = blocked(p), reference = expected(p);
