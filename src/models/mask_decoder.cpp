@@ -116,13 +116,20 @@ DecoderOutput MaskDecoderImpl::predict_masks(const at::Tensor& image_embeddings,
     src = image_embeddings + (same_dense ? dense.narrow(0, 0, 1) : dense);
   else
     src = at::repeat_interleave(image_embeddings, batch, 0) + dense;
-  const int64_t b = batch, h = src.size(2), w = src.size(3);
+  const int64_t h = src.size(2), w = src.size(3);
 
   auto [hs, image] = transformer->forward(src, image_pe, tokens);
   if (trace) {
     trace->emplace_back("transformer_tokens", hs);
     trace->emplace_back("transformer_image", image);
   }
+  return output_heads(hs, image, h, w, first_mask, end_mask);
+}
+
+DecoderOutput MaskDecoderImpl::output_heads(const at::Tensor& hs, const at::Tensor& image,
+                                            int64_t h, int64_t w, int64_t first_mask,
+                                            int64_t end_mask) {
+  const int64_t b = hs.size(0);
   at::Tensor iou_token_out = hs.select(1, 0);
   at::Tensor mask_tokens_out = hs.slice(1, 1, 1 + num_mask_tokens_);
 

@@ -41,6 +41,12 @@ class MaskDecoderImpl : public torch::nn::Module {
                         const at::Tensor& dense_prompt_embeddings, bool multimask_output,
                         Trace* trace = nullptr);
 
+  // What follows the transformer, for its tokens (B x T x C) and image (B x hw x C) of an h x w
+  // grid: masks first_mask .. end_mask - 1 from the upscaled image and the mask tokens'
+  // hypernetworks, and the IoU predictions of all num_multimask_outputs + 1.
+  DecoderOutput output_heads(const at::Tensor& tokens, const at::Tensor& image, int64_t h,
+                             int64_t w, int64_t first_mask, int64_t end_mask);
+
   TwoWayTransformer transformer{nullptr};
   torch::nn::Embedding iou_token{nullptr};
   torch::nn::Embedding mask_tokens{nullptr};
