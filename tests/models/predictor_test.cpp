@@ -4,6 +4,10 @@
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/core/grad_mode.h>
+#include <ATen/record_function.h>
+
+#include <atomic>
+#include <cstring>
 
 #include "common/fixtures.h"
 #include "io/state_dict.h"
@@ -210,6 +214,36 @@ TEST(TwoWayTransformer, OnlyTheImagesProjectionsMultiplyAsAnImage) {
     EXPECT_EQ(as_image(block.cross_attn_image_to_token), queries);
   }
   EXPECT_EQ(as_image(transformer->final_attn_token_to_image), keys);
+}
+
+// In fp32 inference the attentions' products of heads (two each: 2 layers x 3 attentions and
+// the final one) are one BLAS product per prompt and head (sd::batched_matmul), not ATen's bmm;
+// with autograd on they are ATen's, and both give the same numbers.
+TEST(TwoWayTransformer, InferenceMultipliesHeadsAsBatchedBlasProducts) {
+  TwoWayTransformer transformer(2, 32, 2, 64);
+  transformer->eval();
+  const at::Tensor image = at::randn({3, 32, 8, 8}), pe = at::randn({1, 32, 8, 8}),
+                   tokens = at::randn({3, 7, 32});
+  static std::atomic<int> batched{0}, bmm{0};
+  auto count = [](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+    if (!std::strcmp(fn.name(), "sd::batched_matmul")) ++batched;
+    if (!std::strcmp(fn.name(), "aten::bmm")) ++bmm;
+    return nullptr;
+  };
+  at::CallbackHandle handle = at::addThreadLocalCallback(at::RecordFunctionCallback(count));
+  at::Tensor inference;
+  {
+    at::NoGradGuard no_grad;
+    inference = transformer->forward(image, pe, tokens).second;
+  }
+  EXPECT_EQ(batched.load(), 14);
+  EXPECT_EQ(bmm.load(), 0);
+  batched = 0;
+  const at::Tensor aten = transformer->forward(image, pe, tokens).second.detach();
+  at::removeCallback(handle);
+  EXPECT_EQ(batched.load(), 0);
+  EXPECT_GT(bmm.load(), 0);
+  EXPECT_LE((inference - aten).abs().max().item<double>(), 1e-5 * aten.abs().max().item<double>());
 }
 
 }  // namespace
