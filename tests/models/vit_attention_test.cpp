@@ -31,10 +31,10 @@ struct Heads {
   int64_t dim, heads;
 };
 
-// The fused kernel where it runs, else ATen's operations: 14 x 14 windows (SAM's), a grid as large
-// as the tables and one that resizes them, one whose tokens (342) fill no whole pass of keys or
-// pair of tiles, and head widths of 32 (two, three heads), 64 (SAM's ViT-B/L) and 80 (ViT-H's,
-// padded to 96 on AMX's tiles).
+// The fused kernel where it runs, else the blocked one or ATen's operations: 14 x 14 windows
+// (SAM's), a grid as large as the tables and one that resizes them, one whose tokens (342) fill no
+// whole pass of keys or pair of tiles, and head widths of 32 (two, three heads), 64 (SAM's ViT-B/L)
+// and 80 (ViT-H's, padded to 96 on AMX's tiles).
 TEST(VitAttention, FusedRelPosIsTheDoublePrecisionAttention) {
   at::NoGradGuard no_grad;
   at::manual_seed(4);
@@ -45,7 +45,8 @@ TEST(VitAttention, FusedRelPosIsTheDoublePrecisionAttention) {
       vit::Attention attn = random_attention(dim, heads, g.input_size);
       const at::Tensor x = at::randn({2, g.h, g.w, dim});
       const at::Tensor all = attn->qkv(x).reshape({2, g.h * g.w, 3, heads, -1});
-      // Without AVX-512 the fused kernel does not run: ATen's path is then held to the same.
+      // Without AVX-512 the fused kernel does not run: the blocked kernel (AVX2) or ATen's path is
+      // then held to the same.
       EXPECT_EQ(kernels::fused_rel_pos_attention_applies(all.select(2, 0).transpose(1, 2),
                                                          all.select(2, 1).transpose(1, 2),
                                                          all.select(2, 2).transpose(1, 2)),
