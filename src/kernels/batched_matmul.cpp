@@ -30,10 +30,14 @@ BlasView transposed_view(const at::Tensor& t) {
   return {'T', int(std::max({t.stride(3), t.size(2), int64_t{1}}))};
 }
 
-bool blas_applies(const at::Tensor& a, const at::Tensor& b, const at::Tensor& out) {
+bool blas_operands(const at::Tensor& a, const at::Tensor& b) {
   return a.device().is_cpu() && a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat &&
-         out.scalar_type() == at::kFloat && a.dim() == 4 && b.dim() == 4 && out.stride(3) == 1 &&
+         a.dim() == 4 && b.dim() == 4 && a.size(0) == b.size(0) && a.size(1) == b.size(1) &&
          blas_ready(a) && blas_ready(b) && !autograd_records(a, b);
+}
+
+bool blas_applies(const at::Tensor& a, const at::Tensor& b, const at::Tensor& out) {
+  return blas_operands(a, b) && out.scalar_type() == at::kFloat && out.stride(3) == 1;
 }
 
 void blas_products(const at::Tensor& a, const at::Tensor& b, at::Tensor& out) {
@@ -72,6 +76,17 @@ void batched_matmul_into(const at::Tensor& a, const at::Tensor& b, at::Tensor ou
   }
 #endif
   out.copy_(at::matmul(a, b));
+}
+
+at::Tensor batched_matmul(const at::Tensor& a, const at::Tensor& b) {
+#ifdef SAMDISTILL_WITH_BLAS
+  if (blas_operands(a, b)) {
+    at::Tensor out = at::empty({a.size(0), a.size(1), a.size(2), b.size(3)}, a.options());
+    blas_products(a, b, out);
+    return out;
+  }
+#endif
+  return at::matmul(a, b);
 }
 
 }  // namespace sd::kernels

@@ -9,7 +9,12 @@ namespace sd::kernels {
 // q, k and v are views into the qkv projection, and its output goes straight into the
 // B x N x heads x C layout the projection reads. ATen's bmm copies such operands contiguous
 // first and then runs its many small products one after another, each threaded on its own.
-// Other tensors (autograd, other types, no unit stride) go through at::matmul.
+// Other tensors (autograd, other types, no unit stride, batches that broadcast) go through
+// at::matmul.
 void batched_matmul_into(const at::Tensor& a, const at::Tensor& b, at::Tensor out);
+
+// The same products into a new B x H x M x N tensor; at::matmul itself (differentiable,
+// broadcasting) where they do not apply.
+at::Tensor batched_matmul(const at::Tensor& a, const at::Tensor& b);
 
 }  // namespace sd::kernels

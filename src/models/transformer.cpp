@@ -4,7 +4,6 @@
 
 #include <cmath>
 
-#include "kernels/autograd.h"
 #include "kernels/batched_matmul.h"
 
 namespace sd::models {
@@ -50,23 +49,9 @@ AttentionImpl::AttentionImpl(int64_t embedding_dim, int64_t num_heads, int64_t d
 void AttentionImpl::keys_from_image() { k_proj->rows_as_image = v_proj->rows_as_image = true; }
 void AttentionImpl::queries_from_image() { q_proj->rows_as_image = out_proj->rows_as_image = true; }
 
-namespace {
-
-// a . b for B x heads x M x K and B x heads x K x N (no broadcast): in fp32 inference on the CPU
-// one BLAS product per prompt and head, read where they lie (kernels/batched_matmul.h), instead of
-// ATen's bmm with its per-matrix selects and copies (a few tokens against 4,096).
-at::Tensor heads_product(const at::Tensor& a, const at::Tensor& b) {
-  const bool broadcast = a.size(0) != b.size(0) || a.size(1) != b.size(1);
-  if (broadcast || kernels::autograd_records(a, b) || !a.is_cpu() ||
-      a.scalar_type() != at::kFloat || b.scalar_type() != at::kFloat)
-    return at::matmul(a, b);
-  at::Tensor out = at::empty({a.size(0), a.size(1), a.size(2), b.size(3)}, a.options());
-  kernels::batched_matmul_into(a, b, out);
-  return out;
-}
-
-}  // namespace
-
+// The heads' products in fp32 inference are one BLAS product per prompt and head, read where
+// they lie (kernels/batched_matmul.h), instead of ATen's bmm with its per-matrix selects and
+// copies (a few tokens against 4,096).
 at::Tensor AttentionImpl::forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   at::Tensor qh = separate_heads(q_proj(q), num_heads_);
   at::Tensor kh = separate_heads(k_proj(k), num_heads_);
@@ -79,16 +64,16 @@ at::Tensor AttentionImpl::forward(const at::Tensor& q, const at::Tensor& k, cons
     // Few keys for many queries (image -> tokens): the scores transposed, Bxheadsx Nk x Nq,
     // so that softmax runs down columns ATen vectorises over the queries; along rows as short
     // as the keys (7) it barely vectorises.
-    at::Tensor scores_t = exact ? heads_product(kh / scale, qh.transpose(-2, -1))
-                                : heads_product(kh, qh.transpose(-2, -1)) / scale;
+    at::Tensor scores_t = exact ? kernels::batched_matmul(kh / scale, qh.transpose(-2, -1))
+                                : kernels::batched_matmul(kh, qh.transpose(-2, -1)) / scale;
     at::Tensor attn_t = at::softmax(scores_t, -2);
-    return out_proj(recombine_heads(heads_product(attn_t.transpose(-2, -1), vh)));
+    return out_proj(recombine_heads(kernels::batched_matmul(attn_t.transpose(-2, -1), vh)));
   }
   at::Tensor attn = exact && qh.size(2) < kh.size(2)  // Bxheadsx Nq x Nk
-                        ? heads_product(qh / scale, kh.transpose(-2, -1))
-                        : heads_product(qh, kh.transpose(-2, -1)) / scale;
+                        ? kernels::batched_matmul(qh / scale, kh.transpose(-2, -1))
+                        : kernels::batched_matmul(qh, kh.transpose(-2, -1)) / scale;
   attn = at::softmax(attn, -1);
-  return out_proj(recombine_heads(heads_product(attn, vh)));
+  return out_proj(recombine_heads(kernels::batched_matmul(attn, vh)));
 }
 
 TwoWayAttentionBlockImpl::TwoWayAttentionBlockImpl(int64_t embedding_dim, int64_t num_heads,
