@@ -6,28 +6,35 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <climits>
+#include <cmath>
 #include <limits>
 #include <memory>
 
 #include "kernels/autograd.h"
-#include "kernels/blas.h"
 
 #define SD_AVX2 __attribute__((target("avx2,fma")))
 
 namespace sd::kernels {
-#ifdef SAMDISTILL_WITH_BLAS
 namespace {
 
 constexpr int64_t kLanes = 8;  // floats per AVX2 register
-// Scores a block of rows holds: 1 Mi floats, 4 MB, a thread's share of the L3 cache; the 256
-// rows of a 64 x 64 grid's block pay the products' packing of k and v once.
-constexpr int64_t kBlockScores = int64_t{1} << 20;
+// A register tile: 6 query rows x 16 keys (or 16 output columns), 12 accumulators of the 16
+// registers, the rest for two rows of the other operand and a broadcast.
+constexpr int64_t kTileRows = 6;
+constexpr int64_t kTileKeys = 16;
+// A task's query rows, at most, and the keys one step of the running softmax takes: 96 x 256
+// scores (96 KB) and, at d 64, 64 KB each of keys and values stay in a core's L2 cache.
+constexpr int64_t kBlockRows = 96;
+constexpr int64_t kChunkKeys = 256;
+
+constexpr float kLowest = -std::numeric_limits<float>::infinity();
 
 bool cpu_has_avx2_fma() {
   static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return has;
 }
+
+int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 
 // The lanes [0, n) of a block of 8, as AVX2's masked loads and stores take them.
 SD_AVX2 inline __m256i first_lanes(int64_t n) {
@@ -91,86 +98,203 @@ SD_AVX2 void dot_rows(const float* q, const float* table, int64_t n, int64_t d, 
   }
 }
 
-// A row of scores over the h x w keys (key (kh, kw) at kh·w + kw) becomes
-// e^(s + rel_h[kh] + rel_w[kw] - top), top the row's largest such value; returns their sum.
-SD_AVX2 float softmax_row(float* s, const float* rel_h, const float* rel_w, int64_t h, int64_t w) {
-  const __m256i tail = first_lanes(w % kLanes);
-  const __m256 lowest = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-  __m256 top = lowest;
-  for (int64_t kh = 0; kh < h; ++kh) {
-    float* row = s + kh * w;
-    const __m256 bias = _mm256_set1_ps(rel_h[kh]);
-    int64_t kw = 0;
-    for (; kw + kLanes <= w; kw += kLanes) {
-      const __m256 x = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(row + kw), bias),
-                                     _mm256_loadu_ps(rel_w + kw));
-      _mm256_storeu_ps(row + kw, x);
-      top = _mm256_max_ps(top, x);
-    }
-    if (kw < w) {
-      const __m256 x = _mm256_add_ps(_mm256_add_ps(_mm256_maskload_ps(row + kw, tail), bias),
-                                     _mm256_maskload_ps(rel_w + kw, tail));
-      _mm256_maskstore_ps(row + kw, tail, x);
-      top = _mm256_max_ps(top, _mm256_blendv_ps(lowest, x, _mm256_castsi256_ps(tail)));
+// s (6 x 16, lds apart) = q (6 rows, d apart) . a panel of keys (d x 16, key t in column t).
+SD_AVX2 void score_tile(const float* q, int64_t d, const float* panel, float* s, int64_t lds) {
+  __m256 acc[kTileRows][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < kTileRows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (int64_t c = 0; c < d; ++c) {
+    const __m256 k0 = _mm256_loadu_ps(panel + c * kTileKeys),
+                 k1 = _mm256_loadu_ps(panel + c * kTileKeys + kLanes);
+#pragma GCC unroll 6
+    for (int r = 0; r < kTileRows; ++r) {
+      const __m256 x = _mm256_broadcast_ss(q + r * d + c);
+      acc[r][0] = _mm256_fmadd_ps(x, k0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(x, k1, acc[r][1]);
     }
   }
-  const __m256 shift = _mm256_set1_ps(horizontal_max(top));
-  const int64_t n = h * w;
+#pragma GCC unroll 6
+  for (int r = 0; r < kTileRows; ++r) {
+    _mm256_storeu_ps(s + r * lds, acc[r][0]);
+    _mm256_storeu_ps(s + r * lds + kLanes, acc[r][1]);
+  }
+}
+
+// o (6 x 8·Regs, ldo apart) += p (6 rows of m weights, ldp apart) . v (m rows, ldv apart).
+template <int Regs>
+SD_AVX2 void value_tile(const float* p, int64_t ldp, const float* v, int64_t ldv, int64_t m,
+                        float* o, int64_t ldo) {
+  __m256 acc[kTileRows][Regs];
+#pragma GCC unroll 6
+  for (int r = 0; r < kTileRows; ++r)
+#pragma GCC unroll 2
+    for (int g = 0; g < Regs; ++g) acc[r][g] = _mm256_loadu_ps(o + r * ldo + g * kLanes);
+  for (int64_t j = 0; j < m; ++j) {
+    __m256 row[Regs];
+#pragma GCC unroll 2
+    for (int g = 0; g < Regs; ++g) row[g] = _mm256_loadu_ps(v + j * ldv + g * kLanes);
+#pragma GCC unroll 6
+    for (int r = 0; r < kTileRows; ++r) {
+      const __m256 x = _mm256_broadcast_ss(p + r * ldp + j);
+#pragma GCC unroll 2
+      for (int g = 0; g < Regs; ++g) acc[r][g] = _mm256_fmadd_ps(x, row[g], acc[r][g]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < kTileRows; ++r)
+#pragma GCC unroll 2
+    for (int g = 0; g < Regs; ++g) _mm256_storeu_ps(o + r * ldo + g * kLanes, acc[r][g]);
+}
+
+// bias[j - j0] = rel_h[kh] + rel_w[kw] for the keys j in [j0, j1) (key j at kh = j / w,
+// kw = j % w), a key row at a time in whole registers: bias and rel_w may be written and read up
+// to 7 floats past their end (a key row's last register is overwritten by the next row's).
+SD_AVX2 void rel_pos_bias(int64_t j0, int64_t j1, const float* rel_h, const float* rel_w, int64_t w,
+                          float* bias) {
+  for (int64_t j = j0; j < j1;) {
+    const int64_t kh = j / w, row_start = kh * w, end = std::min(j1, row_start + w);
+    const __m256 h = _mm256_set1_ps(rel_h[kh]);
+    float* row = bias + (row_start - j0);  // indexed by kw
+    for (int64_t kw = j - row_start; kw < end - row_start; kw += kLanes)
+      _mm256_storeu_ps(row + kw, _mm256_add_ps(h, _mm256_loadu_ps(rel_w + kw)));
+    j = end;
+  }
+}
+
+// s[i] += bias[i] for i < n, returning the largest sum; s[n, n rounded up to 8) are written
+// (with values the caller does not use).
+SD_AVX2 float add_bias(float* s, const float* bias, int64_t n) {
+  const __m256 lowest = _mm256_set1_ps(kLowest);
+  __m256 top = lowest;
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const __m256 x = _mm256_add_ps(_mm256_loadu_ps(s + i), _mm256_loadu_ps(bias + i));
+    _mm256_storeu_ps(s + i, x);
+    top = _mm256_max_ps(top, x);
+  }
+  if (i < n) {
+    const __m256 x = _mm256_add_ps(_mm256_loadu_ps(s + i), _mm256_loadu_ps(bias + i));
+    _mm256_storeu_ps(s + i, x);
+    top = _mm256_max_ps(top, _mm256_blendv_ps(lowest, x, _mm256_castsi256_ps(first_lanes(n - i))));
+  }
+  return horizontal_max(top);
+}
+
+// s[i] = e^(s[i] - shift) for i < n, returning their sum; s[n, n rounded up to 8) are written
+// (with values the caller does not use).
+SD_AVX2 float exp_and_sum(float* s, int64_t n, float shift) {
+  const __m256 by = _mm256_set1_ps(shift);
   __m256 total = _mm256_setzero_ps();
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes) {
-    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), shift));
-    _mm256_storeu_ps(s + j, e);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), by));
+    _mm256_storeu_ps(s + i, e);
     total = _mm256_add_ps(total, e);
   }
-  if (j < n) {
-    const __m256i last = first_lanes(n - j);
-    const __m256 e = exp8(_mm256_sub_ps(_mm256_maskload_ps(s + j, last), shift));
-    _mm256_maskstore_ps(s + j, last, e);
-    total = _mm256_add_ps(total, _mm256_and_ps(e, _mm256_castsi256_ps(last)));
+  if (i < n) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), by));
+    _mm256_storeu_ps(s + i, e);
+    total = _mm256_add_ps(total, _mm256_and_ps(e, _mm256_castsi256_ps(first_lanes(n - i))));
   }
   return horizontal_sum(total);
 }
 
-SD_AVX2 void scale_row(float* x, int64_t d, float factor) {
+SD_AVX2 void scale_row(const float* x, int64_t d, float factor, float* out) {
   const __m256 f = _mm256_set1_ps(factor);
   for (int64_t c = 0; c < d; c += kLanes)
-    _mm256_storeu_ps(x + c, _mm256_mul_ps(_mm256_loadu_ps(x + c), f));
+    _mm256_storeu_ps(out + c, _mm256_mul_ps(_mm256_loadu_ps(x + c), f));
 }
 
-// One head of one image: q, k and v (n x d rows, q_stride, k_stride and v_stride floats apart),
-// the transposed-free rel-pos tables rh (h x h x d) and rw (w x w x d), and where its output rows
-// go (out_stride apart).
+// One head of one image: q (n rows of d, q_stride apart), its keys and values as pack_head
+// leaves them, get_rel_pos's tables rh (h x h x d) and rw (w x w x d), and where its output
+// rows go (out_stride apart).
 struct Head {
-  const float *q, *k, *v, *rh, *rw;
-  int64_t q_stride, k_stride, v_stride, out_stride, h, w, d;
+  const float *q, *keys, *values, *rh, *rw;
+  int64_t q_stride, out_stride, h, w, d, n, n_padded;
   float* out;
   float scale;
 };
 
-// Query rows [first, first + rows) of a head; `scores` holds rows x n floats, `rel` h + w.
-void attend_rows(const Head& a, int64_t first, int64_t rows, float* scores, float* rel,
-                 float* inverse) {
-  const int64_t n = a.h * a.w, d = a.d;
-  blas::gemm_abt(int(rows), int(n), int(d), a.scale, a.q + first * a.q_stride, int(a.q_stride), a.k,
-                 int(a.k_stride), 0.0f, scores, int(n));
+// Keys as panels of 16 (d x 16 each, key t's values in column t) and values as n_padded rows of
+// d; the keys past n are zeros.
+void pack_head(const float* k, int64_t k_stride, const float* v, int64_t v_stride, int64_t n,
+               int64_t n_padded, int64_t d, float* keys, float* values) {
+  for (int64_t j = 0; j < n_padded; ++j) {
+    float* panel = keys + j / kTileKeys * d * kTileKeys + j % kTileKeys;
+    for (int64_t c = 0; c < d; ++c) panel[c * kTileKeys] = j < n ? k[j * k_stride + c] : 0.0f;
+    if (j < n)
+      std::copy(v + j * v_stride, v + j * v_stride + d, values + j * d);
+    else
+      std::fill(values + j * d, values + (j + 1) * d, 0.0f);
+  }
+}
+
+// A task's buffers: queries (scaled), the rel-pos terms of each row (h + w), the running
+// softmax's maximum and sum per row, the outputs' sums and a chunk of scores.
+struct Scratch {
+  Scratch(int64_t d, int64_t h, int64_t w)
+      : queries(new float[kBlockRows * d]),
+        rel(new float[kBlockRows * (h + w) + kLanes]),
+        top(new float[kBlockRows]),
+        total(new float[kBlockRows]),
+        sums(new float[kBlockRows * d]),
+        scores(new float[kBlockRows * kChunkKeys]),
+        bias(new float[kChunkKeys + kLanes]) {}
+  std::unique_ptr<float[]> queries, rel, top, total, sums, scores, bias;
+};
+
+// Query rows [first, first + rows) of a head, rows <= kBlockRows: the keys a chunk at a time,
+// the softmax kept running (each row's maximum so far, the sum and the outputs rescaled when it
+// grows), as flash attention does.
+SD_AVX2 void attend_rows(const Head& a, int64_t first, int64_t rows, Scratch& b) {
+  const int64_t d = a.d, hw = a.h + a.w, padded_rows = round_up(rows, kTileRows);
+  for (int64_t r = 0; r < padded_rows; ++r) {
+    float* q = b.queries.get() + r * d;
+    if (r < rows)
+      scale_row(a.q + (first + r) * a.q_stride, d, a.scale, q);
+    else
+      std::fill(q, q + d, 0.0f);
+  }
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t t = first + r, th = t / a.w, tw = t % a.w;
     const float* q = a.q + t * a.q_stride;
-    dot_rows(q, a.rh + th * a.h * d, a.h, d, rel);
-    dot_rows(q, a.rw + tw * a.w * d, a.w, d, rel + a.h);
-    inverse[r] = 1.0f / softmax_row(scores + r * n, rel, rel + a.h, a.h, a.w);
+    dot_rows(q, a.rh + th * a.h * d, a.h, d, b.rel.get() + r * hw);
+    dot_rows(q, a.rw + tw * a.w * d, a.w, d, b.rel.get() + r * hw + a.h);
   }
-  float* out = a.out + first * a.out_stride;
-  blas::gemm_ab(int(rows), int(d), int(n), scores, int(n), a.v, int(a.v_stride), out,
-                int(a.out_stride));
-  for (int64_t r = 0; r < rows; ++r) scale_row(out + r * a.out_stride, d, inverse[r]);
-}
-
-bool fits_int(const at::Tensor& t) {
-  for (int64_t i = 0; i < t.dim(); ++i)
-    if (t.stride(i) > INT_MAX || t.size(i) > INT_MAX) return false;
-  return true;
+  std::fill(b.top.get(), b.top.get() + rows, kLowest);
+  std::fill(b.total.get(), b.total.get() + rows, 0.0f);
+  std::fill(b.sums.get(), b.sums.get() + padded_rows * d, 0.0f);
+  float* scores = b.scores.get();
+  for (int64_t j0 = 0; j0 < a.n_padded; j0 += kChunkKeys) {
+    const int64_t keys = std::min(kChunkKeys, a.n_padded - j0), valid = std::min(keys, a.n - j0);
+    for (int64_t p = 0; p < keys; p += kTileKeys)
+      for (int64_t r = 0; r < padded_rows; r += kTileRows)
+        score_tile(b.queries.get() + r * d, d, a.keys + (j0 + p) * d, scores + r * kChunkKeys + p,
+                   kChunkKeys);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* s = scores + r * kChunkKeys;
+      const float* rel = b.rel.get() + r * hw;
+      rel_pos_bias(j0, j0 + valid, rel, rel + a.h, a.w, b.bias.get());
+      const float top = std::max(b.top[r], add_bias(s, b.bias.get(), valid));
+      const float rescale = std::exp(b.top[r] - top);  // 0 for the first chunk
+      b.total[r] = b.total[r] * rescale + exp_and_sum(s, valid, top);
+      std::fill(s + valid, s + keys, 0.0f);
+      if (rescale != 1.0f) scale_row(b.sums.get() + r * d, d, rescale, b.sums.get() + r * d);
+      b.top[r] = top;
+    }
+    const float* values = a.values + j0 * d;
+    for (int64_t r = 0; r < padded_rows; r += kTileRows) {
+      int64_t c = 0;
+      for (; c + kTileKeys <= d; c += kTileKeys)
+        value_tile<2>(scores + r * kChunkKeys, kChunkKeys, values + c, d, keys,
+                      b.sums.get() + r * d + c, d);
+      if (c < d)
+        value_tile<1>(scores + r * kChunkKeys, kChunkKeys, values + c, d, keys,
+                      b.sums.get() + r * d + c, d);
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    scale_row(b.sums.get() + r * d, d, 1.0f / b.total[r], a.out + (first + r) * a.out_stride);
 }
 
 }  // namespace
@@ -182,8 +306,7 @@ bool blocked_rel_pos_attention_applies(const at::Tensor& q, const at::Tensor& k,
   const bool shaped = q.dim() == 4 && k.sizes() == q.sizes() && v.sizes() == q.sizes();
   return cpu_has_avx2_fma() && typed && shaped && q.device().is_cpu() &&
          !autograd_records(q, k, v) && q.size(3) % kLanes == 0 && q.stride(3) == 1 &&
-         k.stride(3) == 1 && v.stride(3) == 1 && fits_int(q) && fits_int(k) && fits_int(v) &&
-         q.size(2) * q.size(3) * q.size(1) <= INT_MAX;
+         k.stride(3) == 1 && v.stride(3) == 1;
 }
 
 at::Tensor blocked_rel_pos_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -200,37 +323,40 @@ at::Tensor blocked_rel_pos_attention(const at::Tensor& q, const at::Tensor& k, c
               "blocked_rel_pos_attention: rel-pos tables ", rh.sizes(), " and ", rw.sizes(),
               " do not fit ", n, " tokens of width ", d);
   at::Tensor out = at::empty({batch, n, heads, d}, q.options());
-  const int64_t rows = std::clamp(kBlockScores / n, int64_t{1}, n);
-  const int64_t blocks = (n + rows - 1) / rows;
+  const int64_t n_padded = round_up(n, kTileKeys);
+  const at::Tensor keys = at::empty({batch * heads, n_padded * d}, q.options()),
+                   values = at::empty({batch * heads, n_padded * d}, q.options());
+  at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t b = i / heads, head = i % heads;
+      pack_head(k.data_ptr<float>() + b * k.stride(0) + head * k.stride(1), k.stride(2),
+                v.data_ptr<float>() + b * v.stride(0) + head * v.stride(1), v.stride(2), n,
+                n_padded, d, keys.data_ptr<float>() + i * n_padded * d,
+                values.data_ptr<float>() + i * n_padded * d);
+    }
+  });
+  // Blocks of equal rows (a multiple of the tile's) rather than a short last one.
+  const int64_t blocks = (n + kBlockRows - 1) / kBlockRows;
+  const int64_t rows = round_up((n + blocks - 1) / blocks, kTileRows);
   at::parallel_for(0, batch * heads * blocks, 1, [&](int64_t begin, int64_t end) {
-    const std::unique_ptr<float[]> scores(new float[rows * n]),
-        rel(new float[rh.size(0) + rw.size(0)]), inverse(new float[rows]);
+    Scratch scratch(d, rh.size(0), rw.size(0));
     for (int64_t i = begin; i < end; ++i) {
       const int64_t b = i / (heads * blocks), head = i / blocks % heads, first = i % blocks * rows;
+      if (first >= n) continue;
       Head a;
       a.q = q.data_ptr<float>() + b * q.stride(0) + head * q.stride(1);
-      a.k = k.data_ptr<float>() + b * k.stride(0) + head * k.stride(1);
-      a.v = v.data_ptr<float>() + b * v.stride(0) + head * v.stride(1);
+      a.keys = keys.data_ptr<float>() + (b * heads + head) * n_padded * d;
+      a.values = values.data_ptr<float>() + (b * heads + head) * n_padded * d;
       a.rh = rh.data_ptr<float>(), a.rw = rw.data_ptr<float>();
-      a.q_stride = q.stride(2), a.k_stride = k.stride(2), a.v_stride = v.stride(2);
+      a.q_stride = q.stride(2);
       a.out = out.data_ptr<float>() + b * out.stride(0) + head * d;
       a.out_stride = out.stride(1);
-      a.h = rh.size(0), a.w = rw.size(0), a.d = d, a.scale = float(scale);
-      attend_rows(a, first, std::min(rows, n - first), scores.get(), rel.get(), inverse.get());
+      a.h = rh.size(0), a.w = rw.size(0), a.d = d, a.n = n, a.n_padded = n_padded;
+      a.scale = float(scale);
+      attend_rows(a, first, std::min(rows, n - first), scratch);
     }
   });
   return out;
 }
-
-#else
-bool blocked_rel_pos_attention_applies(const at::Tensor&, const at::Tensor&, const at::Tensor&) {
-  return false;
-}
-
-at::Tensor blocked_rel_pos_attention(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                     const at::Tensor&, const at::Tensor&, double) {
-  TORCH_CHECK(false, "blocked_rel_pos_attention: this build has no BLAS");
-}
-#endif
 
 }  // namespace sd::kernels

@@ -6,17 +6,19 @@ namespace sd::kernels {
 // SAM ViT's attention with decomposed relative positions, as fused_rel_pos_attention
 // (kernels/window_attention.h) computes it, for the CPUs that kernel does not run on (no
 // AVX-512) where AVX2 and FMA do: fp32 inference (no autograd), a head width that is a multiple
-// of 8 with unit stride, LibTorch's BLAS found by the build.
+// of 8 with unit stride.
 bool blocked_rel_pos_attention_applies(const at::Tensor& q, const at::Tensor& k,
                                        const at::Tensor& v);
 
 // For B x heads x (h*w) x d views q, k and v of an h x w grid of tokens and get_rel_pos's rows
 // rel_h (h x h x d) and rel_w (w x w x d): softmax(q kᵀ · scale + rel_h[th][kh] . q +
 // rel_w[tw][kw] . q) v as a B x (h*w) x heads x d tensor (the layout the projection reads).
-// A block of query rows at a time: its scores by one BLAS product into a buffer that stays in
-// the core's cache, the rel-pos terms and the softmax added in place, the product with v
-// written where the output rows go. ATen's path makes the B x heads x N x N scores three times
-// over (product, rel-pos sum, softmax): 805 MB each for a global block of ViT-B.
+// Each head's keys and values are packed once; then a block of query rows at a time takes the
+// keys a chunk at a time, as flash attention does: the chunk's scores by register tiles (AVX2
+// products of 6 rows x 16 keys), the rel-pos terms and the softmax's running maximum and sum
+// beside them, the product with the values added to the block's outputs, all in the core's
+// cache. ATen's path makes the B x heads x N x N scores three times over (product, rel-pos sum,
+// softmax): 805 MB each for a global block of ViT-B.
 at::Tensor blocked_rel_pos_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                      const at::Tensor& rel_h, const at::Tensor& rel_w,
                                      double scale);

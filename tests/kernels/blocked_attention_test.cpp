@@ -43,14 +43,16 @@ at::Tensor blocked(const Problem& p) {
   return blocked_rel_pos_attention(p.part(0), p.part(1), p.part(2), p.rel_h, p.rel_w, p.scale());
 }
 
-// SAM's 14 x 14 windows (d 64, as ViT-B/L), a grid whose rows fill no register (5 x 9, d 8), and
-// 40 x 40 tokens, more than one block of rows holds (three blocks, the last part-filled).
+// SAM's 14 x 14 windows (d 64, as ViT-B/L: three blocks of rows, 12 padding keys), a grid whose
+// rows fill no register (5 x 9, d 8: one register of outputs), and 37 x 23 tokens: nine blocks of
+// rows (the last part-filled), four chunks of keys whose edges cut key rows, d 40 (two registers
+// of outputs and one).
 TEST(BlockedAttention, IsTheRelPosAttentionInDouble) {
   if (!cpu_runs_it()) GTEST_SKIP() << "this CPU has no AVX2 and FMA: the kernel does not run";
   at::NoGradGuard no_grad;
   at::manual_seed(7);
   for (const Problem& p :
-       {Problem{3, 2, 14, 14, 64}, Problem{2, 3, 5, 9, 8}, Problem{1, 2, 40, 40, 32}}) {
+       {Problem{3, 2, 14, 14, 64}, Problem{2, 3, 5, 9, 8}, Problem{1, 2, 37, 23, 40}}) {
     SCOPED_TRACE(std::to_string(p.h) + "x" + std::to_string(p.w) + ", d " + std::to_string(p.d));
     ASSERT_TRUE(blocked_rel_pos_attention_applies(p.part(0), p.part(1), p.part(2)));
     const at::Tensor ours = blocked(p), reference = expected(p);
