@@ -37,8 +37,7 @@ double median_seconds(const std::function<void()>& run, int repeats) {
     run();
     times.push_back(seconds_since(start));
   }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  return median(std::move(times));
 }
 
 // A figure's median seconds and its own peak resident set size (warm-up included).
