@@ -206,10 +206,11 @@ SD_AVX2 void scale_row(const float* x, int64_t d, float factor, float* out) {
 }
 
 // One head of one image: q (n rows of d, q_stride apart), its keys and values as pack_head
-// leaves them, get_rel_pos's tables rh (h x h x d) and rw (w x w x d), and where its output
-// rows go (out_stride apart).
+// leaves them, the scores' bias: this head's n x n table, or (table null) the rel-pos terms of
+// get_rel_pos's tables rh (h x h x d) and rw (w x w x d), and where its output rows go
+// (out_stride apart).
 struct Head {
-  const float *q, *keys, *values, *rh, *rw;
+  const float *q, *keys, *values, *table, *rh, *rw;
   int64_t q_stride, out_stride, h, w, d, n, n_padded;
   float* out;
   float scale;
@@ -255,7 +256,7 @@ SD_AVX2 void attend_rows(const Head& a, int64_t first, int64_t rows, Scratch& b)
     else
       std::fill(q, q + d, 0.0f);
   }
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = 0; r < rows && !a.table; ++r) {
     const int64_t t = first + r, th = t / a.w, tw = t % a.w;
     const float* q = a.q + t * a.q_stride;
     dot_rows(q, a.rh + th * a.h * d, a.h, d, b.rel.get() + r * hw);
@@ -274,7 +275,12 @@ SD_AVX2 void attend_rows(const Head& a, int64_t first, int64_t rows, Scratch& b)
     for (int64_t r = 0; r < rows; ++r) {
       float* s = scores + r * kChunkKeys;
       const float* rel = b.rel.get() + r * hw;
-      rel_pos_bias(j0, j0 + valid, rel, rel + a.h, a.w, b.bias.get());
+      if (a.table) {
+        const float* row = a.table + (first + r) * a.n + j0;
+        std::copy(row, row + valid, b.bias.get());
+      } else {
+        rel_pos_bias(j0, j0 + valid, rel, rel + a.h, a.w, b.bias.get());
+      }
       const float top = std::max(b.top[r], add_bias(s, b.bias.get(), valid));
       const float rescale = std::exp(b.top[r] - top);  // 0 for the first chunk
       b.total[r] = b.total[r] * rescale + exp_and_sum(s, valid, top);
@@ -299,8 +305,7 @@ SD_AVX2 void attend_rows(const Head& a, int64_t first, int64_t rows, Scratch& b)
 
 }  // namespace
 
-bool blocked_rel_pos_attention_applies(const at::Tensor& q, const at::Tensor& k,
-                                       const at::Tensor& v) {
+bool blocked_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   const bool typed = q.scalar_type() == at::kFloat && k.scalar_type() == at::kFloat &&
                      v.scalar_type() == at::kFloat;
   const bool shaped = q.dim() == 4 && k.sizes() == q.sizes() && v.sizes() == q.sizes();
@@ -309,19 +314,14 @@ bool blocked_rel_pos_attention_applies(const at::Tensor& q, const at::Tensor& k,
          k.stride(3) == 1 && v.stride(3) == 1;
 }
 
-at::Tensor blocked_rel_pos_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                     const at::Tensor& rel_h, const at::Tensor& rel_w,
-                                     double scale) {
-  // Seen by profilers and bench's FLOP count as fused_rel_pos_attention is.
-  const std::vector<c10::IValue> inputs{q, k, v, rel_h, rel_w};
-  RECORD_FUNCTION("sd::window_attention", inputs);
-  const at::Tensor rh = rel_h.to(at::kFloat).contiguous(), rw = rel_w.to(at::kFloat).contiguous();
+namespace {
+
+// Both entry points: the bias a table (heads x n x n) or, where `table` is undefined, the
+// rel-pos terms of rh (h x h x d) and rw (w x w x d).
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
+                  const at::Tensor& table, const at::Tensor& rh, const at::Tensor& rw) {
   const int64_t batch = q.size(0), heads = q.size(1), n = q.size(2), d = q.size(3);
-  TORCH_CHECK(rh.dim() == 3 && rw.dim() == 3 && rh.size(0) == rh.size(1) &&
-                  rw.size(0) == rw.size(1) && rh.size(0) * rw.size(0) == n && rh.size(2) == d &&
-                  rw.size(2) == d,
-              "blocked_rel_pos_attention: rel-pos tables ", rh.sizes(), " and ", rw.sizes(),
-              " do not fit ", n, " tokens of width ", d);
+  const int64_t h = table.defined() ? 0 : rh.size(0), w = table.defined() ? 0 : rw.size(0);
   at::Tensor out = at::empty({batch, n, heads, d}, q.options());
   const int64_t n_padded = round_up(n, kTileKeys);
   const at::Tensor keys = at::empty({batch * heads, n_padded * d}, q.options()),
@@ -339,7 +339,7 @@ at::Tensor blocked_rel_pos_attention(const at::Tensor& q, const at::Tensor& k, c
   const int64_t blocks = (n + kBlockRows - 1) / kBlockRows;
   const int64_t rows = round_up((n + blocks - 1) / blocks, kTileRows);
   at::parallel_for(0, batch * heads * blocks, 1, [&](int64_t begin, int64_t end) {
-    Scratch scratch(d, rh.size(0), rw.size(0));
+    Scratch scratch(d, h, w);
     for (int64_t i = begin; i < end; ++i) {
       const int64_t b = i / (heads * blocks), head = i / blocks % heads, first = i % blocks * rows;
       if (first >= n) continue;
@@ -347,16 +347,50 @@ at::Tensor blocked_rel_pos_attention(const at::Tensor& q, const at::Tensor& k, c
       a.q = q.data_ptr<float>() + b * q.stride(0) + head * q.stride(1);
       a.keys = keys.data_ptr<float>() + (b * heads + head) * n_padded * d;
       a.values = values.data_ptr<float>() + (b * heads + head) * n_padded * d;
-      a.rh = rh.data_ptr<float>(), a.rw = rw.data_ptr<float>();
+      a.table = table.defined() ? table.data_ptr<float>() + head * n * n : nullptr;
+      a.rh = table.defined() ? nullptr : rh.data_ptr<float>();
+      a.rw = table.defined() ? nullptr : rw.data_ptr<float>();
       a.q_stride = q.stride(2);
       a.out = out.data_ptr<float>() + b * out.stride(0) + head * d;
       a.out_stride = out.stride(1);
-      a.h = rh.size(0), a.w = rw.size(0), a.d = d, a.n = n, a.n_padded = n_padded;
+      a.h = h, a.w = w, a.d = d, a.n = n, a.n_padded = n_padded;
       a.scale = float(scale);
       attend_rows(a, first, std::min(rows, n - first), scratch);
     }
   });
   return out;
+}
+
+}  // namespace
+
+at::Tensor blocked_rel_pos_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                     const at::Tensor& rel_h, const at::Tensor& rel_w,
+                                     double scale) {
+  // Seen by profilers and bench's FLOP count as fused_rel_pos_attention is.
+  const std::vector<c10::IValue> inputs{q, k, v, rel_h, rel_w};
+  RECORD_FUNCTION("sd::window_attention", inputs);
+  const at::Tensor rh = rel_h.to(at::kFloat).contiguous(), rw = rel_w.to(at::kFloat).contiguous();
+  const int64_t n = q.size(2), d = q.size(3);
+  TORCH_CHECK(rh.dim() == 3 && rw.dim() == 3 && rh.size(0) == rh.size(1) &&
+                  rw.size(0) == rw.size(1) && rh.size(0) * rw.size(0) == n && rh.size(2) == d &&
+                  rw.size(2) == d,
+              "blocked_rel_pos_attention: rel-pos tables ", rh.sizes(), " and ", rw.sizes(),
+              " do not fit ", n, " tokens of width ", d);
+  return attend(q, k, v, scale, {}, rh, rw);
+}
+
+at::Tensor blocked_biased_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                    const at::Tensor& bias, double scale) {
+  // Seen by profilers and bench's FLOP count as fused_window_attention is.
+  const std::vector<c10::IValue> inputs{q, k, v, bias};
+  RECORD_FUNCTION("sd::window_attention", inputs);
+  const at::Tensor table = bias.to(at::kFloat).contiguous();
+  const int64_t heads = q.size(1), n = q.size(2);
+  TORCH_CHECK(
+      table.dim() == 3 && table.size(0) == heads && table.size(1) == n && table.size(2) == n,
+      "blocked_biased_attention: a bias of ", table.sizes(), " for ", heads, " heads of ", n,
+      " tokens");
+  return attend(q, k, v, scale, table, {}, {});
 }
 
 }  // namespace sd::kernels

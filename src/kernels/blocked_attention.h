@@ -3,12 +3,11 @@
 
 namespace sd::kernels {
 
-// SAM ViT's attention with decomposed relative positions, as fused_rel_pos_attention
-// (kernels/window_attention.h) computes it, for the CPUs that kernel does not run on (no
-// AVX-512) where AVX2 and FMA do: fp32 inference (no autograd), a head width that is a multiple
-// of 8 with unit stride.
-bool blocked_rel_pos_attention_applies(const at::Tensor& q, const at::Tensor& k,
-                                       const at::Tensor& v);
+// Attention for the CPUs the fused kernels of kernels/window_attention.h do not run on (no
+// AVX-512) where AVX2 and FMA do: SAM ViT's, with decomposed relative positions, and TinyViT's
+// window attention, with a bias table. Applies to fp32 inference (no autograd), a head width that
+// is a multiple of 8 with unit stride.
+bool blocked_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
 // For B x heads x (h*w) x d views q, k and v of an h x w grid of tokens and get_rel_pos's rows
 // rel_h (h x h x d) and rel_w (w x w x d): softmax(q kᵀ · scale + rel_h[th][kh] . q +
@@ -22,5 +21,10 @@ bool blocked_rel_pos_attention_applies(const at::Tensor& q, const at::Tensor& k,
 at::Tensor blocked_rel_pos_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                      const at::Tensor& rel_h, const at::Tensor& rel_w,
                                      double scale);
+
+// TinyViT's window attention in the same way: softmax(q kᵀ · scale + bias[head]) v for
+// B x heads x N x d views q, k and v and an fp32 heads x N x N bias, as B x N x heads x d.
+at::Tensor blocked_biased_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                    const at::Tensor& bias, double scale);
 
 }  // namespace sd::kernels

@@ -17,6 +17,7 @@
 #include "kernels/autograd.h"
 #include "kernels/avx512_math.h"
 #include "kernels/batched_matmul.h"
+#include "kernels/blocked_attention.h"
 #include "util/cpu.h"
 
 namespace sd::kernels {
@@ -802,6 +803,8 @@ std::pair<at::Tensor, at::Tensor> attend_without_autograd(const at::Tensor& q, c
     at::Tensor out = fused_window_attention(q, k, v, bias, scale, probabilities);
     return {out, probabilities};
   }
+  if (!keep_softmax && blocked_attention_applies(q, k, v) && bias.scalar_type() == at::kFloat)
+    return {blocked_biased_attention(q, k, v, bias, scale), {}};
   at::Tensor scores = at::empty({batch, heads, n, n}, q.options());
   batched_matmul_into(q, k.transpose(-2, -1), scores);
   // In q's type: under autocast an fp32 bias would turn the scores and softmax to fp32.

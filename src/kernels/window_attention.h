@@ -38,8 +38,9 @@ at::Tensor fused_rel_pos_attention(const at::Tensor& q, const at::Tensor& k, con
 //   applies and keeps the softmax, as ATen's would; backward's products read their operands
 //   where they lie and write one gradient of qkv, without the copies, the per-matrix dispatch
 //   and the concatenation of ATen's matmul, split and softmax backward.
-// - Inference (no autograd): the fused kernel where it applies, else one BLAS product per window
-//   and head (kernels/batched_matmul.h).
+// - Inference (no autograd): the fused kernel where it applies, else (fp32 on CPUs with AVX2)
+//   kernels/blocked_attention.h's, else one BLAS product per window and head
+//   (kernels/batched_matmul.h).
 // - Otherwise (bf16 training, CUDA, gradients in eval mode): ATen's operations.
 at::Tensor window_attention(const at::Tensor& qkv, const at::Tensor& bias, double scale,
                             bool training);

@@ -131,7 +131,7 @@ at::Tensor AttentionImpl::heads(const at::Tensor& x) {
 at::Tensor AttentionImpl::unfused_heads(const at::Tensor& q4, const at::Tensor& k4,
                                         const at::Tensor& v4, int64_t H, int64_t W) {
   const int64_t B = q4.size(0);
-  if (rel_pos_h.defined() && kernels::blocked_rel_pos_attention_applies(q4, k4, v4))
+  if (rel_pos_h.defined() && kernels::blocked_attention_applies(q4, k4, v4))
     return kernels::blocked_rel_pos_attention(q4, k4, v4, get_rel_pos(H, H, rel_pos_h),
                                               get_rel_pos(W, W, rel_pos_w), scale)
         .view({B, H, W, -1});

@@ -6,9 +6,12 @@
 #include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <string>
+
+#include "kernels/window_attention.h"
 
 namespace sd::kernels {
 namespace {
@@ -54,11 +57,43 @@ TEST(BlockedAttention, IsTheRelPosAttentionInDouble) {
   for (const Problem& p :
        {Problem{3, 2, 14, 14, 64}, Problem{2, 3, 5, 9, 8}, Problem{1, 2, 37, 23, 40}}) {
     SCOPED_TRACE(std::to_string(p.h) + "x" + std::to_string(p.w) + ", d " + std::to_string(p.d));
-    ASSERT_TRUE(blocked_rel_pos_attention_applies(p.part(0), p.part(1), p.part(2)));
+    ASSERT_TRUE(blocked_attention_applies(p.part(0), p.part(1), p.part(2)));
     const at::Tensor ours = blocked(p), reference = expected(p);
     ASSERT_EQ(ours.sizes(), reference.sizes());
     EXPECT_LE((ours.to(at::kDouble) - reference).abs().max().item<double>(),
               1e-5 * reference.abs().max().item<double>());
+  }
+}
+
+// TinyViT's window attention (a bias table per head) against ATen's in double, alone and through
+// window_attention's inference: TinyViT-5M's 7 x 7 windows (d 32) and 14 x 14 ones, and 300
+// tokens (two chunks of keys, four blocks of rows) of d 24.
+TEST(BlockedAttention, IsTinyVitsBiasedAttentionInDouble) {
+  if (!cpu_runs_it()) GTEST_SKIP() << "this CPU has no AVX2 and FMA: the kernel does not run";
+  at::NoGradGuard no_grad;
+  at::manual_seed(11);
+  for (const auto& [batch, heads, n, d] :
+       {std::array<int64_t, 4>{5, 2, 49, 32}, {2, 5, 196, 32}, {1, 3, 300, 24}}) {
+    SCOPED_TRACE(std::to_string(n) + " tokens, d " + std::to_string(d));
+    const at::Tensor qkv = at::randn({batch, n, heads, 3 * d}), bias = at::randn({heads, n, n});
+    const at::Tensor q = qkv.narrow(3, 0, d).transpose(1, 2),
+                     k = qkv.narrow(3, d, d).transpose(1, 2),
+                     v = qkv.narrow(3, 2 * d, d).transpose(1, 2);
+    const double scale = 1.0 / std::sqrt(double(d));
+    ASSERT_TRUE(blocked_attention_applies(q, k, v));
+    const at::Tensor reference =
+        at::matmul((at::matmul(q.to(at::kDouble), k.to(at::kDouble).transpose(-2, -1)) * scale +
+                    bias.to(at::kDouble))
+                       .softmax(-1),
+                   v.to(at::kDouble))
+            .transpose(1, 2);
+    const double tolerance = 1e-5 * reference.abs().max().item<double>();
+    const at::Tensor ours = blocked_biased_attention(q, k, v, bias, scale);
+    ASSERT_EQ(ours.sizes(), reference.sizes());
+    EXPECT_LE((ours.to(at::kDouble) - reference).abs().max().item<double>(), tolerance);
+    // window_attention's inference (the fused AVX-512 kernel where it runs, this one elsewhere).
+    const at::Tensor served = window_attention(qkv, bias, scale, false);
+    EXPECT_LE((served.to(at::kDouble) - reference).abs().max().item<double>(), tolerance);
   }
 }
 
@@ -77,16 +112,16 @@ TEST(BlockedAttention, ANanStaysInItsRow) {
 TEST(BlockedAttention, DeclinesWhatItDoesNotCompute) {
   if (!cpu_runs_it()) GTEST_SKIP() << "this CPU has no AVX2 and FMA: the kernel does not run";
   Problem p{1, 2, 4, 4, 16};
-  EXPECT_TRUE(blocked_rel_pos_attention_applies(p.part(0), p.part(1), p.part(2)));
+  EXPECT_TRUE(blocked_attention_applies(p.part(0), p.part(1), p.part(2)));
   const at::Tensor trained = p.qkv.clone().requires_grad_();
   const at::Tensor q = trained.select(2, 0).transpose(1, 2);
-  EXPECT_FALSE(blocked_rel_pos_attention_applies(q, p.part(1), p.part(2)));
+  EXPECT_FALSE(blocked_attention_applies(q, p.part(1), p.part(2)));
   const at::Tensor bf16 = p.qkv.to(at::kBFloat16);
-  EXPECT_FALSE(blocked_rel_pos_attention_applies(bf16.select(2, 0).transpose(1, 2),
-                                                 bf16.select(2, 1).transpose(1, 2),
-                                                 bf16.select(2, 2).transpose(1, 2)));
+  EXPECT_FALSE(blocked_attention_applies(bf16.select(2, 0).transpose(1, 2),
+                                         bf16.select(2, 1).transpose(1, 2),
+                                         bf16.select(2, 2).transpose(1, 2)));
   Problem odd{1, 2, 4, 4, 12};
-  EXPECT_FALSE(blocked_rel_pos_attention_applies(odd.part(0), odd.part(1), odd.part(2)));
+  EXPECT_FALSE(blocked_attention_applies(odd.part(0), odd.part(1), odd.part(2)));
 }
 
 }  // namespace
