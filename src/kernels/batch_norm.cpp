@@ -322,7 +322,8 @@ bool fused_batch_norm_applies(const torch::nn::BatchNorm2dImpl& bn, const at::Te
 }
 
 at::Tensor batch_norm_train(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x, bool gelu) {
-  if (!fused_batch_norm_applies(bn, x)) return gelu ? kernels::gelu(bn.forward(x)) : bn.forward(x);
+  if (!fused_batch_norm_applies(bn, x))
+    return gelu ? kernels::gelu_over(bn.forward(x)) : bn.forward(x);
   // torch::nn::BatchNorm's own bookkeeping: momentum, or with none the cumulative average.
   {
     at::NoGradGuard no_grad;

@@ -67,7 +67,7 @@ at::Tensor LinearImpl::forward_fused(const at::Tensor& input, kernels::Epilogue 
     if (y.defined()) return y;
   }
   at::Tensor y = forward_unfused(input, amp);
-  if (act == kernels::Epilogue::gelu) y = kernels::gelu(y);
+  if (act == kernels::Epilogue::gelu) y = kernels::gelu_over(y);
   if (act == kernels::Epilogue::relu) y = at::relu(y);
   return residual.defined() ? residual + y : y;
 }

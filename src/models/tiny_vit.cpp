@@ -98,7 +98,7 @@ at::Tensor Conv2d_BNImpl::convolve(const at::Tensor& x) {
 
 at::Tensor Conv2d_BNImpl::forward_gelu(const at::Tensor& x) {
   if (is_training() && !train_bn) return kernels::batch_norm_train(*bn, convolve(x), true);
-  return kernels::gelu(forward(x));
+  return kernels::gelu_over(forward(x));
 }
 
 int64_t set_batchnorm_forward(torch::nn::Module& model, const BatchNormForward& forward) {
@@ -132,7 +132,7 @@ MBConvImpl::MBConvImpl(int64_t in_chans, int64_t out_chans, double expand_ratio)
 at::Tensor MBConvImpl::forward(const at::Tensor& x) {
   at::Tensor y = conv1->forward_gelu(x);
   y = conv2->forward_gelu(y);
-  return kernels::gelu(conv3(y) + x);
+  return kernels::gelu_over(conv3(y) + x);
 }
 
 PatchMergingImpl::PatchMergingImpl(Resolution input_resolution, int64_t dim, int64_t out_dim)
@@ -157,7 +157,7 @@ MlpImpl::MlpImpl(int64_t in_features, int64_t hidden_features) {
   fc2 = register_module("fc2", Linear(hidden_features, in_features));
 }
 
-at::Tensor MlpImpl::forward(const at::Tensor& x) { return fc2(kernels::gelu(fc1(norm(x)))); }
+at::Tensor MlpImpl::forward(const at::Tensor& x) { return fc2(kernels::gelu_over(fc1(norm(x)))); }
 
 AttentionImpl::AttentionImpl(int64_t dim, int64_t key_dim, int64_t num_heads, int64_t window_size)
     : num_heads(num_heads), scale(std::pow(double(key_dim), -0.5)) {
