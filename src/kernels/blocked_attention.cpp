@@ -36,7 +36,7 @@ bool cpu_has_avx2_fma() {
 
 int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 
-// The lanes [0, n) of a block of 8, as AVX2's masked loads and stores take them.
+// The lanes [0, n) of a block of 8, all bits set: a mask for blends and ands.
 SD_AVX2 inline __m256i first_lanes(int64_t n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
@@ -231,16 +231,18 @@ void pack_head(const float* k, int64_t k_stride, const float* v, int64_t v_strid
 }
 
 // A task's buffers: queries (scaled), the rel-pos terms of each row (h + w), the running
-// softmax's maximum and sum per row, the outputs' sums and a chunk of scores.
+// softmax's maximum and sum per row, the outputs' sums, a chunk of scores and a row's bias. The
+// two read a register past their end start as zeros, so that the lanes read there (and then
+// left out) hold numbers.
 struct Scratch {
   Scratch(int64_t d, int64_t h, int64_t w)
       : queries(new float[kBlockRows * d]),
-        rel(new float[kBlockRows * (h + w) + kLanes]),
+        rel(new float[kBlockRows * (h + w) + kLanes]()),
         top(new float[kBlockRows]),
         total(new float[kBlockRows]),
         sums(new float[kBlockRows * d]),
         scores(new float[kBlockRows * kChunkKeys]),
-        bias(new float[kChunkKeys + kLanes]) {}
+        bias(new float[kChunkKeys + kLanes]()) {}
   std::unique_ptr<float[]> queries, rel, top, total, sums, scores, bias;
 };
 
