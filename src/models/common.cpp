@@ -5,6 +5,7 @@
 
 #include "kernels/layer_norm.h"
 #include "models/autocast.h"
+#include "util/cpu.h"
 
 namespace sd::models {
 
@@ -90,7 +91,7 @@ int64_t LinearImpl::hidden_chunks(const at::Tensor& x) {
 at::Tensor LinearImpl::forward_unfused(const at::Tensor& input, Amp amp) {
   if (rows_as_image && input.device().is_cpu() && amp == Amp::off &&
       input.scalar_type() == at::kFloat && input.is_contiguous() && input.numel() > 0 &&
-      at::get_num_threads() > 1)
+      at::get_num_threads() > 1 && (!is_training() || cpu_has("avx512f")))
     return linear_of_rows_as_image(input, weight, bias);
   if (amp == Amp::off) return torch::nn::LinearImpl::forward(input);
   const at::ScalarType type = amp == Amp::bf16 ? at::kBFloat16 : at::kHalf;

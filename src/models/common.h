@@ -59,8 +59,10 @@ class LinearImpl : public torch::nn::LinearImpl {
   int64_t hidden_chunks(const at::Tensor& x);
   // In fp32 on the CPU with more than one thread, the product runs as oneDNN's 1x1
   // convolution of the rows seen as a channels-last image: faster than the BLAS product on
-  // TinyViT's thousands of rows by 128-640 features, forward and backward (the README gives the
-  // figure); equal on SAM's ViT-H shapes and on one thread. TinyViT turns it on for its Linears.
+  // TinyViT's thousands of rows by 128-640 features, forward and backward on AVX-512 CPUs (the
+  // README gives the figure); equal on SAM's ViT-H shapes and on one thread. Without AVX-512
+  // (AMD EPYC Zen 3) its backward took 4-5x its forward, so there a module in training mode
+  // keeps the BLAS product. TinyViT turns it on for its Linears.
   bool rows_as_image = false;
 
  private:
