@@ -3,9 +3,9 @@
 #include <ATen/ATen.h>
 #include <torch/nn/modules/conv.h>
 
+#include "kernels/avx512_math.h"
 #include "kernels/layer_norm.h"
 #include "models/autocast.h"
-#include "util/cpu.h"
 
 namespace sd::models {
 
@@ -91,7 +91,7 @@ int64_t LinearImpl::hidden_chunks(const at::Tensor& x) {
 at::Tensor LinearImpl::forward_unfused(const at::Tensor& input, Amp amp) {
   if (rows_as_image && input.device().is_cpu() && amp == Amp::off &&
       input.scalar_type() == at::kFloat && input.is_contiguous() && input.numel() > 0 &&
-      at::get_num_threads() > 1 && (!is_training() || cpu_has("avx512f")))
+      at::get_num_threads() > 1 && (!is_training() || kernels::avx512::cpu_has_avx512()))
     return linear_of_rows_as_image(input, weight, bias);
   if (amp == Amp::off) return torch::nn::LinearImpl::forward(input);
   const at::ScalarType type = amp == Amp::bf16 ? at::kBFloat16 : at::kHalf;

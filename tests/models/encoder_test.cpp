@@ -14,7 +14,6 @@
 #include "models/image_encoder_vit.h"
 #include "models/preprocess.h"
 #include "models/tiny_vit.h"
-#include "util/cpu.h"
 
 namespace sd::models {
 namespace {
@@ -261,7 +260,8 @@ TEST(Linear, RowsAsImageIsTheSameProductAsAConvolution) {
 
   as_image->train();
   const std::string training = autograd_path(as_image(x));
-  EXPECT_EQ(training.find("ConvolutionBackward") != std::string::npos, cpu_has("avx512f"))
+  EXPECT_EQ(training.find("ConvolutionBackward") != std::string::npos,
+            kernels::avx512::cpu_has_avx512())
       << training;
 
   auto tiny_vit = make_image_encoder(encoder_preset("vit_t"));
