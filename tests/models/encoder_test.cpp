@@ -156,20 +156,33 @@ TEST(TinyViT, TrainingRunsChannelsLastWhereItsBatchNormIsExact) {
 }
 
 // Under CPU autocast a Linear adds its bias in the product's type (as PyTorch 2's autocast
-// casts it): LibTorch 1.13's own adds the fp32 bias through an fp32 copy of the product. fp32
-// stays torch.nn.Linear's.
+// casts it): the exact sum rounded to bf16 once, where LibTorch 1.13's own rounds the product to
+// bf16 and adds the fp32 bias through an fp32 copy (a second rounding). The operands are small
+// multiples of 1/64, so every partial sum is exact in fp32 and the expected value does not depend
+// on the order a CPU's product sums in (a random one sat 8 fp32 ulps from a bf16 midpoint, and
+// another CPU's order crossed it). fp32 stays torch.nn.Linear's.
 TEST(Linear, UnderCpuAutocastAddsTheBiasInTheProductsType) {
   Linear linear(64, 48);
-  const at::Tensor x = at::randn({3, 10, 64});
+  at::manual_seed(5);
+  const at::Tensor x = at::randint(-100, 101, {3, 10, 64}, at::kFloat);
+  {
+    at::NoGradGuard no_grad;
+    linear->weight.copy_(at::randint(-100, 101, {48, 64}, at::kFloat) / 64);
+    linear->bias.copy_(at::randint(-100, 101, {48}, at::kFloat) / 64);
+  }
   at::Tensor out;
   {
     AutocastScope autocast(Amp::bf16, at::kCPU);
     out = linear(x);
   }
   ASSERT_EQ(out.scalar_type(), at::kBFloat16);
-  const at::Tensor expected = at::linear(x.to(at::kBFloat16), linear->weight.to(at::kBFloat16),
-                                         linear->bias.to(at::kBFloat16));
-  EXPECT_TRUE(at::equal(out, expected));
+  const at::Tensor exact =
+      at::linear(x.to(at::kDouble), linear->weight.to(at::kDouble), linear->bias.to(at::kDouble));
+  const at::Tensor rounded_twice =
+      (exact - linear->bias.to(at::kDouble)).to(at::kBFloat16).to(at::kFloat) + linear->bias;
+  ASSERT_FALSE(at::equal(rounded_twice.to(at::kBFloat16), exact.to(at::kBFloat16)))
+      << "the operands do not tell one rounding from two";
+  EXPECT_TRUE(at::equal(out, exact.to(at::kBFloat16)));
   EXPECT_TRUE(at::equal(linear(x), at::linear(x, linear->weight, linear->bias)));
 }
 
