@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "kernels/autograd.h"
 #include "kernels/blocked_attention.h"
@@ -24,17 +26,61 @@ at::Tensor PatchEmbedImpl::forward(const at::Tensor& x) {
   return proj(x).permute({0, 2, 3, 1}).contiguous();
 }
 
-at::Tensor window_partition(const at::Tensor& x, int64_t window_size) {
-  int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
-  int64_t pad_h = (window_size - H % window_size) % window_size;
-  int64_t pad_w = (window_size - W % window_size) % window_size;
-  at::Tensor padded =
-      (pad_h > 0 || pad_w > 0) ? at::constant_pad_nd(x, {0, 0, 0, pad_w, 0, pad_h}) : x;
-  int64_t Hp = H + pad_h, Wp = W + pad_w;
-  return padded.view({B, Hp / window_size, window_size, Wp / window_size, window_size, C})
-      .permute({0, 1, 3, 2, 4, 5})
-      .contiguous()
-      .view({-1, window_size, window_size, C});
+namespace {
+
+// Along one axis of n tokens: the windows wholly inside (from window 0) and the one cut by the
+// end, each span as {first window, windows, tokens of each inside}.
+struct Span {
+  int64_t first, windows, tokens;
+};
+std::vector<Span> spans(int64_t n, int64_t window_size) {
+  std::vector<Span> out;
+  if (n / window_size > 0) out.push_back({0, n / window_size, window_size});
+  if (n % window_size > 0) out.push_back({n / window_size, 1, n % window_size});
+  return out;
+}
+
+// The padded grid cut into windows, B x nh x nw x ws x ws x C, seen as the grid: B x nh x ws x
+// nw x ws x C.
+at::Tensor as_grid(const at::Tensor& windows) { return windows.permute({0, 1, 3, 2, 4, 5}); }
+
+// copy(in_windows, in_tokens) for each rectangle of the tokens (B x H x W x C) and where it lies
+// in the windows: each direction is then one strided copy of every token. The views are made
+// as they are used: autograd cannot follow an in-place copy into a view made before its base
+// took a gradient from an earlier one.
+template <typename Copy>
+void for_each_token_part(const at::Tensor& windows, const at::Tensor& tokens, Copy copy) {
+  const int64_t B = tokens.size(0), C = tokens.size(3), ws = windows.size(3);
+  for (const Span& r : spans(tokens.size(1), ws))
+    for (const Span& c : spans(tokens.size(2), ws))
+      copy(as_grid(windows)
+               .slice(1, r.first, r.first + r.windows)
+               .slice(2, 0, r.tokens)
+               .slice(3, c.first, c.first + c.windows)
+               .slice(4, 0, c.tokens),
+           tokens.slice(1, r.first * ws, r.first * ws + r.windows * r.tokens)
+               .slice(2, c.first * ws, c.first * ws + c.windows * c.tokens)
+               .view({B, r.windows, r.tokens, c.windows, c.tokens, C}));
+}
+
+}  // namespace
+
+at::Tensor window_partition(const at::Tensor& x, int64_t window_size, const at::Tensor& padding) {
+  const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+  const int64_t nh = (H + window_size - 1) / window_size, nw = (W + window_size - 1) / window_size;
+  if (H % window_size == 0 && W % window_size == 0)
+    return as_grid(x.view({B, nh, window_size, nw, window_size, C}))
+        .contiguous()
+        .view({-1, window_size, window_size, C});
+  const at::Tensor windows = at::empty({B, nh, nw, window_size, window_size, C}, x.options());
+  const at::Tensor fill =
+      padding.defined() ? padding.to(x.scalar_type()) : at::zeros({C}, x.options());
+  if (H % window_size > 0) as_grid(windows).slice(1, nh - 1).slice(2, H % window_size).copy_(fill);
+  if (W % window_size > 0) as_grid(windows).slice(3, nw - 1).slice(4, W % window_size).copy_(fill);
+  for_each_token_part(windows, x, [](at::Tensor in_windows, const at::Tensor& tokens) {
+    in_windows.copy_(tokens);
+  });
+  return windows.view({-1, window_size, window_size, C});
 }
 
 at::Tensor window_unpartition(const at::Tensor& windows, int64_t window_size,
@@ -42,12 +88,14 @@ at::Tensor window_unpartition(const at::Tensor& windows, int64_t window_size,
                               std::pair<int64_t, int64_t> hw) {
   auto [Hp, Wp] = padded_hw;
   auto [H, W] = hw;
-  int64_t B = windows.size(0) / (Hp * Wp / window_size / window_size);
-  at::Tensor x = windows.view({B, Hp / window_size, Wp / window_size, window_size, window_size, -1})
-                     .permute({0, 1, 3, 2, 4, 5})
-                     .contiguous()
-                     .view({B, Hp, Wp, -1});
-  if (Hp > H || Wp > W) x = x.slice(1, 0, H).slice(2, 0, W).contiguous();
+  const int64_t nh = Hp / window_size, nw = Wp / window_size;
+  const int64_t B = windows.size(0) / (nh * nw), C = windows.size(3);
+  const at::Tensor grouped = windows.view({B, nh, nw, window_size, window_size, C});
+  if (Hp == H && Wp == W) return as_grid(grouped).contiguous().view({B, H, W, C});
+  const at::Tensor x = at::empty({B, H, W, C}, windows.options());
+  for_each_token_part(grouped, x, [](const at::Tensor& in_windows, at::Tensor tokens) {
+    tokens.copy_(in_windows);
+  });
   return x;
 }
 
@@ -105,10 +153,12 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias, bool
 
 at::Tensor AttentionImpl::forward(const at::Tensor& x) { return proj(heads(x)); }
 
-at::Tensor AttentionImpl::heads(const at::Tensor& x) {
-  int64_t B = x.size(0), H = x.size(1), W = x.size(2);
+at::Tensor AttentionImpl::heads(const at::Tensor& x) { return heads_of_qkv(qkv(x)); }
+
+at::Tensor AttentionImpl::heads_of_qkv(const at::Tensor& projected) {
+  int64_t B = projected.size(0), H = projected.size(1), W = projected.size(2);
   // q, k, v: B x heads x HW x head_dim views of the projection's B x HW x 3 x heads x head_dim.
-  const at::Tensor all = qkv(x).reshape({B, H * W, 3, num_heads, -1});
+  const at::Tensor all = projected.reshape({B, H * W, 3, num_heads, -1});
   const at::Tensor q4 = all.select(2, 0).transpose(1, 2), k4 = all.select(2, 1).transpose(1, 2),
                    v4 = all.select(2, 2).transpose(1, 2);
   if (rel_pos_h.defined() && kernels::fused_rel_pos_attention_applies(q4, k4, v4))
@@ -158,7 +208,10 @@ BlockImpl::BlockImpl(const ViTConfig& c, int64_t window_size) : window_size(wind
   mlp = register_module("mlp", MLPBlock(c.embed_dim, int64_t(c.embed_dim * c.mlp_ratio)));
 }
 
-// Python projects the heads' outputs window by window and then undoes the windows; the
+// Python pads the windows with zero tokens and projects them to q, k and v, which makes the
+// padding's q, k and v the qkv bias: here qkv runs on the H x W tokens alone and the windows are
+// padded with its bias (at 64 x 64 tokens in windows of 14, 4,096 rows where Python has 4,900).
+// Python also projects the heads' outputs window by window and then undoes the windows; the
 // projection is the same for every token, so here it runs after, on the H x W tokens without
 // the windows' padding, with x added in its epilogue.
 at::Tensor BlockImpl::forward(const at::Tensor& x) {
@@ -167,8 +220,8 @@ at::Tensor BlockImpl::forward(const at::Tensor& x) {
     int64_t H = x.size(1), W = x.size(2);
     int64_t Hp = (H + window_size - 1) / window_size * window_size;
     int64_t Wp = (W + window_size - 1) / window_size * window_size;
-    y = window_unpartition(attn->heads(window_partition(y, window_size)), window_size, {Hp, Wp},
-                           {H, W});
+    const at::Tensor windows = window_partition(attn->qkv(y), window_size, attn->qkv->bias);
+    y = window_unpartition(attn->heads_of_qkv(windows), window_size, {Hp, Wp}, {H, W});
   } else {
     y = attn->heads(y);
   }

@@ -52,8 +52,10 @@ class AttentionImpl : public torch::nn::Module {
   AttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias, bool use_rel_pos,
                 int64_t input_size);
   at::Tensor forward(const at::Tensor& x);  // BxHxWxC -> BxHxWxC: proj(heads(x))
-  // The heads' outputs side by side, before the projection (BxHxWxC).
+  // The heads' outputs side by side, before the projection (BxHxWxC): heads_of_qkv(qkv(x)).
   at::Tensor heads(const at::Tensor& x);
+  // The same from qkv's output (BxHxWx3C).
+  at::Tensor heads_of_qkv(const at::Tensor& projected);
 
   Linear qkv{nullptr}, proj{nullptr};
   at::Tensor rel_pos_h, rel_pos_w;  // (2 * input_size - 1) x head_dim, when use_rel_pos
@@ -81,9 +83,11 @@ class BlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Block);
 
-// Exposed for tests: BxHxWxC -> (B*nWindows)xWSxWSxC, zero-padding H and W up to a
-// multiple of `window_size`; and the inverse, cropping back to `hw`.
-at::Tensor window_partition(const at::Tensor& x, int64_t window_size);
+// Exposed for tests: BxHxWxC -> (B*nWindows)xWSxWSxC, padding H and W up to a multiple of
+// `window_size` with tokens of zeros or, where defined, of `padding` (C values); and the
+// inverse, cropping back to `hw`.
+at::Tensor window_partition(const at::Tensor& x, int64_t window_size,
+                            const at::Tensor& padding = {});
 at::Tensor window_unpartition(const at::Tensor& windows, int64_t window_size,
                               std::pair<int64_t, int64_t> padded_hw,
                               std::pair<int64_t, int64_t> hw);

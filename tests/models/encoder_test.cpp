@@ -2,6 +2,7 @@
 #include <ATen/ATen.h>
 #include <ATen/record_function.h>
 #include <gtest/gtest.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <torch/optim/adamw.h>
 #include <torch/types.h>
 
@@ -26,6 +27,34 @@ TEST(ViTEncoder, RelPosTableIsResizedLinearlyWhenItsLengthDiffers) {
   EXPECT_TRUE(at::allclose(rows, at::tensor({0.5f, 0.f, 1.f, 0.5f}).view({2, 2})));
 }
 
+// Python's window_partition: pad with zeros, then one permuted copy.
+at::Tensor python_window_partition(const at::Tensor& x, int64_t ws) {
+  const int64_t B = x.size(0), C = x.size(3);
+  const int64_t pad_h = (ws - x.size(1) % ws) % ws, pad_w = (ws - x.size(2) % ws) % ws;
+  const at::Tensor padded = at::constant_pad_nd(x, {0, 0, 0, pad_w, 0, pad_h});
+  return padded.view({B, padded.size(1) / ws, ws, padded.size(2) / ws, ws, C})
+      .permute({0, 1, 3, 2, 4, 5})
+      .reshape({-1, ws, ws, C});
+}
+
+// Every kind of grid: padded along both axes, one, none, and smaller than a window; the
+// gradients flow back through both directions as through Python's.
+TEST(ViTEncoder, WindowPartitionIsPythonsOnEveryGrid) {
+  for (const auto& [H, W] :
+       std::vector<std::pair<int64_t, int64_t>>{{5, 6}, {8, 8}, {3, 9}, {8, 5}, {2, 3}, {13, 4}}) {
+    const at::Tensor x = at::randn({2, H, W, 3}, at::kDouble).requires_grad_();
+    const at::Tensor windows = vit::window_partition(x, 4),
+                     expected = python_window_partition(x, 4);
+    ASSERT_TRUE(at::equal(windows, expected)) << H << " x " << W;
+    const int64_t Hp = (H + 3) / 4 * 4, Wp = (W + 3) / 4 * 4;
+    const at::Tensor back = vit::window_unpartition(windows * 3, 4, {Hp, Wp}, {H, W});
+    EXPECT_TRUE(at::equal(back, x * 3)) << H << " x " << W;
+    const at::Tensor weights = at::randn(back.sizes(), at::kDouble);
+    const at::Tensor grad = torch::autograd::grad({(back * weights).sum()}, {x})[0];
+    EXPECT_TRUE(at::equal(grad, weights * 3)) << H << " x " << W;
+  }
+}
+
 TEST(ViTEncoder, WindowPartitionPadsAndUnpartitionRestores) {
   at::Tensor x = at::randn({2, 5, 6, 3});
   at::Tensor windows = vit::window_partition(x, 4);
@@ -33,6 +62,17 @@ TEST(ViTEncoder, WindowPartitionPadsAndUnpartitionRestores) {
   EXPECT_TRUE(at::equal(windows[0], x[0].slice(0, 0, 4).slice(1, 0, 4)));
   EXPECT_EQ(windows[7].slice(0, 1).abs().sum().item<float>(), 0.f);  // zero padding
   EXPECT_TRUE(at::equal(vit::window_unpartition(windows, 4, {8, 8}, {5, 6}), x));
+
+  // Padded with given tokens (what Python's zero tokens become through qkv: its bias), which
+  // take the padding's gradient.
+  const at::Tensor padding = at::tensor({1.f, -2.f, 3.f}).requires_grad_();
+  const at::Tensor filled = vit::window_partition(x, 4, padding);
+  EXPECT_TRUE(at::equal(filled[0], windows[0]));
+  EXPECT_TRUE(at::equal(filled[7].slice(0, 1), padding.detach().expand({3, 4, 3})));
+  EXPECT_TRUE(at::equal(filled[7][0].slice(0, 0, 2), x[1][4].slice(0, 4, 6)));
+  EXPECT_TRUE(at::equal(vit::window_unpartition(filled.detach(), 4, {8, 8}, {5, 6}), x));
+  filled.sum().backward();
+  EXPECT_TRUE(at::equal(padding.grad(), at::full({3}, 2 * (8 * 8 - 5 * 6))));
 }
 
 TEST(TinyViT, AttentionBiasesAreNeverStale) {
