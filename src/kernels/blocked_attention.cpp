@@ -11,8 +11,7 @@
 #include <memory>
 
 #include "kernels/autograd.h"
-
-#define SD_AVX2 __attribute__((target("avx2,fma")))
+#include "kernels/avx2.h"
 
 namespace sd::kernels {
 namespace {
@@ -28,11 +27,6 @@ constexpr int64_t kBlockRows = 96;
 constexpr int64_t kChunkKeys = 256;
 
 constexpr float kLowest = -std::numeric_limits<float>::infinity();
-
-bool cpu_has_avx2_fma() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-}
 
 int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 

@@ -7,6 +7,7 @@
 
 #include <vector>
 
+#include "kernels/mask_products.h"
 #include "models/common.h"
 
 namespace sd::models {
@@ -142,7 +143,11 @@ DecoderOutput MaskDecoderImpl::output_heads(const at::Tensor& hs, const at::Tens
   // (B x 16hw x C/8) . (B x C/8 x masks), the upscaled image as it lies: its gradient comes back
   // contiguous, which LibTorch 1.13's GELU backward (oneDNN) silently assumes of it.
   int64_t uh = upscaled.size(1), uw = upscaled.size(2);
-  at::Tensor masks = at::matmul(upscaled.view({b, uh * uw, -1}), hyper_in.transpose(1, 2))
+  const at::Tensor pixels = upscaled.view({b, uh * uw, -1});
+  if (kernels::mask_products_apply(pixels, hyper_in))
+    return {kernels::mask_products(pixels, hyper_in).view({b, -1, uh, uw}),
+            iou_prediction_head(iou_token_out)};
+  at::Tensor masks = at::matmul(pixels, hyper_in.transpose(1, 2))
                          .transpose(1, 2)
                          .contiguous()
                          .view({b, -1, uh, uw});

@@ -11,6 +11,7 @@
 
 #include "common/fixtures.h"
 #include "io/state_dict.h"
+#include "kernels/avx2.h"
 #include "models/transformer.h"
 
 namespace sd::models {
@@ -195,6 +196,32 @@ TEST_F(PredictorTest, CudaMatchesCpu) {
   EXPECT_TRUE(b.masks.is_cuda());
   EXPECT_TRUE(at::allclose(a.low_res_logits, b.low_res_logits.cpu(), 1e-3, 1e-3));
   EXPECT_TRUE(at::allclose(a.iou_predictions, b.iou_predictions.cpu(), 1e-3, 1e-3));
+}
+
+// The decoder's inference takes it (and its masks are the product's), training does not.
+TEST(MaskDecoder, InferenceTakesTheMaskProductsKernel) {
+  if (!kernels::cpu_has_avx2_fma()) GTEST_SKIP() << "no AVX2 and FMA here";
+  at::manual_seed(1);
+  MaskDecoder decoder(256, TwoWayTransformer(2, 256, 8, 2048));
+  static int calls = 0;
+  auto count = [](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+    if (std::string(fn.name()) == "sd::mask_products") ++calls;
+    return nullptr;
+  };
+  at::CallbackHandle handle = at::addThreadLocalCallback(at::RecordFunctionCallback(count));
+  const at::Tensor tokens = at::randn({2, 7, 256}), image = at::randn({2, 64, 256});
+  DecoderOutput inferred, trained;
+  {
+    at::NoGradGuard no_grad;
+    inferred = decoder->output_heads(tokens, image, 8, 8, 0, 4);
+  }
+  EXPECT_EQ(calls, 1);
+  trained = decoder->output_heads(tokens, image, 8, 8, 0, 4);
+  at::removeCallback(handle);
+  EXPECT_EQ(calls, 1);
+  ASSERT_EQ(inferred.masks.sizes(), (at::IntArrayRef{2, 4, 32, 32}));
+  const double scale = trained.masks.abs().max().item<double>();
+  EXPECT_LE((inferred.masks - trained.masks.detach()).abs().max().item<double>(), 1e-5 * scale);
 }
 
 // The two-way transformer multiplies the image's tokens as an image (oneDNN's 1x1
