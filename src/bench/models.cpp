@@ -60,8 +60,9 @@ double count_gflop(const std::function<void()>& run) {
     const char* name = fn.name();
     const auto& in = fn.inputs();
     const auto& out = fn.outputs();
-    if (!std::strcmp(name, "sd::batched_matmul")) {  // models/batched_matmul.h: no outputs
-      flops += 2 * numel(in[0]) * in[1].toTensor().size(-1);
+    if (!std::strcmp(name, "sd::batched_matmul")) {  // kernels/batched_matmul.h: no outputs
+      const at::Tensor &a = in[0].toTensor(), &b = in[1].toTensor();  // a batch of 1 broadcasts
+      flops += 2 * std::max(a.size(0), b.size(0)) * a.size(1) * a.size(2) * a.size(3) * b.size(3);
       return;
     }
     if (!std::strcmp(name, "sd::linear")) {  // kernels/onednn_linear.h: x [..., K], weight [N, K]

@@ -30,14 +30,21 @@ BlasView transposed_view(const at::Tensor& t) {
   return {'T', int(std::max({t.stride(3), t.size(2), int64_t{1}}))};
 }
 
+// The batches of a and b, equal or one of them 1 (broadcast: the decoder's prompts against the
+// one image they share).
 bool blas_operands(const at::Tensor& a, const at::Tensor& b) {
   return a.device().is_cpu() && a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat &&
-         a.dim() == 4 && b.dim() == 4 && a.size(0) == b.size(0) && a.size(1) == b.size(1) &&
+         a.dim() == 4 && b.dim() == 4 &&
+         (a.size(0) == b.size(0) || a.size(0) == 1 || b.size(0) == 1) && a.size(1) == b.size(1) &&
          blas_ready(a) && blas_ready(b) && !autograd_records(a, b);
 }
 
+// A batch's offset into t: none where its one batch is broadcast.
+int64_t batch_stride(const at::Tensor& t) { return t.size(0) == 1 ? 0 : t.stride(0); }
+
 bool blas_applies(const at::Tensor& a, const at::Tensor& b, const at::Tensor& out) {
-  return blas_operands(a, b) && out.scalar_type() == at::kFloat && out.stride(3) == 1;
+  return blas_operands(a, b) && out.scalar_type() == at::kFloat && out.stride(3) == 1 &&
+         out.size(0) == std::max(a.size(0), b.size(0));
 }
 
 void blas_products(const at::Tensor& a, const at::Tensor& b, at::Tensor& out) {
@@ -55,11 +62,12 @@ void blas_products(const at::Tensor& a, const at::Tensor& b, at::Tensor& out) {
   const float* pa = a.data_ptr<float>();
   const float* pb = b.data_ptr<float>();
   float* pc = out.data_ptr<float>();
-  at::parallel_for(0, a.size(0) * heads, 1, [&](int64_t begin, int64_t end) {
+  const int64_t a_batch = batch_stride(a), b_batch = batch_stride(b);
+  at::parallel_for(0, out.size(0) * heads, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t x = i / heads, h = i % heads;
-      sgemm_(&bv.trans, &av.trans, &n, &m, &k, &one, pb + x * b.stride(0) + h * b.stride(1), &bv.ld,
-             pa + x * a.stride(0) + h * a.stride(1), &av.ld, &zero,
+      sgemm_(&bv.trans, &av.trans, &n, &m, &k, &one, pb + x * b_batch + h * b.stride(1), &bv.ld,
+             pa + x * a_batch + h * a.stride(1), &av.ld, &zero,
              pc + x * out.stride(0) + h * out.stride(1), &ldc);
     }
   });
@@ -81,7 +89,8 @@ void batched_matmul_into(const at::Tensor& a, const at::Tensor& b, at::Tensor ou
 at::Tensor batched_matmul(const at::Tensor& a, const at::Tensor& b) {
 #ifdef SAMDISTILL_WITH_BLAS
   if (blas_operands(a, b)) {
-    at::Tensor out = at::empty({a.size(0), a.size(1), a.size(2), b.size(3)}, a.options());
+    at::Tensor out =
+        at::empty({std::max(a.size(0), b.size(0)), a.size(1), a.size(2), b.size(3)}, a.options());
     blas_products(a, b, out);
     return out;
   }

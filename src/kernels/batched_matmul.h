@@ -9,8 +9,9 @@ namespace sd::kernels {
 // q, k and v are views into the qkv projection, and its output goes straight into the
 // B x N x heads x C layout the projection reads. ATen's bmm copies such operands contiguous
 // first and then runs its many small products one after another, each threaded on its own.
-// Other tensors (autograd, other types, no unit stride, batches that broadcast) go through
-// at::matmul.
+// A batch of 1 on either side broadcasts against the other's (read where it lies, not expanded
+// into copies as ATen's matmul does). Other tensors (autograd, other types, no unit stride,
+// other broadcasts) go through at::matmul.
 void batched_matmul_into(const at::Tensor& a, const at::Tensor& b, at::Tensor out);
 
 // The same products into a new B x H x M x N tensor; at::matmul itself (differentiable,

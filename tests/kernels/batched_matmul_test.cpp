@@ -3,6 +3,7 @@
 #include "kernels/batched_matmul.h"
 
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 #include <gtest/gtest.h>
 
 #include "kernels/avx512_math.h"
@@ -45,6 +46,32 @@ TEST(BatchedMatmul, ReadsViewsAndWritesIntoAStridedLayout) {
   at::Tensor again = at::empty_like(scores);
   kernels::batched_matmul_into(w.k(), w.q().transpose(-2, -1).contiguous(), again);
   expect_matmul(w.k(), w.q().transpose(-2, -1), again);
+}
+
+// The decoder's prompts against the image they share: a batch of 1 on either side, read where
+// it lies (a transposed view of the keys, a strided one of the queries), one product per matrix.
+TEST(BatchedMatmul, ABatchOfOneBroadcastsAgainstTheOther) {
+  at::NoGradGuard no_grad;
+  at::manual_seed(3);
+  static int products = 0;
+  auto count = [](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+    if (std::string(fn.name()) == "sd::batched_matmul") ++products;
+    return nullptr;
+  };
+  at::CallbackHandle handle = at::addThreadLocalCallback(at::RecordFunctionCallback(count));
+  const at::Tensor queries = at::randn({5, 7, 2, 16}).transpose(1, 2);  // 5 prompts, 2 heads
+  const at::Tensor keys = at::randn({1, 2, 300, 16}), values = at::randn({1, 2, 300, 16});
+  const at::Tensor scores = kernels::batched_matmul(queries, keys.transpose(-2, -1));
+  ASSERT_EQ(scores.sizes(), (at::IntArrayRef{5, 2, 7, 300}));
+  expect_matmul(queries, keys.transpose(-2, -1), scores);
+  expect_matmul(scores, values, kernels::batched_matmul(scores, values));
+  expect_matmul(keys, queries.transpose(-2, -1),
+                kernels::batched_matmul(keys, queries.transpose(-2, -1)));
+  at::Tensor into = at::empty({5, 2, 7, 16});
+  kernels::batched_matmul_into(scores, values, into);
+  expect_matmul(scores, values, into);
+  at::removeCallback(handle);
+  EXPECT_EQ(products, 4);
 }
 
 TEST(BatchedMatmul, OperandsWithoutAUnitStrideAndGradientsTakeAtMatmul) {
