@@ -3,6 +3,7 @@
 #include "kernels/mask_products.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
 #include "kernels/avx2.h"
