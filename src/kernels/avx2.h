@@ -4,7 +4,11 @@
 
 #define SD_AVX2 __attribute__((target("avx2,fma")))
 
+#include <cstdint>
+
 namespace sd::kernels {
+
+constexpr int64_t kLanes = 8;  // floats per AVX2 register
 
 inline bool cpu_has_avx2_fma() {
   static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");

@@ -16,7 +16,6 @@
 namespace sd::kernels {
 namespace {
 
-constexpr int64_t kLanes = 8;  // floats per AVX2 register
 // A register tile: 6 query rows x 16 keys (or 16 output columns), 12 accumulators of the 16
 // registers, the rest for two rows of the other operand and a broadcast.
 constexpr int64_t kTileRows = 6;

@@ -13,7 +13,6 @@
 namespace sd::kernels {
 namespace {
 
-constexpr int64_t kLanes = 8;          // floats per AVX2 register
 constexpr int64_t kBlockPixels = 128;  // a task's pixels: 16 KB of the image at C = 32
 
 // The eight sums of a0..a7's lanes, in order.

@@ -144,14 +144,11 @@ DecoderOutput MaskDecoderImpl::output_heads(const at::Tensor& hs, const at::Tens
   // contiguous, which LibTorch 1.13's GELU backward (oneDNN) silently assumes of it.
   int64_t uh = upscaled.size(1), uw = upscaled.size(2);
   const at::Tensor pixels = upscaled.view({b, uh * uw, -1});
-  if (kernels::mask_products_apply(pixels, hyper_in))
-    return {kernels::mask_products(pixels, hyper_in).view({b, -1, uh, uw}),
-            iou_prediction_head(iou_token_out)};
-  at::Tensor masks = at::matmul(pixels, hyper_in.transpose(1, 2))
-                         .transpose(1, 2)
-                         .contiguous()
-                         .view({b, -1, uh, uw});
-  return {masks, iou_prediction_head(iou_token_out)};
+  const at::Tensor masks =
+      kernels::mask_products_apply(pixels, hyper_in)
+          ? kernels::mask_products(pixels, hyper_in)
+          : at::matmul(pixels, hyper_in.transpose(1, 2)).transpose(1, 2).contiguous();
+  return {masks.view({b, -1, uh, uw}), iou_prediction_head(iou_token_out)};
 }
 
 }  // namespace sd::models
