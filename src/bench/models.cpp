@@ -187,7 +187,8 @@ nlohmann::json bench_decoder(Sam sam, int repeats) {
   sam->eval();
   SamPredictor predictor(sam);
   const Size2 original{1200, 1800};
-  predictor.set_image_embedding(at::randn({1, 256, 64, 64}), original);
+  const at::Tensor image_embedding = at::randn({1, 256, 64, 64});
+  predictor.set_image_embedding(image_embedding, original);
   Prompts prompts;
   prompts.box = at::tensor({300.0f, 200.0f, 1400.0f, 1000.0f});
   nlohmann::json figures;
@@ -203,6 +204,15 @@ nlohmann::json bench_decoder(Sam sam, int repeats) {
         },
         repeats);
   }
+  // A new image's first prompt also makes the decoder's work on the image that its later prompts
+  // share (SamPredictor::decode), which the figures above keep.
+  measure(
+      figures, "decoder_first_prompt",
+      [&] {
+        predictor.set_image_embedding(image_embedding, original);
+        predictor.predict(prompts, /*multimask_output=*/false).iou_predictions.sum().item<float>();
+      },
+      repeats);
   // Its parts in fp32, as SamPredictor.predict runs them: the prompt encoder, the mask
   // decoder's two-way transformer, the rest of the mask decoder (output upscaling, the
   // hypernetwork MLPs and their product with the upscaled image, the IoU head: the decoder's

@@ -43,12 +43,21 @@ static at::Tensor linear_of_rows_as_image(const at::Tensor& x, const at::Tensor&
   return y.permute({0, 2, 3, 1}).reshape(shape);
 }
 
-at::Tensor LinearImpl::forward(const at::Tensor& input) {
-  return forward_fused(input, kernels::Epilogue::none);
-}
-
 static Amp cpu_amp(const at::Tensor& x) {
   return x.device().is_cpu() ? current_amp(c10::DeviceType::CPU) : Amp::off;
+}
+
+at::Tensor linear_of_rows(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                          bool training) {
+  if (x.device().is_cpu() && cpu_amp(x) == Amp::off && x.scalar_type() == at::kFloat &&
+      x.is_contiguous() && x.numel() > 0 && at::get_num_threads() > 1 &&
+      (!training || kernels::avx512::cpu_has_avx512()))
+    return linear_of_rows_as_image(x, weight, bias);
+  return at::linear(x, weight, bias);
+}
+
+at::Tensor LinearImpl::forward(const at::Tensor& input) {
+  return forward_fused(input, kernels::Epilogue::none);
 }
 
 at::ScalarType LinearImpl::onednn_type(const at::Tensor& x, Amp amp) const {
@@ -89,11 +98,9 @@ int64_t LinearImpl::hidden_chunks(const at::Tensor& x) {
 }
 
 at::Tensor LinearImpl::forward_unfused(const at::Tensor& input, Amp amp) {
-  if (rows_as_image && input.device().is_cpu() && amp == Amp::off &&
-      input.scalar_type() == at::kFloat && input.is_contiguous() && input.numel() > 0 &&
-      at::get_num_threads() > 1 && (!is_training() || kernels::avx512::cpu_has_avx512()))
-    return linear_of_rows_as_image(input, weight, bias);
-  if (amp == Amp::off) return torch::nn::LinearImpl::forward(input);
+  if (amp == Amp::off)
+    return rows_as_image ? linear_of_rows(input, weight, bias, is_training())
+                         : torch::nn::LinearImpl::forward(input);
   const at::ScalarType type = amp == Amp::bf16 ? at::kBFloat16 : at::kHalf;
   // As rows: ATen's linear of more than two dimensions adds the bias after the product, in a
   // second pass over the output; of rows it adds it inside (addmm).

@@ -57,12 +57,10 @@ class LinearImpl : public torch::nn::LinearImpl {
   // The column blocks this Linear's output is best written in for a Linear that reads it
   // (kernels::OnednnLinear::hidden_chunks): 1 where forward_in_blocks would not run.
   int64_t hidden_chunks(const at::Tensor& x);
-  // In fp32 on the CPU with more than one thread, the product runs as oneDNN's 1x1
-  // convolution of the rows seen as a channels-last image: faster than the BLAS product on
-  // TinyViT's thousands of rows by 128-640 features, forward and backward on AVX-512 CPUs (the
-  // README gives the figure); equal on SAM's ViT-H shapes and on one thread. Without AVX-512
-  // (AMD EPYC Zen 3) its backward took 4-5x its forward, so there a module in training mode
-  // keeps the BLAS product. TinyViT turns it on for its Linears.
+  // The product in fp32 as linear_of_rows: faster than the BLAS product on TinyViT's
+  // thousands of rows by 128-640 features, forward and backward on AVX-512 CPUs (the README
+  // gives the figure); equal on SAM's ViT-H shapes and on one thread. TinyViT turns it on for
+  // its Linears, the two-way transformer for its projections of the image's tokens.
   bool rows_as_image = false;
 
  private:
@@ -74,6 +72,13 @@ class LinearImpl : public torch::nn::LinearImpl {
   kernels::OnednnLinear onednn_;
 };
 TORCH_MODULE(Linear);
+
+// x [..., K] times weight [N, K] plus bias (fp32 on the CPU, more than one thread, no autocast) as
+// oneDNN's 1x1 convolution of the rows seen as a channels-last image: faster than the BLAS
+// product on thousands of rows by 64-640 features. Without AVX-512 (AMD EPYC Zen 3) its backward
+// took 4-5x its forward, so there `training` keeps the BLAS product; elsewhere at::linear.
+at::Tensor linear_of_rows(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                          bool training);
 
 // torch.nn.GELU over kernels::gelu, for Sequentials that number their modules as Python's.
 class GELUImpl : public torch::nn::Module {

@@ -25,6 +25,15 @@ struct DecoderOutput {
   at::Tensor iou_predictions;  // BxC
 };
 
+// The mask decoder's work on one image before it reads a prompt: the transformer's first image
+// side (ImageSide) of the embedding plus the prompts' dense embedding, on an h x w grid. With one
+// dense embedding for all prompts (none brings a mask) it is the same for every prompt of the
+// image: SamPredictor makes it once and keeps it.
+struct DecoderImage {
+  ImageSide transformer;
+  int64_t h = 0, w = 0;
+};
+
 // SAM's mask decoder: the two-way transformer between output tokens + prompt tokens
 // and the image embedding, then upscaling and one hypernetwork MLP per mask token.
 class MaskDecoderImpl : public torch::nn::Module {
@@ -40,6 +49,12 @@ class MaskDecoderImpl : public torch::nn::Module {
                         const at::Tensor& sparse_prompt_embeddings,
                         const at::Tensor& dense_prompt_embeddings, bool multimask_output,
                         Trace* trace = nullptr);
+  // forward in two steps: the image's side for `prompts` prompts (dense: 1xCxhxw, shared, or
+  // BxCxhxw), then the prompts' sparse embeddings (BxTxC) against it.
+  DecoderImage prepare_image(const at::Tensor& image_embeddings, const at::Tensor& image_pe,
+                             const at::Tensor& dense_prompt_embeddings, int64_t prompts);
+  DecoderOutput forward(const DecoderImage& image, const at::Tensor& sparse_prompt_embeddings,
+                        bool multimask_output, Trace* trace = nullptr);
 
   // What follows the transformer, for its tokens (B x T x C) and image (B x hw x C) of an h x w
   // grid: masks first_mask .. end_mask - 1 from the upscaled image and the mask tokens'
@@ -57,11 +72,10 @@ class MaskDecoderImpl : public torch::nn::Module {
  private:
   // Masks first_mask .. end_mask - 1 and the IoU predictions of all
   // num_multimask_outputs + 1.
-  DecoderOutput predict_masks(const at::Tensor& image_embeddings, const at::Tensor& image_pe,
-                              const at::Tensor& sparse_prompt_embeddings,
-                              const at::Tensor& dense_prompt_embeddings, int64_t first_mask,
-                              int64_t end_mask, Trace* trace);
-  // output_upscaling on the transformer's image, channels-last: BxhxwxC -> Bx4hx4wxC/8.
+  DecoderOutput predict_masks(const DecoderImage& image, const at::Tensor& sparse_prompt_embeddings,
+                              int64_t first_mask, int64_t end_mask, Trace* trace);
+  // output_upscaling on the transformer's image, B x hw x C -> B x 16hw x C/8: the 4h x 4w
+  // pixels in the order the transposed convolutions make them (mask_decoder.cpp's unblock).
   at::Tensor upscale(const at::Tensor& image);
 
   int64_t num_mask_tokens_;

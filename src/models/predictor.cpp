@@ -24,6 +24,7 @@ void SamPredictor::set_image(const at::Tensor& resized_image, Size2 original_siz
     throw Error(msg.str());
   }
   features_.reset();
+  prepared_.reset();
   at::Tensor input = model_->preprocess(resized_image.to(model_->device()));
   features_ = model_->image_encoder->forward(input);
   original_size_ = original_size;
@@ -41,9 +42,33 @@ void SamPredictor::set_image_embedding(const at::Tensor& embedding, Size2 origin
     throw Error(msg.str());
   }
   features_ = embedding.to(model_->device(), at::kFloat);
+  prepared_.reset();
   original_size_ = original_size;
   input_size_ = ResizeLongestSide::get_preprocess_shape(original_size[0], original_size[1],
                                                         transform_.target_length());
+}
+
+uint64_t SamPredictor::weights_stamp() const {
+  uint64_t stamp = 0;
+  for (const torch::nn::Module* m :
+       {static_cast<const torch::nn::Module*>(model_->prompt_encoder.get()),
+        static_cast<const torch::nn::Module*>(model_->mask_decoder.get())})
+    for (const auto& list : {m->parameters(), m->buffers()})
+      for (const at::Tensor& t : list)
+        stamp = stamp * 31 + t._version() + reinterpret_cast<uintptr_t>(t.unsafeGetTensorImpl()) +
+                reinterpret_cast<uintptr_t>(t.data_ptr());
+  return stamp;
+}
+
+DecoderOutput SamPredictor::decode(const Prompts& prompts, bool multimask_output, Trace* trace) {
+  require_image();
+  if (prompts.mask_input.defined() || at::GradMode::is_enabled())
+    return model_->decode(features_, prompts, multimask_output, trace);
+  const Amp amp = current_amp(model_->device().type());
+  const uint64_t weights = weights_stamp();
+  if (!prepared_ || prepared_->amp != amp || prepared_->weights != weights)
+    prepared_ = PreparedDecoder{model_->prepare_decoder(features_), amp, weights};
+  return model_->decode(prepared_->image, prompts, multimask_output, trace);
 }
 
 const at::Tensor& SamPredictor::get_image_embedding() const {
@@ -85,7 +110,7 @@ Prediction SamPredictor::predict_torch(const Prompts& prompts, bool multimask_ou
                                        bool return_logits, Trace* trace) {
   require_image();
   at::NoGradGuard no_grad;
-  DecoderOutput decoded = model_->decode(features_, prompts, multimask_output, trace);
+  DecoderOutput decoded = decode(prompts, multimask_output, trace);
   at::Tensor masks = model_->postprocess_masks(decoded.masks, input_size_, original_size_);
   if (!return_logits) masks = masks > SamImpl::mask_threshold;
   return {masks, decoded.iou_predictions, decoded.masks};

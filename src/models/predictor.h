@@ -1,6 +1,9 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <optional>
+
+#include "models/autocast.h"
 #include "models/image_encoder.h"
 #include "models/sam.h"
 #include "models/transforms.h"
@@ -40,6 +43,12 @@ class SamPredictor {
   Prediction predict_torch(const Prompts& prompts, bool multimask_output = true,
                            bool return_logits = false, Trace* trace = nullptr);
 
+  // SamImpl::decode on the image set, for prompts in predict_torch's frame. Prompts without a
+  // mask input share the decoder's work on the image (SamImpl::prepare_decoder): made at the
+  // first such prompt, kept until the next image, remade where the mixed precision or the
+  // prompt encoder's or decoder's weights changed; with autograd on, nothing is kept.
+  DecoderOutput decode(const Prompts& prompts, bool multimask_output, Trace* trace = nullptr);
+
   const at::Tensor& get_image_embedding() const;
   Size2 original_size() const { return original_size_; }
   Size2 input_size() const { return input_size_; }
@@ -52,6 +61,16 @@ class SamPredictor {
   Sam model_;
   ResizeLongestSide transform_;
   at::Tensor features_;  // undefined until an image is set
+  // decode's work on features_ shared by prompts without a mask, and what it was made under.
+  struct PreparedDecoder {
+    DecoderImage image;
+    Amp amp = Amp::off;
+    uint64_t weights = 0;  // weights_stamp() then
+  };
+  std::optional<PreparedDecoder> prepared_;
+  // Changes when a parameter or buffer of the prompt encoder or mask decoder is replaced or
+  // written in place (a load, an optimiser step).
+  uint64_t weights_stamp() const;
   Size2 original_size_{0, 0};
   Size2 input_size_{0, 0};
 };

@@ -7,6 +7,7 @@
 
 #include "kernels/upsample.h"
 #include "models/preprocess.h"
+#include "util/error.h"
 #include "util/text.h"
 
 namespace sd::models {
@@ -40,6 +41,26 @@ DecoderOutput SamImpl::decode(const at::Tensor& embedding, const Prompts& prompt
   }
   return mask_decoder->forward(embedding, prompt_encoder->get_dense_pe(), sparse, dense,
                                multimask_output, trace);
+}
+
+DecoderImage SamImpl::prepare_decoder(const at::Tensor& embedding) {
+  const at::Tensor dense = prompt_encoder->forward({}, {}, {}, {}).second;  // no mask
+  return mask_decoder->prepare_image(embedding, prompt_encoder->get_dense_pe(), dense, 1);
+}
+
+DecoderOutput SamImpl::decode(const DecoderImage& image, const Prompts& prompts,
+                              bool multimask_output, Trace* trace) {
+  if (prompts.mask_input.defined())
+    throw Error(
+        "decode: a mask prompt changes the image's side of the decoder; decode it with "
+        "the embedding");
+  auto [sparse, dense] =
+      prompt_encoder->forward(prompts.point_coords, prompts.point_labels, prompts.box, {});
+  if (trace) {
+    trace->emplace_back("sparse_embeddings", sparse);
+    trace->emplace_back("dense_embeddings", dense);
+  }
+  return mask_decoder->forward(image, sparse, multimask_output, trace);
 }
 
 Sam build_sam(const EncoderConfig& config) { return build_sam(config, make_image_encoder(config)); }

@@ -47,6 +47,12 @@ class SamImpl : public torch::nn::Module {
   // `trace` receives sparse_embeddings, dense_embeddings and the decoder's trace.
   DecoderOutput decode(const at::Tensor& embedding, const Prompts& prompts, bool multimask_output,
                        Trace* trace = nullptr);
+  // decode in two steps for prompts without a mask input, whose dense embedding is the prompt
+  // encoder's no-mask one: the mask decoder's work on the embedding alone (the same for all
+  // such prompts), then the prompts against it.
+  DecoderImage prepare_decoder(const at::Tensor& embedding);
+  DecoderOutput decode(const DecoderImage& image, const Prompts& prompts, bool multimask_output,
+                       Trace* trace = nullptr);
 
   // Side of the square encoder input (1024).
   int64_t img_size() const { return prompt_encoder->input_image_size()[0]; }

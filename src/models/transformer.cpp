@@ -53,9 +53,14 @@ void AttentionImpl::queries_from_image() { q_proj->rows_as_image = out_proj->row
 // they lie (kernels/batched_matmul.h), instead of ATen's bmm with its per-matrix selects and
 // copies (a few tokens against 4,096).
 at::Tensor AttentionImpl::forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-  at::Tensor qh = separate_heads(q_proj(q), num_heads_);
-  at::Tensor kh = separate_heads(k_proj(k), num_heads_);
-  at::Tensor vh = separate_heads(v_proj(v), num_heads_);
+  return attend(heads(q_proj, q), heads(k_proj, k), heads(v_proj, v));
+}
+
+at::Tensor AttentionImpl::heads(Linear& projection, const at::Tensor& x) const {
+  return separate_heads(projection(x), num_heads_);
+}
+
+at::Tensor AttentionImpl::attend(const at::Tensor& qh, const at::Tensor& kh, const at::Tensor& vh) {
   const double scale = std::sqrt(static_cast<double>(qh.size(3)));
   // Dividing by a power of two (SAM's cross attention: 4) is exact, so the side with fewer
   // tokens can be divided instead of the scores, for the same numbers.
@@ -95,10 +100,19 @@ TwoWayAttentionBlockImpl::TwoWayAttentionBlockImpl(int64_t embedding_dim, int64_
   cross_attn_image_to_token->queries_from_image();
 }
 
+ImageSide TwoWayAttentionBlockImpl::image_side(const at::Tensor& keys, const at::Tensor& key_pe) {
+  ImageSide image{keys, key_pe, keys + key_pe, {}, {}, {}};
+  Attention& t2i = cross_attn_token_to_image;
+  image.token_to_image_k = t2i->heads(t2i->k_proj, image.keys_and_pe);
+  image.token_to_image_v = t2i->heads(t2i->v_proj, keys);
+  Attention& i2t = cross_attn_image_to_token;
+  image.image_to_token_q = i2t->heads(i2t->q_proj, image.keys_and_pe);
+  return image;
+}
+
 std::pair<at::Tensor, at::Tensor> TwoWayAttentionBlockImpl::forward(const at::Tensor& queries_in,
-                                                                    const at::Tensor& keys_in,
                                                                     const at::Tensor& query_pe,
-                                                                    const at::Tensor& key_pe) {
+                                                                    const ImageSide& image) {
   at::Tensor queries = queries_in;
   if (skip_first_layer_pe_) {
     queries = self_attn(queries, queries, queries);
@@ -108,14 +122,18 @@ std::pair<at::Tensor, at::Tensor> TwoWayAttentionBlockImpl::forward(const at::Te
   }
   queries = norm1(queries);
 
+  Attention& t2i = cross_attn_token_to_image;
   at::Tensor q = queries + query_pe;
-  at::Tensor k = keys_in + key_pe;
-  queries = norm2(queries + cross_attn_token_to_image(q, k, keys_in));
+  queries = norm2(queries + t2i->attend(t2i->heads(t2i->q_proj, q), image.token_to_image_k,
+                                        image.token_to_image_v));
 
   queries = norm3(queries + mlp(queries));
 
+  Attention& i2t = cross_attn_image_to_token;
   q = queries + query_pe;
-  at::Tensor keys = norm4(keys_in + cross_attn_image_to_token(k, q, queries));
+  at::Tensor keys =
+      norm4(image.keys + i2t->attend(image.image_to_token_q, i2t->heads(i2t->k_proj, q),
+                                     i2t->heads(i2t->v_proj, queries)));
   return {queries, keys};
 }
 
@@ -136,15 +154,25 @@ TwoWayTransformerImpl::TwoWayTransformerImpl(int64_t depth, int64_t embedding_di
 std::pair<at::Tensor, at::Tensor> TwoWayTransformerImpl::forward(
     const at::Tensor& image_embedding, const at::Tensor& image_pe,
     const at::Tensor& point_embedding) {
-  at::Tensor keys = to_tokens(image_embedding);
-  at::Tensor key_pe = to_tokens(image_pe);
-  at::Tensor queries = point_embedding;
-  for (const auto& layer : *layers)
-    std::tie(queries, keys) =
-        layer->as<TwoWayAttentionBlock>()->forward(queries, keys, point_embedding, key_pe);
+  return forward(image_side(image_embedding, image_pe), point_embedding);
+}
 
+ImageSide TwoWayTransformerImpl::image_side(const at::Tensor& image_embedding,
+                                            const at::Tensor& image_pe) {
+  return layers[0]->as<TwoWayAttentionBlock>()->image_side(to_tokens(image_embedding),
+                                                           to_tokens(image_pe));
+}
+
+std::pair<at::Tensor, at::Tensor> TwoWayTransformerImpl::forward(
+    const ImageSide& first, const at::Tensor& point_embedding) {
+  at::Tensor queries = point_embedding, keys;
+  for (size_t i = 0; i < layers->size(); ++i) {
+    auto* layer = layers[i]->as<TwoWayAttentionBlock>();
+    std::tie(queries, keys) = layer->forward(
+        queries, point_embedding, i == 0 ? first : layer->image_side(keys, first.key_pe));
+  }
   at::Tensor q = queries + point_embedding;
-  at::Tensor k = keys + key_pe;
+  at::Tensor k = keys + first.key_pe;
   queries = norm_final_attn(queries + final_attn_token_to_image(q, k, keys));
   return {queries, keys};
 }

@@ -131,8 +131,7 @@ void AutomaticMaskGenerator::process_batch(const std::vector<std::array<double, 
   models::Prompts prompts;
   prompts.point_coords = coords.to(sam->device());
   prompts.point_labels = at::ones({n, 1}, at::TensorOptions(at::kInt).device(sam->device()));
-  models::DecoderOutput decoded =
-      sam->decode(predictor_.get_image_embedding(), prompts, /*multimask_output=*/true);
+  models::DecoderOutput decoded = predictor_.decode(prompts, /*multimask_output=*/true);
   const int64_t per_point = decoded.masks.size(1);
   const at::Tensor low_res = decoded.masks.flatten(0, 1);
   const at::Tensor iou = decoded.iou_predictions.flatten(0, 1).to(at::kFloat).cpu().contiguous();

@@ -147,8 +147,7 @@ std::vector<MaskRecord> segment_prompts(models::SamPredictor& predictor,
         input.point_coords = predictor.transform().apply_coords(coords, size).to(sam->device());
         input.point_labels = labels.to(sam->device());
       }
-      models::DecoderOutput decoded =
-          sam->decode(predictor.get_image_embedding(), input, multimask);
+      models::DecoderOutput decoded = predictor.decode(input, multimask);
       const at::Tensor iou = decoded.iou_predictions.to(at::kCPU, at::kFloat);
       const at::Tensor best = iou.argmax(1);
       std::vector<int64_t> rows;

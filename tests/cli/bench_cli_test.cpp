@@ -143,6 +143,7 @@ TEST(BenchCli, AUsersOpenMPSettingIsKeptAndTheCpuIsNamed) {
   for (const char* part :
        {"prompt_encoder", "transformer", "upscaling_and_heads", "postprocess_masks"})
     EXPECT_GT(f.at("decoder_parts_s").at(part).get<double>(), 0) << part;
+  EXPECT_GT(f.at("decoder_first_prompt_s").get<double>(), 0);
 }
 
 }  // namespace

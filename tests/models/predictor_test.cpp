@@ -12,6 +12,7 @@
 #include "common/fixtures.h"
 #include "io/state_dict.h"
 #include "kernels/avx2.h"
+#include "models/autocast.h"
 #include "models/transformer.h"
 
 namespace sd::models {
@@ -196,6 +197,94 @@ TEST_F(PredictorTest, CudaMatchesCpu) {
   EXPECT_TRUE(b.masks.is_cuda());
   EXPECT_TRUE(at::allclose(a.low_res_logits, b.low_res_logits.cpu(), 1e-3, 1e-3));
   EXPECT_TRUE(at::allclose(a.iou_predictions, b.iou_predictions.cpu(), 1e-3, 1e-3));
+}
+
+// Prompts without a mask share the decoder's work on the image (the transformer's first image
+// side): decoding in two steps gives the one-step numbers, and the predictor keeps that work for
+// the image's later prompts (a weight changed behind its back, without a version bump, does not
+// reach them) and remakes it for a new image, new weights or another precision.
+TEST_F(PredictorTest, PromptsWithoutAMaskShareTheDecodersWorkOnTheImage) {
+  at::NoGradGuard no_grad;
+  SamPredictor predictor = predictor_with_random_embedding(sam);
+  const at::Tensor embedding = predictor.get_image_embedding();
+  Prompts prompts;  // predict_torch's frame
+  prompts.box =
+      at::tensor({10.0f, 20.0f, 300.0f, 400.0f, 500.0f, 100.0f, 900.0f, 600.0f}).view({2, 4});
+  prompts.point_coords = at::tensor({100.0f, 200.0f, 700.0f, 300.0f}).view({2, 1, 2});
+  prompts.point_labels = at::tensor({1, 0}, at::kInt).view({2, 1});
+  auto fresh = [&] { return sam->decode(predictor.get_image_embedding(), prompts, true).masks; };
+  auto kept = [&] { return predictor.decode(prompts, true).masks; };
+
+  const DecoderOutput one = sam->decode(embedding, prompts, true);
+  const DecoderOutput two = sam->decode(sam->prepare_decoder(embedding), prompts, true);
+  EXPECT_TRUE(at::equal(one.masks, two.masks));
+  EXPECT_TRUE(at::equal(one.iou_predictions, two.iou_predictions));
+  EXPECT_TRUE(at::equal(kept(), one.masks));
+
+  auto& block = *sam->mask_decoder->transformer->layers[0]->as<TwoWayAttentionBlock>();
+  at::Tensor weight = block.cross_attn_token_to_image->k_proj->weight;
+  const at::Tensor saved = weight.clone();
+  float* data = weight.data_ptr<float>();
+  for (int64_t i = 0; i < weight.numel(); ++i) data[i] *= 2;  // no version bump
+  EXPECT_TRUE(at::equal(kept(), one.masks));
+  EXPECT_FALSE(at::equal(fresh(), one.masks));
+  weight.mul_(1);  // a version bump, as a load or an optimiser step makes
+  EXPECT_TRUE(at::equal(kept(), fresh()));
+  weight.copy_(saved);
+  EXPECT_TRUE(at::equal(kept(), one.masks));
+
+  predictor.set_image_embedding(embedding * 0.5, predictor.original_size());
+  EXPECT_TRUE(at::equal(kept(), fresh()));
+  EXPECT_FALSE(at::equal(kept(), one.masks));
+  const at::Tensor half_fp32 = kept();
+  {
+    AutocastScope bf16(Amp::bf16, sam->device());
+    EXPECT_TRUE(at::equal(kept(), fresh()));
+    EXPECT_FALSE(at::equal(kept().to(at::kFloat), half_fp32));
+  }
+  EXPECT_TRUE(at::equal(kept(), half_fp32));
+
+  Prompts masked = prompts;
+  masked.mask_input = at::randn({2, 1, 256, 256});
+  EXPECT_TRUE(at::equal(predictor.decode(masked, true).masks,
+                        sam->decode(predictor.get_image_embedding(), masked, true).masks));
+  EXPECT_PRED2(contains,
+               error_of([&] { sam->decode(sam->prepare_decoder(embedding), masked, true); }),
+               "mask prompt");
+}
+
+// The upscaling runs pixel by pixel in the transposed convolutions' blocked order and puts the
+// masks in place after the product: they are those of output_upscaling run as the Sequential it
+// is (ATen's ConvTranspose2d on NCHW) times the hypernetworks' outputs, on a grid wider than
+// high, in inference (the mask products kernel where it runs) and with autograd (ATen's product).
+TEST(MaskDecoder, UpscalesInPythonsPixelOrder) {
+  at::manual_seed(2);
+  MaskDecoder decoder(64, TwoWayTransformer(1, 64, 2, 64));
+  {
+    at::NoGradGuard no_grad;
+    for (auto& p : decoder->output_upscaling->parameters()) p.normal_(0, 0.3);
+  }
+  const int64_t h = 3, w = 5;
+  const at::Tensor tokens = at::randn({2, 5, 64}), image = at::randn({2, h * w, 64});
+  const at::Tensor nchw = image.transpose(1, 2).reshape({2, 64, h, w});
+  const at::Tensor upscaled = decoder->output_upscaling->forward(nchw);  // 2 x 8 x 4h x 4w
+  std::vector<at::Tensor> hyper;
+  for (int64_t i = 0; i < 4; ++i)
+    hyper.push_back(
+        decoder->output_hypernetworks_mlps[i]->as<MLP>()->forward(tokens.select(1, 1 + i)));
+  const at::Tensor want =
+      at::matmul(at::stack(hyper, 1), upscaled.flatten(2)).view({2, 4, 4 * h, 4 * w}).detach();
+  const double scale = want.abs().max().item<double>();
+  at::Tensor inferred;
+  {
+    at::NoGradGuard no_grad;
+    inferred = decoder->output_heads(tokens, image, h, w, 0, 4).masks;
+  }
+  const at::Tensor trained = decoder->output_heads(tokens, image, h, w, 0, 4).masks.detach();
+  for (const at::Tensor& got : {inferred, trained}) {
+    ASSERT_EQ(got.sizes(), want.sizes());
+    EXPECT_LE((got - want).abs().max().item<double>(), 1e-5 * scale);
+  }
 }
 
 // The decoder's inference takes it (and its masks are the product's), training does not.
