@@ -108,9 +108,8 @@ Prediction SamPredictor::predict(const Prompts& prompts, bool multimask_output, 
 
 Prediction SamPredictor::predict_torch(const Prompts& prompts, bool multimask_output,
                                        bool return_logits, Trace* trace) {
-  require_image();
   at::NoGradGuard no_grad;
-  DecoderOutput decoded = decode(prompts, multimask_output, trace);
+  DecoderOutput decoded = decode(prompts, multimask_output, trace);  // requires an image
   at::Tensor masks = model_->postprocess_masks(decoded.masks, input_size_, original_size_);
   if (!return_logits) masks = masks > SamImpl::mask_threshold;
   return {masks, decoded.iou_predictions, decoded.masks};

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <utility>
 #include <variant>
 
 #include "kernels/upsample.h"
@@ -31,14 +32,25 @@ at::Tensor SamImpl::postprocess_masks(const at::Tensor& masks, Size2 input_size,
   return kernels::upsample_bilinear(m, original_size, original_size);
 }
 
+namespace {
+
+// The prompt encoder on `prompts`: (sparse, dense) embeddings, both given to `trace`.
+std::pair<at::Tensor, at::Tensor> encode_prompts(PromptEncoderImpl& encoder, const Prompts& prompts,
+                                                 Trace* trace) {
+  auto embeddings =
+      encoder.forward(prompts.point_coords, prompts.point_labels, prompts.box, prompts.mask_input);
+  if (trace) {
+    trace->emplace_back("sparse_embeddings", embeddings.first);
+    trace->emplace_back("dense_embeddings", embeddings.second);
+  }
+  return embeddings;
+}
+
+}  // namespace
+
 DecoderOutput SamImpl::decode(const at::Tensor& embedding, const Prompts& prompts,
                               bool multimask_output, Trace* trace) {
-  auto [sparse, dense] = prompt_encoder->forward(prompts.point_coords, prompts.point_labels,
-                                                 prompts.box, prompts.mask_input);
-  if (trace) {
-    trace->emplace_back("sparse_embeddings", sparse);
-    trace->emplace_back("dense_embeddings", dense);
-  }
+  auto [sparse, dense] = encode_prompts(*prompt_encoder, prompts, trace);
   return mask_decoder->forward(embedding, prompt_encoder->get_dense_pe(), sparse, dense,
                                multimask_output, trace);
 }
@@ -54,12 +66,7 @@ DecoderOutput SamImpl::decode(const DecoderImage& image, const Prompts& prompts,
     throw Error(
         "decode: a mask prompt changes the image's side of the decoder; decode it with "
         "the embedding");
-  auto [sparse, dense] =
-      prompt_encoder->forward(prompts.point_coords, prompts.point_labels, prompts.box, {});
-  if (trace) {
-    trace->emplace_back("sparse_embeddings", sparse);
-    trace->emplace_back("dense_embeddings", dense);
-  }
+  const at::Tensor sparse = encode_prompts(*prompt_encoder, prompts, trace).first;
   return mask_decoder->forward(image, sparse, multimask_output, trace);
 }
 
