@@ -1,19 +1,22 @@
 #include "util/stop_signal.h"
 
+#include <atomic>
 #include <csignal>
 
 namespace sd {
 namespace {
 
-volatile std::sig_atomic_t received = 0;
+// Atomic, not a volatile flag: two signals at once may run the handler on two threads, and
+// exactly one of them must be the first.
+std::atomic<int> received{0};
+static_assert(std::atomic<int>::is_always_lock_free, "the handler may only use lock-free atomics");
 
 extern "C" void on_stop_signal(int signal) {
-  if (received != 0) {  // the second: the default action, which ends the program
+  int none = 0;
+  if (!received.compare_exchange_strong(none, signal)) {  // the second: the default action
     std::signal(signal, SIG_DFL);
     std::raise(signal);
-    return;
   }
-  received = signal;
 }
 
 }  // namespace
@@ -26,7 +29,7 @@ void catch_stop_signals() {
   sigaction(SIGTERM, &action, nullptr);
 }
 
-int stop_signal() { return received; }
+int stop_signal() { return received.load(); }
 
 std::string signal_name(int signal) {
   switch (signal) {

@@ -147,9 +147,10 @@ TEST_F(TrainRun, EmbedRefusesAnEmptySelection) {
 
 TEST_F(TrainRun, ASecondSignalEndsTheProgramAtOnce) {
   const std::string run = dir() + "/twice";
-  const SignalledRun r = signal_after_steps(train_args(run, 7), run, 2, {SIGINT, SIGINT});
+  const SignalledRun r = signal_after_steps(train_args(run, 7), run, 2, {SIGINT, SIGTERM});
   ASSERT_TRUE(r.sent) << "the run ended before the signals";
-  EXPECT_EQ(r.end_signal, SIGINT) << r.output;
+  // Which of the two the program handles first is the kernel's choice; the other ends it.
+  EXPECT_TRUE(r.end_signal == SIGINT || r.end_signal == SIGTERM) << r.output;
 }
 
 TEST_F(TrainRun, ResumeOfAFinishedRunSaysSoAndTrainsNothing) {

@@ -132,12 +132,14 @@ SignalledRun signal_when(const std::string& args, const std::string& log,
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   if (!done) {
     std::this_thread::sleep_for(std::chrono::milliseconds(150));
-    result.sent = !(done = ended());
-    for (size_t i = 0; result.sent && i < signals.size(); ++i) {
-      if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      kill(child, signals[i]);
+    kill(child, SIGSTOP);
+    done = waitpid(child, &status, WUNTRACED) == child && !WIFSTOPPED(status);
+    result.sent = !done;
+    for (size_t i = 0; result.sent && i < signals.size(); ++i) kill(child, signals[i]);
+    if (!done) {
+      kill(child, SIGCONT);
+      waitpid(child, &status, 0);
     }
-    if (!done) waitpid(child, &status, 0);
   }
   result.end_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

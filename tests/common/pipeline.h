@@ -61,7 +61,9 @@ struct SignalledRun {
 };
 
 // Starts `samdistill <args>` (its output into `log`) and, once `ready()` and a little later,
-// sends `signals` 50 ms apart; waits for it to end.
+// sends `signals` together; waits for it to end. The program is stopped (SIGSTOP) while they are
+// sent, so that each finds it running, whatever the machine's load: none of them can have ended
+// it before the next is sent. The same signal twice would arrive once; give different ones.
 SignalledRun signal_when(const std::string& args, const std::string& log,
                          const std::function<bool()>& ready, const std::vector<int>& signals);
 
