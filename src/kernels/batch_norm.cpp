@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/avx512_math.h"
+#include "kernels/batch_norm_planes.h"
 #include "kernels/gelu.h"
 
 namespace sd::kernels {
@@ -141,10 +142,6 @@ SD_AVX512 void normalise_rows(const float* x, float* out, const Rows& p, int64_t
 // Per channel over rows [first, end), the sums backward needs, in float: of dy and of
 // (x - mean) · dy, where dy is the normalised tensor's gradient: `grad` itself, or with `gelu`
 // grad · GELU'(x · alpha + beta), which is written to `dy` for the second pass.
-struct GradientSums {
-  const float *mean, *alpha, *beta;
-  bool gelu;
-};
 SD_AVX512 void chunk_gradient_sums(const float* x, const float* grad, float* dy, const Rows& p,
                                    int64_t first, int64_t end, const GradientSums& v, float* sum,
                                    float* dot) {
@@ -207,11 +204,6 @@ std::pair<std::vector<double>, std::vector<double>> gradient_sums(const float* x
   return {sum, dot};
 }
 
-// Per-channel values of backward's second pass.
-struct InputGradient {
-  const float *mean, *dy_mean, *k, *invstd, *weight;
-};
-
 // dx = (dy - dy_mean - (x - mean) · k) · invstd · weight per channel over rows [begin, end)
 // (dx may be dy), in ATen's order of operations.
 SD_AVX512 void input_gradient_rows(const float* x, const float* dy, float* dx, const Rows& p,
@@ -232,6 +224,12 @@ SD_AVX512 void input_gradient_rows(const float* x, const float* dy, float* dx, c
 }
 
 Rows rows_of(const at::Tensor& x) { return {x.size(0), x.size(2) * x.size(3), x.size(1)}; }
+Planes planes_of(const at::Tensor& x) { return {x.size(0), x.size(1), x.size(2) * x.size(3)}; }
+
+// x is channels-last (the AVX-512 passes over rows) or else NCHW (the AVX2 passes over planes).
+bool rows_layout(const at::Tensor& x) {
+  return x.is_contiguous(at::MemoryFormat::ChannelsLast) && cpu_has_avx512();
+}
 
 // Runs `rows(begin, end)` over all rows, in parallel.
 void for_row_ranges(const Rows& p, const std::function<void(int64_t, int64_t)>& rows) {
@@ -248,14 +246,17 @@ struct Running {
 struct BatchNormFunction : torch::autograd::Function<BatchNormFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const at::Tensor& bias, const Running& running) {
+    const bool rows = rows_layout(x);
     const Rows p = rows_of(x);
+    const Planes planes = planes_of(x);
     const int64_t channels = p.channels;
     at::Tensor out = at::empty_like(x);
     at::Tensor mean = at::empty({channels}), invstd = at::empty({channels});
     at::Tensor alpha = at::empty({channels}), beta = at::empty({channels});
     const float* in = x.data_ptr<float>();
     float* mean_of = mean.data_ptr<float>();
-    const std::vector<double> squares = moments(in, p, mean_of);
+    const std::vector<double> squares =
+        rows ? moments(in, p, mean_of) : plane_moments(in, planes, mean_of);
     const double n = double(p.count()), momentum = running.momentum;
     const float *w = weight.data_ptr<float>(), *b = bias.data_ptr<float>();
     float *rm = running.mean.data_ptr<float>(), *rv = running.var.data_ptr<float>();
@@ -270,9 +271,12 @@ struct BatchNormFunction : torch::autograd::Function<BatchNormFunction> {
       shift[c] = b[c] - mean_of[c] * a[c];
     }
     float* y = out.data_ptr<float>();
-    for_row_ranges(p, [&](int64_t begin, int64_t end) {
-      normalise_rows(in, y, p, begin, end, a, shift, running.gelu);
-    });
+    if (rows)
+      for_row_ranges(p, [&](int64_t begin, int64_t end) {
+        normalise_rows(in, y, p, begin, end, a, shift, running.gelu);
+      });
+    else
+      normalise_planes(in, y, planes, a, shift, running.gelu);
     ctx->save_for_backward({x, weight, mean, invstd, alpha, beta});
     ctx->saved_data["gelu"] = running.gelu;
     return out;
@@ -286,14 +290,18 @@ struct BatchNormFunction : torch::autograd::Function<BatchNormFunction> {
     const float *mean = saved[2].data_ptr<float>(), *invstd = saved[3].data_ptr<float>();
     const float *alpha = saved[4].data_ptr<float>(), *beta = saved[5].data_ptr<float>();
     const bool gelu = ctx->saved_data["gelu"].toBool();
-    const at::Tensor grad = grad_out[0].contiguous(at::MemoryFormat::ChannelsLast);
+    const bool rows = rows_layout(x);
+    const at::Tensor grad = grad_out[0].contiguous(x.suggest_memory_format());
     const Rows p = rows_of(x);
+    const Planes planes = planes_of(x);
     const int64_t channels = p.channels;
     at::Tensor dx = at::empty_like(x);
     at::Tensor dweight = at::empty_like(weight), dbias = at::empty_like(weight);
     const float *in = x.data_ptr<float>(), *g = grad.data_ptr<float>();
     float* dx_of = dx.data_ptr<float>();
-    const auto [sum, dot] = gradient_sums(in, g, dx_of, p, GradientSums{mean, alpha, beta, gelu});
+    const GradientSums sums_of{mean, alpha, beta, gelu};
+    const auto [sum, dot] = rows ? gradient_sums(in, g, dx_of, p, sums_of)
+                                 : plane_gradient_sums(in, g, dx_of, planes, sums_of);
     const float* w = weight.data_ptr<float>();
     float *dw = dweight.data_ptr<float>(), *db = dbias.data_ptr<float>();
     std::vector<float> dy_mean(channels), k(channels);
@@ -304,9 +312,12 @@ struct BatchNormFunction : torch::autograd::Function<BatchNormFunction> {
       k[c] = float(dot[c]) * invstd[c] * invstd[c] / float(p.count());
     }
     const InputGradient v{mean, dy_mean.data(), k.data(), invstd, w};
-    for_row_ranges(p, [&](int64_t begin, int64_t end) {
-      input_gradient_rows(in, gelu ? dx_of : g, dx_of, p, begin, end, v);
-    });
+    if (rows)
+      for_row_ranges(p, [&](int64_t begin, int64_t end) {
+        input_gradient_rows(in, gelu ? dx_of : g, dx_of, p, begin, end, v);
+      });
+    else
+      plane_input_gradient(in, gelu ? dx_of : g, dx_of, planes, v);
     return {dx, dweight, dbias, at::Tensor()};
   }
 };
@@ -314,11 +325,11 @@ struct BatchNormFunction : torch::autograd::Function<BatchNormFunction> {
 }  // namespace
 
 bool fused_batch_norm_applies(const torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x) {
-  return cpu_has_avx512() && bn.options.track_running_stats() && bn.options.affine() &&
-         x.dim() == 4 && x.device().is_cpu() && x.scalar_type() == at::kFloat &&
-         x.is_contiguous(at::MemoryFormat::ChannelsLast) && bn.weight.scalar_type() == at::kFloat &&
-         bn.running_mean.is_contiguous() && bn.running_var.is_contiguous() &&
-         x.size(0) * x.size(2) * x.size(3) > 1;
+  const bool laid_out = x.dim() == 4 && (rows_layout(x) || (x.is_contiguous() && planes_apply()));
+  return laid_out && bn.options.track_running_stats() && bn.options.affine() &&
+         x.device().is_cpu() && x.scalar_type() == at::kFloat &&
+         bn.weight.scalar_type() == at::kFloat && bn.running_mean.is_contiguous() &&
+         bn.running_var.is_contiguous() && x.size(0) * x.size(2) * x.size(3) > 1;
 }
 
 at::Tensor batch_norm_train(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x, bool gelu) {

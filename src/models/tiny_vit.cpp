@@ -21,10 +21,10 @@ namespace sd::models::tiny_vit {
 // TinyViT runs channels-last from the start: oneDNN's convolutions take it without reordering
 // (its NCHW convolutions are slower than its channels-last ones in fp32 training, and its
 // bf16 ones compute channels-last and copy back), and the B x L x C tensors of the attention stages
-// are channels-last NCHW tensors as they are. Except fp32 training without our batch norm
-// (CUDA, no AVX-512), which stays NCHW as Python: LibTorch's channels-last batch norm sums the
-// batch variance in float (relative 1e-5 per layer, 4e-3 at the output), inside bf16's own
-// rounding but not fp32's.
+// are channels-last NCHW tensors as they are. Except fp32 training without our channels-last batch
+// norm (CUDA, no AVX-512), which stays NCHW as Python: LibTorch's channels-last batch norm sums
+// the batch variance in float (relative 1e-5 per layer, 4e-3 at the output), inside bf16's own
+// rounding but not fp32's. (On CPUs with AVX2 our NCHW batch norm runs there.)
 static bool runs_channels_last(const torch::nn::Module& module, const at::Tensor& x) {
   return !module.is_training() || current_amp(x.device().type()) != Amp::off ||
          (x.device().is_cpu() && x.scalar_type() == at::kFloat &&
@@ -51,7 +51,8 @@ struct TransposedFunction : torch::autograd::Function<TransposedFunction> {
 };
 
 // B x L x C tokens (L = H x W) as B x C x H x W: a view with channels-last strides where
-// runs_channels_last, else (fp32 training without our batch norm) a contiguous NCHW tensor.
+// runs_channels_last, else (fp32 training without our channels-last batch norm) a contiguous NCHW
+// tensor.
 static at::Tensor as_nchw(const torch::nn::Module& module, const at::Tensor& tokens, int64_t h,
                           int64_t w) {
   const int64_t batch = tokens.size(0), channels = tokens.size(2);
@@ -61,8 +62,8 @@ static at::Tensor as_nchw(const torch::nn::Module& module, const at::Tensor& tok
 }
 
 // An NCHW convolution's output as B x L x C tokens, contiguous: free for channels-last, a
-// transposed copy for NCHW (fp32 training without our batch norm). Left transposed, it makes
-// the residual adds, the LayerNorms and their gradients stride through memory (rows 64 KiB
+// transposed copy for NCHW (fp32 training without our channels-last batch norm). Left transposed,
+// it makes the residual adds, the LayerNorms and their gradients stride through memory (rows 64 KiB
 // apart at stage 1's grid), far slower than this copy.
 static at::Tensor as_tokens(const at::Tensor& nchw) {
   const at::Tensor tokens = nchw.flatten(2).transpose(1, 2);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "kernels/avx512_math.h"
+#include "kernels/batch_norm_planes.h"
 #include "models/tiny_vit.h"
 
 namespace sd::models {
@@ -21,7 +22,8 @@ void expect_close(const at::Tensor& got, const at::Tensor& expected, double tole
 
 // Both modules start from the same weights and statistics; the input is shifted and scaled
 // away from mean 0 and variance 1 so that the statistics matter.
-void check(at::IntArrayRef shape, bool gelu, c10::optional<double> momentum) {
+void check(at::IntArrayRef shape, bool gelu, c10::optional<double> momentum,
+           at::MemoryFormat format) {
   at::manual_seed(0);
   const int64_t channels = shape[1];
   torch::nn::BatchNorm2d ours(torch::nn::BatchNorm2dOptions(channels).momentum(momentum));
@@ -43,10 +45,9 @@ void check(at::IntArrayRef shape, bool gelu, c10::optional<double> momentum) {
   }
   ours->train();
   torch_bn->train();
-  const auto channels_last = at::MemoryFormat::ChannelsLast;
-  ASSERT_TRUE(kernels::fused_batch_norm_applies(*ours, at::empty(shape).contiguous(channels_last)));
+  ASSERT_TRUE(kernels::fused_batch_norm_applies(*ours, at::empty(shape).contiguous(format)));
   for (int step = 0; step < 2; ++step) {
-    const at::Tensor x = (at::randn(shape) * 3 + 2).contiguous(channels_last).requires_grad_();
+    const at::Tensor x = (at::randn(shape) * 3 + 2).contiguous(format).requires_grad_();
     const at::Tensor x64 = x.detach().to(at::kDouble).requires_grad_();
     const at::Tensor grad = at::randn(shape);
     const at::Tensor y = kernels::batch_norm_train(*ours, x, gelu);
@@ -68,29 +69,45 @@ void check(at::IntArrayRef shape, bool gelu, c10::optional<double> momentum) {
   }
 }
 
-TEST(BatchNormTrain, MatchesTorchsModuleAndGeluInDouble) {
-  if (!kernels::avx512::cpu_has_avx512()) GTEST_SKIP() << "the function needs AVX-512";
+TEST(BatchNormTrain, MatchesTorchsModuleAndGeluInDoubleChannelsLast) {
+  if (!kernels::avx512::cpu_has_avx512()) GTEST_SKIP() << "the channels-last passes need AVX-512";
+  const auto format = at::MemoryFormat::ChannelsLast;
   for (bool gelu : {false, true}) {
-    check({2, 5, 7, 9}, gelu, 0.1);           // 5 channels: a masked block
-    check({1, 16, 4, 4}, gelu, 0.1);          // whole registers only
-    check({2, 37, 5, 6}, gelu, 0.1);          // two blocks and a tail; samples of 30 rows
-    check({3, 4, 5, 5}, gelu, c10::nullopt);  // no momentum: the cumulative average
+    check({2, 5, 7, 9}, gelu, 0.1, format);           // 5 channels: a masked block
+    check({1, 16, 4, 4}, gelu, 0.1, format);          // whole registers only
+    check({2, 37, 5, 6}, gelu, 0.1, format);          // two blocks and a tail; samples of 30 rows
+    check({3, 4, 5, 5}, gelu, c10::nullopt, format);  // no momentum: the cumulative average
+  }
+}
+
+TEST(BatchNormTrain, MatchesTorchsModuleAndGeluInDoubleNchw) {
+  if (!kernels::planes_apply()) GTEST_SKIP() << "the NCHW passes need AVX2 and FMA";
+  const auto format = at::MemoryFormat::Contiguous;
+  for (bool gelu : {false, true}) {
+    check({2, 5, 7, 9}, gelu, 0.1, format);           // planes of 63: a masked tail
+    check({1, 16, 4, 4}, gelu, 0.1, format);          // whole registers only
+    check({2, 3, 150, 130}, gelu, 0.1, format);       // planes of two segments, the second short
+    check({3, 4, 5, 5}, gelu, c10::nullopt, format);  // no momentum: the cumulative average
   }
 }
 
 TEST(BatchNormTrain, RunsWhereItAppliesAndTorchsModuleElsewhere) {
-  if (!kernels::avx512::cpu_has_avx512()) GTEST_SKIP() << "the function needs AVX-512";
   tiny_vit::Conv2d_BN layer(4, 8);
   layer->train();
-  const at::Tensor x = at::randn({2, 4, 6, 6}).contiguous(at::MemoryFormat::ChannelsLast);
-  const auto node = [](const at::Tensor& y) { return y.grad_fn()->name(); };
-  EXPECT_NE(node(layer->forward(x)).find("BatchNormFunction"), std::string::npos);
-  EXPECT_NE(node(layer->forward_gelu(x)).find("BatchNormFunction"), std::string::npos);
-  const at::Tensor nchw = x.contiguous();
-  EXPECT_EQ(node(layer->forward(nchw)).find("BatchNormFunction"), std::string::npos);
-  EXPECT_EQ(node(layer->forward_gelu(nchw)).find("BatchNormFunction"), std::string::npos);
+  const at::Tensor nchw = at::randn({2, 4, 6, 6});
+  const at::Tensor channels_last = nchw.contiguous(at::MemoryFormat::ChannelsLast);
+  const auto ours = [&](const at::Tensor& x, bool gelu) {
+    const at::Tensor y = gelu ? layer->forward_gelu(x) : layer->forward(x);
+    return y.grad_fn()->name().find("BatchNormFunction") != std::string::npos;
+  };
+  for (bool gelu : {false, true}) {
+    EXPECT_EQ(ours(channels_last, gelu), kernels::avx512::cpu_has_avx512());
+    EXPECT_EQ(ours(nchw, gelu), kernels::planes_apply());
+  }
+  const at::Tensor strided = at::randn({2, 8, 6, 12}).slice(3, 0, 12, 2);  // neither layout
+  EXPECT_FALSE(kernels::fused_batch_norm_applies(*layer->bn, strided));
   torch::nn::BatchNorm2d untracked(torch::nn::BatchNorm2dOptions(4).track_running_stats(false));
-  EXPECT_FALSE(kernels::fused_batch_norm_applies(*untracked, x));
+  EXPECT_FALSE(kernels::fused_batch_norm_applies(*untracked, nchw));
   EXPECT_FALSE(
       kernels::fused_batch_norm_applies(*layer->bn, at::randn({1, 8, 1, 1})));  // one value
 }
