@@ -48,6 +48,11 @@ SD_AVX2 inline float horizontal_sum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
+SD_AVX2 inline double horizontal_sum(__m256d v) {
+  const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
 // erf(x) by Abramowitz and Stegun 7.1.26, as avx512::erf16 (the formula of ATen's vectorised
 // erf).
 SD_AVX2 inline __m256 erf8(__m256 x) {

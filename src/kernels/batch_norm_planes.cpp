@@ -30,11 +30,6 @@ SD_AVX2 inline void store(float* x, int64_t i, int64_t n, __m256 v) {
     _mm256_maskstore_ps(x + i, first_lanes(n - i), v);
 }
 
-SD_AVX2 inline double horizontal_sum(__m256d v) {
-  const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
-}
-
 // acc += the 8 floats of v, in double.
 SD_AVX2 inline void add_to_doubles(__m256 v, __m256d& low, __m256d& high) {
   low = _mm256_add_pd(low, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
@@ -102,7 +97,7 @@ SD_AVX2 std::pair<float, float> plane_sums(const float* x, const float* grad, fl
     sum = _mm256_add_ps(sum, g);
     dot = _mm256_fmadd_ps(d, g, dot);
   }
-  return {kernels::horizontal_sum(sum), kernels::horizontal_sum(dot)};
+  return {horizontal_sum(sum), horizontal_sum(dot)};
 }
 
 // In ATen's order of operations, as the channels-last pass.
