@@ -22,6 +22,20 @@ SD_AVX2 inline __m256i first_lanes(int64_t n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+// The block of 8 at x + i of an array of n floats, the lanes past n zero: masked loads and stores
+// only for the array's tail, since AMD's masked stores are microcoded, many times slower than
+// plain ones.
+SD_AVX2 inline __m256 load(const float* x, int64_t i, int64_t n) {
+  return i + kLanes <= n ? _mm256_loadu_ps(x + i) : _mm256_maskload_ps(x + i, first_lanes(n - i));
+}
+
+SD_AVX2 inline void store(float* x, int64_t i, int64_t n, __m256 v) {
+  if (i + kLanes <= n)
+    _mm256_storeu_ps(x + i, v);
+  else
+    _mm256_maskstore_ps(x + i, first_lanes(n - i), v);
+}
+
 // e^x for x <= 88: Cephes' expf as avx512::exp16, 2^n made in the exponent's bits. A NaN stays
 // NaN (max and min return their second operand for it).
 SD_AVX2 inline __m256 exp8(__m256 x) {

@@ -17,19 +17,6 @@ SD_AVX2 inline __m256i block_lanes(int64_t i, int64_t n) {
   return i + kLanes <= n ? _mm256_set1_epi32(-1) : first_lanes(n - i);
 }
 
-// Masked loads and stores only for a plane's tail: AMD's masked stores are microcoded, many
-// times slower than plain ones.
-SD_AVX2 inline __m256 load(const float* x, int64_t i, int64_t n) {
-  return i + kLanes <= n ? _mm256_loadu_ps(x + i) : _mm256_maskload_ps(x + i, first_lanes(n - i));
-}
-
-SD_AVX2 inline void store(float* x, int64_t i, int64_t n, __m256 v) {
-  if (i + kLanes <= n)
-    _mm256_storeu_ps(x + i, v);
-  else
-    _mm256_maskstore_ps(x + i, first_lanes(n - i), v);
-}
-
 // acc += the 8 floats of v, in double.
 SD_AVX2 inline void add_to_doubles(__m256 v, __m256d& low, __m256d& high) {
   low = _mm256_add_pd(low, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));

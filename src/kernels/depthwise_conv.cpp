@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/avx512_math.h"
+#include "kernels/depthwise_conv_planes.h"
 
 namespace sd::kernels {
 namespace {
@@ -34,6 +35,13 @@ struct Image {
 };
 
 Image image_of(const at::Tensor& x) { return {x.size(0), x.size(2), x.size(3), x.size(1)}; }
+PlaneGrid grid_of(const at::Tensor& x) { return {x.size(0), x.size(1), x.size(2), x.size(3)}; }
+
+// x is channels-last (the AVX-512 passes over rows of pixels) or else NCHW (the AVX2 passes over
+// planes).
+bool rows_layout(const at::Tensor& x) {
+  return x.is_contiguous(at::MemoryFormat::ChannelsLast) && cpu_has_avx512();
+}
 
 // The C x 1 x 3 x 3 weight as 9 taps of C values (padded to whole registers), tap 3 di + dj;
 // turned half a turn when `flipped` (the filter of backward's input gradient).
@@ -108,8 +116,12 @@ void filter(const float* x, const std::vector<float>& taps, float* out, const Im
 struct DepthwiseConvFunction : torch::autograd::Function<DepthwiseConvFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight) {
     ctx->save_for_backward({x, weight});
-    at::Tensor out = at::empty_like(x, at::MemoryFormat::ChannelsLast);
-    filter(x.data_ptr<float>(), taps_of(weight, false), out.data_ptr<float>(), image_of(x));
+    at::Tensor out = at::empty_like(x);
+    if (rows_layout(x))
+      filter(x.data_ptr<float>(), taps_of(weight, false), out.data_ptr<float>(), image_of(x));
+    else
+      filter_planes(x.data_ptr<float>(), weight.data_ptr<float>(), out.data_ptr<float>(),
+                    grid_of(x));
     return out;
   }
 
@@ -118,7 +130,13 @@ struct DepthwiseConvFunction : torch::autograd::Function<DepthwiseConvFunction> 
   static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
     const variable_list saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &weight = saved[1];
-    const at::Tensor grad = grad_out[0].contiguous(at::MemoryFormat::ChannelsLast);
+    const at::Tensor grad = grad_out[0].contiguous(x.suggest_memory_format());
+    if (!rows_layout(x)) {
+      at::Tensor dx = at::empty_like(x), dweight = at::empty_like(weight);
+      filter_planes_backward(x.data_ptr<float>(), weight.data_ptr<float>(), grad.data_ptr<float>(),
+                             dx.data_ptr<float>(), dweight.data_ptr<float>(), grid_of(x));
+      return {dx, dweight};
+    }
     const Image im = image_of(x);
     at::Tensor dx = at::empty_like(x, at::MemoryFormat::ChannelsLast);
     const float *in = x.data_ptr<float>(), *g = grad.data_ptr<float>();
@@ -144,9 +162,11 @@ struct DepthwiseConvFunction : torch::autograd::Function<DepthwiseConvFunction> 
 
 bool depthwise_conv3x3_applies(const at::Tensor& x, const at::Tensor& weight, int64_t stride,
                                int64_t padding, int64_t groups) {
-  return cpu_has_avx512() && stride == 1 && padding == 1 && x.dim() == 4 && x.device().is_cpu() &&
-         x.scalar_type() == at::kFloat && x.is_contiguous(at::MemoryFormat::ChannelsLast) &&
-         groups == x.size(1) && weight.scalar_type() == at::kFloat && weight.is_contiguous() &&
+  const bool laid_out =
+      x.dim() == 4 && (rows_layout(x) || (x.is_contiguous() && depthwise_planes_apply()));
+  return laid_out && stride == 1 && padding == 1 && x.device().is_cpu() &&
+         x.scalar_type() == at::kFloat && groups == x.size(1) &&
+         weight.scalar_type() == at::kFloat && weight.is_contiguous() &&
          weight.sizes() == at::IntArrayRef{x.size(1), 1, 3, 3};
 }
 

@@ -11,6 +11,7 @@
 #include "kernels/avx512_math.h"
 #include "kernels/batch_norm.h"
 #include "kernels/depthwise_conv.h"
+#include "kernels/pointwise_conv.h"
 #include "kernels/window_attention.h"
 #include "models/autocast.h"
 #include "models/common.h"
@@ -94,6 +95,8 @@ at::Tensor Conv2d_BNImpl::forward(const at::Tensor& x) {
 at::Tensor Conv2d_BNImpl::convolve(const at::Tensor& x) {
   if (kernels::depthwise_conv3x3_applies(x, c->weight, stride, pad, groups))
     return kernels::depthwise_conv3x3(x, c->weight);
+  if (kernels::pointwise_conv_applies(x, c->weight, stride, pad, groups))
+    return kernels::pointwise_conv(x, c->weight);
   return c(x);
 }
 

@@ -54,10 +54,11 @@ class Conv2d_BNImpl : public torch::nn::Module {
   Conv2d_BNImpl(int64_t a, int64_t b, int64_t ks = 1, int64_t stride = 1, int64_t pad = 0,
                 int64_t groups = 1, double bn_weight_init = 1.0);
   at::Tensor forward(const at::Tensor& x);
-  // GELU(forward(x)); in training one function with the BatchNorm (models/batch_norm.h).
+  // GELU(forward(x)); in training one function with the BatchNorm (kernels/batch_norm.h).
   at::Tensor forward_gelu(const at::Tensor& x);
 
-  // The training forward's convolution: c's, or models/depthwise_conv.h's where it applies.
+  // The training forward's convolution: c's, or kernels/depthwise_conv.h's or
+  // kernels/pointwise_conv.h's where they apply.
   at::Tensor convolve(const at::Tensor& x);
 
   torch::nn::Conv2d c{nullptr};
