@@ -12,6 +12,7 @@
 #include "kernels/batch_norm.h"
 #include "kernels/depthwise_conv.h"
 #include "kernels/pointwise_conv.h"
+#include "kernels/transpose.h"
 #include "kernels/window_attention.h"
 #include "models/autocast.h"
 #include "models/common.h"
@@ -32,22 +33,13 @@ static bool runs_channels_last(const torch::nn::Module& module, const at::Tensor
           kernels::avx512::cpu_has_avx512());
 }
 
-// B x R x S (contiguous) as a contiguous B x S x R tensor, one matrix at a time: ATen's copy
-// has a blocked path for 2-D transposes only, not for its generic strided copy of the whole
-// tensor.
-static at::Tensor transposed(const at::Tensor& t) {
-  at::Tensor out = at::empty({t.size(0), t.size(2), t.size(1)}, t.options());
-  for (int64_t b = 0; b < t.size(0); ++b) out[b].copy_(t[b].t());
-  return out;
-}
-
 struct TransposedFunction : torch::autograd::Function<TransposedFunction> {
   static at::Tensor forward(torch::autograd::AutogradContext*, const at::Tensor& t) {
-    return transposed(t.contiguous());
+    return kernels::transposed_matrices(t.contiguous());
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext*,
                                                  torch::autograd::variable_list grad) {
-    return {transposed(grad[0].contiguous())};
+    return {kernels::transposed_matrices(grad[0].contiguous())};
   }
 };
 
@@ -355,10 +347,7 @@ at::Tensor TinyViT::forward(const at::Tensor& input, Trace* trace) {
   x = layers->at<tiny_vit::ConvLayerImpl>(0).forward(x, trace, "layers.0");
   for (size_t i = 1; i < layers->size(); ++i)
     x = layers->at<tiny_vit::BasicLayerImpl>(i).forward(x, trace, "layers." + std::to_string(i));
-  // B x L x C -> NCHW
-  x = x.view({x.size(0), output_resolution.first, output_resolution.second, x.size(2)})
-          .permute({0, 3, 1, 2});
-  x = neck->forward(x);
+  x = neck->forward(tiny_vit::as_nchw(*this, x, output_resolution.first, output_resolution.second));
   if (trace) trace->emplace_back("neck", x);
   return x;
 }
