@@ -1,6 +1,7 @@
 #include "common/fixtures.h"
 
 #include <ATen/Context.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,6 +9,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <utility>
+#include <vector>
 
 #include "common/streams.h"
 #include "io/checkpoint.h"
@@ -66,9 +70,48 @@ std::string binary_path() { return SAMDISTILL_BINARY; }
 std::string program_allocator() { return SAMDISTILL_ALLOCATOR; }
 std::string data_sample() { return source_dir() + "/data/sample"; }
 
+namespace {
+
+// The folders make_temp_dir made, each with the process that made it.
+struct TempDirs {
+  std::mutex mutex;
+  std::vector<std::pair<std::string, pid_t>> made;
+};
+
+TempDirs& temp_dirs() {
+  static auto* dirs = new TempDirs;  // never destroyed: the exit handler reads it
+  return *dirs;
+}
+
+// At exit, the folders this process made go, unless a test failed or SAMDISTILL_KEEP_TEST_FILES
+// is set: then they stay for a look and are named on stderr. A forked child's exit (in_child,
+// death tests, signal_when's programs) leaves its parent's folders alone.
+void remove_temp_dirs() {
+  TempDirs& dirs = temp_dirs();
+  const std::lock_guard<std::mutex> lock(dirs.mutex);
+  const bool keep =
+      std::getenv("SAMDISTILL_KEEP_TEST_FILES") || !::testing::UnitTest::GetInstance()->Passed();
+  for (const auto& [path, pid] : dirs.made) {
+    if (pid != getpid()) continue;
+    if (keep) {
+      std::fprintf(stderr, "kept %s\n", path.c_str());
+      continue;
+    }
+    std::error_code ignored;
+    fs::remove_all(path, ignored);
+  }
+}
+
+}  // namespace
+
 std::string make_temp_dir(const std::string& prefix) {
   std::string pattern = (fs::temp_directory_path() / (prefix + "-XXXXXX")).string();
   if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed for " + pattern);
+  static const int registered = std::atexit(remove_temp_dirs);
+  (void)registered;
+  TempDirs& dirs = temp_dirs();
+  const std::lock_guard<std::mutex> lock(dirs.mutex);
+  dirs.made.emplace_back(pattern, getpid());
   return pattern;
 }
 

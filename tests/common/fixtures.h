@@ -35,6 +35,9 @@ at::Device test_device();
 std::string source_dir();   // the repository root
 std::string binary_path();  // the samdistill program
 std::string data_sample();  // <repo>/data/sample
+// A new folder under the system's temporary folder, removed when the test program exits with
+// every test passed (kept, and named on stderr, when one failed or SAMDISTILL_KEEP_TEST_FILES is
+// set).
 std::string make_temp_dir(const std::string& prefix);
 
 // The tensors of a torch.save dict (weights.pth, cases.pth, train_step.pth) by key,
