@@ -61,7 +61,8 @@ bool mask_products_apply(const at::Tensor& image, const at::Tensor& hyper) {
 }
 
 at::Tensor mask_products(const at::Tensor& image, const at::Tensor& hyper) {
-  RECORD_FUNCTION("sd::mask_products", std::vector<c10::IValue>({image, hyper}));
+  const std::vector<c10::IValue> inputs{image, hyper};  // the guard refers to them to its end
+  RECORD_FUNCTION("sd::mask_products", inputs);
   const int64_t B = image.size(0), P = image.size(1), C = image.size(2), M = hyper.size(1);
   at::Tensor out = at::empty({B, M, P}, image.options());
   const int64_t blocks = (P + kBlockPixels - 1) / kBlockPixels;

@@ -60,7 +60,8 @@ at::Tensor transposed_matrices(const at::Tensor& t) {
     for (int64_t b = 0; b < batch; ++b) out[b].copy_(t[b].t());
     return out;
   }
-  RECORD_FUNCTION("sd::transposed_matrices", std::vector<c10::IValue>({t}));
+  const std::vector<c10::IValue> inputs{t};  // the guard refers to them to its end
+  RECORD_FUNCTION("sd::transposed_matrices", inputs);
   const float* in = t.data_ptr<float>();
   float* o = out.data_ptr<float>();
   const int64_t row_tiles = (rows + kTileRows - 1) / kTileRows;
