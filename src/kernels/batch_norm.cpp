@@ -12,6 +12,7 @@
 #include "kernels/avx512_math.h"
 #include "kernels/batch_norm_planes.h"
 #include "kernels/gelu.h"
+#include "kernels/train_layout.h"
 
 namespace sd::kernels {
 namespace {
@@ -226,11 +227,6 @@ SD_AVX512 void input_gradient_rows(const float* x, const float* dy, float* dx, c
 Rows rows_of(const at::Tensor& x) { return {x.size(0), x.size(2) * x.size(3), x.size(1)}; }
 Planes planes_of(const at::Tensor& x) { return {x.size(0), x.size(1), x.size(2) * x.size(3)}; }
 
-// x is channels-last (the AVX-512 passes over rows) or else NCHW (the AVX2 passes over planes).
-bool rows_layout(const at::Tensor& x) {
-  return x.is_contiguous(at::MemoryFormat::ChannelsLast) && cpu_has_avx512();
-}
-
 // Runs `rows(begin, end)` over all rows, in parallel.
 void for_row_ranges(const Rows& p, const std::function<void(int64_t, int64_t)>& rows) {
   at::parallel_for(0, p.count(), std::max<int64_t>(1, (1 << 16) / p.channels), rows);
@@ -246,7 +242,7 @@ struct Running {
 struct BatchNormFunction : torch::autograd::Function<BatchNormFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const at::Tensor& bias, const Running& running) {
-    const bool rows = rows_layout(x);
+    const bool rows = train_layout(x) == TrainLayout::rows;
     const Rows p = rows_of(x);
     const Planes planes = planes_of(x);
     const int64_t channels = p.channels;
@@ -290,7 +286,7 @@ struct BatchNormFunction : torch::autograd::Function<BatchNormFunction> {
     const float *mean = saved[2].data_ptr<float>(), *invstd = saved[3].data_ptr<float>();
     const float *alpha = saved[4].data_ptr<float>(), *beta = saved[5].data_ptr<float>();
     const bool gelu = ctx->saved_data["gelu"].toBool();
-    const bool rows = rows_layout(x);
+    const bool rows = train_layout(x) == TrainLayout::rows;
     const at::Tensor grad = grad_out[0].contiguous(x.suggest_memory_format());
     const Rows p = rows_of(x);
     const Planes planes = planes_of(x);
@@ -325,9 +321,8 @@ struct BatchNormFunction : torch::autograd::Function<BatchNormFunction> {
 }  // namespace
 
 bool fused_batch_norm_applies(const torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x) {
-  const bool laid_out = x.dim() == 4 && (rows_layout(x) || (x.is_contiguous() && planes_apply()));
-  return laid_out && bn.options.track_running_stats() && bn.options.affine() &&
-         x.device().is_cpu() && x.scalar_type() == at::kFloat &&
+  return train_layout(x) != TrainLayout::none && bn.options.track_running_stats() &&
+         bn.options.affine() && x.device().is_cpu() && x.scalar_type() == at::kFloat &&
          bn.weight.scalar_type() == at::kFloat && bn.running_mean.is_contiguous() &&
          bn.running_var.is_contiguous() && x.size(0) * x.size(2) * x.size(3) > 1;
 }

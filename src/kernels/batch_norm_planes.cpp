@@ -101,8 +101,6 @@ SD_AVX2 void input_gradient_plane(const float* x, const float* dy, float* dx, in
 
 }  // namespace
 
-bool planes_apply() { return cpu_has_avx2_fma(); }
-
 std::vector<double> plane_moments(const float* x, const Planes& p, float* mean) {
   std::vector<double> squares(p.channels);
   for_each_channel(p, [&](int64_t c) {

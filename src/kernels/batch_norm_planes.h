@@ -27,8 +27,6 @@ struct InputGradient {
   const float *mean, *dy_mean, *k, *invstd, *weight;
 };
 
-bool planes_apply();  // whether this CPU runs them: AVX2 and FMA
-
 // Per channel, the mean (float, into `mean`) and the sum of squared deviations from it (double):
 // each segment's sum in double and its squared deviations about its own mean, joined as Chan,
 // Golub and LeVeque's parallel variance.

@@ -9,6 +9,7 @@
 
 #include "kernels/avx512_math.h"
 #include "kernels/depthwise_conv_planes.h"
+#include "kernels/train_layout.h"
 
 namespace sd::kernels {
 namespace {
@@ -36,12 +37,6 @@ struct Image {
 
 Image image_of(const at::Tensor& x) { return {x.size(0), x.size(2), x.size(3), x.size(1)}; }
 PlaneGrid grid_of(const at::Tensor& x) { return {x.size(0), x.size(1), x.size(2), x.size(3)}; }
-
-// x is channels-last (the AVX-512 passes over rows of pixels) or else NCHW (the AVX2 passes over
-// planes).
-bool rows_layout(const at::Tensor& x) {
-  return x.is_contiguous(at::MemoryFormat::ChannelsLast) && cpu_has_avx512();
-}
 
 // The C x 1 x 3 x 3 weight as 9 taps of C values (padded to whole registers), tap 3 di + dj;
 // turned half a turn when `flipped` (the filter of backward's input gradient).
@@ -117,7 +112,7 @@ struct DepthwiseConvFunction : torch::autograd::Function<DepthwiseConvFunction> 
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight) {
     ctx->save_for_backward({x, weight});
     at::Tensor out = at::empty_like(x);
-    if (rows_layout(x))
+    if (train_layout(x) == TrainLayout::rows)
       filter(x.data_ptr<float>(), taps_of(weight, false), out.data_ptr<float>(), image_of(x));
     else
       filter_planes(x.data_ptr<float>(), weight.data_ptr<float>(), out.data_ptr<float>(),
@@ -131,7 +126,7 @@ struct DepthwiseConvFunction : torch::autograd::Function<DepthwiseConvFunction> 
     const variable_list saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &weight = saved[1];
     const at::Tensor grad = grad_out[0].contiguous(x.suggest_memory_format());
-    if (!rows_layout(x)) {
+    if (train_layout(x) != TrainLayout::rows) {
       at::Tensor dx = at::empty_like(x), dweight = at::empty_like(weight);
       filter_planes_backward(x.data_ptr<float>(), weight.data_ptr<float>(), grad.data_ptr<float>(),
                              dx.data_ptr<float>(), dweight.data_ptr<float>(), grid_of(x));
@@ -162,10 +157,8 @@ struct DepthwiseConvFunction : torch::autograd::Function<DepthwiseConvFunction> 
 
 bool depthwise_conv3x3_applies(const at::Tensor& x, const at::Tensor& weight, int64_t stride,
                                int64_t padding, int64_t groups) {
-  const bool laid_out =
-      x.dim() == 4 && (rows_layout(x) || (x.is_contiguous() && depthwise_planes_apply()));
-  return laid_out && stride == 1 && padding == 1 && x.device().is_cpu() &&
-         x.scalar_type() == at::kFloat && groups == x.size(1) &&
+  return train_layout(x) != TrainLayout::none && stride == 1 && padding == 1 &&
+         x.device().is_cpu() && x.scalar_type() == at::kFloat && groups == x.size(1) &&
          weight.scalar_type() == at::kFloat && weight.is_contiguous() &&
          weight.sizes() == at::IntArrayRef{x.size(1), 1, 3, 3};
 }

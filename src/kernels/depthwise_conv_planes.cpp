@@ -79,8 +79,6 @@ Taps taps_of(const float* weight, int64_t channel, bool flipped) {
 
 }  // namespace
 
-bool depthwise_planes_apply() { return cpu_has_avx2_fma(); }
-
 void filter_planes(const float* x, const float* weight, float* out, const PlaneGrid& g) {
   const int64_t pixels = g.height * g.width;
   at::parallel_for(0, g.batch * g.channels, 1, [&](int64_t begin, int64_t end) {

@@ -11,8 +11,6 @@ struct PlaneGrid {
   int64_t batch, channels, height, width;
 };
 
-bool depthwise_planes_apply();  // whether this CPU runs them: AVX2 and FMA
-
 // out = x filtered by `weight` (C x 3 x 3; stride 1, zero padding 1).
 void filter_planes(const float* x, const float* weight, float* out, const PlaneGrid& g);
 

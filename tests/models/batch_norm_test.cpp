@@ -5,8 +5,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "kernels/avx2.h"
 #include "kernels/avx512_math.h"
-#include "kernels/batch_norm_planes.h"
 #include "models/tiny_vit.h"
 
 namespace sd::models {
@@ -81,7 +81,7 @@ TEST(BatchNormTrain, MatchesTorchsModuleAndGeluInDoubleChannelsLast) {
 }
 
 TEST(BatchNormTrain, MatchesTorchsModuleAndGeluInDoubleNchw) {
-  if (!kernels::planes_apply()) GTEST_SKIP() << "the NCHW passes need AVX2 and FMA";
+  if (!kernels::cpu_has_avx2_fma()) GTEST_SKIP() << "the NCHW passes need AVX2 and FMA";
   const auto format = at::MemoryFormat::Contiguous;
   for (bool gelu : {false, true}) {
     check({2, 5, 7, 9}, gelu, 0.1, format);           // planes of 63: a masked tail
@@ -102,7 +102,7 @@ TEST(BatchNormTrain, RunsWhereItAppliesAndTorchsModuleElsewhere) {
   };
   for (bool gelu : {false, true}) {
     EXPECT_EQ(ours(channels_last, gelu), kernels::avx512::cpu_has_avx512());
-    EXPECT_EQ(ours(nchw, gelu), kernels::planes_apply());
+    EXPECT_EQ(ours(nchw, gelu), kernels::cpu_has_avx2_fma());
   }
   const at::Tensor strided = at::randn({2, 8, 6, 12}).slice(3, 0, 12, 2);  // neither layout
   EXPECT_FALSE(kernels::fused_batch_norm_applies(*layer->bn, strided));
